@@ -1,0 +1,105 @@
+//! Bounds-checked packet parsing: Ethernet, up to two VLAN tags, IPv4 and IPv6 addresses.
+//!
+//! Every read is preceded by a check against `data_end`; anything short or inconsistent is
+//! reported as `Malformed` so that the caller can pass it (fail-open) and count it.
+
+use aya_ebpf::programs::XdpContext;
+use filter_common::{V4Key, V6Key};
+
+const ETH_HLEN: usize = 14;
+const VLAN_HLEN: usize = 4;
+const ETH_P_IPV4: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86DD;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88A8;
+const IPV4_MIN_HLEN: usize = 20;
+const IPV6_HLEN: usize = 40;
+
+/// What the program needs to know about a packet.
+pub enum Addresses {
+    V4 { src: V4Key, dst: V4Key },
+    V6 { src: V6Key, dst: V6Key },
+    NonIp,
+    Malformed,
+}
+
+/// A pointer to a `T` at `offset` bytes into the packet, if the whole `T` lies inside it.
+#[inline(always)]
+fn at<T>(ctx: &XdpContext, offset: usize) -> Option<*const T> {
+    let start = ctx.data();
+    if start + offset + core::mem::size_of::<T>() > ctx.data_end() {
+        return None;
+    }
+    Some((start + offset) as *const T)
+}
+
+/// Reads a big-endian u16 at `offset`.
+#[inline(always)]
+fn be16(ctx: &XdpContext, offset: usize) -> Option<u16> {
+    // SAFETY: `at` checked that both bytes lie inside the packet.
+    at::<[u8; 2]>(ctx, offset).map(|p| u16::from_be_bytes(unsafe { *p }))
+}
+
+/// Parses the frame up to the network header and returns its addresses.
+#[inline(always)]
+pub fn addresses(ctx: &XdpContext) -> Addresses {
+    let Some(mut proto) = be16(ctx, ETH_HLEN - 2) else {
+        return Addresses::Malformed;
+    };
+    let mut l3 = ETH_HLEN;
+    // Up to two VLAN tags (802.1Q and 802.1ad, in any order).
+    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+        let Some(inner) = be16(ctx, l3 + 2) else {
+            return Addresses::Malformed;
+        };
+        proto = inner;
+        l3 += VLAN_HLEN;
+        if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+            let Some(inner) = be16(ctx, l3 + 2) else {
+                return Addresses::Malformed;
+            };
+            proto = inner;
+            l3 += VLAN_HLEN;
+        }
+    }
+    match proto {
+        ETH_P_IPV4 => ipv4(ctx, l3),
+        ETH_P_IPV6 => ipv6(ctx, l3),
+        _ => Addresses::NonIp,
+    }
+}
+
+#[inline(always)]
+fn ipv4(ctx: &XdpContext, l3: usize) -> Addresses {
+    let Some(hdr) = at::<[u8; IPV4_MIN_HLEN]>(ctx, l3) else {
+        return Addresses::Malformed;
+    };
+    // SAFETY: `at` checked that the 20-byte header lies inside the packet.
+    let hdr = unsafe { &*hdr };
+    let version = hdr[0] >> 4;
+    let ihl = (hdr[0] & 0x0f) as usize * 4;
+    if version != 4 || ihl < IPV4_MIN_HLEN || ctx.data() + l3 + ihl > ctx.data_end() {
+        return Addresses::Malformed;
+    }
+    Addresses::V4 {
+        src: [hdr[12], hdr[13], hdr[14], hdr[15]],
+        dst: [hdr[16], hdr[17], hdr[18], hdr[19]],
+    }
+}
+
+#[inline(always)]
+fn ipv6(ctx: &XdpContext, l3: usize) -> Addresses {
+    let Some(hdr) = at::<[u8; IPV6_HLEN]>(ctx, l3) else {
+        return Addresses::Malformed;
+    };
+    // SAFETY: `at` checked that the 40-byte header lies inside the packet.
+    let hdr = unsafe { &*hdr };
+    if hdr[0] >> 4 != 6 {
+        return Addresses::Malformed;
+    }
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    src.copy_from_slice(&hdr[8..24]);
+    dst.copy_from_slice(&hdr[24..40]);
+    Addresses::V6 { src, dst }
+}

@@ -1,0 +1,4 @@
+//! The subcommands of the `takedown` binary, one module each.
+
+pub mod report;
+pub mod run;

@@ -1,0 +1,16 @@
+//! takedown: keeps machines behind a gateway from reaching takedown addresses, with XDP.
+//!
+//! The library holds every stage of the flow (parse, plan, load, sync, read counters); the
+//! `takedown` binary is a thin command-line face over it.
+
+pub mod counters;
+pub mod entry;
+pub mod filter;
+pub mod parse;
+pub mod plan;
+pub mod privileges;
+pub mod sync;
+
+/// The compiled XDP program (filter-ebpf), embedded at build time.
+pub static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/takedown.bpf.o"));

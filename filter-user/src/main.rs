@@ -1,0 +1,39 @@
+//! The `takedown` command: a thin face over the takedown library.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Cut the machines behind this gateway off from takedown addresses, with XDP.
+#[derive(Parser)]
+#[command(name = "takedown", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load the filter on interfaces, fill it from list files, show counters until stopped.
+    Run(cli::run::RunArgs),
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => cli::run::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("takedown: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
