@@ -3,6 +3,7 @@
 //! The library holds every stage of the flow (parse, plan, load, sync, read counters); the
 //! `takedown` binary is a thin command-line face over it.
 
+pub mod batch;
 pub mod counters;
 pub mod entry;
 pub mod filter;

@@ -1,26 +1,32 @@
 //! The only code that writes the address maps: fills them from a [`Plan`].
 //!
 //! Exact entries go in first, then prefixes, then the config flags that tell the program to
-//! consult the prefix tries (so an empty trie costs nothing per packet).
+//! consult the prefix tries (so an empty trie costs nothing per packet). Writes are batched
+//! where the kernel supports it, else made one by one.
+
+use std::os::fd::AsFd;
 
 use anyhow::{Result, anyhow};
 use aya::{
     Ebpf, Pod,
-    maps::{Array, HashMap, LpmTrie, MapData, MapError, lpm_trie::Key},
+    maps::{Array, Map, MapData, lpm_trie::Key},
 };
 use filter_common::{
     CFG_FLAGS, CFG_V4_PREFIXES, CFG_V6_PREFIXES, EntryValue, MAP_CONFIG, MAP_V4_EXACT,
     MAP_V4_PREFIX, MAP_V6_EXACT, MAP_V6_PREFIX,
 };
 
-use crate::plan::Plan;
+use crate::{
+    batch::{self, BatchError},
+    plan::Plan,
+};
 
 /// Writes every entry of `plan` into the maps and enables the tries that hold entries.
 pub fn fill(ebpf: &mut Ebpf, plan: &Plan) -> Result<()> {
-    insert_exact(ebpf, MAP_V4_EXACT, &plan.v4_exact)?;
-    insert_exact(ebpf, MAP_V6_EXACT, &plan.v6_exact)?;
-    insert_prefixes(ebpf, MAP_V4_PREFIX, &plan.v4_prefix)?;
-    insert_prefixes(ebpf, MAP_V6_PREFIX, &plan.v6_prefix)?;
+    write(ebpf, MAP_V4_EXACT, &plan.v4_exact, |k| *k)?;
+    write(ebpf, MAP_V6_EXACT, &plan.v6_exact, |k| *k)?;
+    write(ebpf, MAP_V4_PREFIX, &plan.v4_prefix, |(l, a)| Key::new(u32::from(*l), *a))?;
+    write(ebpf, MAP_V6_PREFIX, &plan.v6_prefix, |(l, a)| Key::new(u32::from(*l), *a))?;
     let mut flags = 0;
     if !plan.v4_prefix.is_empty() {
         flags |= CFG_V4_PREFIXES;
@@ -34,34 +40,52 @@ pub fn fill(ebpf: &mut Ebpf, plan: &Plan) -> Result<()> {
         .map_err(|e| anyhow!("cannot write {MAP_CONFIG}: {e}"))
 }
 
-fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map> {
+fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Map> {
     ebpf.map_mut(name)
         .ok_or_else(|| anyhow!("the filter has no map {name}"))
 }
 
-fn insert_exact<K: Pod>(ebpf: &mut Ebpf, name: &str, items: &[(K, u32)]) -> Result<()> {
-    let mut map: HashMap<&mut MapData, K, EntryValue> = HashMap::try_from(map(ebpf, name)?)?;
-    for (key, flags) in items {
-        map.insert(key, EntryValue::new(*flags), 0)
-            .map_err(|e| insert_error(name, e))?;
+fn map_data<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a MapData> {
+    match map(ebpf, name)? {
+        Map::HashMap(d) | Map::LpmTrie(d) => Ok(d),
+        _ => Err(anyhow!("{name} is not a hash map or LPM trie")),
     }
-    Ok(())
 }
 
-fn insert_prefixes<K: Pod>(ebpf: &mut Ebpf, name: &str, items: &[((u8, K), u32)]) -> Result<()> {
-    let mut map: LpmTrie<&mut MapData, K, EntryValue> = LpmTrie::try_from(map(ebpf, name)?)?;
-    for ((len, addr), flags) in items {
-        map.insert(&Key::new(u32::from(*len), *addr), EntryValue::new(*flags), 0)
-            .map_err(|e| insert_error(name, e))?;
+/// Writes `items` (plan key, flags) into map `name`, converting keys with `key`.
+fn write<P, K: Pod>(
+    ebpf: &mut Ebpf,
+    name: &str,
+    items: &[(P, u32)],
+    key: impl Fn(&P) -> K,
+) -> Result<()> {
+    if items.is_empty() {
+        return Ok(());
     }
-    Ok(())
-}
-
-fn insert_error(name: &str, e: MapError) -> anyhow::Error {
-    if let MapError::SyscallError(s) = &e {
-        if s.io_error.raw_os_error() == Some(libc::E2BIG) {
-            return anyhow!("the {name} map is full");
+    let keys: Vec<K> = items.iter().map(|(p, _)| key(p)).collect();
+    let values: Vec<EntryValue> = items.iter().map(|(_, f)| EntryValue::new(*f)).collect();
+    let data = map_data(ebpf, name)?;
+    let fd = data.fd().as_fd();
+    match batch::update(fd, &keys, &values) {
+        Ok(()) => Ok(()),
+        Err(BatchError::Unsupported) => {
+            for (k, v) in keys.iter().zip(&values) {
+                batch::update_one(fd, k, v).map_err(|e| insert_error(name, e))?;
+            }
+            Ok(())
         }
+        Err(BatchError::Failed { done, error }) => Err(anyhow!(
+            "{} after {done} of {} entries",
+            insert_error(name, error),
+            keys.len()
+        )),
     }
-    anyhow!("cannot insert into {name}: {e}")
+}
+
+fn insert_error(name: &str, e: std::io::Error) -> anyhow::Error {
+    if e.raw_os_error() == Some(libc::E2BIG) {
+        anyhow!("the {name} map is full")
+    } else {
+        anyhow!("cannot write to {name}: {e}")
+    }
 }

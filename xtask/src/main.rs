@@ -1,1 +1,53 @@
-fn main(){}
+//! `cargo xtask`: the commands a newcomer runs (setup, build, demo, test, bench).
+
+mod build;
+mod demo;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Developer commands for takedown")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what building and testing need (idempotent): rust-src, bpf-linker, Debian packages.
+    Setup,
+    /// Build the eBPF object and the `takedown` binary (release) that embeds it.
+    Build,
+    /// Show takedown dropping real traffic between two network namespaces.
+    Demo,
+    /// Run formatting and lint checks and the whole test suite (kernel tests need root).
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Measure per-packet cost (BPF_PROG_TEST_RUN) and load times; prints a report.
+    Bench,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Setup => setup::run(),
+        Cmd::Build => setup::ensure().and_then(|_| build::release()).map(|_| ()),
+        Cmd::Demo => demo::run(),
+        Cmd::Test { args } => test::run(&args),
+        Cmd::Bench => build::bench(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

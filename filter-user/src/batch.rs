@@ -1,0 +1,108 @@
+//! Batched map updates (BPF_MAP_UPDATE_BATCH, Linux 5.6+), which aya 0.14 does not wrap.
+//!
+//! One system call writes thousands of entries, which is what makes loading a million-entry
+//! list fast. Callers fall back to per-element updates when the kernel or map type lacks it.
+
+use std::{io, mem::size_of, os::fd::{AsRawFd, BorrowedFd}};
+
+use aya::Pod;
+
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+/// Entries per system call: large enough to amortise the call, small enough to stay responsive.
+pub const CHUNK: usize = 16 * 1024;
+
+/// The `batch` member of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+/// Why a batch update stopped.
+#[derive(Debug)]
+pub enum BatchError {
+    /// The kernel or this map type has no batch update: use per-element updates.
+    Unsupported,
+    /// The kernel failed after writing `done` entries.
+    Failed { done: usize, error: io::Error },
+}
+
+/// Writes `keys[i] -> values[i]` for every i, in chunks of [`CHUNK`].
+pub fn update<K: Pod, V: Pod>(fd: BorrowedFd<'_>, keys: &[K], values: &[V]) -> Result<(), BatchError> {
+    assert_eq!(keys.len(), values.len(), "one value per key");
+    let mut done = 0;
+    for (k, v) in keys.chunks(CHUNK).zip(values.chunks(CHUNK)) {
+        let mut attr = BatchAttr {
+            keys: k.as_ptr() as u64,
+            values: v.as_ptr() as u64,
+            count: k.len() as u32,
+            map_fd: fd.as_raw_fd() as u32,
+            ..Default::default()
+        };
+        // SAFETY: `attr` points at `count` keys and values that outlive the call; the kernel
+        // only reads them and writes `attr.count`.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_UPDATE_BATCH,
+                &mut attr as *mut BatchAttr,
+                size_of::<BatchAttr>() as u32,
+            )
+        };
+        if rc < 0 {
+            let error = io::Error::last_os_error();
+            let unsupported = matches!(
+                error.raw_os_error(),
+                Some(libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS | 524 /* ENOTSUPP */)
+            );
+            if done == 0 && attr.count == 0 && unsupported {
+                return Err(BatchError::Unsupported);
+            }
+            return Err(BatchError::Failed {
+                done: done + attr.count as usize,
+                error,
+            });
+        }
+        done += k.len();
+    }
+    Ok(())
+}
+
+/// The element-command member of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct ElemAttr {
+    map_fd: u32,
+    pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// One BPF_MAP_UPDATE_ELEM, for kernels or maps without batch updates.
+pub fn update_one<K: Pod, V: Pod>(fd: BorrowedFd<'_>, key: &K, value: &V) -> io::Result<()> {
+    let attr = ElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        key: key as *const K as u64,
+        value: value as *const V as u64,
+        ..Default::default()
+    };
+    // SAFETY: `attr` points at a key and a value that outlive the call; the kernel reads them.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_UPDATE_ELEM,
+            &attr as *const ElemAttr,
+            size_of::<ElemAttr>() as u32,
+        )
+    };
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}

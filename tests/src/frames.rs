@@ -1,0 +1,76 @@
+//! Ethernet frames for BPF_PROG_TEST_RUN, built with etherparse (64 bytes unless stated).
+
+use etherparse::{EtherType, Ethernet2Header, IpHeaders, Ipv4Header, Ipv4Options, IpNumber, PacketBuilder, VlanId};
+
+const SRC_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const DST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+/// Size of every ordinary test frame.
+pub const FRAME_LEN: usize = 64;
+
+
+/// A UDP/IPv4 frame of 64 bytes.
+pub fn v4(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(SRC_MAC, DST_MAC).ipv4(src, dst, 64).udp(40000, 53);
+    let payload = vec![0u8; FRAME_LEN - 14 - 20 - 8];
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, &payload).unwrap();
+    out
+}
+
+/// A UDP/IPv6 frame of 64 bytes.
+pub fn v6(src: [u8; 16], dst: [u8; 16]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(SRC_MAC, DST_MAC).ipv6(src, dst, 64).udp(40000, 53);
+    let payload = vec![0u8; FRAME_LEN - 14 - 40 - 8];
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, &payload).unwrap();
+    out
+}
+
+/// A UDP/IPv4 frame with one 802.1Q tag.
+pub fn v4_vlan(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(SRC_MAC, DST_MAC)
+        .single_vlan(VlanId::try_new(100).unwrap())
+        .ipv4(src, dst, 64)
+        .udp(40000, 53);
+    let mut out = Vec::new();
+    b.write(&mut out, &[0u8; 18]).unwrap();
+    out
+}
+
+/// A UDP/IPv6 frame with two tags (802.1ad outer, 802.1Q inner).
+pub fn v6_double_vlan(src: [u8; 16], dst: [u8; 16]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(SRC_MAC, DST_MAC)
+        .double_vlan(VlanId::try_new(10).unwrap(), VlanId::try_new(20).unwrap())
+        .ipv6(src, dst, 64)
+        .udp(40000, 53);
+    let mut out = Vec::new();
+    b.write(&mut out, &[0u8; 8]).unwrap();
+    out
+}
+
+/// An IPv4 frame whose header carries 8 bytes of options (IHL 7).
+pub fn v4_with_options(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+    let mut ip = Ipv4Header::new(8, 64, IpNumber::UDP, src, dst).unwrap();
+    // Two NOPs, then a 4-byte router-alert option, padded with end-of-list.
+    ip.options = Ipv4Options::from([1, 1, 148, 4, 0, 0, 0, 0]);
+    let b = PacketBuilder::ethernet2(SRC_MAC, DST_MAC)
+        .ip(IpHeaders::Ipv4(ip, Default::default()))
+        .udp(40000, 53);
+    let mut out = Vec::new();
+    b.write(&mut out, &[0u8; 14]).unwrap();
+    assert_eq!(out[14] & 0x0f, 7, "IHL must be 7");
+    out
+}
+
+/// An ARP-typed frame (non-IP).
+pub fn arp() -> Vec<u8> {
+    let mut out = Ethernet2Header {
+        source: SRC_MAC,
+        destination: DST_MAC,
+        ether_type: EtherType::ARP,
+    }
+    .to_bytes()
+    .to_vec();
+    out.resize(FRAME_LEN, 0);
+    out
+}

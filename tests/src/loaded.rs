@@ -1,0 +1,67 @@
+//! A filter loaded into the kernel (not attached) for BPF_PROG_TEST_RUN verdict tests.
+
+use anyhow::Result;
+use aya::programs::{TestRun, TestRunOptions};
+use filter_common::CNT_COUNT;
+use ipnet::IpNet;
+use takedown::{
+    counters::{self, Totals},
+    entry::Direction,
+    filter::{Capacities, Filter},
+    plan::Plan,
+    sync,
+};
+
+/// XDP verdicts.
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+
+/// A loaded, filled filter.
+pub struct Loaded {
+    pub filter: Filter,
+}
+
+impl Loaded {
+    /// Loads the program with these entries (`"198.51.100.0/24"`, direction).
+    pub fn with(entries: &[(&str, Direction)]) -> Result<Self> {
+        let plan = Plan::from_entries(entries.iter().map(|(net, d)| {
+            let net: IpNet = net
+                .parse()
+                .or_else(|_| net.parse::<std::net::IpAddr>().map(IpNet::from))
+                .expect("test entry");
+            (net, d.flags())
+        }));
+        Self::with_plan(&plan)
+    }
+
+    /// Loads the program filled with `plan`.
+    pub fn with_plan(plan: &Plan) -> Result<Self> {
+        let mut filter = Filter::load(&Capacities::for_plan(plan, u32::MAX)?)?;
+        sync::fill(filter.ebpf_mut(), plan)?;
+        Ok(Self { filter })
+    }
+
+    /// Runs the program once on `frame` and returns its verdict.
+    pub fn verdict(&self, frame: &[u8]) -> u32 {
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            repeat: 1,
+            ..Default::default()
+        };
+        self.filter
+            .program()
+            .test_run(opts)
+            .expect("BPF_PROG_TEST_RUN")
+            .return_value
+    }
+
+    /// Counter totals.
+    pub fn counters(&self) -> Totals {
+        counters::read(self.filter.ebpf()).expect("read counters")
+    }
+
+    /// Packets per counter slot, in `CNT_*` order.
+    pub fn packets(&self) -> [u64; CNT_COUNT as usize] {
+        self.counters().0.map(|c| c.packets)
+    }
+}

@@ -1,0 +1,107 @@
+//! Running the `takedown` binary inside a test namespace, with bounded waits.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::PathBuf,
+    process::{Child, ExitStatus, Output, Stdio},
+    sync::{Arc, Mutex, mpsc},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Result, bail};
+use td_netns::NetNs;
+
+/// The binary under test: $TAKEDOWN_BIN (set by `cargo xtask test`) or target/debug/takedown.
+pub fn takedown_bin() -> PathBuf {
+    std::env::var_os("TAKEDOWN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/takedown"))
+}
+
+/// Runs `takedown args` to completion (in `ns` when given).
+pub fn run_cli(ns: Option<&NetNs>, args: &[&str]) -> Output {
+    let bin = takedown_bin();
+    let mut cmd = match ns {
+        Some(ns) => ns.command(bin.to_str().unwrap()),
+        None => std::process::Command::new(&bin),
+    };
+    cmd.args(args).output().expect("run takedown")
+}
+
+/// A `takedown run` in the background.
+pub struct Running {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+}
+
+impl Running {
+    /// Starts `takedown args` in `ns` and waits (at most 120 s) until it says it is filtering.
+    pub fn start(ns: &NetNs, args: &[&str]) -> Result<Self> {
+        let mut child = ns
+            .command(takedown_bin().to_str().unwrap())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let pipe = child.stdout.take().unwrap();
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let ready = line.starts_with("filtering");
+                sink.lock().unwrap().push_str(&(line + "\n"));
+                if ready {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if rx.recv_timeout(Duration::from_millis(100)).is_ok() {
+                return Ok(Self { child, stdout });
+            }
+            if let Some(status) = child.try_wait()? {
+                let mut err = String::new();
+                child.stderr.take().unwrap().read_to_string(&mut err)?;
+                bail!("takedown exited ({status}) before filtering:\n{}{err}", stdout.lock().unwrap());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("takedown did not start filtering within 120 s");
+            }
+        }
+    }
+
+    /// What it printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Sends SIGINT and waits (at most 20 s) for it to exit; returns its status and stdout.
+    pub fn stop(mut self) -> Result<(ExitStatus, String)> {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                // Let the reader thread drain the pipe.
+                std::thread::sleep(Duration::from_millis(100));
+                return Ok((status, self.stdout()));
+            }
+            if Instant::now() > deadline {
+                bail!("takedown did not exit within 20 s of SIGINT");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

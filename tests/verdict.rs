@@ -1,0 +1,214 @@
+//! Verdicts of the real XDP program on crafted frames, through BPF_PROG_TEST_RUN, with the
+//! counters checked after each case.
+
+use filter_common::{CNT_DROP_SRC, CNT_MALFORMED, CNT_NON_IP, CNT_PASSED};
+use integration_tests::{
+    frames,
+    loaded::{Loaded, XDP_DROP, XDP_PASS},
+    require_root,
+};
+use takedown::entry::Direction::{Both, Dst, Src};
+
+const LISTED4: [u8; 4] = [203, 0, 113, 7];
+const OTHER4: [u8; 4] = [192, 0, 2, 10];
+const INSIDE4: [u8; 4] = [198, 51, 100, 42];
+const LISTED6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x07];
+const OTHER6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10];
+const IN_PREFIX6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0x0b, 0xad, 0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34];
+
+/// Packets in each counter slot: [passed, dropped_src, dropped_dst, non_ip, malformed].
+fn slots(l: &Loaded) -> [u64; 5] {
+    l.packets()
+}
+
+fn one(slot: u32) -> [u64; 5] {
+    let mut s = [0; 5];
+    s[slot as usize] = 1;
+    s
+}
+
+#[test]
+fn v4_exact_source_and_destination_hits_drop() {
+    if !require_root("v4_exact_source_and_destination_hits_drop") {
+        return;
+    }
+    let l = Loaded::with(&[("203.0.113.7", Both)]).unwrap();
+    assert_eq!(l.verdict(&frames::v4(LISTED4, OTHER4)), XDP_DROP);
+    assert_eq!(slots(&l), one(CNT_DROP_SRC));
+    assert_eq!(l.counters().bytes(CNT_DROP_SRC), frames::FRAME_LEN as u64);
+    assert_eq!(l.verdict(&frames::v4(OTHER4, LISTED4)), XDP_DROP);
+    assert_eq!(slots(&l), [0, 1, 1, 0, 0]);
+}
+
+#[test]
+fn v4_miss_passes() {
+    if !require_root("v4_miss_passes") {
+        return;
+    }
+    let l = Loaded::with(&[("203.0.113.7", Both), ("198.51.100.0/24", Both)]).unwrap();
+    assert_eq!(l.verdict(&frames::v4(OTHER4, [203, 0, 113, 8])), XDP_PASS);
+    assert_eq!(slots(&l), one(CNT_PASSED));
+    assert_eq!(l.counters().bytes(CNT_PASSED), 64);
+}
+
+#[test]
+fn v6_exact_hits_and_miss() {
+    if !require_root("v6_exact_hits_and_miss") {
+        return;
+    }
+    let l = Loaded::with(&[("2001:db8::7", Both)]).unwrap();
+    assert_eq!(l.verdict(&frames::v6(LISTED6, OTHER6)), XDP_DROP);
+    assert_eq!(l.verdict(&frames::v6(OTHER6, LISTED6)), XDP_DROP);
+    assert_eq!(l.verdict(&frames::v6(OTHER6, IN_PREFIX6)), XDP_PASS);
+    assert_eq!(slots(&l), [1, 1, 1, 0, 0]);
+}
+
+#[test]
+fn source_only_entries_ignore_destinations() {
+    if !require_root("source_only_entries_ignore_destinations") {
+        return;
+    }
+    let l = Loaded::with(&[("203.0.113.7", Src), ("2001:db8::7", Src)]).unwrap();
+    assert_eq!(l.verdict(&frames::v4(OTHER4, LISTED4)), XDP_PASS);
+    assert_eq!(l.verdict(&frames::v4(LISTED4, OTHER4)), XDP_DROP);
+    assert_eq!(l.verdict(&frames::v6(OTHER6, LISTED6)), XDP_PASS);
+    assert_eq!(l.verdict(&frames::v6(LISTED6, OTHER6)), XDP_DROP);
+    assert_eq!(slots(&l), [2, 2, 0, 0, 0]);
+}
+
+#[test]
+fn destination_only_entries_ignore_sources() {
+    if !require_root("destination_only_entries_ignore_sources") {
+        return;
+    }
+    let l = Loaded::with(&[("203.0.113.7", Dst), ("2001:db8:bad::/48", Dst)]).unwrap();
+    assert_eq!(l.verdict(&frames::v4(LISTED4, OTHER4)), XDP_PASS);
+    assert_eq!(l.verdict(&frames::v4(OTHER4, LISTED4)), XDP_DROP);
+    assert_eq!(l.verdict(&frames::v6(IN_PREFIX6, OTHER6)), XDP_PASS);
+    assert_eq!(l.verdict(&frames::v6(OTHER6, IN_PREFIX6)), XDP_DROP);
+    assert_eq!(slots(&l), [2, 0, 2, 0, 0]);
+}
+
+#[test]
+fn prefix_hits_in_both_tries() {
+    if !require_root("prefix_hits_in_both_tries") {
+        return;
+    }
+    let l = Loaded::with(&[("198.51.100.0/24", Both), ("2001:db8:bad::/48", Both)]).unwrap();
+    assert_eq!(l.verdict(&frames::v4(INSIDE4, OTHER4)), XDP_DROP);
+    assert_eq!(l.verdict(&frames::v4(OTHER4, [198, 51, 100, 255])), XDP_DROP);
+    assert_eq!(l.verdict(&frames::v4(OTHER4, [198, 51, 101, 0])), XDP_PASS);
+    assert_eq!(l.verdict(&frames::v6(IN_PREFIX6, OTHER6)), XDP_DROP);
+    assert_eq!(l.verdict(&frames::v6(OTHER6, IN_PREFIX6)), XDP_DROP);
+    assert_eq!(l.verdict(&frames::v6(OTHER6, LISTED6)), XDP_PASS);
+    assert_eq!(slots(&l), [2, 2, 2, 0, 0]);
+}
+
+#[test]
+fn exact_and_prefix_directions_combine() {
+    if !require_root("exact_and_prefix_directions_combine") {
+        return;
+    }
+    // The exact entry blocks only sources, the covering prefix only destinations: an address
+    // on both is blocked both ways.
+    let l = Loaded::with(&[("198.51.100.42", Src), ("198.51.100.0/24", Dst), ("198.51.0.0/16", Src)])
+        .unwrap();
+    assert_eq!(l.verdict(&frames::v4(INSIDE4, OTHER4)), XDP_DROP);
+    assert_eq!(l.verdict(&frames::v4(OTHER4, INSIDE4)), XDP_DROP);
+    // 198.51.100.7 is covered by the /24 (dst) inside the /16 (src): both directions drop.
+    assert_eq!(l.verdict(&frames::v4([198, 51, 100, 7], OTHER4)), XDP_DROP);
+    // 198.51.7.7 only by the /16 (src).
+    assert_eq!(l.verdict(&frames::v4(OTHER4, [198, 51, 7, 7])), XDP_PASS);
+    assert_eq!(slots(&l), [1, 2, 1, 0, 0]);
+}
+
+#[test]
+fn one_and_two_vlan_tags() {
+    if !require_root("one_and_two_vlan_tags") {
+        return;
+    }
+    let l = Loaded::with(&[("203.0.113.7", Both), ("2001:db8::7", Both)]).unwrap();
+    let single = frames::v4_vlan(OTHER4, LISTED4);
+    assert_eq!(u16::from_be_bytes([single[12], single[13]]), 0x8100);
+    assert_eq!(l.verdict(&single), XDP_DROP);
+    assert_eq!(l.verdict(&frames::v4_vlan(OTHER4, INSIDE4)), XDP_PASS);
+    let double = frames::v6_double_vlan(LISTED6, OTHER6);
+    assert_eq!(u16::from_be_bytes([double[12], double[13]]), 0x88A8);
+    assert_eq!(u16::from_be_bytes([double[16], double[17]]), 0x8100);
+    assert_eq!(l.verdict(&double), XDP_DROP);
+    // Two 802.1Q tags (QinQ without 802.1ad) parse as well.
+    let mut qinq = double.clone();
+    qinq[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
+    assert_eq!(l.verdict(&qinq), XDP_DROP);
+    assert_eq!(l.verdict(&frames::v6_double_vlan(OTHER6, IN_PREFIX6)), XDP_PASS);
+    assert_eq!(slots(&l), [2, 2, 1, 0, 0]);
+}
+
+#[test]
+fn non_ip_passes_and_is_counted() {
+    if !require_root("non_ip_passes_and_is_counted") {
+        return;
+    }
+    let l = Loaded::with(&[("203.0.113.7", Both)]).unwrap();
+    assert_eq!(l.verdict(&frames::arp()), XDP_PASS);
+    assert_eq!(slots(&l), one(CNT_NON_IP));
+}
+
+#[test]
+fn ipv4_with_options_is_parsed() {
+    if !require_root("ipv4_with_options_is_parsed") {
+        return;
+    }
+    let l = Loaded::with(&[("203.0.113.7", Dst)]).unwrap();
+    assert_eq!(l.verdict(&frames::v4_with_options(OTHER4, LISTED4)), XDP_DROP);
+    assert_eq!(l.verdict(&frames::v4_with_options(OTHER4, INSIDE4)), XDP_PASS);
+    assert_eq!(slots(&l), [1, 0, 1, 0, 0]);
+}
+
+#[test]
+fn truncated_and_malformed_headers_pass_and_are_counted() {
+    if !require_root("truncated_and_malformed_headers_pass_and_are_counted") {
+        return;
+    }
+    // Every frame below carries a listed address where a parser that over-read would find it.
+    let l = Loaded::with(&[("203.0.113.7", Both), ("2001:db8::7", Both)]).unwrap();
+    let v4 = frames::v4(OTHER4, LISTED4);
+    let v6 = frames::v6(OTHER6, LISTED6);
+    let vlan = frames::v4_vlan(OTHER4, LISTED4);
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("IPv4 header cut at 19 bytes", v4[..14 + 19].to_vec()),
+        ("IPv6 header cut at 39 bytes", v6[..14 + 39].to_vec()),
+        ("VLAN tag cut in half", vlan[..16].to_vec()),
+        ("IPv4 after VLAN cut at 10 bytes", vlan[..18 + 10].to_vec()),
+    ];
+    let mut bad_ihl = v4.clone();
+    bad_ihl[14] = 0x44; // IHL 4 (< 5)
+    cases.push(("IPv4 IHL below 5", bad_ihl));
+    let mut long_ihl = v4[..14 + 24].to_vec();
+    long_ihl[14] = 0x4f; // IHL 15: 60 bytes claimed, 24 present
+    cases.push(("IPv4 IHL beyond the frame", long_ihl));
+    let mut wrong_version = v4.clone();
+    wrong_version[14] = 0x65; // version 6 in an IPv4 ethertype
+    cases.push(("IPv4 ethertype with version 6", wrong_version));
+    let mut v6_wrong = v6.clone();
+    v6_wrong[14] = 0x40; // version 4 in an IPv6 ethertype
+    cases.push(("IPv6 ethertype with version 4", v6_wrong));
+    for (i, (what, frame)) in cases.iter().enumerate() {
+        assert_eq!(l.verdict(frame), XDP_PASS, "{what}");
+        assert_eq!(l.packets()[CNT_MALFORMED as usize], i as u64 + 1, "{what} counted as malformed");
+    }
+    assert_eq!(l.packets(), [0, 0, 0, 0, cases.len() as u64]);
+}
+
+#[test]
+fn truncated_ethernet_header_passes() {
+    if !require_root("truncated_ethernet_header_passes") {
+        return;
+    }
+    // The kernel refuses BPF_PROG_TEST_RUN input shorter than an Ethernet header, so the
+    // shortest frame the program can see is 14 bytes: an IPv4 ethertype and nothing after it.
+    let l = Loaded::with(&[("203.0.113.7", Both)]).unwrap();
+    let frame = frames::v4(OTHER4, LISTED4)[..14].to_vec();
+    assert_eq!(l.verdict(&frame), XDP_PASS);
+    assert_eq!(l.packets(), one(CNT_MALFORMED));
+}
