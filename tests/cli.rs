@@ -1,1 +1,159 @@
-//! todo
+//! The `takedown` command's error cases: one clear sentence, non-zero exit, nothing attached.
+
+use integration_tests::{TempDir, process::run_cli, require_root, xdp_attached};
+use td_netns::{Addrs, Topology};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn example_list() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/takedown-list.txt").to_string()
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = run_cli(None, &["run", "--list", &example_list()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--iface"), "{}", stderr(&out));
+}
+
+#[test]
+fn without_privileges_it_refuses_in_one_sentence() {
+    // As root, drop every capability (setpriv clears the bounding set) to act as an
+    // unprivileged user; as a normal user, just run it.
+    let bin = integration_tests::process::takedown_bin();
+    let list = example_list();
+    let args = ["run", "-i", "lo", "-l", list.as_str()];
+    let out = if td_netns::is_root() {
+        std::process::Command::new("setpriv")
+            .args(["--bounding-set=-all", "--inh-caps=-all"])
+            .arg(&bin)
+            .args(args)
+            .output()
+            .expect("setpriv")
+    } else {
+        run_cli(None, &args)
+    };
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("needs root (CAP_BPF and CAP_NET_ADMIN)"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn unknown_interface() {
+    if !require_root("unknown_interface") {
+        return;
+    }
+    let out = run_cli(None, &["run", "-i", "td-nosuch0", "-l", &example_list()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("interface td-nosuch0 does not exist"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn unreadable_list_file() {
+    if !require_root("unreadable_list_file") {
+        return;
+    }
+    let out = run_cli(
+        None,
+        &["run", "-i", "lo", "-l", "/nonexistent/takedown.txt"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot read list file /nonexistent/takedown.txt"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn list_without_usable_entries() {
+    if !require_root("list_without_usable_entries") {
+        return;
+    }
+    let dir = TempDir::new("cli-empty");
+    let list = dir.file("junk.txt", "# only junk\nevil.example\n/x.php\n");
+    let out = run_cli(None, &["run", "-i", "lo", "-l", &list]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("junk.txt has no usable entry: 2 lines skipped"),
+        "{err}"
+    );
+    assert!(err.contains("evil.example"), "{err}");
+}
+
+#[test]
+fn more_entries_than_the_map_holds() {
+    if !require_root("more_entries_than_the_map_holds") {
+        return;
+    }
+    let topo = Topology::new("cf").unwrap();
+    let dir = TempDir::new("cli-full");
+    let list = dir.file("three.txt", "192.0.2.1\n192.0.2.2\n192.0.2.3\n");
+    let out = run_cli(
+        Some(&topo.gateway),
+        &[
+            "run",
+            "-i",
+            Addrs::GATEWAY_IF,
+            "-l",
+            &list,
+            "--max-entries",
+            "2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("3 exact IPv4 addresses, more than the TD_V4_EXACT map can hold (2)"),
+        "{err}"
+    );
+    assert!(!xdp_attached(&topo.gateway, Addrs::GATEWAY_IF));
+}
+
+#[test]
+fn failed_attach_leaves_nothing_attached() {
+    if !require_root("failed_attach_leaves_nothing_attached") {
+        return;
+    }
+    // The veth attaches natively; loopback has no native XDP, so the second attach fails and
+    // the first must be undone.
+    let topo = Topology::new("ca").unwrap();
+    let out = run_cli(
+        Some(&topo.gateway),
+        &[
+            "run",
+            "-i",
+            Addrs::GATEWAY_IF,
+            "-i",
+            "lo",
+            "-l",
+            &example_list(),
+            "--mode",
+            "native",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = stderr(&out);
+    assert!(err.contains("cannot attach in native mode to lo"), "{err}");
+    assert!(
+        !xdp_attached(&topo.gateway, Addrs::GATEWAY_IF),
+        "veth still has XDP"
+    );
+    assert!(!xdp_attached(&topo.gateway, "lo"));
+}

@@ -1,1 +1,251 @@
-//! todo
+//! End to end: `takedown run` in a gateway namespace, real ping and UDP from a client namespace.
+
+use std::time::Duration;
+
+use integration_tests::{TempDir, process::Running, require_root, xdp_attached};
+use td_netns::{Addrs, Topology, ping, udp_count};
+
+const LIST: &str = "\
+# takedown infrastructure
+203.0.113.7
+2001:db8:bad::/48
+# listed sources on the client's link
+192.0.2.66
+2001:db8:1::66
+";
+
+fn udp(topo: &Topology, src: &str, dst: &str) -> u32 {
+    udp_count(
+        &topo.client,
+        Addrs::ip(src),
+        &topo.gateway,
+        Addrs::ip(dst),
+        20,
+        Duration::from_millis(500),
+    )
+    .expect("udp")
+}
+
+/// Listed traffic is dropped both ways (to and from listed addresses), v4 and v6; the rest passes.
+fn assert_enforced(topo: &Topology) {
+    let c = &topo.client;
+    assert_eq!(
+        ping(c, None, Addrs::SERVER_V4, 2).unwrap(),
+        2,
+        "ping ordinary v4"
+    );
+    assert_eq!(
+        ping(c, None, Addrs::TAKEDOWN_V4, 2).unwrap(),
+        0,
+        "ping listed v4"
+    );
+    assert_eq!(
+        ping(c, None, Addrs::SERVER_V6, 2).unwrap(),
+        2,
+        "ping ordinary v6"
+    );
+    assert_eq!(
+        ping(c, None, Addrs::TAKEDOWN_V6, 2).unwrap(),
+        0,
+        "ping listed v6 prefix"
+    );
+    assert_eq!(
+        ping(c, Some(Addrs::LISTED_SRC_V4), Addrs::GATEWAY_V4, 2).unwrap(),
+        0,
+        "ping from listed v4"
+    );
+    assert_eq!(
+        ping(c, Some(Addrs::CLIENT_V4), Addrs::GATEWAY_V4, 2).unwrap(),
+        2,
+        "ping from ordinary v4"
+    );
+    assert_eq!(
+        udp(topo, Addrs::CLIENT_V4, Addrs::SERVER_V4),
+        20,
+        "udp ordinary v4"
+    );
+    assert_eq!(
+        udp(topo, Addrs::CLIENT_V4, Addrs::TAKEDOWN_V4),
+        0,
+        "udp to listed v4"
+    );
+    assert_eq!(
+        udp(topo, Addrs::CLIENT_V6, Addrs::SERVER_V6),
+        20,
+        "udp ordinary v6"
+    );
+    assert_eq!(
+        udp(topo, Addrs::CLIENT_V6, Addrs::TAKEDOWN_V6),
+        0,
+        "udp to listed v6"
+    );
+    assert_eq!(
+        udp(topo, Addrs::LISTED_SRC_V6, Addrs::SERVER_V6),
+        0,
+        "udp from listed v6"
+    );
+}
+
+/// The number before " pkts" after `name` on the line starting with "final:".
+fn final_count(stdout: &str, name: &str) -> u64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("final:"))
+        .expect("final line");
+    let rest = &line[line.find(name).expect("counter name") + name.len()..];
+    rest.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+fn enforce_then_detach(mode: &str, expect: &str) {
+    let dir = TempDir::new(&format!("e2e-{mode}"));
+    let list = dir.file("list.txt", LIST);
+    let topo = Topology::new(&format!("e{}", &mode[..1])).unwrap();
+    let run = Running::start(
+        &topo.gateway,
+        &["run", "-i", Addrs::GATEWAY_IF, "-l", &list, "--mode", mode],
+    )
+    .unwrap();
+    assert!(
+        run.stdout()
+            .contains(&format!("attached to {} in {expect}", Addrs::GATEWAY_IF)),
+        "{}",
+        run.stdout()
+    );
+    assert!(xdp_attached(&topo.gateway, Addrs::GATEWAY_IF));
+    assert_enforced(&topo);
+    let (status, out) = run.stop().unwrap();
+    assert!(status.success(), "{out}");
+    // 2 pings + 20 UDP to listed v4, 2 pings + 20 UDP to listed v6: 44 by destination;
+    // 2 pings from 192.0.2.66 + 20 UDP from 2001:db8:1::66: 22 by source.
+    assert_eq!(final_count(&out, "dropped_dst"), 44, "{out}");
+    assert_eq!(final_count(&out, "dropped_src"), 22, "{out}");
+    // Detached cleanly: nothing left on the interface and listed traffic flows again.
+    assert!(
+        !xdp_attached(&topo.gateway, Addrs::GATEWAY_IF),
+        "XDP still attached after exit"
+    );
+    assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 2);
+}
+
+#[test]
+fn native_mode_drops_listed_traffic_and_detaches() {
+    if require_root("native_mode_drops_listed_traffic_and_detaches") {
+        enforce_then_detach("native", "native mode");
+    }
+}
+
+#[test]
+fn skb_mode_drops_listed_traffic_and_detaches() {
+    if require_root("skb_mode_drops_listed_traffic_and_detaches") {
+        enforce_then_detach("skb", "skb (generic) mode");
+    }
+}
+
+#[test]
+fn direction_dst_blocks_only_destinations() {
+    if !require_root("direction_dst_blocks_only_destinations") {
+        return;
+    }
+    let dir = TempDir::new("e2e-direction");
+    let list = dir.file("list.txt", "203.0.113.7\n192.0.2.66\n");
+    let topo = Topology::new("ed").unwrap();
+    let run = Running::start(
+        &topo.gateway,
+        &[
+            "run",
+            "-i",
+            Addrs::GATEWAY_IF,
+            "-l",
+            &list,
+            "--direction",
+            "dst",
+        ],
+    )
+    .unwrap();
+    let c = &topo.client;
+    assert_eq!(ping(c, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0);
+    assert_eq!(
+        ping(c, Some(Addrs::LISTED_SRC_V4), Addrs::GATEWAY_V4, 2).unwrap(),
+        2
+    );
+    run.stop().unwrap();
+}
+
+#[test]
+fn a_million_entries_load_and_the_last_one_drops() {
+    if !require_root("a_million_entries_load_and_the_last_one_drops") {
+        return;
+    }
+    let dir = TempDir::new("e2e-million");
+    let mut text = String::with_capacity(16 * 1_000_000);
+    let base = u32::from(std::net::Ipv4Addr::new(20, 0, 0, 0));
+    for i in 0..999_999u32 {
+        text.push_str(&std::net::Ipv4Addr::from(base + i).to_string());
+        text.push('\n');
+    }
+    text.push_str(Addrs::TAKEDOWN_V4);
+    text.push('\n');
+    let list = dir.file("million.txt", &text);
+    let topo = Topology::new("em").unwrap();
+    let run = Running::start(
+        &topo.gateway,
+        &["run", "-i", Addrs::GATEWAY_IF, "-l", &list],
+    )
+    .unwrap();
+    assert!(
+        run.stdout().contains("1000000 IPv4 addresses"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(udp(&topo, Addrs::CLIENT_V4, Addrs::TAKEDOWN_V4), 0);
+    assert_eq!(udp(&topo, Addrs::CLIENT_V4, Addrs::SERVER_V4), 20);
+    run.stop().unwrap();
+}
+
+#[test]
+fn keeps_filtering_when_its_output_reader_goes_away() {
+    if !require_root("keeps_filtering_when_its_output_reader_goes_away") {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new("e2e-pipe");
+    let list = dir.file("list.txt", "203.0.113.7\n");
+    let topo = Topology::new("ep").unwrap();
+    let bin = integration_tests::process::takedown_bin();
+    let mut child = topo
+        .gateway
+        .command(bin.to_str().unwrap())
+        .args([
+            "run",
+            "-i",
+            Addrs::GATEWAY_IF,
+            "-l",
+            &list,
+            "--interval",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        lines
+            .by_ref()
+            .take(20)
+            .map_while(Result::ok)
+            .any(|l| l.starts_with("filtering")),
+        "takedown did not start"
+    );
+    drop(lines); // the reader goes away; the next counter line hits a closed pipe
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "takedown died when its stdout closed"
+    );
+    assert_eq!(udp(&topo, Addrs::CLIENT_V4, Addrs::TAKEDOWN_V4), 0);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit after SIGINT: {status}");
+}

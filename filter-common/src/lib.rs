@@ -18,6 +18,8 @@ pub const MAP_COUNTERS: &str = "TD_COUNTERS";
 pub const MAP_CONFIG: &str = "TD_CONFIG";
 /// The XDP program's name in the object file.
 pub const PROGRAM_NAME: &str = "takedown";
+/// A bare `XDP_PASS` program in the same object: the benchmark's baseline, never attached.
+pub const PROGRAM_BASELINE: &str = "takedown_baseline";
 
 /// Every map the program defines, for load-time checks.
 pub const ALL_MAPS: [&str; 6] = [
@@ -79,8 +81,13 @@ pub const CNT_MALFORMED: u32 = 4;
 /// Number of counter slots.
 pub const CNT_COUNT: u32 = 5;
 /// Counter names in index order, for display.
-pub const CNT_NAMES: [&str; CNT_COUNT as usize] =
-    ["passed", "dropped_src", "dropped_dst", "non_ip", "malformed"];
+pub const CNT_NAMES: [&str; CNT_COUNT as usize] = [
+    "passed",
+    "dropped_src",
+    "dropped_dst",
+    "non_ip",
+    "malformed",
+];
 
 /// Index of the flags word in [`MAP_CONFIG`].
 pub const CFG_FLAGS: u32 = 0;

@@ -26,11 +26,9 @@ static TD_V4_EXACT: HashMap<V4Key, EntryValue> = HashMap::with_max_entries(1, 0)
 #[map]
 static TD_V6_EXACT: HashMap<V6Key, EntryValue> = HashMap::with_max_entries(1, 0);
 #[map]
-static TD_V4_PREFIX: LpmTrie<V4Key, EntryValue> =
-    LpmTrie::with_max_entries(1, BPF_F_NO_PREALLOC);
+static TD_V4_PREFIX: LpmTrie<V4Key, EntryValue> = LpmTrie::with_max_entries(1, BPF_F_NO_PREALLOC);
 #[map]
-static TD_V6_PREFIX: LpmTrie<V6Key, EntryValue> =
-    LpmTrie::with_max_entries(1, BPF_F_NO_PREALLOC);
+static TD_V6_PREFIX: LpmTrie<V6Key, EntryValue> = LpmTrie::with_max_entries(1, BPF_F_NO_PREALLOC);
 #[map]
 static TD_COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(CNT_COUNT, 0);
 #[map]
@@ -69,6 +67,12 @@ pub fn takedown(ctx: XdpContext) -> u32 {
     } else {
         xdp_action::XDP_PASS
     }
+}
+
+/// Returns XDP_PASS and nothing else: the cost floor `cargo xtask bench` compares against.
+#[xdp]
+pub fn takedown_baseline(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
 }
 
 #[inline(always)]

@@ -3,7 +3,11 @@
 //! One system call writes thousands of entries, which is what makes loading a million-entry
 //! list fast. Callers fall back to per-element updates when the kernel or map type lacks it.
 
-use std::{io, mem::size_of, os::fd::{AsRawFd, BorrowedFd}};
+use std::{
+    io,
+    mem::size_of,
+    os::fd::{AsRawFd, BorrowedFd},
+};
 
 use aya::Pod;
 
@@ -36,7 +40,11 @@ pub enum BatchError {
 }
 
 /// Writes `keys[i] -> values[i]` for every i, in chunks of [`CHUNK`].
-pub fn update<K: Pod, V: Pod>(fd: BorrowedFd<'_>, keys: &[K], values: &[V]) -> Result<(), BatchError> {
+pub fn update<K: Pod, V: Pod>(
+    fd: BorrowedFd<'_>,
+    keys: &[K],
+    values: &[V],
+) -> Result<(), BatchError> {
     assert_eq!(keys.len(), values.len(), "one value per key");
     let mut done = 0;
     for (k, v) in keys.chunks(CHUNK).zip(values.chunks(CHUNK)) {
@@ -61,7 +69,9 @@ pub fn update<K: Pod, V: Pod>(fd: BorrowedFd<'_>, keys: &[K], values: &[V]) -> R
             let error = io::Error::last_os_error();
             let unsupported = matches!(
                 error.raw_os_error(),
-                Some(libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS | 524 /* ENOTSUPP */)
+                Some(
+                    libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS | 524 /* ENOTSUPP */
+                )
             );
             if done == 0 && attr.count == 0 && unsupported {
                 return Err(BatchError::Unsupported);
@@ -104,5 +114,9 @@ pub fn update_one<K: Pod, V: Pod>(fd: BorrowedFd<'_>, key: &K, value: &V) -> io:
             size_of::<ElemAttr>() as u32,
         )
     };
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }

@@ -11,7 +11,8 @@ use aya::{
     programs::{Xdp, XdpMode},
 };
 use filter_common::{
-    ALL_MAPS, MAP_V4_EXACT, MAP_V4_PREFIX, MAP_V6_EXACT, MAP_V6_PREFIX, PROGRAM_NAME,
+    ALL_MAPS, MAP_V4_EXACT, MAP_V4_PREFIX, MAP_V6_EXACT, MAP_V6_PREFIX, PROGRAM_BASELINE,
+    PROGRAM_NAME,
 };
 
 use crate::plan::Plan;
@@ -115,6 +116,19 @@ impl Filter {
             .program(PROGRAM_NAME)
             .and_then(|p| p.try_into().ok())
             .expect("checked at load")
+    }
+
+    /// Loads (once) and returns the bare XDP_PASS program, for benchmarks.
+    pub fn baseline(&mut self) -> Result<&Xdp> {
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut(PROGRAM_BASELINE)
+            .context("the embedded object has no baseline program")?
+            .try_into()?;
+        if prog.fd().is_err() {
+            prog.load()?;
+        }
+        Ok(prog)
     }
 
     fn program_mut(&mut self) -> &mut Xdp {

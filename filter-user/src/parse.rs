@@ -129,9 +129,13 @@ pub fn parse_text(path: &Path, text: &str, direction: Direction) -> ParsedList {
 
 /// Reads and parses a list file. Invalid UTF-8 is replaced, so one bad byte costs one line.
 pub fn parse_file(path: &Path, direction: Direction) -> Result<ParsedList> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read list file {}", path.display()))?;
-    Ok(parse_text(path, &String::from_utf8_lossy(&bytes), direction))
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read list file {}", path.display()))?;
+    Ok(parse_text(
+        path,
+        &String::from_utf8_lossy(&bytes),
+        direction,
+    ))
 }
 
 #[cfg(test)]

@@ -23,7 +23,10 @@ fn comments_blanks_and_whitespace() {
     assert_eq!(parse_line("   \t "), Ok(Line::Empty));
     assert_eq!(parse_line("# comment 192.0.2.1"), Ok(Line::Empty));
     assert_eq!(parse_line("; Spamhaus header"), Ok(Line::Empty));
-    assert_eq!(parse_line("203.0.113.0/24 ; SBL1"), Ok(net("203.0.113.0/24")));
+    assert_eq!(
+        parse_line("203.0.113.0/24 ; SBL1"),
+        Ok(net("203.0.113.0/24"))
+    );
     assert_eq!(parse_line("192.0.2.4 # note"), Ok(net("192.0.2.4/32")));
     assert_eq!(parse_line("192.0.2.4#note"), Ok(net("192.0.2.4/32")));
     assert_eq!(parse_line("  \t192.0.2.5 \t"), Ok(net("192.0.2.5/32")));
@@ -97,7 +100,9 @@ fn unreadable_file_names_the_file() {
 }
 
 fn shared(name: &str) -> ParsedList {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/lists").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/lists")
+        .join(name);
     parse_file(&path, Direction::Both).expect("the shared lists sit beside the project")
 }
 
@@ -146,14 +151,22 @@ fn shared_sslbl_crlf_no_final_newline() {
 fn shared_ipsum_tab_columns() {
     let l = shared("ipsum.txt");
     assert_eq!(count_v4_v6(&l), (120_430, 0, 0, 0));
-    assert!(l.skipped.is_empty(), "{:?}", &l.skipped[..l.skipped.len().min(3)]);
+    assert!(
+        l.skipped.is_empty(),
+        "{:?}",
+        &l.skipped[..l.skipped.len().min(3)]
+    );
 }
 
 #[test]
 fn shared_stopforumspam_ipset() {
     let l = shared("stopforumspam_180d.ipset");
     assert_eq!(count_v4_v6(&l), (243_746, 0, 0, 0));
-    assert!(l.skipped.is_empty(), "{:?}", &l.skipped[..l.skipped.len().min(3)]);
+    assert!(
+        l.skipped.is_empty(),
+        "{:?}",
+        &l.skipped[..l.skipped.len().min(3)]
+    );
 }
 
 #[test]

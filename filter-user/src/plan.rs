@@ -44,10 +44,18 @@ impl Plan {
         for (net, flags) in entries {
             total += 1;
             match net.trunc() {
-                IpNet::V4(n) if n.prefix_len() == 32 => plan.v4_exact.push((n.addr().octets(), flags)),
-                IpNet::V6(n) if n.prefix_len() == 128 => plan.v6_exact.push((n.addr().octets(), flags)),
-                IpNet::V4(n) => plan.v4_prefix.push(((n.prefix_len(), n.addr().octets()), flags)),
-                IpNet::V6(n) => plan.v6_prefix.push(((n.prefix_len(), n.addr().octets()), flags)),
+                IpNet::V4(n) if n.prefix_len() == 32 => {
+                    plan.v4_exact.push((n.addr().octets(), flags))
+                }
+                IpNet::V6(n) if n.prefix_len() == 128 => {
+                    plan.v6_exact.push((n.addr().octets(), flags))
+                }
+                IpNet::V4(n) => plan
+                    .v4_prefix
+                    .push(((n.prefix_len(), n.addr().octets()), flags)),
+                IpNet::V6(n) => plan
+                    .v6_prefix
+                    .push(((n.prefix_len(), n.addr().octets()), flags)),
             }
         }
         merge(&mut plan.v4_exact);
@@ -111,7 +119,11 @@ fn mask<const N: usize>(addr: &[u8; N], len: u8) -> [u8; N] {
     let len = len as usize;
     for (i, byte) in out.iter_mut().enumerate() {
         let bits = len.saturating_sub(i * 8).min(8);
-        *byte = if bits == 0 { 0 } else { addr[i] & (0xffu8 << (8 - bits)) };
+        *byte = if bits == 0 {
+            0
+        } else {
+            addr[i] & (0xffu8 << (8 - bits))
+        };
     }
     out
 }

@@ -21,12 +21,26 @@ use crate::{
     plan::Plan,
 };
 
+/// How entries reach the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    /// BPF_MAP_UPDATE_BATCH where supported, else one by one.
+    Batched,
+    /// One BPF_MAP_UPDATE_ELEM per entry (for comparison in the benchmark).
+    PerElement,
+}
+
 /// Writes every entry of `plan` into the maps and enables the tries that hold entries.
 pub fn fill(ebpf: &mut Ebpf, plan: &Plan) -> Result<()> {
-    write(ebpf, MAP_V4_EXACT, &plan.v4_exact, |k| *k)?;
-    write(ebpf, MAP_V6_EXACT, &plan.v6_exact, |k| *k)?;
-    write(ebpf, MAP_V4_PREFIX, &plan.v4_prefix, |(l, a)| Key::new(u32::from(*l), *a))?;
-    write(ebpf, MAP_V6_PREFIX, &plan.v6_prefix, |(l, a)| Key::new(u32::from(*l), *a))?;
+    fill_with(ebpf, plan, WriteMode::Batched)
+}
+
+/// [`fill`] with a chosen [`WriteMode`].
+pub fn fill_with(ebpf: &mut Ebpf, plan: &Plan, mode: WriteMode) -> Result<()> {
+    write(ebpf, MAP_V4_EXACT, &plan.v4_exact, |k| *k, mode)?;
+    write(ebpf, MAP_V6_EXACT, &plan.v6_exact, |k| *k, mode)?;
+    write(ebpf, MAP_V4_PREFIX, &plan.v4_prefix, lpm_key, mode)?;
+    write(ebpf, MAP_V6_PREFIX, &plan.v6_prefix, lpm_key, mode)?;
     let mut flags = 0;
     if !plan.v4_prefix.is_empty() {
         flags |= CFG_V4_PREFIXES;
@@ -38,6 +52,11 @@ pub fn fill(ebpf: &mut Ebpf, plan: &Plan) -> Result<()> {
     config
         .set(CFG_FLAGS, flags, 0)
         .map_err(|e| anyhow!("cannot write {MAP_CONFIG}: {e}"))
+}
+
+/// A plan prefix (length, address) as an LPM trie key.
+fn lpm_key<const N: usize>((len, addr): &(u8, [u8; N])) -> Key<[u8; N]> {
+    Key::new(u32::from(*len), *addr)
 }
 
 fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Map> {
@@ -58,6 +77,7 @@ fn write<P, K: Pod>(
     name: &str,
     items: &[(P, u32)],
     key: impl Fn(&P) -> K,
+    mode: WriteMode,
 ) -> Result<()> {
     if items.is_empty() {
         return Ok(());
@@ -66,7 +86,11 @@ fn write<P, K: Pod>(
     let values: Vec<EntryValue> = items.iter().map(|(_, f)| EntryValue::new(*f)).collect();
     let data = map_data(ebpf, name)?;
     let fd = data.fd().as_fd();
-    match batch::update(fd, &keys, &values) {
+    let batched = match mode {
+        WriteMode::Batched => batch::update(fd, &keys, &values),
+        WriteMode::PerElement => Err(BatchError::Unsupported),
+    };
+    match batched {
         Ok(()) => Ok(()),
         Err(BatchError::Unsupported) => {
             for (k, v) in keys.iter().zip(&values) {

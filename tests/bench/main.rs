@@ -1,1 +1,180 @@
-fn main(){}
+//! `cargo xtask bench`: per-packet cost of the real program under BPF_PROG_TEST_RUN, and the
+//! time and memory it takes to load big lists. Prints a report; asserts nothing about speed.
+
+mod synth;
+
+use std::{
+    os::fd::{AsFd, AsRawFd},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Result, bail};
+use aya::{
+    maps::Map,
+    programs::{TestRun, TestRunOptions, Xdp},
+};
+use filter_common::{MAP_V4_EXACT, MAP_V4_PREFIX, MAP_V6_EXACT, MAP_V6_PREFIX};
+use integration_tests::frames;
+use takedown::{
+    filter::{Capacities, Filter},
+    parse,
+    plan::Plan,
+    sync::{self, WriteMode},
+};
+
+const REPEAT: u32 = 1_000_000;
+const RUNS: usize = 5;
+
+fn main() -> Result<()> {
+    if !td_netns_root() {
+        bail!("the benchmark loads XDP into the kernel: run it as root");
+    }
+    println!("# takedown benchmark\n");
+    println!(
+        "BPF_PROG_TEST_RUN, repeat {REPEAT}, 64-byte UDP frames, median of {RUNS} runs (ns/packet)\n"
+    );
+    println!("| scenario | v4 hit | v4 miss | v6 hit | v6 miss |");
+    println!("|---|---|---|---|---|");
+    let mut empty = Filter::load(&Capacities::for_plan(&Plan::default(), u32::MAX)?)?;
+    let base = median_ns(empty.baseline()?, &frames::v4(synth::MISS4, synth::MISS4_B))?;
+    println!("| bare XDP_PASS (baseline) | {base:.1} | | | |");
+    scenario(
+        "10k exact v4 + 10k exact v6",
+        &synth::exact(10_000, 10_000, 0, 0),
+    )?;
+    scenario(
+        "1M exact v4 + 1M exact v6",
+        &synth::exact(1_000_000, 1_000_000, 0, 0),
+    )?;
+    scenario(
+        "10k exact + 100k v4 and 100k v6 prefixes (hits in tries)",
+        &synth::exact(10_000, 10_000, 100_000, 100_000),
+    )?;
+    println!(
+        "\nMiss: neither address listed (both exact maps and, when they hold entries, both tries are consulted)."
+    );
+    println!("Hit: the destination is listed (the source is looked up first and misses).\n");
+
+    println!("## Loading\n");
+    println!(
+        "| list | parse | plan | create maps + load program | fill maps | total | map memory |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    load("1,000,000 IPv4 addresses", 1_000_000, WriteMode::Batched)?;
+    load(
+        "1,240,000 IPv4 addresses (ipset: 5.5 s)",
+        1_240_000,
+        WriteMode::Batched,
+    )?;
+    load(
+        "1,000,000 IPv4 addresses, per-element updates",
+        1_000_000,
+        WriteMode::PerElement,
+    )?;
+    Ok(())
+}
+
+fn td_netns_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Median per-packet time of `prog` on `frame`.
+fn median_ns(prog: &Xdp, frame: &[u8]) -> Result<f64> {
+    let mut samples = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            repeat: REPEAT,
+            ..Default::default()
+        };
+        samples.push(prog.test_run(opts)?.duration.as_nanos() as f64);
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok(samples[RUNS / 2])
+}
+
+fn scenario(name: &str, plan: &Plan) -> Result<()> {
+    let mut filter = Filter::load(&Capacities::for_plan(plan, u32::MAX)?)?;
+    sync::fill(filter.ebpf_mut(), plan)?;
+    let prog = filter.program();
+    let hit4 = synth::hit4(plan);
+    let hit6 = synth::hit6(plan);
+    let cells = [
+        median_ns(prog, &frames::v4(synth::MISS4, hit4))?,
+        median_ns(prog, &frames::v4(synth::MISS4, synth::MISS4_B))?,
+        median_ns(prog, &frames::v6(synth::MISS6, hit6))?,
+        median_ns(prog, &frames::v6(synth::MISS6, synth::MISS6_B))?,
+    ];
+    for (i, frame) in [
+        frames::v4(synth::MISS4, hit4),
+        frames::v6(synth::MISS6, hit6),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            ..Default::default()
+        };
+        if prog.test_run(opts)?.return_value != 1 {
+            bail!("{name}: the hit frame {i} was not dropped");
+        }
+    }
+    println!(
+        "| {name} | {:.1} | {:.1} | {:.1} | {:.1} |",
+        cells[0], cells[1], cells[2], cells[3]
+    );
+    Ok(())
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+fn load(name: &str, n: u32, mode: WriteMode) -> Result<()> {
+    let text = synth::v4_text(n);
+    let t0 = Instant::now();
+    let list = parse::parse_text("bench.txt".as_ref(), &text, Default::default());
+    let t1 = Instant::now();
+    let plan = Plan::from_lists([&list]);
+    let t2 = Instant::now();
+    let mut filter = Filter::load(&Capacities::for_plan(&plan, u32::MAX)?)?;
+    let t3 = Instant::now();
+    sync::fill_with(filter.ebpf_mut(), &plan, mode)?;
+    let t4 = Instant::now();
+    if plan.v4_exact.len() != n as usize {
+        bail!(
+            "{name}: planned {} entries, expected {n}",
+            plan.v4_exact.len()
+        );
+    }
+    println!(
+        "| {name} | {} | {} | {} | {} | **{}** | {:.0} MiB |",
+        secs(t1 - t0),
+        secs(t2 - t1),
+        secs(t3 - t2),
+        secs(t4 - t3),
+        secs(t4 - t0),
+        map_memory(&filter)? as f64 / (1024.0 * 1024.0)
+    );
+    Ok(())
+}
+
+/// Kernel memory of the address maps, from /proc/self/fdinfo (memlock).
+fn map_memory(filter: &Filter) -> Result<u64> {
+    let mut total = 0;
+    for name in [MAP_V4_EXACT, MAP_V6_EXACT, MAP_V4_PREFIX, MAP_V6_PREFIX] {
+        let fd = match filter.ebpf().map(name) {
+            Some(Map::HashMap(d) | Map::LpmTrie(d)) => d.fd().as_fd().as_raw_fd(),
+            _ => bail!("no map {name}"),
+        };
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
+        total += info
+            .lines()
+            .find_map(|l| l.strip_prefix("memlock:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Ok(total)
+}

@@ -1,16 +1,19 @@
 //! Ethernet frames for BPF_PROG_TEST_RUN, built with etherparse (64 bytes unless stated).
 
-use etherparse::{EtherType, Ethernet2Header, IpHeaders, Ipv4Header, Ipv4Options, IpNumber, PacketBuilder, VlanId};
+use etherparse::{
+    EtherType, Ethernet2Header, IpHeaders, IpNumber, Ipv4Header, Ipv4Options, PacketBuilder, VlanId,
+};
 
 const SRC_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const DST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 /// Size of every ordinary test frame.
 pub const FRAME_LEN: usize = 64;
 
-
 /// A UDP/IPv4 frame of 64 bytes.
 pub fn v4(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(SRC_MAC, DST_MAC).ipv4(src, dst, 64).udp(40000, 53);
+    let b = PacketBuilder::ethernet2(SRC_MAC, DST_MAC)
+        .ipv4(src, dst, 64)
+        .udp(40000, 53);
     let payload = vec![0u8; FRAME_LEN - 14 - 20 - 8];
     let mut out = Vec::with_capacity(b.size(payload.len()));
     b.write(&mut out, &payload).unwrap();
@@ -19,7 +22,9 @@ pub fn v4(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
 
 /// A UDP/IPv6 frame of 64 bytes.
 pub fn v6(src: [u8; 16], dst: [u8; 16]) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(SRC_MAC, DST_MAC).ipv6(src, dst, 64).udp(40000, 53);
+    let b = PacketBuilder::ethernet2(SRC_MAC, DST_MAC)
+        .ipv6(src, dst, 64)
+        .udp(40000, 53);
     let payload = vec![0u8; FRAME_LEN - 14 - 40 - 8];
     let mut out = Vec::with_capacity(b.size(payload.len()));
     b.write(&mut out, &payload).unwrap();

@@ -12,8 +12,43 @@ pub fn require_root(test: &str) -> bool {
     if td_netns::is_root() {
         return true;
     }
-    eprintln!(
+    // Written to the real stderr, past libtest's output capture, so that the skip is seen.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
         "\n!!!!!!!! SKIPPED {test}: it loads XDP into the kernel and needs root. CI runs as root. !!!!!!!!\n"
     );
     false
+}
+
+/// A temporary directory, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// Creates `$TMPDIR/takedown-<name>-<pid>`.
+    pub fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("takedown-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+
+    /// Writes `content` to `name` inside it and returns the path as a string.
+    pub fn file(&self, name: &str, content: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, content).expect("write temp file");
+        path.to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// True when an XDP program is attached to `iface` in `ns`.
+pub fn xdp_attached(ns: &td_netns::NetNs, iface: &str) -> bool {
+    let out = ns.ip(&["-d", "link", "show", iface]).expect("ip link show");
+    String::from_utf8_lossy(&out.stdout).contains("xdp")
 }

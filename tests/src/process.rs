@@ -15,7 +15,9 @@ use td_netns::NetNs;
 pub fn takedown_bin() -> PathBuf {
     std::env::var_os("TAKEDOWN_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/takedown"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/takedown")
+        })
 }
 
 /// Runs `takedown args` to completion (in `ns` when given).
@@ -64,7 +66,10 @@ impl Running {
             if let Some(status) = child.try_wait()? {
                 let mut err = String::new();
                 child.stderr.take().unwrap().read_to_string(&mut err)?;
-                bail!("takedown exited ({status}) before filtering:\n{}{err}", stdout.lock().unwrap());
+                bail!(
+                    "takedown exited ({status}) before filtering:\n{}{err}",
+                    stdout.lock().unwrap()
+                );
             }
             if Instant::now() > deadline {
                 let _ = child.kill();

@@ -8,12 +8,20 @@ use crate::setup::{self, run_ok};
 
 /// The workspace root (xtask's parent directory).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Builds the release `takedown` binary (its build script builds the eBPF object) and returns its path.
 pub fn release() -> Result<PathBuf> {
-    run_ok(Command::new("cargo").current_dir(root()).args(["build", "--release", "-p", "filter-user"]))?;
+    run_ok(Command::new("cargo").current_dir(root()).args([
+        "build",
+        "--release",
+        "-p",
+        "filter-user",
+    ]))?;
     let bin = root().join("target/release/takedown");
     println!("built {}", bin.display());
     Ok(bin)
@@ -22,9 +30,12 @@ pub fn release() -> Result<PathBuf> {
 /// `cargo xtask bench`: runs the benchmark binary of the integration-test crate, in release mode.
 pub fn bench() -> Result<()> {
     setup::ensure()?;
-    run_ok(
-        Command::new("cargo")
-            .current_dir(root())
-            .args(["run", "--release", "-p", "integration-tests", "--bin", "takedown-bench"]),
-    )
+    run_ok(Command::new("cargo").current_dir(root()).args([
+        "run",
+        "--release",
+        "-p",
+        "integration-tests",
+        "--bin",
+        "takedown-bench",
+    ]))
 }

@@ -36,14 +36,24 @@ pub fn ensure() -> Result<Vec<String>> {
     let toolchain = ebpf_toolchain()?;
     if !has_rust_src(&toolchain)? {
         println!("setup: adding rust-src to the {toolchain} toolchain");
-        run_ok(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", &toolchain]))?;
+        run_ok(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            &toolchain,
+        ]))?;
         changed.push(format!("rust-src ({toolchain})"));
     }
     if !bpf_linker_ok() {
         install_bpf_linker(&toolchain)?;
         changed.push(format!("bpf-linker {BPF_LINKER_VERSION}"));
     }
-    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !deb_installed(p)).collect();
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !deb_installed(p))
+        .collect();
     if !missing.is_empty() {
         install_debs(&missing)?;
         changed.extend(missing.iter().map(|p| p.to_string()));
@@ -58,14 +68,21 @@ pub fn ebpf_toolchain() -> Result<String> {
         .output()
         .context("rustup is needed to build the eBPF program")?;
     let list = String::from_utf8_lossy(&out.stdout);
-    Ok(if list.lines().any(|l| l.starts_with("nightly")) { "nightly" } else { "stable" }.into())
+    Ok(if list.lines().any(|l| l.starts_with("nightly")) {
+        "nightly"
+    } else {
+        "stable"
+    }
+    .into())
 }
 
 fn has_rust_src(toolchain: &str) -> Result<bool> {
     let out = Command::new("rustup")
         .args(["component", "list", "--installed", "--toolchain", toolchain])
         .output()?;
-    Ok(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("rust-src")))
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.starts_with("rust-src")))
 }
 
 fn cargo_home() -> PathBuf {
@@ -78,7 +95,9 @@ fn bpf_linker_ok() -> bool {
     Command::new(cargo_home().join("bin/bpf-linker"))
         .arg("--version")
         .output()
-        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION))
+        .map(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION)
+        })
         .unwrap_or(false)
 }
 
@@ -99,17 +118,32 @@ fn install_bpf_linker(toolchain: &str) -> Result<()> {
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with("libLLVM.so.22"))
         })
-        .with_context(|| format!("no libLLVM.so.22* in {}: the toolchain's LLVM is not 22", libdir.display()))?;
+        .with_context(|| {
+            format!(
+                "no libLLVM.so.22* in {}: the toolchain's LLVM is not 22",
+                libdir.display()
+            )
+        })?;
     let prefix = cargo_home().join("takedown-llvm");
     let lib = prefix.join("lib");
     std::fs::create_dir_all(&lib)?;
     let name = llvm.file_name().unwrap();
     std::fs::copy(&llvm, lib.join(name))?;
     std::fs::copy(&llvm, lib.join("libLLVM.so"))?;
-    println!("setup: building bpf-linker {BPF_LINKER_VERSION} against {} (about a minute)", llvm.display());
+    println!(
+        "setup: building bpf-linker {BPF_LINKER_VERSION} against {} (about a minute)",
+        llvm.display()
+    );
     run_ok(
         Command::new("cargo")
-            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--force"])
+            .args([
+                "install",
+                "bpf-linker",
+                "--version",
+                BPF_LINKER_VERSION,
+                "--locked",
+                "--force",
+            ])
             .args(["--no-default-features", "--features", "llvm-22"])
             .env("LLVM_PREFIX", &prefix)
             .env_remove("CARGO_TARGET_DIR")
@@ -132,7 +166,11 @@ fn deb_installed(package: &str) -> bool {
 fn install_debs(packages: &[&str]) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        bail!("missing Debian packages {}: install them as root (apt-get install {})", packages.join(", "), packages.join(" "));
+        bail!(
+            "missing Debian packages {}: install them as root (apt-get install {})",
+            packages.join(", "),
+            packages.join(" ")
+        );
     }
     println!("setup: installing {}", packages.join(" "));
     run_ok(Command::new("apt-get").args(["update", "-qq"]))?;

@@ -2,16 +2,27 @@
 //!
 //! Formatting and clippy first (cheap, and CI must be clean), then the debug `takedown` binary
 //! that the CLI and end-to-end tests run, then every test of the workspace. Kernel tests need
-//! root; run elsewhere they skip with a loud message.
+//! root; run elsewhere they skip with a loud message. Ends with one line of totals.
 
-use std::process::Command;
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+};
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 
-use crate::{build::root, setup::{self, run_ok}};
+use crate::{
+    build::root,
+    setup::{self, run_ok},
+};
 
 pub fn run(extra: &[String]) -> Result<()> {
     setup::ensure()?;
+    if !td_netns::is_root() {
+        eprintln!(
+            "\n!!!!!!!! not root: every kernel test will be SKIPPED; CI runs them as root !!!!!!!!\n"
+        );
+    }
     let cargo = || {
         let mut c = Command::new("cargo");
         c.current_dir(root());
@@ -19,9 +30,53 @@ pub fn run(extra: &[String]) -> Result<()> {
     };
     run_ok(cargo().args(["fmt", "--all", "--check"]))?;
     run_ok(cargo().args([
-        "clippy", "--workspace", "--exclude", "filter-ebpf", "--all-targets", "--", "-D", "warnings",
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "filter-ebpf",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
     ]))?;
     run_ok(cargo().args(["build", "-p", "filter-user"]))?;
     let bin = root().join("target/debug/takedown");
-    run_ok(cargo().args(["test", "--workspace", "--exclude", "filter-ebpf"]).args(extra).env("TAKEDOWN_BIN", &bin))
+    let mut child = cargo()
+        .args(["test", "--workspace", "--exclude", "filter-ebpf"])
+        .args(extra)
+        .env("TAKEDOWN_BIN", &bin)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot run cargo test")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += count(rest, " passed");
+            failed += count(rest, " failed");
+        }
+    }
+    let status = child.wait()?;
+    println!("\ntests: {passed} passed, {failed} failed");
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
+    Ok(())
+}
+
+/// The number before `label` in a libtest summary such as "ok. 12 passed; 0 failed; ...".
+fn count(summary: &str, label: &str) -> u64 {
+    summary
+        .split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok.")
+                .trim_start_matches("FAILED.")
+                .trim()
+                .strip_suffix(label.trim())
+                .map(str::trim)
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }

@@ -1,4 +1,21 @@
 //! The subcommands of the `takedown` binary, one module each.
 
+/// `println!` that ignores write errors: a closed stdout (a log reader that went away) must
+/// never stop the filter.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that ignores write errors, like [`say!`].
+macro_rules! warn_line {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod report;
 pub mod run;

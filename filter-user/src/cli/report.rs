@@ -8,7 +8,7 @@ pub const SHOWN_LINES: usize = 5;
 /// Prints what each list gave and which lines were skipped (the first few, then a count).
 pub fn print_lists(lists: &[ParsedList]) {
     for l in lists {
-        println!(
+        say!(
             "list {}: {} entries, {} lines skipped, {} masked",
             l.path.display(),
             l.entries.len(),
@@ -16,28 +16,27 @@ pub fn print_lists(lists: &[ParsedList]) {
             l.warnings.len()
         );
     }
-    let mut notes = lists.iter().flat_map(|l| {
-        l.skipped
-            .iter()
-            .map(move |n| format!("{}:{}: skipped: {}", l.path.display(), n.line, n.reason))
-            .chain(
-                l.warnings
-                    .iter()
-                    .map(move |n| format!("{}:{}: warning: {}", l.path.display(), n.line, n.reason)),
-            )
-    });
+    let mut notes =
+        lists.iter().flat_map(|l| {
+            l.skipped
+                .iter()
+                .map(move |n| format!("{}:{}: skipped: {}", l.path.display(), n.line, n.reason))
+                .chain(l.warnings.iter().map(move |n| {
+                    format!("{}:{}: warning: {}", l.path.display(), n.line, n.reason)
+                }))
+        });
     for note in notes.by_ref().take(SHOWN_LINES) {
-        eprintln!("{note}");
+        warn_line!("{note}");
     }
     let rest = notes.count();
     if rest > 0 {
-        eprintln!("... and {rest} more skipped or masked lines");
+        warn_line!("... and {rest} more skipped or masked lines");
     }
 }
 
 /// Prints the plan's entry counts per kind.
 pub fn print_plan(plan: &Plan) {
-    println!(
+    say!(
         "entries: {} IPv4 addresses, {} IPv6 addresses, {} IPv4 prefixes, {} IPv6 prefixes; {} duplicates merged",
         plan.v4_exact.len(),
         plan.v6_exact.len(),

@@ -1,6 +1,9 @@
 //! `takedown run`: load, fill, attach, print counters until SIGINT/SIGTERM, detach.
 
-use std::{path::PathBuf, time::{Duration, Instant}};
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -52,7 +55,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let started = Instant::now();
     let mut filter = Filter::load(&caps)?;
     sync::fill(filter.ebpf_mut(), &plan)?;
-    println!(
+    say!(
         "loaded {} entries into the kernel in {:.3} s",
         plan.len(),
         started.elapsed().as_secs_f64()
@@ -60,18 +63,18 @@ pub fn run(args: RunArgs) -> Result<()> {
     // Filled before attaching: the filter never runs with half a list.
     for iface in &args.ifaces {
         let mode = filter.attach(iface, args.mode)?;
-        println!("attached to {iface} in {mode} mode");
+        say!("attached to {iface} in {mode} mode");
     }
-    println!("filtering; Ctrl-C or SIGTERM detaches and exits");
+    say!("filtering; Ctrl-C or SIGTERM detaches and exits");
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(print_until_signal(&filter, args.interval))?;
-    println!("final: {}", counters::read(filter.ebpf())?);
+    say!("final: {}", counters::read(filter.ebpf())?);
     drop(filter);
-    println!("detached from {}", args.ifaces.join(", "));
+    say!("detached from {}", args.ifaces.join(", "));
     Ok(())
 }
 
@@ -106,7 +109,7 @@ async fn print_until_signal(filter: &Filter, interval: u64) -> Result<()> {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
             _ = ticker.tick(), if interval > 0 => {
-                println!("{}", counters::read(filter.ebpf())?);
+                say!("{}", counters::read(filter.ebpf())?);
             }
         }
     }

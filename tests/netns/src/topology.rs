@@ -50,7 +50,10 @@ pub struct Topology {
 impl Topology {
     /// Creates namespaces named `<prefix>c-<pid>-<n>` and `<prefix>g-<pid>-<n>`.
     pub fn new(prefix: &str) -> Result<Self> {
-        Self::build(NetNs::new(&format!("{prefix}c"))?, NetNs::new(&format!("{prefix}g"))?)
+        Self::build(
+            NetNs::new(&format!("{prefix}c"))?,
+            NetNs::new(&format!("{prefix}g"))?,
+        )
     }
 
     /// Creates namespaces with exactly these names (the demo's).
@@ -62,19 +65,51 @@ impl Topology {
         let topo = Self { client, gateway };
         let (c, g) = (&topo.client, &topo.gateway);
         c.ip(&[
-            "link", "add", Addrs::CLIENT_IF, "type", "veth", "peer", "name", Addrs::GATEWAY_IF,
-            "netns", g.name(),
+            "link",
+            "add",
+            Addrs::CLIENT_IF,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            Addrs::GATEWAY_IF,
+            "netns",
+            g.name(),
         ])?;
         for a in ["192.0.2.10/24", "192.0.2.66/24"] {
             c.ip(&["addr", "add", a, "dev", Addrs::CLIENT_IF])?;
         }
-        c.ip(&["-6", "addr", "add", "2001:db8:1::10/64", "dev", Addrs::CLIENT_IF, "nodad"])?;
+        c.ip(&[
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:1::10/64",
+            "dev",
+            Addrs::CLIENT_IF,
+            "nodad",
+        ])?;
         // Deprecated (preferred_lft 0): used as a source only when a test binds it explicitly.
         c.ip(&[
-            "-6", "addr", "add", "2001:db8:1::66/64", "dev", Addrs::CLIENT_IF, "nodad", "preferred_lft", "0",
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:1::66/64",
+            "dev",
+            Addrs::CLIENT_IF,
+            "nodad",
+            "preferred_lft",
+            "0",
         ])?;
         g.ip(&["addr", "add", "192.0.2.1/24", "dev", Addrs::GATEWAY_IF])?;
-        g.ip(&["-6", "addr", "add", "2001:db8:1::1/64", "dev", Addrs::GATEWAY_IF, "nodad"])?;
+        g.ip(&[
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:1::1/64",
+            "dev",
+            Addrs::GATEWAY_IF,
+            "nodad",
+        ])?;
         for a in ["203.0.113.7/32", "198.51.100.7/32"] {
             g.ip(&["addr", "add", a, "dev", "lo"])?;
         }
