@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 /// Cut the machines behind this gateway off from takedown addresses, with XDP.
 #[derive(Parser)]
-#[command(name = "takedown", version, about)]
+#[command(name = "takedown", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
