@@ -6,12 +6,12 @@ use anyhow::Result;
 
 use crate::setup::{self, run_ok};
 
-/// The workspace root (xtask's parent directory).
+/// The workspace root (xtask's parent directory), as `cargo run` reports it at run time.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest.parent().unwrap().to_path_buf()
 }
 
 /// Builds the release `takedown` binary (its build script builds the eBPF object) and returns its path.
