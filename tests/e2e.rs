@@ -249,3 +249,31 @@ fn keeps_filtering_when_its_output_reader_goes_away() {
     let status = child.wait().unwrap();
     assert!(status.success(), "exit after SIGINT: {status}");
 }
+
+#[test]
+fn auto_mode_falls_back_to_skb_with_a_warning() {
+    if !require_root("auto_mode_falls_back_to_skb_with_a_warning") {
+        return;
+    }
+    // Loopback has no native XDP: auto mode must attach in generic mode and say so.
+    let dir = TempDir::new("e2e-auto");
+    let list = dir.file("list.txt", "203.0.113.7\n");
+    let topo = Topology::new("eu").unwrap();
+    let run = Running::start(
+        &topo.gateway,
+        &["run", "-i", "lo", "-i", Addrs::GATEWAY_IF, "-l", &list],
+    )
+    .unwrap();
+    let out = run.stdout();
+    assert!(
+        out.contains("attached to lo in skb (generic) mode"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("attached to {} in native mode", Addrs::GATEWAY_IF)),
+        "{out}"
+    );
+    assert!(xdp_attached(&topo.gateway, "lo"));
+    run.stop().unwrap();
+    assert!(!xdp_attached(&topo.gateway, "lo"));
+}
