@@ -273,6 +273,11 @@ fn auto_mode_falls_back_to_skb_with_a_warning() {
         out.contains(&format!("attached to {} in native mode", Addrs::GATEWAY_IF)),
         "{out}"
     );
+    assert!(
+        run.stderr().contains("native XDP is not available on lo"),
+        "{}",
+        run.stderr()
+    );
     assert!(xdp_attached(&topo.gateway, "lo"));
     run.stop().unwrap();
     assert!(!xdp_attached(&topo.gateway, "lo"));

@@ -34,6 +34,22 @@ pub fn run_cli(ns: Option<&NetNs>, args: &[&str]) -> Output {
 pub struct Running {
     child: Child,
     stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// Copies `pipe` line by line into `sink`; calls `on_line` for each line.
+fn drain(
+    pipe: impl Read + Send + 'static,
+    sink: Arc<Mutex<String>>,
+    on_line: impl Fn(&str) + Send + 'static,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&line);
+            sink.lock().unwrap().push('\n');
+            on_line(&line);
+        }
+    });
 }
 
 impl Running {
@@ -46,22 +62,22 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()?;
         let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
-        let pipe = child.stdout.take().unwrap();
-        let sink = stdout.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let ready = line.starts_with("filtering");
-                sink.lock().unwrap().push_str(&(line + "\n"));
-                if ready {
-                    let _ = tx.send(());
-                }
+        drain(child.stdout.take().unwrap(), stdout.clone(), move |line| {
+            if line.starts_with("filtering") {
+                let _ = tx.send(());
             }
         });
+        drain(child.stderr.take().unwrap(), stderr.clone(), |_| {});
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if rx.recv_timeout(Duration::from_millis(100)).is_ok() {
-                return Ok(Self { child, stdout });
+                return Ok(Self {
+                    child,
+                    stdout,
+                    stderr,
+                });
             }
             if let Some(status) = child.try_wait()? {
                 let mut err = String::new();
@@ -81,6 +97,11 @@ impl Running {
     /// What it printed on stdout so far.
     pub fn stdout(&self) -> String {
         self.stdout.lock().unwrap().clone()
+    }
+
+    /// What it printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
     }
 
     /// Sends SIGINT and waits (at most 20 s) for it to exit; returns its status and stdout.
