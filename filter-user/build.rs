@@ -15,11 +15,7 @@ fn main() {
     let root = manifest.parent().unwrap().to_path_buf();
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("takedown.bpf.o");
     println!("cargo:rerun-if-env-changed=TAKEDOWN_EBPF_OBJ");
-    for dir in [
-        "filter-ebpf/src",
-        "filter-ebpf/Cargo.toml",
-        "filter-common/src",
-    ] {
+    for dir in ["filter-ebpf/src", "filter-ebpf/Cargo.toml", "filter-common/src"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     let object = match env::var_os("TAKEDOWN_EBPF_OBJ") {
@@ -40,9 +36,7 @@ fn has_rust_src(toolchain: &str) -> bool {
         .filter(|o| o.status.success())
         .map(|o| {
             let sysroot = String::from_utf8_lossy(&o.stdout).trim().to_string();
-            Path::new(&sysroot)
-                .join("lib/rustlib/src/rust/library/core")
-                .is_dir()
+            Path::new(&sysroot).join("lib/rustlib/src/rust/library/core").is_dir()
         })
         .unwrap_or(false)
 }
@@ -85,9 +79,8 @@ fn build_ebpf(root: &Path) -> PathBuf {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run cargo for the eBPF build: {e}"));
+    let status =
+        cmd.status().unwrap_or_else(|e| panic!("cannot run cargo for the eBPF build: {e}"));
     if !status.success() {
         panic!(
             "building filter-ebpf failed ({status}); if bpf-linker or rust-src is missing, run `cargo xtask setup`"

@@ -1,7 +1,7 @@
 //! The `takedown` command's error cases: one clear sentence, non-zero exit, nothing attached.
 
 use integration_tests::{TempDir, process::run_cli, require_root, xdp_attached};
-use td_netns::{Addrs, Topology};
+use td_netns::{Addrs, NetNs, Topology};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -13,34 +13,41 @@ fn example_list() -> String {
 
 #[test]
 fn usage_errors_exit_2() {
-    let out = run_cli(None, &["run", "--list", &example_list()]);
+    let out = run_cli(None, &["check"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--iface"), "{}", stderr(&out));
+    let out = run_cli(None, &["nosuchcommand"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("nosuchcommand"), "{}", stderr(&out));
+    if td_netns::is_root() {
+        let ns = NetNs::new("cu").unwrap();
+        let out = run_cli(Some(&ns), &["run", "--list", &example_list()]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("--iface"), "{}", stderr(&out));
+    }
 }
 
 #[test]
 fn without_privileges_it_refuses_in_one_sentence() {
     // As root, drop every capability (setpriv clears the bounding set) to act as an
     // unprivileged user; as a normal user, just run it.
+    // Inside a test namespace all the same, should the privilege check ever let it through.
     let bin = integration_tests::process::takedown_bin();
     let list = example_list();
     let args = ["run", "-i", "lo", "-l", list.as_str()];
     let out = if td_netns::is_root() {
-        std::process::Command::new("setpriv")
+        let ns = NetNs::new("cp").unwrap();
+        ns.command("setpriv")
             .args(["--bounding-set=-all", "--inh-caps=-all"])
             .arg(&bin)
             .args(args)
             .output()
             .expect("setpriv")
     } else {
-        run_cli(None, &args)
+        std::process::Command::new(&bin).args(args).output().expect("run takedown")
     };
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(
-        err.contains("needs root (CAP_BPF and CAP_NET_ADMIN)"),
-        "{err}"
-    );
+    assert!(err.contains("needs root (CAP_BPF and CAP_NET_ADMIN)"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
@@ -49,13 +56,10 @@ fn unknown_interface() {
     if !require_root("unknown_interface") {
         return;
     }
-    let out = run_cli(None, &["run", "-i", "td-nosuch0", "-l", &example_list()]);
+    let ns = NetNs::new("ci").unwrap();
+    let out = run_cli(Some(&ns), &["run", "-i", "td-nosuch0", "-l", &example_list()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("interface td-nosuch0 does not exist"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("interface td-nosuch0 does not exist"), "{}", stderr(&out));
 }
 
 #[test]
@@ -63,10 +67,8 @@ fn unreadable_list_file() {
     if !require_root("unreadable_list_file") {
         return;
     }
-    let out = run_cli(
-        None,
-        &["run", "-i", "lo", "-l", "/nonexistent/takedown.txt"],
-    );
+    let ns = NetNs::new("cr").unwrap();
+    let out = run_cli(Some(&ns), &["run", "-i", "lo", "-l", "/nonexistent/takedown.txt"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("cannot read list file /nonexistent/takedown.txt"),
@@ -81,15 +83,17 @@ fn list_without_usable_entries() {
         return;
     }
     let dir = TempDir::new("cli-empty");
-    let list = dir.file("junk.txt", "# only junk\nevil.example\n/x.php\n");
-    let out = run_cli(None, &["run", "-i", "lo", "-l", &list]);
+    let list = dir.file("junk.txt", "# only junk\n/x.php\nnot-a-name\n10.0.0.0/8\n");
+    let ns = NetNs::new("ce").unwrap();
+    let out = run_cli(Some(&ns), &["run", "-i", "lo", "-l", &list, "--format", "plain"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("junk.txt has no usable entry: 2 lines skipped"),
+        err.contains("junk.txt has no usable entry: 2 lines skipped, 1 entries refused or guarded"),
         "{err}"
     );
-    assert!(err.contains("evil.example"), "{err}");
+    assert!(err.contains("/x.php"), "{err}");
+    assert!(!xdp_attached(&ns, "lo"));
 }
 
 #[test]
@@ -99,18 +103,10 @@ fn more_entries_than_the_map_holds() {
     }
     let topo = Topology::new("cf").unwrap();
     let dir = TempDir::new("cli-full");
-    let list = dir.file("three.txt", "192.0.2.1\n192.0.2.2\n192.0.2.3\n");
+    let list = dir.file("three.txt", "198.51.100.1\n198.51.100.2\n198.51.100.3\n");
     let out = run_cli(
         Some(&topo.gateway),
-        &[
-            "run",
-            "-i",
-            Addrs::GATEWAY_IF,
-            "-l",
-            &list,
-            "--max-entries",
-            "2",
-        ],
+        &["run", "-i", Addrs::GATEWAY_IF, "-l", &list, "--max-entries", "2"],
     );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -131,29 +127,11 @@ fn failed_attach_leaves_nothing_attached() {
     let topo = Topology::new("ca").unwrap();
     let out = run_cli(
         Some(&topo.gateway),
-        &[
-            "run",
-            "-i",
-            Addrs::GATEWAY_IF,
-            "-i",
-            "lo",
-            "-l",
-            &example_list(),
-            "--mode",
-            "native",
-        ],
+        &["run", "-i", Addrs::GATEWAY_IF, "-i", "lo", "-l", &example_list(), "--mode", "native"],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
     let err = stderr(&out);
     assert!(err.contains("cannot attach in native mode to lo"), "{err}");
-    assert!(
-        !xdp_attached(&topo.gateway, Addrs::GATEWAY_IF),
-        "veth still has XDP"
-    );
+    assert!(!xdp_attached(&topo.gateway, Addrs::GATEWAY_IF), "veth still has XDP");
     assert!(!xdp_attached(&topo.gateway, "lo"));
 }

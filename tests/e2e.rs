@@ -1,8 +1,16 @@
-//! End to end: `takedown run` in a gateway namespace, real ping and UDP from a client namespace.
+//! End to end: `takedown run` on a gateway namespace's inside and outside interfaces, with real
+//! ping and UDP between a client namespace and an "internet" namespace behind the gateway.
 
-use std::time::Duration;
+use std::{
+    io::{BufRead, BufReader},
+    time::Duration,
+};
 
-use integration_tests::{TempDir, process::Running, require_root, xdp_attached};
+use integration_tests::{
+    TempDir,
+    process::{Running, takedown_bin},
+    require_root, xdp_attached,
+};
 use td_netns::{Addrs, Topology, ping, udp_count};
 
 const LIST: &str = "\
@@ -14,84 +22,48 @@ const LIST: &str = "\
 2001:db8:1::66
 ";
 
+const WAIT: Duration = Duration::from_millis(500);
+
+/// 20 datagrams from the client to the internet namespace; how many arrived.
 fn udp(topo: &Topology, src: &str, dst: &str) -> u32 {
-    udp_count(
-        &topo.client,
-        Addrs::ip(src),
-        &topo.gateway,
-        Addrs::ip(dst),
-        20,
-        Duration::from_millis(500),
-    )
-    .expect("udp")
+    let (s, d) = (Addrs::ip(src), Addrs::ip(dst));
+    udp_count(&topo.client, s, &topo.internet, d, 20, WAIT).expect("udp")
+}
+
+/// 20 datagrams from the internet namespace to the client; how many arrived.
+fn udp_in(topo: &Topology, src: &str, dst: &str) -> u32 {
+    let (s, d) = (Addrs::ip(src), Addrs::ip(dst));
+    udp_count(&topo.internet, s, &topo.client, d, 20, WAIT).expect("udp")
+}
+
+fn pings(topo: &Topology, src: Option<&str>, dst: &str) -> u32 {
+    ping(&topo.client, src, dst, 2).expect("ping")
 }
 
 /// Listed traffic is dropped both ways (to and from listed addresses), v4 and v6; the rest passes.
-fn assert_enforced(topo: &Topology) {
-    let c = &topo.client;
-    assert_eq!(
-        ping(c, None, Addrs::SERVER_V4, 2).unwrap(),
-        2,
-        "ping ordinary v4"
-    );
-    assert_eq!(
-        ping(c, None, Addrs::TAKEDOWN_V4, 2).unwrap(),
-        0,
-        "ping listed v4"
-    );
-    assert_eq!(
-        ping(c, None, Addrs::SERVER_V6, 2).unwrap(),
-        2,
-        "ping ordinary v6"
-    );
-    assert_eq!(
-        ping(c, None, Addrs::TAKEDOWN_V6, 2).unwrap(),
-        0,
-        "ping listed v6 prefix"
-    );
-    assert_eq!(
-        ping(c, Some(Addrs::LISTED_SRC_V4), Addrs::GATEWAY_V4, 2).unwrap(),
-        0,
-        "ping from listed v4"
-    );
-    assert_eq!(
-        ping(c, Some(Addrs::CLIENT_V4), Addrs::GATEWAY_V4, 2).unwrap(),
-        2,
-        "ping from ordinary v4"
-    );
-    assert_eq!(
-        udp(topo, Addrs::CLIENT_V4, Addrs::SERVER_V4),
-        20,
-        "udp ordinary v4"
-    );
-    assert_eq!(
-        udp(topo, Addrs::CLIENT_V4, Addrs::TAKEDOWN_V4),
-        0,
-        "udp to listed v4"
-    );
-    assert_eq!(
-        udp(topo, Addrs::CLIENT_V6, Addrs::SERVER_V6),
-        20,
-        "udp ordinary v6"
-    );
-    assert_eq!(
-        udp(topo, Addrs::CLIENT_V6, Addrs::TAKEDOWN_V6),
-        0,
-        "udp to listed v6"
-    );
-    assert_eq!(
-        udp(topo, Addrs::LISTED_SRC_V6, Addrs::SERVER_V6),
-        0,
-        "udp from listed v6"
-    );
+fn assert_enforced(t: &Topology) {
+    assert_eq!(pings(t, None, Addrs::SERVER_V4), 2, "ping ordinary v4");
+    assert_eq!(pings(t, None, Addrs::TAKEDOWN_V4), 0, "ping listed v4");
+    assert_eq!(pings(t, None, Addrs::SERVER_V6), 2, "ping ordinary v6");
+    assert_eq!(pings(t, None, Addrs::TAKEDOWN_V6), 0, "ping listed v6 prefix");
+    let from_listed = pings(t, Some(Addrs::LISTED_SRC_V4), Addrs::GATEWAY_V4);
+    assert_eq!(from_listed, 0, "ping from listed v4");
+    assert_eq!(pings(t, Some(Addrs::CLIENT_V4), Addrs::GATEWAY_V4), 2, "ping from ordinary v4");
+    assert_eq!(udp(t, Addrs::CLIENT_V4, Addrs::SERVER_V4), 20, "udp ordinary v4");
+    assert_eq!(udp(t, Addrs::CLIENT_V4, Addrs::TAKEDOWN_V4), 0, "udp to listed v4");
+    assert_eq!(udp(t, Addrs::CLIENT_V6, Addrs::SERVER_V6), 20, "udp ordinary v6");
+    assert_eq!(udp(t, Addrs::CLIENT_V6, Addrs::TAKEDOWN_V6), 0, "udp to listed v6");
+    assert_eq!(udp(t, Addrs::LISTED_SRC_V6, Addrs::SERVER_V6), 0, "udp from listed v6");
+    // The other direction, dropped on the outside interface: listed servers sending inside.
+    assert_eq!(udp_in(t, Addrs::TAKEDOWN_V4, Addrs::CLIENT_V4), 0, "udp from listed server v4");
+    assert_eq!(udp_in(t, Addrs::TAKEDOWN_V6, Addrs::CLIENT_V6), 0, "udp from listed server v6");
+    assert_eq!(udp_in(t, Addrs::SERVER_V4, Addrs::CLIENT_V4), 20, "udp from ordinary server v4");
+    assert_eq!(udp_in(t, Addrs::SERVER_V6, Addrs::CLIENT_V6), 20, "udp from ordinary server v6");
 }
 
 /// The number before " pkts" after `name` on the line starting with "final:".
 fn final_count(stdout: &str, name: &str) -> u64 {
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("final:"))
-        .expect("final line");
+    let line = stdout.lines().find(|l| l.starts_with("final:")).expect("final line");
     let rest = &line[line.find(name).expect("counter name") + name.len()..];
     rest.split_whitespace().next().unwrap().parse().unwrap()
 }
@@ -100,31 +72,27 @@ fn enforce_then_detach(mode: &str, expect: &str) {
     let dir = TempDir::new(&format!("e2e-{mode}"));
     let list = dir.file("list.txt", LIST);
     let topo = Topology::new(&format!("e{}", &mode[..1])).unwrap();
-    let run = Running::start(
-        &topo.gateway,
-        &["run", "-i", Addrs::GATEWAY_IF, "-l", &list, "--mode", mode],
-    )
-    .unwrap();
-    assert!(
-        run.stdout()
-            .contains(&format!("attached to {} in {expect}", Addrs::GATEWAY_IF)),
-        "{}",
-        run.stdout()
-    );
-    assert!(xdp_attached(&topo.gateway, Addrs::GATEWAY_IF));
+    let (inside, outside) = (Addrs::GATEWAY_IF, Addrs::OUTSIDE_IF);
+    let args = ["run", "-i", inside, "-i", outside, "-l", &list, "--mode", mode];
+    let run = Running::start(&topo.gateway, &args).unwrap();
+    for iface in [inside, outside] {
+        let line = format!("attached to {iface} in {expect}");
+        assert!(run.stdout().contains(&line), "{}", run.stdout());
+        assert!(xdp_attached(&topo.gateway, iface));
+    }
     assert_enforced(&topo);
     let (status, out) = run.stop().unwrap();
     assert!(status.success(), "{out}");
-    // 2 pings + 20 UDP to listed v4, 2 pings + 20 UDP to listed v6: 44 by destination;
-    // 2 pings from 192.0.2.66 + 20 UDP from 2001:db8:1::66: 22 by source.
+    // By destination: 2 pings + 20 UDP to listed v4, the same to listed v6: 44.
+    // By source: 2 pings from 192.0.2.66, 20 UDP from 2001:db8:1::66, 20 + 20 UDP from the
+    // listed servers: 62.
     assert_eq!(final_count(&out, "dropped_dst"), 44, "{out}");
-    assert_eq!(final_count(&out, "dropped_src"), 22, "{out}");
-    // Detached cleanly: nothing left on the interface and listed traffic flows again.
-    assert!(
-        !xdp_attached(&topo.gateway, Addrs::GATEWAY_IF),
-        "XDP still attached after exit"
-    );
-    assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 2);
+    assert_eq!(final_count(&out, "dropped_src"), 62, "{out}");
+    // Detached cleanly: nothing left on the interfaces and listed traffic flows again.
+    for iface in [inside, outside] {
+        assert!(!xdp_attached(&topo.gateway, iface), "XDP still on {iface} after exit");
+    }
+    assert_eq!(pings(&topo, None, Addrs::TAKEDOWN_V4), 2);
 }
 
 #[test]
@@ -149,25 +117,10 @@ fn direction_dst_blocks_only_destinations() {
     let dir = TempDir::new("e2e-direction");
     let list = dir.file("list.txt", "203.0.113.7\n192.0.2.66\n");
     let topo = Topology::new("ed").unwrap();
-    let run = Running::start(
-        &topo.gateway,
-        &[
-            "run",
-            "-i",
-            Addrs::GATEWAY_IF,
-            "-l",
-            &list,
-            "--direction",
-            "dst",
-        ],
-    )
-    .unwrap();
-    let c = &topo.client;
-    assert_eq!(ping(c, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0);
-    assert_eq!(
-        ping(c, Some(Addrs::LISTED_SRC_V4), Addrs::GATEWAY_V4, 2).unwrap(),
-        2
-    );
+    let args = ["run", "-i", Addrs::GATEWAY_IF, "-l", &list, "--direction", "dst"];
+    let run = Running::start(&topo.gateway, &args).unwrap();
+    assert_eq!(pings(&topo, None, Addrs::TAKEDOWN_V4), 0);
+    assert_eq!(pings(&topo, Some(Addrs::LISTED_SRC_V4), Addrs::GATEWAY_V4), 2);
     run.stop().unwrap();
 }
 
@@ -187,16 +140,9 @@ fn a_million_entries_load_and_the_last_one_drops() {
     text.push('\n');
     let list = dir.file("million.txt", &text);
     let topo = Topology::new("em").unwrap();
-    let run = Running::start(
-        &topo.gateway,
-        &["run", "-i", Addrs::GATEWAY_IF, "-l", &list],
-    )
-    .unwrap();
-    assert!(
-        run.stdout().contains("1000000 IPv4 addresses"),
-        "{}",
-        run.stdout()
-    );
+    let run =
+        Running::start(&topo.gateway, &["run", "-i", Addrs::GATEWAY_IF, "-l", &list]).unwrap();
+    assert!(run.stdout().contains("plan: 1000000 IPv4 addresses"), "{}", run.stdout());
     assert_eq!(udp(&topo, Addrs::CLIENT_V4, Addrs::TAKEDOWN_V4), 0);
     assert_eq!(udp(&topo, Addrs::CLIENT_V4, Addrs::SERVER_V4), 20);
     run.stop().unwrap();
@@ -207,42 +153,23 @@ fn keeps_filtering_when_its_output_reader_goes_away() {
     if !require_root("keeps_filtering_when_its_output_reader_goes_away") {
         return;
     }
-    use std::io::{BufRead, BufReader};
     let dir = TempDir::new("e2e-pipe");
     let list = dir.file("list.txt", "203.0.113.7\n");
     let topo = Topology::new("ep").unwrap();
-    let bin = integration_tests::process::takedown_bin();
     let mut child = topo
         .gateway
-        .command(bin.to_str().unwrap())
-        .args([
-            "run",
-            "-i",
-            Addrs::GATEWAY_IF,
-            "-l",
-            &list,
-            "--interval",
-            "1",
-        ])
+        .command(takedown_bin().to_str().unwrap())
+        .args(["run", "-i", Addrs::GATEWAY_IF, "-l", &list, "--interval", "1"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert!(
-        lines
-            .by_ref()
-            .take(20)
-            .map_while(Result::ok)
-            .any(|l| l.starts_with("filtering")),
-        "takedown did not start"
-    );
+    let started = lines.by_ref().take(40).map_while(Result::ok).any(|l| l.starts_with("filtering"));
+    assert!(started, "takedown did not start");
     drop(lines); // the reader goes away; the next counter line hits a closed pipe
     std::thread::sleep(Duration::from_millis(2500));
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "takedown died when its stdout closed"
-    );
+    assert!(child.try_wait().unwrap().is_none(), "takedown died when its stdout closed");
     assert_eq!(udp(&topo, Addrs::CLIENT_V4, Addrs::TAKEDOWN_V4), 0);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -259,25 +186,14 @@ fn auto_mode_falls_back_to_skb_with_a_warning() {
     let dir = TempDir::new("e2e-auto");
     let list = dir.file("list.txt", "203.0.113.7\n");
     let topo = Topology::new("eu").unwrap();
-    let run = Running::start(
-        &topo.gateway,
-        &["run", "-i", "lo", "-i", Addrs::GATEWAY_IF, "-l", &list],
-    )
-    .unwrap();
+    let args = ["run", "-i", "lo", "-i", Addrs::GATEWAY_IF, "-l", &list];
+    let run = Running::start(&topo.gateway, &args).unwrap();
     let out = run.stdout();
-    assert!(
-        out.contains("attached to lo in skb (generic) mode"),
-        "{out}"
-    );
-    assert!(
-        out.contains(&format!("attached to {} in native mode", Addrs::GATEWAY_IF)),
-        "{out}"
-    );
-    assert!(
-        run.stderr().contains("native XDP is not available on lo"),
-        "{}",
-        run.stderr()
-    );
+    assert!(out.contains("attached to lo in skb (generic) mode"), "{out}");
+    let native = format!("attached to {} in native mode", Addrs::GATEWAY_IF);
+    assert!(out.contains(&native), "{out}");
+    let err = run.stderr();
+    assert!(err.contains("native XDP is not available on lo"), "{err}");
     assert!(xdp_attached(&topo.gateway, "lo"));
     run.stop().unwrap();
     assert!(!xdp_attached(&topo.gateway, "lo"));

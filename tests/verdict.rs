@@ -12,15 +12,10 @@ use takedown::entry::Direction::{Both, Dst, Src};
 const LISTED4: [u8; 4] = [203, 0, 113, 7];
 const OTHER4: [u8; 4] = [192, 0, 2, 10];
 const INSIDE4: [u8; 4] = [198, 51, 100, 42];
-const LISTED6: [u8; 16] = [
-    0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x07,
-];
-const OTHER6: [u8; 16] = [
-    0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
-];
-const IN_PREFIX6: [u8; 16] = [
-    0x20, 0x01, 0x0d, 0xb8, 0x0b, 0xad, 0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34,
-];
+const LISTED6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x07];
+const OTHER6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10];
+const IN_PREFIX6: [u8; 16] =
+    [0x20, 0x01, 0x0d, 0xb8, 0x0b, 0xad, 0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34];
 
 /// Packets in each counter slot: [passed, dropped_src, dropped_dst, non_ip, malformed].
 fn slots(l: &Loaded) -> [u64; 5] {
@@ -102,10 +97,7 @@ fn prefix_hits_in_both_tries() {
     }
     let l = Loaded::with(&[("198.51.100.0/24", Both), ("2001:db8:bad::/48", Both)]).unwrap();
     assert_eq!(l.verdict(&frames::v4(INSIDE4, OTHER4)), XDP_DROP);
-    assert_eq!(
-        l.verdict(&frames::v4(OTHER4, [198, 51, 100, 255])),
-        XDP_DROP
-    );
+    assert_eq!(l.verdict(&frames::v4(OTHER4, [198, 51, 100, 255])), XDP_DROP);
     assert_eq!(l.verdict(&frames::v4(OTHER4, [198, 51, 101, 0])), XDP_PASS);
     assert_eq!(l.verdict(&frames::v6(IN_PREFIX6, OTHER6)), XDP_DROP);
     assert_eq!(l.verdict(&frames::v6(OTHER6, IN_PREFIX6)), XDP_DROP);
@@ -120,12 +112,9 @@ fn exact_and_prefix_directions_combine() {
     }
     // The exact entry blocks only sources, the covering prefix only destinations: an address
     // on both is blocked both ways.
-    let l = Loaded::with(&[
-        ("198.51.100.42", Src),
-        ("198.51.100.0/24", Dst),
-        ("198.51.0.0/16", Src),
-    ])
-    .unwrap();
+    let l =
+        Loaded::with(&[("198.51.100.42", Src), ("198.51.100.0/24", Dst), ("198.51.0.0/16", Src)])
+            .unwrap();
     assert_eq!(l.verdict(&frames::v4(INSIDE4, OTHER4)), XDP_DROP);
     assert_eq!(l.verdict(&frames::v4(OTHER4, INSIDE4)), XDP_DROP);
     // 198.51.100.7 is covered by the /24 (dst) inside the /16 (src): both directions drop.
@@ -153,10 +142,7 @@ fn one_and_two_vlan_tags() {
     let mut qinq = double.clone();
     qinq[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
     assert_eq!(l.verdict(&qinq), XDP_DROP);
-    assert_eq!(
-        l.verdict(&frames::v6_double_vlan(OTHER6, IN_PREFIX6)),
-        XDP_PASS
-    );
+    assert_eq!(l.verdict(&frames::v6_double_vlan(OTHER6, IN_PREFIX6)), XDP_PASS);
     assert_eq!(slots(&l), [2, 2, 1, 0, 0]);
 }
 
@@ -176,14 +162,8 @@ fn ipv4_with_options_is_parsed() {
         return;
     }
     let l = Loaded::with(&[("203.0.113.7", Dst)]).unwrap();
-    assert_eq!(
-        l.verdict(&frames::v4_with_options(OTHER4, LISTED4)),
-        XDP_DROP
-    );
-    assert_eq!(
-        l.verdict(&frames::v4_with_options(OTHER4, INSIDE4)),
-        XDP_PASS
-    );
+    assert_eq!(l.verdict(&frames::v4_with_options(OTHER4, LISTED4)), XDP_DROP);
+    assert_eq!(l.verdict(&frames::v4_with_options(OTHER4, INSIDE4)), XDP_PASS);
     assert_eq!(slots(&l), [1, 0, 1, 0, 0]);
 }
 

@@ -12,6 +12,10 @@ pub const MAP_V6_EXACT: &str = "TD_V6_EXACT";
 pub const MAP_V4_PREFIX: &str = "TD_V4_PREFIX";
 /// IPv6 prefixes shorter than /128: LPM trie keyed by (prefix length, [`V6Key`]).
 pub const MAP_V6_PREFIX: &str = "TD_V6_PREFIX";
+/// IPv4 allowlist (never dropped): LPM trie keyed by (prefix length, [`V4Key`]), value `u32` 0.
+pub const MAP_V4_ALLOW: &str = "TD_V4_ALLOW";
+/// IPv6 allowlist (never dropped): LPM trie keyed by (prefix length, [`V6Key`]), value `u32` 0.
+pub const MAP_V6_ALLOW: &str = "TD_V6_ALLOW";
 /// Per-CPU array of [`Counter`], indexed by the `CNT_*` constants.
 pub const MAP_COUNTERS: &str = "TD_COUNTERS";
 /// Array with one `u32` of `CFG_*` flags, written by the loader.
@@ -22,11 +26,13 @@ pub const PROGRAM_NAME: &str = "takedown";
 pub const PROGRAM_BASELINE: &str = "takedown_baseline";
 
 /// Every map the program defines, for load-time checks.
-pub const ALL_MAPS: [&str; 6] = [
+pub const ALL_MAPS: [&str; 8] = [
     MAP_V4_EXACT,
     MAP_V6_EXACT,
     MAP_V4_PREFIX,
     MAP_V6_PREFIX,
+    MAP_V4_ALLOW,
+    MAP_V6_ALLOW,
     MAP_COUNTERS,
     MAP_CONFIG,
 ];
@@ -43,6 +49,9 @@ pub const FLAG_DST: u32 = 1 << 1;
 /// The entry blocks both directions (the default).
 pub const FLAG_BOTH: u32 = FLAG_SRC | FLAG_DST;
 
+/// Most lists one filter can tell apart (bits of [`EntryValue::lists`]).
+pub const MAX_LISTS: usize = 64;
+
 /// The value of every address map entry.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,12 +60,14 @@ pub struct EntryValue {
     pub flags: u32,
     /// Reserved, zero.
     pub reserved: u32,
+    /// Bit i set: list i (in the loader's numbering) holds this entry or one that covers it.
+    pub lists: u64,
 }
 
 impl EntryValue {
-    /// A value with the given direction flags.
-    pub const fn new(flags: u32) -> Self {
-        Self { flags, reserved: 0 }
+    /// A value with the given direction flags and list bits.
+    pub const fn new(flags: u32, lists: u64) -> Self {
+        Self { flags, reserved: 0, lists }
     }
 }
 
@@ -81,13 +92,8 @@ pub const CNT_MALFORMED: u32 = 4;
 /// Number of counter slots.
 pub const CNT_COUNT: u32 = 5;
 /// Counter names in index order, for display.
-pub const CNT_NAMES: [&str; CNT_COUNT as usize] = [
-    "passed",
-    "dropped_src",
-    "dropped_dst",
-    "non_ip",
-    "malformed",
-];
+pub const CNT_NAMES: [&str; CNT_COUNT as usize] =
+    ["passed", "dropped_src", "dropped_dst", "non_ip", "malformed"];
 
 /// Index of the flags word in [`MAP_CONFIG`].
 pub const CFG_FLAGS: u32 = 0;
@@ -97,6 +103,10 @@ pub const CFG_COUNT: u32 = 1;
 pub const CFG_V4_PREFIXES: u32 = 1;
 /// The IPv6 prefix trie holds entries: look it up.
 pub const CFG_V6_PREFIXES: u32 = 1 << 1;
+/// The IPv4 allowlist holds entries: check a listed address against it before dropping.
+pub const CFG_V4_ALLOW: u32 = 1 << 2;
+/// The IPv6 allowlist holds entries: likewise.
+pub const CFG_V6_ALLOW: u32 = 1 << 3;
 
 #[cfg(feature = "user")]
 mod pod {

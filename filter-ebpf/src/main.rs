@@ -1,8 +1,8 @@
 //! The takedown XDP program: drops packets whose source or destination is on the takedown list.
 //!
 //! Per packet: parse (see `parse`), look the source and destination up in the exact-address hash
-//! maps and, only when the loader says they hold entries, the prefix tries; count; return the
-//! verdict. No logging, no formatting: the hot path only reads maps and bumps per-CPU counters.
+//! maps and, only when the loader says they hold entries, the prefix tries; for a listed
+//! address, check the allowlist (which always wins); count; return the verdict. No logging, no formatting: the hot path only reads maps and bumps per-CPU counters.
 #![no_std]
 #![no_main]
 
@@ -15,8 +15,9 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use filter_common::{
-    CFG_COUNT, CFG_FLAGS, CFG_V4_PREFIXES, CFG_V6_PREFIXES, CNT_COUNT, CNT_DROP_DST, CNT_DROP_SRC,
-    CNT_MALFORMED, CNT_NON_IP, CNT_PASSED, Counter, EntryValue, FLAG_DST, FLAG_SRC, V4Key, V6Key,
+    CFG_COUNT, CFG_FLAGS, CFG_V4_ALLOW, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, CNT_COUNT,
+    CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED, CNT_NON_IP, CNT_PASSED, Counter, EntryValue,
+    FLAG_DST, FLAG_SRC, V4Key, V6Key,
 };
 use parse::Addresses;
 
@@ -30,6 +31,10 @@ static TD_V4_PREFIX: LpmTrie<V4Key, EntryValue> = LpmTrie::with_max_entries(1, B
 #[map]
 static TD_V6_PREFIX: LpmTrie<V6Key, EntryValue> = LpmTrie::with_max_entries(1, BPF_F_NO_PREALLOC);
 #[map]
+static TD_V4_ALLOW: LpmTrie<V4Key, u32> = LpmTrie::with_max_entries(1, BPF_F_NO_PREALLOC);
+#[map]
+static TD_V6_ALLOW: LpmTrie<V6Key, u32> = LpmTrie::with_max_entries(1, BPF_F_NO_PREALLOC);
+#[map]
 static TD_COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(CNT_COUNT, 0);
 #[map]
 static TD_CONFIG: Array<u32> = Array::with_max_entries(CFG_COUNT, 0);
@@ -39,20 +44,25 @@ pub fn takedown(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
     let slot = match parse::addresses(&ctx) {
         Addresses::V4 { src, dst } => {
-            let tries = config() & CFG_V4_PREFIXES != 0;
-            if v4_blocks(&src, FLAG_SRC, tries) {
+            let cfg = config();
+            let tries = cfg & CFG_V4_PREFIXES != 0;
+            let allow = cfg & CFG_V4_ALLOW != 0;
+            // The allowlist is consulted only for a listed address: misses never pay for it.
+            if v4_blocks(&src, FLAG_SRC, tries) && !(allow && v4_allowed(&src)) {
                 CNT_DROP_SRC
-            } else if v4_blocks(&dst, FLAG_DST, tries) {
+            } else if v4_blocks(&dst, FLAG_DST, tries) && !(allow && v4_allowed(&dst)) {
                 CNT_DROP_DST
             } else {
                 CNT_PASSED
             }
         }
         Addresses::V6 { src, dst } => {
-            let tries = config() & CFG_V6_PREFIXES != 0;
-            if v6_blocks(&src, FLAG_SRC, tries) {
+            let cfg = config();
+            let tries = cfg & CFG_V6_PREFIXES != 0;
+            let allow = cfg & CFG_V6_ALLOW != 0;
+            if v6_blocks(&src, FLAG_SRC, tries) && !(allow && v6_allowed(&src)) {
                 CNT_DROP_SRC
-            } else if v6_blocks(&dst, FLAG_DST, tries) {
+            } else if v6_blocks(&dst, FLAG_DST, tries) && !(allow && v6_allowed(&dst)) {
                 CNT_DROP_DST
             } else {
                 CNT_PASSED
@@ -88,10 +98,7 @@ fn v4_blocks(addr: &V4Key, flag: u32, tries: bool) -> bool {
             return true;
         }
     }
-    tries
-        && TD_V4_PREFIX
-            .get(Key::new(32, *addr))
-            .is_some_and(|v| v.flags & flag != 0)
+    tries && TD_V4_PREFIX.get(Key::new(32, *addr)).is_some_and(|v| v.flags & flag != 0)
 }
 
 #[inline(always)]
@@ -102,10 +109,17 @@ fn v6_blocks(addr: &V6Key, flag: u32, tries: bool) -> bool {
             return true;
         }
     }
-    tries
-        && TD_V6_PREFIX
-            .get(Key::new(128, *addr))
-            .is_some_and(|v| v.flags & flag != 0)
+    tries && TD_V6_PREFIX.get(Key::new(128, *addr)).is_some_and(|v| v.flags & flag != 0)
+}
+
+#[inline(always)]
+fn v4_allowed(addr: &V4Key) -> bool {
+    TD_V4_ALLOW.get(Key::new(32, *addr)).is_some()
+}
+
+#[inline(always)]
+fn v6_allowed(addr: &V6Key) -> bool {
+    TD_V6_ALLOW.get(Key::new(128, *addr)).is_some()
 }
 
 #[inline(always)]

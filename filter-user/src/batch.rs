@@ -12,6 +12,7 @@ use std::{
 use aya::Pod;
 
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 /// Entries per system call: large enough to amortise the call, small enough to stay responsive.
 pub const CHUNK: usize = 16 * 1024;
@@ -69,17 +70,12 @@ pub fn update<K: Pod, V: Pod>(
             let error = io::Error::last_os_error();
             let unsupported = matches!(
                 error.raw_os_error(),
-                Some(
-                    libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS | 524 /* ENOTSUPP */
-                )
+                Some(libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS | 524 /* ENOTSUPP */)
             );
             if done == 0 && attr.count == 0 && unsupported {
                 return Err(BatchError::Unsupported);
             }
-            return Err(BatchError::Failed {
-                done: done + attr.count as usize,
-                error,
-            });
+            return Err(BatchError::Failed { done: done + attr.count as usize, error });
         }
         done += k.len();
     }
@@ -99,24 +95,22 @@ struct ElemAttr {
 
 /// One BPF_MAP_UPDATE_ELEM, for kernels or maps without batch updates.
 pub fn update_one<K: Pod, V: Pod>(fd: BorrowedFd<'_>, key: &K, value: &V) -> io::Result<()> {
-    let attr = ElemAttr {
-        map_fd: fd.as_raw_fd() as u32,
-        key: key as *const K as u64,
-        value: value as *const V as u64,
-        ..Default::default()
-    };
-    // SAFETY: `attr` points at a key and a value that outlive the call; the kernel reads them.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_UPDATE_ELEM,
-            &attr as *const ElemAttr,
-            size_of::<ElemAttr>() as u32,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
+    elem(BPF_MAP_UPDATE_ELEM, fd, key as *const K as u64, value as *const V as u64)
+}
+
+/// One BPF_MAP_DELETE_ELEM; a key that is already absent is not an error.
+pub fn delete_one<K: Pod>(fd: BorrowedFd<'_>, key: &K) -> io::Result<()> {
+    match elem(BPF_MAP_DELETE_ELEM, fd, key as *const K as u64, 0) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        other => other,
     }
+}
+
+fn elem(cmd: libc::c_long, fd: BorrowedFd<'_>, key: u64, value: u64) -> io::Result<()> {
+    let attr = ElemAttr { map_fd: fd.as_raw_fd() as u32, key, value, ..Default::default() };
+    // SAFETY: `attr` points at a key (and value) that outlive the call; the kernel reads them.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_bpf, cmd, &attr as *const ElemAttr, size_of::<ElemAttr>() as u32)
+    };
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }

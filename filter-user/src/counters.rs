@@ -27,9 +27,8 @@ impl Totals {
 
 /// Sums the counters over every CPU.
 pub fn read(ebpf: &Ebpf) -> Result<Totals> {
-    let map = ebpf
-        .map(MAP_COUNTERS)
-        .ok_or_else(|| anyhow!("the filter has no map {MAP_COUNTERS}"))?;
+    let map =
+        ebpf.map(MAP_COUNTERS).ok_or_else(|| anyhow!("the filter has no map {MAP_COUNTERS}"))?;
     let array: PerCpuArray<&MapData, Counter> = PerCpuArray::try_from(map)?;
     let mut totals = Totals::default();
     for slot in 0..CNT_COUNT {

@@ -1,7 +1,6 @@
-//! One takedown entry: a network, the direction it blocks, and where it came from.
+//! The direction an entry blocks.
 
 use filter_common::{FLAG_BOTH, FLAG_DST, FLAG_SRC};
-use ipnet::IpNet;
 
 /// Which packets an entry blocks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -24,15 +23,4 @@ impl Direction {
             Self::Both => FLAG_BOTH,
         }
     }
-}
-
-/// A parsed list line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    /// The network, host bits already masked.
-    pub net: IpNet,
-    /// Which packets it blocks.
-    pub direction: Direction,
-    /// 1-based line number in its list.
-    pub line: usize,
 }

@@ -11,8 +11,8 @@ use aya::{
     programs::{Xdp, XdpMode},
 };
 use filter_common::{
-    ALL_MAPS, MAP_V4_EXACT, MAP_V4_PREFIX, MAP_V6_EXACT, MAP_V6_PREFIX, PROGRAM_BASELINE,
-    PROGRAM_NAME,
+    ALL_MAPS, MAP_V4_ALLOW, MAP_V4_EXACT, MAP_V4_PREFIX, MAP_V6_ALLOW, MAP_V6_EXACT, MAP_V6_PREFIX,
+    PROGRAM_BASELINE, PROGRAM_NAME,
 };
 
 use crate::plan::Plan;
@@ -24,6 +24,8 @@ pub struct Capacities {
     pub v6_exact: u32,
     pub v4_prefix: u32,
     pub v6_prefix: u32,
+    pub v4_allow: u32,
+    pub v6_allow: u32,
 }
 
 /// Smallest size of any address map, so that small lists can grow without a reload.
@@ -47,6 +49,8 @@ impl Capacities {
             v6_exact: size(MAP_V6_EXACT, "exact IPv6 addresses", plan.v6_exact.len())?,
             v4_prefix: size(MAP_V4_PREFIX, "IPv4 prefixes", plan.v4_prefix.len())?,
             v6_prefix: size(MAP_V6_PREFIX, "IPv6 prefixes", plan.v6_prefix.len())?,
+            v4_allow: size(MAP_V4_ALLOW, "IPv4 allowlist entries", plan.v4_allow.len())?,
+            v6_allow: size(MAP_V6_ALLOW, "IPv6 allowlist entries", plan.v6_allow.len())?,
         })
     }
 }
@@ -92,7 +96,9 @@ impl Filter {
             .map_max_entries(MAP_V4_EXACT, caps.v4_exact)
             .map_max_entries(MAP_V6_EXACT, caps.v6_exact)
             .map_max_entries(MAP_V4_PREFIX, caps.v4_prefix)
-            .map_max_entries(MAP_V6_PREFIX, caps.v6_prefix);
+            .map_max_entries(MAP_V6_PREFIX, caps.v6_prefix)
+            .map_max_entries(MAP_V4_ALLOW, caps.v4_allow)
+            .map_max_entries(MAP_V6_ALLOW, caps.v6_allow);
         let mut ebpf = loader
             .load(crate::EBPF_OBJECT)
             .map_err(|e| anyhow!("cannot create the filter's maps ({caps:?}): {e}"))?;
@@ -105,17 +111,13 @@ impl Filter {
             .program_mut(PROGRAM_NAME)
             .context("the embedded object has no XDP program named takedown")?
             .try_into()?;
-        prog.load()
-            .map_err(|e| anyhow!("the kernel rejected the XDP program: {e}"))?;
+        prog.load().map_err(|e| anyhow!("the kernel rejected the XDP program: {e}"))?;
         Ok(Self { ebpf })
     }
 
     /// The loaded program (for BPF_PROG_TEST_RUN).
     pub fn program(&self) -> &Xdp {
-        self.ebpf
-            .program(PROGRAM_NAME)
-            .and_then(|p| p.try_into().ok())
-            .expect("checked at load")
+        self.ebpf.program(PROGRAM_NAME).and_then(|p| p.try_into().ok()).expect("checked at load")
     }
 
     /// Loads (once) and returns the bare XDP_PASS program, for benchmarks.

@@ -7,8 +7,11 @@ pub mod batch;
 pub mod counters;
 pub mod entry;
 pub mod filter;
-pub mod parse;
+pub mod guards;
+pub mod lists;
+pub mod own;
 pub mod plan;
+pub mod prepare;
 pub mod privileges;
 pub mod sync;
 

@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Load the filter on interfaces, fill it from list files, show counters until stopped.
     Run(cli::run::RunArgs),
+    /// Parse, guard and plan list files without touching the kernel (no root needed).
+    Check(cli::check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -27,10 +29,11 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => cli::run::run(args),
+        Command::Run(args) => cli::run::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Check(args) => cli::check::run(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("takedown: error: {e:#}");
             ExitCode::FAILURE

@@ -1,189 +1,169 @@
-//! Planning: what the maps should hold, computed from parsed lists without touching the kernel.
+//! Planning: what the maps should hold, computed from guarded entries without touching the kernel.
 //!
-//! Host entries (/32, /128) go to the exact-address hash maps, shorter prefixes to the LPM tries.
-//! Duplicates merge by OR-ing their direction flags. Because an LPM lookup returns only the
-//! longest match, a prefix nested in a shorter one inherits the shorter one's flags, so the
-//! kernel's answer is the union of every entry that covers an address.
+//! - Duplicates merge: their direction flags and list bits are OR-ed (an entry keeps every list
+//!   that holds it).
+//! - Entries inside an allowlisted network are dropped (they could never match); the allowlist
+//!   itself goes to the kernel, which checks it before dropping, so it also wins over prefixes
+//!   that contain an allowed address and over entries added later.
+//! - Prefixes with the same flags and lists are aggregated (ipnet) so the tries hold the fewest.
+//! - An LPM lookup returns only the longest match, so every entry inherits the flags and lists
+//!   of the prefixes that cover it; an entry that adds nothing to its covering prefix is dropped
+//!   ("covered"). Exact addresses stay exact: they are never merged into prefixes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use filter_common::{V4Key, V6Key};
 use ipnet::IpNet;
 
-use crate::parse::ParsedList;
+#[path = "plan_keys.rs"]
+mod keys;
+use keys::{Family, split};
 
-/// The desired content of every address map.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Plan {
-    /// Exact IPv4 addresses and their flags, sorted by key.
-    pub v4_exact: Vec<(V4Key, u32)>,
-    /// Exact IPv6 addresses and their flags, sorted by key.
-    pub v6_exact: Vec<(V6Key, u32)>,
-    /// IPv4 prefixes (length, masked address) and their flags, sorted.
-    pub v4_prefix: Vec<((u8, V4Key), u32)>,
-    /// IPv6 prefixes (length, masked address) and their flags, sorted.
-    pub v6_prefix: Vec<((u8, V6Key), u32)>,
+/// Direction flags and list bits of an entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Meta {
+    /// `FLAG_*` bits.
+    pub flags: u32,
+    /// Bit i: list i holds it.
+    pub lists: u64,
+}
+
+impl Meta {
+    /// Both fields OR-ed.
+    pub fn union(self, other: Meta) -> Meta {
+        Meta { flags: self.flags | other.flags, lists: self.lists | other.lists }
+    }
+
+    /// True when `self` adds nothing to `other`.
+    pub fn within(self, other: Meta) -> bool {
+        self.flags & !other.flags == 0 && self.lists & !other.lists == 0
+    }
+}
+
+/// What planning merged or removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PlanStats {
     /// Entries that were already present (same network) and merged.
     pub duplicates: usize,
+    /// Prefixes saved by aggregating adjacent or nested prefixes.
+    pub aggregated: usize,
+    /// Entries dropped because a covering prefix already blocks them the same way.
+    pub covered: usize,
+    /// Entries dropped because the allowlist contains them.
+    pub allowlisted: usize,
+}
+
+/// The desired content of every map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Exact IPv4 addresses, sorted.
+    pub v4_exact: Vec<(V4Key, Meta)>,
+    /// Exact IPv6 addresses, sorted.
+    pub v6_exact: Vec<(V6Key, Meta)>,
+    /// IPv4 prefixes (length, masked address), sorted.
+    pub v4_prefix: Vec<((u8, V4Key), Meta)>,
+    /// IPv6 prefixes (length, masked address), sorted.
+    pub v6_prefix: Vec<((u8, V6Key), Meta)>,
+    /// IPv4 allowlist (length, masked address).
+    pub v4_allow: Vec<(u8, V4Key)>,
+    /// IPv6 allowlist (length, masked address).
+    pub v6_allow: Vec<(u8, V6Key)>,
+    /// What planning merged or removed.
+    pub stats: PlanStats,
 }
 
 impl Plan {
-    /// Plans from any number of parsed lists.
-    pub fn from_lists<'a>(lists: impl IntoIterator<Item = &'a ParsedList>) -> Self {
-        Self::from_entries(
-            lists
-                .into_iter()
-                .flat_map(|l| l.entries.iter().map(|e| (e.net, e.direction.flags()))),
-        )
-    }
-
-    /// Plans from (network, flags) pairs.
-    pub fn from_entries(entries: impl IntoIterator<Item = (IpNet, u32)>) -> Self {
-        let mut plan = Plan::default();
-        let mut total = 0usize;
-        for (net, flags) in entries {
+    /// Plans from entries with their metadata, and the networks that must never be blocked.
+    pub fn build(entries: impl IntoIterator<Item = (IpNet, Meta)>, allow: &[IpNet]) -> Self {
+        let mut stats = PlanStats::default();
+        let mut merged: HashMap<IpNet, Meta> = HashMap::new();
+        let mut total = 0;
+        for (net, meta) in entries {
             total += 1;
-            match net.trunc() {
-                IpNet::V4(n) if n.prefix_len() == 32 => {
-                    plan.v4_exact.push((n.addr().octets(), flags))
-                }
-                IpNet::V6(n) if n.prefix_len() == 128 => {
-                    plan.v6_exact.push((n.addr().octets(), flags))
-                }
-                IpNet::V4(n) => plan
-                    .v4_prefix
-                    .push(((n.prefix_len(), n.addr().octets()), flags)),
-                IpNet::V6(n) => plan
-                    .v6_prefix
-                    .push(((n.prefix_len(), n.addr().octets()), flags)),
+            let m = merged.entry(net.trunc()).or_default();
+            *m = m.union(meta);
+        }
+        stats.duplicates = total - merged.len();
+        let allow = IpNet::aggregate(&allow.iter().map(IpNet::trunc).collect());
+        let (v4, v6) = split(merged, &allow, &mut stats);
+        let mut plan = Plan { stats, ..Default::default() };
+        (plan.v4_exact, plan.v4_prefix) = v4.finish(&mut plan.stats);
+        (plan.v6_exact, plan.v6_prefix) = v6.finish(&mut plan.stats);
+        for net in &allow {
+            match net {
+                IpNet::V4(n) => plan.v4_allow.push((n.prefix_len(), n.network().octets())),
+                IpNet::V6(n) => plan.v6_allow.push((n.prefix_len(), n.network().octets())),
             }
         }
-        merge(&mut plan.v4_exact);
-        merge(&mut plan.v6_exact);
-        merge(&mut plan.v4_prefix);
-        merge(&mut plan.v6_prefix);
-        inherit_covering_flags(&mut plan.v4_prefix);
-        inherit_covering_flags(&mut plan.v6_prefix);
-        plan.duplicates = total - plan.len();
         plan
     }
 
-    /// Number of distinct entries.
+    /// Plans entries of one list (list bit 0), each with its direction flags, without allowlist.
+    pub fn from_entries(entries: impl IntoIterator<Item = (IpNet, u32)>) -> Self {
+        Self::build(entries.into_iter().map(|(n, flags)| (n, Meta { flags, lists: 1 })), &[])
+    }
+
+    /// Number of address entries (not counting the allowlist).
     pub fn len(&self) -> usize {
         self.v4_exact.len() + self.v6_exact.len() + self.v4_prefix.len() + self.v6_prefix.len()
     }
 
-    /// True when the plan holds nothing.
+    /// True when the plan holds no address entry.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
 
-/// Sorts and merges equal keys, OR-ing their flags.
-fn merge<K: Ord + Copy>(items: &mut Vec<(K, u32)>) {
-    items.sort_unstable_by_key(|(k, _)| *k);
-    items.dedup_by(|later, kept| {
-        if later.0 == kept.0 {
-            kept.1 |= later.1;
-            true
-        } else {
-            false
-        }
-    });
-}
-
-/// Gives each prefix the flags of every shorter prefix that contains it.
-fn inherit_covering_flags<const N: usize>(prefixes: &mut [((u8, [u8; N]), u32)]) {
-    if prefixes.len() < 2 {
-        return;
+/// Groups prefixes by metadata and aggregates each group.
+fn aggregate_prefixes(prefixes: Vec<(IpNet, Meta)>) -> Vec<(IpNet, Meta)> {
+    let mut groups: BTreeMap<Meta, Vec<IpNet>> = BTreeMap::new();
+    for (net, meta) in prefixes {
+        groups.entry(meta).or_default().push(net);
     }
-    let flags: HashMap<(u8, [u8; N]), u32> = prefixes.iter().copied().collect();
-    let lengths: Vec<u8> = {
-        let mut l: Vec<u8> = prefixes.iter().map(|((len, _), _)| *len).collect();
-        l.sort_unstable();
-        l.dedup();
-        l
-    };
-    for ((len, addr), f) in prefixes.iter_mut() {
-        for &shorter in lengths.iter().take_while(|&&l| l < *len) {
-            if let Some(outer) = flags.get(&(shorter, mask(addr, shorter))) {
-                *f |= outer;
-            }
-        }
-    }
-}
-
-/// `addr` with every bit after the first `len` cleared.
-fn mask<const N: usize>(addr: &[u8; N], len: u8) -> [u8; N] {
-    let mut out = [0u8; N];
-    let len = len as usize;
-    for (i, byte) in out.iter_mut().enumerate() {
-        let bits = len.saturating_sub(i * 8).min(8);
-        *byte = if bits == 0 {
-            0
-        } else {
-            addr[i] & (0xffu8 << (8 - bits))
-        };
+    let mut out = Vec::new();
+    for (meta, nets) in groups {
+        out.extend(IpNet::aggregate(&nets).into_iter().map(|n| (n, meta)));
     }
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use filter_common::{FLAG_BOTH, FLAG_DST, FLAG_SRC};
-
-    fn e(s: &str, f: u32) -> (IpNet, u32) {
-        (s.parse().unwrap(), f)
-    }
-
-    #[test]
-    fn hosts_go_to_exact_maps_and_prefixes_to_tries() {
-        let p = Plan::from_entries([
-            e("192.0.2.1/32", FLAG_BOTH),
-            e("2001:db8::1/128", FLAG_SRC),
-            e("198.51.100.0/24", FLAG_DST),
-            e("2001:db8:1::/48", FLAG_BOTH),
-        ]);
-        assert_eq!(p.v4_exact, vec![([192, 0, 2, 1], FLAG_BOTH)]);
-        assert_eq!(p.v6_exact.len(), 1);
-        assert_eq!(p.v4_prefix, vec![((24, [198, 51, 100, 0]), FLAG_DST)]);
-        assert_eq!(p.v6_prefix.len(), 1);
-        assert_eq!(p.duplicates, 0);
-    }
-
-    #[test]
-    fn duplicates_merge_their_directions() {
-        let p = Plan::from_entries([
-            e("192.0.2.1/32", FLAG_SRC),
-            e("192.0.2.1/32", FLAG_DST),
-            e("192.0.2.1/32", FLAG_SRC),
-        ]);
-        assert_eq!(p.v4_exact, vec![([192, 0, 2, 1], FLAG_BOTH)]);
-        assert_eq!(p.duplicates, 2);
-    }
-
-    #[test]
-    fn nested_prefixes_inherit_covering_flags() {
-        let p = Plan::from_entries([
-            e("198.51.0.0/16", FLAG_SRC),
-            e("198.51.100.0/24", FLAG_DST),
-            e("203.0.113.0/24", FLAG_DST),
-        ]);
-        assert_eq!(
-            p.v4_prefix,
-            vec![
-                ((16, [198, 51, 0, 0]), FLAG_SRC),
-                ((24, [198, 51, 100, 0]), FLAG_BOTH),
-                ((24, [203, 0, 113, 0]), FLAG_DST),
-            ]
-        );
-    }
-
-    #[test]
-    fn mask_clears_host_bits() {
-        assert_eq!(mask(&[198, 51, 100, 255], 20), [198, 51, 96, 0]);
-        assert_eq!(mask(&[255; 4], 0), [0; 4]);
-        assert_eq!(mask(&[255; 4], 32), [255; 4]);
+impl<const N: usize> Family<N> {
+    /// Aggregates, applies inheritance, drops covered entries; returns (exact, prefixes), sorted.
+    #[allow(clippy::type_complexity)]
+    fn finish(self, stats: &mut PlanStats) -> (Vec<([u8; N], Meta)>, Vec<((u8, [u8; N]), Meta)>) {
+        let before = self.prefixes.len();
+        let mut prefixes = aggregate_prefixes(self.prefixes);
+        stats.aggregated += before - prefixes.len();
+        // Shortest first, so that every coverer is final before what it covers.
+        prefixes.sort_by_key(|(n, _)| (n.prefix_len(), n.network()));
+        let mut kept: HashMap<(u8, [u8; N]), Meta> = HashMap::with_capacity(prefixes.len());
+        let mut lengths: Vec<u8> = Vec::new();
+        for (net, own) in prefixes {
+            let (len, addr) = keys::key::<N>(&net);
+            match keys::nearest(&kept, &lengths, len, &addr) {
+                Some(cover) if own.within(cover) => stats.covered += 1,
+                cover => {
+                    kept.insert((len, addr), own.union(cover.unwrap_or_default()));
+                    if lengths.last() != Some(&len) {
+                        lengths.push(len);
+                    }
+                }
+            }
+        }
+        let mut exact = Vec::with_capacity(self.exact.len());
+        for (addr, own) in self.exact {
+            match keys::nearest(&kept, &lengths, (N * 8) as u8, &addr) {
+                Some(cover) if own.within(cover) => stats.covered += 1,
+                cover => exact.push((addr, own.union(cover.unwrap_or_default()))),
+            }
+        }
+        exact.sort_unstable_by_key(|(k, _)| *k);
+        let mut prefixes: Vec<_> = kept.into_iter().collect();
+        prefixes.sort_unstable_by_key(|(k, _)| *k);
+        (exact, prefixes)
     }
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

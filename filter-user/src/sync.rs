@@ -1,10 +1,13 @@
-//! The only code that writes the address maps: fills them from a [`Plan`].
+//! The only code that writes the filter's maps: fills them from a [`Plan`], or moves them from
+//! one plan to the next.
 //!
-//! Exact entries go in first, then prefixes, then the config flags that tell the program to
-//! consult the prefix tries (so an empty trie costs nothing per packet). Writes are batched
+//! Moving never clears a map. It first turns on the trie and allowlist flags either plan needs,
+//! then inserts and updates every entry of the new plan, then deletes what the new plan lacks,
+//! then sets the flags of the new plan: an entry present in both plans is never missing, not
+//! even for one packet, and an allowlisted address is never unprotected. Writes are batched
 //! where the kernel supports it, else made one by one.
 
-use std::os::fd::AsFd;
+use std::{collections::HashMap, hash::Hash, os::fd::AsFd};
 
 use anyhow::{Result, anyhow};
 use aya::{
@@ -12,13 +15,14 @@ use aya::{
     maps::{Array, Map, MapData, lpm_trie::Key},
 };
 use filter_common::{
-    CFG_FLAGS, CFG_V4_PREFIXES, CFG_V6_PREFIXES, EntryValue, MAP_CONFIG, MAP_V4_EXACT,
-    MAP_V4_PREFIX, MAP_V6_EXACT, MAP_V6_PREFIX,
+    CFG_FLAGS, CFG_V4_ALLOW, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue,
+    MAP_CONFIG, MAP_V4_ALLOW, MAP_V4_EXACT, MAP_V4_PREFIX, MAP_V6_ALLOW, MAP_V6_EXACT,
+    MAP_V6_PREFIX,
 };
 
 use crate::{
     batch::{self, BatchError},
-    plan::Plan,
+    plan::{Meta, Plan},
 };
 
 /// How entries reach the kernel.
@@ -30,38 +34,132 @@ pub enum WriteMode {
     PerElement,
 }
 
-/// Writes every entry of `plan` into the maps and enables the tries that hold entries.
+/// What a move changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Entries inserted or updated.
+    pub written: usize,
+    /// Entries deleted.
+    pub deleted: usize,
+}
+
+/// Writes every entry of `plan` into empty maps and sets the config flags.
 pub fn fill(ebpf: &mut Ebpf, plan: &Plan) -> Result<()> {
     fill_with(ebpf, plan, WriteMode::Batched)
 }
 
 /// [`fill`] with a chosen [`WriteMode`].
 pub fn fill_with(ebpf: &mut Ebpf, plan: &Plan, mode: WriteMode) -> Result<()> {
-    write(ebpf, MAP_V4_EXACT, &plan.v4_exact, |k| *k, mode)?;
-    write(ebpf, MAP_V6_EXACT, &plan.v6_exact, |k| *k, mode)?;
-    write(ebpf, MAP_V4_PREFIX, &plan.v4_prefix, lpm_key, mode)?;
-    write(ebpf, MAP_V6_PREFIX, &plan.v6_prefix, lpm_key, mode)?;
-    let mut flags = 0;
-    if !plan.v4_prefix.is_empty() {
-        flags |= CFG_V4_PREFIXES;
-    }
-    if !plan.v6_prefix.is_empty() {
-        flags |= CFG_V6_PREFIXES;
-    }
-    let mut config: Array<&mut MapData, u32> = Array::try_from(map(ebpf, MAP_CONFIG)?)?;
-    config
-        .set(CFG_FLAGS, flags, 0)
-        .map_err(|e| anyhow!("cannot write {MAP_CONFIG}: {e}"))
+    apply_with(ebpf, &Plan::default(), plan, mode).map(|_| ())
 }
 
-/// A plan prefix (length, address) as an LPM trie key.
+/// Moves the maps from `old` (what they hold) to `new`, inserting before deleting.
+pub fn apply(ebpf: &mut Ebpf, old: &Plan, new: &Plan) -> Result<Changes> {
+    apply_with(ebpf, old, new, WriteMode::Batched)
+}
+
+fn apply_with(ebpf: &mut Ebpf, old: &Plan, new: &Plan, mode: WriteMode) -> Result<Changes> {
+    set_config(ebpf, config_flags(old) | config_flags(new))?;
+    let mut ch = Changes::default();
+    ch.written += write(
+        ebpf,
+        MAP_V4_ALLOW,
+        &allow_values(&changed(&allow(&old.v4_allow), &allow(&new.v4_allow))),
+        mode,
+    )?;
+    ch.written += write(
+        ebpf,
+        MAP_V6_ALLOW,
+        &allow_values(&changed(&allow(&old.v6_allow), &allow(&new.v6_allow))),
+        mode,
+    )?;
+    ch.written += write(ebpf, MAP_V4_EXACT, &values(&changed(&old.v4_exact, &new.v4_exact)), mode)?;
+    ch.written += write(ebpf, MAP_V6_EXACT, &values(&changed(&old.v6_exact, &new.v6_exact)), mode)?;
+    ch.written +=
+        write(ebpf, MAP_V4_PREFIX, &prefix_values(&changed(&old.v4_prefix, &new.v4_prefix)), mode)?;
+    ch.written +=
+        write(ebpf, MAP_V6_PREFIX, &prefix_values(&changed(&old.v6_prefix, &new.v6_prefix)), mode)?;
+    ch.deleted += delete(ebpf, MAP_V4_EXACT, &gone(&old.v4_exact, &new.v4_exact))?;
+    ch.deleted += delete(ebpf, MAP_V6_EXACT, &gone(&old.v6_exact, &new.v6_exact))?;
+    ch.deleted += delete(ebpf, MAP_V4_PREFIX, &lpm_keys(&gone(&old.v4_prefix, &new.v4_prefix)))?;
+    ch.deleted += delete(ebpf, MAP_V6_PREFIX, &lpm_keys(&gone(&old.v6_prefix, &new.v6_prefix)))?;
+    ch.deleted +=
+        delete(ebpf, MAP_V4_ALLOW, &lpm_keys(&gone(&allow(&old.v4_allow), &allow(&new.v4_allow))))?;
+    ch.deleted +=
+        delete(ebpf, MAP_V6_ALLOW, &lpm_keys(&gone(&allow(&old.v6_allow), &allow(&new.v6_allow))))?;
+    set_config(ebpf, config_flags(new))?;
+    Ok(ch)
+}
+
+/// The `CFG_*` flags a plan needs.
+fn config_flags(plan: &Plan) -> u32 {
+    let mut flags = 0;
+    for (empty, flag) in [
+        (plan.v4_prefix.is_empty(), CFG_V4_PREFIXES),
+        (plan.v6_prefix.is_empty(), CFG_V6_PREFIXES),
+        (plan.v4_allow.is_empty(), CFG_V4_ALLOW),
+        (plan.v6_allow.is_empty(), CFG_V6_ALLOW),
+    ] {
+        if !empty {
+            flags |= flag;
+        }
+    }
+    flags
+}
+
+fn set_config(ebpf: &mut Ebpf, flags: u32) -> Result<()> {
+    let mut config: Array<&mut MapData, u32> = Array::try_from(map(ebpf, MAP_CONFIG)?)?;
+    config.set(CFG_FLAGS, flags, 0).map_err(|e| anyhow!("cannot write {MAP_CONFIG}: {e}"))
+}
+
+/// Allowlist entries as (key, value 0) pairs.
+fn allow<const N: usize>(items: &[(u8, [u8; N])]) -> Vec<((u8, [u8; N]), u32)> {
+    items.iter().map(|k| (*k, 0)).collect()
+}
+
+/// Entries of `new` that are absent from `old` or differ there.
+fn changed<K: Eq + Hash + Copy, V: PartialEq + Copy>(
+    old: &[(K, V)],
+    new: &[(K, V)],
+) -> Vec<(K, V)> {
+    let before: HashMap<K, V> = old.iter().copied().collect();
+    new.iter().filter(|(k, v)| before.get(k) != Some(v)).copied().collect()
+}
+
+/// Keys of `old` that `new` lacks.
+fn gone<K: Eq + Hash + Copy, V>(old: &[(K, V)], new: &[(K, V)]) -> Vec<K> {
+    let after: std::collections::HashSet<K> = new.iter().map(|(k, _)| *k).collect();
+    old.iter().map(|(k, _)| *k).filter(|k| !after.contains(k)).collect()
+}
+
+fn allow_values<const N: usize>(items: &[((u8, [u8; N]), u32)]) -> Vec<(Key<[u8; N]>, u32)> {
+    items.iter().map(|(k, v)| (lpm_key(k), *v)).collect()
+}
+
+fn value(meta: &Meta) -> EntryValue {
+    EntryValue::new(meta.flags, meta.lists)
+}
+
+fn values<K: Copy>(items: &[(K, Meta)]) -> Vec<(K, EntryValue)> {
+    items.iter().map(|(k, m)| (*k, value(m))).collect()
+}
+
 fn lpm_key<const N: usize>((len, addr): &(u8, [u8; N])) -> Key<[u8; N]> {
     Key::new(u32::from(*len), *addr)
 }
 
+fn lpm_keys<const N: usize>(keys: &[(u8, [u8; N])]) -> Vec<Key<[u8; N]>> {
+    keys.iter().map(lpm_key).collect()
+}
+
+fn prefix_values<const N: usize>(
+    items: &[((u8, [u8; N]), Meta)],
+) -> Vec<(Key<[u8; N]>, EntryValue)> {
+    items.iter().map(|(k, m)| (lpm_key(k), value(m))).collect()
+}
+
 fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Map> {
-    ebpf.map_mut(name)
-        .ok_or_else(|| anyhow!("the filter has no map {name}"))
+    ebpf.map_mut(name).ok_or_else(|| anyhow!("the filter has no map {name}"))
 }
 
 fn map_data<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a MapData> {
@@ -71,42 +169,53 @@ fn map_data<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a MapData> {
     }
 }
 
-/// Writes `items` (plan key, flags) into map `name`, converting keys with `key`.
-fn write<P, K: Pod>(
+/// Inserts or updates `items` in map `name`; returns how many.
+fn write<K: Pod, V: Pod>(
     ebpf: &mut Ebpf,
     name: &str,
-    items: &[(P, u32)],
-    key: impl Fn(&P) -> K,
+    items: &[(K, V)],
     mode: WriteMode,
-) -> Result<()> {
+) -> Result<usize> {
     if items.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
-    let keys: Vec<K> = items.iter().map(|(p, _)| key(p)).collect();
-    let values: Vec<EntryValue> = items.iter().map(|(_, f)| EntryValue::new(*f)).collect();
-    let data = map_data(ebpf, name)?;
-    let fd = data.fd().as_fd();
+    let (keys, vals): (Vec<K>, Vec<V>) = items.iter().copied().unzip();
+    let fd = map_data(ebpf, name)?.fd().as_fd();
     let batched = match mode {
-        WriteMode::Batched => batch::update(fd, &keys, &values),
+        WriteMode::Batched => batch::update(fd, &keys, &vals),
         WriteMode::PerElement => Err(BatchError::Unsupported),
     };
     match batched {
-        Ok(()) => Ok(()),
+        Ok(()) => {}
         Err(BatchError::Unsupported) => {
-            for (k, v) in keys.iter().zip(&values) {
-                batch::update_one(fd, k, v).map_err(|e| insert_error(name, e))?;
+            for (k, v) in keys.iter().zip(&vals) {
+                batch::update_one(fd, k, v).map_err(|e| write_error(name, e))?;
             }
-            Ok(())
         }
-        Err(BatchError::Failed { done, error }) => Err(anyhow!(
-            "{} after {done} of {} entries",
-            insert_error(name, error),
-            keys.len()
-        )),
+        Err(BatchError::Failed { done, error }) => {
+            return Err(anyhow!(
+                "{} after {done} of {} entries",
+                write_error(name, error),
+                keys.len()
+            ));
+        }
     }
+    Ok(items.len())
 }
 
-fn insert_error(name: &str, e: std::io::Error) -> anyhow::Error {
+/// Deletes `keys` from map `name`; returns how many.
+fn delete<K: Pod>(ebpf: &mut Ebpf, name: &str, keys: &[K]) -> Result<usize> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let fd = map_data(ebpf, name)?.fd().as_fd();
+    for k in keys {
+        batch::delete_one(fd, k).map_err(|e| anyhow!("cannot delete from {name}: {e}"))?;
+    }
+    Ok(keys.len())
+}
+
+fn write_error(name: &str, e: std::io::Error) -> anyhow::Error {
     if e.raw_os_error() == Some(libc::E2BIG) {
         anyhow!("the {name} map is full")
     } else {

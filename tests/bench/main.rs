@@ -13,11 +13,11 @@ use aya::{
     maps::Map,
     programs::{TestRun, TestRunOptions, Xdp},
 };
-use filter_common::{MAP_V4_EXACT, MAP_V4_PREFIX, MAP_V6_EXACT, MAP_V6_PREFIX};
+use filter_common::{FLAG_BOTH, MAP_V4_EXACT, MAP_V4_PREFIX, MAP_V6_EXACT, MAP_V6_PREFIX};
 use integration_tests::frames;
 use takedown::{
     filter::{Capacities, Filter},
-    parse,
+    lists::{self, ListOptions},
     plan::Plan,
     sync::{self, WriteMode},
 };
@@ -38,14 +38,8 @@ fn main() -> Result<()> {
     let mut empty = Filter::load(&Capacities::for_plan(&Plan::default(), u32::MAX)?)?;
     let base = median_ns(empty.baseline()?, &frames::v4(synth::MISS4, synth::MISS4_B))?;
     println!("| bare XDP_PASS (baseline) | {base:.1} | | | |");
-    scenario(
-        "10k exact v4 + 10k exact v6",
-        &synth::exact(10_000, 10_000, 0, 0),
-    )?;
-    scenario(
-        "1M exact v4 + 1M exact v6",
-        &synth::exact(1_000_000, 1_000_000, 0, 0),
-    )?;
+    scenario("10k exact v4 + 10k exact v6", &synth::exact(10_000, 10_000, 0, 0))?;
+    scenario("1M exact v4 + 1M exact v6", &synth::exact(1_000_000, 1_000_000, 0, 0))?;
     scenario(
         "10k exact + 100k v4 and 100k v6 prefixes (hits in tries)",
         &synth::exact(10_000, 10_000, 100_000, 100_000),
@@ -61,16 +55,8 @@ fn main() -> Result<()> {
     );
     println!("|---|---|---|---|---|---|---|");
     load("1,000,000 IPv4 addresses", 1_000_000, WriteMode::Batched)?;
-    load(
-        "1,240,000 IPv4 addresses (ipset: 5.5 s)",
-        1_240_000,
-        WriteMode::Batched,
-    )?;
-    load(
-        "1,000,000 IPv4 addresses, per-element updates",
-        1_000_000,
-        WriteMode::PerElement,
-    )?;
+    load("1,240,000 IPv4 addresses (ipset: 5.5 s)", 1_240_000, WriteMode::Batched)?;
+    load("1,000,000 IPv4 addresses, per-element updates", 1_000_000, WriteMode::PerElement)?;
     Ok(())
 }
 
@@ -83,11 +69,7 @@ fn td_netns_root() -> bool {
 fn median_ns(prog: &Xdp, frame: &[u8]) -> Result<f64> {
     let mut samples = Vec::with_capacity(RUNS);
     for _ in 0..RUNS {
-        let opts = TestRunOptions {
-            data_in: Some(frame),
-            repeat: REPEAT,
-            ..Default::default()
-        };
+        let opts = TestRunOptions { data_in: Some(frame), repeat: REPEAT, ..Default::default() };
         samples.push(prog.test_run(opts)?.duration.as_nanos() as f64);
     }
     samples.sort_by(f64::total_cmp);
@@ -106,25 +88,15 @@ fn scenario(name: &str, plan: &Plan) -> Result<()> {
         median_ns(prog, &frames::v6(synth::MISS6, hit6))?,
         median_ns(prog, &frames::v6(synth::MISS6, synth::MISS6_B))?,
     ];
-    for (i, frame) in [
-        frames::v4(synth::MISS4, hit4),
-        frames::v6(synth::MISS6, hit6),
-    ]
-    .iter()
-    .enumerate()
+    for (i, frame) in
+        [frames::v4(synth::MISS4, hit4), frames::v6(synth::MISS6, hit6)].iter().enumerate()
     {
-        let opts = TestRunOptions {
-            data_in: Some(frame),
-            ..Default::default()
-        };
+        let opts = TestRunOptions { data_in: Some(frame), ..Default::default() };
         if prog.test_run(opts)?.return_value != 1 {
             bail!("{name}: the hit frame {i} was not dropped");
         }
     }
-    println!(
-        "| {name} | {:.1} | {:.1} | {:.1} | {:.1} |",
-        cells[0], cells[1], cells[2], cells[3]
-    );
+    println!("| {name} | {:.1} | {:.1} | {:.1} | {:.1} |", cells[0], cells[1], cells[2], cells[3]);
     Ok(())
 }
 
@@ -135,19 +107,16 @@ fn secs(d: Duration) -> String {
 fn load(name: &str, n: u32, mode: WriteMode) -> Result<()> {
     let text = synth::v4_text(n);
     let t0 = Instant::now();
-    let list = parse::parse_text("bench.txt".as_ref(), &text, Default::default());
+    let list = lists::parse_text("bench.txt".as_ref(), &text, &ListOptions::default())?;
     let t1 = Instant::now();
-    let plan = Plan::from_lists([&list]);
+    let plan = Plan::from_entries(list.entries.iter().map(|e| (e.net, FLAG_BOTH)));
     let t2 = Instant::now();
     let mut filter = Filter::load(&Capacities::for_plan(&plan, u32::MAX)?)?;
     let t3 = Instant::now();
     sync::fill_with(filter.ebpf_mut(), &plan, mode)?;
     let t4 = Instant::now();
     if plan.v4_exact.len() != n as usize {
-        bail!(
-            "{name}: planned {} entries, expected {n}",
-            plan.v4_exact.len()
-        );
+        bail!("{name}: planned {} entries, expected {n}", plan.v4_exact.len());
     }
     println!(
         "| {name} | {} | {} | {} | {} | **{}** | {:.0} MiB |",

@@ -3,18 +3,16 @@
 use std::{fmt::Write, net::Ipv4Addr};
 
 use filter_common::{FLAG_BOTH, V4Key, V6Key};
-use takedown::plan::Plan;
+use takedown::plan::{Meta, Plan};
+
+const M: Meta = Meta { flags: FLAG_BOTH, lists: 1 };
 
 /// Addresses that no generated entry covers (documentation ranges; generated entries start
 /// at 20.0.0.0, 2a00::, 60.0.0.0/24 and 2c00::/48).
 pub const MISS4: V4Key = [192, 0, 2, 10];
 pub const MISS4_B: V4Key = [198, 51, 100, 7];
-pub const MISS6: V6Key = [
-    0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
-];
-pub const MISS6_B: V6Key = [
-    0x20, 0x01, 0x0d, 0xb8, 0x90, 0x0d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7,
-];
+pub const MISS6: V6Key = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10];
+pub const MISS6_B: V6Key = [0x20, 0x01, 0x0d, 0xb8, 0x90, 0x0d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
 
 fn v4(i: u32) -> V4Key {
     (0x1400_0000 + i).to_be_bytes()
@@ -30,20 +28,18 @@ fn v6(i: u32) -> V6Key {
 /// A plan with `e4`/`e6` exact entries and `p4` /24 and `p6` /48 prefixes.
 pub fn exact(e4: u32, e6: u32, p4: u32, p6: u32) -> Plan {
     Plan {
-        v4_exact: (0..e4).map(|i| (v4(i), FLAG_BOTH)).collect(),
-        v6_exact: (0..e6).map(|i| (v6(i), FLAG_BOTH)).collect(),
-        v4_prefix: (0..p4)
-            .map(|i| ((24, (0x3c00_0000 + (i << 8)).to_be_bytes()), FLAG_BOTH))
-            .collect(),
+        v4_exact: (0..e4).map(|i| (v4(i), M)).collect(),
+        v6_exact: (0..e6).map(|i| (v6(i), M)).collect(),
+        v4_prefix: (0..p4).map(|i| ((24, (0x3c00_0000 + (i << 8)).to_be_bytes()), M)).collect(),
         v6_prefix: (0..p6)
             .map(|i| {
                 let mut k = [0u8; 16];
                 k[0] = 0x2c;
                 k[2..6].copy_from_slice(&i.to_be_bytes());
-                ((48, k), FLAG_BOTH)
+                ((48, k), M)
             })
             .collect(),
-        duplicates: 0,
+        ..Default::default()
     }
 }
 

@@ -11,9 +11,7 @@ pub const FRAME_LEN: usize = 64;
 
 /// A UDP/IPv4 frame of 64 bytes.
 pub fn v4(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(SRC_MAC, DST_MAC)
-        .ipv4(src, dst, 64)
-        .udp(40000, 53);
+    let b = PacketBuilder::ethernet2(SRC_MAC, DST_MAC).ipv4(src, dst, 64).udp(40000, 53);
     let payload = vec![0u8; FRAME_LEN - 14 - 20 - 8];
     let mut out = Vec::with_capacity(b.size(payload.len()));
     b.write(&mut out, &payload).unwrap();
@@ -22,9 +20,7 @@ pub fn v4(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
 
 /// A UDP/IPv6 frame of 64 bytes.
 pub fn v6(src: [u8; 16], dst: [u8; 16]) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(SRC_MAC, DST_MAC)
-        .ipv6(src, dst, 64)
-        .udp(40000, 53);
+    let b = PacketBuilder::ethernet2(SRC_MAC, DST_MAC).ipv6(src, dst, 64).udp(40000, 53);
     let payload = vec![0u8; FRAME_LEN - 14 - 40 - 8];
     let mut out = Vec::with_capacity(b.size(payload.len()));
     b.write(&mut out, &payload).unwrap();
@@ -69,13 +65,10 @@ pub fn v4_with_options(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
 
 /// An ARP-typed frame (non-IP).
 pub fn arp() -> Vec<u8> {
-    let mut out = Ethernet2Header {
-        source: SRC_MAC,
-        destination: DST_MAC,
-        ether_type: EtherType::ARP,
-    }
-    .to_bytes()
-    .to_vec();
+    let mut out =
+        Ethernet2Header { source: SRC_MAC, destination: DST_MAC, ether_type: EtherType::ARP }
+            .to_bytes()
+            .to_vec();
     out.resize(FRAME_LEN, 0);
     out
 }

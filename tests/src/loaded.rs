@@ -43,16 +43,8 @@ impl Loaded {
 
     /// Runs the program once on `frame` and returns its verdict.
     pub fn verdict(&self, frame: &[u8]) -> u32 {
-        let opts = TestRunOptions {
-            data_in: Some(frame),
-            repeat: 1,
-            ..Default::default()
-        };
-        self.filter
-            .program()
-            .test_run(opts)
-            .expect("BPF_PROG_TEST_RUN")
-            .return_value
+        let opts = TestRunOptions { data_in: Some(frame), repeat: 1, ..Default::default() };
+        self.filter.program().test_run(opts).expect("BPF_PROG_TEST_RUN").return_value
     }
 
     /// Counter totals.

@@ -13,15 +13,19 @@ use td_netns::NetNs;
 
 /// The binary under test: $TAKEDOWN_BIN (set by `cargo xtask test`) or target/debug/takedown.
 pub fn takedown_bin() -> PathBuf {
-    std::env::var_os("TAKEDOWN_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/takedown")
-        })
+    std::env::var_os("TAKEDOWN_BIN").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/takedown")
+    })
 }
 
-/// Runs `takedown args` to completion (in `ns` when given).
+/// Runs `takedown args` to completion (in `ns` when given). `takedown run` is refused outside
+/// a test namespace: a test must never attach to the machine's own interfaces, not even by
+/// accident when an expected error does not happen.
 pub fn run_cli(ns: Option<&NetNs>, args: &[&str]) -> Output {
+    assert!(
+        ns.is_some() || args.first() != Some(&"run"),
+        "`takedown run` in a test must run inside a test namespace"
+    );
     let bin = takedown_bin();
     let mut cmd = match ns {
         Some(ns) => ns.command(bin.to_str().unwrap()),
@@ -73,11 +77,7 @@ impl Running {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if rx.recv_timeout(Duration::from_millis(100)).is_ok() {
-                return Ok(Self {
-                    child,
-                    stdout,
-                    stderr,
-                });
+                return Ok(Self { child, stdout, stderr });
             }
             if let Some(status) = child.try_wait()? {
                 let mut err = String::new();

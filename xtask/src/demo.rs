@@ -1,9 +1,10 @@
-//! `cargo xtask demo`: takedown dropping real traffic between two network namespaces.
+//! `cargo xtask demo`: takedown dropping real traffic at a gateway between namespaces.
 //!
-//! A "client" namespace (an inside host) and a "gateway" namespace are joined by a veth pair;
-//! takedown runs on the gateway's veth with the example list in `examples/`. The demo pings
-//! and sends UDP to a listed and to an ordinary address, v4 and v6, and from a listed source,
-//! checks that exactly the listed traffic is dropped, prints the counters, and removes
+//! Three namespaces: a "client" (an inside host), a "gateway" that routes, and an "internet"
+//! holding an ordinary server and a takedown server. takedown runs on both gateway interfaces
+//! with the example list in `examples/`. The demo pings and sends UDP, v4 and v6, to listed and
+//! ordinary addresses, from a listed inside source, and from the takedown server towards the
+//! client; checks that exactly the listed traffic is dropped; prints the counters; and removes
 //! everything it created, even when interrupted (Ctrl-C).
 
 use std::{
@@ -17,12 +18,11 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use td_netns::{Addrs, Topology, is_root, ping, udp_count};
+use td_netns::{Addrs, NetNs, Topology, is_root, ping, udp_count};
 
 use crate::{build, setup};
 
-const CLIENT_NS: &str = "td-demo-client";
-const GATEWAY_NS: &str = "td-demo-gw";
+const NAMESPACES: [&str; 3] = ["td-demo-client", "td-demo-gw", "td-demo-inet"];
 /// The running takedown's pid, for the Ctrl-C handler (0: none).
 static CHILD: AtomicI32 = AtomicI32::new(0);
 
@@ -42,32 +42,21 @@ pub fn run() -> Result<()> {
                 libc::waitpid(pid, std::ptr::null_mut(), 0);
             }
         }
-        for ns in [CLIENT_NS, GATEWAY_NS] {
-            let _ = std::process::Command::new("ip")
-                .args(["netns", "del", ns])
-                .output();
+        for ns in NAMESPACES {
+            let _ = std::process::Command::new("ip").args(["netns", "del", ns]).output();
         }
         std::process::exit(130);
     })?;
-    let topo = Topology::named(CLIENT_NS, GATEWAY_NS)?;
+    let [c, g, i] = NAMESPACES;
+    let topo = Topology::named(c, g, i)?;
     let list = build::root().join("examples/takedown-list.txt");
-    println!(
-        "\n== takedown on {GATEWAY_NS}/{} with {}",
-        Addrs::GATEWAY_IF,
-        list.display()
-    );
+    let (inside, outside) = (Addrs::GATEWAY_IF, Addrs::OUTSIDE_IF);
+    println!("\n== takedown on {g} ({inside} inside, {outside} outside) with {}", list.display());
+    let list = list.to_str().unwrap();
     let mut child = topo
         .gateway
         .command(bin.to_str().unwrap())
-        .args([
-            "run",
-            "--iface",
-            Addrs::GATEWAY_IF,
-            "--list",
-            list.to_str().unwrap(),
-            "--interval",
-            "0",
-        ])
+        .args(["run", "--iface", inside, "--iface", outside, "--list", list, "--interval", "0"])
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot start takedown")?;
@@ -77,7 +66,8 @@ pub fn run() -> Result<()> {
         .recv_timeout(Duration::from_secs(30))
         .map_err(|_| anyhow::anyhow!("takedown did not start within 30 s"))
         .and_then(|_| show_traffic(&topo));
-    // SAFETY: kill with a pid of our own child.
+    println!("\n== stopping takedown (SIGINT): it prints its counters and detaches");
+    // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     child.wait()?;
     CHILD.store(0, Ordering::SeqCst);
@@ -101,88 +91,54 @@ fn relay_output(child: &mut Child) -> mpsc::Receiver<()> {
     rx
 }
 
-fn show_traffic(topo: &Topology) -> Result<()> {
-    let c = &topo.client;
+/// One demonstration: what is sent, and whether it should arrive.
+struct Case {
+    what: String,
+    pass: bool,
+}
+
+fn case(what: String, pass: bool) -> Case {
+    Case { what, pass }
+}
+
+fn show_traffic(t: &Topology) -> Result<()> {
+    use Addrs as A;
     let mut failures = Vec::new();
-    let mut check = |what: &str, got: u32, sent: u32, expect_pass: bool| {
+    let mut show = |c: Case, got: u32, sent: u32| {
         let verdict = if got == 0 { "DROPPED" } else { "passed" };
-        println!("  {what:<58} {got}/{sent} arrived: {verdict}");
-        if expect_pass != (got == sent) || (!expect_pass && got != 0) {
-            failures.push(what.to_string());
+        println!("  {:<70} {got:>2}/{sent} arrived: {verdict}", c.what);
+        if (c.pass && got != sent) || (!c.pass && got != 0) {
+            failures.push(c.what);
         }
     };
     println!("\n== ping from the client (3 each)");
-    let p = |src, dst| ping(c, src, dst, 3);
-    check(
-        &format!("ping {} (ordinary server)", Addrs::SERVER_V4),
-        p(None, Addrs::SERVER_V4)?,
-        3,
-        true,
-    );
-    check(
-        &format!("ping {} (listed)", Addrs::TAKEDOWN_V4),
-        p(None, Addrs::TAKEDOWN_V4)?,
-        3,
-        false,
-    );
-    check(
-        &format!("ping {} (ordinary server)", Addrs::SERVER_V6),
-        p(None, Addrs::SERVER_V6)?,
-        3,
-        true,
-    );
-    check(
-        &format!("ping {} (listed prefix)", Addrs::TAKEDOWN_V6),
-        p(None, Addrs::TAKEDOWN_V6)?,
-        3,
-        false,
-    );
-    check(
-        &format!(
-            "ping {} from {} (listed source)",
-            Addrs::GATEWAY_V4,
-            Addrs::LISTED_SRC_V4
-        ),
-        p(Some(Addrs::LISTED_SRC_V4), Addrs::GATEWAY_V4)?,
-        3,
-        false,
-    );
-    println!("\n== UDP from the client (20 datagrams each)");
-    let udp = |src: &str, dst: &str| {
-        udp_count(
-            c,
-            Addrs::ip(src),
-            &topo.gateway,
-            Addrs::ip(dst),
-            20,
-            Duration::from_millis(500),
-        )
+    let pings = [
+        (None, A::SERVER_V4, "ordinary server", true),
+        (None, A::TAKEDOWN_V4, "listed", false),
+        (None, A::SERVER_V6, "ordinary server", true),
+        (None, A::TAKEDOWN_V6, "in a listed prefix", false),
+        (Some(A::LISTED_SRC_V4), A::GATEWAY_V4, "from the listed inside source", false),
+    ];
+    for (src, dst, note, pass) in pings {
+        let from = src.map(|s| format!(" from {s}")).unwrap_or_default();
+        show(case(format!("ping {dst}{from} ({note})"), pass), ping(&t.client, src, dst, 3)?, 3);
+    }
+    println!("\n== UDP (20 datagrams each)");
+    let out = |from: &NetNs, to: &NetNs, src: &str, dst: &str| {
+        udp_count(from, A::ip(src), to, A::ip(dst), 20, Duration::from_millis(500))
     };
-    check(
-        &format!("UDP to {}", Addrs::SERVER_V4),
-        udp(Addrs::CLIENT_V4, Addrs::SERVER_V4)?,
-        20,
-        true,
-    );
-    check(
-        &format!("UDP to {} (listed)", Addrs::TAKEDOWN_V4),
-        udp(Addrs::CLIENT_V4, Addrs::TAKEDOWN_V4)?,
-        20,
-        false,
-    );
-    check(
-        &format!("UDP to {}", Addrs::SERVER_V6),
-        udp(Addrs::CLIENT_V6, Addrs::SERVER_V6)?,
-        20,
-        true,
-    );
-    check(
-        &format!("UDP to {} (listed prefix)", Addrs::TAKEDOWN_V6),
-        udp(Addrs::CLIENT_V6, Addrs::TAKEDOWN_V6)?,
-        20,
-        false,
-    );
-    println!("\n== stopping takedown (SIGINT): it prints its counters and detaches");
+    let (c, i) = (&t.client, &t.internet);
+    let udps = [
+        (c, i, A::CLIENT_V4, A::SERVER_V4, "client to ordinary server", true),
+        (c, i, A::CLIENT_V4, A::TAKEDOWN_V4, "client to listed server", false),
+        (c, i, A::CLIENT_V6, A::SERVER_V6, "client to ordinary server", true),
+        (c, i, A::CLIENT_V6, A::TAKEDOWN_V6, "client to listed prefix", false),
+        (i, c, A::SERVER_V4, A::CLIENT_V4, "ordinary server to client", true),
+        (i, c, A::TAKEDOWN_V4, A::CLIENT_V4, "listed server to client (outside interface)", false),
+    ];
+    for (from, to, src, dst, note, pass) in udps {
+        show(case(format!("UDP {src} -> {dst} ({note})"), pass), out(from, to, src, dst)?, 20);
+    }
     if !failures.is_empty() {
         bail!("unexpected results for: {}", failures.join("; "));
     }

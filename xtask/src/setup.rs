@@ -15,8 +15,8 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-/// Debian packages the demo and tests run: ip, ping, trafgen, setpriv.
-const PACKAGES: [&str; 4] = ["iproute2", "iputils-ping", "netsniff-ng", "util-linux"];
+/// Debian packages the demo and tests run: ip, ping, sysctl, trafgen, setpriv.
+const PACKAGES: [&str; 5] = ["iproute2", "iputils-ping", "procps", "netsniff-ng", "util-linux"];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// `cargo xtask setup`.
@@ -49,11 +49,7 @@ pub fn ensure() -> Result<Vec<String>> {
         install_bpf_linker(&toolchain)?;
         changed.push(format!("bpf-linker {BPF_LINKER_VERSION}"));
     }
-    let missing: Vec<&str> = PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| !deb_installed(p))
-        .collect();
+    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !deb_installed(p)).collect();
     if !missing.is_empty() {
         install_debs(&missing)?;
         changed.extend(missing.iter().map(|p| p.to_string()));
@@ -68,21 +64,14 @@ pub fn ebpf_toolchain() -> Result<String> {
         .output()
         .context("rustup is needed to build the eBPF program")?;
     let list = String::from_utf8_lossy(&out.stdout);
-    Ok(if list.lines().any(|l| l.starts_with("nightly")) {
-        "nightly"
-    } else {
-        "stable"
-    }
-    .into())
+    Ok(if list.lines().any(|l| l.starts_with("nightly")) { "nightly" } else { "stable" }.into())
 }
 
 fn has_rust_src(toolchain: &str) -> Result<bool> {
     let out = Command::new("rustup")
         .args(["component", "list", "--installed", "--toolchain", toolchain])
         .output()?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .any(|l| l.starts_with("rust-src")))
+    Ok(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("rust-src")))
 }
 
 fn cargo_home() -> PathBuf {
@@ -114,15 +103,10 @@ fn install_bpf_linker(toolchain: &str) -> Result<()> {
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libLLVM.so.22"))
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libLLVM.so.22"))
         })
         .with_context(|| {
-            format!(
-                "no libLLVM.so.22* in {}: the toolchain's LLVM is not 22",
-                libdir.display()
-            )
+            format!("no libLLVM.so.22* in {}: the toolchain's LLVM is not 22", libdir.display())
         })?;
     let prefix = cargo_home().join("takedown-llvm");
     let lib = prefix.join("lib");
@@ -136,14 +120,7 @@ fn install_bpf_linker(toolchain: &str) -> Result<()> {
     );
     run_ok(
         Command::new("cargo")
-            .args([
-                "install",
-                "bpf-linker",
-                "--version",
-                BPF_LINKER_VERSION,
-                "--locked",
-                "--force",
-            ])
+            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--force"])
             .args(["--no-default-features", "--features", "llvm-22"])
             .env("LLVM_PREFIX", &prefix)
             .env_remove("CARGO_TARGET_DIR")
@@ -184,10 +161,8 @@ fn install_debs(packages: &[&str]) -> Result<()> {
 
 /// Runs a command with inherited output; fails when it fails.
 pub fn run_ok(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .stdin(Stdio::null())
-        .status()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let status =
+        cmd.stdin(Stdio::null()).status().with_context(|| format!("cannot run {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed ({status})");
     }

@@ -9,13 +9,7 @@ macro_rules! say {
     }};
 }
 
-/// `eprintln!` that ignores write errors, like [`say!`].
-macro_rules! warn_line {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
-
+pub mod check;
 pub mod report;
 pub mod run;
+pub mod sources;

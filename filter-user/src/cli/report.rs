@@ -1,47 +1,101 @@
-//! Human-readable load summaries: entries per kind and the lines that were skipped.
+//! Human-readable reports of what was read, guarded and planned (`check`, and `run` at start).
 
-use takedown::{parse::ParsedList, plan::Plan};
+use ipnet::IpNet;
+use takedown::{
+    lists::LineNote,
+    plan::Plan,
+    prepare::{ListReport, Prepared},
+};
 
-/// How many skipped or warned lines are shown before the rest are only counted.
+/// How many notes of each sort are shown per list unless verbose.
 pub const SHOWN_LINES: usize = 5;
 
-/// Prints what each list gave and which lines were skipped (the first few, then a count).
-pub fn print_lists(lists: &[ParsedList]) {
-    for l in lists {
+/// (exact v4, exact v6, v4 prefixes, v6 prefixes) among a list's parsed entries.
+pub fn kinds(r: &ListReport) -> [usize; 4] {
+    let mut k = [0; 4];
+    for e in &r.list.entries {
+        let i = match e.net {
+            IpNet::V4(n) if n.prefix_len() == 32 => 0,
+            IpNet::V6(n) if n.prefix_len() == 128 => 1,
+            IpNet::V4(_) => 2,
+            IpNet::V6(_) => 3,
+        };
+        k[i] += 1;
+    }
+    k
+}
+
+/// Prints one list: format, entries by kind, merges, guards, skipped lines.
+pub fn print_list(r: &ListReport, verbose: bool) {
+    let l = &r.list;
+    if let Some(e) = &r.error {
+        say!("{}: cannot be used: {e}", l.path.display());
+        return;
+    }
+    let [v4, v6, p4, p6] = kinds(r);
+    say!("{}: format {}, direction {:?}", l.path.display(), l.format, l.direction);
+    say!(
+        "  entries: {v4} IPv4, {v6} IPv6, {p4} IPv4 prefixes, {p6} IPv6 prefixes, {} domains",
+        l.domains.len()
+    );
+    let by_kind: Vec<String> = l.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    if !by_kind.is_empty() {
+        say!("  fields: {}", by_kind.join(", "));
+    }
+    say!(
+        "  merged: {} duplicates, {} prefixes aggregated; {} host bits masked",
+        r.duplicates,
+        r.aggregated,
+        l.warnings.len()
+    );
+    if r.refused + r.guarded > 0 {
         say!(
-            "list {}: {} entries, {} lines skipped, {} masked",
-            l.path.display(),
-            l.entries.len(),
-            l.skipped.len(),
-            l.warnings.len()
+            "  guards: {} refused, {} left out or split around special ranges",
+            r.refused,
+            r.guarded
         );
+        print_notes(l.path.display(), &r.guard_notes, "guard", verbose);
     }
-    let mut notes =
-        lists.iter().flat_map(|l| {
-            l.skipped
-                .iter()
-                .map(move |n| format!("{}:{}: skipped: {}", l.path.display(), n.line, n.reason))
-                .chain(l.warnings.iter().map(move |n| {
-                    format!("{}:{}: warning: {}", l.path.display(), n.line, n.reason)
-                }))
-        });
-    for note in notes.by_ref().take(SHOWN_LINES) {
-        warn_line!("{note}");
+    say!("  skipped: {} lines", l.skipped.len());
+    print_notes(l.path.display(), &l.skipped, "skipped", verbose);
+    print_notes(l.path.display(), &l.warnings, "warning", verbose);
+}
+
+fn print_notes(path: impl std::fmt::Display, notes: &[LineNote], what: &str, verbose: bool) {
+    let shown = if verbose { notes.len() } else { notes.len().min(SHOWN_LINES) };
+    for n in &notes[..shown] {
+        say!("    {path}:{}: {what}: {}", n.line, n.reason);
     }
-    let rest = notes.count();
-    if rest > 0 {
-        warn_line!("... and {rest} more skipped or masked lines");
+    if shown < notes.len() {
+        say!("    ... and {} more (--verbose shows all)", notes.len() - shown);
     }
 }
 
-/// Prints the plan's entry counts per kind.
-pub fn print_plan(plan: &Plan) {
+/// Prints the allowlist summary and its skipped lines.
+pub fn print_allow(p: &Prepared) {
     say!(
-        "entries: {} IPv4 addresses, {} IPv6 addresses, {} IPv4 prefixes, {} IPv6 prefixes; {} duplicates merged",
+        "allowlist: {} networks never blocked ({} of them this machine's own addresses)",
+        p.allow.len(),
+        p.own.len()
+    );
+    for (path, n) in &p.allow_notes {
+        say!("    {}:{}: allowlist: {}", path.display(), n.line, n.reason);
+    }
+}
+
+/// Prints the plan's entry counts per kind and what planning merged.
+pub fn print_plan(plan: &Plan) {
+    let s = plan.stats;
+    say!(
+        "plan: {} IPv4 addresses, {} IPv6 addresses, {} IPv4 prefixes, {} IPv6 prefixes; \
+         {} duplicates merged, {} prefixes aggregated, {} covered by a prefix, {} allowlisted",
         plan.v4_exact.len(),
         plan.v6_exact.len(),
         plan.v4_prefix.len(),
         plan.v6_prefix.len(),
-        plan.duplicates
+        s.duplicates,
+        s.aggregated,
+        s.covered,
+        s.allowlisted
     );
 }

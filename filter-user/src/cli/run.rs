@@ -9,15 +9,13 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use takedown::{
     counters,
-    entry::Direction,
     filter::{self, Capacities, Filter, Mode},
-    parse::{self, ParsedList},
-    plan::Plan,
+    prepare::{self, Prepared},
     privileges, sync,
 };
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::report;
+use super::{report, sources::SourceArgs};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -27,12 +25,11 @@ pub struct RunArgs {
     /// Takedown list file (repeat for several).
     #[arg(short, long = "list", value_name = "FILE", required = true)]
     lists: Vec<PathBuf>,
+    #[command(flatten)]
+    sources: SourceArgs,
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t)]
     mode: Mode,
-    /// Which packets the entries of these lists block.
-    #[arg(long, value_enum, default_value_t)]
-    direction: Direction,
     /// Seconds between counter lines (0: only at exit).
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     interval: u64,
@@ -46,9 +43,13 @@ pub fn run(args: RunArgs) -> Result<()> {
     for iface in &args.ifaces {
         filter::check_interface(iface)?;
     }
-    let lists = read_lists(&args.lists, args.direction)?;
-    report::print_lists(&lists);
-    let plan = Plan::from_lists(&lists);
+    let prepared = prepare::prepare(&args.sources.sources(&args.lists))?;
+    check_usable(&prepared)?;
+    for r in &prepared.lists {
+        report::print_list(r, false);
+    }
+    report::print_allow(&prepared);
+    let plan = prepared.plan(&[]);
     report::print_plan(&plan);
     let caps = Capacities::for_plan(&plan, args.max_entries)?;
 
@@ -78,25 +79,31 @@ pub fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
-fn read_lists(paths: &[PathBuf], direction: Direction) -> Result<Vec<ParsedList>> {
-    let mut lists = Vec::with_capacity(paths.len());
-    for path in paths {
-        let list = parse::parse_file(path, direction)?;
-        if list.entries.is_empty() {
-            let first = list
-                .skipped
-                .first()
-                .map(|n| format!(" (first skipped line {}: {})", n.line, n.reason))
-                .unwrap_or_default();
-            bail!(
-                "list {} has no usable entry: {} lines skipped{first}",
-                path.display(),
-                list.skipped.len()
-            );
-        }
-        lists.push(list);
+/// Fails when a list has nothing to load; warns about refused entries.
+fn check_usable(prepared: &Prepared) -> Result<()> {
+    if let Some(r) = prepared.empty_lists().next() {
+        let l = &r.list;
+        let first = l
+            .skipped
+            .first()
+            .or(r.guard_notes.first())
+            .map(|n| format!(" (first at line {}: {})", n.line, n.reason))
+            .unwrap_or_default();
+        bail!(
+            "list {} has no usable entry: {} lines skipped, {} entries refused or guarded{first}",
+            l.path.display(),
+            l.skipped.len(),
+            r.refused + r.guarded
+        );
     }
-    Ok(lists)
+    for r in prepared.lists.iter().filter(|r| r.refused > 0) {
+        log::warn!(
+            "{}: {} entries refused as too broad (not loaded)",
+            r.list.path.display(),
+            r.refused
+        );
+    }
+    Ok(())
 }
 
 async fn print_until_signal(filter: &Filter, interval: u64) -> Result<()> {

@@ -49,11 +49,8 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 impl NetNs {
     /// Creates `<prefix>-<pid>-<n>`.
     pub fn new(prefix: &str) -> Result<Self> {
-        let name = format!(
-            "{prefix}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let name =
+            format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         Self::named(&name)
     }
 
@@ -61,9 +58,7 @@ impl NetNs {
     pub fn named(name: &str) -> Result<Self> {
         let _ = Command::new("ip").args(["netns", "del", name]).output();
         sh("ip", &["netns", "add", name])?;
-        let ns = Self {
-            name: name.to_string(),
-        };
+        let ns = Self { name: name.to_string() };
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
     }
@@ -98,8 +93,6 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
     }
 }

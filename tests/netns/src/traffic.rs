@@ -61,9 +61,8 @@ pub fn udp_count(
         Ok(s)
     })?;
     let target = receiver.local_addr()?;
-    let sender = in_netns(from, move || {
-        UdpSocket::bind(SocketAddr::new(src, 0)).context("bind sender")
-    })?;
+    let sender =
+        in_netns(from, move || UdpSocket::bind(SocketAddr::new(src, 0)).context("bind sender"))?;
     for i in 0..count {
         sender.send_to(&i.to_be_bytes(), target)?;
     }

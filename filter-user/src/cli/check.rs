@@ -1,0 +1,97 @@
+//! `takedown check`: parse, guard and plan lists without touching the kernel (no root needed).
+//!
+//! Exit status: 0 when every list is usable; 1 when a list has no usable entry or a refused
+//! (too broad) entry, or a file cannot be read; 2 on usage errors (clap).
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::json;
+use takedown::prepare::{self, ListReport, Prepared};
+
+use super::{report, sources::SourceArgs};
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// List files to check.
+    #[arg(required = true, value_name = "LIST")]
+    lists: Vec<PathBuf>,
+    #[command(flatten)]
+    sources: SourceArgs,
+    /// Show every skipped line and guard note, not only the first few per list.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: CheckArgs) -> Result<ExitCode> {
+    let mut sources = args.sources.sources(&args.lists);
+    sources.keep_going = true;
+    let prepared = prepare::prepare(&sources)?;
+    let plan = prepared.plan(&[]);
+    let usable =
+        prepared.empty_lists().next().is_none() && prepared.lists.iter().all(|r| r.refused == 0);
+    if args.json {
+        say!("{}", serde_json::to_string_pretty(&to_json(&prepared, &plan, usable))?);
+    } else {
+        for r in &prepared.lists {
+            report::print_list(r, args.verbose);
+        }
+        report::print_allow(&prepared);
+        report::print_plan(&plan);
+        for r in prepared.empty_lists() {
+            match &r.error {
+                Some(e) => say!("not usable: {e}"),
+                None => say!("not usable: {} has no usable entry", r.list.path.display()),
+            }
+        }
+        for r in prepared.lists.iter().filter(|r| r.refused > 0) {
+            say!("not usable: {} has {} refused entries", r.list.path.display(), r.refused);
+        }
+    }
+    Ok(if usable { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn list_json(r: &ListReport) -> serde_json::Value {
+    let l = &r.list;
+    let [v4, v6, p4, p6] = report::kinds(r);
+    json!({
+        "name": l.name,
+        "error": r.error,
+        "path": l.path,
+        "format": l.format,
+        "direction": format!("{:?}", l.direction).to_lowercase(),
+        "entries": {"ipv4": v4, "ipv6": v6, "ipv4_prefixes": p4, "ipv6_prefixes": p6, "domains": l.domains.len()},
+        "fields": l.kinds,
+        "duplicates": r.duplicates,
+        "aggregated": r.aggregated,
+        "refused": r.refused,
+        "guarded": r.guarded,
+        "guard_notes": r.guard_notes,
+        "skipped": l.skipped,
+        "warnings": l.warnings,
+        "usable": !(r.nets.is_empty() && l.domains.is_empty()) && r.refused == 0,
+    })
+}
+
+fn to_json(p: &Prepared, plan: &takedown::plan::Plan, usable: bool) -> serde_json::Value {
+    json!({
+        "lists": p.lists.iter().map(list_json).collect::<Vec<_>>(),
+        "allowlist": {
+            "networks": p.allow.len(),
+            "own_addresses": p.own,
+            "skipped": p.allow_notes.iter().map(|(path, n)| json!({"path": path, "line": n.line, "reason": n.reason})).collect::<Vec<_>>(),
+        },
+        "plan": {
+            "ipv4": plan.v4_exact.len(),
+            "ipv6": plan.v6_exact.len(),
+            "ipv4_prefixes": plan.v4_prefix.len(),
+            "ipv6_prefixes": plan.v6_prefix.len(),
+            "stats": plan.stats,
+        },
+        "usable": usable,
+    })
+}

@@ -1,0 +1,57 @@
+//! Line-oriented formats: plain, FireHOL netset, Spamhaus DROP text, maltrail-style trails, and
+//! hosts files.
+
+use super::{ParsedList, detect::SINKS};
+
+/// The part of a line before its comment. `#` and `;` start a comment anywhere, except in a
+/// line holding a URL, where they must stand at the start or after a blank.
+fn content(line: &str) -> &str {
+    if line.contains("://") {
+        let mut prev_blank = true;
+        for (i, c) in line.char_indices() {
+            if (c == '#' || c == ';') && prev_blank {
+                return &line[..i];
+            }
+            prev_blank = c.is_whitespace();
+        }
+        line
+    } else {
+        line.split(['#', ';']).next().unwrap_or("")
+    }
+}
+
+/// One entry a line: the first field (extra columns after a blank are ignored).
+pub fn parse_lines(text: &str, list: &mut ParsedList) {
+    for (i, raw) in text.lines().enumerate() {
+        if let Some(field) = content(raw).split_ascii_whitespace().next() {
+            list.push_field(i + 1, field);
+        }
+    }
+}
+
+/// `SINK name [name...]`: every name is a domain entry; the sink is not an entry.
+pub fn parse_hosts(text: &str, list: &mut ParsedList) {
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let mut fields = content(raw).split_ascii_whitespace();
+        let Some(sink) = fields.next() else { continue };
+        if !SINKS.contains(&sink) {
+            list.skip(
+                line,
+                format!("not a hosts line (first column {sink:?} is not a sink address)"),
+            );
+            continue;
+        }
+        let mut any = false;
+        for name in fields {
+            any = true;
+            match super::token::domain(name) {
+                Some(d) => list.push(line, super::Target::Domain(d), super::Kind::Domain),
+                None => list.skip(line, format!("not a valid domain: {name:?}")),
+            }
+        }
+        if !any {
+            list.skip(line, "hosts line without a name".into());
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Reading takedown lists in the shapes operators receive them, with every bad line reported.
+//!
+//! `parse_file` reads a file, detects its format (or uses the one forced), and returns the
+//! usable entries (networks and domains) plus every skipped line as `line: reason`. The
+//! formats live in their own modules: line-oriented lists (`lines`), CSV (`csv`) and JSON
+//! (`json`); `token` classifies one field.
+
+mod csv;
+mod detect;
+mod json;
+mod lines;
+pub mod token;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result, bail};
+pub use detect::Format;
+use ipnet::IpNet;
+pub use token::Kind;
+use token::Target;
+
+use crate::entry::Direction;
+
+/// A network entry of a list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The network, host bits already masked.
+    pub net: IpNet,
+    /// 1-based line number in its list.
+    pub line: usize,
+}
+
+/// A domain entry of a list (resolved to addresses later).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainEntry {
+    /// Lower-case name without a trailing dot.
+    pub name: String,
+    /// 1-based line number in its list.
+    pub line: usize,
+}
+
+/// A line that was not loaded, or loaded with a change, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LineNote {
+    /// 1-based line number.
+    pub line: usize,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// How to read a list.
+#[derive(Clone, Debug, Default)]
+pub struct ListOptions {
+    /// Force a format instead of detecting it.
+    pub format: Option<Format>,
+    /// CSV: the column holding the address (by header name).
+    pub column: Option<String>,
+    /// Which packets the list's entries block.
+    pub direction: Direction,
+}
+
+/// A list after parsing.
+#[derive(Clone, Debug, Default)]
+pub struct ParsedList {
+    /// Its name in reports (the file name).
+    pub name: String,
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The format it was read as.
+    pub format: Format,
+    /// Which packets its entries block.
+    pub direction: Direction,
+    /// Network entries, in file order (duplicates kept; the plan merges them).
+    pub entries: Vec<Entry>,
+    /// Domain entries, in file order.
+    pub domains: Vec<DomainEntry>,
+    /// Lines or records that were skipped.
+    pub skipped: Vec<LineNote>,
+    /// Lines that loaded with a change (host bits masked).
+    pub warnings: Vec<LineNote>,
+    /// How many loaded fields were of each kind.
+    pub kinds: BTreeMap<Kind, usize>,
+}
+
+impl ParsedList {
+    fn new(path: &Path, format: Format, direction: Direction) -> Self {
+        Self {
+            name: path
+                .file_name()
+                .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+            path: path.to_path_buf(),
+            format,
+            direction,
+            ..Default::default()
+        }
+    }
+
+    /// Adds one field (already cut out of its line or record).
+    fn push_field(&mut self, line: usize, field: &str) {
+        match token::classify(field) {
+            Ok((target, kind)) => self.push(line, target, kind),
+            Err(reason) => self.skip(line, reason),
+        }
+    }
+
+    fn push(&mut self, line: usize, target: Target, kind: Kind) {
+        *self.kinds.entry(kind).or_default() += 1;
+        match target {
+            Target::Net { net, masked } => {
+                if masked {
+                    self.warnings
+                        .push(LineNote { line, reason: format!("host bits set, loaded as {net}") });
+                }
+                self.entries.push(Entry { net, line });
+            }
+            Target::Domain(name) => self.domains.push(DomainEntry { name, line }),
+        }
+    }
+
+    fn skip(&mut self, line: usize, reason: String) {
+        self.skipped.push(LineNote { line, reason });
+    }
+
+    /// Number of usable entries (networks and domains).
+    pub fn len(&self) -> usize {
+        self.entries.len() + self.domains.len()
+    }
+
+    /// True when nothing usable was found.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Parses a list text.
+pub fn parse_text(path: &Path, text: &str, opts: &ListOptions) -> Result<ParsedList> {
+    let format = match opts.format {
+        Some(f) => f,
+        None => detect::detect(text, opts.column.is_some()),
+    };
+    let mut list = ParsedList::new(path, format, opts.direction);
+    match format {
+        Format::Plain | Format::Netset | Format::SpamhausDrop | Format::Trail => {
+            lines::parse_lines(text, &mut list)
+        }
+        Format::Hosts => lines::parse_hosts(text, &mut list),
+        Format::Csv => csv::parse(text, opts.column.as_deref(), &mut list)
+            .with_context(|| format!("{} (csv)", path.display()))?,
+        Format::SpamhausJson => json::parse_spamhaus(text, &mut list),
+        Format::Crowdsec => json::parse_crowdsec(text, &mut list)
+            .with_context(|| format!("{} (crowdsec)", path.display()))?,
+    }
+    if list.is_empty() && !list.skipped.is_empty() && opts.format.is_none() {
+        let first = &list.skipped[0];
+        bail!(
+            "{}: no known format fits (tried crowdsec-json, spamhaus-json, csv with a header, hosts, \
+             plain/trail lines; read as {format}): {} lines skipped, the first at line {}: {}",
+            path.display(),
+            list.skipped.len(),
+            first.line,
+            first.reason
+        );
+    }
+    Ok(list)
+}
+
+/// Reads and parses a list file. Invalid UTF-8 is replaced, so one bad byte costs one line.
+pub fn parse_file(path: &Path, opts: &ListOptions) -> Result<ParsedList> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read list file {}", path.display()))?;
+    parse_text(path, &String::from_utf8_lossy(&bytes), opts)
+}
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_shared;
