@@ -103,7 +103,7 @@ fn more_entries_than_the_map_holds() {
     }
     let topo = Topology::new("cf").unwrap();
     let dir = TempDir::new("cli-full");
-    let list = dir.file("three.txt", "198.51.100.1\n198.51.100.2\n198.51.100.3\n");
+    let list = dir.file("three.txt", "203.0.113.21\n203.0.113.22\n203.0.113.23\n");
     let out = run_cli(
         Some(&topo.gateway),
         &["run", "-i", Addrs::GATEWAY_IF, "-l", &list, "--max-entries", "2"],
