@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod counters;
+pub mod domains;
 pub mod entry;
 pub mod filter;
 pub mod guards;

@@ -10,6 +10,7 @@ macro_rules! say {
 }
 
 pub mod check;
+pub mod dns;
 pub mod report;
 pub mod run;
 pub mod sources;

@@ -1,4 +1,5 @@
-//! `takedown run`: load, fill, attach, print counters until SIGINT/SIGTERM, detach.
+//! `takedown run`: resolve, load, fill, attach, print counters until SIGINT/SIGTERM, detach.
+//! While it runs, domain entries are re-resolved and address changes applied to the maps.
 
 use std::{
     path::PathBuf,
@@ -9,13 +10,15 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use takedown::{
     counters,
+    domains::{self, DnsLookup, Domains},
     filter::{self, Capacities, Filter, Mode},
+    plan::Plan,
     prepare::{self, Prepared},
     privileges, sync,
 };
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::{report, sources::SourceArgs};
+use super::{dns::DnsArgs, report, sources::SourceArgs};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -27,6 +30,8 @@ pub struct RunArgs {
     lists: Vec<PathBuf>,
     #[command(flatten)]
     sources: SourceArgs,
+    #[command(flatten)]
+    dns: DnsArgs,
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t)]
     mode: Mode,
@@ -49,10 +54,40 @@ pub fn run(args: RunArgs) -> Result<()> {
         report::print_list(r, false);
     }
     report::print_allow(&prepared);
-    let plan = prepared.plan(&[]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    tokio::task::LocalSet::new().block_on(&runtime, serve(args, prepared))
+}
+
+async fn serve(args: RunArgs, prepared: Prepared) -> Result<()> {
+    let mut domains = Domains::new(prepared.domains(), Instant::now());
+    let lookup = match domains.table.is_empty() {
+        true => None,
+        false => {
+            Some(DnsLookup::new(&args.dns.resolvers, Duration::from_secs(args.dns.dns_timeout))?)
+        }
+    };
+    if let Some(lookup) = &lookup {
+        let wait = Duration::from_secs(args.dns.dns_wait);
+        let round = domains.refresh_due(lookup, args.dns.policy(), Instant::now());
+        if tokio::time::timeout(wait, round).await.is_err() {
+            log::warn!(
+                "domains: not all resolved within {wait:?}; loading what is, the rest follow"
+            );
+        }
+        let resolved = domains.table.values().filter(|s| !s.addrs.is_empty()).count();
+        let failed = domains.table.values().filter(|s| s.error.is_some()).count();
+        say!(
+            "domains: {resolved} of {} resolved to {} addresses, {failed} failed",
+            domains.table.len(),
+            domains.resolved().len()
+        );
+    }
+    let mut plan = prepared.plan(&domains.resolved());
     report::print_plan(&plan);
     let caps = Capacities::for_plan(&plan, args.max_entries)?;
-
     let started = Instant::now();
     let mut filter = Filter::load(&caps)?;
     sync::fill(filter.ebpf_mut(), &plan)?;
@@ -67,16 +102,52 @@ pub fn run(args: RunArgs) -> Result<()> {
         say!("attached to {iface} in {mode} mode");
     }
     say!("filtering; Ctrl-C or SIGTERM detaches and exits");
+    let mut updates = lookup.map(|l| domains::spawn_local_resolver(domains, l, args.dns.policy()));
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
-    runtime.block_on(print_until_signal(&filter, args.interval))?;
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let period = Duration::from_secs(args.interval.max(1));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = ticker.tick(), if args.interval > 0 => say!("{}", counters::read(filter.ebpf())?),
+            changed = async { updates.as_mut().expect("guarded").changed().await }, if updates.is_some() => {
+                if changed.is_err() {
+                    updates = None;
+                    continue;
+                }
+                let resolved = updates.as_mut().expect("guarded").borrow_and_update().clone();
+                plan = apply_domains(&mut filter, &prepared, plan, &resolved);
+            }
+        }
+    }
     say!("final: {}", counters::read(filter.ebpf())?);
     drop(filter);
     say!("detached from {}", args.ifaces.join(", "));
     Ok(())
+}
+
+/// Moves the maps to the plan with the new domain addresses; on failure keeps the old plan
+/// (the maps then hold at least the old entries: nothing is deleted before all inserts).
+fn apply_domains(
+    filter: &mut Filter,
+    prepared: &Prepared,
+    old: Plan,
+    resolved: &[prepare::Resolved],
+) -> Plan {
+    let new = prepared.plan(resolved);
+    match sync::apply(filter.ebpf_mut(), &old, &new) {
+        Ok(ch) => {
+            log::info!("domains: applied {} writes and {} deletions", ch.written, ch.deleted);
+            new
+        }
+        Err(e) => {
+            log::error!("domains: cannot apply the new addresses: {e:#}");
+            old
+        }
+    }
 }
 
 /// Fails when a list has nothing to load; warns about refused entries.
@@ -104,20 +175,4 @@ fn check_usable(prepared: &Prepared) -> Result<()> {
         );
     }
     Ok(())
-}
-
-async fn print_until_signal(filter: &Filter, interval: u64) -> Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let period = Duration::from_secs(interval.max(1));
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = ticker.tick(), if interval > 0 => {
-                say!("{}", counters::read(filter.ebpf())?);
-            }
-        }
-    }
 }

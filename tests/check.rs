@@ -1,0 +1,153 @@
+//! `takedown check` on the real feeds in ../shared/lists and on crafted lists: formats, counts,
+//! guards, exit statuses; and `takedown run` accepting every real feed at once.
+
+use std::path::PathBuf;
+
+use integration_tests::{
+    TempDir, dns::DnsServer, process::Running, process::run_cli, require_root,
+};
+use serde_json::Value;
+use td_netns::{Addrs, Topology};
+
+/// The real feeds (every file of ../shared/lists but its README).
+fn shared_lists() -> Vec<String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/lists");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().is_some_and(|n| n != "README.md"))
+        .map(|p| p.to_str().unwrap().to_string())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 9);
+    files
+}
+
+fn check_json(args: &[&str]) -> (Option<i32>, Value) {
+    let mut all = vec!["check", "--json"];
+    all.extend_from_slice(args);
+    let out = run_cli(None, &all);
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), doc)
+}
+
+#[test]
+fn every_real_feed_is_usable_with_its_readme_counts() {
+    let files = shared_lists();
+    let args: Vec<&str> = files.iter().map(String::as_str).collect();
+    let (code, doc) = check_json(&args);
+    assert_eq!(code, Some(0), "{doc:#}");
+    let lists = doc["lists"].as_array().unwrap();
+    let by_name = |n: &str| lists.iter().find(|l| l["name"] == n).unwrap_or_else(|| panic!("{n}"));
+    // (file, format, ipv4, ipv6, ipv4 prefixes, ipv6 prefixes, domains, skipped)
+    let expected = [
+        ("abusech-sslipblacklist.txt", "plain", 29, 0, 0, 0, 0, 0),
+        ("feodo-ipblocklist.csv", "csv", 28, 0, 0, 0, 0, 0),
+        ("firehol_level1.netset", "netset", 1, 0, 4630, 0, 0, 0),
+        ("ipsum.txt", "plain", 120_430, 0, 0, 0, 0, 0),
+        ("maltrail-redline.txt", "trail", 7320 + 592, 0, 0, 0, 3317 + 1, 129),
+        ("spamhaus-drop-v6.txt", "plain", 0, 0, 0, 51, 0, 0),
+        ("spamhaus-drop.txt", "spamhaus-drop", 0, 0, 955, 0, 0, 0),
+        ("stopforumspam_180d.ipset", "netset", 243_746, 0, 0, 0, 0, 0),
+        ("urlhaus-hosts.txt", "hosts", 0, 0, 0, 0, 1828, 2),
+    ];
+    for (name, format, v4, v6, p4, p6, domains, skipped) in expected {
+        let l = by_name(name);
+        assert_eq!(l["format"], format, "{name}");
+        let e = &l["entries"];
+        let got = [&e["ipv4"], &e["ipv6"], &e["ipv4_prefixes"], &e["ipv6_prefixes"], &e["domains"]];
+        let got: Vec<u64> = got.iter().map(|v| v.as_u64().unwrap()).collect();
+        assert_eq!(got, [v4, v6, p4, p6, domains], "{name}");
+        assert_eq!(l["skipped"].as_array().unwrap().len(), skipped, "{name}");
+        assert_eq!(l["usable"], true, "{name}");
+    }
+    let maltrail = by_name("maltrail-redline.txt");
+    assert_eq!(maltrail["fields"]["ip_port"], 7320);
+    assert_eq!(maltrail["fields"]["url"], 593);
+    assert_eq!(maltrail["fields"]["domain"], 3317);
+    // firehol lists 0/8, 10/8, 100.64/10, 127/8, 169.254/16, 172.16/12, 192.168/16, 224/3.
+    assert_eq!(by_name("firehol_level1.netset")["guarded"], 8);
+    assert_eq!(by_name("stopforumspam_180d.ipset")["guarded"], 13, "the 13 addresses in 100.64/10");
+}
+
+#[test]
+fn text_report_names_formats_guards_and_skipped_lines() {
+    let files = shared_lists();
+    let mut args = vec!["check", "--verbose"];
+    args.extend(files.iter().map(String::as_str));
+    let out = run_cli(None, &args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("urlhaus-hosts.txt: format hosts"), "{text}");
+    assert!(text.contains("urlhaus-hosts.txt:124: skipped: not a valid domain: \"84.54.0.51.78\""));
+    assert!(
+        text.contains("firehol_level1.netset:57: guard: 10.0.0.0/8 is in special range 10.0.0.0/8")
+    );
+    assert_eq!(
+        text.matches("maltrail-redline.txt:").count(),
+        129 + 1,
+        "--verbose shows every line"
+    );
+    assert!(text.contains("plan: "));
+}
+
+#[test]
+fn exit_1_for_a_list_without_entries_or_with_refused_ones() {
+    let dir = TempDir::new("check-exit");
+    let readme = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/lists/README.md");
+    let out = run_cli(None, &["check", readme.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no known format fits"));
+    let broad = dir.file("broad.txt", "64.0.0.0/7\n203.0.113.0/24\n");
+    let (code, doc) = check_json(&[&broad]);
+    assert_eq!(code, Some(1));
+    assert_eq!(doc["lists"][0]["refused"], 1);
+    let (code, _) = check_json(&[&broad, "--force-broad"]);
+    assert_eq!(code, Some(0));
+    let (code, _) = check_json(&[&dir.file("ok.txt", "203.0.113.7\n")]);
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn check_needs_no_privileges() {
+    if !td_netns::is_root() {
+        return; // already unprivileged: the other tests show it works
+    }
+    let dir = TempDir::new("check-unpriv");
+    let list = dir.file("l.txt", "203.0.113.7\nevil.example\n");
+    let out = std::process::Command::new("setpriv")
+        .args(["--bounding-set=-all", "--inh-caps=-all"])
+        .arg(integration_tests::process::takedown_bin())
+        .args(["check", &list])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn run_accepts_every_real_feed_at_once() {
+    if !require_root("run_accepts_every_real_feed_at_once") {
+        return;
+    }
+    // The feeds' domains are looked up on a local server that knows none of them.
+    let topo = Topology::new("ca").unwrap();
+    let server = DnsServer::start(&topo.gateway).unwrap();
+    let resolver = server.addr.to_string();
+    let mut args =
+        vec!["run", "-i", Addrs::GATEWAY_IF, "--resolver", &resolver, "--dns-wait", "30"];
+    let files = shared_lists();
+    for f in &files {
+        args.extend(["-l", f.as_str()]);
+    }
+    let run = Running::start(&topo.gateway, &args).unwrap();
+    let out = run.stdout();
+    assert!(out.contains("domains: 0 of 5101 resolved to 0 addresses, 5101 failed"), "{out}");
+    assert!(out.contains("attached to td-g"), "{out}");
+    run.stop().unwrap();
+}
