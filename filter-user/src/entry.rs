@@ -24,3 +24,13 @@ impl Direction {
         }
     }
 }
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Src => "src",
+            Self::Dst => "dst",
+            Self::Both => "both",
+        })
+    }
+}

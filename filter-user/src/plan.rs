@@ -17,7 +17,7 @@ use ipnet::IpNet;
 
 #[path = "plan_keys.rs"]
 mod keys;
-use keys::{Family, split};
+use keys::{Allowed, Family, split};
 
 /// Direction flags and list bits of an entry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -76,16 +76,13 @@ impl Plan {
     /// Plans from entries with their metadata, and the networks that must never be blocked.
     pub fn build(entries: impl IntoIterator<Item = (IpNet, Meta)>, allow: &[IpNet]) -> Self {
         let mut stats = PlanStats::default();
-        let mut merged: HashMap<IpNet, Meta> = HashMap::new();
-        let mut total = 0;
-        for (net, meta) in entries {
-            total += 1;
-            let m = merged.entry(net.trunc()).or_default();
-            *m = m.union(meta);
-        }
-        stats.duplicates = total - merged.len();
         let allow = IpNet::aggregate(&allow.iter().map(IpNet::trunc).collect());
-        let (v4, v6) = split(merged, &allow, &mut stats);
+        let (mut v4, mut v6, total) = split(entries);
+        v4.merge();
+        v6.merge();
+        stats.duplicates = total - v4.len() - v6.len();
+        let allowed = Allowed::new(&allow);
+        stats.allowlisted = v4.remove_allowed(&allowed) + v6.remove_allowed(&allowed);
         let mut plan = Plan { stats, ..Default::default() };
         (plan.v4_exact, plan.v4_prefix) = v4.finish(&mut plan.stats);
         (plan.v6_exact, plan.v6_prefix) = v6.finish(&mut plan.stats);

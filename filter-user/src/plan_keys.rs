@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use ipnet::IpNet;
 
-use super::{Meta, PlanStats};
+use super::Meta;
 
 /// The entries of one address family, split into exact addresses and prefixes.
 pub struct Family<const N: usize> {
@@ -18,37 +18,75 @@ impl<const N: usize> Default for Family<N> {
     }
 }
 
-/// Splits merged entries by family and kind, dropping those inside an allowed network.
-pub fn split(
-    merged: HashMap<IpNet, Meta>,
-    allow: &[IpNet],
-    stats: &mut PlanStats,
-) -> (Family<4>, Family<16>) {
-    let allowed = Allowed::new(allow);
+/// Splits entries by family and kind (masking host bits); also returns how many there were.
+pub fn split(entries: impl IntoIterator<Item = (IpNet, Meta)>) -> (Family<4>, Family<16>, usize) {
     let (mut v4, mut v6) = (Family::<4>::default(), Family::<16>::default());
-    for (net, meta) in merged {
-        if allowed.contains(&net) {
-            stats.allowlisted += 1;
-            continue;
-        }
-        match net {
+    let mut total = 0;
+    for (net, meta) in entries {
+        total += 1;
+        match net.trunc() {
             IpNet::V4(n) if n.prefix_len() == 32 => v4.exact.push((n.addr().octets(), meta)),
             IpNet::V6(n) if n.prefix_len() == 128 => v6.exact.push((n.addr().octets(), meta)),
-            IpNet::V4(_) => v4.prefixes.push((net, meta)),
-            IpNet::V6(_) => v6.prefixes.push((net, meta)),
+            net @ IpNet::V4(_) => v4.prefixes.push((net, meta)),
+            net @ IpNet::V6(_) => v6.prefixes.push((net, meta)),
         }
     }
-    (v4, v6)
+    (v4, v6, total)
+}
+
+/// Sorts and merges equal keys, OR-ing their metadata.
+fn merge_sorted<K: Ord + Copy>(items: &mut Vec<(K, Meta)>) {
+    items.sort_unstable_by_key(|(k, _)| *k);
+    items.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 = kept.1.union(later.1);
+        }
+        same
+    });
+}
+
+impl<const N: usize> Family<N> {
+    /// Merges duplicates.
+    pub fn merge(&mut self) {
+        merge_sorted(&mut self.exact);
+        merge_sorted(&mut self.prefixes);
+    }
+
+    /// Entries (exact and prefixes).
+    pub fn len(&self) -> usize {
+        self.exact.len() + self.prefixes.len()
+    }
+
+    /// Drops entries inside an allowed network; returns how many.
+    pub fn remove_allowed(&mut self, allowed: &Allowed) -> usize {
+        if allowed.is_empty() {
+            return 0;
+        }
+        let before = self.len();
+        self.exact
+            .retain(|(a, _)| !allowed.contains(&IpNet::from(std::net::IpAddr::from(to_ip(a)))));
+        self.prefixes.retain(|(n, _)| !allowed.contains(n));
+        before - self.len()
+    }
+}
+
+/// An address of either family from its bytes.
+fn to_ip<const N: usize>(a: &[u8; N]) -> std::net::IpAddr {
+    match N {
+        4 => std::net::IpAddr::from(<[u8; 4]>::try_from(&a[..]).expect("4 bytes")),
+        _ => std::net::IpAddr::from(<[u8; 16]>::try_from(&a[..]).expect("16 bytes")),
+    }
 }
 
 /// The allowlist, for "is this network inside an allowed one?"
-struct Allowed {
+pub struct Allowed {
     nets: HashMap<IpNet, ()>,
     lengths: Vec<(bool, u8)>,
 }
 
 impl Allowed {
-    fn new(allow: &[IpNet]) -> Self {
+    pub fn new(allow: &[IpNet]) -> Self {
         let mut lengths: Vec<(bool, u8)> =
             allow.iter().map(|n| (matches!(n, IpNet::V4(_)), n.prefix_len())).collect();
         lengths.sort_unstable();
@@ -56,7 +94,11 @@ impl Allowed {
         Self { nets: allow.iter().map(|n| (*n, ())).collect(), lengths }
     }
 
-    fn contains(&self, net: &IpNet) -> bool {
+    pub fn is_empty(&self) -> bool {
+        self.nets.is_empty()
+    }
+
+    pub fn contains(&self, net: &IpNet) -> bool {
         let v4 = matches!(net, IpNet::V4(_));
         self.lengths.iter().filter(|(f, l)| *f == v4 && *l <= net.prefix_len()).any(|(_, l)| {
             IpNet::new(net.addr(), *l).is_ok_and(|outer| self.nets.contains_key(&outer.trunc()))

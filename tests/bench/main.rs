@@ -44,10 +44,19 @@ fn main() -> Result<()> {
         "10k exact + 100k v4 and 100k v6 prefixes (hits in tries)",
         &synth::exact(10_000, 10_000, 100_000, 100_000),
     )?;
+    scenario(
+        "10k exact v4 + 10k exact v6 + 1k allowlist entries each",
+        &synth::with_allow(synth::exact(10_000, 10_000, 0, 0), 1_000),
+    )?;
+    scenario(
+        "every feature: 10k exact + 100k prefixes + 1k allowlist, per family",
+        &synth::with_allow(synth::exact(10_000, 10_000, 100_000, 100_000), 1_000),
+    )?;
     println!(
         "\nMiss: neither address listed (both exact maps and, when they hold entries, both tries are consulted)."
     );
-    println!("Hit: the destination is listed (the source is looked up first and misses).\n");
+    println!("Hit: the destination is listed (the source is looked up first and misses).");
+    println!("With an allowlist, a hit is checked against it before dropping; a miss never is.\n");
 
     println!("## Loading\n");
     println!(

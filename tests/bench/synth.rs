@@ -71,3 +71,18 @@ pub fn v4_text(n: u32) -> String {
     }
     s
 }
+
+/// `plan` with an allowlist of `n` IPv4 and `n` IPv6 host entries that no hit address matches
+/// (so hits still drop, after the kernel has checked the allowlist).
+pub fn with_allow(mut plan: Plan, n: u32) -> Plan {
+    plan.v4_allow = (0..n).map(|i| (32, (0x0b00_0000 + i).to_be_bytes())).collect();
+    plan.v6_allow = (0..n)
+        .map(|i| {
+            let mut k = [0u8; 16];
+            k[0] = 0x2b;
+            k[12..].copy_from_slice(&i.to_be_bytes());
+            (128, k)
+        })
+        .collect();
+    plan
+}
