@@ -64,8 +64,7 @@ impl<const N: usize> Family<N> {
             return 0;
         }
         let before = self.len();
-        self.exact
-            .retain(|(a, _)| !allowed.contains(&IpNet::from(std::net::IpAddr::from(to_ip(a)))));
+        self.exact.retain(|(a, _)| !allowed.contains(&IpNet::from(to_ip(a))));
         self.prefixes.retain(|(n, _)| !allowed.contains(n));
         before - self.len()
     }
