@@ -33,7 +33,7 @@ fn without_privileges_it_refuses_in_one_sentence() {
     // Inside a test namespace all the same, should the privilege check ever let it through.
     let bin = integration_tests::process::takedown_bin();
     let list = example_list();
-    let args = ["run", "-i", "lo", "-l", list.as_str()];
+    let args = ["run", "-i", "lo", "-l", list.as_str(), "--ephemeral"];
     let out = if td_netns::is_root() {
         let ns = NetNs::new("cp").unwrap();
         ns.command("setpriv")

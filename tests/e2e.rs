@@ -159,7 +159,7 @@ fn keeps_filtering_when_its_output_reader_goes_away() {
     let mut child = topo
         .gateway
         .command(takedown_bin().to_str().unwrap())
-        .args(["run", "-i", Addrs::GATEWAY_IF, "-l", &list, "--interval", "1"])
+        .args(["run", "-i", Addrs::GATEWAY_IF, "-l", &list, "--interval", "1", "--ephemeral"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -23,9 +23,9 @@ use parse::Addresses;
 
 // Names must match filter_common::MAP_*; sizes are set by the loader before loading.
 #[map]
-static TD_V4_EXACT: HashMap<V4Key, EntryValue> = HashMap::with_max_entries(1, 0);
+static TD_V4_EXACT: HashMap<V4Key, EntryValue> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
 #[map]
-static TD_V6_EXACT: HashMap<V6Key, EntryValue> = HashMap::with_max_entries(1, 0);
+static TD_V6_EXACT: HashMap<V6Key, EntryValue> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
 #[map]
 static TD_V4_PREFIX: LpmTrie<V4Key, EntryValue> = LpmTrie::with_max_entries(1, BPF_F_NO_PREALLOC);
 #[map]

@@ -40,8 +40,31 @@ pub enum BatchError {
     Failed { done: usize, error: io::Error },
 }
 
-/// Writes `keys[i] -> values[i]` for every i, in chunks of [`CHUNK`].
-pub fn update<K: Pod, V: Pod>(
+/// Writes `keys[i] -> values[i]` for every i, in chunks of [`CHUNK`]; a large write is split
+/// across up to four threads (hash map updates lock per bucket, so they scale).
+pub fn update<K: Pod + Sync, V: Pod + Sync>(
+    fd: BorrowedFd<'_>,
+    keys: &[K],
+    values: &[V],
+) -> Result<(), BatchError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    if threads < 2 || keys.len() < 4 * CHUNK {
+        return update_serial(fd, keys, values);
+    }
+    let part = keys.len().div_ceil(threads);
+    let results: Vec<Result<(), BatchError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = keys
+            .chunks(part)
+            .zip(values.chunks(part))
+            .map(|(k, v)| s.spawn(move || update_serial(fd, k, v)))
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("batch thread")).collect()
+    });
+    results.into_iter().collect()
+}
+
+/// [`update`] on the calling thread only.
+fn update_serial<K: Pod, V: Pod>(
     fd: BorrowedFd<'_>,
     keys: &[K],
     values: &[V],

@@ -5,7 +5,7 @@ use std::fmt;
 use anyhow::{Result, anyhow};
 use aya::{
     Ebpf,
-    maps::{MapData, PerCpuArray},
+    maps::{Map, MapData, PerCpuArray},
 };
 use filter_common::{CNT_COUNT, CNT_NAMES, Counter, MAP_COUNTERS};
 
@@ -25,10 +25,13 @@ impl Totals {
     }
 }
 
-/// Sums the counters over every CPU.
+/// Sums the counters of a loaded filter over every CPU.
 pub fn read(ebpf: &Ebpf) -> Result<Totals> {
-    let map =
-        ebpf.map(MAP_COUNTERS).ok_or_else(|| anyhow!("the filter has no map {MAP_COUNTERS}"))?;
+    read_map(ebpf.map(MAP_COUNTERS).ok_or_else(|| anyhow!("the filter has no map {MAP_COUNTERS}"))?)
+}
+
+/// Sums the counters of a counters map (loaded or opened from its pin) over every CPU.
+pub fn read_map(map: &Map) -> Result<Totals> {
     let array: PerCpuArray<&MapData, Counter> = PerCpuArray::try_from(map)?;
     let mut totals = Totals::default();
     for slot in 0..CNT_COUNT {

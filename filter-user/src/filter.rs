@@ -8,14 +8,18 @@ use std::{ffi::CString, fmt};
 use anyhow::{Context, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{Xdp, XdpMode},
+    programs::{
+        Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::XdpLink,
+    },
 };
 use filter_common::{
     ALL_MAPS, MAP_V4_ALLOW, MAP_V4_EXACT, MAP_V4_PREFIX, MAP_V6_ALLOW, MAP_V6_EXACT, MAP_V6_PREFIX,
     PROGRAM_BASELINE, PROGRAM_NAME,
 };
 
-use crate::plan::Plan;
+use crate::{pins::Pins, plan::Plan};
 
 /// How many entries each address map can hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,11 +32,12 @@ pub struct Capacities {
     pub v6_allow: u32,
 }
 
-/// Smallest size of any address map, so that small lists can grow without a reload.
-pub const MIN_CAPACITY: u32 = 1024;
+/// Smallest size of any address map. Maps are not preallocated, so headroom costs no memory:
+/// it lets a running filter grow through refreshes without being rebuilt.
+pub const MIN_CAPACITY: u32 = 1 << 20;
 
 impl Capacities {
-    /// Sizes for `plan` with 25% headroom (at least [`MIN_CAPACITY`]), each at most `max`.
+    /// Sizes for `plan`: twice what it needs (at least [`MIN_CAPACITY`]), each at most `max`.
     /// Fails, naming the map, when the plan needs more than `max` entries in one map.
     pub fn for_plan(plan: &Plan, max: u32) -> Result<Self> {
         let size = |name: &str, what: &str, n: usize| -> Result<u32> {
@@ -41,7 +46,7 @@ impl Capacities {
                     "the lists hold {n} {what}, more than the {name} map can hold ({max}); raise --max-entries"
                 );
             }
-            let wanted = (n + n / 4).max(MIN_CAPACITY as usize);
+            let wanted = (2 * n).max(MIN_CAPACITY as usize);
             Ok(wanted.min(max as usize) as u32)
         };
         Ok(Self {
@@ -52,6 +57,28 @@ impl Capacities {
             v4_allow: size(MAP_V4_ALLOW, "IPv4 allowlist entries", plan.v4_allow.len())?,
             v6_allow: size(MAP_V6_ALLOW, "IPv6 allowlist entries", plan.v6_allow.len())?,
         })
+    }
+}
+
+impl Capacities {
+    /// Fails, naming the map, when `plan` does not fit these (pinned) sizes.
+    pub fn check_fits(&self, plan: &Plan) -> Result<()> {
+        for (name, cap, n) in [
+            (MAP_V4_EXACT, self.v4_exact, plan.v4_exact.len()),
+            (MAP_V6_EXACT, self.v6_exact, plan.v6_exact.len()),
+            (MAP_V4_PREFIX, self.v4_prefix, plan.v4_prefix.len()),
+            (MAP_V6_PREFIX, self.v6_prefix, plan.v6_prefix.len()),
+            (MAP_V4_ALLOW, self.v4_allow, plan.v4_allow.len()),
+            (MAP_V6_ALLOW, self.v6_allow, plan.v6_allow.len()),
+        ] {
+            if n > cap as usize {
+                bail!(
+                    "the pinned {name} map holds at most {cap} entries and the lists need {n}: \
+                     `takedown detach` and start again to size the maps anew"
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -72,6 +99,8 @@ pub enum Mode {
 pub enum Attached {
     Native,
     Skb,
+    /// A pinned attachment was found and its program replaced in place (atomically).
+    Adopted,
 }
 
 impl fmt::Display for Attached {
@@ -79,6 +108,7 @@ impl fmt::Display for Attached {
         f.write_str(match self {
             Self::Native => "native",
             Self::Skb => "skb (generic)",
+            Self::Adopted => "its existing (adopted)",
         })
     }
 }
@@ -86,12 +116,25 @@ impl fmt::Display for Attached {
 /// The loaded XDP program and its maps.
 pub struct Filter {
     ebpf: Ebpf,
+    pins: Option<Pins>,
 }
 
 impl Filter {
     /// Loads the embedded program with maps of the given sizes (not attached yet).
     pub fn load(caps: &Capacities) -> Result<Self> {
+        Self::load_pinned(caps, None)
+    }
+
+    /// Loads the program; with `pins`, its maps are the pinned ones when they exist (with all
+    /// their entries: adoption), else new ones that get pinned.
+    pub fn load_pinned(caps: &Capacities, pins: Option<&Pins>) -> Result<Self> {
         let mut loader = EbpfLoader::new();
+        if let Some(p) = pins {
+            p.prepare()?;
+            for name in ALL_MAPS {
+                loader.map_pin_path(name, p.map(name));
+            }
+        }
         loader
             .map_max_entries(MAP_V4_EXACT, caps.v4_exact)
             .map_max_entries(MAP_V6_EXACT, caps.v6_exact)
@@ -112,7 +155,7 @@ impl Filter {
             .context("the embedded object has no XDP program named takedown")?
             .try_into()?;
         prog.load().map_err(|e| anyhow!("the kernel rejected the XDP program: {e}"))?;
-        Ok(Self { ebpf })
+        Ok(Self { ebpf, pins: pins.cloned() })
     }
 
     /// The loaded program (for BPF_PROG_TEST_RUN).
@@ -150,30 +193,58 @@ impl Filter {
         &mut self.ebpf
     }
 
-    /// Attaches to `iface`. In auto mode, native first, then generic with a warning.
+    /// Attaches to `iface`. In auto mode, native first, then generic with a warning. With pins,
+    /// an existing pinned attachment is adopted (its program replaced atomically, no gap), and
+    /// a new one is pinned so that it outlives this process.
     pub fn attach(&mut self, iface: &str, mode: Mode) -> Result<Attached> {
+        let pin = self.pins.as_ref().map(|p| p.link(iface));
         let prog = self.program_mut();
-        let native = |prog: &mut Xdp| prog.attach(iface, XdpMode::Driver);
-        match mode {
-            Mode::Native => native(prog)
-                .map(|_| Attached::Native)
-                .map_err(|e| anyhow!("cannot attach in native mode to {iface}: {e}")),
-            Mode::Skb => prog
-                .attach(iface, XdpMode::Skb)
-                .map(|_| Attached::Skb)
-                .map_err(|e| anyhow!("cannot attach in skb mode to {iface}: {e}")),
-            Mode::Auto => match native(prog) {
-                Ok(_) => Ok(Attached::Native),
+        if let Some(path) = pin.as_ref().filter(|p| p.exists()) {
+            let link = PinnedLink::from_pin(path)
+                .map_err(|e| anyhow!("cannot open the pinned link of {iface}: {e}"))?;
+            let link = XdpLink::try_from(FdLink::from(link))
+                .map_err(|e| anyhow!("the pinned link of {iface} is not an XDP link: {e}"))?;
+            prog.attach_to_link(link)
+                .map_err(|e| anyhow!("cannot replace the program on {iface}: {e}"))?;
+            return Ok(Attached::Adopted);
+        }
+        let try_mode = |prog: &mut Xdp, m: XdpMode| prog.attach(iface, m);
+        let (id, got) = match mode {
+            Mode::Native => try_mode(prog, XdpMode::Driver)
+                .map(|id| (id, Attached::Native))
+                .map_err(|e| anyhow!("cannot attach in native mode to {iface}: {e}"))?,
+            Mode::Skb => try_mode(prog, XdpMode::Skb)
+                .map(|id| (id, Attached::Skb))
+                .map_err(|e| anyhow!("cannot attach in skb mode to {iface}: {e}"))?,
+            Mode::Auto => match try_mode(prog, XdpMode::Driver) {
+                Ok(id) => (id, Attached::Native),
                 Err(native_err) => {
                     log::warn!(
                         "native XDP is not available on {iface} ({native_err}); using generic (skb) mode"
                     );
-                    prog.attach(iface, XdpMode::Skb)
-                        .map(|_| Attached::Skb)
-                        .map_err(|e| anyhow!("cannot attach to {iface}: {e}"))
+                    try_mode(prog, XdpMode::Skb)
+                        .map(|id| (id, Attached::Skb))
+                        .map_err(|e| anyhow!("cannot attach to {iface}: {e}"))?
                 }
             },
+        };
+        if let Some(path) = pin {
+            let link = prog.take_link(id)?;
+            let fd_link = FdLink::try_from(link).map_err(|e| {
+                anyhow!(
+                    "the kernel attached {iface} without a BPF link, which cannot be pinned: {e}"
+                )
+            })?;
+            fd_link.pin(&path).map_err(|e| {
+                anyhow!("cannot pin the link of {iface} at {}: {e}", path.display())
+            })?;
         }
+        Ok(got)
+    }
+
+    /// The kernel's id of the loaded program.
+    pub fn program_id(&self) -> Option<u32> {
+        self.program().info().ok().map(|i| i.id())
     }
 }
 

@@ -11,9 +11,12 @@ pub mod filter;
 pub mod guards;
 pub mod lists;
 pub mod own;
+pub mod pins;
 pub mod plan;
 pub mod prepare;
 pub mod privileges;
+pub mod read;
+pub mod state;
 pub mod sync;
 
 /// The compiled XDP program (filter-ebpf), embedded at build time.

@@ -20,6 +20,10 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Parse, guard and plan list files without touching the kernel (no root needed).
     Check(cli::check::CheckArgs),
+    /// Stop the daemon; the pinned filter keeps enforcing.
+    Stop(cli::lifecycle::StopArgs),
+    /// Remove the filter: stop the daemon, detach from every interface, delete the pins.
+    Detach(cli::lifecycle::DetachArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +35,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => cli::run::run(args).map(|()| ExitCode::SUCCESS),
         Command::Check(args) => cli::check::run(args),
+        Command::Stop(args) => cli::lifecycle::stop(args).map(|()| ExitCode::SUCCESS),
+        Command::Detach(args) => cli::lifecycle::detach(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -170,7 +170,7 @@ fn map_data<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a MapData> {
 }
 
 /// Inserts or updates `items` in map `name`; returns how many.
-fn write<K: Pod, V: Pod>(
+fn write<K: Pod + Sync, V: Pod + Sync>(
     ebpf: &mut Ebpf,
     name: &str,
     items: &[(K, V)],

@@ -53,3 +53,45 @@ pub fn xdp_attached(ns: &td_netns::NetNs, iface: &str) -> bool {
     let out = ns.ip(&["-d", "link", "show", iface]).expect("ip link show");
     String::from_utf8_lossy(&out.stdout).contains("xdp")
 }
+
+/// A private bpf filesystem mounted on a temporary directory, plus a state directory: where a
+/// test's pinned filter lives. Unmounted and removed on drop.
+pub struct PinPlace {
+    pub bpffs: std::path::PathBuf,
+    pub state: TempDir,
+}
+
+impl PinPlace {
+    pub fn new(name: &str) -> Self {
+        let bpffs =
+            std::env::temp_dir().join(format!("takedown-bpffs-{name}-{}", std::process::id()));
+        let _ = std::process::Command::new("umount").arg(&bpffs).output();
+        std::fs::create_dir_all(&bpffs).expect("bpffs dir");
+        takedown::pins::mount_bpffs(&bpffs).expect("mount bpffs");
+        Self { bpffs, state: TempDir::new(&format!("state-{name}")) }
+    }
+
+    /// The pin directory inside the bpffs.
+    pub fn pin_dir(&self) -> String {
+        self.bpffs.join("takedown").to_str().unwrap().to_string()
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> String {
+        self.state.0.to_str().unwrap().to_string()
+    }
+
+    /// `--pin-dir DIR --state-dir DIR`, to append to a command.
+    pub fn args(&self) -> Vec<String> {
+        vec!["--pin-dir".into(), self.pin_dir(), "--state-dir".into(), self.state_dir()]
+    }
+}
+
+impl Drop for PinPlace {
+    fn drop(&mut self) {
+        // Unpinning everything detaches what a test left attached, then the mount goes.
+        let _ = takedown::pins::Pins::new(self.pin_dir()).remove_all();
+        let _ = std::process::Command::new("umount").arg(&self.bpffs).output();
+        let _ = std::fs::remove_dir(&self.bpffs);
+    }
+}

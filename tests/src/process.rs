@@ -18,6 +18,19 @@ pub fn takedown_bin() -> PathBuf {
     })
 }
 
+/// The arguments with `--ephemeral` added to a `takedown run` that names no pin directory: a
+/// test never pins into the machine's own /sys/fs/bpf/takedown.
+fn guarded(args: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    if args.first() == Some(&"run")
+        && !args.contains(&"--pin-dir")
+        && !args.contains(&"--ephemeral")
+    {
+        out.push("--ephemeral".into());
+    }
+    out
+}
+
 /// Runs `takedown args` to completion (in `ns` when given). `takedown run` is refused outside
 /// a test namespace: a test must never attach to the machine's own interfaces, not even by
 /// accident when an expected error does not happen.
@@ -31,7 +44,7 @@ pub fn run_cli(ns: Option<&NetNs>, args: &[&str]) -> Output {
         Some(ns) => ns.command(bin.to_str().unwrap()),
         None => std::process::Command::new(&bin),
     };
-    cmd.args(args).output().expect("run takedown")
+    cmd.args(guarded(args)).output().expect("run takedown")
 }
 
 /// A `takedown run` in the background.
@@ -61,7 +74,7 @@ impl Running {
     pub fn start(ns: &NetNs, args: &[&str]) -> Result<Self> {
         let mut child = ns
             .command(takedown_bin().to_str().unwrap())
-            .args(args)
+            .args(guarded(args))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()?;
@@ -104,10 +117,25 @@ impl Running {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Kills it with SIGKILL (a crash) and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits (at most 20 s) for it to exit by itself; returns its status and stdout.
+    pub fn wait_exit(mut self) -> Result<(ExitStatus, String)> {
+        self.reap()
+    }
+
     /// Sends SIGINT and waits (at most 20 s) for it to exit; returns its status and stdout.
     pub fn stop(mut self) -> Result<(ExitStatus, String)> {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        self.reap()
+    }
+
+    fn reap(&mut self) -> Result<(ExitStatus, String)> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait()? {

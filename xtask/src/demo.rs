@@ -56,7 +56,18 @@ pub fn run() -> Result<()> {
     let mut child = topo
         .gateway
         .command(bin.to_str().unwrap())
-        .args(["run", "--iface", inside, "--iface", outside, "--list", list, "--interval", "0"])
+        .args([
+            "run",
+            "--iface",
+            inside,
+            "--iface",
+            outside,
+            "--list",
+            list,
+            "--interval",
+            "0",
+            "--ephemeral",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot start takedown")?;

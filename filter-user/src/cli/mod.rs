@@ -11,6 +11,8 @@ macro_rules! say {
 
 pub mod check;
 pub mod dns;
+pub mod lifecycle;
+pub mod places;
 pub mod report;
 pub mod run;
 pub mod sources;

@@ -14,11 +14,11 @@ use takedown::{
     filter::{self, Capacities, Filter, Mode},
     plan::Plan,
     prepare::{self, Prepared},
-    privileges, sync,
+    privileges, read, sync,
 };
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::{dns::DnsArgs, report, sources::SourceArgs};
+use super::{dns::DnsArgs, places::Places, report, sources::SourceArgs};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -41,6 +41,11 @@ pub struct RunArgs {
     /// Largest size of any one map (exact IPv4, exact IPv6, IPv4 prefixes, IPv6 prefixes).
     #[arg(long, value_name = "N", default_value_t = 16_777_216)]
     max_entries: u32,
+    /// Do not pin: the filter is detached when takedown exits (for trials).
+    #[arg(long)]
+    ephemeral: bool,
+    #[command(flatten)]
+    places: Places,
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
@@ -48,6 +53,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     for iface in &args.ifaces {
         filter::check_interface(iface)?;
     }
+    let _lock = match args.ephemeral {
+        true => None,
+        false => Some(args.places.state().lock_daemon()?),
+    };
     let prepared = prepare::prepare(&args.sources.sources(&args.lists))?;
     check_usable(&prepared)?;
     for r in &prepared.lists {
@@ -88,20 +97,49 @@ async fn serve(args: RunArgs, prepared: Prepared) -> Result<()> {
     let mut plan = prepared.plan(&domains.resolved());
     report::print_plan(&plan);
     let caps = Capacities::for_plan(&plan, args.max_entries)?;
+    let pins = (!args.ephemeral).then(|| args.places.pins());
+    let adopting = pins.as_ref().is_some_and(|p| p.has_maps());
     let started = Instant::now();
-    let mut filter = Filter::load(&caps)?;
-    sync::fill(filter.ebpf_mut(), &plan)?;
-    say!(
-        "loaded {} entries into the kernel in {:.3} s",
-        plan.len(),
-        started.elapsed().as_secs_f64()
-    );
+    let mut filter = Filter::load_pinned(&caps, pins.as_ref())?;
+    if adopting {
+        // Pinned state is the truth: write only the difference, never clear.
+        let get = |n: &str| read::map(filter.ebpf(), n);
+        read::capacities(get)?.check_fits(&plan)?;
+        let held = read::plan(get)?;
+        let ch = sync::apply(filter.ebpf_mut(), &held, &plan)?;
+        say!(
+            "adopted the pinned filter ({} entries): {} written, {} deleted in {:.3} s",
+            held.len(),
+            ch.written,
+            ch.deleted,
+            started.elapsed().as_secs_f64()
+        );
+    } else {
+        sync::fill(filter.ebpf_mut(), &plan)?;
+        say!(
+            "loaded {} entries into the kernel in {:.3} s",
+            plan.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
     // Filled before attaching: the filter never runs with half a list.
     for iface in &args.ifaces {
         let mode = filter.attach(iface, args.mode)?;
         say!("attached to {iface} in {mode} mode");
     }
-    say!("filtering; Ctrl-C or SIGTERM detaches and exits");
+    if let Some(p) = &pins {
+        for iface in p.linked_interfaces().into_iter().filter(|i| !args.ifaces.contains(i)) {
+            p.unpin_link(&iface)?;
+            say!("detached from {iface} (no longer requested)");
+        }
+    }
+    match &pins {
+        Some(p) => say!(
+            "filtering (pinned at {}); SIGTERM or `takedown stop` stops takedown, the filter stays",
+            p.dir().display()
+        ),
+        None => say!("filtering; Ctrl-C or SIGTERM detaches and exits"),
+    }
     let mut updates = lookup.map(|l| domains::spawn_local_resolver(domains, l, args.dns.policy()));
 
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
@@ -125,7 +163,13 @@ async fn serve(args: RunArgs, prepared: Prepared) -> Result<()> {
     }
     say!("final: {}", counters::read(filter.ebpf())?);
     drop(filter);
-    say!("detached from {}", args.ifaces.join(", "));
+    match &pins {
+        Some(p) => say!(
+            "takedown stopped; the filter keeps enforcing on {} (`takedown detach` removes it)",
+            p.linked_interfaces().join(", ")
+        ),
+        None => say!("detached from {}", args.ifaces.join(", ")),
+    }
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 pub use topology::{Addrs, Topology};
-pub use traffic::{in_netns, ping, udp_count};
+pub use traffic::{Stream, in_netns, ping, udp_count};
 
 /// True when running as root (uid 0); the kernel tests need it.
 pub fn is_root() -> bool {

@@ -76,3 +76,68 @@ pub fn udp_count(
     }
     Ok(got)
 }
+
+/// A steady UDP stream between two namespaces, running until stopped (or `limit` elapses).
+pub struct Stream {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sender: std::thread::JoinHandle<u32>,
+    receiver: std::thread::JoinHandle<u32>,
+}
+
+impl Stream {
+    /// Sends a datagram from `src` (in `from`) to `dst` (in `to`) every `every`.
+    pub fn start(
+        from: &NetNs,
+        src: IpAddr,
+        to: &NetNs,
+        dst: IpAddr,
+        every: Duration,
+        limit: Duration,
+    ) -> Result<Self> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let receiver = in_netns(to, move || Ok(UdpSocket::bind(SocketAddr::new(dst, 0))?))?;
+        receiver.set_read_timeout(Some(Duration::from_millis(50)))?;
+        let target = receiver.local_addr()?;
+        let sender = in_netns(from, move || Ok(UdpSocket::bind(SocketAddr::new(src, 0))?))?;
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let end = Instant::now() + limit;
+        let s = stop.clone();
+        let sender = std::thread::spawn(move || {
+            let mut sent = 0u32;
+            while !s.load(Ordering::Relaxed) && Instant::now() < end {
+                if sender.send_to(&sent.to_be_bytes(), target).is_ok() {
+                    sent += 1;
+                }
+                std::thread::sleep(every);
+            }
+            sent
+        });
+        let s = stop.clone();
+        let receiver = std::thread::spawn(move || {
+            let mut got = 0u32;
+            let mut buf = [0u8; 64];
+            let mut stopped_at = None;
+            loop {
+                if receiver.recv_from(&mut buf).is_ok() {
+                    got += 1;
+                }
+                if s.load(Ordering::Relaxed) || Instant::now() > end {
+                    // Drain what is still in flight for a moment after the sender stops.
+                    let t = *stopped_at.get_or_insert_with(Instant::now);
+                    if t.elapsed() > Duration::from_millis(300) {
+                        return got;
+                    }
+                }
+            }
+        });
+        Ok(Self { stop, sender, receiver })
+    }
+
+    /// Stops the stream; returns (sent, received).
+    pub fn stop(self) -> (u32, u32) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let sent = self.sender.join().expect("sender thread");
+        let got = self.receiver.join().expect("receiver thread");
+        (sent, got)
+    }
+}

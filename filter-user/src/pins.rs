@@ -1,0 +1,134 @@
+//! The filter's pinned state on a bpffs: its maps, and one XDP link per interface.
+//!
+//! ```text
+//! <pin dir>/maps/TD_V4_EXACT ...   every map, reused by the next load
+//! <pin dir>/links/<interface>      the XDP attachment; while it is pinned, the filter enforces
+//! ```
+//! Pinned state is the truth: it outlives the daemon, and a new daemon adopts it.
+
+use std::{
+    fs,
+    os::unix::fs::{DirBuilderExt, PermissionsExt},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result, bail};
+
+/// Where bpffs is normally mounted.
+pub const BPFFS_ROOT: &str = "/sys/fs/bpf";
+/// The default pin directory.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/takedown";
+const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+
+/// A pin directory.
+#[derive(Clone, Debug)]
+pub struct Pins {
+    dir: PathBuf,
+}
+
+impl Pins {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Makes sure the directory exists (mode 0700) on a bpffs, mounting bpffs at
+    /// /sys/fs/bpf when the directory lives there and nothing is mounted.
+    pub fn prepare(&self) -> Result<()> {
+        let ancestor = self.dir.ancestors().find(|a| a.exists()).unwrap_or(Path::new("/"));
+        if !is_bpffs(ancestor) {
+            if self.dir.starts_with(BPFFS_ROOT) && !is_bpffs(Path::new(BPFFS_ROOT)) {
+                mount_bpffs(Path::new(BPFFS_ROOT))?;
+            } else {
+                bail!(
+                    "{} is not on a bpf filesystem: mount one there (mount -t bpf bpf DIR) or use a pin directory under {BPFFS_ROOT}",
+                    self.dir.display()
+                );
+            }
+        }
+        for d in [self.dir.clone(), self.dir.join("maps"), self.dir.join("links")] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&d)
+                .with_context(|| format!("cannot create pin directory {}", d.display()))?;
+        }
+        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))?;
+        Ok(())
+    }
+
+    /// Where map `name` is pinned.
+    pub fn map(&self, name: &str) -> PathBuf {
+        self.dir.join("maps").join(name)
+    }
+
+    /// Where the link of `iface` is pinned.
+    pub fn link(&self, iface: &str) -> PathBuf {
+        self.dir.join("links").join(iface)
+    }
+
+    /// True when maps are pinned here (a filter was loaded before).
+    pub fn has_maps(&self) -> bool {
+        self.map(filter_common::MAP_CONFIG).exists()
+    }
+
+    /// The interfaces with a pinned link, sorted.
+    pub fn linked_interfaces(&self) -> Vec<String> {
+        let mut out: Vec<String> = fs::read_dir(self.dir.join("links"))
+            .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    /// Unpins the link of `iface` (the attachment goes when nothing else holds it).
+    pub fn unpin_link(&self, iface: &str) -> Result<()> {
+        let path = self.link(iface);
+        fs::remove_file(&path).with_context(|| format!("cannot unpin {}", path.display()))
+    }
+
+    /// Removes every link, then every map, then the directories.
+    pub fn remove_all(&self) -> Result<()> {
+        for iface in self.linked_interfaces() {
+            self.unpin_link(&iface)?;
+        }
+        if let Ok(maps) = fs::read_dir(self.dir.join("maps")) {
+            for m in maps.flatten() {
+                fs::remove_file(m.path())
+                    .with_context(|| format!("cannot unpin {}", m.path().display()))?;
+            }
+        }
+        for d in [self.dir.join("maps"), self.dir.join("links"), self.dir.clone()] {
+            if d.exists() {
+                fs::remove_dir(&d).with_context(|| format!("cannot remove {}", d.display()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_bpffs(path: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else { return false };
+    // SAFETY: statfs writes into a zeroed struct we own.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == BPF_FS_MAGIC
+    }
+}
+
+/// Mounts a bpf filesystem at `at`.
+pub fn mount_bpffs(at: &Path) -> Result<()> {
+    fs::create_dir_all(at)?;
+    let target = std::ffi::CString::new(at.as_os_str().as_encoded_bytes())?;
+    let bpf = c"bpf";
+    // SAFETY: all arguments are valid NUL-terminated strings; no data argument.
+    if unsafe { libc::mount(bpf.as_ptr(), target.as_ptr(), bpf.as_ptr(), 0, std::ptr::null()) } != 0
+    {
+        bail!("cannot mount bpffs at {}: {}", at.display(), std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! takedown's state directory: the daemon's pid file and lock, the control socket, the manual
+//! list, the cache of fetched lists, and the last status.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io::{Read, Seek, Write},
+    os::{fd::AsRawFd, unix::fs::DirBuilderExt},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result, bail};
+
+/// The default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/takedown";
+
+/// A state directory.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+/// Held while a daemon runs: the locked pid file.
+pub struct DaemonLock {
+    _file: File,
+}
+
+impl StateDir {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Creates the directory (mode 0700) if needed.
+    pub fn prepare(&self) -> Result<()> {
+        for d in [self.dir.clone(), self.cache_dir()] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&d)
+                .with_context(|| format!("cannot create state directory {}", d.display()))?;
+        }
+        Ok(())
+    }
+
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("takedown.pid")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("control.sock")
+    }
+
+    pub fn manual(&self) -> PathBuf {
+        self.dir.join("manual.txt")
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.dir.join("cache")
+    }
+
+    pub fn status_file(&self) -> PathBuf {
+        self.dir.join("status.json")
+    }
+
+    /// Locks the pid file for this daemon; fails when another daemon holds it.
+    pub fn lock_daemon(&self) -> Result<DaemonLock> {
+        self.prepare()?;
+        let path = self.pid_file();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            bail!(
+                "a takedown daemon is already running (pid {}) with state directory {}",
+                pid.trim(),
+                self.dir.display()
+            );
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        writeln!(file, "{}", std::process::id())?;
+        file.sync_all()?;
+        Ok(DaemonLock { _file: file })
+    }
+
+    /// The pid of the running daemon, if one holds the lock.
+    pub fn daemon_pid(&self) -> Option<i32> {
+        let mut file = File::open(self.pid_file()).ok()?;
+        // SAFETY: flock on a descriptor we own; released when `file` closes.
+        let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if free {
+            return None;
+        }
+        let mut pid = String::new();
+        file.read_to_string(&mut pid).ok()?;
+        pid.trim().parse().ok()
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().context("a file path has a parent")?;
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().unwrap().to_string_lossy()));
+    {
+        let mut f =
+            File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! The pinned filter: it outlives its daemon (stop, crash), a new daemon adopts it and replaces
+//! the program without a gap, and `detach` removes it. Each test pins into a private bpffs.
+
+use std::time::Duration;
+
+use integration_tests::{
+    PinPlace, TempDir,
+    process::{Running, run_cli},
+    require_root, xdp_attached,
+};
+use td_netns::{Addrs, Stream, Topology, ping};
+
+/// `takedown run` on the gateway's inside interface. `--block-own` keeps the allowlist empty,
+/// so that entry counts do not depend on when the veths' link-local addresses appear.
+fn run_args<'a>(list: &'a str, place: &'a [String]) -> Vec<&'a str> {
+    let mut a = vec!["run", "-i", Addrs::GATEWAY_IF, "-l", list, "--block-own"];
+    a.extend(place.iter().map(String::as_str));
+    a
+}
+
+fn cli(topo: &Topology, args: &[&str], place: &[String]) -> std::process::Output {
+    let mut a: Vec<&str> = args.to_vec();
+    a.extend(place.iter().map(String::as_str));
+    run_cli(Some(&topo.gateway), &a)
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// The id of the XDP program on `iface` in the gateway, from `ip -d link`.
+fn prog_id(topo: &Topology, iface: &str) -> Option<u32> {
+    let out = topo.gateway.ip(&["-d", "link", "show", iface]).ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let rest = &text[text.find("prog/xdp id ")? + "prog/xdp id ".len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn the_pinned_filter_outlives_its_daemon_and_detach_removes_it() {
+    if !require_root("the_pinned_filter_outlives_its_daemon_and_detach_removes_it") {
+        return;
+    }
+    let place = PinPlace::new("outlive");
+    let pa = place.args();
+    let dir = TempDir::new("pin-outlive");
+    let list = dir.file("list.txt", "203.0.113.7\n");
+    let topo = Topology::new("po").unwrap();
+    let run = Running::start(&topo.gateway, &run_args(&list, &pa)).unwrap();
+    assert!(run.stdout().contains("filtering (pinned at"), "{}", run.stdout());
+    assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0);
+    run.kill(); // a crash
+    assert!(xdp_attached(&topo.gateway, Addrs::GATEWAY_IF));
+    assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0, "still enforcing");
+    let out = cli(&topo, &["stop"], &pa);
+    assert!(text(&out).contains("no takedown daemon is running"), "{}", text(&out));
+    let out = cli(&topo, &["detach"], &pa);
+    assert_eq!(out.status.code(), Some(1), "no terminal: detach wants --yes");
+    assert!(text(&out).contains("confirm with --yes"), "{}", text(&out));
+    assert!(xdp_attached(&topo.gateway, Addrs::GATEWAY_IF));
+    let out = cli(&topo, &["detach", "--yes"], &pa);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!xdp_attached(&topo.gateway, Addrs::GATEWAY_IF));
+    assert!(!std::path::Path::new(&place.pin_dir()).exists());
+    assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 2);
+}
+
+#[test]
+fn restart_and_program_replacement_let_no_listed_packet_through() {
+    if !require_root("restart_and_program_replacement_let_no_listed_packet_through") {
+        return;
+    }
+    let place = PinPlace::new("restart");
+    let pa = place.args();
+    let dir = TempDir::new("pin-restart");
+    let list = dir.file("list.txt", "192.0.2.66\n");
+    let topo = Topology::new("pr").unwrap();
+    let run = Running::start(&topo.gateway, &run_args(&list, &pa)).unwrap();
+    let before = prog_id(&topo, Addrs::GATEWAY_IF).expect("program attached");
+    let (every, limit) = (Duration::from_millis(2), Duration::from_secs(60));
+    let ip = Addrs::ip;
+    let listed = Stream::start(
+        &topo.client,
+        ip(Addrs::LISTED_SRC_V4),
+        &topo.internet,
+        ip(Addrs::SERVER_V4),
+        every,
+        limit,
+    )
+    .unwrap();
+    let control = Stream::start(
+        &topo.client,
+        ip(Addrs::CLIENT_V4),
+        &topo.internet,
+        ip(Addrs::SERVER_V4),
+        every,
+        limit,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = cli(&topo, &["stop"], &pa);
+    assert!(text(&out).contains("stopped the takedown daemon"), "{}", text(&out));
+    let (status, _) = run.wait_exit().unwrap();
+    assert!(status.success());
+    std::thread::sleep(Duration::from_millis(300));
+    let run = Running::start(&topo.gateway, &run_args(&list, &pa)).unwrap();
+    let out = run.stdout();
+    assert!(out.contains("adopted the pinned filter (1 entries): 0 written, 0 deleted"), "{out}");
+    assert!(out.contains("attached to td-g in its existing (adopted) mode"), "{out}");
+    let after = prog_id(&topo, Addrs::GATEWAY_IF).expect("program attached");
+    assert_ne!(before, after, "the new daemon's program replaced the old one on the same link");
+    std::thread::sleep(Duration::from_millis(300));
+    let (sent, got) = listed.stop();
+    let (csent, cgot) = control.stop();
+    assert!(sent > 200, "the listed stream ran ({sent} sent)");
+    assert_eq!(got, 0, "listed packets got through during stop/start/replace");
+    assert!(cgot > csent / 2, "ordinary traffic flowed: {cgot} of {csent}");
+    run.stop().unwrap();
+}
+
+#[test]
+fn a_new_daemon_reconciles_the_pinned_maps_with_changed_lists() {
+    if !require_root("a_new_daemon_reconciles_the_pinned_maps_with_changed_lists") {
+        return;
+    }
+    let place = PinPlace::new("reconcile");
+    let pa = place.args();
+    let dir = TempDir::new("pin-reconcile");
+    let list = dir.file("list.txt", "203.0.113.7\n192.0.2.66\n");
+    let topo = Topology::new("pc").unwrap();
+    Running::start(&topo.gateway, &run_args(&list, &pa)).unwrap().stop().unwrap();
+    dir.file("list.txt", "198.51.100.7\n192.0.2.66\n");
+    let run = Running::start(&topo.gateway, &run_args(&list, &pa)).unwrap();
+    assert!(
+        run.stdout().contains("adopted the pinned filter (2 entries): 1 written, 1 deleted"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 2, "left the list");
+    assert_eq!(ping(&topo.client, None, Addrs::SERVER_V4, 2).unwrap(), 0, "joined the list");
+    // A second daemon on the same state is refused.
+    let out = cli(&topo, &run_args(&list, &[]), &pa);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("a takedown daemon is already running"), "{}", text(&out));
+    run.stop().unwrap();
+}
