@@ -40,6 +40,11 @@ impl Meta {
     }
 }
 
+/// A prefix key: (prefix length, masked address bytes).
+pub type PrefixKey<const N: usize> = (u8, [u8; N]);
+/// Map entries with their metadata.
+pub type Entries<K> = Vec<(K, Meta)>;
+
 /// What planning merged or removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PlanStats {
@@ -126,8 +131,7 @@ fn aggregate_prefixes(prefixes: Vec<(IpNet, Meta)>) -> Vec<(IpNet, Meta)> {
 
 impl<const N: usize> Family<N> {
     /// Aggregates, applies inheritance, drops covered entries; returns (exact, prefixes), sorted.
-    #[allow(clippy::type_complexity)]
-    fn finish(self, stats: &mut PlanStats) -> (Vec<([u8; N], Meta)>, Vec<((u8, [u8; N]), Meta)>) {
+    fn finish(self, stats: &mut PlanStats) -> (Entries<[u8; N]>, Entries<PrefixKey<N>>) {
         let before = self.prefixes.len();
         let mut prefixes = aggregate_prefixes(self.prefixes);
         stats.aggregated += before - prefixes.len();

@@ -16,7 +16,7 @@ use filter_common::{
 use crate::{
     filter::Capacities,
     pins::Pins,
-    plan::{Meta, Plan},
+    plan::{Entries, Meta, Plan, PrefixKey},
 };
 
 /// The filter's maps by name: from a loaded filter, or opened from pins.
@@ -102,7 +102,7 @@ fn exact<K: Pod + Ord>(m: &Map) -> Result<Vec<(K, Meta)>> {
     Ok(out)
 }
 
-fn prefixes<const N: usize>(m: &Map) -> Result<Vec<((u8, [u8; N]), Meta)>> {
+fn prefixes<const N: usize>(m: &Map) -> Result<Entries<PrefixKey<N>>> {
     let trie: LpmTrie<&MapData, [u8; N], EntryValue> = LpmTrie::try_from(m)?;
     let mut out = Vec::new();
     for item in trie.iter() {
