@@ -88,10 +88,8 @@ fn list_without_usable_entries() {
     let out = run_cli(Some(&ns), &["run", "-i", "lo", "-l", &list, "--format", "plain"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(
-        err.contains("junk.txt has no usable entry: 2 lines skipped, 1 entries refused or guarded"),
-        "{err}"
-    );
+    let want = "junk.txt): no usable entry (2 lines skipped, 1 refused or guarded; first at line 2";
+    assert!(err.contains(want), "{err}");
     assert!(err.contains("/x.php"), "{err}");
     assert!(!xdp_attached(&ns, "lo"));
 }

@@ -162,21 +162,40 @@ impl Domains {
         round
     }
 
+    /// Replaces the set of domains: new names are due at `now`, known names keep what is known
+    /// of them (with their new metadata), names gone are dropped.
+    pub fn replace_set(&mut self, names: impl IntoIterator<Item = (String, Meta)>, now: Instant) {
+        let mut next = BTreeMap::new();
+        for (name, meta) in names {
+            let state = match self.table.remove(&name) {
+                Some(mut s) => {
+                    s.meta = meta;
+                    s
+                }
+                None => DomainState { meta, addrs: vec![], next: now, error: None, failures: 0 },
+            };
+            next.insert(name, state);
+        }
+        self.table = next;
+    }
+
     /// When the next lookup is due.
     pub fn next_due(&self) -> Option<Instant> {
         self.table.values().map(|s| s.next).min()
     }
 
-    /// Every known address with the union of the metadata of the domains resolving to it.
+    /// Every known address with the union of the metadata of the domains resolving to it, and
+    /// their names.
     pub fn resolved(&self) -> Vec<Resolved> {
-        let mut by_addr: BTreeMap<IpAddr, Meta> = BTreeMap::new();
-        for s in self.table.values() {
+        let mut by_addr: BTreeMap<IpAddr, (Meta, Vec<String>)> = BTreeMap::new();
+        for (name, s) in &self.table {
             for a in &s.addrs {
-                let m = by_addr.entry(*a).or_default();
+                let (m, names) = by_addr.entry(*a).or_default();
                 *m = m.union(s.meta);
+                names.push(name.clone());
             }
         }
-        by_addr.into_iter().map(|(addr, meta)| Resolved { addr, meta }).collect()
+        by_addr.into_iter().map(|(addr, (meta, names))| Resolved { addr, meta, names }).collect()
     }
 
     /// The domains whose last known addresses include `addr`.
@@ -189,22 +208,37 @@ impl Domains {
     }
 }
 
-/// Keeps `domains` resolved in the background: after each round that changed an address, the
-/// new set of resolved addresses is sent on the returned channel. Runs on a `LocalSet`.
+/// Keeps `domains` resolved in the background: after each round that changed an address (or a
+/// new set of names from `names`), the resolved addresses are sent on the returned channel.
+/// Runs on a `LocalSet`; ends when the receiver is dropped.
 pub fn spawn_local_resolver(
     mut domains: Domains,
     lookup: DnsLookup,
     policy: Policy,
+    mut names: tokio::sync::watch::Receiver<Vec<(String, Meta)>>,
 ) -> tokio::sync::watch::Receiver<Vec<Resolved>> {
     let (tx, rx) = tokio::sync::watch::channel(domains.resolved());
     tokio::task::spawn_local(async move {
         loop {
             let next = domains.next_due().unwrap_or_else(|| Instant::now() + policy.max_ttl);
-            tokio::time::sleep_until(next.into()).await;
-            let round = domains.refresh_due(&lookup, policy, Instant::now()).await;
-            report(&round, domains.table.len());
-            if round.changed && tx.send(domains.resolved()).is_err() {
-                return; // nobody listens any more
+            tokio::select! {
+                _ = tokio::time::sleep_until(next.into()) => {
+                    let round = domains.refresh_due(&lookup, policy, Instant::now()).await;
+                    report(&round, domains.table.len());
+                    if round.changed && tx.send(domains.resolved()).is_err() {
+                        return;
+                    }
+                }
+                changed = names.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let set = names.borrow_and_update().clone();
+                    domains.replace_set(set, Instant::now());
+                    if tx.send(domains.resolved()).is_err() {
+                        return;
+                    }
+                }
             }
         }
     });

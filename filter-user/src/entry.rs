@@ -3,7 +3,19 @@
 use filter_common::{FLAG_BOTH, FLAG_DST, FLAG_SRC};
 
 /// Which packets an entry blocks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    clap::ValueEnum,
+    serde::Deserialize,
+    serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// Packets whose source address matches.
     Src,

@@ -4,19 +4,25 @@
 //! `takedown` binary is a thin command-line face over it.
 
 pub mod batch;
+pub mod config;
+pub mod control;
 pub mod counters;
+pub mod daemon;
 pub mod domains;
 pub mod entry;
 pub mod filter;
 pub mod guards;
 pub mod lists;
+pub mod manual;
 pub mod own;
 pub mod pins;
 pub mod plan;
 pub mod prepare;
 pub mod privileges;
 pub mod read;
+pub mod source;
 pub mod state;
+pub mod status;
 pub mod sync;
 
 /// The compiled XDP program (filter-ebpf), embedded at build time.

@@ -56,6 +56,41 @@ impl ListReport {
     pub fn meta(&self) -> Meta {
         Meta { flags: self.list.direction.flags(), lists: self.bit }
     }
+
+    /// Its guarded networks with their metadata.
+    pub fn entries(&self) -> impl Iterator<Item = (IpNet, Meta)> + '_ {
+        let meta = self.meta();
+        self.nets.iter().map(move |n| (*n, meta))
+    }
+
+    /// Usable entries: networks left after the guards, and domains.
+    pub fn usable(&self) -> usize {
+        self.nets.len() + self.list.domains.len()
+    }
+}
+
+/// Every domain the reports name, with the union of the metadata of the lists naming it.
+pub fn domains_of<'a>(reports: impl Iterator<Item = &'a ListReport>) -> Vec<(String, Meta)> {
+    let mut out: std::collections::BTreeMap<String, Meta> = Default::default();
+    for r in reports {
+        for d in &r.list.domains {
+            let m = out.entry(d.name.clone()).or_default();
+            *m = m.union(r.meta());
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Resolved addresses that pass the guards (a sinkhole at 127.0.0.1 or a private address is
+/// not blocked), as plan entries.
+pub fn guard_resolved(
+    resolved: &[Resolved],
+    guards: GuardOptions,
+) -> impl Iterator<Item = (IpNet, Meta)> + '_ {
+    resolved.iter().filter_map(move |r| {
+        let net = IpNet::from(r.addr);
+        matches!(guards::check(net, guards), Verdict::Keep).then_some((net, r.meta))
+    })
 }
 
 /// Everything needed to plan, before domains are resolved.
@@ -111,7 +146,8 @@ pub fn prepare(sources: &Sources) -> Result<Prepared> {
     Ok(Prepared { lists: reports, allow, own, allow_notes, guards: sources.guards })
 }
 
-fn guard_list(list: ParsedList, bit: u64, opts: GuardOptions) -> ListReport {
+/// Applies the guards to a parsed list and counts what a report needs.
+pub fn guard_list(list: ParsedList, bit: u64, opts: GuardOptions) -> ListReport {
     let mut report = ListReport {
         error: None,
         bit,
@@ -156,32 +192,20 @@ fn guard_list(list: ParsedList, bit: u64, opts: GuardOptions) -> ListReport {
 pub struct Resolved {
     pub addr: IpAddr,
     pub meta: Meta,
+    /// The domains that resolved to it.
+    pub names: Vec<String>,
 }
 
 impl Prepared {
     /// Every domain named by a list, with the metadata of the lists naming it.
     pub fn domains(&self) -> Vec<(String, Meta)> {
-        let mut out: std::collections::BTreeMap<String, Meta> = Default::default();
-        for r in &self.lists {
-            for d in &r.list.domains {
-                let m = out.entry(d.name.clone()).or_default();
-                *m = m.union(r.meta());
-            }
-        }
-        out.into_iter().collect()
+        domains_of(self.lists.iter())
     }
 
     /// Plans the lists plus the given resolved addresses (which pass the guards first).
     pub fn plan(&self, resolved: &[Resolved]) -> Plan {
-        let nets = self.lists.iter().flat_map(|r| {
-            let meta = r.meta();
-            r.nets.iter().map(move |n| (*n, meta))
-        });
-        let guarded = resolved.iter().filter_map(|r| {
-            let net = IpNet::from(r.addr);
-            matches!(guards::check(net, self.guards), Verdict::Keep).then_some((net, r.meta))
-        });
-        Plan::build(nets.chain(guarded), &self.allow)
+        let nets = self.lists.iter().flat_map(ListReport::entries);
+        Plan::build(nets.chain(guard_resolved(resolved, self.guards)), &self.allow)
     }
 
     /// Lists with no usable entry (no network left after the guards and no domain).

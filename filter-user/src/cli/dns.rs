@@ -1,12 +1,8 @@
 //! Command-line options for resolving domain entries (`takedown run`).
 
-use std::{
-    net::{IpAddr, SocketAddr},
-    time::Duration,
-};
+use std::net::{IpAddr, SocketAddr};
 
 use clap::Args;
-use takedown::domains::Policy;
 
 #[derive(Args, Debug, Clone)]
 pub struct DnsArgs {
@@ -28,16 +24,6 @@ pub struct DnsArgs {
     /// Seconds to wait at start for domains to resolve before loading (the rest follow later).
     #[arg(long, value_name = "SECONDS", default_value_t = 15)]
     pub dns_wait: u64,
-}
-
-impl DnsArgs {
-    pub fn policy(&self) -> Policy {
-        Policy {
-            min_ttl: Duration::from_secs(self.dns_min_ttl),
-            max_ttl: Duration::from_secs(self.dns_max_ttl.max(self.dns_min_ttl)),
-            concurrency: self.dns_concurrency,
-        }
-    }
 }
 
 fn parse_server(s: &str) -> Result<SocketAddr, String> {

@@ -1,5 +1,7 @@
-//! `takedown run`: resolve, load, fill, attach, print counters until SIGINT/SIGTERM, detach.
-//! While it runs, domain entries are re-resolved and address changes applied to the maps.
+//! `takedown run`: the daemon. From a configuration file (`--config`, default
+//! /etc/takedown/takedown.toml) or, for quick use, from `--iface`/`--list`. Loads (adopting a
+//! pinned filter), attaches, then refreshes and re-resolves until SIGTERM/SIGINT; the pinned
+//! filter keeps enforcing after it exits (`--ephemeral`: detached at exit).
 
 use std::{
     path::PathBuf,
@@ -9,24 +11,26 @@ use std::{
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use takedown::{
+    config::{self, Config, Dns, Guards, ListConfig},
     counters,
+    daemon::{self, Daemon, ServeOptions, Settings},
     domains::{self, DnsLookup, Domains},
-    filter::{self, Capacities, Filter, Mode},
-    plan::Plan,
-    prepare::{self, Prepared},
-    privileges, read, sync,
+    filter::{self, Mode},
+    privileges,
 };
-use tokio::signal::unix::{SignalKind, signal};
 
 use super::{dns::DnsArgs, places::Places, report, sources::SourceArgs};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
+    /// Configuration file (default /etc/takedown/takedown.toml when no --iface/--list is given).
+    #[arg(short, long, value_name = "FILE", conflicts_with_all = ["ifaces", "lists"])]
+    config: Option<PathBuf>,
     /// Interface to attach to (repeat for several; on a gateway: inside and outside).
-    #[arg(short, long = "iface", value_name = "IF", required = true)]
+    #[arg(short, long = "iface", value_name = "IF", requires = "lists")]
     ifaces: Vec<String>,
     /// Takedown list file (repeat for several).
-    #[arg(short, long = "list", value_name = "FILE", required = true)]
+    #[arg(short, long = "list", value_name = "FILE", requires = "ifaces")]
     lists: Vec<PathBuf>,
     #[command(flatten)]
     sources: SourceArgs,
@@ -35,6 +39,9 @@ pub struct RunArgs {
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t)]
     mode: Mode,
+    /// Accept a refresh that loses more than half of a list's entries.
+    #[arg(long)]
+    accept_shrink: bool,
     /// Seconds between counter lines (0: only at exit).
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     interval: u64,
@@ -48,175 +55,160 @@ pub struct RunArgs {
     places: Places,
 }
 
+/// The configuration: the file, or one built from the quick-use options.
+fn configuration(args: &RunArgs) -> Result<Config> {
+    if args.ifaces.is_empty() {
+        let path = args.config.clone().unwrap_or_else(|| PathBuf::from(config::DEFAULT_CONFIG));
+        return Config::load(&path);
+    }
+    let s = &args.sources;
+    let opts = takedown::lists::ListOptions {
+        format: s.format,
+        column: s.column.clone(),
+        direction: s.direction,
+    };
+    let d = &args.dns;
+    let config = Config {
+        interfaces: args.ifaces.clone(),
+        mode: match args.mode {
+            Mode::Auto => config::ModeName::Auto,
+            Mode::Native => config::ModeName::Native,
+            Mode::Skb => config::ModeName::Skb,
+        },
+        allow: s.allow.clone(),
+        guards: Guards {
+            force_broad: s.force_broad,
+            allow_special: s.allow_special,
+            block_own: s.block_own,
+            accept_shrink: args.accept_shrink,
+        },
+        dns: Dns {
+            resolvers: d.resolvers.clone(),
+            min_ttl: d.dns_min_ttl,
+            max_ttl: d.dns_max_ttl,
+            concurrency: d.dns_concurrency,
+            timeout: d.dns_timeout,
+            wait: d.dns_wait,
+        },
+        lists: args.lists.iter().map(|p| ListConfig::from_file(p, &opts)).collect(),
+        ..Default::default()
+    };
+    let mut names = std::collections::HashSet::new();
+    if let Some(dup) = config.lists.iter().find(|l| !names.insert(l.name.clone())) {
+        bail!(
+            "two lists are named {:?}: give them different file names, or use a configuration file",
+            dup.name
+        );
+    }
+    Ok(config)
+}
+
 pub fn run(args: RunArgs) -> Result<()> {
     privileges::require_bpf_admin("takedown run")?;
-    for iface in &args.ifaces {
+    let config = configuration(&args)?;
+    for iface in &config.interfaces {
         filter::check_interface(iface)?;
     }
-    let _lock = match args.ephemeral {
-        true => None,
-        false => Some(args.places.state().lock_daemon()?),
-    };
-    let prepared = prepare::prepare(&args.sources.sources(&args.lists))?;
-    check_usable(&prepared)?;
-    for r in &prepared.lists {
-        report::print_list(r, false);
-    }
-    report::print_allow(&prepared);
+    let pins = (!args.ephemeral).then(|| {
+        takedown::pins::Pins::new(config.pin_dir.clone().unwrap_or(args.places.pin_dir.clone()))
+    });
+    let state = (!args.ephemeral).then(|| {
+        takedown::state::StateDir::new(
+            config.state_dir.clone().unwrap_or(args.places.state_dir.clone()),
+        )
+    });
+    let _lock = state.as_ref().map(|s| s.lock_daemon()).transpose()?;
+    let settings = Settings { config, pins, state, max_entries: args.max_entries };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    tokio::task::LocalSet::new().block_on(&runtime, serve(args, prepared))
+    tokio::task::LocalSet::new().block_on(&runtime, start_and_serve(settings, args.interval))
 }
 
-async fn serve(args: RunArgs, prepared: Prepared) -> Result<()> {
-    let mut domains = Domains::new(prepared.domains(), Instant::now());
-    let lookup = match domains.table.is_empty() {
-        true => None,
-        false => {
-            Some(DnsLookup::new(&args.dns.resolvers, Duration::from_secs(args.dns.dns_timeout))?)
-        }
+async fn start_and_serve(settings: Settings, interval: u64) -> Result<()> {
+    let dns = settings.config.dns.clone();
+    let policy = domains::Policy {
+        min_ttl: Duration::from_secs(dns.min_ttl),
+        max_ttl: Duration::from_secs(dns.max_ttl.max(dns.min_ttl)),
+        concurrency: dns.concurrency,
     };
-    if let Some(lookup) = &lookup {
-        let wait = Duration::from_secs(args.dns.dns_wait);
-        let round = domains.refresh_due(lookup, args.dns.policy(), Instant::now());
-        if tokio::time::timeout(wait, round).await.is_err() {
+    let mut d = Daemon::new(settings).await?;
+    for r in d.reports() {
+        report::print_list(r, false);
+        if r.refused > 0 {
+            log::warn!(
+                "{}: {} entries refused as too broad (not loaded)",
+                r.list.path.display(),
+                r.refused
+            );
+        }
+    }
+    say!(
+        "allowlist: this machine's {} addresses and {} allowlist files",
+        d.own.len(),
+        d.settings.config.allow.len()
+    );
+    let mut table = Domains::new(d.domain_names(), Instant::now());
+    let lookup = match table.table.is_empty() {
+        true => None,
+        false => Some(DnsLookup::new(&dns.resolvers, Duration::from_secs(dns.timeout))?),
+    };
+    if let Some(l) = &lookup {
+        let wait = Duration::from_secs(dns.wait);
+        if tokio::time::timeout(wait, table.refresh_due(l, policy, Instant::now())).await.is_err() {
             log::warn!(
                 "domains: not all resolved within {wait:?}; loading what is, the rest follow"
             );
         }
-        let resolved = domains.table.values().filter(|s| !s.addrs.is_empty()).count();
-        let failed = domains.table.values().filter(|s| s.error.is_some()).count();
+        let resolved = table.table.values().filter(|s| !s.addrs.is_empty()).count();
+        let failed = table.table.values().filter(|s| s.error.is_some()).count();
         say!(
             "domains: {resolved} of {} resolved to {} addresses, {failed} failed",
-            domains.table.len(),
-            domains.resolved().len()
+            table.table.len(),
+            table.resolved().len()
         );
+        d.set_resolved(table.resolved());
     }
-    let mut plan = prepared.plan(&domains.resolved());
+    let plan = d.plan();
     report::print_plan(&plan);
-    let caps = Capacities::for_plan(&plan, args.max_entries)?;
-    let pins = (!args.ephemeral).then(|| args.places.pins());
-    let adopting = pins.as_ref().is_some_and(|p| p.has_maps());
     let started = Instant::now();
-    let mut filter = Filter::load_pinned(&caps, pins.as_ref())?;
-    if adopting {
-        // Pinned state is the truth: write only the difference, never clear.
-        let get = |n: &str| read::map(filter.ebpf(), n);
-        read::capacities(get)?.check_fits(&plan)?;
-        let held = read::plan(get)?;
-        let ch = sync::apply(filter.ebpf_mut(), &held, &plan)?;
-        say!(
-            "adopted the pinned filter ({} entries): {} written, {} deleted in {:.3} s",
-            held.len(),
+    let (held, ch) = d.load(plan)?;
+    let secs = started.elapsed().as_secs_f64();
+    match held {
+        Some(n) => say!(
+            "adopted the pinned filter ({n} entries): {} written, {} deleted in {secs:.3} s",
             ch.written,
-            ch.deleted,
-            started.elapsed().as_secs_f64()
-        );
-    } else {
-        sync::fill(filter.ebpf_mut(), &plan)?;
-        say!(
-            "loaded {} entries into the kernel in {:.3} s",
-            plan.len(),
-            started.elapsed().as_secs_f64()
-        );
+            ch.deleted
+        ),
+        None => say!("loaded {} entries into the kernel in {secs:.3} s", ch.written),
     }
     // Filled before attaching: the filter never runs with half a list.
-    for iface in &args.ifaces {
-        let mode = filter.attach(iface, args.mode)?;
+    for (iface, mode) in d.attach()? {
         say!("attached to {iface} in {mode} mode");
     }
-    if let Some(p) = &pins {
-        for iface in p.linked_interfaces().into_iter().filter(|i| !args.ifaces.contains(i)) {
-            p.unpin_link(&iface)?;
-            say!("detached from {iface} (no longer requested)");
-        }
-    }
-    match &pins {
-        Some(p) => say!(
-            "filtering (pinned at {}); SIGTERM or `takedown stop` stops takedown, the filter stays",
-            p.dir().display()
+    d.write_status();
+    let pinned = d.settings.pins.as_ref().map(|p| p.dir().display().to_string());
+    match &pinned {
+        Some(dir) => say!(
+            "filtering (pinned at {dir}); SIGTERM or `takedown stop` stops takedown, the filter stays"
         ),
         None => say!("filtering; Ctrl-C or SIGTERM detaches and exits"),
     }
-    let mut updates = lookup.map(|l| domains::spawn_local_resolver(domains, l, args.dns.policy()));
-
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let period = Duration::from_secs(args.interval.max(1));
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    loop {
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = ticker.tick(), if args.interval > 0 => say!("{}", counters::read(filter.ebpf())?),
-            changed = async { updates.as_mut().expect("guarded").changed().await }, if updates.is_some() => {
-                if changed.is_err() {
-                    updates = None;
-                    continue;
-                }
-                let resolved = updates.as_mut().expect("guarded").borrow_and_update().clone();
-                plan = apply_domains(&mut filter, &prepared, plan, &resolved);
-            }
-        }
+    let (names_tx, names_rx) = tokio::sync::watch::channel(d.domain_names());
+    let updates = lookup.map(|l| domains::spawn_local_resolver(table, l, policy, names_rx));
+    let names = updates.is_some().then_some(names_tx);
+    daemon::serve(&mut d, updates, names, ServeOptions { interval, say: |l| say!("{l}") }).await?;
+    if let Some(f) = d.filter() {
+        say!("final: {}", counters::read(f.ebpf())?);
     }
-    say!("final: {}", counters::read(filter.ebpf())?);
-    drop(filter);
-    match &pins {
-        Some(p) => say!(
-            "takedown stopped; the filter keeps enforcing on {} (`takedown detach` removes it)",
-            p.linked_interfaces().join(", ")
+    let ifaces = d.settings.config.interfaces.join(", ");
+    d.unload();
+    match pinned {
+        Some(_) => say!(
+            "takedown stopped; the filter keeps enforcing on {ifaces} (`takedown detach` removes it)"
         ),
-        None => say!("detached from {}", args.ifaces.join(", ")),
-    }
-    Ok(())
-}
-
-/// Moves the maps to the plan with the new domain addresses; on failure keeps the old plan
-/// (the maps then hold at least the old entries: nothing is deleted before all inserts).
-fn apply_domains(
-    filter: &mut Filter,
-    prepared: &Prepared,
-    old: Plan,
-    resolved: &[prepare::Resolved],
-) -> Plan {
-    let new = prepared.plan(resolved);
-    match sync::apply(filter.ebpf_mut(), &old, &new) {
-        Ok(ch) => {
-            log::info!("domains: applied {} writes and {} deletions", ch.written, ch.deleted);
-            new
-        }
-        Err(e) => {
-            log::error!("domains: cannot apply the new addresses: {e:#}");
-            old
-        }
-    }
-}
-
-/// Fails when a list has nothing to load; warns about refused entries.
-fn check_usable(prepared: &Prepared) -> Result<()> {
-    if let Some(r) = prepared.empty_lists().next() {
-        let l = &r.list;
-        let first = l
-            .skipped
-            .first()
-            .or(r.guard_notes.first())
-            .map(|n| format!(" (first at line {}: {})", n.line, n.reason))
-            .unwrap_or_default();
-        bail!(
-            "list {} has no usable entry: {} lines skipped, {} entries refused or guarded{first}",
-            l.path.display(),
-            l.skipped.len(),
-            r.refused + r.guarded
-        );
-    }
-    for r in prepared.lists.iter().filter(|r| r.refused > 0) {
-        log::warn!(
-            "{}: {} entries refused as too broad (not loaded)",
-            r.list.path.display(),
-            r.refused
-        );
+        None => say!("detached from {ifaces}"),
     }
     Ok(())
 }

@@ -1,0 +1,240 @@
+//! The daemon's configuration (`/etc/takedown/takedown.toml`): interfaces, lists (file or URL,
+//! refresh interval, direction, format), allowlist, guards, DNS. `takedown run --iface/--list`
+//! builds the same structure from its options.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::{
+    entry::Direction,
+    filter::Mode,
+    lists::{Format, ListOptions},
+};
+
+/// The default configuration file.
+pub const DEFAULT_CONFIG: &str = "/etc/takedown/takedown.toml";
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Interfaces to attach to (inside and outside on a gateway).
+    pub interfaces: Vec<String>,
+    /// XDP attach mode.
+    #[serde(default)]
+    pub mode: ModeName,
+    /// Where the filter is pinned (default /sys/fs/bpf/takedown).
+    pub pin_dir: Option<PathBuf>,
+    /// takedown's state directory (default /var/lib/takedown).
+    pub state_dir: Option<PathBuf>,
+    /// Allowlist files.
+    #[serde(default)]
+    pub allow: Vec<PathBuf>,
+    #[serde(default)]
+    pub guards: Guards,
+    #[serde(default)]
+    pub dns: Dns,
+    /// The takedown lists.
+    #[serde(default, rename = "list")]
+    pub lists: Vec<ListConfig>,
+}
+
+/// Attach mode as written in the file.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ModeName {
+    #[default]
+    Auto,
+    Native,
+    Skb,
+}
+
+impl From<ModeName> for Mode {
+    fn from(m: ModeName) -> Self {
+        match m {
+            ModeName::Auto => Mode::Auto,
+            ModeName::Native => Mode::Native,
+            ModeName::Skb => Mode::Skb,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guards {
+    #[serde(default)]
+    pub force_broad: bool,
+    #[serde(default)]
+    pub allow_special: bool,
+    #[serde(default)]
+    pub block_own: bool,
+    /// Accept a refresh that loses more than half of a list's entries.
+    #[serde(default)]
+    pub accept_shrink: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    #[serde(default)]
+    pub resolvers: Vec<SocketAddr>,
+    #[serde(default = "d60")]
+    pub min_ttl: u64,
+    #[serde(default = "d3600")]
+    pub max_ttl: u64,
+    #[serde(default = "d32")]
+    pub concurrency: usize,
+    #[serde(default = "d3")]
+    pub timeout: u64,
+    #[serde(default = "d15")]
+    pub wait: u64,
+}
+
+fn d60() -> u64 {
+    60
+}
+fn d3600() -> u64 {
+    3600
+}
+fn d32() -> usize {
+    32
+}
+fn d3() -> u64 {
+    3
+}
+fn d15() -> u64 {
+    15
+}
+
+impl Default for Dns {
+    fn default() -> Self {
+        Self {
+            resolvers: vec![],
+            min_ttl: 60,
+            max_ttl: 3600,
+            concurrency: 32,
+            timeout: 3,
+            wait: 15,
+        }
+    }
+}
+
+/// One list.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListConfig {
+    /// Its name in reports and commands (unique; "manual" is reserved).
+    pub name: String,
+    /// A local file...
+    pub file: Option<PathBuf>,
+    /// ...or an http(s) URL.
+    pub url: Option<String>,
+    /// Seconds between refreshes (0 or absent: only on SIGHUP or `takedown refresh`).
+    #[serde(default)]
+    pub refresh: u64,
+    #[serde(default)]
+    pub direction: Direction,
+    pub format: Option<Format>,
+    pub column: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Largest accepted download, in bytes.
+    #[serde(default = "d64m")]
+    pub max_bytes: u64,
+    /// Seconds a download may take.
+    #[serde(default = "d30")]
+    pub timeout: u64,
+    /// Tries per refresh (the first and the retries, with a doubling back-off from 1 s).
+    #[serde(default = "d3u")]
+    pub attempts: u32,
+}
+
+fn d30() -> u64 {
+    30
+}
+fn d3u() -> u32 {
+    3
+}
+
+fn yes() -> bool {
+    true
+}
+fn d64m() -> u64 {
+    64 << 20
+}
+
+impl ListConfig {
+    /// A list read from a local file, named after it.
+    pub fn from_file(path: &Path, opts: &ListOptions) -> Self {
+        Self {
+            name: path
+                .file_name()
+                .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+            file: Some(path.to_path_buf()),
+            url: None,
+            refresh: 0,
+            direction: opts.direction,
+            format: opts.format,
+            column: opts.column.clone(),
+            enabled: true,
+            max_bytes: d64m(),
+            timeout: d30(),
+            attempts: d3u(),
+        }
+    }
+
+    /// How to parse it.
+    pub fn options(&self) -> ListOptions {
+        ListOptions { format: self.format, column: self.column.clone(), direction: self.direction }
+    }
+
+    /// Where it comes from, for messages.
+    pub fn source(&self) -> String {
+        match (&self.file, &self.url) {
+            (Some(f), _) => f.display().to_string(),
+            (_, Some(u)) => u.clone(),
+            _ => "nowhere".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read configuration {}", path.display()))?;
+        let config: Config = toml::from_str(&text)
+            .with_context(|| format!("{}: invalid configuration", path.display()))?;
+        config.check().with_context(|| format!("{}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Names unique and not "manual", one source per list, at least one interface and list.
+    pub fn check(&self) -> Result<()> {
+        if self.interfaces.is_empty() {
+            bail!("no interface configured");
+        }
+        let mut names = std::collections::HashSet::new();
+        for l in &self.lists {
+            if l.name == crate::manual::MANUAL || !names.insert(&l.name) {
+                bail!("list name {:?} is reserved or used twice", l.name);
+            }
+            if l.file.is_some() == l.url.is_some() {
+                bail!("list {:?} needs exactly one of `file` and `url`", l.name);
+            }
+        }
+        if !self.lists.iter().any(|l| l.enabled) {
+            bail!("no enabled list configured");
+        }
+        Ok(())
+    }
+
+    /// The enabled lists.
+    pub fn enabled(&self) -> impl Iterator<Item = &ListConfig> {
+        self.lists.iter().filter(|l| l.enabled)
+    }
+}

@@ -1,0 +1,203 @@
+//! Getting a list's bytes: from a file, or from an http(s) URL with certificate verification
+//! (rustls), conditional GET (ETag / Last-Modified), a timeout, a size cap and retries with
+//! back-off. The last good copy of every URL list is cached on disk (written atomically), so a
+//! start without network still enforces it.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use reqwest::{StatusCode, header};
+use serde::{Deserialize, Serialize};
+
+use crate::state::write_atomic;
+
+/// How a URL is fetched.
+#[derive(Clone, Copy, Debug)]
+pub struct FetchPolicy {
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// Largest accepted body.
+    pub max_bytes: u64,
+    /// Tries in all (the first and the retries).
+    pub attempts: u32,
+    /// Wait before the first retry (doubled each time).
+    pub backoff: Duration,
+}
+
+impl Default for FetchPolicy {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_bytes: 64 << 20,
+            attempts: 3,
+            backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What the cache keeps beside a list's body.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CacheMeta {
+    pub url: String,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// When it was fetched (Unix seconds).
+    pub fetched: u64,
+}
+
+/// The on-disk cache of fetched lists.
+#[derive(Clone, Debug)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+impl Cache {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    fn paths(&self, list: &str) -> (PathBuf, PathBuf) {
+        let safe: String = list
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+            .collect();
+        (self.dir.join(format!("{safe}.body")), self.dir.join(format!("{safe}.meta.json")))
+    }
+
+    /// The cached body and its metadata, if any.
+    pub fn load(&self, list: &str) -> Option<(Vec<u8>, CacheMeta)> {
+        let (body, meta) = self.paths(list);
+        let meta: CacheMeta = serde_json::from_slice(&std::fs::read(meta).ok()?).ok()?;
+        Some((std::fs::read(body).ok()?, meta))
+    }
+
+    /// Stores a good copy (body first, then the metadata that points to it).
+    pub fn store(&self, list: &str, body: &[u8], meta: &CacheMeta) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let (b, m) = self.paths(list);
+        write_atomic(&b, body)?;
+        write_atomic(&m, &serde_json::to_vec_pretty(meta)?)
+    }
+}
+
+/// The result of a fetch.
+#[derive(Debug)]
+pub enum Fetched {
+    /// A new body, with the validators to send next time.
+    New { body: Vec<u8>, meta: CacheMeta },
+    /// The server says the cached copy is current (304).
+    NotModified,
+}
+
+/// A client with rustls and the platform's certificate verification.
+pub fn client(policy: &FetchPolicy) -> Result<reqwest::Client> {
+    // One process-wide crypto provider; a second install is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(policy.timeout)
+        .user_agent(concat!("takedown/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot build the HTTP client")
+}
+
+/// Fetches `url`, conditionally when `cached` has validators; retries failures that may pass
+/// (connection errors, timeouts, 5xx) with a doubling back-off.
+pub async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+    cached: Option<&CacheMeta>,
+    policy: &FetchPolicy,
+) -> Result<Fetched, String> {
+    let mut wait = policy.backoff;
+    let mut last = String::new();
+    for attempt in 1..=policy.attempts.max(1) {
+        match fetch_once(client, url, cached, policy).await {
+            Ok(f) => return Ok(f),
+            Err((retry, e)) => {
+                last = e;
+                if !retry || attempt == policy.attempts {
+                    break;
+                }
+                log::warn!("{url}: {last}; retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+    }
+    Err(last)
+}
+
+/// One try; the error says whether a retry may help.
+async fn fetch_once(
+    client: &reqwest::Client,
+    url: &str,
+    cached: Option<&CacheMeta>,
+    policy: &FetchPolicy,
+) -> Result<Fetched, (bool, String)> {
+    let mut req = client.get(url);
+    if let Some(c) = cached.filter(|c| c.url == url) {
+        if let Some(etag) = &c.etag {
+            req = req.header(header::IF_NONE_MATCH, etag);
+        }
+        if let Some(lm) = &c.last_modified {
+            req = req.header(header::IF_MODIFIED_SINCE, lm);
+        }
+    }
+    let mut resp = req.send().await.map_err(|e| (true, describe(&e)))?;
+    let status = resp.status();
+    if status == StatusCode::NOT_MODIFIED {
+        return if cached.is_some() {
+            Ok(Fetched::NotModified)
+        } else {
+            Err((false, "304 without a cached copy".into()))
+        };
+    }
+    if !status.is_success() {
+        return Err((status.is_server_error(), format!("HTTP {status}")));
+    }
+    if let Some(len) = resp.content_length().filter(|l| *l > policy.max_bytes) {
+        return Err((
+            false,
+            format!("body of {len} bytes exceeds the {} byte limit", policy.max_bytes),
+        ));
+    }
+    let header_str = |h| {
+        resp.headers().get(h).and_then(|v: &header::HeaderValue| v.to_str().ok()).map(String::from)
+    };
+    let meta = CacheMeta {
+        url: url.to_string(),
+        etag: header_str(header::ETAG),
+        last_modified: header_str(header::LAST_MODIFIED),
+        fetched: crate::status::now(),
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) =
+        resp.chunk().await.map_err(|e| (true, format!("body cut short: {}", describe(&e))))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 > policy.max_bytes {
+            return Err((false, format!("body exceeds the {} byte limit", policy.max_bytes)));
+        }
+    }
+    Ok(Fetched::New { body, meta })
+}
+
+/// An error with its causes, in one line.
+fn describe(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    if e.is_timeout() { format!("timed out ({s})") } else { s }
+}
+
+/// Reads a list file.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read list file {}", path.display()))
+}

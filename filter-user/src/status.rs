@@ -1,0 +1,85 @@
+//! The daemon's status file (`status.json` in the state directory), written after every change:
+//! what `takedown status` and `takedown lookup` report about lists when the daemon is not asked.
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::state::write_atomic;
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Status {
+    pub pid: u32,
+    pub started: u64,
+    pub updated: u64,
+    pub pin_dir: String,
+    pub program_id: Option<u32>,
+    pub interfaces: Vec<InterfaceStatus>,
+    pub lists: Vec<ListStatus>,
+    pub manual_entries: usize,
+    /// Resolved address -> the domains that resolved to it.
+    pub domains: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct InterfaceStatus {
+    pub name: String,
+    pub mode: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ListStatus {
+    pub name: String,
+    /// Its bit number in an entry's lists.
+    pub bit: u32,
+    pub source: String,
+    /// Seconds between refreshes (0: on demand).
+    pub refresh: u64,
+    /// Networks and domains of the content in force.
+    pub entries: usize,
+    pub domains: usize,
+    pub last_attempt: Option<u64>,
+    pub last_success: Option<u64>,
+    /// The last refresh succeeded.
+    pub ok: bool,
+    /// What the last refresh did, or why it failed.
+    pub message: String,
+}
+
+impl Status {
+    /// Reads a status file, if there is one.
+    pub fn read(path: &Path) -> Option<Self> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+
+    /// Writes it atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        write_atomic(path, &serde_json::to_vec_pretty(self)?)
+    }
+
+    /// The name of list bit `bit` (63: manual).
+    pub fn list_name(&self, bit: u32) -> String {
+        if bit == 63 {
+            return crate::manual::MANUAL.into();
+        }
+        self.lists
+            .iter()
+            .find(|l| l.bit == bit)
+            .map_or_else(|| format!("list#{bit}"), |l| l.name.clone())
+    }
+
+    /// The names of every list in a lists bitmask.
+    pub fn list_names(&self, lists: u64) -> Vec<String> {
+        (0..64).filter(|b| lists & (1u64 << b) != 0).map(|b| self.list_name(b)).collect()
+    }
+}
