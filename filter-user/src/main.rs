@@ -24,6 +24,20 @@ enum Command {
     Stop(cli::lifecycle::StopArgs),
     /// Remove the filter: stop the daemon, detach from every interface, delete the pins.
     Detach(cli::lifecycle::DetachArgs),
+    /// Add an address or network to the manual list (kept across refreshes and restarts).
+    Add(cli::entries::AddArgs),
+    /// Remove an address or network from the manual list.
+    Remove(cli::entries::RemoveArgs),
+    /// Tell whether an address is blocked, by which entries and lists, or allowed.
+    Lookup(cli::inspect::LookupArgs),
+    /// List the filter's entries (optionally one list's) with their lists.
+    List(cli::inspect::ListArgs),
+    /// Show the daemon, interfaces, program, entries per map and list, and the last refreshes.
+    Status(cli::inspect::StatusArgs),
+    /// Show counter totals and rates.
+    Stats(cli::inspect::StatsArgs),
+    /// Ask the daemon to refresh one list or all.
+    Refresh(cli::refresh::RefreshArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +51,13 @@ fn main() -> ExitCode {
         Command::Check(args) => cli::check::run(args),
         Command::Stop(args) => cli::lifecycle::stop(args).map(|()| ExitCode::SUCCESS),
         Command::Detach(args) => cli::lifecycle::detach(args).map(|()| ExitCode::SUCCESS),
+        Command::Add(args) => cli::entries::add(args).map(|()| ExitCode::SUCCESS),
+        Command::Remove(args) => cli::entries::remove(args).map(|()| ExitCode::SUCCESS),
+        Command::Lookup(args) => cli::inspect::lookup(args).map(|()| ExitCode::SUCCESS),
+        Command::List(args) => cli::inspect::list(args).map(|()| ExitCode::SUCCESS),
+        Command::Status(args) => cli::inspect::status_cmd(args).map(|()| ExitCode::SUCCESS),
+        Command::Stats(args) => cli::inspect::stats(args).map(|()| ExitCode::SUCCESS),
+        Command::Refresh(args) => cli::refresh::run(args),
     };
     match result {
         Ok(code) => code,

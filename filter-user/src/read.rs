@@ -47,6 +47,11 @@ impl Maps {
     pub fn get(&self, name: &str) -> Result<&Map> {
         self.maps.get(name).ok_or_else(|| anyhow!("no map {name}"))
     }
+
+    /// The map called `name`, for the sync module.
+    pub fn get_mut(&mut self, name: &str) -> Result<&mut Map> {
+        self.maps.get_mut(name).ok_or_else(|| anyhow!("no map {name}"))
+    }
 }
 
 /// The map `name` of a loaded object.

@@ -11,8 +11,11 @@ macro_rules! say {
 
 pub mod check;
 pub mod dns;
+pub mod entries;
+pub mod inspect;
 pub mod lifecycle;
 pub mod places;
+pub mod refresh;
 pub mod report;
 pub mod run;
 pub mod sources;

@@ -1,0 +1,114 @@
+//! `takedown add` and `takedown remove`: the manual list. The entry is saved in the state
+//! directory first; then the daemon applies it (when one runs), or it is written straight into
+//! the pinned maps (when none runs). Either way it survives refreshes and restarts.
+
+use std::{net::IpAddr, time::Duration};
+
+use anyhow::{Result, bail};
+use clap::Args;
+use ipnet::IpNet;
+use takedown::{
+    control::{self, Request},
+    edit,
+    entry::Direction,
+    guards::{self, GuardOptions, Verdict},
+    manual::{self, MANUAL_BIT, ManualEntry},
+    read::Maps,
+};
+
+use super::places::Places;
+
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    /// Address or network to block.
+    #[arg(value_name = "ADDR|CIDR", value_parser = parse_net)]
+    net: IpNet,
+    /// Which packets it blocks.
+    #[arg(long, value_enum, default_value_t)]
+    direction: Direction,
+    /// Why (kept with the entry).
+    #[arg(long, default_value = "")]
+    comment: String,
+    /// Accept a network broader than /8 (IPv4) or /24 (IPv6).
+    #[arg(long)]
+    force_broad: bool,
+    /// Accept a network in special ranges (private, loopback, ...).
+    #[arg(long)]
+    allow_special: bool,
+    #[command(flatten)]
+    places: Places,
+}
+
+#[derive(Args, Debug)]
+pub struct RemoveArgs {
+    /// Address or network to take off the manual list.
+    #[arg(value_name = "ADDR|CIDR", value_parser = parse_net)]
+    net: IpNet,
+    #[command(flatten)]
+    places: Places,
+}
+
+pub fn parse_net(s: &str) -> Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("not an address or network: {s:?}"))
+}
+
+pub fn add(args: AddArgs) -> Result<()> {
+    takedown::privileges::require_bpf_admin("takedown add")?;
+    let net = args.net.trunc();
+    if net != args.net {
+        log::warn!("{} has host bits set: adding {net}", args.net);
+    }
+    let opts = GuardOptions { force_broad: args.force_broad, allow_special: args.allow_special };
+    match guards::check(net, opts) {
+        Verdict::Keep => {}
+        Verdict::Refused(why) | Verdict::Special(why) | Verdict::Split(_, why) => {
+            bail!("not added: {why}")
+        }
+    }
+    let state = args.places.state();
+    state.prepare()?;
+    let mut entries = manual::load(&state.manual())?;
+    let entry = ManualEntry { net, direction: args.direction, comment: args.comment.clone() };
+    let meta = entry.meta();
+    manual::upsert(&mut entries, entry);
+    manual::save(&state.manual(), &entries)?;
+    let how = apply(&args.places, |maps| edit::upsert(maps, net, meta).map(|_| ()))?;
+    say!("added {net} ({}) to the manual list; {how}", args.direction);
+    Ok(())
+}
+
+pub fn remove(args: RemoveArgs) -> Result<()> {
+    takedown::privileges::require_bpf_admin("takedown remove")?;
+    let net = args.net.trunc();
+    let state = args.places.state();
+    let mut entries = manual::load(&state.manual())?;
+    if !manual::remove(&mut entries, &net) {
+        bail!("{net} is not on the manual list (`takedown list --list manual` shows it)");
+    }
+    manual::save(&state.manual(), &entries)?;
+    let how = apply(&args.places, |maps| edit::remove_lists(maps, net, MANUAL_BIT).map(|_| ()))?;
+    say!("removed {net} from the manual list; {how}");
+    Ok(())
+}
+
+/// Has the daemon reload the manual list, or edits the pinned maps when no daemon runs.
+fn apply(places: &Places, direct: impl FnOnce(&mut Maps) -> Result<()>) -> Result<String> {
+    let state = places.state();
+    if let Some(pid) = state.daemon_pid() {
+        let reply =
+            control::call(&state.socket(), &Request::ReloadManual, Duration::from_secs(60))?;
+        if let Some(e) = reply.error {
+            bail!("the daemon (pid {pid}) could not apply it: {e}");
+        }
+        return Ok(format!("applied by the daemon (pid {pid})"));
+    }
+    let pins = places.pins();
+    if !pins.has_maps() {
+        return Ok("no filter runs: it is enforced when `takedown run` starts".into());
+    }
+    let mut maps = Maps::open(&pins)?;
+    direct(&mut maps)?;
+    Ok("applied to the pinned filter (no daemon runs)".into())
+}

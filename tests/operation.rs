@@ -1,0 +1,119 @@
+//! The CLI on a running filter, with and without the daemon: add, remove, lookup, list,
+//! status, stats and refresh; manual entries survive refreshes and restarts.
+
+use integration_tests::{
+    PinPlace, TempDir,
+    process::{Running, run_cli},
+    require_root,
+};
+use td_netns::{Addrs, Topology, ping};
+
+struct Ctx {
+    topo: Topology,
+    place: PinPlace,
+}
+
+impl Ctx {
+    fn cli(&self, args: &[&str]) -> (Option<i32>, String) {
+        let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        a.extend(self.place.args());
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = run_cli(Some(&self.topo.gateway), &a);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, text) = self.cli(args);
+        assert_eq!(code, Some(0), "takedown {args:?}: {text}");
+        text
+    }
+
+    fn start(&self, list: &str) -> Running {
+        let mut a: Vec<String> =
+            ["run", "-i", Addrs::GATEWAY_IF, "-l", list].iter().map(|s| s.to_string()).collect();
+        a.extend(self.place.args());
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        Running::start(&self.topo.gateway, &a).unwrap()
+    }
+
+    fn pings(&self, dst: &str) -> u32 {
+        ping(&self.topo.client, None, dst, 2).unwrap()
+    }
+}
+
+#[test]
+fn the_cli_works_on_a_running_filter_with_and_without_the_daemon() {
+    if !require_root("the_cli_works_on_a_running_filter_with_and_without_the_daemon") {
+        return;
+    }
+    let ctx = Ctx { topo: Topology::new("op").unwrap(), place: PinPlace::new("operation") };
+    let dir = TempDir::new("operation");
+    let list = dir.file("drop.txt", "203.0.113.0/24\n");
+    let daemon = ctx.start(&list);
+
+    // With the daemon.
+    let out = ctx.ok(&["add", Addrs::SERVER_V4, "--comment", "ticket 42"]);
+    assert!(out.contains("applied by the daemon (pid"), "{out}");
+    assert_eq!(ctx.pings(Addrs::SERVER_V4), 0, "manual entry enforced");
+    let out = ctx.ok(&["lookup", Addrs::SERVER_V4]);
+    assert!(out.contains("198.51.100.7: blocked (as source and destination)"), "{out}");
+    assert!(out.contains("198.51.100.7/32 (both): lists manual"), "{out}");
+    let out = ctx.ok(&["lookup", "203.0.113.9"]);
+    assert!(out.contains("203.0.113.0/24 (both): lists drop.txt"), "{out}");
+    let out = ctx.ok(&["lookup", Addrs::GATEWAY_V4]);
+    assert!(out.contains("allowed by 192.0.2.1/32"), "{out}");
+    assert!(ctx.ok(&["lookup", "192.0.2.200"]).contains("not listed"));
+    let out = ctx.ok(&["list", "--list", "manual"]);
+    assert_eq!(out.trim(), "198.51.100.7/32 both manual");
+    let out = ctx.ok(&["status"]);
+    assert!(out.contains("daemon: running (pid"), "{out}");
+    assert!(out.contains("interfaces: td-g (native)"), "{out}");
+    assert!(out.contains("list drop.txt: 1 in the maps; last refresh ok"), "{out}");
+    assert!(out.contains("list manual: 1 entries, 1 in the maps"), "{out}");
+    let out = ctx.ok(&["stats", "--interval", "0.2"]);
+    let dropped: u64 = out
+        .lines()
+        .find(|l| l.starts_with("dropped "))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(dropped >= 2, "{out}");
+    let out = ctx.ok(&["refresh"]);
+    assert!(out.contains("drop.txt: ok: 1 entries"), "{out}");
+    assert_eq!(ctx.pings(Addrs::SERVER_V4), 0, "manual entry survives a refresh");
+    let (status, _) = daemon.stop().unwrap();
+    assert!(status.success());
+
+    // Without the daemon: the pinned maps are edited directly.
+    let out = ctx.ok(&["remove", Addrs::SERVER_V4]);
+    assert!(out.contains("applied to the pinned filter (no daemon runs)"), "{out}");
+    assert_eq!(ctx.pings(Addrs::SERVER_V4), 2);
+    ctx.ok(&["add", Addrs::SERVER_V4]);
+    assert_eq!(ctx.pings(Addrs::SERVER_V4), 0);
+    assert!(ctx.ok(&["status"]).contains("daemon: not running"));
+    let (code, out) = ctx.cli(&["refresh"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("no takedown daemon is running"), "{out}");
+
+    // A restart keeps the manual entry.
+    let daemon = ctx.start(&list);
+    assert_eq!(ctx.pings(Addrs::SERVER_V4), 0, "manual entry survives a restart");
+    assert!(ctx.ok(&["lookup", Addrs::SERVER_V4]).contains("lists manual"));
+
+    // Refusals.
+    let (code, out) = ctx.cli(&["add", "10.0.0.0/8"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("not added: 10.0.0.0/8 is in special range"), "{out}");
+    let (code, out) = ctx.cli(&["remove", "203.0.113.99"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("is not on the manual list"), "{out}");
+    daemon.stop().unwrap();
+}
