@@ -1,0 +1,154 @@
+//! Refreshes under traffic: the gap test (100 refreshes, zero listed packets through) and the
+//! crash test (SIGKILL in the middle of applying a large diff).
+
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use integration_tests::{
+    PinPlace, TempDir,
+    process::{Running, run_cli, takedown_bin},
+    require_root,
+};
+use td_netns::{Addrs, Stream, Topology, ping};
+
+fn cli(topo: &Topology, place: &PinPlace, args: &[&str]) -> (Option<i32>, String) {
+    let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    a.extend(place.args());
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = run_cli(Some(&topo.gateway), &a);
+    (
+        out.status.code(),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+fn start(topo: &Topology, place: &PinPlace, list: &str) -> Running {
+    let mut a: Vec<String> = ["run", "-i", Addrs::GATEWAY_IF, "-l", list, "--block-own"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    a.extend(place.args());
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    Running::start(&topo.gateway, &a).unwrap()
+}
+
+#[test]
+fn a_hundred_refreshes_let_no_listed_packet_through() {
+    if !require_root("a_hundred_refreshes_let_no_listed_packet_through") {
+        return;
+    }
+    let place = PinPlace::new("gap");
+    let topo = Topology::new("rg").unwrap();
+    let dir = TempDir::new("refresh-gap");
+    // Both contents keep the listed source; each has one address the other lacks.
+    let a = "192.0.2.66\n203.0.113.7\n";
+    let b = "192.0.2.66\n198.51.100.7\n";
+    let list = dir.file("feed.txt", a);
+    let daemon = start(&topo, &place, &list);
+    let ip = Addrs::ip;
+    let stream = Stream::start(
+        &topo.client,
+        ip(Addrs::LISTED_SRC_V4),
+        &topo.internet,
+        ip(Addrs::SERVER_V4),
+        Duration::from_micros(200),
+        Duration::from_secs(300),
+    )
+    .unwrap();
+    let started = Instant::now();
+    for i in 0..100 {
+        let content = if i % 2 == 0 { b } else { a };
+        dir.file("feed.txt", content);
+        let (code, out) = cli(&topo, &place, &["refresh"]);
+        assert_eq!(code, Some(0), "refresh {i}: {out}");
+        if i % 25 == 0 || i == 99 {
+            let (_, takedown) = cli(&topo, &place, &["lookup", Addrs::TAKEDOWN_V4]);
+            let (_, server) = cli(&topo, &place, &["lookup", Addrs::SERVER_V4]);
+            let in_b = content == b;
+            assert_eq!(takedown.contains("blocked"), !in_b, "refresh {i}: {takedown}");
+            assert_eq!(server.contains("blocked"), in_b, "refresh {i}: {server}");
+        }
+    }
+    let elapsed = started.elapsed();
+    let (sent, got) = stream.stop();
+    eprintln!(
+        "gap test: 100 refreshes in {elapsed:?}; {sent} datagrams sent from the listed source, {got} received"
+    );
+    assert!(sent > 1000, "the stream ran: {sent}");
+    assert_eq!(got, 0, "listed packets got through during refreshes");
+    // The last content (A) is in force: 203.0.113.7 blocked, 198.51.100.7 reachable.
+    assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0);
+    assert_eq!(ping(&topo.client, None, Addrs::SERVER_V4, 2).unwrap(), 2);
+    daemon.stop().unwrap();
+}
+
+fn big_list(first_octet: u8, n: u32) -> String {
+    let mut s = String::with_capacity(n as usize * 14);
+    let base = u32::from(std::net::Ipv4Addr::new(first_octet, 0, 0, 0));
+    for i in 0..n {
+        s.push_str(&std::net::Ipv4Addr::from(base + i).to_string());
+        s.push('\n');
+    }
+    s.push_str("192.0.2.66\n");
+    s
+}
+
+/// Entries in the maps, from `takedown status`.
+fn ipv4_entries(topo: &Topology, place: &PinPlace) -> u64 {
+    let (_, out) = cli(topo, place, &["status"]);
+    let line = out.lines().find(|l| l.starts_with("entries: ")).unwrap_or_else(|| panic!("{out}"));
+    line["entries: ".len()..].split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_daemon_killed_while_applying_a_large_diff_leaves_a_working_filter() {
+    if !require_root("a_daemon_killed_while_applying_a_large_diff_leaves_a_working_filter") {
+        return;
+    }
+    let place = PinPlace::new("crash");
+    let topo = Topology::new("rc").unwrap();
+    let dir = TempDir::new("refresh-crash");
+    let list = dir.file("feed.txt", &big_list(20, 200_000));
+    let daemon = start(&topo, &place, &list);
+    dir.file("feed.txt", &big_list(30, 200_000));
+    // Ask for the refresh without waiting, and kill the daemon while it applies it.
+    let mut args: Vec<String> = vec!["refresh".into()];
+    args.extend(place.args());
+    let mut refresh = topo
+        .gateway
+        .command(takedown_bin().to_str().unwrap())
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Inserts come first: once the last new address is in, deletions are under way. Kill then.
+    let maps = takedown::read::Maps::open(&takedown::pins::Pins::new(place.pin_dir())).unwrap();
+    let exact: aya::maps::HashMap<&aya::maps::MapData, [u8; 4], filter_common::EntryValue> =
+        aya::maps::HashMap::try_from(maps.get(filter_common::MAP_V4_EXACT).unwrap()).unwrap();
+    let last_new = [30, 3, 13, 63]; // 30.0.0.0 + 199,999
+    let end = Instant::now() + Duration::from_secs(60);
+    while exact.get(&last_new, 0).is_err() && Instant::now() < end {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    daemon.kill();
+    let _ = refresh.wait();
+    let held = ipv4_entries(&topo, &place);
+    eprintln!(
+        "crash test: the maps held {held} IPv4 entries after the kill (200001 before and after the refresh)"
+    );
+    assert!(held > 200_001, "the kill did not land in the middle of the apply: {held} entries");
+    // The listed source is in both contents: still dropped, with no daemon.
+    assert_eq!(ping(&topo.client, Some(Addrs::LISTED_SRC_V4), Addrs::GATEWAY_V4, 2).unwrap(), 0);
+    // The next start converges to the list.
+    let daemon = start(&topo, &place, &list);
+    assert!(daemon.stdout().contains("adopted the pinned filter"), "{}", daemon.stdout());
+    assert_eq!(ipv4_entries(&topo, &place), 200_001);
+    let (_, new) = cli(&topo, &place, &["lookup", "30.0.1.2"]);
+    assert!(new.contains("blocked"), "{new}");
+    let (_, old) = cli(&topo, &place, &["lookup", "20.0.1.2"]);
+    assert!(old.contains("not listed"), "{old}");
+    daemon.stop().unwrap();
+}
