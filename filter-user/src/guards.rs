@@ -121,8 +121,8 @@ pub fn shrink_check(previous: usize, next: usize, accept_shrink: bool) -> Result
         Ok(())
     } else {
         Err(format!(
-            "the new content has {next} entries, less than half of the {previous} loaded before: \
-             keeping the previous content (--accept-shrink to take it)"
+            "the new content has {next} entries, less than half of the {previous} loaded before \
+             (--accept-shrink to take it)"
         ))
     }
 }

@@ -137,7 +137,7 @@ async fn fetch_once(
     cached: Option<&CacheMeta>,
     policy: &FetchPolicy,
 ) -> Result<Fetched, (bool, String)> {
-    let mut req = client.get(url);
+    let mut req = client.get(url).timeout(policy.timeout);
     if let Some(c) = cached.filter(|c| c.url == url) {
         if let Some(etag) = &c.etag {
             req = req.header(header::IF_NONE_MATCH, etag);

@@ -3,6 +3,7 @@
 
 pub mod dns;
 pub mod frames;
+pub mod http;
 pub mod loaded;
 pub mod process;
 

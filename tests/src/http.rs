@@ -1,0 +1,143 @@
+//! A scripted HTTP server for URL-source tests, on 127.0.0.1 inside a test namespace: serves a
+//! body with an ETag (304 when the client sends it back), or fails on purpose (500, slow,
+//! oversized, truncated), and records the requests. Stops on drop.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Result;
+use td_netns::{NetNs, in_netns};
+
+/// What the server does with the next requests.
+#[derive(Clone, Debug)]
+pub enum Behaviour {
+    /// 200 with this body and ETag; 304 when If-None-Match matches.
+    Serve { body: String, etag: String },
+    /// 500 Internal Server Error.
+    Fail,
+    /// Answers only after this long.
+    Slow(Duration),
+    /// Announces a body of this many bytes and sends it.
+    Oversized(usize),
+    /// Announces 1000 bytes, sends 100, closes.
+    Truncated,
+}
+
+pub struct HttpServer {
+    pub addr: SocketAddr,
+    behaviour: Arc<Mutex<Behaviour>>,
+    /// (path, If-None-Match) of every request.
+    pub requests: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl HttpServer {
+    pub fn start(ns: &NetNs, behaviour: Behaviour) -> Result<Self> {
+        let listener = in_netns(ns, || Ok(TcpListener::bind("127.0.0.1:0")?))?;
+        listener.set_nonblocking(true)?;
+        let server = Self {
+            addr: listener.local_addr()?,
+            behaviour: Arc::new(Mutex::new(behaviour)),
+            requests: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (b, r, stop) = (server.behaviour.clone(), server.requests.clone(), server.stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let (b, r) = (b.clone(), r.clone());
+                        std::thread::spawn(move || {
+                            let _ = serve(conn, &b, &r);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Ok(server)
+    }
+
+    pub fn set(&self, behaviour: Behaviour) {
+        *self.behaviour.lock().unwrap() = behaviour;
+    }
+
+    /// The URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve(
+    conn: TcpStream,
+    behaviour: &Mutex<Behaviour>,
+    requests: &Mutex<Vec<(String, Option<String>)>>,
+) -> std::io::Result<()> {
+    conn.set_nonblocking(false)?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut first = String::new();
+    reader.read_line(&mut first)?;
+    let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let mut inm = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("if-none-match") {
+                inm = Some(v.trim().to_string());
+            }
+        }
+    }
+    requests.lock().unwrap().push((path, inm.clone()));
+    let b = behaviour.lock().unwrap().clone();
+    let mut out = conn;
+    match b {
+        Behaviour::Serve { etag, .. } if inm.as_deref() == Some(etag.as_str()) => {
+            write!(out, "HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n")
+        }
+        Behaviour::Serve { body, etag } => write!(
+            out,
+            "HTTP/1.1 200 OK\r\nETag: {etag}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+        Behaviour::Fail => write!(
+            out,
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+        Behaviour::Slow(d) => {
+            std::thread::sleep(d);
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: close\r\n\r\n203.0.113.7\n"
+            )
+        }
+        Behaviour::Oversized(n) => {
+            write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n")?;
+            let line = b"203.0.113.9\n";
+            for _ in 0..n / line.len() {
+                out.write_all(line)?;
+            }
+            Ok(())
+        }
+        Behaviour::Truncated => {
+            write!(out, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n")?;
+            out.write_all(&[b'#'; 100])
+        }
+    }
+}

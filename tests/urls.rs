@@ -1,0 +1,127 @@
+//! URL lists against a scripted HTTP server on loopback inside the test's gateway namespace:
+//! conditional GET, failures that keep the last good content (500, timeout, oversized and
+//! truncated bodies, a list shrunk by half), and the cache used when the server is down.
+
+use std::time::Duration;
+
+use integration_tests::{
+    PinPlace, TempDir,
+    http::{Behaviour, HttpServer},
+    process::{Running, run_cli},
+    require_root,
+};
+use td_netns::{Addrs, Topology};
+
+const V1: &str = "203.0.113.7\n203.0.113.8\n203.0.113.9\n203.0.113.10\n";
+const V2: &str = "198.51.100.7\n198.51.100.8\n198.51.100.9\n198.51.100.10\n";
+
+struct Ctx {
+    topo: Topology,
+    place: PinPlace,
+    config: String,
+}
+
+impl Ctx {
+    fn cli(&self, args: &[&str]) -> (Option<i32>, String) {
+        let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        a.extend(self.place.args());
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = run_cli(Some(&self.topo.gateway), &a);
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    fn start(&self) -> Running {
+        let mut a: Vec<String> = vec!["run".into(), "--config".into(), self.config.clone()];
+        a.extend(self.place.args());
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        Running::start(&self.topo.gateway, &a).unwrap()
+    }
+
+    fn blocked(&self, addr: &str) -> bool {
+        self.cli(&["lookup", addr]).1.contains("blocked")
+    }
+
+    /// Refreshes; returns (exit status, output).
+    fn refresh(&self) -> (Option<i32>, String) {
+        self.cli(&["refresh", "feed"])
+    }
+}
+
+#[test]
+fn url_lists_refresh_conditionally_keep_good_content_and_fall_back_to_the_cache() {
+    if !require_root("url_lists_refresh_conditionally_keep_good_content_and_fall_back_to_the_cache")
+    {
+        return;
+    }
+    let topo = Topology::new("uh").unwrap();
+    let server = HttpServer::start(
+        &topo.gateway,
+        Behaviour::Serve { body: V1.into(), etag: "\"v1\"".into() },
+    )
+    .unwrap();
+    let dir = TempDir::new("urls");
+    let config = dir.file(
+        "takedown.toml",
+        &format!(
+            "interfaces = [\"{}\"]\n[guards]\nblock_own = true\n[[list]]\nname = \"feed\"\nurl = \"{}\"\ntimeout = 1\nattempts = 1\nmax_bytes = 4096\n",
+            Addrs::GATEWAY_IF,
+            server.url("/feed.txt")
+        ),
+    );
+    let ctx = Ctx { topo, place: PinPlace::new("urls"), config };
+    let daemon = ctx.start();
+    assert!(ctx.blocked("203.0.113.8"));
+
+    // Unchanged upstream: a conditional GET answered 304.
+    let (code, out) = ctx.refresh();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("feed: ok: not modified (304)"), "{out}");
+    assert_eq!(server.requests.lock().unwrap().last().unwrap().1.as_deref(), Some("\"v1\""));
+
+    // A new version replaces the content.
+    server.set(Behaviour::Serve { body: V2.into(), etag: "\"v2\"".into() });
+    let (code, out) = ctx.refresh();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(ctx.blocked("198.51.100.8") && !ctx.blocked("203.0.113.8"));
+
+    // Every failure keeps V2 in force and says why.
+    let failures = [
+        (Behaviour::Fail, "HTTP 500"),
+        (Behaviour::Slow(Duration::from_secs(3)), "timed out"),
+        (Behaviour::Oversized(8192), "exceeds the 4096 byte limit"),
+        (Behaviour::Truncated, "cut short"),
+        (
+            Behaviour::Serve { body: "198.51.100.7\n".into(), etag: "\"v3\"".into() },
+            "less than half",
+        ),
+    ];
+    for (behaviour, why) in failures {
+        server.set(behaviour);
+        let (code, out) = ctx.refresh();
+        assert_eq!(code, Some(1), "{why}: {out}");
+        assert!(out.contains("feed: FAILED") && out.contains(why), "{why}: {out}");
+        assert!(out.contains("keeping the previous content"), "{out}");
+        assert!(ctx.blocked("198.51.100.9"), "{why}: the previous content stays enforced");
+    }
+    let (_, status) = ctx.cli(&["status"]);
+    assert!(status.contains("list feed: 4 in the maps; last refresh FAILED"), "{status}");
+
+    // The cache holds the last good copy, and a start without the server uses it.
+    let cached = std::fs::read_to_string(ctx.place.state.0.join("cache/feed.body")).unwrap();
+    assert_eq!(cached, V2);
+    daemon.stop().unwrap();
+    drop(server);
+    std::thread::sleep(Duration::from_millis(100));
+    let daemon = ctx.start();
+    let (_, status) = ctx.cli(&["status"]);
+    assert!(status.contains("using the cached copy"), "{status}");
+    assert!(ctx.blocked("198.51.100.9"));
+    daemon.stop().unwrap();
+}
