@@ -30,11 +30,14 @@ pub enum Behaviour {
     Truncated,
 }
 
+/// (path, If-None-Match) of each request.
+pub type Requests = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 pub struct HttpServer {
     pub addr: SocketAddr,
     behaviour: Arc<Mutex<Behaviour>>,
     /// (path, If-None-Match) of every request.
-    pub requests: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    pub requests: Requests,
     stop: Arc<AtomicBool>,
 }
 
@@ -98,10 +101,10 @@ fn serve(
         if reader.read_line(&mut line)? == 0 || line == "\r\n" {
             break;
         }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("if-none-match") {
-                inm = Some(v.trim().to_string());
-            }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("if-none-match")
+        {
+            inm = Some(v.trim().to_string());
         }
     }
     requests.lock().unwrap().push((path, inm.clone()));
