@@ -151,3 +151,28 @@ fn run_accepts_every_real_feed_at_once() {
     assert!(out.contains("attached to td-g"), "{out}");
     run.stop().unwrap();
 }
+
+#[test]
+fn check_config_validates_the_file_and_its_file_lists() {
+    let dir = TempDir::new("check-config");
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/takedown-list.txt");
+    let good = dir.file(
+        "good.toml",
+        &format!(
+            "interfaces = [\"eth0\"]\n[[list]]\nname = \"ex\"\nfile = \"{}\"\n[[list]]\nname = \"feed\"\nurl = \"https://feeds.example/x.txt\"\n",
+            example.display()
+        ),
+    );
+    let out = run_cli(None, &["check", "--config", &good]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("feed: URL list https://feeds.example/x.txt: not fetched by check"),
+        "{text}"
+    );
+    assert!(text.contains("takedown-list.txt: format plain"), "{text}");
+    let bad = dir.file("bad.toml", "interfaces = [\"eth0\"]\n[[list]]\nname = \"x\"\n");
+    let out = run_cli(None, &["check", "--config", &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs exactly one of `file` and `url`"));
+}

@@ -238,3 +238,35 @@ impl Config {
         self.lists.iter().filter(|l| l.enabled)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_configuration_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/takedown.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.interfaces, ["eth1", "eth0"]);
+        assert_eq!(c.lists.len(), 3);
+        assert_eq!(c.lists[1].refresh, 600);
+        assert_eq!(c.lists[1].format, Some(Format::Csv));
+        assert_eq!(c.dns.max_ttl, 3600);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let bad = |text: &str| {
+            toml::from_str::<Config>(text)
+                .map_err(|e| e.to_string())
+                .and_then(|c| c.check().map_err(|e| e.to_string()))
+        };
+        assert!(bad("interfaces = []\n").unwrap_err().contains("no interface"));
+        let two =
+            "interfaces = [\"eth0\"]\n[[list]]\nname = \"a\"\nfile = \"/x\"\nurl = \"http://x\"\n";
+        assert!(bad(two).unwrap_err().contains("exactly one of `file` and `url`"));
+        let manual = "interfaces = [\"eth0\"]\n[[list]]\nname = \"manual\"\nfile = \"/x\"\n";
+        assert!(bad(manual).unwrap_err().contains("reserved"));
+        assert!(bad("interfaces = [\"eth0\"]\nbogus = 1\n").unwrap_err().contains("bogus"));
+    }
+}

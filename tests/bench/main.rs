@@ -66,6 +66,7 @@ fn main() -> Result<()> {
     load("1,000,000 IPv4 addresses", 1_000_000, WriteMode::Batched)?;
     load("1,240,000 IPv4 addresses (ipset: 5.5 s)", 1_240_000, WriteMode::Batched)?;
     load("1,000,000 IPv4 addresses, per-element updates", 1_000_000, WriteMode::PerElement)?;
+    refresh(20_000, 200)?;
     Ok(())
 }
 
@@ -155,4 +156,33 @@ fn map_memory(filter: &Filter) -> Result<u64> {
             .unwrap_or(0);
     }
     Ok(total)
+}
+
+/// A refresh of an `n`-entry list of which `churn` entries leave and `churn` new ones arrive:
+/// parse the new text, plan, and move the loaded maps to the new plan.
+fn refresh(n: u32, churn: u32) -> Result<()> {
+    let text = synth::v4_text(n);
+    let old = lists::parse_text("old.txt".as_ref(), &text, &ListOptions::default())?;
+    let old = Plan::from_entries(old.entries.iter().map(|e| (e.net, FLAG_BOTH)));
+    let mut filter = Filter::load(&Capacities::for_plan(&old, u32::MAX)?)?;
+    sync::fill(filter.ebpf_mut(), &old)?;
+    // The new content: the first `churn` addresses gone, `churn` new ones after the last.
+    let new_text: String =
+        synth::v4_text(n + churn).lines().skip(churn as usize).map(|l| format!("{l}\n")).collect();
+    let t0 = Instant::now();
+    let list = lists::parse_text("new.txt".as_ref(), &new_text, &ListOptions::default())?;
+    let new = Plan::from_entries(list.entries.iter().map(|e| (e.net, FLAG_BOTH)));
+    let t1 = Instant::now();
+    let ch = sync::apply(filter.ebpf_mut(), &old, &new)?;
+    let t2 = Instant::now();
+    println!(
+        "\nRefresh of a {n}-entry list with {:.0}% churn: parse + plan {}, apply {} ({} written, {} deleted), total **{}**",
+        100.0 * f64::from(churn) / f64::from(n),
+        secs(t1 - t0),
+        secs(t2 - t1),
+        ch.written,
+        ch.deleted,
+        secs(t2 - t0)
+    );
+    Ok(())
 }

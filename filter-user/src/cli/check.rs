@@ -15,8 +15,11 @@ use super::{report, sources::SourceArgs};
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// List files to check.
-    #[arg(required = true, value_name = "LIST")]
+    #[arg(required_unless_present = "config", value_name = "LIST")]
     lists: Vec<PathBuf>,
+    /// Check a daemon configuration file and its file lists instead (URL lists are not fetched).
+    #[arg(long, value_name = "FILE", conflicts_with = "lists")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     sources: SourceArgs,
     /// Show every skipped line and guard note, not only the first few per list.
@@ -28,7 +31,10 @@ pub struct CheckArgs {
 }
 
 pub fn run(args: CheckArgs) -> Result<ExitCode> {
-    let mut sources = args.sources.sources(&args.lists);
+    let mut sources = match &args.config {
+        Some(path) => config_sources(path)?,
+        None => args.sources.sources(&args.lists),
+    };
     sources.keep_going = true;
     let prepared = prepare::prepare(&sources)?;
     let plan = prepared.plan(&[]);
@@ -53,6 +59,24 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
         }
     }
     Ok(if usable { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The sources a configuration file names (its file lists; URL lists are only reported).
+fn config_sources(path: &std::path::Path) -> Result<takedown::prepare::Sources> {
+    let config = takedown::config::Config::load(path)?;
+    for l in config.enabled().filter(|l| l.url.is_some()) {
+        say!("{}: URL list {}: not fetched by check", l.name, l.source());
+    }
+    Ok(takedown::prepare::Sources {
+        lists: config.enabled().filter_map(|l| l.file.clone().map(|f| (f, l.options()))).collect(),
+        allow: config.allow.clone(),
+        guards: takedown::guards::GuardOptions {
+            force_broad: config.guards.force_broad,
+            allow_special: config.guards.allow_special,
+        },
+        protect_own: !config.guards.block_own,
+        keep_going: true,
+    })
 }
 
 fn list_json(r: &ListReport) -> serde_json::Value {
