@@ -152,3 +152,53 @@ fn a_daemon_killed_while_applying_a_large_diff_leaves_a_working_filter() {
     assert!(old.contains("not listed"), "{old}");
     daemon.stop().unwrap();
 }
+
+#[test]
+fn lists_refresh_on_their_interval_and_on_sighup() {
+    if !require_root("lists_refresh_on_their_interval_and_on_sighup") {
+        return;
+    }
+    let place = PinPlace::new("sched");
+    let topo = Topology::new("rs").unwrap();
+    let dir = TempDir::new("refresh-sched");
+    let a = dir.file("a.txt", "203.0.113.7\n");
+    let b = dir.file("b.txt", "203.0.113.8\n");
+    let config = dir.file(
+        "takedown.toml",
+        &format!(
+            "interfaces = [\"{}\"]\n[guards]\nblock_own = true\n\
+             [[list]]\nname = \"a\"\nfile = \"{a}\"\nrefresh = 1\n\
+             [[list]]\nname = \"b\"\nfile = \"{b}\"\n",
+            Addrs::GATEWAY_IF
+        ),
+    );
+    let mut args: Vec<String> = vec!["run".into(), "--config".into(), config];
+    args.extend(place.args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let daemon = Running::start(&topo.gateway, &args).unwrap();
+    let blocked = |addr: &str| cli(&topo, &place, &["lookup", addr]).1.contains("blocked");
+    let wait_for = |addr: &str, want: bool| {
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if blocked(addr) == want {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    };
+    // List a refreshes by itself every second.
+    dir.file("a.txt", "198.51.100.7\n");
+    assert!(wait_for("198.51.100.7", true), "list a was not refreshed on its interval");
+    assert!(!blocked("203.0.113.7"));
+    // List b has no interval: its change waits for SIGHUP.
+    dir.file("b.txt", "198.51.100.8\n");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(blocked("203.0.113.8") && !blocked("198.51.100.8"), "b changed without being asked");
+    let pid = takedown::state::StateDir::new(place.state_dir()).daemon_pid().expect("daemon pid");
+    // SAFETY: signalling the daemon this test started.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    assert!(wait_for("198.51.100.8", true), "SIGHUP did not refresh list b");
+    assert!(!blocked("203.0.113.8"));
+    daemon.stop().unwrap();
+}
