@@ -125,3 +125,62 @@ fn url_lists_refresh_conditionally_keep_good_content_and_fall_back_to_the_cache(
     assert!(ctx.blocked("198.51.100.9"));
     daemon.stop().unwrap();
 }
+
+#[test]
+fn failed_downloads_are_retried_and_https_certificates_are_verified() {
+    if !require_root("failed_downloads_are_retried_and_https_certificates_are_verified") {
+        return;
+    }
+    let topo = Topology::new("ur").unwrap();
+    let server = HttpServer::start(
+        &topo.gateway,
+        Behaviour::Serve { body: V1.into(), etag: "\"v1\"".into() },
+    )
+    .unwrap();
+    let https = integration_tests::http::start_untrusted_https(&topo.gateway).unwrap();
+    let dir = TempDir::new("urls-retry");
+    let config = dir.file(
+        "takedown.toml",
+        &format!(
+            "interfaces = [\"{}\"]\n[guards]\nblock_own = true\n\
+             [[list]]\nname = \"feed\"\nurl = \"{}\"\ntimeout = 2\nattempts = 3\n\
+             [[list]]\nname = \"tls\"\nfile = \"{}\"\n",
+            Addrs::GATEWAY_IF,
+            server.url("/feed.txt"),
+            dir.file("seed.txt", "198.51.100.99\n"),
+        ),
+    );
+    let ctx = Ctx { topo, place: PinPlace::new("retry"), config };
+    let daemon = ctx.start();
+    // Two 500s, then the new version: the third try (after 1 s and 2 s) succeeds.
+    server.set(Behaviour::FailFirst(
+        2,
+        Box::new(Behaviour::Serve { body: V2.into(), etag: "\"v2\"".into() }),
+    ));
+    let before = server.requests.lock().unwrap().len();
+    let (code, out) = ctx.refresh();
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(server.requests.lock().unwrap().len() - before, 3, "one try and two retries");
+    assert!(ctx.blocked("198.51.100.9"));
+    daemon.stop().unwrap();
+
+    // A list served over HTTPS with a certificate nobody trusts is refused at start.
+    let bad = ctx.place.state.0.join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "interfaces = [\"{}\"]\n[[list]]\nname = \"tls\"\nurl = \"https://127.0.0.1:{https}/feed.txt\"\ntimeout = 2\nattempts = 1\n",
+            Addrs::GATEWAY_IF
+        ),
+    )
+    .unwrap();
+    let mut a: Vec<String> =
+        vec!["run".into(), "--config".into(), bad.to_str().unwrap().into(), "--ephemeral".into()];
+    a.extend(ctx.place.args());
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = run_cli(Some(&ctx.topo.gateway), &a);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("list tls (https://127.0.0.1:") && err.contains("fetch failed"), "{err}");
+    assert!(err.to_lowercase().contains("certificate"), "the failure names the certificate: {err}");
+}

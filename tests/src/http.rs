@@ -28,6 +28,8 @@ pub enum Behaviour {
     Oversized(usize),
     /// Announces 1000 bytes, sends 100, closes.
     Truncated,
+    /// Fails (500) the next `n` requests, then behaves as the boxed behaviour.
+    FailFirst(u32, Box<Behaviour>),
 }
 
 /// (path, If-None-Match) of each request.
@@ -108,7 +110,21 @@ fn serve(
         }
     }
     requests.lock().unwrap().push((path, inm.clone()));
-    let b = behaviour.lock().unwrap().clone();
+    let b = {
+        let mut current = behaviour.lock().unwrap();
+        match &mut *current {
+            Behaviour::FailFirst(0, then) => {
+                let next = (**then).clone();
+                *current = next.clone();
+                next
+            }
+            Behaviour::FailFirst(n, _) => {
+                *n -= 1;
+                Behaviour::Fail
+            }
+            other => other.clone(),
+        }
+    };
     let mut out = conn;
     match b {
         Behaviour::Serve { etag, .. } if inm.as_deref() == Some(etag.as_str()) => {
@@ -142,5 +158,31 @@ fn serve(
             write!(out, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n")?;
             out.write_all(&[b'#'; 100])
         }
+        Behaviour::FailFirst(..) => unreachable!("resolved above"),
     }
+}
+
+/// An HTTPS server on 127.0.0.1 inside `ns` with a self-signed certificate (which no client
+/// should trust); it answers every request with a small list. Returns its port.
+pub fn start_untrusted_https(ns: &NetNs) -> Result<u16> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let config = Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)?,
+    );
+    let listener = in_netns(ns, || Ok(TcpListener::bind("127.0.0.1:0")?))?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let Ok(tls) = rustls::ServerConnection::new(config.clone()) else { continue };
+            let mut stream = rustls::StreamOwned::new(tls, conn);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: close\r\n\r\n203.0.113.7\n",
+            );
+        }
+    });
+    Ok(port)
 }
