@@ -19,7 +19,8 @@ const IN_PREFIX6: [u8; 16] =
 
 /// Packets in each counter slot: [passed, dropped_src, dropped_dst, non_ip, malformed].
 fn slots(l: &Loaded) -> [u64; 5] {
-    l.packets()
+    let p = l.packets();
+    [p[0], p[1], p[2], p[3], p[4]]
 }
 
 fn one(slot: u32) -> [u64; 5] {
@@ -203,7 +204,7 @@ fn truncated_and_malformed_headers_pass_and_are_counted() {
             "{what} counted as malformed"
         );
     }
-    assert_eq!(l.packets(), [0, 0, 0, 0, cases.len() as u64]);
+    assert_eq!(slots(&l), [0, 0, 0, 0, cases.len() as u64]);
 }
 
 #[test]
@@ -216,5 +217,5 @@ fn truncated_ethernet_header_passes() {
     let l = Loaded::with(&[("203.0.113.7", Both)]).unwrap();
     let frame = frames::v4(OTHER4, LISTED4)[..14].to_vec();
     assert_eq!(l.verdict(&frame), XDP_PASS);
-    assert_eq!(l.packets(), one(CNT_MALFORMED));
+    assert_eq!(slots(&l), one(CNT_MALFORMED));
 }

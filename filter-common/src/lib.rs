@@ -16,8 +16,17 @@ pub const MAP_V6_PREFIX: &str = "TD_V6_PREFIX";
 pub const MAP_V4_ALLOW: &str = "TD_V4_ALLOW";
 /// IPv6 allowlist (never dropped): LPM trie keyed by (prefix length, [`V6Key`]), value `u32` 0.
 pub const MAP_V6_ALLOW: &str = "TD_V6_ALLOW";
-/// Per-CPU array of [`Counter`], indexed by the `CNT_*` constants.
+/// Per-CPU array of [`Counter`], indexed by `slot * CNT_COUNT + CNT_*` (see [`counter_index`]).
 pub const MAP_COUNTERS: &str = "TD_COUNTERS";
+/// Per-CPU array of [`Counter`]: packets and bytes matched per list and direction, indexed
+/// by [`list_counter_index`].
+pub const MAP_LIST_COUNTERS: &str = "TD_LIST_COUNTERS";
+/// Array of `u32` indexed by interface index: the interface's counter slot (0: other).
+pub const MAP_IFSLOT: &str = "TD_IFSLOT";
+/// Ring buffer of [`Event`]s: packets dropped or monitored because of an entry.
+pub const MAP_EVENTS: &str = "TD_EVENTS";
+/// Per-CPU array with one [`RateState`]: the event token bucket.
+pub const MAP_RATE: &str = "TD_RATE";
 /// Array with one `u32` of `CFG_*` flags, written by the loader.
 pub const MAP_CONFIG: &str = "TD_CONFIG";
 /// The XDP program's name in the object file.
@@ -26,7 +35,7 @@ pub const PROGRAM_NAME: &str = "takedown";
 pub const PROGRAM_BASELINE: &str = "takedown_baseline";
 
 /// Every map the program defines, for load-time checks.
-pub const ALL_MAPS: [&str; 8] = [
+pub const ALL_MAPS: [&str; 12] = [
     MAP_V4_EXACT,
     MAP_V6_EXACT,
     MAP_V4_PREFIX,
@@ -35,6 +44,10 @@ pub const ALL_MAPS: [&str; 8] = [
     MAP_V6_ALLOW,
     MAP_COUNTERS,
     MAP_CONFIG,
+    MAP_LIST_COUNTERS,
+    MAP_IFSLOT,
+    MAP_EVENTS,
+    MAP_RATE,
 ];
 
 /// An IPv4 address as it appears on the wire (network byte order).
@@ -48,11 +61,16 @@ pub const FLAG_SRC: u32 = 1;
 pub const FLAG_DST: u32 = 1 << 1;
 /// The entry blocks both directions (the default).
 pub const FLAG_BOTH: u32 = FLAG_SRC | FLAG_DST;
+/// The entry (of a monitor list) counts and reports packets from it, which pass.
+pub const FLAG_MON_SRC: u32 = 1 << 2;
+/// The entry (of a monitor list) counts and reports packets to it, which pass.
+pub const FLAG_MON_DST: u32 = 1 << 3;
 
 /// Most lists one filter can tell apart (bits of [`EntryValue::lists`]).
 pub const MAX_LISTS: usize = 64;
 
-/// The value of every address map entry.
+/// The value of every address map entry. The kernel adds to `packets` and `bytes` atomically
+/// and sets `last_hit_ns` on each hit (one set of counters an entry, not one per CPU).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EntryValue {
@@ -62,14 +80,77 @@ pub struct EntryValue {
     pub reserved: u32,
     /// Bit i set: list i (in the loader's numbering) holds this entry or one that covers it.
     pub lists: u64,
+    /// Packets that hit this entry (dropped or monitored).
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// `bpf_ktime_get_ns()` of the last hit (0: never).
+    pub last_hit_ns: u64,
 }
 
 impl EntryValue {
-    /// A value with the given direction flags and list bits.
+    /// A value with the given direction flags and list bits, and no hits.
     pub const fn new(flags: u32, lists: u64) -> Self {
-        Self { flags, reserved: 0, lists }
+        Self { flags, reserved: 0, lists, packets: 0, bytes: 0, last_hit_ns: 0 }
     }
 }
+
+/// Interfaces with counters of their own (slot 0 counts the others).
+pub const MAX_IFACES: u32 = 15;
+/// Largest interface index [`MAP_IFSLOT`] covers.
+pub const MAX_IFINDEX: u32 = 4096;
+
+/// The [`MAP_COUNTERS`] index of counter `cnt` for interface slot `slot`.
+pub const fn counter_index(slot: u32, cnt: u32) -> u32 {
+    slot * CNT_COUNT + cnt
+}
+
+/// The [`MAP_LIST_COUNTERS`] index for list bit `bit`, matched as source (`dst` false) or
+/// destination.
+pub const fn list_counter_index(bit: u32, dst: bool) -> u32 {
+    bit * 2 + dst as u32
+}
+
+/// Size of [`MAP_LIST_COUNTERS`].
+pub const LIST_COUNTERS: u32 = MAX_LISTS as u32 * 2;
+
+/// The event token bucket of one CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateState {
+    /// Tokens, in thousandths of an event.
+    pub milli_tokens: u64,
+    /// When they were last refilled.
+    pub last_ns: u64,
+}
+
+/// A packet dropped (or monitored) because of an entry, for the infected-host report.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Event {
+    pub ts_ns: u64,
+    /// The matched entry's lists.
+    pub lists: u64,
+    /// The other end: the inside host (IPv4 in the first 4 bytes).
+    pub inside: [u8; 16],
+    /// The listed address.
+    pub remote: [u8; 16],
+    pub ifindex: u32,
+    /// The listed side's port (TCP/UDP; 0 otherwise).
+    pub remote_port: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    /// 4 or 6.
+    pub family: u8,
+    /// `EV_*`: which side matched, and whether the packet was dropped.
+    pub kind: u8,
+    pub pad: [u8; 7],
+}
+
+/// The listed address was the destination (an inside host talked to it).
+pub const EV_DST: u8 = 1;
+/// The packet was dropped (else only monitored).
+pub const EV_DROPPED: u8 = 2;
 
 /// Packets and bytes, one slot per CPU in [`MAP_COUNTERS`].
 #[repr(C)]
@@ -89,16 +170,34 @@ pub const CNT_DROP_DST: u32 = 2;
 pub const CNT_NON_IP: u32 = 3;
 /// Packets whose headers are truncated or malformed (passed: fail-open).
 pub const CNT_MALFORMED: u32 = 4;
-/// Number of counter slots.
-pub const CNT_COUNT: u32 = 5;
+/// Packets that matched only monitor entries (passed, counted, reported).
+pub const CNT_MONITORED: u32 = 5;
+/// Events sent to user space (packets counts events; bytes unused).
+pub const CNT_EVENTS: u32 = 6;
+/// Events suppressed by the rate limit or a full ring buffer.
+pub const CNT_SUPPRESSED: u32 = 7;
+/// Number of counter slots per interface.
+pub const CNT_COUNT: u32 = 8;
 /// Counter names in index order, for display.
-pub const CNT_NAMES: [&str; CNT_COUNT as usize] =
-    ["passed", "dropped_src", "dropped_dst", "non_ip", "malformed"];
+pub const CNT_NAMES: [&str; CNT_COUNT as usize] = [
+    "passed",
+    "dropped_src",
+    "dropped_dst",
+    "non_ip",
+    "malformed",
+    "monitored",
+    "events",
+    "events_suppressed",
+];
 
 /// Index of the flags word in [`MAP_CONFIG`].
 pub const CFG_FLAGS: u32 = 0;
+/// Index of the event rate (events a second per CPU; 0: no events) in [`MAP_CONFIG`].
+pub const CFG_EVENT_RATE: u32 = 1;
+/// Index of the event burst (tokens a CPU can save) in [`MAP_CONFIG`].
+pub const CFG_EVENT_BURST: u32 = 2;
 /// Number of slots in [`MAP_CONFIG`].
-pub const CFG_COUNT: u32 = 1;
+pub const CFG_COUNT: u32 = 3;
 /// The IPv4 prefix trie holds entries: look it up.
 pub const CFG_V4_PREFIXES: u32 = 1;
 /// The IPv6 prefix trie holds entries: look it up.
@@ -113,4 +212,6 @@ mod pod {
     // SAFETY: plain `repr(C)` structs of integers without padding.
     unsafe impl aya::Pod for super::EntryValue {}
     unsafe impl aya::Pod for super::Counter {}
+    unsafe impl aya::Pod for super::RateState {}
+    unsafe impl aya::Pod for super::Event {}
 }

@@ -2,22 +2,30 @@
 //!
 //! Per packet: parse (see `parse`), look the source and destination up in the exact-address hash
 //! maps and, only when the loader says they hold entries, the prefix tries; for a listed
-//! address, check the allowlist (which always wins); count; return the verdict. No logging, no formatting: the hot path only reads maps and bumps per-CPU counters.
+//! address, check the allowlist (which always wins); count; return the verdict. A hit (drop, or
+//! a monitor-only match that passes) also updates the entry's and its lists' counters and may
+//! report an event (see `report`). No logging, no formatting on the hot path.
 #![no_std]
 #![no_main]
+// The bpfel target has 64-bit atomic adds (BPF_XADD) but no compare-and-swap, so core's
+// AtomicU64::fetch_add is not offered: the intrinsic is.
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 mod parse;
+mod report;
 
 use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, xdp_action},
     macros::{map, xdp},
-    maps::{Array, HashMap, LpmTrie, PerCpuArray, lpm_trie::Key},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf, lpm_trie::Key},
     programs::XdpContext,
 };
 use filter_common::{
     CFG_COUNT, CFG_FLAGS, CFG_V4_ALLOW, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, CNT_COUNT,
-    CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED, CNT_NON_IP, CNT_PASSED, Counter, EntryValue,
-    FLAG_DST, FLAG_SRC, V4Key, V6Key,
+    CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED, CNT_MONITORED, CNT_NON_IP, CNT_PASSED, Counter,
+    EntryValue, FLAG_DST, FLAG_MON_DST, FLAG_MON_SRC, FLAG_SRC, LIST_COUNTERS, MAX_IFACES,
+    MAX_IFINDEX, RateState, V4Key, V6Key,
 };
 use parse::Addresses;
 
@@ -35,102 +43,149 @@ static TD_V4_ALLOW: LpmTrie<V4Key, u32> = LpmTrie::with_max_entries(1, BPF_F_NO_
 #[map]
 static TD_V6_ALLOW: LpmTrie<V6Key, u32> = LpmTrie::with_max_entries(1, BPF_F_NO_PREALLOC);
 #[map]
-static TD_COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(CNT_COUNT, 0);
+static TD_COUNTERS: PerCpuArray<Counter> =
+    PerCpuArray::with_max_entries((MAX_IFACES + 1) * CNT_COUNT, 0);
 #[map]
 static TD_CONFIG: Array<u32> = Array::with_max_entries(CFG_COUNT, 0);
+#[map]
+static TD_LIST_COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(LIST_COUNTERS, 0);
+#[map]
+static TD_IFSLOT: Array<u32> = Array::with_max_entries(MAX_IFINDEX, 0);
+#[map]
+static TD_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+#[map]
+static TD_RATE: PerCpuArray<RateState> = PerCpuArray::with_max_entries(1, 0);
+
+/// A matched entry: its value in the map, and whether the match was as source.
+pub struct Hit {
+    pub entry: *mut EntryValue,
+    pub as_src: bool,
+}
 
 #[xdp]
 pub fn takedown(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
-    let slot = match parse::addresses(&ctx) {
-        Addresses::V4 { src, dst } => {
-            let cfg = config();
+    let slot = TD_IFSLOT.get(unsafe { (*ctx.ctx).ingress_ifindex }).copied().unwrap_or(0);
+    let (cnt, hit) = match parse::addresses(&ctx) {
+        Addresses::V4 { src, dst, proto, l4 } => {
+            let cfg = config(CFG_FLAGS);
             let tries = cfg & CFG_V4_PREFIXES != 0;
             let allow = cfg & CFG_V4_ALLOW != 0;
-            // The allowlist is consulted only for a listed address: misses never pay for it.
-            if v4_blocks(&src, FLAG_SRC, tries) && !(allow && v4_allowed(&src)) {
-                CNT_DROP_SRC
-            } else if v4_blocks(&dst, FLAG_DST, tries) && !(allow && v4_allowed(&dst)) {
-                CNT_DROP_DST
-            } else {
-                CNT_PASSED
+            let s = v4_match(&src, FLAG_SRC | FLAG_MON_SRC, tries, allow);
+            let d = v4_match(&dst, FLAG_DST | FLAG_MON_DST, tries, allow);
+            let (cnt, hit) = decide(s, d);
+            if let Some(h) = &hit {
+                report::hit(&ctx, h, cnt, len, 4, &widen4(&src), &widen4(&dst), proto, l4);
             }
+            (cnt, hit.is_some())
         }
-        Addresses::V6 { src, dst } => {
-            let cfg = config();
+        Addresses::V6 { src, dst, proto, l4 } => {
+            let cfg = config(CFG_FLAGS);
             let tries = cfg & CFG_V6_PREFIXES != 0;
             let allow = cfg & CFG_V6_ALLOW != 0;
-            if v6_blocks(&src, FLAG_SRC, tries) && !(allow && v6_allowed(&src)) {
-                CNT_DROP_SRC
-            } else if v6_blocks(&dst, FLAG_DST, tries) && !(allow && v6_allowed(&dst)) {
-                CNT_DROP_DST
-            } else {
-                CNT_PASSED
+            let s = v6_match(&src, FLAG_SRC | FLAG_MON_SRC, tries, allow);
+            let d = v6_match(&dst, FLAG_DST | FLAG_MON_DST, tries, allow);
+            let (cnt, hit) = decide(s, d);
+            if let Some(h) = &hit {
+                report::hit(&ctx, h, cnt, len, 6, &src, &dst, proto, l4);
             }
+            (cnt, hit.is_some())
         }
-        Addresses::NonIp => CNT_NON_IP,
-        Addresses::Malformed => CNT_MALFORMED,
+        Addresses::NonIp => (CNT_NON_IP, false),
+        Addresses::Malformed => (CNT_MALFORMED, false),
     };
-    count(slot, len);
-    if slot == CNT_DROP_SRC || slot == CNT_DROP_DST {
+    let _ = hit;
+    report::count(slot.min(MAX_IFACES), cnt, len);
+    if cnt == CNT_DROP_SRC || cnt == CNT_DROP_DST {
         xdp_action::XDP_DROP
     } else {
         xdp_action::XDP_PASS
     }
 }
 
+/// The verdict from the source and destination matches: an enforcing match drops (source
+/// first); otherwise a monitor-only match is counted and passes.
+#[inline(always)]
+fn decide(s: Option<*mut EntryValue>, d: Option<*mut EntryValue>) -> (u32, Option<Hit>) {
+    // SAFETY: the pointers are map values the lookups returned.
+    let flags = |e: *mut EntryValue| unsafe { (*e).flags };
+    if let Some(e) = s.filter(|&e| flags(e) & FLAG_SRC != 0) {
+        return (CNT_DROP_SRC, Some(Hit { entry: e, as_src: true }));
+    }
+    if let Some(e) = d.filter(|&e| flags(e) & FLAG_DST != 0) {
+        return (CNT_DROP_DST, Some(Hit { entry: e, as_src: false }));
+    }
+    if let Some(e) = s {
+        return (CNT_MONITORED, Some(Hit { entry: e, as_src: true }));
+    }
+    if let Some(e) = d {
+        return (CNT_MONITORED, Some(Hit { entry: e, as_src: false }));
+    }
+    (CNT_PASSED, None)
+}
+
+#[inline(always)]
+fn config(index: u32) -> u32 {
+    TD_CONFIG.get(index).copied().unwrap_or(0)
+}
+
+#[inline(always)]
+fn widen4(a: &V4Key) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[0] = a[0];
+    out[1] = a[1];
+    out[2] = a[2];
+    out[3] = a[3];
+    out
+}
+
+/// The entry that matches `addr` for the directions in `want`: the exact entry if it has
+/// one of them, else the longest prefix if it does; never an allowlisted address.
+#[inline(always)]
+fn v4_match(addr: &V4Key, want: u32, tries: bool, allow: bool) -> Option<*mut EntryValue> {
+    let hit = TD_V4_EXACT
+        .get_ptr_mut(addr)
+        .filter(|&e| unsafe { (*e).flags } & want != 0)
+        .or_else(|| {
+            if !tries {
+                return None;
+            }
+            TD_V4_PREFIX
+                .get(Key::new(32, *addr))
+                .filter(|v| v.flags & want != 0)
+                .map(|v| v as *const EntryValue as *mut EntryValue)
+        })?;
+    // The allowlist is consulted only for a listed address: misses never pay for it.
+    if allow && TD_V4_ALLOW.get(Key::new(32, *addr)).is_some() {
+        return None;
+    }
+    Some(hit)
+}
+
+#[inline(always)]
+fn v6_match(addr: &V6Key, want: u32, tries: bool, allow: bool) -> Option<*mut EntryValue> {
+    let hit = TD_V6_EXACT
+        .get_ptr_mut(addr)
+        .filter(|&e| unsafe { (*e).flags } & want != 0)
+        .or_else(|| {
+            if !tries {
+                return None;
+            }
+            TD_V6_PREFIX
+                .get(Key::new(128, *addr))
+                .filter(|v| v.flags & want != 0)
+                .map(|v| v as *const EntryValue as *mut EntryValue)
+        })?;
+    if allow && TD_V6_ALLOW.get(Key::new(128, *addr)).is_some() {
+        return None;
+    }
+    Some(hit)
+}
+
 /// Returns XDP_PASS and nothing else: the cost floor `cargo xtask bench` compares against.
 #[xdp]
 pub fn takedown_baseline(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
-}
-
-#[inline(always)]
-fn config() -> u32 {
-    TD_CONFIG.get(CFG_FLAGS).copied().unwrap_or(0)
-}
-
-#[inline(always)]
-fn v4_blocks(addr: &V4Key, flag: u32, tries: bool) -> bool {
-    // SAFETY: the value is only read, and entries are plain integers.
-    if let Some(v) = unsafe { TD_V4_EXACT.get(addr) } {
-        if v.flags & flag != 0 {
-            return true;
-        }
-    }
-    tries && TD_V4_PREFIX.get(Key::new(32, *addr)).is_some_and(|v| v.flags & flag != 0)
-}
-
-#[inline(always)]
-fn v6_blocks(addr: &V6Key, flag: u32, tries: bool) -> bool {
-    // SAFETY: as in `v4_blocks`.
-    if let Some(v) = unsafe { TD_V6_EXACT.get(addr) } {
-        if v.flags & flag != 0 {
-            return true;
-        }
-    }
-    tries && TD_V6_PREFIX.get(Key::new(128, *addr)).is_some_and(|v| v.flags & flag != 0)
-}
-
-#[inline(always)]
-fn v4_allowed(addr: &V4Key) -> bool {
-    TD_V4_ALLOW.get(Key::new(32, *addr)).is_some()
-}
-
-#[inline(always)]
-fn v6_allowed(addr: &V6Key) -> bool {
-    TD_V6_ALLOW.get(Key::new(128, *addr)).is_some()
-}
-
-#[inline(always)]
-fn count(slot: u32, len: u64) {
-    if let Some(c) = TD_COUNTERS.get_ptr_mut(slot) {
-        // SAFETY: per-CPU slot; no other context writes it concurrently.
-        unsafe {
-            (*c).packets += 1;
-            (*c).bytes += len;
-        }
-    }
 }
 
 #[cfg(not(test))]

@@ -15,10 +15,11 @@ const ETH_P_8021AD: u16 = 0x88A8;
 const IPV4_MIN_HLEN: usize = 20;
 const IPV6_HLEN: usize = 40;
 
-/// What the program needs to know about a packet.
+/// What the program needs to know about a packet: its addresses, its IP protocol, and where
+/// its transport header starts (read only when an event is reported).
 pub enum Addresses {
-    V4 { src: V4Key, dst: V4Key },
-    V6 { src: V6Key, dst: V6Key },
+    V4 { src: V4Key, dst: V4Key, proto: u8, l4: usize },
+    V6 { src: V6Key, dst: V6Key, proto: u8, l4: usize },
     NonIp,
     Malformed,
 }
@@ -84,6 +85,8 @@ fn ipv4(ctx: &XdpContext, l3: usize) -> Addresses {
     Addresses::V4 {
         src: [hdr[12], hdr[13], hdr[14], hdr[15]],
         dst: [hdr[16], hdr[17], hdr[18], hdr[19]],
+        proto: hdr[9],
+        l4: l3 + ihl,
     }
 }
 
@@ -101,5 +104,17 @@ fn ipv6(ctx: &XdpContext, l3: usize) -> Addresses {
     let mut dst = [0u8; 16];
     src.copy_from_slice(&hdr[8..24]);
     dst.copy_from_slice(&hdr[24..40]);
-    Addresses::V6 { src, dst }
+    Addresses::V6 { src, dst, proto: hdr[6], l4: l3 + IPV6_HLEN }
+}
+
+/// The source and destination ports at `l4` for TCP and UDP (0, 0 otherwise or if cut short).
+#[inline(always)]
+pub fn ports(ctx: &XdpContext, proto: u8, l4: usize) -> (u16, u16) {
+    if proto != 6 && proto != 17 || l4 > 128 {
+        return (0, 0);
+    }
+    match (be16(ctx, l4), be16(ctx, l4 + 2)) {
+        (Some(s), Some(d)) => (s, d),
+        _ => (0, 0),
+    }
 }

@@ -38,6 +38,8 @@ pub struct Config {
     pub guards: Guards,
     #[serde(default)]
     pub dns: Dns,
+    #[serde(default)]
+    pub report: Report,
     /// The takedown lists.
     #[serde(default, rename = "list")]
     pub lists: Vec<ListConfig>,
@@ -123,6 +125,55 @@ impl Default for Dns {
     }
 }
 
+/// Reporting: events from the kernel, the infected-host table, metrics.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// Events a second each CPU may report (0: none).
+    #[serde(default = "d100")]
+    pub event_rate: u32,
+    /// Events a CPU may report at once after a quiet time.
+    #[serde(default = "d200")]
+    pub event_burst: u32,
+    /// Inside hosts kept in the host table (oldest forgotten first).
+    #[serde(default = "d100k")]
+    pub max_hosts: usize,
+    /// Append one JSON line per new infected host to this file (for a SIEM).
+    pub new_host_log: Option<PathBuf>,
+    /// Prometheus metrics address ("" disables).
+    #[serde(default = "metrics_default")]
+    pub metrics: String,
+    /// Allow a metrics address that is not loopback.
+    #[serde(default)]
+    pub metrics_remote: bool,
+}
+
+fn d100() -> u32 {
+    100
+}
+fn d200() -> u32 {
+    200
+}
+fn d100k() -> usize {
+    100_000
+}
+fn metrics_default() -> String {
+    "127.0.0.1:9645".into()
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Self {
+            event_rate: 100,
+            event_burst: 200,
+            max_hosts: 100_000,
+            new_host_log: None,
+            metrics: metrics_default(),
+            metrics_remote: false,
+        }
+    }
+}
+
 /// One list.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -142,6 +193,9 @@ pub struct ListConfig {
     pub column: Option<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Monitor only: entries count and report as if enforced, but packets pass.
+    #[serde(default)]
+    pub monitor: bool,
     /// Largest accepted download, in bytes.
     #[serde(default = "d64m")]
     pub max_bytes: u64,
@@ -181,6 +235,7 @@ impl ListConfig {
             format: opts.format,
             column: opts.column.clone(),
             enabled: true,
+            monitor: false,
             max_bytes: d64m(),
             timeout: d30(),
             attempts: d3u(),

@@ -7,7 +7,7 @@ use aya::{
     Ebpf,
     maps::{Map, MapData, PerCpuArray},
 };
-use filter_common::{CNT_COUNT, CNT_NAMES, Counter, MAP_COUNTERS};
+use filter_common::{CNT_COUNT, CNT_NAMES, Counter, MAP_COUNTERS, MAX_IFACES, counter_index};
 
 /// Counter totals over all CPUs, indexed by the `CNT_*` constants.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,18 +30,32 @@ pub fn read(ebpf: &Ebpf) -> Result<Totals> {
     read_map(ebpf.map(MAP_COUNTERS).ok_or_else(|| anyhow!("the filter has no map {MAP_COUNTERS}"))?)
 }
 
-/// Sums the counters of a counters map (loaded or opened from its pin) over every CPU.
+/// Sums the counters of a counters map (loaded or opened from its pin) over every CPU and
+/// interface slot.
 pub fn read_map(map: &Map) -> Result<Totals> {
-    let array: PerCpuArray<&MapData, Counter> = PerCpuArray::try_from(map)?;
     let mut totals = Totals::default();
-    for slot in 0..CNT_COUNT {
-        let per_cpu = array.get(&slot, 0)?;
-        for c in per_cpu.iter() {
-            totals.0[slot as usize].packets += c.packets;
-            totals.0[slot as usize].bytes += c.bytes;
+    for slot in read_slots(map)? {
+        for (t, c) in totals.0.iter_mut().zip(slot.0) {
+            t.packets += c.packets;
+            t.bytes += c.bytes;
         }
     }
     Ok(totals)
+}
+
+/// The counters of each interface slot (index 0: interfaces without a slot), over every CPU.
+pub fn read_slots(map: &Map) -> Result<Vec<Totals>> {
+    let array: PerCpuArray<&MapData, Counter> = PerCpuArray::try_from(map)?;
+    let mut out = vec![Totals::default(); MAX_IFACES as usize + 1];
+    for (slot, totals) in out.iter_mut().enumerate() {
+        for cnt in 0..CNT_COUNT {
+            for c in array.get(&counter_index(slot as u32, cnt), 0)?.iter() {
+                totals.0[cnt as usize].packets += c.packets;
+                totals.0[cnt as usize].bytes += c.bytes;
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl fmt::Display for Totals {

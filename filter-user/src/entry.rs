@@ -35,6 +35,11 @@ impl Direction {
             Self::Both => FLAG_BOTH,
         }
     }
+
+    /// The flags for an entry of an enforcing (drop) or a monitor (count, report, pass) list.
+    pub const fn flags_for(self, monitor: bool) -> u32 {
+        if monitor { self.flags() << 2 } else { self.flags() }
+    }
 }
 
 impl std::fmt::Display for Direction {

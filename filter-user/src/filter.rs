@@ -242,6 +242,32 @@ impl Filter {
         Ok(got)
     }
 
+    /// Gives `iface` its own counter slot (1..=MAX_IFACES; 0 counts the rest).
+    pub fn set_interface_slot(&mut self, iface: &str, slot: u32) -> Result<()> {
+        let name = CString::new(iface).map_err(|_| anyhow!("invalid interface name {iface:?}"))?;
+        // SAFETY: `name` is a valid NUL-terminated string.
+        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if index == 0 || index >= filter_common::MAX_IFINDEX || slot > filter_common::MAX_IFACES {
+            return Ok(()); // counted in slot 0 with the others
+        }
+        let map = self.ebpf.map_mut(filter_common::MAP_IFSLOT).context("no interface slot map")?;
+        let mut slots: aya::maps::Array<&mut aya::maps::MapData, u32> =
+            aya::maps::Array::try_from(map)?;
+        slots
+            .set(index, slot, 0)
+            .map_err(|e| anyhow!("cannot write {}: {e}", filter_common::MAP_IFSLOT))
+    }
+
+    /// Sets the event rate limit: `rate` events a second per CPU (0: none), bursts of `burst`.
+    pub fn set_event_rate(&mut self, rate: u32, burst: u32) -> Result<()> {
+        let map = self.ebpf.map_mut(filter_common::MAP_CONFIG).context("no config map")?;
+        let mut config: aya::maps::Array<&mut aya::maps::MapData, u32> =
+            aya::maps::Array::try_from(map)?;
+        config.set(filter_common::CFG_EVENT_RATE, rate, 0)?;
+        config.set(filter_common::CFG_EVENT_BURST, burst, 0)?;
+        Ok(())
+    }
+
     /// The kernel's id of the loaded program.
     pub fn program_id(&self) -> Option<u32> {
         self.program().info().ok().map(|i| i.id())

@@ -19,12 +19,14 @@ pub const MANUAL_BIT: u64 = 1 << 63;
 pub struct ManualEntry {
     pub net: IpNet,
     pub direction: Direction,
+    /// Count and report only; packets pass.
+    pub monitor: bool,
     pub comment: String,
 }
 
 impl ManualEntry {
     pub fn meta(&self) -> Meta {
-        Meta { flags: self.direction.flags(), lists: MANUAL_BIT }
+        Meta { flags: self.direction.flags_for(self.monitor), lists: MANUAL_BIT }
     }
 }
 
@@ -48,16 +50,19 @@ pub fn load(path: &Path) -> Result<Vec<ManualEntry>> {
             Some("dst") => Direction::Dst,
             _ => Direction::Both,
         };
-        out.push(ManualEntry { net, direction, comment: comment.trim().to_string() });
+        let monitor = fields.next() == Some("monitor");
+        out.push(ManualEntry { net, direction, monitor, comment: comment.trim().to_string() });
     }
     Ok(out)
 }
 
 /// Writes the manual list atomically.
 pub fn save(path: &Path, entries: &[ManualEntry]) -> Result<()> {
-    let mut text = String::from("# takedown manual entries: NETWORK DIRECTION # comment\n");
+    let mut text =
+        String::from("# takedown manual entries: NETWORK DIRECTION [monitor] # comment\n");
     for e in entries {
-        let _ = write!(text, "{} {}", e.net, e.direction);
+        let _ =
+            write!(text, "{} {}{}", e.net, e.direction, if e.monitor { " monitor" } else { "" });
         if !e.comment.is_empty() {
             let _ = write!(text, " # {}", e.comment);
         }
@@ -93,6 +98,7 @@ mod tests {
         let e = |n: &str, d, c: &str| ManualEntry {
             net: n.parse().unwrap(),
             direction: d,
+            monitor: c.is_empty(),
             comment: c.into(),
         };
         upsert(&mut entries, e("203.0.113.7/32", Direction::Both, "ticket 42"));

@@ -37,6 +37,8 @@ pub struct ListReport {
     pub error: Option<String>,
     /// Its bit in [`Meta::lists`].
     pub bit: u64,
+    /// A monitor list: its entries count and report, and pass.
+    pub monitor: bool,
     /// What the guards did, by line.
     pub guard_notes: Vec<LineNote>,
     /// Entries refused as too broad.
@@ -54,7 +56,7 @@ pub struct ListReport {
 impl ListReport {
     /// The metadata of this list's entries.
     pub fn meta(&self) -> Meta {
-        Meta { flags: self.list.direction.flags(), lists: self.bit }
+        Meta { flags: self.list.direction.flags_for(self.monitor), lists: self.bit }
     }
 
     /// Its guarded networks with their metadata.
@@ -150,6 +152,7 @@ pub fn prepare(sources: &Sources) -> Result<Prepared> {
 pub fn guard_list(list: ParsedList, bit: u64, opts: GuardOptions) -> ListReport {
     let mut report = ListReport {
         error: None,
+        monitor: false,
         bit,
         guard_notes: Vec::new(),
         refused: 0,

@@ -29,6 +29,9 @@ pub struct AddArgs {
     /// Why (kept with the entry).
     #[arg(long, default_value = "")]
     comment: String,
+    /// Monitor only: count and report packets to and from it, but let them pass.
+    #[arg(long)]
+    monitor: bool,
     /// Accept a network broader than /8 (IPv4) or /24 (IPv6).
     #[arg(long)]
     force_broad: bool,
@@ -70,12 +73,18 @@ pub fn add(args: AddArgs) -> Result<()> {
     let state = args.places.state();
     state.prepare()?;
     let mut entries = manual::load(&state.manual())?;
-    let entry = ManualEntry { net, direction: args.direction, comment: args.comment.clone() };
+    let entry = ManualEntry {
+        net,
+        direction: args.direction,
+        monitor: args.monitor,
+        comment: args.comment.clone(),
+    };
     let meta = entry.meta();
     manual::upsert(&mut entries, entry);
     manual::save(&state.manual(), &entries)?;
     let how = apply(&args.places, |maps| edit::upsert(maps, net, meta).map(|_| ()))?;
-    say!("added {net} ({}) to the manual list; {how}", args.direction);
+    let what = if args.monitor { "monitor" } else { "block" };
+    say!("added {net} ({what}, {}) to the manual list; {how}", args.direction);
     Ok(())
 }
 

@@ -42,6 +42,9 @@ pub struct RunArgs {
     /// Accept a refresh that loses more than half of a list's entries.
     #[arg(long)]
     accept_shrink: bool,
+    /// Monitor only: the lists' entries count and report as if enforced, but packets pass.
+    #[arg(long)]
+    monitor: bool,
     /// Seconds between counter lines (0: only at exit).
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     interval: u64,
@@ -90,7 +93,11 @@ fn configuration(args: &RunArgs) -> Result<Config> {
             timeout: d.dns_timeout,
             wait: d.dns_wait,
         },
-        lists: args.lists.iter().map(|p| ListConfig::from_file(p, &opts)).collect(),
+        lists: args
+            .lists
+            .iter()
+            .map(|p| ListConfig { monitor: args.monitor, ..ListConfig::from_file(p, &opts) })
+            .collect(),
         ..Default::default()
     };
     let mut names = std::collections::HashSet::new();

@@ -101,7 +101,8 @@ impl Daemon {
             cfg.file.clone().unwrap_or_else(|| PathBuf::from(cfg.url.clone().unwrap_or_default()));
         let list = listfmt::parse_text(&origin, &String::from_utf8_lossy(&bytes), &cfg.options())
             .map_err(|e| format!("{e:#}"))?;
-        let report = prepare::guard_list(list, 1u64 << self.slots[i].bit, self.guards());
+        let mut report = prepare::guard_list(list, 1u64 << self.slots[i].bit, self.guards());
+        report.monitor = cfg.monitor;
         if report.usable() == 0 {
             let first = report
                 .list

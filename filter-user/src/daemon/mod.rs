@@ -182,6 +182,8 @@ impl Daemon {
             sync::fill(filter.ebpf_mut(), &plan)?;
             (None, Changes { written: plan.len(), deleted: 0 })
         };
+        let r = &self.settings.config.report;
+        filter.set_event_rate(r.event_rate, r.event_burst)?;
         self.filter = Some(filter);
         self.applied = plan;
         Ok((held, changes))
@@ -193,7 +195,8 @@ impl Daemon {
         let mode = self.settings.config.mode.into();
         let filter = self.filter.as_mut().context("the filter is not loaded")?;
         let mut out = Vec::new();
-        for iface in &ifaces {
+        for (i, iface) in ifaces.iter().enumerate() {
+            filter.set_interface_slot(iface, i as u32 + 1)?;
             let got = filter.attach(iface, mode)?;
             self.interfaces.push(InterfaceStatus { name: iface.clone(), mode: got.to_string() });
             out.push((iface.clone(), got));

@@ -1,0 +1,119 @@
+//! The hit path: counters of the matched entry (shared, atomic) and of its lists (per CPU),
+//! the per-interface verdict counters, and rate-limited events to user space.
+
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
+use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::XdpContext};
+use filter_common::{
+    CFG_EVENT_BURST, CFG_EVENT_RATE, CNT_DROP_DST, CNT_DROP_SRC, CNT_EVENTS, CNT_SUPPRESSED,
+    EV_DROPPED, EV_DST, Event, MAX_LISTS, counter_index, list_counter_index,
+};
+
+use crate::{Hit, TD_COUNTERS, TD_EVENTS, TD_LIST_COUNTERS, TD_RATE, config, parse};
+
+/// Adds a packet of `len` bytes to counter `cnt` of interface slot `slot`.
+#[inline(always)]
+pub fn count(slot: u32, cnt: u32, len: u64) {
+    if let Some(c) = TD_COUNTERS.get_ptr_mut(counter_index(slot, cnt)) {
+        // SAFETY: per-CPU slot; no other context writes it concurrently.
+        unsafe {
+            (*c).packets += 1;
+            (*c).bytes += len;
+        }
+    }
+}
+
+/// Records a hit: entry counters, list counters, and an event if the rate allows.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn hit(
+    ctx: &XdpContext,
+    h: &Hit,
+    cnt: u32,
+    len: u64,
+    family: u8,
+    src: &[u8; 16],
+    dst: &[u8; 16],
+    proto: u8,
+    l4: usize,
+) {
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: `h.entry` points at a map value; the counters are only ever added to.
+    let lists = unsafe {
+        let e = h.entry;
+        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*e).packets, 1);
+        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*e).bytes, len);
+        (*e).last_hit_ns = now;
+        (*e).lists
+    };
+    let mut rest = lists;
+    for _ in 0..MAX_LISTS {
+        if rest == 0 {
+            break;
+        }
+        let bit = rest.trailing_zeros();
+        rest &= rest - 1;
+        if let Some(c) = TD_LIST_COUNTERS.get_ptr_mut(list_counter_index(bit, !h.as_src)) {
+            // SAFETY: per-CPU slot.
+            unsafe {
+                (*c).packets += 1;
+                (*c).bytes += len;
+            }
+        }
+    }
+    if !take_token(now) {
+        bump(CNT_SUPPRESSED);
+        return;
+    }
+    let Some(mut slot) = TD_EVENTS.reserve::<Event>(0) else {
+        bump(CNT_SUPPRESSED);
+        return;
+    };
+    let (sport, dport) = parse::ports(ctx, proto, l4);
+    let (inside, remote, remote_port) =
+        if h.as_src { (dst, src, sport) } else { (src, dst, dport) };
+    let dropped = cnt == CNT_DROP_SRC || cnt == CNT_DROP_DST;
+    slot.write(Event {
+        ts_ns: now,
+        lists,
+        inside: *inside,
+        remote: *remote,
+        ifindex: unsafe { (*ctx.ctx).ingress_ifindex },
+        remote_port,
+        proto,
+        family,
+        kind: if h.as_src { 0 } else { EV_DST } | if dropped { EV_DROPPED } else { 0 },
+        pad: [0; 7],
+    });
+    slot.submit(0);
+    bump(CNT_EVENTS);
+}
+
+/// Counts one event (sent or suppressed) in interface slot 0's counters.
+#[inline(always)]
+fn bump(cnt: u32) {
+    count(0, cnt, 0);
+}
+
+/// Takes one token from this CPU's bucket, refilled at the configured rate.
+#[inline(always)]
+fn take_token(now: u64) -> bool {
+    let rate = config(CFG_EVENT_RATE) as u64;
+    if rate == 0 {
+        return false;
+    }
+    let burst = (config(CFG_EVENT_BURST).max(1) as u64) * 1000;
+    let Some(b) = TD_RATE.get_ptr_mut(0) else { return false };
+    // SAFETY: per-CPU slot; no other context writes it concurrently.
+    unsafe {
+        let elapsed = now.saturating_sub((*b).last_ns).min(10_000_000_000);
+        let tokens = ((*b).milli_tokens + elapsed * rate / 1_000_000).min(burst);
+        (*b).last_ns = now;
+        if tokens < 1000 {
+            (*b).milli_tokens = tokens;
+            return false;
+        }
+        (*b).milli_tokens = tokens - 1000;
+    }
+    true
+}
