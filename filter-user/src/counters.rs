@@ -58,6 +58,27 @@ pub fn read_slots(map: &Map) -> Result<Vec<Totals>> {
     Ok(out)
 }
 
+/// Packets and bytes matched per list bit, as source and as destination, over every CPU.
+pub fn read_lists(map: &Map) -> Result<Vec<(u32, Counter, Counter)>> {
+    let array: PerCpuArray<&MapData, Counter> = PerCpuArray::try_from(map)?;
+    let mut out = Vec::new();
+    for bit in 0..filter_common::MAX_LISTS as u32 {
+        let sum = |dst: bool| -> Result<Counter> {
+            let mut c = Counter::default();
+            for v in array.get(&filter_common::list_counter_index(bit, dst), 0)?.iter() {
+                c.packets += v.packets;
+                c.bytes += v.bytes;
+            }
+            Ok(c)
+        };
+        let (s, d) = (sum(false)?, sum(true)?);
+        if s.packets + d.packets > 0 {
+            out.push((bit, s, d));
+        }
+    }
+    Ok(out)
+}
+
 impl fmt::Display for Totals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, (name, c)) in CNT_NAMES.iter().zip(self.0.iter()).enumerate() {

@@ -128,3 +128,51 @@ fn allow<const N: usize>(m: &Map) -> Result<Vec<(u8, [u8; N])>> {
     out.sort_unstable();
     Ok(out)
 }
+
+/// An entry with its hit counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryHits {
+    pub net: ipnet::IpNet,
+    pub meta: Meta,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Kernel monotonic time of the last hit (0: never).
+    pub last_hit_ns: u64,
+}
+
+/// Every address entry with its counters.
+pub fn hits<'a>(get: impl Fn(&str) -> Result<&'a Map>) -> Result<Vec<EntryHits>> {
+    let mut out = Vec::new();
+    let mut add = |net: ipnet::IpNet, v: EntryValue| {
+        out.push(EntryHits {
+            net,
+            meta: meta(v),
+            packets: v.packets,
+            bytes: v.bytes,
+            last_hit_ns: v.last_hit_ns,
+        })
+    };
+    let ip4 = |a: [u8; 4]| std::net::IpAddr::from(a);
+    let ip6 = |a: [u8; 16]| std::net::IpAddr::from(a);
+    let m4: HashMap<&MapData, [u8; 4], EntryValue> = HashMap::try_from(get(MAP_V4_EXACT)?)?;
+    for item in m4.iter() {
+        let (k, v) = item?;
+        add(ipnet::IpNet::from(ip4(k)), v);
+    }
+    let m6: HashMap<&MapData, [u8; 16], EntryValue> = HashMap::try_from(get(MAP_V6_EXACT)?)?;
+    for item in m6.iter() {
+        let (k, v) = item?;
+        add(ipnet::IpNet::from(ip6(k)), v);
+    }
+    let t4: LpmTrie<&MapData, [u8; 4], EntryValue> = LpmTrie::try_from(get(MAP_V4_PREFIX)?)?;
+    for item in t4.iter() {
+        let (k, v) = item?;
+        add(ipnet::IpNet::new(ip4(k.data()), k.prefix_len() as u8)?, v);
+    }
+    let t6: LpmTrie<&MapData, [u8; 16], EntryValue> = LpmTrie::try_from(get(MAP_V6_PREFIX)?)?;
+    for item in t6.iter() {
+        let (k, v) = item?;
+        add(ipnet::IpNet::new(ip6(k.data()), k.prefix_len() as u8)?, v);
+    }
+    Ok(out)
+}

@@ -1,0 +1,139 @@
+//! Watching the filter, in the kernel: per-entry and per-list counters exact after known
+//! traffic, monitor entries that count and pass, and the event stream with its rate limit.
+
+use aya::maps::{MapData, RingBuf};
+use filter_common::{
+    CNT_DROP_DST, CNT_EVENTS, CNT_MONITORED, CNT_SUPPRESSED, EV_DROPPED, EV_DST, Event, MAP_EVENTS,
+    MAP_LIST_COUNTERS,
+};
+use integration_tests::{
+    frames,
+    loaded::{Loaded, XDP_DROP, XDP_PASS},
+    require_root,
+};
+use takedown::{
+    counters,
+    entry::Direction,
+    plan::{Meta, Plan},
+    read,
+};
+
+const INSIDE: [u8; 4] = [192, 0, 2, 10];
+
+fn meta(dir: Direction, monitor: bool, lists: u64) -> Meta {
+    Meta { flags: dir.flags_for(monitor), lists }
+}
+
+fn load(entries: &[(&str, Meta)]) -> Loaded {
+    let plan = Plan::build(entries.iter().map(|(n, m)| (n.parse().unwrap(), *m)), &[]);
+    Loaded::with_plan(&plan).unwrap()
+}
+
+fn hits_of(l: &Loaded, net: &str) -> (u64, u64, u64) {
+    let all = read::hits(|n| read::map(l.filter.ebpf(), n)).unwrap();
+    let e =
+        all.iter().find(|h| h.net.to_string() == net).unwrap_or_else(|| panic!("{net} in {all:?}"));
+    (e.packets, e.bytes, e.last_hit_ns)
+}
+
+#[test]
+fn entry_and_list_counters_are_exact() {
+    if !require_root("entry_and_list_counters_are_exact") {
+        return;
+    }
+    // 203.0.113.7 is on lists 0 and 1; 198.51.100.0/24 on list 2 (destinations only).
+    let l = load(&[
+        ("203.0.113.7/32", meta(Direction::Both, false, 0b011)),
+        ("198.51.100.0/24", meta(Direction::Dst, false, 0b100)),
+    ]);
+    for _ in 0..3 {
+        assert_eq!(l.verdict(&frames::v4(INSIDE, [203, 0, 113, 7])), XDP_DROP);
+    }
+    assert_eq!(l.verdict(&frames::v4([203, 0, 113, 7], INSIDE)), XDP_DROP);
+    for _ in 0..2 {
+        assert_eq!(l.verdict(&frames::v4(INSIDE, [198, 51, 100, 42])), XDP_DROP);
+    }
+    assert_eq!(l.verdict(&frames::v4(INSIDE, [198, 51, 101, 1])), XDP_PASS, "a miss");
+    let (p, b, t) = hits_of(&l, "203.0.113.7/32");
+    assert_eq!((p, b), (4, 4 * 64));
+    assert!(t > 0, "last hit time set");
+    let (p, b, _) = hits_of(&l, "198.51.100.0/24");
+    assert_eq!((p, b), (2, 128), "the prefix entry counts its hits");
+    let lists = counters::read_lists(l.filter.ebpf().map(MAP_LIST_COUNTERS).unwrap()).unwrap();
+    let of =
+        |bit: u32| lists.iter().find(|(b, _, _)| *b == bit).map(|(_, s, d)| (s.packets, d.packets));
+    assert_eq!(of(0), Some((1, 3)), "list 0: 1 as source, 3 as destination");
+    assert_eq!(of(1), Some((1, 3)), "an entry on two lists counts for each");
+    assert_eq!(of(2), Some((0, 2)));
+    assert_eq!(lists.len(), 3);
+}
+
+#[test]
+fn monitor_entries_count_and_pass_unless_also_enforced() {
+    if !require_root("monitor_entries_count_and_pass_unless_also_enforced") {
+        return;
+    }
+    let l = load(&[
+        ("203.0.113.7/32", meta(Direction::Both, true, 0b01)),
+        ("203.0.113.8/32", meta(Direction::Both, true, 0b01)),
+        ("203.0.113.8/32", meta(Direction::Both, false, 0b10)),
+    ]);
+    assert_eq!(l.verdict(&frames::v4(INSIDE, [203, 0, 113, 7])), XDP_PASS, "monitor only");
+    assert_eq!(
+        l.verdict(&frames::v4(INSIDE, [203, 0, 113, 8])),
+        XDP_DROP,
+        "monitor and enforce: enforced"
+    );
+    let p = l.packets();
+    assert_eq!((p[CNT_MONITORED as usize], p[CNT_DROP_DST as usize]), (1, 1));
+    assert_eq!(hits_of(&l, "203.0.113.7/32").0, 1, "the monitor entry counts its hit");
+}
+
+fn events(l: &mut Loaded) -> Vec<Event> {
+    let mut ring: RingBuf<&mut MapData> =
+        RingBuf::try_from(l.filter.ebpf_mut().map_mut(MAP_EVENTS).unwrap()).unwrap();
+    let mut out = Vec::new();
+    while let Some(item) = ring.next() {
+        // SAFETY: the program writes whole `Event`s.
+        out.push(unsafe { std::ptr::read_unaligned(item.as_ptr() as *const Event) });
+    }
+    out
+}
+
+#[test]
+fn events_name_the_inside_host_and_the_rate_limit_caps_a_flood() {
+    if !require_root("events_name_the_inside_host_and_the_rate_limit_caps_a_flood") {
+        return;
+    }
+    let mut l = load(&[("203.0.113.7/32", meta(Direction::Both, false, 0b1))]);
+    l.filter.set_event_rate(1000, 5).unwrap();
+    assert_eq!(l.verdict(&frames::v4(INSIDE, [203, 0, 113, 7])), XDP_DROP);
+    assert_eq!(l.verdict(&frames::v4([203, 0, 113, 7], INSIDE)), XDP_DROP);
+    let ev = events(&mut l);
+    assert_eq!(ev.len(), 2);
+    assert_eq!(&ev[0].inside[..4], &INSIDE, "the inside host contacted the listed address");
+    assert_eq!(&ev[0].remote[..4], &[203, 0, 113, 7]);
+    assert_eq!((ev[0].family, ev[0].proto, ev[0].remote_port), (4, 17, 53));
+    assert_eq!(ev[0].kind, EV_DST | EV_DROPPED);
+    assert_eq!(ev[1].kind, EV_DROPPED, "the listed address was the source");
+    assert_eq!(&ev[1].inside[..4], &INSIDE);
+    assert_eq!(ev[0].lists, 1);
+    // A flood of 200,000 hits: at most the burst plus 1,000 a second get through; every other
+    // one is counted as suppressed.
+    let frame = frames::v4(INSIDE, [203, 0, 113, 7]);
+    let opts = aya::programs::TestRunOptions {
+        data_in: Some(&frame),
+        repeat: 200_000,
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    aya::programs::TestRun::test_run(l.filter.program(), opts).unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    let sent = events(&mut l).len() as u64;
+    let p = l.packets();
+    let (events_total, suppressed) = (p[CNT_EVENTS as usize], p[CNT_SUPPRESSED as usize]);
+    assert_eq!(events_total, 2 + sent);
+    assert_eq!(sent + suppressed, 200_000, "every hit is either sent or counted as suppressed");
+    assert!(sent as f64 <= 5.0 + 1000.0 * secs + 1.0, "{sent} events in {secs:.3} s");
+    assert!(suppressed >= 150_000, "{suppressed}");
+}
