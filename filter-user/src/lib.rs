@@ -13,6 +13,7 @@ pub mod edit;
 pub mod entry;
 pub mod filter;
 pub mod guards;
+pub mod hosts;
 pub mod lists;
 pub mod lookup;
 pub mod manual;

@@ -38,6 +38,10 @@ enum Command {
     Stats(cli::inspect::StatsArgs),
     /// Ask the daemon to refresh one list or all.
     Refresh(cli::refresh::RefreshArgs),
+    /// The inside hosts that contacted takedown infrastructure, most recent first.
+    Hosts(cli::observe::HostsArgs),
+    /// The most-hit entries with their lists and rates.
+    Top(cli::observe::TopArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +62,8 @@ fn main() -> ExitCode {
         Command::Status(args) => cli::inspect::status_cmd(args).map(|()| ExitCode::SUCCESS),
         Command::Stats(args) => cli::inspect::stats(args).map(|()| ExitCode::SUCCESS),
         Command::Refresh(args) => cli::refresh::run(args),
+        Command::Hosts(args) => cli::observe::hosts(args).map(|()| ExitCode::SUCCESS),
+        Command::Top(args) => cli::observe::top(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -65,6 +65,10 @@ impl StateDir {
         self.dir.join("status.json")
     }
 
+    pub fn hosts_file(&self) -> PathBuf {
+        self.dir.join("hosts.json")
+    }
+
     /// Locks the pid file for this daemon; fails when another daemon holds it.
     pub fn lock_daemon(&self) -> Result<DaemonLock> {
         self.prepare()?;

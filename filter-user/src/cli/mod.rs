@@ -14,6 +14,7 @@ pub mod dns;
 pub mod entries;
 pub mod inspect;
 pub mod lifecycle;
+pub mod observe;
 pub mod places;
 pub mod refresh;
 pub mod report;

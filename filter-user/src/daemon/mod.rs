@@ -65,6 +65,7 @@ pub struct Daemon {
     client: Option<reqwest::Client>,
     interfaces: Vec<InterfaceStatus>,
     started: u64,
+    pub hosts: crate::hosts::HostTable,
 }
 
 impl Daemon {
@@ -123,7 +124,12 @@ impl Daemon {
             client,
             interfaces: vec![],
             started: now(),
+            hosts: Default::default(),
         };
+        if let Some(s) = &d.settings.state {
+            d.hosts =
+                crate::hosts::HostTable::load(&s.hosts_file(), d.settings.config.report.max_hosts);
+        }
         for i in 0..d.slots.len() {
             d.load_slot(i, true).await.map_err(|e| {
                 let s = &d.slots[i].cfg;
@@ -208,6 +214,74 @@ impl Daemon {
             }
         }
         Ok(out)
+    }
+
+    /// Takes the event ring buffer out of the loaded filter, for the event reader.
+    pub fn take_events(&mut self) -> Option<aya::maps::RingBuf<aya::maps::MapData>> {
+        let map = self.filter.as_mut()?.ebpf_mut().take_map(filter_common::MAP_EVENTS)?;
+        aya::maps::RingBuf::try_from(map).ok()
+    }
+
+    /// The name of list bit `bit`.
+    fn list_name(&self, bit: u32) -> String {
+        if bit == 63 {
+            return crate::manual::MANUAL.into();
+        }
+        self.slots
+            .iter()
+            .find(|s| s.bit == bit)
+            .map_or_else(|| format!("list#{bit}"), |s| s.cfg.name.clone())
+    }
+
+    /// Adds kernel events to the host table; logs each new host as one JSON line when asked.
+    pub fn record_events(&mut self, events: &[filter_common::Event]) {
+        let names: Vec<String> = (0..64).map(|b| self.list_name(b)).collect();
+        let lists = |bits: u64| {
+            (0..64).filter(|b| bits & (1u64 << b) != 0).map(|b| names[b as usize].clone()).collect()
+        };
+        let interface = |index: u32| {
+            let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+            // SAFETY: `buf` has room for IF_NAMESIZE bytes, as if_indextoname requires.
+            let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+            if p.is_null() {
+                format!("if{index}")
+            } else {
+                // SAFETY: if_indextoname wrote a NUL-terminated name into `buf`.
+                unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+            }
+        };
+        let named = crate::hosts::Names { lists: &lists, interface: &interface };
+        let t = now();
+        for ev in events {
+            if let Some(host) = self.hosts.record(ev, t, &named) {
+                log::warn!(
+                    "new infected host {} contacted {}",
+                    host.address,
+                    host.contacted.iter().next().map_or("", |s| s.as_str())
+                );
+                if let Some(path) = &self.settings.config.report.new_host_log {
+                    let line = serde_json::json!({"event": "takedown_infected_host", "time": t, "host": host});
+                    let written =
+                        std::fs::OpenOptions::new().create(true).append(true).open(path).and_then(
+                            |mut f| {
+                                std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes())
+                            },
+                        );
+                    if let Err(e) = written {
+                        log::warn!("cannot append to {}: {e}", path.display());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Saves the host table (when it changed).
+    pub fn save_hosts(&mut self) {
+        if let Some(s) = &self.settings.state
+            && let Err(e) = self.hosts.save(&s.hosts_file())
+        {
+            log::warn!("cannot save the host table: {e:#}");
+        }
     }
 
     /// The loaded filter.

@@ -52,6 +52,16 @@ pub async fn serve(
     };
     let period = Duration::from_secs(opts.interval.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut save = tokio::time::interval(Duration::from_secs(2));
+    let mut events = match d.take_events() {
+        // SAFETY: the ring buffer owns its map's descriptor, which stays open and the same for
+        // as long as the AsyncFd owns the ring buffer.
+        Some(ring) => Some(
+            unsafe { tokio::io::unix::AsyncFd::register(ring) }
+                .map_err(|e| anyhow::anyhow!("cannot watch the event ring buffer: {e}"))?,
+        ),
+        None => None,
+    };
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     loop {
         let next_refresh = d.slots.iter().filter_map(|s| s.next).min();
@@ -70,6 +80,19 @@ pub async fn serve(
                     let r = d.refresh(Some(&name)).await;
                     after_refresh(d, &names, r);
                 }
+            }
+            _ = save.tick() => d.save_hosts(),
+            guard = async { events.as_mut().expect("guarded").readable_mut().await }, if events.is_some() => {
+                let mut guard = guard?;
+                let mut batch = Vec::new();
+                while let Some(item) = guard.get_inner_mut().next() {
+                    if item.len() >= std::mem::size_of::<filter_common::Event>() {
+                        // SAFETY: the program writes whole `Event`s; the length was checked.
+                        batch.push(unsafe { std::ptr::read_unaligned(item.as_ptr() as *const filter_common::Event) });
+                    }
+                }
+                guard.clear_ready();
+                d.record_events(&batch);
             }
             _ = ticker.tick(), if opts.interval > 0 => {
                 if let Some(f) = d.filter() {
@@ -98,6 +121,7 @@ pub async fn serve(
         }
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    d.save_hosts();
     if let Some(s) = &d.settings.state {
         let _ = std::fs::remove_file(s.socket());
     }

@@ -1,0 +1,172 @@
+//! `takedown hosts` (the infected-host report) and `takedown top` (the most-hit entries).
+
+use std::{collections::HashMap, time::Duration};
+
+use anyhow::{Result, bail};
+use clap::Args;
+use serde_json::json;
+use takedown::{
+    hosts::HostTable,
+    read::{self, EntryHits, Maps},
+    status::{Status, now},
+};
+
+use super::places::Places;
+
+#[derive(Args, Debug)]
+pub struct HostsArgs {
+    /// Only hosts seen in this last period (e.g. 90s, 30m, 1h, 2d).
+    #[arg(long, value_name = "PERIOD", value_parser = parse_period)]
+    since: Option<u64>,
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    #[arg(long)]
+    csv: bool,
+    #[command(flatten)]
+    places: Places,
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    /// Only entries of this list.
+    #[arg(long = "list", value_name = "NAME")]
+    list: Option<String>,
+    /// How many entries.
+    #[arg(short = 'n', default_value_t = 20)]
+    count: usize,
+    /// Seconds over which rates are measured.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    interval: f64,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    places: Places,
+}
+
+/// "90s", "30m", "1h", "2d" (or plain seconds) to seconds.
+pub fn parse_period(s: &str) -> Result<u64, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("not a period: {s:?} (e.g. 30m, 1h, 2d)"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("not a period: {s:?} (e.g. 30m, 1h, 2d)")),
+    };
+    Ok(n * mult)
+}
+
+fn set(items: &std::collections::BTreeSet<String>, sep: &str) -> String {
+    items.iter().cloned().collect::<Vec<_>>().join(sep)
+}
+
+pub fn hosts(args: HostsArgs) -> Result<()> {
+    let table = HostTable::load(&args.places.state().hosts_file(), usize::MAX);
+    let since = args.since.map_or(0, |p| now().saturating_sub(p));
+    let hosts = table.recent(since);
+    if args.json {
+        say!("{}", serde_json::to_string_pretty(&hosts)?);
+    } else if args.csv {
+        say!("host,first_seen,last_seen,events,dropped,contacted,lists,services,interfaces");
+        for h in &hosts {
+            say!(
+                "{},{},{},{},{},{},{},{},{}",
+                h.address,
+                h.first_seen,
+                h.last_seen,
+                h.events,
+                h.dropped,
+                set(&h.contacted, " "),
+                set(&h.lists, " "),
+                set(&h.services, " "),
+                set(&h.interfaces, " ")
+            );
+        }
+    } else {
+        if hosts.is_empty() {
+            say!(
+                "no inside host has contacted takedown infrastructure{}",
+                if args.since.is_some() { " in that period" } else { "" }
+            );
+        }
+        for h in &hosts {
+            let ago = now().saturating_sub(h.last_seen);
+            say!(
+                "{}  last seen {ago}s ago, {} events ({} dropped): {} [{}] via {} on {}",
+                h.address,
+                h.events,
+                h.dropped,
+                set(&h.contacted, ", "),
+                set(&h.lists, ", "),
+                set(&h.services, " "),
+                set(&h.interfaces, ", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, the clock of `bpf_ktime_get_ns`.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+pub fn top(args: TopArgs) -> Result<()> {
+    let maps = Maps::open(&args.places.pins())?;
+    let st = Status::read(&args.places.state().status_file()).unwrap_or_default();
+    let bit = match args.list.as_deref() {
+        None => None,
+        Some("manual") => Some(63),
+        Some(name) => match st.lists.iter().find(|l| l.name == name) {
+            Some(l) => Some(l.bit),
+            None => bail!("no list named {name:?}"),
+        },
+    };
+    let before: HashMap<ipnet::IpNet, u64> =
+        read::hits(|n| maps.get(n))?.into_iter().map(|h| (h.net, h.packets)).collect();
+    std::thread::sleep(Duration::from_secs_f64(args.interval.max(0.1)));
+    let mut rows: Vec<EntryHits> = read::hits(|n| maps.get(n))?
+        .into_iter()
+        .filter(|h| h.packets > 0 && bit.is_none_or(|b| h.meta.lists & (1u64 << b) != 0))
+        .collect();
+    rows.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.net.cmp(&b.net)));
+    rows.truncate(args.count);
+    let mono = monotonic_ns();
+    let rate = |h: &EntryHits| {
+        (h.packets - before.get(&h.net).copied().unwrap_or(0)) as f64 / args.interval.max(0.1)
+    };
+    if args.json {
+        let out: Vec<_> = rows
+            .iter()
+            .map(|h| json!({"entry": h.net.to_string(), "lists": st.list_names(h.meta.lists), "packets": h.packets,
+                "bytes": h.bytes, "packets_per_second": rate(h), "last_hit_seconds_ago": mono.saturating_sub(h.last_hit_ns) / 1_000_000_000}))
+            .collect();
+        say!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    say!(
+        "{:<24} {:>12} {:>14} {:>10} {:>9}  lists",
+        "entry",
+        "packets",
+        "bytes",
+        "pkts/s",
+        "last hit"
+    );
+    for h in &rows {
+        let ago = mono.saturating_sub(h.last_hit_ns) / 1_000_000_000;
+        say!(
+            "{:<24} {:>12} {:>14} {:>10.1} {:>8}s  {}",
+            h.net.to_string(),
+            h.packets,
+            h.bytes,
+            rate(h),
+            ago,
+            st.list_names(h.meta.lists).join(",")
+        );
+    }
+    Ok(())
+}

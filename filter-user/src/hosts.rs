@@ -1,0 +1,186 @@
+//! The infected-host table: per inside host, when it was first and last seen talking to
+//! takedown infrastructure, which listed addresses, lists, ports and interfaces, and how often.
+//! Fed by the kernel's events; kept in the state directory (`hosts.json`, bounded: the hosts
+//! seen longest ago are forgotten first), so it survives daemon restarts.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    net::IpAddr,
+    path::Path,
+};
+
+use anyhow::Result;
+use filter_common::{EV_DROPPED, Event};
+use serde::{Deserialize, Serialize};
+
+use crate::state::write_atomic;
+
+/// Most listed addresses remembered per host.
+const MAX_CONTACTED: usize = 64;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Host {
+    pub address: String,
+    pub first_seen: u64,
+    pub last_seen: u64,
+    /// Events reported for it (rate-limited in the kernel: a lower bound of its packets).
+    pub events: u64,
+    /// Of which dropped (the others matched monitor lists only).
+    pub dropped: u64,
+    /// Takedown addresses it talked to (or that talked to it).
+    pub contacted: BTreeSet<String>,
+    pub lists: BTreeSet<String>,
+    /// "udp/443", "tcp/8080", "icmp", ...
+    pub services: BTreeSet<String>,
+    pub interfaces: BTreeSet<String>,
+}
+
+/// Every known host.
+#[derive(Clone, Debug, Default)]
+pub struct HostTable {
+    hosts: HashMap<String, Host>,
+    max: usize,
+    dirty: bool,
+}
+
+/// How to name what an event carries.
+pub struct Names<'a> {
+    pub lists: &'a dyn Fn(u64) -> Vec<String>,
+    pub interface: &'a dyn Fn(u32) -> String,
+}
+
+fn addr(family: u8, bytes: &[u8; 16]) -> IpAddr {
+    if family == 4 {
+        IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]])
+    } else {
+        IpAddr::from(*bytes)
+    }
+}
+
+fn service(proto: u8, port: u16) -> String {
+    match proto {
+        6 => format!("tcp/{port}"),
+        17 => format!("udp/{port}"),
+        1 | 58 => "icmp".into(),
+        p => format!("ip/{p}"),
+    }
+}
+
+impl HostTable {
+    /// The table saved at `path` (empty if none), holding at most `max` hosts.
+    pub fn load(path: &Path, max: usize) -> Self {
+        let hosts: Vec<Host> = std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Self {
+            hosts: hosts.into_iter().map(|h| (h.address.clone(), h)).collect(),
+            max: max.max(1),
+            dirty: false,
+        }
+    }
+
+    /// Saves the table if it changed.
+    pub fn save(&mut self, path: &Path) -> Result<()> {
+        if self.dirty {
+            write_atomic(path, &serde_json::to_vec(&self.recent(0))?)?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Records one event at wall-clock time `now`; returns the host if it is new.
+    pub fn record(&mut self, ev: &Event, now: u64, names: &Names<'_>) -> Option<Host> {
+        let inside = addr(ev.family, &ev.inside).to_string();
+        let new = !self.hosts.contains_key(&inside);
+        if new && self.hosts.len() >= self.max {
+            if let Some(oldest) =
+                self.hosts.values().min_by_key(|h| h.last_seen).map(|h| h.address.clone())
+            {
+                self.hosts.remove(&oldest);
+            }
+        }
+        let h = self.hosts.entry(inside.clone()).or_insert_with(|| Host {
+            address: inside,
+            first_seen: now,
+            ..Default::default()
+        });
+        h.last_seen = now;
+        h.events += 1;
+        if ev.kind & EV_DROPPED != 0 {
+            h.dropped += 1;
+        }
+        if h.contacted.len() < MAX_CONTACTED {
+            h.contacted.insert(addr(ev.family, &ev.remote).to_string());
+        }
+        h.lists.extend((names.lists)(ev.lists));
+        h.services.insert(service(ev.proto, ev.remote_port));
+        h.interfaces.insert((names.interface)(ev.ifindex));
+        self.dirty = true;
+        new.then(|| h.clone())
+    }
+
+    /// Hosts seen at or after `since` (Unix seconds), most recent first.
+    pub fn recent(&self, since: u64) -> Vec<Host> {
+        let mut out: Vec<Host> =
+            self.hosts.values().filter(|h| h.last_seen >= since).cloned().collect();
+        out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.address.cmp(&b.address)));
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use filter_common::EV_DST;
+
+    fn ev(inside: [u8; 4], remote: [u8; 4], dst: bool) -> Event {
+        let mut e = Event {
+            family: 4,
+            proto: 17,
+            remote_port: 443,
+            lists: 1,
+            kind: EV_DROPPED,
+            ..Default::default()
+        };
+        e.inside[..4].copy_from_slice(&inside);
+        e.remote[..4].copy_from_slice(&remote);
+        if dst {
+            e.kind |= EV_DST;
+        }
+        e
+    }
+
+    #[test]
+    fn aggregates_per_host_and_forgets_the_oldest() {
+        let names = Names { lists: &|_| vec!["drop".into()], interface: &|_| "eth1".into() };
+        let mut t = HostTable::load(Path::new("/nonexistent"), 2);
+        assert!(t.record(&ev([192, 0, 2, 10], [203, 0, 113, 7], true), 100, &names).is_some());
+        assert!(t.record(&ev([192, 0, 2, 10], [203, 0, 113, 8], true), 105, &names).is_none());
+        assert!(t.record(&ev([192, 0, 2, 11], [203, 0, 113, 7], true), 110, &names).is_some());
+        let hosts = t.recent(0);
+        assert_eq!(hosts[0].address, "192.0.2.11");
+        let h = &hosts[1];
+        assert_eq!((h.first_seen, h.last_seen, h.events, h.dropped), (100, 105, 2, 2));
+        assert_eq!(h.contacted.iter().collect::<Vec<_>>(), ["203.0.113.7", "203.0.113.8"]);
+        assert!(
+            h.services.contains("udp/443")
+                && h.lists.contains("drop")
+                && h.interfaces.contains("eth1")
+        );
+        assert_eq!(t.recent(106).len(), 1);
+        // A third host: the one seen longest ago goes.
+        t.record(&ev([192, 0, 2, 12], [203, 0, 113, 7], true), 120, &names);
+        let addrs: Vec<String> = t.recent(0).into_iter().map(|h| h.address).collect();
+        assert_eq!(addrs, ["192.0.2.12", "192.0.2.11"]);
+    }
+}

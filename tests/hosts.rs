@@ -1,0 +1,121 @@
+//! The infected-host report end to end: real traffic from inside hosts to listed addresses,
+//! an enforce list and a monitor list; `takedown hosts` lists exactly the senders that
+//! contacted listed addresses, the SIEM log has one line per new host, `takedown top` ranks the
+//! entries, and the table survives a restart.
+
+use std::time::{Duration, Instant};
+
+use integration_tests::{
+    PinPlace, TempDir,
+    process::{Running, run_cli},
+    require_root,
+};
+use serde_json::Value;
+use td_netns::{Addrs, Topology, ping, udp_count};
+
+fn cli(topo: &Topology, place: &PinPlace, args: &[&str]) -> String {
+    let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    a.extend(place.args());
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = run_cli(Some(&topo.gateway), &a);
+    assert!(out.status.success(), "takedown {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_host_report_names_exactly_the_inside_hosts_that_contacted_listed_addresses() {
+    if !require_root(
+        "the_host_report_names_exactly_the_inside_hosts_that_contacted_listed_addresses",
+    ) {
+        return;
+    }
+    let place = PinPlace::new("hosts");
+    let topo = Topology::new("hr").unwrap();
+    let dir = TempDir::new("hosts");
+    let siem = place.state.0.join("new-hosts.jsonl");
+    let config = dir.file(
+        "takedown.toml",
+        &format!(
+            "interfaces = [\"{}\"]\n[report]\nnew_host_log = \"{}\"\n\
+             [[list]]\nname = \"drop\"\nfile = \"{}\"\n\
+             [[list]]\nname = \"watch\"\nfile = \"{}\"\nmonitor = true\n",
+            Addrs::GATEWAY_IF,
+            siem.display(),
+            dir.file("drop.txt", "203.0.113.7\n"),
+            dir.file("watch.txt", "198.51.100.7\n"),
+        ),
+    );
+    let mut args: Vec<String> = vec!["run".into(), "--config".into(), config];
+    args.extend(place.args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let daemon = Running::start(&topo.gateway, &args).unwrap();
+
+    let c = &topo.client;
+    let udp = udp_count(
+        c,
+        Addrs::ip(Addrs::CLIENT_V4),
+        &topo.internet,
+        Addrs::ip(Addrs::TAKEDOWN_V4),
+        5,
+        Duration::from_millis(300),
+    )
+    .unwrap();
+    assert_eq!(udp, 0, "enforced");
+    assert_eq!(ping(c, Some(Addrs::LISTED_SRC_V4), Addrs::TAKEDOWN_V4, 2).unwrap(), 0, "enforced");
+    assert_eq!(ping(c, None, Addrs::SERVER_V4, 2).unwrap(), 2, "a monitor list lets traffic pass");
+    assert_eq!(ping(c, None, Addrs::GATEWAY_V4, 2).unwrap(), 2, "not listed: no report");
+
+    // The daemon saves the table every 2 s.
+    let end = Instant::now() + Duration::from_secs(15);
+    let hosts: Vec<Value> = loop {
+        let doc: Vec<Value> =
+            serde_json::from_str(&cli(&topo, &place, &["hosts", "--json"])).unwrap();
+        if doc.len() >= 2 || Instant::now() > end {
+            break doc;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let addrs: Vec<&str> = hosts.iter().map(|h| h["address"].as_str().unwrap()).collect();
+    let mut sorted = addrs.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["192.0.2.10", "192.0.2.66"], "{hosts:#?}");
+    let h10 = hosts.iter().find(|h| h["address"] == "192.0.2.10").unwrap();
+    assert_eq!(h10["contacted"], serde_json::json!(["198.51.100.7", "203.0.113.7"]));
+    assert_eq!(h10["lists"], serde_json::json!(["drop", "watch"]));
+    assert_eq!(h10["dropped"], 5, "5 UDP datagrams dropped");
+    assert_eq!(h10["events"], 7, "and 2 monitored echo requests");
+    assert!(
+        h10["services"].as_array().unwrap().iter().any(|s| s.as_str().unwrap().starts_with("udp/"))
+    );
+    assert_eq!(h10["interfaces"], serde_json::json!(["td-g"]));
+    let h66 = hosts.iter().find(|h| h["address"] == "192.0.2.66").unwrap();
+    assert_eq!(
+        (&h66["contacted"], &h66["services"]),
+        (&serde_json::json!(["203.0.113.7"]), &serde_json::json!(["icmp"]))
+    );
+    let csv = cli(&topo, &place, &["hosts", "--csv", "--since", "1h"]);
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+
+    let log = std::fs::read_to_string(&siem).unwrap();
+    assert_eq!(log.lines().count(), 2, "one line per new host: {log}");
+    assert!(log.lines().all(|l| l.contains("\"event\":\"takedown_infected_host\"")));
+
+    let top: Vec<Value> = serde_json::from_str(&cli(
+        &topo,
+        &place,
+        &["top", "-n", "5", "--json", "--interval", "0.2"],
+    ))
+    .unwrap();
+    assert_eq!(top[0]["entry"], "203.0.113.7/32");
+    assert_eq!(top[0]["packets"], 7, "5 UDP + 2 echo requests");
+    assert_eq!(top[0]["lists"], serde_json::json!(["drop"]));
+    assert_eq!(top[1]["entry"], "198.51.100.7/32");
+    assert_eq!(top[1]["packets"], 2);
+
+    // The table survives a restart.
+    daemon.stop().unwrap();
+    let daemon = Running::start(&topo.gateway, &args).unwrap();
+    let doc: Vec<Value> = serde_json::from_str(&cli(&topo, &place, &["hosts", "--json"])).unwrap();
+    assert_eq!(doc.len(), 2);
+    daemon.stop().unwrap();
+}
