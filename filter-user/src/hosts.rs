@@ -93,12 +93,12 @@ impl HostTable {
     pub fn record(&mut self, ev: &Event, now: u64, names: &Names<'_>) -> Option<Host> {
         let inside = addr(ev.family, &ev.inside).to_string();
         let new = !self.hosts.contains_key(&inside);
-        if new && self.hosts.len() >= self.max {
-            if let Some(oldest) =
+        if new
+            && self.hosts.len() >= self.max
+            && let Some(oldest) =
                 self.hosts.values().min_by_key(|h| h.last_seen).map(|h| h.address.clone())
-            {
-                self.hosts.remove(&oldest);
-            }
+        {
+            self.hosts.remove(&oldest);
         }
         let h = self.hosts.entry(inside.clone()).or_insert_with(|| Host {
             address: inside,
