@@ -17,6 +17,7 @@ pub mod hosts;
 pub mod lists;
 pub mod lookup;
 pub mod manual;
+pub mod metrics;
 pub mod own;
 pub mod pins;
 pub mod plan;

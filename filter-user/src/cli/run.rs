@@ -54,6 +54,12 @@ pub struct RunArgs {
     /// Do not pin: the filter is detached when takedown exits (for trials).
     #[arg(long)]
     ephemeral: bool,
+    /// Serve Prometheus metrics on this address ("" to disable; default 127.0.0.1:9645).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// Allow a metrics address that is not loopback.
+    #[arg(long)]
+    metrics_allow_remote: bool,
     #[command(flatten)]
     places: Places,
 }
@@ -112,7 +118,12 @@ fn configuration(args: &RunArgs) -> Result<Config> {
 
 pub fn run(args: RunArgs) -> Result<()> {
     privileges::require_bpf_admin("takedown run")?;
-    let config = configuration(&args)?;
+    let mut config = configuration(&args)?;
+    if let Some(m) = &args.metrics {
+        config.report.metrics = m.clone();
+    }
+    config.report.metrics_remote |= args.metrics_allow_remote;
+    let metrics = takedown::metrics::address(&config.report.metrics, config.report.metrics_remote)?;
     for iface in &config.interfaces {
         filter::check_interface(iface)?;
     }
@@ -130,10 +141,15 @@ pub fn run(args: RunArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    tokio::task::LocalSet::new().block_on(&runtime, start_and_serve(settings, args.interval))
+    tokio::task::LocalSet::new()
+        .block_on(&runtime, start_and_serve(settings, args.interval, metrics))
 }
 
-async fn start_and_serve(settings: Settings, interval: u64) -> Result<()> {
+async fn start_and_serve(
+    settings: Settings,
+    interval: u64,
+    metrics: Option<std::net::SocketAddr>,
+) -> Result<()> {
     let dns = settings.config.dns.clone();
     let policy = domains::Policy {
         min_ttl: Duration::from_secs(dns.min_ttl),
@@ -195,6 +211,19 @@ async fn start_and_serve(settings: Settings, interval: u64) -> Result<()> {
         say!("attached to {iface} in {mode} mode");
     }
     d.write_status();
+    let metrics = match metrics {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                say!("metrics on http://{addr}/metrics");
+                Some(l)
+            }
+            Err(e) => {
+                log::warn!("cannot serve metrics on {addr}: {e}");
+                None
+            }
+        },
+        None => None,
+    };
     let pinned = d.settings.pins.as_ref().map(|p| p.dir().display().to_string());
     match &pinned {
         Some(dir) => say!(
@@ -205,7 +234,8 @@ async fn start_and_serve(settings: Settings, interval: u64) -> Result<()> {
     let (names_tx, names_rx) = tokio::sync::watch::channel(d.domain_names());
     let updates = lookup.map(|l| domains::spawn_local_resolver(table, l, policy, names_rx));
     let names = updates.is_some().then_some(names_tx);
-    daemon::serve(&mut d, updates, names, ServeOptions { interval, say: |l| say!("{l}") }).await?;
+    daemon::serve(&mut d, updates, names, ServeOptions { interval, say: |l| say!("{l}"), metrics })
+        .await?;
     if let Some(f) = d.filter() {
         say!("final: {}", counters::read(f.ebpf())?);
     }

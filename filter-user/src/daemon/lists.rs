@@ -17,8 +17,15 @@ use crate::{
 impl Daemon {
     /// Loads list `i`. `at_start`: a URL that cannot be fetched falls back to its cached copy.
     pub(super) async fn load_slot(&mut self, i: usize, at_start: bool) -> Result<(), String> {
+        let started = Instant::now();
         let result = self.fetch_and_check(i, at_start).await;
         let slot = &mut self.slots[i];
+        slot.last_duration = started.elapsed().as_secs_f64();
+        if result.is_ok() {
+            slot.refreshed_ok += 1
+        } else {
+            slot.refreshed_failed += 1
+        }
         slot.status.last_attempt = Some(now());
         slot.next =
             (slot.cfg.refresh > 0).then(|| Instant::now() + Duration::from_secs(slot.cfg.refresh));

@@ -51,6 +51,10 @@ pub struct Slot {
     pub cached: Option<CacheMeta>,
     /// When its next scheduled refresh is due.
     pub next: Option<Instant>,
+    /// Refreshes that succeeded and failed, and how long the last one took.
+    pub refreshed_ok: u64,
+    pub refreshed_failed: u64,
+    pub last_duration: f64,
 }
 
 pub struct Daemon {
@@ -110,6 +114,9 @@ impl Daemon {
                 report: None,
                 cached: None,
                 next: None,
+                refreshed_ok: 0,
+                refreshed_failed: 0,
+                last_duration: 0.0,
             })
             .collect();
         let mut d = Daemon {
@@ -222,8 +229,13 @@ impl Daemon {
         aya::maps::RingBuf::try_from(map).ok()
     }
 
+    /// What the maps hold now (the last plan applied).
+    pub fn applied(&self) -> &Plan {
+        &self.applied
+    }
+
     /// The name of list bit `bit`.
-    fn list_name(&self, bit: u32) -> String {
+    pub fn list_name(&self, bit: u32) -> String {
         if bit == 63 {
             return crate::manual::MANUAL.into();
         }

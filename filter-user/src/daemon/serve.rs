@@ -27,6 +27,8 @@ pub struct ServeOptions {
     pub interval: u64,
     /// Prints a line (the CLI's stdout).
     pub say: fn(&str),
+    /// The bound listener for Prometheus metrics.
+    pub metrics: Option<tokio::net::TcpListener>,
 }
 
 /// Runs until SIGTERM or SIGINT.
@@ -53,6 +55,7 @@ pub async fn serve(
     let period = Duration::from_secs(opts.interval.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let mut save = tokio::time::interval(Duration::from_secs(2));
+    let metrics = opts.metrics;
     let mut events = match d.take_events() {
         // SAFETY: the ring buffer owns its map's descriptor, which stays open and the same for
         // as long as the AsyncFd owns the ring buffer.
@@ -82,6 +85,13 @@ pub async fn serve(
                 }
             }
             _ = save.tick() => d.save_hosts(),
+            conn = async { metrics.as_ref().expect("guarded").accept().await }, if metrics.is_some() => {
+                if let Ok((stream, _)) = conn
+                    && let Err(e) = scrape(d, stream).await
+                {
+                    log::debug!("metrics request failed: {e:#}");
+                }
+            }
             guard = async { events.as_mut().expect("guarded").readable_mut().await }, if events.is_some() => {
                 let mut guard = guard?;
                 let mut batch = Vec::new();
@@ -179,5 +189,30 @@ async fn handle(
     let mut out = serde_json::to_string(&reply)?;
     out.push('\n');
     write.write_all(out.as_bytes()).await?;
+    Ok(())
+}
+
+/// Answers one HTTP request: the metrics on /metrics, 404 elsewhere.
+async fn scrape(d: &Daemon, stream: tokio::net::TcpStream) -> Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(5), BufReader::new(read).read_line(&mut line))
+        .await??;
+    let path = line.split_whitespace().nth(1).unwrap_or("/");
+    let (status, kind, body) = if path == "/metrics" || path.starts_with("/metrics?") {
+        (
+            "200 OK",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            crate::metrics::render(d)?,
+        )
+    } else {
+        ("404 Not Found", "text/plain", "metrics are at /metrics\n".to_string())
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    write.write_all(head.as_bytes()).await?;
+    write.write_all(body.as_bytes()).await?;
     Ok(())
 }
