@@ -112,6 +112,8 @@ fn the_host_report_names_exactly_the_inside_hosts_that_contacted_listed_addresse
     assert_eq!(top[1]["entry"], "198.51.100.7/32");
     assert_eq!(top[1]["packets"], 2);
 
+    eprintln!("$ takedown hosts\n{}", cli(&topo, &place, &["hosts"]));
+    eprintln!("$ takedown top\n{}", cli(&topo, &place, &["top", "--interval", "0.2"]));
     // The table survives a restart.
     daemon.stop().unwrap();
     let daemon = Running::start(&topo.gateway, &args).unwrap();

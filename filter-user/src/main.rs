@@ -42,6 +42,8 @@ enum Command {
     Hosts(cli::observe::HostsArgs),
     /// The most-hit entries with their lists and rates.
     Top(cli::observe::TopArgs),
+    /// A live view: rates, top entries, newest infected hosts, list refreshes (q quits).
+    Watch(cli::watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Refresh(args) => cli::refresh::run(args),
         Command::Hosts(args) => cli::observe::hosts(args).map(|()| ExitCode::SUCCESS),
         Command::Top(args) => cli::observe::top(args).map(|()| ExitCode::SUCCESS),
+        Command::Watch(args) => cli::watch::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -15,8 +15,9 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-/// Debian packages the demo and tests run: ip, ping, sysctl, trafgen, setpriv.
-const PACKAGES: [&str; 5] = ["iproute2", "iputils-ping", "procps", "netsniff-ng", "util-linux"];
+/// Debian packages the demo and tests run: ip, ping, sysctl, trafgen, setpriv, tmux.
+const PACKAGES: [&str; 6] =
+    ["iproute2", "iputils-ping", "procps", "netsniff-ng", "util-linux", "tmux"];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// `cargo xtask setup`.

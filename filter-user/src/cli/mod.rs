@@ -20,3 +20,4 @@ pub mod refresh;
 pub mod report;
 pub mod run;
 pub mod sources;
+pub mod watch;

@@ -1,0 +1,107 @@
+//! `takedown watch` in a real 80x24 terminal (tmux), on a filter with known traffic: the screen
+//! shows the rates, the top entry, the infected host and the list, and q quits.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use integration_tests::{
+    PinPlace, TempDir,
+    process::{Running, run_cli, takedown_bin},
+    require_root,
+};
+use td_netns::{Addrs, Topology, udp_count};
+
+/// A tmux server of the test's own (its own socket), killed on drop.
+struct Tmux(String);
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux").args(["-L", &self.0]).args(args).output().expect("tmux")
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+#[test]
+fn watch_shows_rates_entries_hosts_and_lists_and_quits_on_q() {
+    if !require_root("watch_shows_rates_entries_hosts_and_lists_and_quits_on_q") {
+        return;
+    }
+    let place = PinPlace::new("watch");
+    let topo = Topology::new("wt").unwrap();
+    let dir = TempDir::new("watch");
+    let list = dir.file("drop.txt", "203.0.113.7\n");
+    let mut args: Vec<String> =
+        ["run", "-i", Addrs::GATEWAY_IF, "-l", &list].iter().map(|s| s.to_string()).collect();
+    args.extend(place.args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let daemon = Running::start(&topo.gateway, &args).unwrap();
+    let sent = udp_count(
+        &topo.client,
+        Addrs::ip(Addrs::CLIENT_V4),
+        &topo.internet,
+        Addrs::ip(Addrs::TAKEDOWN_V4),
+        20,
+        Duration::from_millis(200),
+    )
+    .unwrap();
+    assert_eq!(sent, 0);
+    // Wait for the daemon to save its host table.
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut pa: Vec<String> = vec!["hosts".into()];
+    pa.extend(place.args());
+    let pa: Vec<&str> = pa.iter().map(String::as_str).collect();
+    while !String::from_utf8_lossy(&run_cli(None, &pa).stdout).contains("192.0.2.10")
+        && Instant::now() < end
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let tmux = Tmux(format!("td-watch-{}", std::process::id()));
+    let cmd = format!("{} watch {}", takedown_bin().display(), place.args().join(" "));
+    let out = tmux.run(&["new-session", "-d", "-s", "w", "-x", "80", "-y", "24", &cmd]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A steady listed stream while it watches, so that a drop rate shows.
+    let stream = td_netns::Stream::start(
+        &topo.client,
+        Addrs::ip(Addrs::CLIENT_V4),
+        &topo.internet,
+        Addrs::ip(Addrs::TAKEDOWN_V4),
+        Duration::from_millis(5),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(3500));
+    let screen =
+        String::from_utf8_lossy(&tmux.run(&["capture-pane", "-p", "-t", "w"]).stdout).into_owned();
+    eprintln!("takedown watch, 80x24:\n{screen}");
+    for want in [
+        "takedown watch",
+        "dropped",
+        "pkts/s",
+        "203.0.113.7/32",
+        "192.0.2.10",
+        "drop.txt",
+        "ok",
+        "newest infected hosts",
+    ] {
+        assert!(screen.contains(want), "{want:?} not on the screen:\n{screen}");
+    }
+    assert!(
+        screen.lines().count() <= 24 && screen.lines().all(|l| l.chars().count() <= 80),
+        "fits 80x24:\n{screen}"
+    );
+    tmux.run(&["send-keys", "-t", "w", "q"]);
+    let end = Instant::now() + Duration::from_secs(5);
+    while tmux.run(&["has-session", "-t", "w"]).status.success() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!tmux.run(&["has-session", "-t", "w"]).status.success(), "watch did not quit on q");
+    daemon.stop().unwrap();
+}
