@@ -81,6 +81,15 @@ fn watch_shows_rates_entries_hosts_and_lists_and_quits_on_q() {
     let screen =
         String::from_utf8_lossy(&tmux.run(&["capture-pane", "-p", "-t", "w"]).stdout).into_owned();
     eprintln!("takedown watch, 80x24:\n{screen}");
+    let (_, through) = stream.stop();
+    assert_eq!(through, 0, "the stream is listed");
+    let rate: f64 = screen
+        .split("dropped ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    assert!(rate > 20.0, "the drop rate shows the stream (~200/s): {rate}\n{screen}");
     for want in [
         "takedown watch",
         "dropped",
