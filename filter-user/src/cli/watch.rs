@@ -83,7 +83,7 @@ fn watch(terminal: &mut ratatui::DefaultTerminal, maps: &Maps, places: &Places) 
                 (key, rate, h.packets, st.list_names(h.meta.lists).join(","))
             })
             .collect();
-        top.sort_by(|a, b| b.2.cmp(&a.2));
+        top.sort_by_key(|t| std::cmp::Reverse(t.2));
         top.truncate(6);
         view.top = top;
         last_hits = hits.iter().map(|h| (h.net.to_string(), h.packets)).collect();
