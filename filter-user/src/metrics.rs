@@ -16,6 +16,22 @@ use crate::{counters, daemon::Daemon};
 
 type Labels = Vec<(String, String)>;
 
+/// Every series name this module exports (counters with their `_total` suffix).
+pub const SERIES: [&str; 12] = [
+    "takedown_packets_total",
+    "takedown_bytes_total",
+    "takedown_dropped_packets_total",
+    "takedown_dropped_bytes_total",
+    "takedown_events_total",
+    "takedown_events_suppressed_total",
+    "takedown_entries",
+    "takedown_list_entries",
+    "takedown_refreshes_total",
+    "takedown_last_refresh_success_timestamp_seconds",
+    "takedown_fetch_duration_milliseconds",
+    "takedown_infected_hosts",
+];
+
 /// Where metrics are served: `addr`; refused when not loopback unless `remote` is allowed.
 pub fn address(addr: &str, remote: bool) -> Result<Option<SocketAddr>> {
     if addr.is_empty() {
@@ -144,4 +160,48 @@ pub fn render(d: &Daemon) -> Result<String> {
     let mut out = String::new();
     encode(&mut out, &reg)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grafana_dashboard_queries_only_exported_series() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/grafana-dashboard.json");
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let exprs: Vec<String> = doc["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| {
+                p["targets"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["expr"].as_str().unwrap().to_string())
+            })
+            .collect();
+        assert!(exprs.len() >= 10);
+        for e in &exprs {
+            let names: Vec<&str> = e
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("takedown_"))
+                .collect();
+            assert!(!names.is_empty(), "{e}");
+            for n in names {
+                assert!(SERIES.contains(&n), "{n} (in {e}) is not exported");
+            }
+        }
+    }
+
+    #[test]
+    fn metrics_stay_on_loopback_unless_allowed() {
+        assert!(address("127.0.0.1:9645", false).unwrap().is_some());
+        assert!(address("[::1]:9645", false).unwrap().is_some());
+        assert!(address("", false).unwrap().is_none());
+        assert!(address("0.0.0.0:9645", false).is_err());
+        assert!(address("0.0.0.0:9645", true).unwrap().is_some());
+    }
 }
