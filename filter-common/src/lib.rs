@@ -8,7 +8,7 @@
 pub const MAP_V4_EXACT: &str = "TD_V4_EXACT";
 /// Exact IPv6 addresses: key [`V6Key`], value [`EntryValue`] (BPF hash map).
 pub const MAP_V6_EXACT: &str = "TD_V6_EXACT";
-/// IPv4 prefixes shorter than /32: LPM trie keyed by (prefix length, [`V4Key`]).
+/// IPv4 prefixes shorter than /32: LPM trie keyed by (prefix length, [`V4TrieKey`]).
 pub const MAP_V4_PREFIX: &str = "TD_V4_PREFIX";
 /// IPv6 prefixes shorter than /128: LPM trie keyed by (prefix length, [`V6Key`]).
 pub const MAP_V6_PREFIX: &str = "TD_V6_PREFIX";
@@ -54,6 +54,21 @@ pub const ALL_MAPS: [&str; 12] = [
 pub type V4Key = [u8; 4];
 /// An IPv6 address as it appears on the wire.
 pub type V6Key = [u8; 16];
+/// The data of an IPv4 prefix trie key: the address, then 4 zero bytes. An LPM trie stores a
+/// value right after its key data, so 8 bytes keep the values 8-byte aligned for the kernel's
+/// atomic counter adds (a 4-byte key would make them split-locked, and 10x slower). Matching is
+/// unchanged: entries' prefixes cover at most the first 32 bits.
+pub type V4TrieKey = [u8; 8];
+
+/// An IPv4 address as [`V4TrieKey`] data.
+pub const fn v4_trie_key(a: V4Key) -> V4TrieKey {
+    [a[0], a[1], a[2], a[3], 0, 0, 0, 0]
+}
+
+/// The IPv4 address of [`V4TrieKey`] data.
+pub const fn v4_from_trie(k: V4TrieKey) -> V4Key {
+    [k[0], k[1], k[2], k[3]]
+}
 
 /// The entry blocks packets whose source address matches it.
 pub const FLAG_SRC: u32 = 1;

@@ -25,7 +25,7 @@ use filter_common::{
     CFG_COUNT, CFG_FLAGS, CFG_V4_ALLOW, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, CNT_COUNT,
     CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED, CNT_MONITORED, CNT_NON_IP, CNT_PASSED, Counter,
     EntryValue, FLAG_DST, FLAG_MON_DST, FLAG_MON_SRC, FLAG_SRC, LIST_COUNTERS, MAX_IFACES,
-    MAX_IFINDEX, RateState, V4Key, V6Key,
+    MAX_IFINDEX, RateState, V4Key, V4TrieKey, V6Key, v4_trie_key,
 };
 use parse::Addresses;
 
@@ -35,7 +35,8 @@ static TD_V4_EXACT: HashMap<V4Key, EntryValue> = HashMap::with_max_entries(1, BP
 #[map]
 static TD_V6_EXACT: HashMap<V6Key, EntryValue> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
 #[map]
-static TD_V4_PREFIX: LpmTrie<V4Key, EntryValue> = LpmTrie::with_max_entries(1, BPF_F_NO_PREALLOC);
+static TD_V4_PREFIX: LpmTrie<V4TrieKey, EntryValue> =
+    LpmTrie::with_max_entries(1, BPF_F_NO_PREALLOC);
 #[map]
 static TD_V6_PREFIX: LpmTrie<V6Key, EntryValue> = LpmTrie::with_max_entries(1, BPF_F_NO_PREALLOC);
 #[map]
@@ -151,7 +152,7 @@ fn v4_match(addr: &V4Key, want: u32, tries: bool, allow: bool) -> Option<*mut En
                 return None;
             }
             TD_V4_PREFIX
-                .get(Key::new(32, *addr))
+                .get(Key::new(32, v4_trie_key(*addr)))
                 .filter(|v| v.flags & want != 0)
                 .map(|v| v as *const EntryValue as *mut EntryValue)
         })?;

@@ -32,9 +32,8 @@ pub fn upsert(maps: &mut Maps, net: IpNet, meta: Meta) -> Result<Edit> {
             exact(maps, MAP_V6_EXACT, n.addr().octets(), |v| Some(join(v, meta)))
         }
         IpNet::V4(n) => {
-            let e = prefix(maps, MAP_V4_PREFIX, n.prefix_len(), n.network().octets(), |v| {
-                Some(join(v, meta))
-            })?;
+            let key = filter_common::v4_trie_key(n.network().octets());
+            let e = prefix(maps, MAP_V4_PREFIX, n.prefix_len(), key, |v| Some(join(v, meta)))?;
             enable(maps, CFG_V4_PREFIXES)?;
             Ok(e)
         }
@@ -61,7 +60,13 @@ pub fn remove_lists(maps: &mut Maps, net: IpNet, lists: u64) -> Result<Edit> {
         IpNet::V6(n) if n.prefix_len() == 128 => {
             exact(maps, MAP_V6_EXACT, n.addr().octets(), strip)
         }
-        IpNet::V4(n) => prefix(maps, MAP_V4_PREFIX, n.prefix_len(), n.network().octets(), strip),
+        IpNet::V4(n) => prefix(
+            maps,
+            MAP_V4_PREFIX,
+            n.prefix_len(),
+            filter_common::v4_trie_key(n.network().octets()),
+            strip,
+        ),
         IpNet::V6(n) => prefix(maps, MAP_V6_PREFIX, n.prefix_len(), n.network().octets(), strip),
     }
 }

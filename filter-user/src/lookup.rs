@@ -42,7 +42,8 @@ pub fn lookup(maps: &Maps, addr: IpAddr) -> Result<Found> {
         found.matches.push((host, Meta { flags: v.flags, lists: v.lists }));
     }
     let mut prefixes: Vec<(IpNet, Meta)> = match addr {
-        IpAddr::V4(_) => covering::<4>(maps, prefix_map, addr)?,
+        // The IPv4 trie's key data is 8 bytes (see filter-common's V4TrieKey).
+        IpAddr::V4(_) => covering::<8>(maps, prefix_map, addr)?,
         IpAddr::V6(_) => covering::<16>(maps, prefix_map, addr)?,
     };
     prefixes.sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
@@ -64,7 +65,7 @@ fn get<const N: usize>(maps: &Maps, name: &str, key: [u8; N]) -> Result<Option<E
 
 fn net<const N: usize>(len: u32, data: [u8; N]) -> Option<IpNet> {
     let addr = match N {
-        4 => IpAddr::from(<[u8; 4]>::try_from(&data[..]).ok()?),
+        4 | 8 => IpAddr::from(<[u8; 4]>::try_from(&data[..4]).ok()?),
         _ => IpAddr::from(<[u8; 16]>::try_from(&data[..]).ok()?),
     };
     IpNet::new(addr, len as u8).ok()

@@ -71,7 +71,10 @@ pub fn plan<'a>(get: impl Fn(&str) -> Result<&'a Map>) -> Result<Plan> {
     Ok(Plan {
         v4_exact: exact(get(MAP_V4_EXACT)?)?,
         v6_exact: exact(get(MAP_V6_EXACT)?)?,
-        v4_prefix: prefixes(get(MAP_V4_PREFIX)?)?,
+        v4_prefix: prefixes::<8>(get(MAP_V4_PREFIX)?)?
+            .into_iter()
+            .map(|((len, k), m)| ((len, filter_common::v4_from_trie(k)), m))
+            .collect(),
         v6_prefix: prefixes(get(MAP_V6_PREFIX)?)?,
         v4_allow: allow(get(MAP_V4_ALLOW)?)?,
         v6_allow: allow(get(MAP_V6_ALLOW)?)?,
@@ -164,10 +167,13 @@ pub fn hits<'a>(get: impl Fn(&str) -> Result<&'a Map>) -> Result<Vec<EntryHits>>
         let (k, v) = item?;
         add(ipnet::IpNet::from(ip6(k)), v);
     }
-    let t4: LpmTrie<&MapData, [u8; 4], EntryValue> = LpmTrie::try_from(get(MAP_V4_PREFIX)?)?;
+    let t4: LpmTrie<&MapData, [u8; 8], EntryValue> = LpmTrie::try_from(get(MAP_V4_PREFIX)?)?;
     for item in t4.iter() {
         let (k, v) = item?;
-        add(ipnet::IpNet::new(ip4(k.data()), k.prefix_len() as u8)?, v);
+        add(
+            ipnet::IpNet::new(ip4(filter_common::v4_from_trie(k.data())), k.prefix_len() as u8)?,
+            v,
+        );
     }
     let t6: LpmTrie<&MapData, [u8; 16], EntryValue> = LpmTrie::try_from(get(MAP_V6_PREFIX)?)?;
     for item in t6.iter() {

@@ -17,7 +17,7 @@ use aya::{
 use filter_common::{
     CFG_FLAGS, CFG_V4_ALLOW, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue,
     MAP_CONFIG, MAP_V4_ALLOW, MAP_V4_EXACT, MAP_V4_PREFIX, MAP_V6_ALLOW, MAP_V6_EXACT,
-    MAP_V6_PREFIX,
+    MAP_V6_PREFIX, v4_trie_key,
 };
 
 use crate::{
@@ -75,13 +75,21 @@ fn apply_with(ebpf: &mut Ebpf, old: &Plan, new: &Plan, mode: WriteMode) -> Resul
     )?;
     ch.written += write(ebpf, MAP_V4_EXACT, &values(&changed(&old.v4_exact, &new.v4_exact)), mode)?;
     ch.written += write(ebpf, MAP_V6_EXACT, &values(&changed(&old.v6_exact, &new.v6_exact)), mode)?;
-    ch.written +=
-        write(ebpf, MAP_V4_PREFIX, &prefix_values(&changed(&old.v4_prefix, &new.v4_prefix)), mode)?;
+    ch.written += write(
+        ebpf,
+        MAP_V4_PREFIX,
+        &v4_trie(prefix_values(&changed(&old.v4_prefix, &new.v4_prefix))),
+        mode,
+    )?;
     ch.written +=
         write(ebpf, MAP_V6_PREFIX, &prefix_values(&changed(&old.v6_prefix, &new.v6_prefix)), mode)?;
     ch.deleted += delete(ebpf, MAP_V4_EXACT, &gone(&old.v4_exact, &new.v4_exact))?;
     ch.deleted += delete(ebpf, MAP_V6_EXACT, &gone(&old.v6_exact, &new.v6_exact))?;
-    ch.deleted += delete(ebpf, MAP_V4_PREFIX, &lpm_keys(&gone(&old.v4_prefix, &new.v4_prefix)))?;
+    ch.deleted += delete(
+        ebpf,
+        MAP_V4_PREFIX,
+        &v4_trie_keys(lpm_keys(&gone(&old.v4_prefix, &new.v4_prefix))),
+    )?;
     ch.deleted += delete(ebpf, MAP_V6_PREFIX, &lpm_keys(&gone(&old.v6_prefix, &new.v6_prefix)))?;
     ch.deleted +=
         delete(ebpf, MAP_V4_ALLOW, &lpm_keys(&gone(&allow(&old.v4_allow), &allow(&new.v4_allow))))?;
@@ -142,6 +150,15 @@ fn value(meta: &Meta) -> EntryValue {
 
 fn values<K: Copy>(items: &[(K, Meta)]) -> Vec<(K, EntryValue)> {
     items.iter().map(|(k, m)| (*k, value(m))).collect()
+}
+
+/// IPv4 prefix entries with the trie's 8-byte key data (see filter-common's `V4TrieKey`).
+fn v4_trie<V>(items: Vec<(Key<[u8; 4]>, V)>) -> Vec<(Key<[u8; 8]>, V)> {
+    items.into_iter().map(|(k, v)| (Key::new(k.prefix_len(), v4_trie_key(k.data())), v)).collect()
+}
+
+fn v4_trie_keys(keys: Vec<Key<[u8; 4]>>) -> Vec<Key<[u8; 8]>> {
+    keys.into_iter().map(|k| Key::new(k.prefix_len(), v4_trie_key(k.data()))).collect()
 }
 
 fn lpm_key<const N: usize>((len, addr): &(u8, [u8; N])) -> Key<[u8; N]> {
