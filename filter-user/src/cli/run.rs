@@ -60,6 +60,12 @@ pub struct RunArgs {
     /// Allow a metrics address that is not loopback.
     #[arg(long)]
     metrics_allow_remote: bool,
+    /// Events (for the infected-host report) each CPU may send a second (0: none).
+    #[arg(long, value_name = "N")]
+    event_rate: Option<u32>,
+    /// Events a CPU may send at once after a quiet time.
+    #[arg(long, value_name = "N")]
+    event_burst: Option<u32>,
     #[command(flatten)]
     places: Places,
 }
@@ -123,6 +129,12 @@ pub fn run(args: RunArgs) -> Result<()> {
         config.report.metrics = m.clone();
     }
     config.report.metrics_remote |= args.metrics_allow_remote;
+    if let Some(r) = args.event_rate {
+        config.report.event_rate = r;
+    }
+    if let Some(b) = args.event_burst {
+        config.report.event_burst = b;
+    }
     let metrics = takedown::metrics::address(&config.report.metrics, config.report.metrics_remote)?;
     for iface in &config.interfaces {
         filter::check_interface(iface)?;
