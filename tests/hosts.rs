@@ -5,21 +5,14 @@
 
 use std::time::{Duration, Instant};
 
-use integration_tests::{
-    PinPlace, TempDir,
-    process::{Running, run_cli},
-    require_root,
-};
+use integration_tests::{PinPlace, TempDir, process::Running, require_root};
 use serde_json::Value;
 use td_netns::{Addrs, Topology, ping, udp_count};
 
 fn cli(topo: &Topology, place: &PinPlace, args: &[&str]) -> String {
-    let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    a.extend(place.args());
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = run_cli(Some(&topo.gateway), &a);
-    assert!(out.status.success(), "takedown {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let (code, out, err) = place.cli(&topo.gateway, args);
+    assert_eq!(code, Some(0), "takedown {args:?}: {err}");
+    out
 }
 
 #[test]

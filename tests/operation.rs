@@ -1,11 +1,7 @@
 //! The CLI on a running filter, with and without the daemon: add, remove, lookup, list,
 //! status, stats and refresh; manual entries survive refreshes and restarts.
 
-use integration_tests::{
-    PinPlace, TempDir,
-    process::{Running, run_cli},
-    require_root,
-};
+use integration_tests::{PinPlace, TempDir, process::Running, require_root};
 use td_netns::{Addrs, Topology, ping};
 
 struct Ctx {
@@ -15,16 +11,8 @@ struct Ctx {
 
 impl Ctx {
     fn cli(&self, args: &[&str]) -> (Option<i32>, String) {
-        let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        a.extend(self.place.args());
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        let out = run_cli(Some(&self.topo.gateway), &a);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code(), text)
+        let (code, out, err) = self.place.cli(&self.topo.gateway, args);
+        (code, out + &err)
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -34,11 +22,7 @@ impl Ctx {
     }
 
     fn start(&self, list: &str) -> Running {
-        let mut a: Vec<String> =
-            ["run", "-i", Addrs::GATEWAY_IF, "-l", list].iter().map(|s| s.to_string()).collect();
-        a.extend(self.place.args());
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        Running::start(&self.topo.gateway, &a).unwrap()
+        self.place.start(&self.topo.gateway, &["run", "-i", Addrs::GATEWAY_IF, "-l", list])
     }
 
     fn pings(&self, dst: &str) -> u32 {

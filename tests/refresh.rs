@@ -8,30 +8,18 @@ use std::{
 
 use integration_tests::{
     PinPlace, TempDir,
-    process::{Running, run_cli, takedown_bin},
+    process::{Running, takedown_bin},
     require_root,
 };
 use td_netns::{Addrs, Stream, Topology, ping};
 
 fn cli(topo: &Topology, place: &PinPlace, args: &[&str]) -> (Option<i32>, String) {
-    let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    a.extend(place.args());
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = run_cli(Some(&topo.gateway), &a);
-    (
-        out.status.code(),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-    )
+    let (code, out, err) = place.cli(&topo.gateway, args);
+    (code, out + &err)
 }
 
 fn start(topo: &Topology, place: &PinPlace, list: &str) -> Running {
-    let mut a: Vec<String> = ["run", "-i", Addrs::GATEWAY_IF, "-l", list, "--block-own"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    a.extend(place.args());
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    Running::start(&topo.gateway, &a).unwrap()
+    place.start(&topo.gateway, &["run", "-i", Addrs::GATEWAY_IF, "-l", list, "--block-own"])
 }
 
 #[test]

@@ -23,25 +23,12 @@ struct Ctx {
 
 impl Ctx {
     fn cli(&self, args: &[&str]) -> (Option<i32>, String) {
-        let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        a.extend(self.place.args());
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        let out = run_cli(Some(&self.topo.gateway), &a);
-        (
-            out.status.code(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        let (code, out, err) = self.place.cli(&self.topo.gateway, args);
+        (code, out + &err)
     }
 
     fn start(&self) -> Running {
-        let mut a: Vec<String> = vec!["run".into(), "--config".into(), self.config.clone()];
-        a.extend(self.place.args());
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        Running::start(&self.topo.gateway, &a).unwrap()
+        self.place.start(&self.topo.gateway, &["run", "--config", &self.config])
     }
 
     fn blocked(&self, addr: &str) -> bool {

@@ -78,6 +78,14 @@ impl Status {
             .map_or_else(|| format!("list#{bit}"), |l| l.name.clone())
     }
 
+    /// The bit of the list called `name` ("manual": 63), if there is one.
+    pub fn list_bit(&self, name: &str) -> Option<u32> {
+        if name == crate::manual::MANUAL {
+            return Some(63);
+        }
+        self.lists.iter().find(|l| l.name == name).map(|l| l.bit)
+    }
+
     /// The names of every list in a lists bitmask.
     pub fn list_names(&self, lists: u64) -> Vec<String> {
         (0..64).filter(|b| lists & (1u64 << b) != 0).map(|b| self.list_name(b)).collect()

@@ -86,6 +86,27 @@ impl PinPlace {
     pub fn args(&self) -> Vec<String> {
         vec!["--pin-dir".into(), self.pin_dir(), "--state-dir".into(), self.state_dir()]
     }
+
+    /// `args` followed by this place's options.
+    fn with(&self, args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| a.to_string()).chain(self.args()).collect()
+    }
+
+    /// Runs `takedown ARGS` on this place to completion in `ns`: (exit code, stdout, stderr).
+    pub fn cli(&self, ns: &td_netns::NetNs, args: &[&str]) -> (Option<i32>, String, String) {
+        let all = self.with(args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let out = process::run_cli(Some(ns), &all);
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    }
+
+    /// Starts `takedown ARGS` (a `run`) on this place in `ns`, waiting until it filters.
+    pub fn start(&self, ns: &td_netns::NetNs, args: &[&str]) -> process::Running {
+        let all = self.with(args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        process::Running::start(ns, &all).expect("takedown starts")
+    }
 }
 
 impl Drop for PinPlace {

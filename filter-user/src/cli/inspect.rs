@@ -125,14 +125,9 @@ pub fn list(args: ListArgs) -> Result<()> {
     let plan = read::plan(|n| maps.get(n))?;
     let bit = match args.list.as_deref() {
         None => None,
-        Some(manual::MANUAL) => Some(63),
-        Some(name) => Some(
-            st.lists
-                .iter()
-                .find(|l| l.name == name)
-                .map(|l| l.bit)
-                .ok_or_else(|| anyhow::anyhow!("no list named {name:?}"))?,
-        ),
+        Some(name) => {
+            Some(st.list_bit(name).ok_or_else(|| anyhow::anyhow!("no list named {name:?}"))?)
+        }
     };
     let rows: Vec<(IpNet, Meta)> = entries(&plan)
         .into_iter()

@@ -120,9 +120,8 @@ pub fn top(args: TopArgs) -> Result<()> {
     let st = Status::read(&args.places.state().status_file()).unwrap_or_default();
     let bit = match args.list.as_deref() {
         None => None,
-        Some("manual") => Some(63),
-        Some(name) => match st.lists.iter().find(|l| l.name == name) {
-            Some(l) => Some(l.bit),
+        Some(name) => match st.list_bit(name) {
+            Some(b) => Some(b),
             None => bail!("no list named {name:?}"),
         },
     };
