@@ -137,3 +137,32 @@ fn events_name_the_inside_host_and_the_rate_limit_caps_a_flood() {
     assert!(sent as f64 <= 5.0 + 1000.0 * secs + 1.0, "{sent} events in {secs:.3} s");
     assert!(suppressed >= 150_000, "{suppressed}");
 }
+
+#[test]
+fn hit_counters_survive_a_change_of_lists() {
+    if !require_root("hit_counters_survive_a_change_of_lists") {
+        return;
+    }
+    let entries = |lists: u64| {
+        vec![
+            ("203.0.113.7/32", meta(Direction::Both, false, lists)),
+            ("198.51.100.0/24", meta(Direction::Both, false, lists)),
+        ]
+    };
+    let plan =
+        |lists: u64| Plan::build(entries(lists).iter().map(|(n, m)| (n.parse().unwrap(), *m)), &[]);
+    let (before, after) = (plan(0b01), plan(0b11));
+    let mut l = Loaded::with_plan(&before).unwrap();
+    for _ in 0..3 {
+        assert_eq!(l.verdict(&frames::v4(INSIDE, [203, 0, 113, 7])), XDP_DROP);
+        assert_eq!(l.verdict(&frames::v4(INSIDE, [198, 51, 100, 9])), XDP_DROP);
+    }
+    // A refresh puts both entries on a second list: their values change, their counts stay.
+    takedown::sync::apply(l.filter.ebpf_mut(), &before, &after).unwrap();
+    let all = read::hits(|n| read::map(l.filter.ebpf(), n)).unwrap();
+    for net in ["203.0.113.7/32", "198.51.100.0/24"] {
+        let h = all.iter().find(|h| h.net.to_string() == net).unwrap();
+        assert_eq!((h.meta.lists, h.packets, h.bytes), (0b11, 3, 192), "{net}");
+        assert!(h.last_hit_ns > 0);
+    }
+}

@@ -11,6 +11,7 @@ use std::{
 
 use aya::Pod;
 
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
@@ -119,6 +120,15 @@ struct ElemAttr {
 /// One BPF_MAP_UPDATE_ELEM, for kernels or maps without batch updates.
 pub fn update_one<K: Pod, V: Pod>(fd: BorrowedFd<'_>, key: &K, value: &V) -> io::Result<()> {
     elem(BPF_MAP_UPDATE_ELEM, fd, key as *const K as u64, value as *const V as u64)
+}
+
+/// One BPF_MAP_LOOKUP_ELEM: the value of `key`, if present (for an LPM trie, of the longest
+/// match).
+pub fn lookup_one<K: Pod, V: Pod>(fd: BorrowedFd<'_>, key: &K) -> Option<V> {
+    let mut value = std::mem::MaybeUninit::<V>::zeroed();
+    elem(BPF_MAP_LOOKUP_ELEM, fd, key as *const K as u64, value.as_mut_ptr() as u64).ok()?;
+    // SAFETY: the kernel wrote a whole value (V is Pod, and was zeroed first).
+    Some(unsafe { value.assume_init() })
 }
 
 /// One BPF_MAP_DELETE_ELEM; a key that is already absent is not an error.

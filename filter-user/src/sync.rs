@@ -73,16 +73,24 @@ fn apply_with(ebpf: &mut Ebpf, old: &Plan, new: &Plan, mode: WriteMode) -> Resul
         &allow_values(&changed(&allow(&old.v6_allow), &allow(&new.v6_allow))),
         mode,
     )?;
-    ch.written += write(ebpf, MAP_V4_EXACT, &values(&changed(&old.v4_exact, &new.v4_exact)), mode)?;
-    ch.written += write(ebpf, MAP_V6_EXACT, &values(&changed(&old.v6_exact, &new.v6_exact)), mode)?;
-    ch.written += write(
-        ebpf,
-        MAP_V4_PREFIX,
-        &v4_trie(prefix_values(&changed(&old.v4_prefix, &new.v4_prefix))),
-        mode,
-    )?;
-    ch.written +=
-        write(ebpf, MAP_V6_PREFIX, &prefix_values(&changed(&old.v6_prefix, &new.v6_prefix)), mode)?;
+    // Entries whose lists or direction change keep their hit counters.
+    let (keys, mut vals) = with_held(&old.v4_exact, &new.v4_exact);
+    keep_counters(ebpf, MAP_V4_EXACT, &keys, &mut vals)?;
+    ch.written += write(ebpf, MAP_V4_EXACT, &vals, mode)?;
+    let (keys, mut vals) = with_held(&old.v6_exact, &new.v6_exact);
+    keep_counters(ebpf, MAP_V6_EXACT, &keys, &mut vals)?;
+    ch.written += write(ebpf, MAP_V6_EXACT, &vals, mode)?;
+    let (keys, vals) = with_held(&old.v4_prefix, &new.v4_prefix);
+    let mut vals = v4_trie(vals.into_iter().map(|(k, v)| (lpm_key(&k), v)).collect());
+    let keys: Vec<_> =
+        keys.iter().map(|(k, held)| (v4_trie(vec![(lpm_key(k), ())])[0].0, *held)).collect();
+    keep_counters(ebpf, MAP_V4_PREFIX, &keys, &mut vals)?;
+    ch.written += write(ebpf, MAP_V4_PREFIX, &vals, mode)?;
+    let (keys, vals) = with_held(&old.v6_prefix, &new.v6_prefix);
+    let mut vals: Vec<_> = vals.into_iter().map(|(k, v)| (lpm_key(&k), v)).collect();
+    let keys: Vec<_> = keys.iter().map(|(k, held)| (lpm_key(k), *held)).collect();
+    keep_counters(ebpf, MAP_V6_PREFIX, &keys, &mut vals)?;
+    ch.written += write(ebpf, MAP_V6_PREFIX, &vals, mode)?;
     ch.deleted += delete(ebpf, MAP_V4_EXACT, &gone(&old.v4_exact, &new.v4_exact))?;
     ch.deleted += delete(ebpf, MAP_V6_EXACT, &gone(&old.v6_exact, &new.v6_exact))?;
     ch.deleted += delete(
@@ -169,12 +177,6 @@ fn lpm_keys<const N: usize>(keys: &[(u8, [u8; N])]) -> Vec<Key<[u8; N]>> {
     keys.iter().map(lpm_key).collect()
 }
 
-fn prefix_values<const N: usize>(
-    items: &[((u8, [u8; N]), Meta)],
-) -> Vec<(Key<[u8; N]>, EntryValue)> {
-    items.iter().map(|(k, m)| (lpm_key(k), value(m))).collect()
-}
-
 fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Map> {
     ebpf.map_mut(name).ok_or_else(|| anyhow!("the filter has no map {name}"))
 }
@@ -184,6 +186,38 @@ fn map_data<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a MapData> {
         Map::HashMap(d) | Map::LpmTrie(d) => Ok(d),
         _ => Err(anyhow!("{name} is not a hash map or LPM trie")),
     }
+}
+
+/// The entries of `new` to write (absent from `old`, or different there) as map values, and
+/// for each its key with whether `old` held it.
+#[allow(clippy::type_complexity)]
+fn with_held<K: Eq + Hash + Copy>(
+    old: &[(K, Meta)],
+    new: &[(K, Meta)],
+) -> (Vec<(K, bool)>, Vec<(K, EntryValue)>) {
+    let before: std::collections::HashSet<K> = old.iter().map(|(k, _)| *k).collect();
+    let items = changed(old, new);
+    let keys = items.iter().map(|(k, _)| (*k, before.contains(k))).collect();
+    (keys, values(&items))
+}
+
+/// Carries the hit counters of the entries the map already holds (`held`) over to their new
+/// values, so that a change of lists or direction does not reset them.
+fn keep_counters<K: Pod, M>(
+    ebpf: &mut Ebpf,
+    name: &str,
+    held: &[(K, bool)],
+    items: &mut [(M, EntryValue)],
+) -> Result<()> {
+    let fd = map_data(ebpf, name)?.fd().as_fd();
+    for ((k, _), (_, v)) in held.iter().zip(items.iter_mut()).filter(|((_, was), _)| *was) {
+        if let Some(old) = batch::lookup_one::<K, EntryValue>(fd, k) {
+            v.packets = old.packets;
+            v.bytes = old.bytes;
+            v.last_hit_ns = old.last_hit_ns;
+        }
+    }
+    Ok(())
 }
 
 /// Inserts or updates `items` in map `name`; returns how many.
