@@ -306,15 +306,26 @@ impl Daemon {
         self.filter = None;
     }
 
-    /// Moves the maps to the current plan; on failure the maps keep at least the old entries.
+    /// Moves the maps to the current plan. On failure the maps keep at least the old entries
+    /// (nothing is deleted before every insert is done), and what they hold is read back, so
+    /// that the next reconcile starts from the truth.
     pub fn reconcile(&mut self) -> Result<Changes> {
         let plan = self.plan();
         let filter = self.filter.as_mut().context("the filter is not loaded")?;
         read::capacities(|n| read::map(filter.ebpf(), n))?.check_fits(&plan)?;
-        let ch = sync::apply(filter.ebpf_mut(), &self.applied, &plan)?;
-        self.applied = plan;
-        self.write_status();
-        Ok(ch)
+        match sync::apply(filter.ebpf_mut(), &self.applied, &plan) {
+            Ok(ch) => {
+                self.applied = plan;
+                self.write_status();
+                Ok(ch)
+            }
+            Err(e) => {
+                if let Ok(held) = read::plan(|n| read::map(filter.ebpf(), n)) {
+                    self.applied = held;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Refreshes one list (or all) and applies the result; one result a list.
