@@ -1,6 +1,8 @@
 //! `takedown watch`: a live view of the running filter, refreshed every second, that fits an
 //! 80x24 terminal (over SSH too): drop and pass rates with their recent history, the most-hit
 //! entries, the newest infected hosts, and each list's refresh state. q, Esc or Ctrl-C quits.
+//! The rates come from the counters every second; the entry table, which reads every entry, is
+//! refreshed every [`TOP_EVERY`] seconds so that a million-entry filter stays responsive.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -46,6 +48,8 @@ struct View {
 }
 
 const HISTORY: usize = 60;
+/// Seconds between two reads of every entry for the top table.
+const TOP_EVERY: u32 = 5;
 
 pub fn run(args: WatchArgs) -> Result<()> {
     let maps = Maps::open(&args.places.pins())?;
@@ -60,7 +64,8 @@ fn watch(terminal: &mut ratatui::DefaultTerminal, maps: &Maps, places: &Places) 
     let mut last = counters::read_map(maps.get(MAP_COUNTERS)?)?;
     let mut last_hits: HashMap<String, u64> = HashMap::new();
     let mut last_t = Instant::now();
-    loop {
+    let mut last_top = Instant::now();
+    for tick in 0u32.. {
         let t = Instant::now();
         let secs = (t - last_t).as_secs_f64().max(0.001);
         let now_c = counters::read_map(maps.get(MAP_COUNTERS)?)?;
@@ -70,23 +75,27 @@ fn watch(terminal: &mut ratatui::DefaultTerminal, maps: &Maps, places: &Places) 
         push(&mut view.drops, view.drop_rate as u64);
         push(&mut view.passes, view.pass_rate as u64);
         let st = Status::read(&places.state().status_file()).unwrap_or_default();
-        let hits = read::hits(|n| maps.get(n))?;
-        let mut top: Vec<(String, f64, u64, String)> = hits
-            .iter()
-            .filter(|h| h.packets > 0)
-            .map(|h| {
-                let key = h.net.to_string();
-                let rate =
-                    h.packets.saturating_sub(last_hits.get(&key).copied().unwrap_or(h.packets))
-                        as f64
-                        / secs;
-                (key, rate, h.packets, st.list_names(h.meta.lists).join(","))
-            })
-            .collect();
-        top.sort_by_key(|t| std::cmp::Reverse(t.2));
-        top.truncate(6);
-        view.top = top;
-        last_hits = hits.iter().map(|h| (h.net.to_string(), h.packets)).collect();
+        if tick % TOP_EVERY == 0 {
+            let secs = last_top.elapsed().as_secs_f64().max(0.001);
+            last_top = Instant::now();
+            let hits = read::hits(|n| maps.get(n))?;
+            let mut top: Vec<(String, f64, u64, String)> = hits
+                .iter()
+                .filter(|h| h.packets > 0)
+                .map(|h| {
+                    let key = h.net.to_string();
+                    let rate =
+                        h.packets.saturating_sub(last_hits.get(&key).copied().unwrap_or(h.packets))
+                            as f64
+                            / secs;
+                    (key, rate, h.packets, st.list_names(h.meta.lists).join(","))
+                })
+                .collect();
+            top.sort_by_key(|t| std::cmp::Reverse(t.2));
+            top.truncate(6);
+            view.top = top;
+            last_hits = hits.iter().map(|h| (h.net.to_string(), h.packets)).collect();
+        }
         view.hosts = HostTable::load(&places.state().hosts_file(), usize::MAX)
             .recent(0)
             .into_iter()
@@ -130,6 +139,7 @@ fn watch(terminal: &mut ratatui::DefaultTerminal, maps: &Maps, places: &Places) 
             }
         }
     }
+    Ok(())
 }
 
 fn push(v: &mut VecDeque<u64>, x: u64) {
