@@ -156,7 +156,7 @@ fn keeps_filtering_when_its_output_reader_goes_away() {
     let dir = TempDir::new("e2e-pipe");
     let list = dir.file("list.txt", "203.0.113.7\n");
     let topo = Topology::new("ep").unwrap();
-    let mut child = topo
+    let child = topo
         .gateway
         .command(takedown_bin().to_str().unwrap())
         .args(["run", "-i", Addrs::GATEWAY_IF, "-l", &list, "--interval", "1", "--ephemeral"])
@@ -164,16 +164,18 @@ fn keeps_filtering_when_its_output_reader_goes_away() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Killed on drop, should an assertion below fail.
+    let mut child = integration_tests::process::KillOnDrop(child);
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let started = lines.by_ref().take(40).map_while(Result::ok).any(|l| l.starts_with("filtering"));
     assert!(started, "takedown did not start");
     drop(lines); // the reader goes away; the next counter line hits a closed pipe
     std::thread::sleep(Duration::from_millis(2500));
-    assert!(child.try_wait().unwrap().is_none(), "takedown died when its stdout closed");
+    assert!(child.0.try_wait().unwrap().is_none(), "takedown died when its stdout closed");
     assert_eq!(udp(&topo, Addrs::CLIENT_V4, Addrs::TAKEDOWN_V4), 0);
     // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().unwrap();
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGINT) };
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "exit after SIGINT: {status}");
 }
 

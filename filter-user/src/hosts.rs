@@ -36,7 +36,7 @@ pub struct Host {
 }
 
 /// Every known host.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct HostTable {
     hosts: HashMap<String, Host>,
     max: usize,
@@ -67,6 +67,11 @@ fn service(proto: u8, port: u16) -> String {
 }
 
 impl HostTable {
+    /// An empty table holding at most `max` hosts.
+    pub fn new(max: usize) -> Self {
+        Self { hosts: HashMap::new(), max: max.max(1), dirty: false }
+    }
+
     /// The table saved at `path` (empty if none), holding at most `max` hosts.
     pub fn load(path: &Path, max: usize) -> Self {
         let hosts: Vec<Host> = std::fs::read(path)
@@ -158,6 +163,19 @@ mod tests {
             e.kind |= EV_DST;
         }
         e
+    }
+
+    #[test]
+    fn a_table_without_a_file_keeps_its_hosts() {
+        let names = Names { lists: &|_| vec![], interface: &|_| "eth1".into() };
+        let mut t = HostTable::new(100);
+        assert!(t.record(&ev([192, 0, 2, 10], [203, 0, 113, 7], true), 1, &names).is_some());
+        assert!(t.record(&ev([192, 0, 2, 11], [203, 0, 113, 7], true), 2, &names).is_some());
+        assert!(
+            t.record(&ev([192, 0, 2, 10], [203, 0, 113, 7], true), 3, &names).is_none(),
+            "known"
+        );
+        assert_eq!(t.len(), 2);
     }
 
     #[test]

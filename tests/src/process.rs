@@ -159,3 +159,15 @@ impl Drop for Running {
         }
     }
 }
+
+/// A child process that is killed and reaped when dropped, even when a test fails.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}

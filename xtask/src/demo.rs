@@ -4,13 +4,17 @@
 //! holding an ordinary server and a takedown server. takedown runs on both gateway interfaces
 //! with the example list in `examples/`. The demo pings and sends UDP, v4 and v6, to listed and
 //! ordinary addresses, from a listed inside source, and from the takedown server towards the
-//! client; checks that exactly the listed traffic is dropped; prints the counters; and removes
-//! everything it created, even when interrupted (Ctrl-C).
+//! client; checks that exactly the listed traffic is dropped; shows which inside hosts tried to
+//! reach takedown infrastructure (`takedown hosts`, `takedown top`); prints the counters; and
+//! removes everything it created, even when interrupted (Ctrl-C). The filter is pinned into a
+//! private bpf filesystem under /tmp, never into /sys/fs/bpf.
 
 use std::{
     io::{BufRead, BufReader},
+    path::{Path, PathBuf},
     process::{Child, Stdio},
     sync::{
+        OnceLock,
         atomic::{AtomicI32, Ordering},
         mpsc,
     },
@@ -25,6 +29,14 @@ use crate::{build, setup};
 const NAMESPACES: [&str; 3] = ["td-demo-client", "td-demo-gw", "td-demo-inet"];
 /// The running takedown's pid, for the Ctrl-C handler (0: none).
 static CHILD: AtomicI32 = AtomicI32::new(0);
+/// The demo's directory (bpffs mount and state), for the Ctrl-C handler.
+static DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Unmounts the demo's bpffs (dropping every pin) and removes its directory.
+fn remove_dir(dir: &Path) {
+    let _ = std::process::Command::new("umount").arg(dir.join("bpf")).output();
+    let _ = std::fs::remove_dir_all(dir);
+}
 
 pub fn run() -> Result<()> {
     if !is_root() {
@@ -45,8 +57,24 @@ pub fn run() -> Result<()> {
         for ns in NAMESPACES {
             let _ = std::process::Command::new("ip").args(["netns", "del", ns]).output();
         }
+        if let Some(dir) = DIR.get() {
+            remove_dir(dir);
+        }
         std::process::exit(130);
     })?;
+    let dir = std::env::temp_dir().join(format!("takedown-demo-{}", std::process::id()));
+    remove_dir(&dir);
+    std::fs::create_dir_all(dir.join("bpf"))?;
+    setup::run_ok(
+        std::process::Command::new("mount").args(["-t", "bpf", "bpf"]).arg(dir.join("bpf")),
+    )?;
+    let _ = DIR.set(dir.clone());
+    let places: Vec<String> = vec![
+        "--pin-dir".into(),
+        dir.join("bpf/takedown").display().to_string(),
+        "--state-dir".into(),
+        dir.join("state").display().to_string(),
+    ];
     let [c, g, i] = NAMESPACES;
     let topo = Topology::named(c, g, i)?;
     let list = build::root().join("examples/takedown-list.txt");
@@ -56,18 +84,8 @@ pub fn run() -> Result<()> {
     let mut child = topo
         .gateway
         .command(bin.to_str().unwrap())
-        .args([
-            "run",
-            "--iface",
-            inside,
-            "--iface",
-            outside,
-            "--list",
-            list,
-            "--interval",
-            "0",
-            "--ephemeral",
-        ])
+        .args(["run", "--iface", inside, "--iface", outside, "--list", list, "--interval", "0"])
+        .args(&places)
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot start takedown")?;
@@ -76,15 +94,42 @@ pub fn run() -> Result<()> {
     let outcome = ready
         .recv_timeout(Duration::from_secs(30))
         .map_err(|_| anyhow::anyhow!("takedown did not start within 30 s"))
-        .and_then(|_| show_traffic(&topo));
-    println!("\n== stopping takedown (SIGINT): it prints its counters and detaches");
+        .and_then(|_| show_traffic(&topo))
+        .and_then(|_| show_hosts(&bin, &places));
+    println!(
+        "\n== stopping takedown (SIGINT): the pinned filter stays; `takedown detach` removes it"
+    );
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     child.wait()?;
     CHILD.store(0, Ordering::SeqCst);
+    let detach =
+        std::process::Command::new(&bin).args(["detach", "--yes"]).args(&places).output()?;
+    print!("  [takedown detach] {}", String::from_utf8_lossy(&detach.stdout));
     drop(topo);
-    println!("\n== namespaces removed");
+    remove_dir(&dir);
+    println!("\n== namespaces and the demo's bpffs removed");
     outcome
+}
+
+/// Shows the infected-host report and the most-hit entries (the daemon saves its host table
+/// every 2 s).
+fn show_hosts(bin: &Path, places: &[String]) -> Result<()> {
+    std::thread::sleep(Duration::from_millis(2500));
+    for (title, args) in [
+        (
+            "which inside hosts tried to reach takedown infrastructure (takedown hosts)",
+            vec!["hosts"],
+        ),
+        ("the most-hit entries (takedown top)", vec!["top", "--interval", "0.5"]),
+    ] {
+        println!("\n== {title}");
+        let out = std::process::Command::new(bin).args(&args).args(places).output()?;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            println!("  {line}");
+        }
+    }
+    Ok(())
 }
 
 /// Prints takedown's output, prefixed; the receiver gets a message once it is filtering.

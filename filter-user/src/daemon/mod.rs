@@ -77,6 +77,7 @@ impl Daemon {
     /// cannot be loaded at all, with no cached copy either). Touches no map.
     pub async fn new(settings: Settings) -> Result<Self> {
         let cfg = &settings.config;
+        let settings_max_hosts = cfg.report.max_hosts;
         let enabled: Vec<ListConfig> = cfg.enabled().cloned().collect();
         if enabled.len() >= MAX_LISTS {
             bail!(
@@ -131,7 +132,7 @@ impl Daemon {
             client,
             interfaces: vec![],
             started: now(),
-            hosts: Default::default(),
+            hosts: crate::hosts::HostTable::new(settings_max_hosts),
         };
         if let Some(s) = &d.settings.state {
             d.hosts =
