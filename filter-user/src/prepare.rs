@@ -200,11 +200,6 @@ pub struct Resolved {
 }
 
 impl Prepared {
-    /// Every domain named by a list, with the metadata of the lists naming it.
-    pub fn domains(&self) -> Vec<(String, Meta)> {
-        domains_of(self.lists.iter())
-    }
-
     /// Plans the lists plus the given resolved addresses (which pass the guards first).
     pub fn plan(&self, resolved: &[Resolved]) -> Plan {
         let nets = self.lists.iter().flat_map(ListReport::entries);
