@@ -9,18 +9,29 @@ use integration_tests::{
 use serde_json::Value;
 use td_netns::{Addrs, Topology};
 
-/// The real feeds (every file of ../shared/lists but its README).
+/// The real takedown feeds of ../shared/lists, by name: the folder also holds the country
+/// allocation lists, which are benchmark material (see `country_blocks_load_only_when_forced`).
+const FEEDS: [&str; 9] = [
+    "abusech-sslipblacklist.txt",
+    "feodo-ipblocklist.csv",
+    "firehol_level1.netset",
+    "ipsum.txt",
+    "maltrail-redline.txt",
+    "spamhaus-drop-v6.txt",
+    "spamhaus-drop.txt",
+    "stopforumspam_180d.ipset",
+    "urlhaus-hosts.txt",
+];
+
+fn shared(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/lists").join(name);
+    assert!(path.is_file(), "{} is missing", path.display());
+    path.to_str().unwrap().to_string()
+}
+
+/// The real feeds' paths.
 fn shared_lists() -> Vec<String> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/lists");
-    let mut files: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().is_some_and(|n| n != "README.md"))
-        .map(|p| p.to_str().unwrap().to_string())
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 9);
-    files
+    FEEDS.iter().map(|n| shared(n)).collect()
 }
 
 fn check_json(args: &[&str]) -> (Option<i32>, Value) {
@@ -74,6 +85,26 @@ fn every_real_feed_is_usable_with_its_readme_counts() {
     // firehol lists 0/8, 10/8, 100.64/10, 127/8, 169.254/16, 172.16/12, 192.168/16, 224/3.
     assert_eq!(by_name("firehol_level1.netset")["guarded"], 8);
     assert_eq!(by_name("stopforumspam_180d.ipset")["guarded"], 13, "the 13 addresses in 100.64/10");
+}
+
+#[test]
+fn country_blocks_load_only_when_forced() {
+    // Every RIR allocation: a handful are broader than the broad guard allows.
+    // (file, ipv4 prefixes, ipv6 prefixes, refused as too broad)
+    for (name, p4, p6, refused) in
+        [("country-blocks-v4.txt", 172_627, 0, 6), ("country-blocks-v6.txt", 0, 73_731, 108)]
+    {
+        let path = shared(name);
+        let (code, doc) = check_json(&[&path]);
+        assert_eq!(code, Some(1), "{name}: refused entries make it unusable");
+        let l = &doc["lists"][0];
+        assert_eq!(l["entries"]["ipv4_prefixes"], p4, "{name}");
+        assert_eq!(l["entries"]["ipv6_prefixes"], p6, "{name}");
+        assert_eq!(l["refused"], refused, "{name}");
+        let (code, doc) = check_json(&[&path, "--force-broad"]);
+        assert_eq!(code, Some(0), "{name}");
+        assert_eq!(doc["lists"][0]["refused"], 0, "{name}");
+    }
 }
 
 #[test]
