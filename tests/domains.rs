@@ -8,7 +8,7 @@ use std::{
 
 use integration_tests::{TempDir, dns::DnsServer, process::Running, require_root};
 use takedown::{
-    domains::{DnsLookup, Domains, Policy},
+    daemon::domains::{DnsLookup, Domains, Policy},
     plan::Meta,
 };
 use td_netns::{Addrs, NetNs, Topology, in_netns, ping};
@@ -48,8 +48,8 @@ fn resolver_reads_a_and_aaaa_with_their_ttl() {
     assert_eq!(bad_ttl, Duration::from_secs(60));
     assert_eq!(round.failed.len(), 1, "{:?}", round.failed);
     assert_eq!(round.failed[0].0, "gone.example");
-    let tags: Vec<_> = domains.tags(ip("203.0.113.7")).into_iter().collect();
-    assert_eq!(tags, ["bad.example", "evil.example"]);
+    let shared = domains.resolved().into_iter().find(|r| r.addr == ip("203.0.113.7")).unwrap();
+    assert_eq!(shared.names, ["bad.example", "evil.example"]);
     assert!(server.queries() >= 6, "A and AAAA for three names");
 }
 

@@ -9,11 +9,13 @@ use integration_tests::{
     require_root,
 };
 use takedown::{
-    guards::GuardOptions,
     lists::ListOptions,
-    plan::{Meta, Plan},
-    prepare::{self, Sources},
-    sync,
+    maps::sync,
+    plan::{
+        Meta, Plan,
+        guards::GuardOptions,
+        pipeline::{ListSpec, Pipeline},
+    },
 };
 use td_netns::{Addrs, Topology, ping};
 
@@ -23,14 +25,17 @@ const OTHER: [u8; 4] = [198, 51, 100, 10];
 /// Loads a filter planned by the real pipeline from one list (and an allowlist).
 fn load(list: &str, allow: Option<&str>, guards: GuardOptions) -> (Loaded, Plan) {
     let dir = TempDir::new(&format!("guards-{:x}", list.len() * 31 + allow.map_or(0, str::len)));
-    let sources = Sources {
-        lists: vec![(dir.file("list.txt", list).into(), ListOptions::default())],
-        allow: allow.map(|a| vec![dir.file("allow.txt", a).into()]).unwrap_or_default(),
-        guards,
-        protect_own: false,
-        keep_going: false,
+    let allow: Vec<_> = allow.map(|a| vec![dir.file("allow.txt", a).into()]).unwrap_or_default();
+    let pipeline = Pipeline::new(&allow, guards, false).unwrap();
+    let spec = ListSpec {
+        name: "list".into(),
+        origin: dir.file("list.txt", list).into(),
+        options: ListOptions::default(),
+        monitor: false,
     };
-    let plan = prepare::prepare(&sources).unwrap().plan(&[]);
+    let report = pipeline.list_file(&spec, 0);
+    assert_eq!(report.error, None);
+    let plan = pipeline.plan([report].iter(), &[], std::iter::empty());
     (Loaded::with_plan(&plan).unwrap(), plan)
 }
 
@@ -60,8 +65,8 @@ fn the_allowlist_wins_over_a_listed_prefix_and_later_additions() {
     assert_eq!(l.verdict(&v6(8)), XDP_DROP);
     // An entry for the allowed address written later (as the CLI will) still does not drop it.
     let mut later = plan.clone();
-    later.v4_exact.push(([203, 0, 113, 7], Meta { flags: 3, lists: 1 }));
-    sync::apply(l.filter.ebpf_mut(), &plan, &later).unwrap();
+    later.v4.exact.push(([203, 0, 113, 7], Meta { flags: 3, lists: 1 }));
+    sync::apply(&mut l.filter.maps_mut().addr, &plan, &later).unwrap();
     assert_eq!(to(&l, [203, 0, 113, 7]), XDP_PASS, "allowlist beats a later exact entry");
 }
 
@@ -71,7 +76,7 @@ fn special_ranges_are_cut_out_of_a_listed_prefix() {
         return;
     }
     let (l, plan) = load("192.0.0.0/8\n", None, Default::default());
-    assert_eq!(plan.v4_prefix.len(), 8, "192.0.0.0/8 split around 192.168.0.0/16");
+    assert_eq!(plan.v4.prefix.len(), 8, "192.0.0.0/8 split around 192.168.0.0/16");
     assert_eq!(to(&l, [192, 168, 1, 1]), XDP_PASS, "inside 192.168.0.0/16");
     assert_eq!(to(&l, [192, 169, 0, 1]), XDP_DROP, "its neighbour outside the special range");
     let relaxed = GuardOptions { allow_special: true, ..Default::default() };

@@ -113,12 +113,11 @@ fn a_daemon_killed_while_applying_a_large_diff_leaves_a_working_filter() {
         .spawn()
         .unwrap();
     // Inserts come first: once the last new address is in, deletions are under way. Kill then.
-    let maps = takedown::read::Maps::open(&takedown::pins::Pins::new(place.pin_dir())).unwrap();
-    let exact: aya::maps::HashMap<&aya::maps::MapData, [u8; 4], filter_common::EntryValue> =
-        aya::maps::HashMap::try_from(maps.get(filter_common::MAP_V4_EXACT).unwrap()).unwrap();
+    let pins = takedown::maps::pins::Pins::new(place.pin_dir());
+    let maps = takedown::maps::FilterMaps::open(&pins).unwrap();
     let last_new = [30, 3, 13, 63]; // 30.0.0.0 + 199,999
     let end = Instant::now() + Duration::from_secs(60);
-    while exact.get(&last_new, 0).is_err() && Instant::now() < end {
+    while maps.addr.v4.exact.get(&last_new).unwrap().is_none() && Instant::now() < end {
         std::thread::sleep(Duration::from_micros(200));
     }
     daemon.kill();
@@ -183,7 +182,8 @@ fn lists_refresh_on_their_interval_and_on_sighup() {
     dir.file("b.txt", "198.51.100.8\n");
     std::thread::sleep(Duration::from_millis(1500));
     assert!(blocked("203.0.113.8") && !blocked("198.51.100.8"), "b changed without being asked");
-    let pid = takedown::state::StateDir::new(place.state_dir()).daemon_pid().expect("daemon pid");
+    let pid =
+        takedown::daemon::state::StateDir::new(place.state_dir()).daemon_pid().expect("daemon pid");
     // SAFETY: signalling the daemon this test started.
     unsafe { libc::kill(pid, libc::SIGHUP) };
     assert!(wait_for("198.51.100.8", true), "SIGHUP did not refresh list b");

@@ -7,7 +7,7 @@ use integration_tests::{
     loaded::{Loaded, XDP_DROP, XDP_PASS},
     require_root,
 };
-use takedown::entry::Direction::{Both, Dst, Src};
+use takedown::lists::entry::Direction::{Both, Dst, Src};
 
 const LISTED4: [u8; 4] = [203, 0, 113, 7];
 const OTHER4: [u8; 4] = [192, 0, 2, 10];

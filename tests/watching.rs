@@ -12,10 +12,9 @@ use integration_tests::{
     require_root,
 };
 use takedown::{
-    counters,
-    entry::Direction,
+    lists::entry::Direction,
+    maps::{counters, sync},
     plan::{Meta, Plan},
-    read,
 };
 
 const INSIDE: [u8; 4] = [192, 0, 2, 10];
@@ -30,7 +29,7 @@ fn load(entries: &[(&str, Meta)]) -> Loaded {
 }
 
 fn hits_of(l: &Loaded, net: &str) -> (u64, u64, u64) {
-    let all = read::hits(|n| read::map(l.filter.ebpf(), n)).unwrap();
+    let all = l.filter.maps().hits().unwrap();
     let e =
         all.iter().find(|h| h.net.to_string() == net).unwrap_or_else(|| panic!("{net} in {all:?}"));
     (e.packets, e.bytes, e.last_hit_ns)
@@ -59,7 +58,7 @@ fn entry_and_list_counters_are_exact() {
     assert!(t > 0, "last hit time set");
     let (p, b, _) = hits_of(&l, "198.51.100.0/24");
     assert_eq!((p, b), (2, 128), "the prefix entry counts its hits");
-    let lists = counters::read_lists(l.filter.ebpf().map(MAP_LIST_COUNTERS).unwrap()).unwrap();
+    let lists = counters::read_lists(l.filter.maps().map(MAP_LIST_COUNTERS).unwrap()).unwrap();
     let of =
         |bit: u32| lists.iter().find(|(b, _, _)| *b == bit).map(|(_, s, d)| (s.packets, d.packets));
     assert_eq!(of(0), Some((1, 3)), "list 0: 1 as source, 3 as destination");
@@ -91,7 +90,7 @@ fn monitor_entries_count_and_pass_unless_also_enforced() {
 
 fn events(l: &mut Loaded) -> Vec<Event> {
     let mut ring: RingBuf<&mut MapData> =
-        RingBuf::try_from(l.filter.ebpf_mut().map_mut(MAP_EVENTS).unwrap()).unwrap();
+        RingBuf::try_from(l.filter.maps_mut().map_mut(MAP_EVENTS).unwrap()).unwrap();
     let mut out = Vec::new();
     while let Some(item) = ring.next() {
         // SAFETY: the program writes whole `Event`s.
@@ -106,7 +105,7 @@ fn events_name_the_inside_host_and_the_rate_limit_caps_a_flood() {
         return;
     }
     let mut l = load(&[("203.0.113.7/32", meta(Direction::Both, false, 0b1))]);
-    l.filter.set_event_rate(1000, 5).unwrap();
+    l.filter.maps_mut().set_event_rate(1000, 5).unwrap();
     assert_eq!(l.verdict(&frames::v4(INSIDE, [203, 0, 113, 7])), XDP_DROP);
     assert_eq!(l.verdict(&frames::v4([203, 0, 113, 7], INSIDE)), XDP_DROP);
     let ev = events(&mut l);
@@ -158,8 +157,8 @@ fn hit_counters_survive_a_change_of_lists() {
         assert_eq!(l.verdict(&frames::v4(INSIDE, [198, 51, 100, 9])), XDP_DROP);
     }
     // A refresh puts both entries on a second list: their values change, their counts stay.
-    takedown::sync::apply(l.filter.ebpf_mut(), &before, &after).unwrap();
-    let all = read::hits(|n| read::map(l.filter.ebpf(), n)).unwrap();
+    sync::apply(&mut l.filter.maps_mut().addr, &before, &after).unwrap();
+    let all = l.filter.maps().hits().unwrap();
     for net in ["203.0.113.7/32", "198.51.100.0/24"] {
         let h = all.iter().find(|h| h.net.to_string() == net).unwrap();
         assert_eq!((h.meta.lists, h.packets, h.bytes), (0b11, 3, 192), "{net}");

@@ -50,6 +50,62 @@ pub const ALL_MAPS: [&str; 12] = [
     MAP_RATE,
 ];
 
+/// An address family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+/// What an address map holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapKind {
+    /// Whole addresses (hash map), value [`EntryValue`].
+    Exact,
+    /// Shorter prefixes (LPM trie), value [`EntryValue`].
+    Prefix,
+    /// Networks never dropped (LPM trie), value `u32` 0.
+    Allow,
+}
+
+/// One of the address maps: its name in the object, the labels user space shows for it, and
+/// what it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressMap {
+    pub name: &'static str,
+    /// Short label (JSON keys, metric labels).
+    pub label: &'static str,
+    /// What its entries are, in words.
+    pub what: &'static str,
+    pub family: Family,
+    pub kind: MapKind,
+}
+
+const fn address_map(
+    name: &'static str,
+    label: &'static str,
+    what: &'static str,
+    family: Family,
+    kind: MapKind,
+) -> AddressMap {
+    AddressMap { name, label, what, family, kind }
+}
+
+/// Every address map, in the order user space shows them (status, metrics, `check`).
+pub const ADDRESS_MAPS: [AddressMap; 6] = [
+    address_map(MAP_V4_EXACT, "ipv4", "exact IPv4 addresses", Family::V4, MapKind::Exact),
+    address_map(MAP_V6_EXACT, "ipv6", "exact IPv6 addresses", Family::V6, MapKind::Exact),
+    address_map(MAP_V4_PREFIX, "ipv4_prefixes", "IPv4 prefixes", Family::V4, MapKind::Prefix),
+    address_map(MAP_V6_PREFIX, "ipv6_prefixes", "IPv6 prefixes", Family::V6, MapKind::Prefix),
+    address_map(MAP_V4_ALLOW, "ipv4_allow", "IPv4 allowlist entries", Family::V4, MapKind::Allow),
+    address_map(MAP_V6_ALLOW, "ipv6_allow", "IPv6 allowlist entries", Family::V6, MapKind::Allow),
+];
+
+/// The layout of this contract: map set, key and value layouts, flags and indices. Stored in
+/// [`MAP_CONFIG`] at [`CFG_LAYOUT`] by the loader, so that a loader of another build can tell
+/// pins it cannot read. Raise it with every change to anything in this file.
+pub const LAYOUT_VERSION: u32 = 2;
+
 /// An IPv4 address as it appears on the wire (network byte order).
 pub type V4Key = [u8; 4];
 /// An IPv6 address as it appears on the wire.
@@ -63,11 +119,6 @@ pub type V4TrieKey = [u8; 8];
 /// An IPv4 address as [`V4TrieKey`] data.
 pub const fn v4_trie_key(a: V4Key) -> V4TrieKey {
     [a[0], a[1], a[2], a[3], 0, 0, 0, 0]
-}
-
-/// The IPv4 address of [`V4TrieKey`] data.
-pub const fn v4_from_trie(k: V4TrieKey) -> V4Key {
-    [k[0], k[1], k[2], k[3]]
 }
 
 /// The entry blocks packets whose source address matches it.
@@ -211,8 +262,12 @@ pub const CFG_FLAGS: u32 = 0;
 pub const CFG_EVENT_RATE: u32 = 1;
 /// Index of the event burst (tokens a CPU can save) in [`MAP_CONFIG`].
 pub const CFG_EVENT_BURST: u32 = 2;
+/// Index of the contract's [`LAYOUT_VERSION`] in [`MAP_CONFIG`]. This index never moves:
+/// every layout can read the version of any other (pins of the first, unversioned layout have
+/// no such slot).
+pub const CFG_LAYOUT: u32 = 3;
 /// Number of slots in [`MAP_CONFIG`].
-pub const CFG_COUNT: u32 = 3;
+pub const CFG_COUNT: u32 = 4;
 /// The IPv4 prefix trie holds entries: look it up.
 pub const CFG_V4_PREFIXES: u32 = 1;
 /// The IPv6 prefix trie holds entries: look it up.

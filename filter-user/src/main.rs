@@ -33,7 +33,7 @@ enum Command {
     /// List the filter's entries (optionally one list's) with their lists.
     List(cli::inspect::ListArgs),
     /// Show the daemon, interfaces, program, entries per map and list, and the last refreshes.
-    Status(cli::inspect::StatusArgs),
+    Status(cli::status::StatusArgs),
     /// Show counter totals and rates.
     Stats(cli::inspect::StatsArgs),
     /// Ask the daemon to refresh one list or all.
@@ -61,7 +61,7 @@ fn main() -> ExitCode {
         Command::Remove(args) => cli::entries::remove(args).map(|()| ExitCode::SUCCESS),
         Command::Lookup(args) => cli::inspect::lookup(args).map(|()| ExitCode::SUCCESS),
         Command::List(args) => cli::inspect::list(args).map(|()| ExitCode::SUCCESS),
-        Command::Status(args) => cli::inspect::status_cmd(args).map(|()| ExitCode::SUCCESS),
+        Command::Status(args) => cli::status::run(args).map(|()| ExitCode::SUCCESS),
         Command::Stats(args) => cli::inspect::stats(args).map(|()| ExitCode::SUCCESS),
         Command::Refresh(args) => cli::refresh::run(args),
         Command::Hosts(args) => cli::observe::hosts(args).map(|()| ExitCode::SUCCESS),

@@ -3,26 +3,25 @@
 
 mod synth;
 
-use std::{
-    os::fd::{AsFd, AsRawFd},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use aya::{
-    maps::Map,
-    programs::{TestRun, TestRunOptions, Xdp},
-};
-use filter_common::{FLAG_BOTH, MAP_V4_EXACT, MAP_V4_PREFIX, MAP_V6_EXACT, MAP_V6_PREFIX};
+use aya::programs::{TestRun, TestRunOptions, Xdp};
+use filter_common::{ADDRESS_MAPS, FLAG_BOTH};
 use integration_tests::frames;
 use takedown::{
-    filter::{Capacities, Filter},
     lists::{self, ListOptions},
-    plan::Plan,
-    sync::{self, WriteMode},
+    maps::{
+        WriteMode,
+        filter::{Capacities, Filter},
+        sync,
+    },
+    plan::{Meta, Plan},
 };
 
 const REPEAT: u32 = 1_000_000;
+/// The metadata of every benchmark entry: both directions, list 0.
+const ONE_LIST: Meta = Meta { flags: FLAG_BOTH, lists: 1 };
 const RUNS: usize = 5;
 
 fn main() -> Result<()> {
@@ -88,7 +87,7 @@ fn median_ns(prog: &Xdp, frame: &[u8]) -> Result<f64> {
 
 fn scenario(name: &str, plan: &Plan) -> Result<()> {
     let mut filter = Filter::load(&Capacities::for_plan(plan, u32::MAX)?)?;
-    sync::fill(filter.ebpf_mut(), plan)?;
+    sync::fill(&mut filter.maps_mut().addr, plan)?;
     let prog = filter.program();
     let hit4 = synth::hit4(plan);
     let hit6 = synth::hit6(plan);
@@ -119,14 +118,14 @@ fn load(name: &str, n: u32, mode: WriteMode) -> Result<()> {
     let t0 = Instant::now();
     let list = lists::parse_text("bench.txt".as_ref(), &text, &ListOptions::default())?;
     let t1 = Instant::now();
-    let plan = Plan::from_entries(list.entries.iter().map(|e| (e.net, FLAG_BOTH)));
+    let plan = Plan::build(list.entries.iter().map(|e| (e.net, ONE_LIST)), &[]);
     let t2 = Instant::now();
     let mut filter = Filter::load(&Capacities::for_plan(&plan, u32::MAX)?)?;
     let t3 = Instant::now();
-    sync::fill_with(filter.ebpf_mut(), &plan, mode)?;
+    sync::fill_with(&mut filter.maps_mut().addr, &plan, mode)?;
     let t4 = Instant::now();
-    if plan.v4_exact.len() != n as usize {
-        bail!("{name}: planned {} entries, expected {n}", plan.v4_exact.len());
+    if plan.v4.exact.len() != n as usize {
+        bail!("{name}: planned {} entries, expected {n}", plan.v4.exact.len());
     }
     println!(
         "| {name} | {} | {} | {} | {} | **{}** | {:.0} MiB |",
@@ -140,22 +139,10 @@ fn load(name: &str, n: u32, mode: WriteMode) -> Result<()> {
     Ok(())
 }
 
-/// Kernel memory of the address maps, from /proc/self/fdinfo (memlock).
+/// Kernel memory of the address maps (memlock).
 fn map_memory(filter: &Filter) -> Result<u64> {
-    let mut total = 0;
-    for name in [MAP_V4_EXACT, MAP_V6_EXACT, MAP_V4_PREFIX, MAP_V6_PREFIX] {
-        let fd = match filter.ebpf().map(name) {
-            Some(Map::HashMap(d) | Map::LpmTrie(d)) => d.fd().as_fd().as_raw_fd(),
-            _ => bail!("no map {name}"),
-        };
-        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
-        total += info
-            .lines()
-            .find_map(|l| l.strip_prefix("memlock:"))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    Ok(total)
+    let maps = &filter.maps().addr;
+    ADDRESS_MAPS.iter().map(|m| maps.info(m).memory()).sum()
 }
 
 /// A refresh of an `n`-entry list of which `churn` entries leave and `churn` new ones arrive:
@@ -163,17 +150,17 @@ fn map_memory(filter: &Filter) -> Result<u64> {
 fn refresh(n: u32, churn: u32) -> Result<()> {
     let text = synth::v4_text(n);
     let old = lists::parse_text("old.txt".as_ref(), &text, &ListOptions::default())?;
-    let old = Plan::from_entries(old.entries.iter().map(|e| (e.net, FLAG_BOTH)));
+    let old = Plan::build(old.entries.iter().map(|e| (e.net, ONE_LIST)), &[]);
     let mut filter = Filter::load(&Capacities::for_plan(&old, u32::MAX)?)?;
-    sync::fill(filter.ebpf_mut(), &old)?;
+    sync::fill(&mut filter.maps_mut().addr, &old)?;
     // The new content: the first `churn` addresses gone, `churn` new ones after the last.
     let new_text: String =
         synth::v4_text(n + churn).lines().skip(churn as usize).map(|l| format!("{l}\n")).collect();
     let t0 = Instant::now();
     let list = lists::parse_text("new.txt".as_ref(), &new_text, &ListOptions::default())?;
-    let new = Plan::from_entries(list.entries.iter().map(|e| (e.net, FLAG_BOTH)));
+    let new = Plan::build(list.entries.iter().map(|e| (e.net, ONE_LIST)), &[]);
     let t1 = Instant::now();
-    let ch = sync::apply(filter.ebpf_mut(), &old, &new)?;
+    let ch = sync::apply(&mut filter.maps_mut().addr, &old, &new)?;
     let t2 = Instant::now();
     println!(
         "\nRefresh of a {n}-entry list with {:.0}% churn: parse + plan {}, apply {} ({} written, {} deleted), total **{}**",

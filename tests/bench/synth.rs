@@ -27,39 +27,38 @@ fn v6(i: u32) -> V6Key {
 
 /// A plan with `e4`/`e6` exact entries and `p4` /24 and `p6` /48 prefixes.
 pub fn exact(e4: u32, e6: u32, p4: u32, p6: u32) -> Plan {
-    Plan {
-        v4_exact: (0..e4).map(|i| (v4(i), M)).collect(),
-        v6_exact: (0..e6).map(|i| (v6(i), M)).collect(),
-        v4_prefix: (0..p4).map(|i| ((24, (0x3c00_0000 + (i << 8)).to_be_bytes()), M)).collect(),
-        v6_prefix: (0..p6)
-            .map(|i| {
-                let mut k = [0u8; 16];
-                k[0] = 0x2c;
-                k[2..6].copy_from_slice(&i.to_be_bytes());
-                ((48, k), M)
-            })
-            .collect(),
-        ..Default::default()
-    }
+    let mut plan = Plan::default();
+    plan.v4.exact = (0..e4).map(|i| (v4(i), M)).collect();
+    plan.v6.exact = (0..e6).map(|i| (v6(i), M)).collect();
+    plan.v4.prefix = (0..p4).map(|i| ((24, (0x3c00_0000 + (i << 8)).to_be_bytes()), M)).collect();
+    plan.v6.prefix = (0..p6)
+        .map(|i| {
+            let mut k = [0u8; 16];
+            k[0] = 0x2c;
+            k[2..6].copy_from_slice(&i.to_be_bytes());
+            ((48, k), M)
+        })
+        .collect();
+    plan
 }
 
 /// A listed IPv4 address: inside the last prefix when there are prefixes, else the last exact.
 pub fn hit4(plan: &Plan) -> V4Key {
-    match plan.v4_prefix.last() {
+    match plan.v4.prefix.last() {
         Some(((_, a), _)) => [a[0], a[1], a[2], 77],
-        None => plan.v4_exact.last().expect("entries").0,
+        None => plan.v4.exact.last().expect("entries").0,
     }
 }
 
 /// A listed IPv6 address, like [`hit4`].
 pub fn hit6(plan: &Plan) -> V6Key {
-    match plan.v6_prefix.last() {
+    match plan.v6.prefix.last() {
         Some(((_, a), _)) => {
             let mut k = *a;
             k[15] = 0x77;
             k
         }
-        None => plan.v6_exact.last().expect("entries").0,
+        None => plan.v6.exact.last().expect("entries").0,
     }
 }
 
@@ -75,8 +74,8 @@ pub fn v4_text(n: u32) -> String {
 /// `plan` with an allowlist of `n` IPv4 and `n` IPv6 host entries that no hit address matches
 /// (so hits still drop, after the kernel has checked the allowlist).
 pub fn with_allow(mut plan: Plan, n: u32) -> Plan {
-    plan.v4_allow = (0..n).map(|i| (32, (0x0b00_0000 + i).to_be_bytes())).collect();
-    plan.v6_allow = (0..n)
+    plan.v4.allow = (0..n).map(|i| (32, (0x0b00_0000 + i).to_be_bytes())).collect();
+    plan.v6.allow = (0..n)
         .map(|i| {
             let mut k = [0u8; 16];
             k[0] = 0x2b;

@@ -68,7 +68,7 @@ impl PinPlace {
             std::env::temp_dir().join(format!("takedown-bpffs-{name}-{}", std::process::id()));
         let _ = std::process::Command::new("umount").arg(&bpffs).output();
         std::fs::create_dir_all(&bpffs).expect("bpffs dir");
-        takedown::pins::mount_bpffs(&bpffs).expect("mount bpffs");
+        takedown::maps::pins::mount_bpffs(&bpffs).expect("mount bpffs");
         Self { bpffs, state: TempDir::new(&format!("state-{name}")) }
     }
 
@@ -112,7 +112,7 @@ impl PinPlace {
 impl Drop for PinPlace {
     fn drop(&mut self) {
         // Unpinning everything detaches what a test left attached, then the mount goes.
-        let _ = takedown::pins::Pins::new(self.pin_dir()).remove_all();
+        let _ = takedown::maps::pins::Pins::new(self.pin_dir()).remove_all();
         let _ = std::process::Command::new("umount").arg(&self.bpffs).output();
         let _ = std::fs::remove_dir(&self.bpffs);
     }

@@ -5,11 +5,13 @@ use aya::programs::{TestRun, TestRunOptions};
 use filter_common::CNT_COUNT;
 use ipnet::IpNet;
 use takedown::{
-    counters::{self, Totals},
-    entry::Direction,
-    filter::{Capacities, Filter},
-    plan::Plan,
-    sync,
+    lists::entry::Direction,
+    maps::{
+        counters::{self, Totals},
+        filter::{Capacities, Filter},
+        sync,
+    },
+    plan::{Meta, Plan},
 };
 
 /// XDP verdicts.
@@ -24,20 +26,21 @@ pub struct Loaded {
 impl Loaded {
     /// Loads the program with these entries (`"198.51.100.0/24"`, direction).
     pub fn with(entries: &[(&str, Direction)]) -> Result<Self> {
-        let plan = Plan::from_entries(entries.iter().map(|(net, d)| {
+        let entries = entries.iter().map(|(net, d)| {
             let net: IpNet = net
                 .parse()
                 .or_else(|_| net.parse::<std::net::IpAddr>().map(IpNet::from))
                 .expect("test entry");
-            (net, d.flags())
-        }));
+            (net, Meta { flags: d.flags(), lists: 1 })
+        });
+        let plan = Plan::build(entries, &[]);
         Self::with_plan(&plan)
     }
 
     /// Loads the program filled with `plan`.
     pub fn with_plan(plan: &Plan) -> Result<Self> {
         let mut filter = Filter::load(&Capacities::for_plan(plan, u32::MAX)?)?;
-        sync::fill(filter.ebpf_mut(), plan)?;
+        sync::fill(&mut filter.maps_mut().addr, plan)?;
         Ok(Self { filter })
     }
 
@@ -49,7 +52,7 @@ impl Loaded {
 
     /// Counter totals.
     pub fn counters(&self) -> Totals {
-        counters::read(self.filter.ebpf()).expect("read counters")
+        counters::read(self.filter.maps()).expect("read counters")
     }
 
     /// Packets per counter slot, in `CNT_*` order.

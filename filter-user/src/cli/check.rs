@@ -8,7 +8,13 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Result;
 use clap::Args;
 use serde_json::json;
-use takedown::prepare::{self, ListReport, Prepared};
+use takedown::{
+    daemon::config::Config,
+    plan::{
+        Plan,
+        pipeline::{ListReport, ListSpec, Pipeline},
+    },
+};
 
 use super::{report, sources::SourceArgs};
 
@@ -30,53 +36,70 @@ pub struct CheckArgs {
     json: bool,
 }
 
-pub fn run(args: CheckArgs) -> Result<ExitCode> {
-    let mut sources = match &args.config {
-        Some(path) => config_sources(path)?,
-        None => args.sources.sources(&args.lists),
-    };
-    sources.keep_going = true;
-    let prepared = prepare::prepare(&sources)?;
-    let plan = prepared.plan(&[]);
-    let usable =
-        prepared.empty_lists().next().is_none() && prepared.lists.iter().all(|r| r.refused == 0);
-    if args.json {
-        say!("{}", serde_json::to_string_pretty(&to_json(&prepared, &plan, usable))?);
-    } else {
-        for r in &prepared.lists {
-            report::print_list(r, args.verbose);
-        }
-        report::print_allow(&prepared);
-        report::print_plan(&plan);
-        for r in prepared.empty_lists() {
-            match &r.error {
-                Some(e) => say!("not usable: {e}"),
-                None => say!("not usable: {} has no usable entry", r.list.path.display()),
-            }
-        }
-        for r in prepared.lists.iter().filter(|r| r.refused > 0) {
-            say!("not usable: {} has {} refused entries", r.list.path.display(), r.refused);
-        }
-    }
-    Ok(if usable { ExitCode::SUCCESS } else { ExitCode::from(1) })
+/// What `check` read and planned.
+struct Checked {
+    pipeline: Pipeline,
+    lists: Vec<ListReport>,
+    plan: Plan,
 }
 
-/// The sources a configuration file names (its file lists; URL lists are only reported).
-fn config_sources(path: &std::path::Path) -> Result<takedown::prepare::Sources> {
-    let config = takedown::config::Config::load(path)?;
-    for l in config.enabled().filter(|l| l.url.is_some()) {
-        say!("{}: URL list {}: not fetched by check", l.name, l.source());
+impl Checked {
+    /// Every list is usable: read, with a usable entry and no refused one.
+    fn usable(&self) -> bool {
+        self.lists.iter().all(|r| r.unusable().is_none() && r.refused == 0)
     }
-    Ok(takedown::prepare::Sources {
-        lists: config.enabled().filter_map(|l| l.file.clone().map(|f| (f, l.options()))).collect(),
-        allow: config.allow.clone(),
-        guards: takedown::guards::GuardOptions {
-            force_broad: config.guards.force_broad,
-            allow_special: config.guards.allow_special,
-        },
-        protect_own: !config.guards.block_own,
-        keep_going: true,
-    })
+}
+
+pub fn run(args: CheckArgs) -> Result<ExitCode> {
+    let (pipeline, specs) = match &args.config {
+        Some(path) => from_config(path)?,
+        None => {
+            let (pipeline, specs) = args.sources.pipeline(&args.lists)?;
+            (pipeline, specs.into_iter().enumerate().map(|(i, s)| (i as u32, s)).collect())
+        }
+    };
+    let lists: Vec<ListReport> =
+        specs.iter().map(|(bit, spec)| pipeline.list_file(spec, *bit)).collect();
+    let plan = pipeline.plan(lists.iter(), &[], std::iter::empty());
+    let c = Checked { pipeline, lists, plan };
+    if args.json {
+        say!("{}", serde_json::to_string_pretty(&to_json(&c))?);
+    } else {
+        print(&c, args.verbose);
+    }
+    Ok(if c.usable() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print(c: &Checked, verbose: bool) {
+    for r in &c.lists {
+        report::print_list(r, verbose);
+    }
+    report::print_allow(&c.pipeline);
+    report::print_plan(&c.plan);
+    for r in &c.lists {
+        match (&r.error, r.unusable()) {
+            (Some(e), _) => say!("not usable: {e}"),
+            (None, Some(_)) => say!("not usable: {} has no usable entry", r.list.path.display()),
+            _ => {}
+        }
+    }
+    for r in c.lists.iter().filter(|r| r.refused > 0) {
+        say!("not usable: {} has {} refused entries", r.list.path.display(), r.refused);
+    }
+}
+
+/// The pipeline and file lists of a configuration file, each with its bit as in `run` (URL
+/// lists are reported, not fetched).
+fn from_config(path: &std::path::Path) -> Result<(Pipeline, Vec<(u32, ListSpec)>)> {
+    let config = Config::load(path)?;
+    let mut files = Vec::new();
+    for (bit, (l, spec)) in config.enabled().zip(config.specs()?).enumerate() {
+        match &l.url {
+            Some(_) => say!("{}: URL list {}: not fetched by check", l.name, l.source()),
+            None => files.push((bit as u32, spec)),
+        }
+    }
+    Ok((config.pipeline()?, files))
 }
 
 fn list_json(r: &ListReport) -> serde_json::Value {
@@ -97,25 +120,30 @@ fn list_json(r: &ListReport) -> serde_json::Value {
         "guard_notes": r.guard_notes,
         "skipped": l.skipped,
         "warnings": l.warnings,
-        "usable": !(r.nets.is_empty() && l.domains.is_empty()) && r.refused == 0,
+        "monitor": r.monitor,
+        "usable": r.unusable().is_none() && r.refused == 0,
     })
 }
 
-fn to_json(p: &Prepared, plan: &takedown::plan::Plan, usable: bool) -> serde_json::Value {
+fn to_json(c: &Checked) -> serde_json::Value {
+    let p = &c.pipeline;
+    let mut plan: serde_json::Map<String, serde_json::Value> =
+        c.plan.counts().into_iter().map(|(label, n)| (label.to_string(), json!(n))).collect();
+    plan.insert("stats".into(), json!(c.plan.stats));
+    let per_list: serde_json::Map<String, serde_json::Value> = c
+        .lists
+        .iter()
+        .map(|r| (r.list.name.clone(), json!(c.plan.list_count(r.bit.trailing_zeros()))))
+        .collect();
+    plan.insert("lists".into(), json!(per_list));
     json!({
-        "lists": p.lists.iter().map(list_json).collect::<Vec<_>>(),
+        "lists": c.lists.iter().map(list_json).collect::<Vec<_>>(),
         "allowlist": {
             "networks": p.allow.len(),
             "own_addresses": p.own,
             "skipped": p.allow_notes.iter().map(|(path, n)| json!({"path": path, "line": n.line, "reason": n.reason})).collect::<Vec<_>>(),
         },
-        "plan": {
-            "ipv4": plan.v4_exact.len(),
-            "ipv6": plan.v6_exact.len(),
-            "ipv4_prefixes": plan.v4_prefix.len(),
-            "ipv6_prefixes": plan.v6_prefix.len(),
-            "stats": plan.stats,
-        },
-        "usable": usable,
+        "plan": plan,
+        "usable": c.usable(),
     })
 }

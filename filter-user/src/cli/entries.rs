@@ -8,12 +8,13 @@ use anyhow::{Result, bail};
 use clap::Args;
 use ipnet::IpNet;
 use takedown::{
-    control::{self, Request},
-    edit,
-    entry::Direction,
-    guards::{self, GuardOptions, Verdict},
-    manual::{self, MANUAL_BIT, ManualEntry},
-    read::Maps,
+    daemon::{
+        control::{self, Request},
+        manual::{self, MANUAL_BIT, ManualEntry},
+    },
+    lists::entry::Direction,
+    maps::{AddressMaps, FilterMaps, sync},
+    plan::guards::{self, GuardOptions, Verdict},
 };
 
 use super::places::Places;
@@ -58,7 +59,7 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
 }
 
 pub fn add(args: AddArgs) -> Result<()> {
-    takedown::privileges::require_bpf_admin("takedown add")?;
+    takedown::maps::privileges::require_bpf_admin("takedown add")?;
     let net = args.net.trunc();
     if net != args.net {
         log::warn!("{} has host bits set: adding {net}", args.net);
@@ -82,14 +83,14 @@ pub fn add(args: AddArgs) -> Result<()> {
     let meta = entry.meta();
     manual::upsert(&mut entries, entry);
     manual::save(&state.manual(), &entries)?;
-    let how = apply(&args.places, |maps| edit::upsert(maps, net, meta).map(|_| ()))?;
+    let how = apply(&args.places, |maps| sync::upsert(maps, net, meta).map(|_| ()))?;
     let what = if args.monitor { "monitor" } else { "block" };
     say!("added {net} ({what}, {}) to the manual list; {how}", args.direction);
     Ok(())
 }
 
 pub fn remove(args: RemoveArgs) -> Result<()> {
-    takedown::privileges::require_bpf_admin("takedown remove")?;
+    takedown::maps::privileges::require_bpf_admin("takedown remove")?;
     let net = args.net.trunc();
     let state = args.places.state();
     let mut entries = manual::load(&state.manual())?;
@@ -97,13 +98,13 @@ pub fn remove(args: RemoveArgs) -> Result<()> {
         bail!("{net} is not on the manual list (`takedown list --list manual` shows it)");
     }
     manual::save(&state.manual(), &entries)?;
-    let how = apply(&args.places, |maps| edit::remove_lists(maps, net, MANUAL_BIT).map(|_| ()))?;
+    let how = apply(&args.places, |maps| sync::remove_lists(maps, net, MANUAL_BIT).map(|_| ()))?;
     say!("removed {net} from the manual list; {how}");
     Ok(())
 }
 
 /// Has the daemon reload the manual list, or edits the pinned maps when no daemon runs.
-fn apply(places: &Places, direct: impl FnOnce(&mut Maps) -> Result<()>) -> Result<String> {
+fn apply(places: &Places, direct: impl FnOnce(&mut AddressMaps) -> Result<()>) -> Result<String> {
     let state = places.state();
     if let Some(pid) = state.daemon_pid() {
         let reply =
@@ -117,7 +118,7 @@ fn apply(places: &Places, direct: impl FnOnce(&mut Maps) -> Result<()>) -> Resul
     if !pins.has_maps() {
         return Ok("no filter runs: it is enforced when `takedown run` starts".into());
     }
-    let mut maps = Maps::open(&pins)?;
-    direct(&mut maps)?;
+    let mut maps = FilterMaps::open(&pins)?;
+    direct(&mut maps.addr)?;
     Ok("applied to the pinned filter (no daemon runs)".into())
 }

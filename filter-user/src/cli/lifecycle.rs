@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::{Result, bail};
 use clap::Args;
-use takedown::state::StateDir;
+use takedown::daemon::state::StateDir;
 
 use super::places::Places;
 
@@ -58,7 +58,7 @@ pub fn stop(args: StopArgs) -> Result<()> {
 }
 
 pub fn detach(args: DetachArgs) -> Result<()> {
-    takedown::privileges::require_bpf_admin("takedown detach")?;
+    takedown::maps::privileges::require_bpf_admin("takedown detach")?;
     let pins = args.places.pins();
     if !pins.dir().exists() {
         bail!("no filter is pinned at {}", pins.dir().display());

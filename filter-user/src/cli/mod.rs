@@ -20,4 +20,5 @@ pub mod refresh;
 pub mod report;
 pub mod run;
 pub mod sources;
+pub mod status;
 pub mod watch;

@@ -6,9 +6,11 @@ use anyhow::{Result, bail};
 use clap::Args;
 use serde_json::json;
 use takedown::{
-    hosts::HostTable,
-    read::{self, EntryHits, Maps},
-    status::{Status, now},
+    daemon::{
+        hosts::HostTable,
+        status::{Status, now},
+    },
+    maps::{EntryHits, FilterMaps},
 };
 
 use super::places::Places;
@@ -116,7 +118,7 @@ fn monotonic_ns() -> u64 {
 }
 
 pub fn top(args: TopArgs) -> Result<()> {
-    let maps = Maps::open(&args.places.pins())?;
+    let maps = FilterMaps::open(&args.places.pins())?;
     let st = Status::read(&args.places.state().status_file()).unwrap_or_default();
     let bit = match args.list.as_deref() {
         None => None,
@@ -126,9 +128,10 @@ pub fn top(args: TopArgs) -> Result<()> {
         },
     };
     let before: HashMap<ipnet::IpNet, u64> =
-        read::hits(|n| maps.get(n))?.into_iter().map(|h| (h.net, h.packets)).collect();
+        maps.hits()?.into_iter().map(|h| (h.net, h.packets)).collect();
     std::thread::sleep(Duration::from_secs_f64(args.interval.max(0.1)));
-    let mut rows: Vec<EntryHits> = read::hits(|n| maps.get(n))?
+    let mut rows: Vec<EntryHits> = maps
+        .hits()?
         .into_iter()
         .filter(|h| h.packets > 0 && bit.is_none_or(|b| h.meta.lists & (1u64 << b) != 0))
         .collect();

@@ -4,15 +4,15 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use takedown::{pins::Pins, state::StateDir};
+use takedown::{daemon::state::StateDir, maps::pins::Pins};
 
 #[derive(Args, Debug, Clone)]
 pub struct Places {
     /// Where the filter's maps and links are pinned (on a bpf filesystem).
-    #[arg(long, value_name = "DIR", env = "TAKEDOWN_PIN_DIR", default_value = takedown::pins::DEFAULT_PIN_DIR)]
+    #[arg(long, value_name = "DIR", env = "TAKEDOWN_PIN_DIR", default_value = takedown::maps::pins::DEFAULT_PIN_DIR)]
     pub pin_dir: PathBuf,
     /// Where takedown keeps its state: manual entries, list cache, status, control socket.
-    #[arg(long, value_name = "DIR", env = "TAKEDOWN_STATE_DIR", default_value = takedown::state::DEFAULT_STATE_DIR)]
+    #[arg(long, value_name = "DIR", env = "TAKEDOWN_STATE_DIR", default_value = takedown::daemon::state::DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
 }
 

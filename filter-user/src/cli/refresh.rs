@@ -5,7 +5,7 @@ use std::{process::ExitCode, time::Duration};
 
 use anyhow::{Result, bail};
 use clap::Args;
-use takedown::control::{self, Request};
+use takedown::daemon::control::{self, Request};
 
 use super::places::Places;
 

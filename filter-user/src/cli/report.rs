@@ -3,8 +3,10 @@
 use ipnet::IpNet;
 use takedown::{
     lists::LineNote,
-    plan::Plan,
-    prepare::{ListReport, Prepared},
+    plan::{
+        Plan,
+        pipeline::{ListReport, Pipeline},
+    },
 };
 
 /// How many notes of each sort are shown per list unless verbose.
@@ -72,7 +74,7 @@ fn print_notes(path: impl std::fmt::Display, notes: &[LineNote], what: &str, ver
 }
 
 /// Prints the allowlist summary and its skipped lines.
-pub fn print_allow(p: &Prepared) {
+pub fn print_allow(p: &Pipeline) {
     say!(
         "allowlist: {} networks never blocked ({} of them this machine's own addresses)",
         p.allow.len(),
@@ -86,13 +88,10 @@ pub fn print_allow(p: &Prepared) {
 /// Prints the plan's entry counts per kind and what planning merged.
 pub fn print_plan(plan: &Plan) {
     let s = plan.stats;
+    let [(_, v4), (_, v6), (_, p4), (_, p6), ..] = plan.counts();
     say!(
-        "plan: {} IPv4 addresses, {} IPv6 addresses, {} IPv4 prefixes, {} IPv6 prefixes; \
+        "plan: {v4} IPv4 addresses, {v6} IPv6 addresses, {p4} IPv4 prefixes, {p6} IPv6 prefixes; \
          {} duplicates merged, {} prefixes aggregated, {} covered by a prefix, {} allowlisted",
-        plan.v4_exact.len(),
-        plan.v6_exact.len(),
-        plan.v4_prefix.len(),
-        plan.v6_prefix.len(),
         s.duplicates,
         s.aggregated,
         s.covered,

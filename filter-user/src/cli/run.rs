@@ -3,20 +3,22 @@
 //! pinned filter), attaches, then refreshes and re-resolves until SIGTERM/SIGINT; the pinned
 //! filter keeps enforcing after it exits (`--ephemeral`: detached at exit).
 
-use std::{
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, time::Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use takedown::{
-    config::{self, Config, Dns, Guards, ListConfig},
-    counters,
-    daemon::{self, Daemon, ServeOptions, Settings},
-    domains::{self, DnsLookup, Domains},
-    filter::{self, Mode},
-    privileges,
+    daemon::{
+        self, Daemon, ServeOptions, Settings,
+        config::{self, Config, Dns, Guards, ListConfig},
+    },
+    lists::ListOptions,
+    maps::{
+        Start, counters,
+        filter::{self, Mode},
+        pins::Pins,
+        privileges,
+    },
 };
 
 use super::{dns::DnsArgs, places::Places, report, sources::SourceArgs};
@@ -77,11 +79,7 @@ fn configuration(args: &RunArgs) -> Result<Config> {
         return Config::load(&path);
     }
     let s = &args.sources;
-    let opts = takedown::lists::ListOptions {
-        format: s.format,
-        column: s.column.clone(),
-        direction: s.direction,
-    };
+    let opts = ListOptions { format: s.format, column: s.column.clone(), direction: s.direction };
     let d = &args.dns;
     let config = Config {
         interfaces: args.ifaces.clone(),
@@ -135,15 +133,15 @@ pub fn run(args: RunArgs) -> Result<()> {
     if let Some(b) = args.event_burst {
         config.report.event_burst = b;
     }
-    let metrics = takedown::metrics::address(&config.report.metrics, config.report.metrics_remote)?;
+    let metrics =
+        takedown::daemon::metrics::address(&config.report.metrics, config.report.metrics_remote)?;
     for iface in &config.interfaces {
         filter::check_interface(iface)?;
     }
-    let pins = (!args.ephemeral).then(|| {
-        takedown::pins::Pins::new(config.pin_dir.clone().unwrap_or(args.places.pin_dir.clone()))
-    });
+    let pins = (!args.ephemeral)
+        .then(|| Pins::new(config.pin_dir.clone().unwrap_or(args.places.pin_dir.clone())));
     let state = (!args.ephemeral).then(|| {
-        takedown::state::StateDir::new(
+        takedown::daemon::state::StateDir::new(
             config.state_dir.clone().unwrap_or(args.places.state_dir.clone()),
         )
     });
@@ -162,80 +160,35 @@ async fn start_and_serve(
     interval: u64,
     metrics: Option<std::net::SocketAddr>,
 ) -> Result<()> {
-    let dns = settings.config.dns.clone();
-    let policy = domains::Policy {
-        min_ttl: Duration::from_secs(dns.min_ttl),
-        max_ttl: Duration::from_secs(dns.max_ttl.max(dns.min_ttl)),
-        concurrency: dns.concurrency,
-    };
     let mut d = Daemon::new(settings).await?;
-    for r in d.reports() {
-        report::print_list(r, false);
-        if r.refused > 0 {
-            log::warn!(
-                "{}: {} entries refused as too broad (not loaded)",
-                r.list.path.display(),
-                r.refused
-            );
-        }
-    }
-    say!(
-        "allowlist: this machine's {} addresses and {} allowlist files",
-        d.own.len(),
-        d.settings.config.allow.len()
-    );
-    let mut table = Domains::new(d.domain_names(), Instant::now());
-    let lookup = match table.table.is_empty() {
-        true => None,
-        false => Some(DnsLookup::new(&dns.resolvers, Duration::from_secs(dns.timeout))?),
-    };
-    if let Some(l) = &lookup {
-        let wait = Duration::from_secs(dns.wait);
-        if tokio::time::timeout(wait, table.refresh_due(l, policy, Instant::now())).await.is_err() {
-            log::warn!(
-                "domains: not all resolved within {wait:?}; loading what is, the rest follow"
-            );
-        }
-        let resolved = table.table.values().filter(|s| !s.addrs.is_empty()).count();
-        let failed = table.table.values().filter(|s| s.error.is_some()).count();
-        say!(
-            "domains: {resolved} of {} resolved to {} addresses, {failed} failed",
-            table.table.len(),
-            table.resolved().len()
-        );
-        d.set_resolved(table.resolved());
+    report_lists(&d);
+    let resolver = d.resolve_first().await?;
+    if let Some(r) = &resolver {
+        say!("domains: {}", r.summary());
     }
     let plan = d.plan();
     report::print_plan(&plan);
     let started = Instant::now();
-    let (held, ch) = d.load(plan)?;
+    let (start, ch) = d.load(plan)?;
     let secs = started.elapsed().as_secs_f64();
-    match held {
-        Some(n) => say!(
-            "adopted the pinned filter ({n} entries): {} written, {} deleted in {secs:.3} s",
+    match start {
+        Start::Adopted { held } => say!(
+            "adopted the pinned filter ({held} entries): {} written, {} deleted in {secs:.3} s",
             ch.written,
             ch.deleted
         ),
-        None => say!("loaded {} entries into the kernel in {secs:.3} s", ch.written),
+        Start::Migrated { why } => say!(
+            "{why}: moved to new maps ({} entries) in {secs:.3} s; the program is replaced through the pinned links",
+            ch.written
+        ),
+        Start::Fresh => say!("loaded {} entries into the kernel in {secs:.3} s", ch.written),
     }
     // Filled before attaching: the filter never runs with half a list.
     for (iface, mode) in d.attach()? {
         say!("attached to {iface} in {mode} mode");
     }
     d.write_status();
-    let metrics = match metrics {
-        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => {
-                say!("metrics on http://{addr}/metrics");
-                Some(l)
-            }
-            Err(e) => {
-                log::warn!("cannot serve metrics on {addr}: {e}");
-                None
-            }
-        },
-        None => None,
-    };
+    let metrics = bind_metrics(metrics).await;
     let pinned = d.settings.pins.as_ref().map(|p| p.dir().display().to_string());
     match &pinned {
         Some(dir) => say!(
@@ -243,21 +196,54 @@ async fn start_and_serve(
         ),
         None => say!("filtering; Ctrl-C or SIGTERM detaches and exits"),
     }
-    let (names_tx, names_rx) = tokio::sync::watch::channel(d.domain_names());
-    let updates = lookup.map(|l| domains::spawn_local_resolver(table, l, policy, names_rx));
-    let names = updates.is_some().then_some(names_tx);
-    daemon::serve(&mut d, updates, names, ServeOptions { interval, say: |l| say!("{l}"), metrics })
+    daemon::serve(&mut d, resolver, ServeOptions { interval, say: |l| say!("{l}"), metrics })
         .await?;
+    finish(&mut d, pinned.is_some())
+}
+
+/// Prints each list's report and the allowlist summary.
+fn report_lists(d: &Daemon) {
+    for r in d.reports() {
+        report::print_list(r, false);
+        if r.refused > 0 {
+            let path = r.list.path.display();
+            log::warn!("{path}: {} entries refused as too broad (not loaded)", r.refused);
+        }
+    }
+    say!(
+        "allowlist: this machine's {} addresses and {} allowlist files",
+        d.pipeline().own.len(),
+        d.settings.config.allow.len()
+    );
+}
+
+async fn bind_metrics(addr: Option<std::net::SocketAddr>) -> Option<tokio::net::TcpListener> {
+    let addr = addr?;
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => {
+            say!("metrics on http://{addr}/metrics");
+            Some(l)
+        }
+        Err(e) => {
+            log::warn!("cannot serve metrics on {addr}: {e}");
+            None
+        }
+    }
+}
+
+/// The final counters, then unload (ephemeral: detach).
+fn finish(d: &mut Daemon, pinned: bool) -> Result<()> {
     if let Some(f) = d.filter() {
-        say!("final: {}", counters::read(f.ebpf())?);
+        say!("final: {}", counters::read(f.maps())?);
     }
     let ifaces = d.settings.config.interfaces.join(", ");
     d.unload();
-    match pinned {
-        Some(_) => say!(
+    if pinned {
+        say!(
             "takedown stopped; the filter keeps enforcing on {ifaces} (`takedown detach` removes it)"
-        ),
-        None => say!("detached from {ifaces}"),
+        );
+    } else {
+        say!("detached from {ifaces}");
     }
     Ok(())
 }

@@ -3,12 +3,15 @@
 
 use std::path::PathBuf;
 
+use anyhow::Result;
 use clap::Args;
 use takedown::{
-    entry::Direction,
-    guards::GuardOptions,
-    lists::{Format, ListOptions},
-    prepare::Sources,
+    daemon::config::ListConfig,
+    lists::{Format, ListOptions, entry::Direction},
+    plan::{
+        guards::GuardOptions,
+        pipeline::{self, ListSpec, Pipeline},
+    },
 };
 
 #[derive(Args, Debug, Clone)]
@@ -37,22 +40,22 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
-    /// The sources for these list files.
-    pub fn sources(&self, lists: &[PathBuf]) -> Sources {
-        let opts = ListOptions {
-            format: self.format,
-            column: self.column.clone(),
-            direction: self.direction,
-        };
-        Sources {
-            lists: lists.iter().map(|p| (p.clone(), opts.clone())).collect(),
-            allow: self.allow.clone(),
-            guards: GuardOptions {
-                force_broad: self.force_broad,
-                allow_special: self.allow_special,
-            },
-            protect_own: !self.block_own,
-            keep_going: false,
-        }
+    /// How every list file is read.
+    pub fn options(&self) -> ListOptions {
+        ListOptions { format: self.format, column: self.column.clone(), direction: self.direction }
+    }
+
+    /// The guards, relaxed as asked.
+    pub fn guards(&self) -> GuardOptions {
+        GuardOptions { force_broad: self.force_broad, allow_special: self.allow_special }
+    }
+
+    /// The pipeline for these options, and one list (named after its file) per path.
+    pub fn pipeline(&self, lists: &[PathBuf]) -> Result<(Pipeline, Vec<ListSpec>)> {
+        pipeline::check_count(lists.len())?;
+        let pipeline = Pipeline::new(&self.allow, self.guards(), !self.block_own)?;
+        let specs =
+            lists.iter().map(|p| ListConfig::from_file(p, &self.options()).spec()).collect();
+        Ok((pipeline, specs))
     }
 }

@@ -20,10 +20,11 @@ use ratatui::{
     widgets::{Block, Borders, Paragraph, Row, Sparkline, Table},
 };
 use takedown::{
-    counters,
-    hosts::HostTable,
-    read::{self, Maps},
-    status::{Status, now},
+    daemon::{
+        hosts::HostTable,
+        status::{Status, now},
+    },
+    maps::{FilterMaps, counters},
 };
 
 use super::places::Places;
@@ -52,23 +53,27 @@ const HISTORY: usize = 60;
 const TOP_EVERY: u32 = 5;
 
 pub fn run(args: WatchArgs) -> Result<()> {
-    let maps = Maps::open(&args.places.pins())?;
+    let maps = FilterMaps::open(&args.places.pins())?;
     let mut terminal = ratatui::init();
     let result = watch(&mut terminal, &maps, &args.places);
     ratatui::restore();
     result
 }
 
-fn watch(terminal: &mut ratatui::DefaultTerminal, maps: &Maps, places: &Places) -> Result<()> {
+fn watch(
+    terminal: &mut ratatui::DefaultTerminal,
+    maps: &FilterMaps,
+    places: &Places,
+) -> Result<()> {
     let mut view = View::default();
-    let mut last = counters::read_map(maps.get(MAP_COUNTERS)?)?;
+    let mut last = counters::read_map(maps.map(MAP_COUNTERS)?)?;
     let mut last_hits: HashMap<String, u64> = HashMap::new();
     let mut last_t = Instant::now();
     let mut last_top = Instant::now();
     for tick in 0u32.. {
         let t = Instant::now();
         let secs = (t - last_t).as_secs_f64().max(0.001);
-        let now_c = counters::read_map(maps.get(MAP_COUNTERS)?)?;
+        let now_c = counters::read_map(maps.map(MAP_COUNTERS)?)?;
         let d = |c: u32| now_c.packets(c).saturating_sub(last.packets(c));
         view.drop_rate = (d(CNT_DROP_SRC) + d(CNT_DROP_DST)) as f64 / secs;
         view.pass_rate = (d(CNT_PASSED) + d(CNT_MONITORED)) as f64 / secs;
@@ -78,7 +83,7 @@ fn watch(terminal: &mut ratatui::DefaultTerminal, maps: &Maps, places: &Places) 
         if tick % TOP_EVERY == 0 {
             let secs = last_top.elapsed().as_secs_f64().max(0.001);
             last_top = Instant::now();
-            let hits = read::hits(|n| maps.get(n))?;
+            let hits = maps.hits()?;
             let mut top: Vec<(String, f64, u64, String)> = hits
                 .iter()
                 .filter(|h| h.packets > 0)

@@ -7,6 +7,7 @@
 
 mod csv;
 mod detect;
+pub mod entry;
 mod json;
 mod lines;
 pub mod token;
@@ -22,7 +23,7 @@ use ipnet::IpNet;
 pub use token::Kind;
 use token::Target;
 
-use crate::entry::Direction;
+use entry::Direction;
 
 /// A network entry of a list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,9 +170,12 @@ pub fn parse_text(path: &Path, text: &str, opts: &ListOptions) -> Result<ParsedL
 
 /// Reads and parses a list file. Invalid UTF-8 is replaced, so one bad byte costs one line.
 pub fn parse_file(path: &Path, opts: &ListOptions) -> Result<ParsedList> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read list file {}", path.display()))?;
-    parse_text(path, &String::from_utf8_lossy(&bytes), opts)
+    parse_text(path, &String::from_utf8_lossy(&read_file(path)?), opts)
+}
+
+/// The bytes of a list file.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read list file {}", path.display()))
 }
 
 #[cfg(test)]

@@ -7,22 +7,27 @@ fn n(s: &str) -> IpNet {
     s.parse().unwrap()
 }
 
+/// Plans entries of one list (list bit 0), each with its direction flags, without allowlist.
+fn one_list(entries: impl IntoIterator<Item = (IpNet, u32)>) -> Plan {
+    Plan::build(entries.into_iter().map(|(n, flags)| (n, Meta { flags, lists: 1 })), &[])
+}
+
 fn m(flags: u32, lists: u64) -> Meta {
     Meta { flags, lists }
 }
 
 #[test]
 fn hosts_go_to_exact_maps_and_prefixes_to_tries() {
-    let p = Plan::from_entries([
+    let p = one_list([
         (n("192.0.2.1/32"), FLAG_BOTH),
         (n("2001:db8::1/128"), FLAG_SRC),
         (n("198.51.100.0/24"), FLAG_DST),
         (n("2001:db8:1::/48"), FLAG_BOTH),
     ]);
-    assert_eq!(p.v4_exact, vec![([192, 0, 2, 1], m(FLAG_BOTH, 1))]);
-    assert_eq!(p.v6_exact.len(), 1);
-    assert_eq!(p.v4_prefix, vec![((24, [198, 51, 100, 0]), m(FLAG_DST, 1))]);
-    assert_eq!(p.v6_prefix.len(), 1);
+    assert_eq!(p.v4.exact, vec![([192, 0, 2, 1], m(FLAG_BOTH, 1))]);
+    assert_eq!(p.v6.exact.len(), 1);
+    assert_eq!(p.v4.prefix, vec![((24, [198, 51, 100, 0]), m(FLAG_DST, 1))]);
+    assert_eq!(p.v6.prefix.len(), 1);
     assert_eq!(p.stats, PlanStats::default());
 }
 
@@ -36,20 +41,20 @@ fn duplicates_merge_directions_and_lists() {
         ],
         &[],
     );
-    assert_eq!(p.v4_exact, vec![([192, 0, 2, 1], m(FLAG_BOTH, 3))]);
+    assert_eq!(p.v4.exact, vec![([192, 0, 2, 1], m(FLAG_BOTH, 3))]);
     assert_eq!(p.stats.duplicates, 2);
 }
 
 #[test]
 fn adjacent_prefixes_aggregate_but_addresses_stay_exact() {
-    let p = Plan::from_entries([
+    let p = one_list([
         (n("198.51.100.0/25"), FLAG_BOTH),
         (n("198.51.100.128/25"), FLAG_BOTH),
         (n("192.0.2.1/32"), FLAG_BOTH),
         (n("192.0.2.0/32"), FLAG_BOTH),
     ]);
-    assert_eq!(p.v4_prefix, vec![((24, [198, 51, 100, 0]), m(FLAG_BOTH, 1))]);
-    assert_eq!(p.v4_exact.len(), 2);
+    assert_eq!(p.v4.prefix, vec![((24, [198, 51, 100, 0]), m(FLAG_BOTH, 1))]);
+    assert_eq!(p.v4.exact.len(), 2);
     assert_eq!(p.stats.aggregated, 1);
 }
 
@@ -59,7 +64,7 @@ fn prefixes_with_different_lists_do_not_aggregate() {
         [(n("198.51.100.0/25"), m(FLAG_BOTH, 1)), (n("198.51.100.128/25"), m(FLAG_BOTH, 2))],
         &[],
     );
-    assert_eq!(p.v4_prefix.len(), 2);
+    assert_eq!(p.v4.prefix.len(), 2);
 }
 
 #[test]
@@ -76,11 +81,11 @@ fn covered_entries_are_kept_once_unless_they_add_something() {
         &[],
     );
     assert_eq!(
-        p.v4_prefix,
+        p.v4.prefix,
         vec![((16, [198, 51, 0, 0]), m(FLAG_BOTH, 1)), ((24, [203, 0, 113, 0]), m(FLAG_DST, 1))]
     );
     assert_eq!(
-        p.v4_exact,
+        p.v4.exact,
         vec![([198, 51, 100, 8], m(FLAG_BOTH, 3)), ([203, 0, 113, 9], m(FLAG_BOTH, 1))]
     );
     // The /24 is inside the /16 with the same metadata: aggregation removes it; the /32 is covered.
@@ -89,13 +94,13 @@ fn covered_entries_are_kept_once_unless_they_add_something() {
 
 #[test]
 fn nested_prefixes_inherit_covering_flags() {
-    let p = Plan::from_entries([
+    let p = one_list([
         (n("198.51.0.0/16"), FLAG_SRC),
         (n("198.51.100.0/24"), FLAG_DST),
         (n("203.0.113.0/24"), FLAG_DST),
     ]);
     assert_eq!(
-        p.v4_prefix,
+        p.v4.prefix,
         vec![
             ((16, [198, 51, 0, 0]), m(FLAG_SRC, 1)),
             ((24, [198, 51, 100, 0]), m(FLAG_BOTH, 1)),
@@ -116,11 +121,11 @@ fn allowlisted_entries_are_dropped_and_the_allowlist_is_planned() {
         &[n("203.0.113.7/32"), n("2001:db8::/32"), n("192.0.2.9/32")],
     );
     // The /24 stays (the kernel lets 203.0.113.7 through); what lies inside the allowlist goes.
-    assert_eq!(p.v4_prefix, vec![((24, [203, 0, 113, 0]), m(FLAG_BOTH, 1))]);
-    assert!(p.v4_exact.is_empty() && p.v6_prefix.is_empty());
+    assert_eq!(p.v4.prefix, vec![((24, [203, 0, 113, 0]), m(FLAG_BOTH, 1))]);
+    assert!(p.v4.exact.is_empty() && p.v6.prefix.is_empty());
     assert_eq!(p.stats.allowlisted, 3);
-    assert_eq!(p.v4_allow, vec![(32, [192, 0, 2, 9]), (32, [203, 0, 113, 7])]);
-    assert_eq!(p.v6_allow.len(), 1);
+    assert_eq!(p.v4.allow, vec![(32, [192, 0, 2, 9]), (32, [203, 0, 113, 7])]);
+    assert_eq!(p.v6.allow.len(), 1);
 }
 
 #[test]
@@ -128,4 +133,15 @@ fn mask_clears_host_bits() {
     assert_eq!(keys::mask(&[198, 51, 100, 255], 20), [198, 51, 96, 0]);
     assert_eq!(keys::mask(&[255; 4], 0), [0; 4]);
     assert_eq!(keys::mask(&[255; 4], 32), [255; 4]);
+}
+
+#[test]
+fn directions_name_blocking_and_monitoring_apart() {
+    use filter_common::{FLAG_MON_DST, FLAG_MON_SRC};
+    assert_eq!(m(FLAG_BOTH, 1).directions(), "both");
+    assert_eq!(m(FLAG_SRC, 1).directions(), "src");
+    assert_eq!(m(FLAG_MON_DST, 1).directions(), "monitor dst");
+    assert_eq!(m(FLAG_MON_SRC | FLAG_MON_DST, 1).directions(), "monitor both");
+    assert_eq!(m(FLAG_SRC | FLAG_MON_SRC | FLAG_MON_DST, 1).directions(), "src, monitor dst");
+    assert_eq!(m(FLAG_BOTH | FLAG_MON_DST, 1).directions(), "both");
 }

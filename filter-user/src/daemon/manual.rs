@@ -7,7 +7,8 @@ use std::{fmt::Write as _, path::Path};
 use anyhow::{Context, Result};
 use ipnet::IpNet;
 
-use crate::{entry::Direction, plan::Meta, state::write_atomic};
+use super::state::write_atomic;
+use crate::{lists::entry::Direction, plan::Meta};
 
 /// The manual list's name.
 pub const MANUAL: &str = "manual";

@@ -10,7 +10,10 @@ use std::{
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::state::write_atomic;
+use super::{
+    manual::{MANUAL, MANUAL_BIT},
+    state::write_atomic,
+};
 
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {
@@ -56,6 +59,14 @@ pub struct ListStatus {
     pub message: String,
 }
 
+/// The name of list bit `bit` among `lists` (63: manual).
+pub fn list_name(lists: &[ListStatus], bit: u32) -> String {
+    if bit == MANUAL_BIT.trailing_zeros() {
+        return MANUAL.into();
+    }
+    lists.iter().find(|l| l.bit == bit).map_or_else(|| format!("list#{bit}"), |l| l.name.clone())
+}
+
 impl Status {
     /// Reads a status file, if there is one.
     pub fn read(path: &Path) -> Option<Self> {
@@ -69,19 +80,13 @@ impl Status {
 
     /// The name of list bit `bit` (63: manual).
     pub fn list_name(&self, bit: u32) -> String {
-        if bit == 63 {
-            return crate::manual::MANUAL.into();
-        }
-        self.lists
-            .iter()
-            .find(|l| l.bit == bit)
-            .map_or_else(|| format!("list#{bit}"), |l| l.name.clone())
+        list_name(&self.lists, bit)
     }
 
     /// The bit of the list called `name` ("manual": 63), if there is one.
     pub fn list_bit(&self, name: &str) -> Option<u32> {
-        if name == crate::manual::MANUAL {
-            return Some(63);
+        if name == MANUAL {
+            return Some(MANUAL_BIT.trailing_zeros());
         }
         self.lists.iter().find(|l| l.name == name).map(|l| l.bit)
     }

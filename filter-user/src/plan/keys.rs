@@ -64,17 +64,9 @@ impl<const N: usize> Family<N> {
             return 0;
         }
         let before = self.len();
-        self.exact.retain(|(a, _)| !allowed.contains(&IpNet::from(to_ip(a))));
+        self.exact.retain(|(a, _)| !allowed.contains(&super::net(a, (N * 8) as u8)));
         self.prefixes.retain(|(n, _)| !allowed.contains(n));
         before - self.len()
-    }
-}
-
-/// An address of either family from its bytes.
-fn to_ip<const N: usize>(a: &[u8; N]) -> std::net::IpAddr {
-    match N {
-        4 => std::net::IpAddr::from(<[u8; 4]>::try_from(&a[..]).expect("4 bytes")),
-        _ => std::net::IpAddr::from(<[u8; 16]>::try_from(&a[..]).expect("16 bytes")),
     }
 }
 

@@ -2,11 +2,8 @@
 
 use std::fmt;
 
-use anyhow::{Result, anyhow};
-use aya::{
-    Ebpf,
-    maps::{Map, MapData, PerCpuArray},
-};
+use anyhow::Result;
+use aya::maps::{Map, MapData, PerCpuArray};
 use filter_common::{CNT_COUNT, CNT_NAMES, Counter, MAP_COUNTERS, MAX_IFACES, counter_index};
 
 /// Counter totals over all CPUs, indexed by the `CNT_*` constants.
@@ -25,9 +22,9 @@ impl Totals {
     }
 }
 
-/// Sums the counters of a loaded filter over every CPU.
-pub fn read(ebpf: &Ebpf) -> Result<Totals> {
-    read_map(ebpf.map(MAP_COUNTERS).ok_or_else(|| anyhow!("the filter has no map {MAP_COUNTERS}"))?)
+/// Sums the counters of a filter over every CPU.
+pub fn read(maps: &super::FilterMaps) -> Result<Totals> {
+    read_map(maps.map(MAP_COUNTERS)?)
 }
 
 /// Sums the counters of a counters map (loaded or opened from its pin) over every CPU and

@@ -14,23 +14,14 @@ use aya::{
         xdp::XdpLink,
     },
 };
-use filter_common::{
-    ALL_MAPS, MAP_V4_ALLOW, MAP_V4_EXACT, MAP_V4_PREFIX, MAP_V6_ALLOW, MAP_V6_EXACT, MAP_V6_PREFIX,
-    PROGRAM_BASELINE, PROGRAM_NAME,
-};
+use filter_common::{ADDRESS_MAPS, ALL_MAPS, PROGRAM_BASELINE, PROGRAM_NAME};
 
-use crate::{pins::Pins, plan::Plan};
+use super::{FilterMaps, Named, pins::Pins};
+use crate::plan::Plan;
 
-/// How many entries each address map can hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Capacities {
-    pub v4_exact: u32,
-    pub v6_exact: u32,
-    pub v4_prefix: u32,
-    pub v6_prefix: u32,
-    pub v4_allow: u32,
-    pub v6_allow: u32,
-}
+/// How many entries each address map can hold, in `ADDRESS_MAPS` order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capacities(pub [u32; ADDRESS_MAPS.len()]);
 
 /// Smallest size of any address map. Maps are not preallocated, so headroom costs no memory:
 /// it lets a running filter grow through refreshes without being rebuilt.
@@ -40,45 +31,28 @@ impl Capacities {
     /// Sizes for `plan`: twice what it needs (at least [`MIN_CAPACITY`]), each at most `max`.
     /// Fails, naming the map, when the plan needs more than `max` entries in one map.
     pub fn for_plan(plan: &Plan, max: u32) -> Result<Self> {
-        let size = |name: &str, what: &str, n: usize| -> Result<u32> {
+        let mut caps = Self::default();
+        for (cap, m) in caps.0.iter_mut().zip(&ADDRESS_MAPS) {
+            let n = plan.count(m);
             if n > max as usize {
                 bail!(
-                    "the lists hold {n} {what}, more than the {name} map can hold ({max}); raise --max-entries"
+                    "the lists hold {n} {}, more than the {} map can hold ({max}); raise --max-entries",
+                    m.what,
+                    m.name
                 );
             }
-            let wanted = (2 * n).max(MIN_CAPACITY as usize);
-            Ok(wanted.min(max as usize) as u32)
-        };
-        Ok(Self {
-            v4_exact: size(MAP_V4_EXACT, "exact IPv4 addresses", plan.v4_exact.len())?,
-            v6_exact: size(MAP_V6_EXACT, "exact IPv6 addresses", plan.v6_exact.len())?,
-            v4_prefix: size(MAP_V4_PREFIX, "IPv4 prefixes", plan.v4_prefix.len())?,
-            v6_prefix: size(MAP_V6_PREFIX, "IPv6 prefixes", plan.v6_prefix.len())?,
-            v4_allow: size(MAP_V4_ALLOW, "IPv4 allowlist entries", plan.v4_allow.len())?,
-            v6_allow: size(MAP_V6_ALLOW, "IPv6 allowlist entries", plan.v6_allow.len())?,
-        })
-    }
-}
-
-impl Capacities {
-    /// Fails, naming the map, when `plan` does not fit these (pinned) sizes.
-    pub fn check_fits(&self, plan: &Plan) -> Result<()> {
-        for (name, cap, n) in [
-            (MAP_V4_EXACT, self.v4_exact, plan.v4_exact.len()),
-            (MAP_V6_EXACT, self.v6_exact, plan.v6_exact.len()),
-            (MAP_V4_PREFIX, self.v4_prefix, plan.v4_prefix.len()),
-            (MAP_V6_PREFIX, self.v6_prefix, plan.v6_prefix.len()),
-            (MAP_V4_ALLOW, self.v4_allow, plan.v4_allow.len()),
-            (MAP_V6_ALLOW, self.v6_allow, plan.v6_allow.len()),
-        ] {
-            if n > cap as usize {
-                bail!(
-                    "the pinned {name} map holds at most {cap} entries and the lists need {n}: \
-                     `takedown detach` and start again to size the maps anew"
-                );
-            }
+            *cap = (2 * n).max(MIN_CAPACITY as usize).min(max as usize) as u32;
         }
-        Ok(())
+        Ok(caps)
+    }
+
+    /// The first address map that `plan` does not fit, with its capacity and the plan's need.
+    pub fn overflow(&self, plan: &Plan) -> Option<(&'static str, u32, usize)> {
+        self.0
+            .iter()
+            .zip(&ADDRESS_MAPS)
+            .map(|(cap, m)| (m.name, *cap, plan.count(m)))
+            .find(|(_, cap, n)| *n > *cap as usize)
     }
 }
 
@@ -116,46 +90,45 @@ impl fmt::Display for Attached {
 /// The loaded XDP program and its maps.
 pub struct Filter {
     ebpf: Ebpf,
+    maps: FilterMaps,
     pins: Option<Pins>,
 }
 
 impl Filter {
-    /// Loads the embedded program with maps of the given sizes (not attached yet).
+    /// Loads the embedded program with new maps of the given sizes (not attached, not pinned).
     pub fn load(caps: &Capacities) -> Result<Self> {
-        Self::load_pinned(caps, None)
+        let (ebpf, maps) = load_object(caps, None)?;
+        Ok(Self { ebpf, maps: FilterMaps::new(maps)?, pins: None })
     }
 
-    /// Loads the program; with `pins`, its maps are the pinned ones when they exist (with all
-    /// their entries: adoption), else new ones that get pinned.
-    pub fn load_pinned(caps: &Capacities, pins: Option<&Pins>) -> Result<Self> {
-        let mut loader = EbpfLoader::new();
-        if let Some(p) = pins {
-            p.prepare()?;
-            for name in ALL_MAPS {
-                loader.map_pin_path(name, p.map(name));
-            }
-        }
-        loader
-            .map_max_entries(MAP_V4_EXACT, caps.v4_exact)
-            .map_max_entries(MAP_V6_EXACT, caps.v6_exact)
-            .map_max_entries(MAP_V4_PREFIX, caps.v4_prefix)
-            .map_max_entries(MAP_V6_PREFIX, caps.v6_prefix)
-            .map_max_entries(MAP_V4_ALLOW, caps.v4_allow)
-            .map_max_entries(MAP_V6_ALLOW, caps.v6_allow);
-        let mut ebpf = loader
-            .load(crate::EBPF_OBJECT)
-            .map_err(|e| anyhow!("cannot create the filter's maps ({caps:?}): {e}"))?;
-        for name in ALL_MAPS {
-            if ebpf.map(name).is_none() {
-                bail!("the embedded XDP program has no map {name}: rebuild takedown");
-            }
-        }
-        let prog: &mut Xdp = ebpf
-            .program_mut(PROGRAM_NAME)
-            .context("the embedded object has no XDP program named takedown")?
-            .try_into()?;
-        prog.load().map_err(|e| anyhow!("the kernel rejected the XDP program: {e}"))?;
-        Ok(Self { ebpf, pins: pins.cloned() })
+    /// Loads the program on the maps pinned at `pins`, with all their entries (adoption).
+    pub fn adopt(caps: &Capacities, pins: &Pins) -> Result<Self> {
+        let (ebpf, maps) = load_object(caps, Some(pins))?;
+        Ok(Self { ebpf, maps: FilterMaps::new(maps)?, pins: Some(pins.clone()) })
+    }
+
+    /// Loads the program with new maps, passing them to `fill` before they are pinned at
+    /// `pins` (so that pins never show half a list), then pins them.
+    pub fn load_pinned(
+        caps: &Capacities,
+        pins: &Pins,
+        fill: impl FnOnce(&mut FilterMaps) -> Result<()>,
+    ) -> Result<Self> {
+        let (ebpf, named) = load_object(caps, None)?;
+        let mut maps = FilterMaps::new(named)?;
+        fill(&mut maps)?;
+        maps.pin(pins)?;
+        Ok(Self { ebpf, maps, pins: Some(pins.clone()) })
+    }
+
+    /// The filter's maps.
+    pub fn maps(&self) -> &FilterMaps {
+        &self.maps
+    }
+
+    /// The filter's maps, to write them (through `sync`) or set its settings.
+    pub fn maps_mut(&mut self) -> &mut FilterMaps {
+        &mut self.maps
     }
 
     /// The loaded program (for BPF_PROG_TEST_RUN).
@@ -181,16 +154,6 @@ impl Filter {
             .program_mut(PROGRAM_NAME)
             .and_then(|p| p.try_into().ok())
             .expect("checked at load")
-    }
-
-    /// The loaded object, for the sync and counter modules.
-    pub fn ebpf(&self) -> &Ebpf {
-        &self.ebpf
-    }
-
-    /// The loaded object, mutably.
-    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
-        &mut self.ebpf
     }
 
     /// Attaches to `iface`. In auto mode, native first, then generic with a warning. With pins,
@@ -244,28 +207,11 @@ impl Filter {
 
     /// Gives `iface` its own counter slot (1..=MAX_IFACES; 0 counts the rest).
     pub fn set_interface_slot(&mut self, iface: &str, slot: u32) -> Result<()> {
-        let name = CString::new(iface).map_err(|_| anyhow!("invalid interface name {iface:?}"))?;
-        // SAFETY: `name` is a valid NUL-terminated string.
-        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        let index = if_index(iface)?;
         if index == 0 || index >= filter_common::MAX_IFINDEX || slot > filter_common::MAX_IFACES {
             return Ok(()); // counted in slot 0 with the others
         }
-        let map = self.ebpf.map_mut(filter_common::MAP_IFSLOT).context("no interface slot map")?;
-        let mut slots: aya::maps::Array<&mut aya::maps::MapData, u32> =
-            aya::maps::Array::try_from(map)?;
-        slots
-            .set(index, slot, 0)
-            .map_err(|e| anyhow!("cannot write {}: {e}", filter_common::MAP_IFSLOT))
-    }
-
-    /// Sets the event rate limit: `rate` events a second per CPU (0: none), bursts of `burst`.
-    pub fn set_event_rate(&mut self, rate: u32, burst: u32) -> Result<()> {
-        let map = self.ebpf.map_mut(filter_common::MAP_CONFIG).context("no config map")?;
-        let mut config: aya::maps::Array<&mut aya::maps::MapData, u32> =
-            aya::maps::Array::try_from(map)?;
-        config.set(filter_common::CFG_EVENT_RATE, rate, 0)?;
-        config.set(filter_common::CFG_EVENT_BURST, burst, 0)?;
-        Ok(())
+        self.maps.set_interface_slot(index, slot)
     }
 
     /// The kernel's id of the loaded program.
@@ -274,12 +220,42 @@ impl Filter {
     }
 }
 
-/// Fails with one sentence when `iface` does not exist in this network namespace.
-pub fn check_interface(iface: &str) -> Result<()> {
+/// The index of `iface` in this network namespace (0: no such interface).
+fn if_index(iface: &str) -> Result<u32> {
     let name = CString::new(iface).map_err(|_| anyhow!("invalid interface name {iface:?}"))?;
     // SAFETY: `name` is a valid NUL-terminated string.
-    if unsafe { libc::if_nametoindex(name.as_ptr()) } == 0 {
+    Ok(unsafe { libc::if_nametoindex(name.as_ptr()) })
+}
+
+/// Fails with one sentence when `iface` does not exist in this network namespace.
+pub fn check_interface(iface: &str) -> Result<()> {
+    if if_index(iface)? == 0 {
         bail!("interface {iface} does not exist");
     }
     Ok(())
+}
+
+/// Loads the object with address maps of `caps` sizes (the pinned maps of `reuse`, where
+/// given), loads its program, and takes every map out.
+fn load_object(caps: &Capacities, reuse: Option<&Pins>) -> Result<(Ebpf, Named)> {
+    let mut loader = EbpfLoader::new();
+    if let Some(p) = reuse {
+        p.prepare()?;
+        for name in ALL_MAPS {
+            loader.map_pin_path(name, p.map(name));
+        }
+    }
+    for (cap, m) in caps.0.iter().zip(&ADDRESS_MAPS) {
+        loader.map_max_entries(m.name, *cap);
+    }
+    let mut ebpf = loader
+        .load(crate::EBPF_OBJECT)
+        .map_err(|e| anyhow!("cannot create the filter's maps ({caps:?}): {e}"))?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(PROGRAM_NAME)
+        .context("the embedded object has no XDP program named takedown")?
+        .try_into()?;
+    prog.load().map_err(|e| anyhow!("the kernel rejected the XDP program: {e}"))?;
+    let maps = super::take_all(&mut ebpf)?;
+    Ok((ebpf, maps))
 }

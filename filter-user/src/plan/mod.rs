@@ -10,13 +10,21 @@
 //!   of the prefixes that cover it; an entry that adds nothing to its covering prefix is dropped
 //!   ("covered"). Exact addresses stay exact: they are never merged into prefixes.
 
+//!
+//! The folder is the pure middle layer: `pipeline` (sources' text -> guarded lists -> plan),
+//! `guards`, `own` (this machine's addresses), `diff` (what moves the maps from one plan to the
+//! next). It may use `lists`; it never imports `maps` or `daemon`, and touches no kernel.
+
 use std::collections::{BTreeMap, HashMap};
 
-use filter_common::{V4Key, V6Key};
+use filter_common::{AddressMap, FLAG_BOTH, Family as Fam, MapKind};
 use ipnet::IpNet;
 
-#[path = "plan_keys.rs"]
+pub mod diff;
+pub mod guards;
 mod keys;
+pub mod own;
+pub mod pipeline;
 use keys::{Allowed, Family, split};
 
 /// Direction flags and list bits of an entry.
@@ -32,6 +40,24 @@ impl Meta {
     /// Both fields OR-ed.
     pub fn union(self, other: Meta) -> Meta {
         Meta { flags: self.flags | other.flags, lists: self.lists | other.lists }
+    }
+
+    /// The directions it blocks and monitors, as shown to operators: "src", "dst", "both",
+    /// "monitor dst", "src, monitor dst"...
+    pub fn directions(self) -> String {
+        let name = |bits: u32| match bits {
+            1 => "src",
+            2 => "dst",
+            _ => "both",
+        };
+        let enforce = self.flags & FLAG_BOTH;
+        let monitor = (self.flags >> 2) & !enforce & FLAG_BOTH;
+        match (enforce, monitor) {
+            (0, 0) => "none".into(),
+            (e, 0) => name(e).into(),
+            (0, m) => format!("monitor {}", name(m)),
+            (e, m) => format!("{}, monitor {}", name(e), name(m)),
+        }
     }
 
     /// True when `self` adds nothing to `other`.
@@ -58,21 +84,59 @@ pub struct PlanStats {
     pub allowlisted: usize,
 }
 
+/// What one address family's maps should hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tables<const N: usize> {
+    /// Exact addresses, sorted.
+    pub exact: Entries<[u8; N]>,
+    /// Prefixes (length, masked address), sorted.
+    pub prefix: Entries<PrefixKey<N>>,
+    /// Allowlist networks (length, masked address), sorted.
+    pub allow: Vec<PrefixKey<N>>,
+}
+
+impl<const N: usize> Default for Tables<N> {
+    fn default() -> Self {
+        Self { exact: Vec::new(), prefix: Vec::new(), allow: Vec::new() }
+    }
+}
+
+impl<const N: usize> Tables<N> {
+    /// Entries of the map of this kind.
+    pub fn count(&self, kind: MapKind) -> usize {
+        match kind {
+            MapKind::Exact => self.exact.len(),
+            MapKind::Prefix => self.prefix.len(),
+            MapKind::Allow => self.allow.len(),
+        }
+    }
+
+    /// Every address entry (exact, then prefixes) as a network.
+    pub fn nets(&self) -> impl Iterator<Item = (IpNet, Meta)> + '_ {
+        let exact = self.exact.iter().map(|(a, m)| (net(a, (N * 8) as u8), *m));
+        exact.chain(self.prefix.iter().map(|((l, a), m)| (net(a, *l), *m)))
+    }
+}
+
+/// The network of `len` bits at address bytes `a` (4 or 16 of them).
+pub fn net<const N: usize>(a: &[u8; N], len: u8) -> IpNet {
+    let addr = match N {
+        4 => std::net::IpAddr::from(<[u8; 4]>::try_from(&a[..]).expect("4 bytes")),
+        _ => std::net::IpAddr::from(<[u8; 16]>::try_from(&a[..]).expect("16 bytes")),
+    };
+    IpNet::new(addr, len).expect("plan keys have valid lengths")
+}
+
+/// The plan key (length, masked address bytes) of a network of this family.
+pub fn prefix_key<const N: usize>(net: &IpNet) -> PrefixKey<N> {
+    keys::key(net)
+}
+
 /// The desired content of every map.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Exact IPv4 addresses, sorted.
-    pub v4_exact: Vec<(V4Key, Meta)>,
-    /// Exact IPv6 addresses, sorted.
-    pub v6_exact: Vec<(V6Key, Meta)>,
-    /// IPv4 prefixes (length, masked address), sorted.
-    pub v4_prefix: Vec<((u8, V4Key), Meta)>,
-    /// IPv6 prefixes (length, masked address), sorted.
-    pub v6_prefix: Vec<((u8, V6Key), Meta)>,
-    /// IPv4 allowlist (length, masked address).
-    pub v4_allow: Vec<(u8, V4Key)>,
-    /// IPv6 allowlist (length, masked address).
-    pub v6_allow: Vec<(u8, V6Key)>,
+    pub v4: Tables<4>,
+    pub v6: Tables<16>,
     /// What planning merged or removed.
     pub stats: PlanStats,
 }
@@ -89,25 +153,43 @@ impl Plan {
         let allowed = Allowed::new(&allow);
         stats.allowlisted = v4.remove_allowed(&allowed) + v6.remove_allowed(&allowed);
         let mut plan = Plan { stats, ..Default::default() };
-        (plan.v4_exact, plan.v4_prefix) = v4.finish(&mut plan.stats);
-        (plan.v6_exact, plan.v6_prefix) = v6.finish(&mut plan.stats);
+        (plan.v4.exact, plan.v4.prefix) = v4.finish(&mut plan.stats);
+        (plan.v6.exact, plan.v6.prefix) = v6.finish(&mut plan.stats);
         for net in &allow {
             match net {
-                IpNet::V4(n) => plan.v4_allow.push((n.prefix_len(), n.network().octets())),
-                IpNet::V6(n) => plan.v6_allow.push((n.prefix_len(), n.network().octets())),
+                IpNet::V4(n) => plan.v4.allow.push((n.prefix_len(), n.network().octets())),
+                IpNet::V6(n) => plan.v6.allow.push((n.prefix_len(), n.network().octets())),
             }
         }
         plan
     }
 
-    /// Plans entries of one list (list bit 0), each with its direction flags, without allowlist.
-    pub fn from_entries(entries: impl IntoIterator<Item = (IpNet, u32)>) -> Self {
-        Self::build(entries.into_iter().map(|(n, flags)| (n, Meta { flags, lists: 1 })), &[])
+    /// Entries the plan puts in address map `m`.
+    pub fn count(&self, m: &AddressMap) -> usize {
+        match m.family {
+            Fam::V4 => self.v4.count(m.kind),
+            Fam::V6 => self.v6.count(m.kind),
+        }
+    }
+
+    /// (label, entries) for every address map, in `ADDRESS_MAPS` order.
+    pub fn counts(&self) -> [(&'static str, usize); filter_common::ADDRESS_MAPS.len()] {
+        filter_common::ADDRESS_MAPS.map(|m| (m.label, self.count(&m)))
+    }
+
+    /// Every address entry (not the allowlist) as a network.
+    pub fn nets(&self) -> impl Iterator<Item = (IpNet, Meta)> + '_ {
+        self.v4.nets().chain(self.v6.nets())
+    }
+
+    /// Address entries that list bit `bit` holds.
+    pub fn list_count(&self, bit: u32) -> usize {
+        self.nets().filter(|(_, m)| m.lists & (1u64 << bit) != 0).count()
     }
 
     /// Number of address entries (not counting the allowlist).
     pub fn len(&self) -> usize {
-        self.v4_exact.len() + self.v6_exact.len() + self.v4_prefix.len() + self.v6_prefix.len()
+        self.v4.exact.len() + self.v6.exact.len() + self.v4.prefix.len() + self.v6.prefix.len()
     }
 
     /// True when the plan holds no address entry.
@@ -166,5 +248,4 @@ impl<const N: usize> Family<N> {
 }
 
 #[cfg(test)]
-#[path = "plan_tests.rs"]
 mod tests;

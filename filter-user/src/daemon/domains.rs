@@ -4,7 +4,7 @@
 //! Every address remembers which domains resolved to it.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     net::{IpAddr, SocketAddr},
     time::{Duration, Instant},
 };
@@ -17,7 +17,7 @@ use hickory_resolver::{
     net::runtime::TokioRuntimeProvider,
 };
 
-use crate::{plan::Meta, prepare::Resolved};
+use crate::plan::{Meta, pipeline::Resolved};
 
 /// How domains are resolved.
 #[derive(Clone, Copy, Debug)]
@@ -196,15 +196,6 @@ impl Domains {
             }
         }
         by_addr.into_iter().map(|(addr, (meta, names))| Resolved { addr, meta, names }).collect()
-    }
-
-    /// The domains whose last known addresses include `addr`.
-    pub fn tags(&self, addr: IpAddr) -> BTreeSet<&str> {
-        self.table
-            .iter()
-            .filter(|(_, s)| s.addrs.contains(&addr))
-            .map(|(n, _)| n.as_str())
-            .collect()
     }
 }
 

@@ -13,7 +13,7 @@ use anyhow::Result;
 use filter_common::{EV_DROPPED, Event};
 use serde::{Deserialize, Serialize};
 
-use crate::state::write_atomic;
+use super::state::write_atomic;
 
 /// Most listed addresses remembered per host.
 const MAX_CONTACTED: usize = 64;

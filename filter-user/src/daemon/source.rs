@@ -3,16 +3,13 @@
 //! back-off. The last good copy of every URL list is cached on disk (written atomically), so a
 //! start without network still enforces it.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, Result};
 use reqwest::{StatusCode, header};
 use serde::{Deserialize, Serialize};
 
-use crate::state::write_atomic;
+use super::state::write_atomic;
 
 /// How a URL is fetched.
 #[derive(Clone, Copy, Debug)]
@@ -171,7 +168,7 @@ async fn fetch_once(
         url: url.to_string(),
         etag: header_str(header::ETAG),
         last_modified: header_str(header::LAST_MODIFIED),
-        fetched: crate::status::now(),
+        fetched: super::status::now(),
     };
     let mut body = Vec::new();
     while let Some(chunk) =
@@ -195,9 +192,4 @@ fn describe(e: &reqwest::Error) -> String {
         src = cause.source();
     }
     if e.is_timeout() { format!("timed out ({s})") } else { s }
-}
-
-/// Reads a list file.
-pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read list file {}", path.display()))
 }

@@ -11,9 +11,12 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use crate::{
-    entry::Direction,
-    filter::Mode,
-    lists::{Format, ListOptions},
+    lists::{Format, ListOptions, entry::Direction},
+    maps::filter::Mode,
+    plan::{
+        guards::GuardOptions,
+        pipeline::{self, ListSpec, Pipeline},
+    },
 };
 
 /// The default configuration file.
@@ -247,6 +250,12 @@ impl ListConfig {
         ListOptions { format: self.format, column: self.column.clone(), direction: self.direction }
     }
 
+    /// How the pipeline reads it.
+    pub fn spec(&self) -> ListSpec {
+        let origin = self.file.clone().unwrap_or_else(|| PathBuf::from(self.source()));
+        ListSpec { name: self.name.clone(), origin, options: self.options(), monitor: self.monitor }
+    }
+
     /// Where it comes from, for messages.
     pub fn source(&self) -> String {
         match (&self.file, &self.url) {
@@ -275,7 +284,7 @@ impl Config {
         }
         let mut names = std::collections::HashSet::new();
         for l in &self.lists {
-            if l.name == crate::manual::MANUAL || !names.insert(&l.name) {
+            if l.name == super::manual::MANUAL || !names.insert(&l.name) {
                 bail!("list name {:?} is reserved or used twice", l.name);
             }
             if l.file.is_some() == l.url.is_some() {
@@ -291,6 +300,26 @@ impl Config {
     /// The enabled lists.
     pub fn enabled(&self) -> impl Iterator<Item = &ListConfig> {
         self.lists.iter().filter(|l| l.enabled)
+    }
+
+    /// How each enabled list is read; list i holds bit i.
+    pub fn specs(&self) -> Result<Vec<ListSpec>> {
+        let specs: Vec<ListSpec> = self.enabled().map(ListConfig::spec).collect();
+        pipeline::check_count(specs.len())?;
+        Ok(specs)
+    }
+
+    /// The guards the lists are held to.
+    pub fn guard_options(&self) -> GuardOptions {
+        GuardOptions {
+            force_broad: self.guards.force_broad,
+            allow_special: self.guards.allow_special,
+        }
+    }
+
+    /// The pipeline of this configuration: its allowlist, guards and own addresses.
+    pub fn pipeline(&self) -> Result<Pipeline> {
+        Pipeline::new(&self.allow, self.guard_options(), !self.guards.block_own)
     }
 }
 

@@ -13,6 +13,10 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use aya::maps::{Map, MapData};
+use filter_common::ALL_MAPS;
+
+use super::Named;
 
 /// Where bpffs is normally mounted.
 pub const BPFFS_ROOT: &str = "/sys/fs/bpf";
@@ -91,17 +95,38 @@ impl Pins {
         fs::remove_file(&path).with_context(|| format!("cannot unpin {}", path.display()))
     }
 
-    /// Removes every link, then every map, then the directories.
-    pub fn remove_all(&self) -> Result<()> {
-        for iface in self.linked_interfaces() {
-            self.unpin_link(&iface)?;
+    /// Opens every pinned map.
+    pub fn open_maps(&self) -> Result<Named> {
+        if !self.has_maps() {
+            bail!("no filter is pinned at {}: start one with `takedown run`", self.dir.display());
         }
+        let mut maps = Named::new();
+        for name in ALL_MAPS {
+            let path = self.map(name);
+            let data = MapData::from_pin(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            maps.insert(name, Map::from_map_data(data)?);
+        }
+        Ok(maps)
+    }
+
+    /// Unpins every map (the maps go when no program or descriptor holds them).
+    pub fn unpin_maps(&self) -> Result<()> {
         if let Ok(maps) = fs::read_dir(self.dir.join("maps")) {
             for m in maps.flatten() {
                 fs::remove_file(m.path())
                     .with_context(|| format!("cannot unpin {}", m.path().display()))?;
             }
         }
+        Ok(())
+    }
+
+    /// Removes every link, then every map, then the directories.
+    pub fn remove_all(&self) -> Result<()> {
+        for iface in self.linked_interfaces() {
+            self.unpin_link(&iface)?;
+        }
+        self.unpin_maps()?;
         for d in [self.dir.join("maps"), self.dir.join("links"), self.dir.clone()] {
             if d.exists() {
                 fs::remove_dir(&d).with_context(|| format!("cannot remove {}", d.display()))?;

@@ -1,6 +1,8 @@
-//! Batched map updates (BPF_MAP_UPDATE_BATCH, Linux 5.6+), which aya 0.14 does not wrap.
+//! Raw map commands on a map's descriptor, for any key and value layout: batched updates
+//! (BPF_MAP_UPDATE_BATCH, Linux 5.6+, which aya 0.14 does not wrap), and single-element
+//! lookup, update, delete and key iteration.
 //!
-//! One system call writes thousands of entries, which is what makes loading a million-entry
+//! One batch call writes thousands of entries, which is what makes loading a million-entry
 //! list fast. Callers fall back to per-element updates when the kernel or map type lacks it.
 
 use std::{
@@ -14,6 +16,7 @@ use aya::Pod;
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 /// Entries per system call: large enough to amortise the call, small enough to stay responsive.
 pub const CHUNK: usize = 16 * 1024;
@@ -136,6 +139,25 @@ pub fn delete_one<K: Pod>(fd: BorrowedFd<'_>, key: &K) -> io::Result<()> {
     match elem(BPF_MAP_DELETE_ELEM, fd, key as *const K as u64, 0) {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
         other => other,
+    }
+}
+
+/// Every key of the map, in the kernel's order (BPF_MAP_GET_NEXT_KEY from no key on). A hash
+/// map changed meanwhile may restart the walk: more than `limit` keys is an error, not a loop.
+pub fn keys<K: Pod>(fd: BorrowedFd<'_>, limit: usize) -> io::Result<Vec<K>> {
+    let mut out: Vec<K> = Vec::new();
+    loop {
+        if out.len() > limit {
+            return Err(io::Error::other("the map changed while it was read; read it again"));
+        }
+        let mut next = std::mem::MaybeUninit::<K>::zeroed();
+        let prev = out.last().map_or(0, |k| k as *const K as u64);
+        match elem(BPF_MAP_GET_NEXT_KEY, fd, prev, next.as_mut_ptr() as u64) {
+            // SAFETY: the kernel wrote a whole key (K is Pod, and was zeroed first).
+            Ok(()) => out.push(unsafe { next.assume_init() }),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(out),
+            Err(e) => return Err(e),
+        }
     }
 }
 

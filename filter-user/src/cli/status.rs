@@ -1,0 +1,109 @@
+//! `takedown status`: the daemon, the pinned filter's interfaces and program, entries per map
+//! and per list, and each list's last refresh. Works whether or not the daemon runs.
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::{Value, json};
+use takedown::{
+    daemon::{
+        manual::{self, MANUAL_BIT},
+        status::{Status, now},
+    },
+    maps::FilterMaps,
+    plan::Plan,
+};
+
+use super::{inspect, places::Places};
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    places: Places,
+}
+
+/// What `status` shows, gathered once.
+struct Seen {
+    daemon: Option<i32>,
+    st: Status,
+    plan: Plan,
+    interfaces: Vec<String>,
+    manual_entries: usize,
+}
+
+pub fn run(args: StatusArgs) -> Result<()> {
+    let pins = args.places.pins();
+    let state = args.places.state();
+    let seen = Seen {
+        daemon: state.daemon_pid(),
+        st: inspect::status(&args.places),
+        plan: FilterMaps::open(&pins)?.plan()?,
+        interfaces: pins.linked_interfaces(),
+        manual_entries: manual::load(&state.manual())?.len(),
+    };
+    if args.json {
+        say!("{}", serde_json::to_string_pretty(&to_json(&seen, &args.places))?);
+    } else {
+        print(&seen, &args.places);
+    }
+    Ok(())
+}
+
+fn to_json(s: &Seen, places: &Places) -> Value {
+    let entries: serde_json::Map<String, Value> =
+        s.plan.counts().into_iter().map(|(label, n)| (label.to_string(), json!(n))).collect();
+    let lists: Vec<Value> =
+        s.st.lists
+            .iter()
+            .map(|l| {
+                let mut v = serde_json::to_value(l).unwrap_or_default();
+                v["in_maps"] = json!(s.plan.list_count(l.bit));
+                v
+            })
+            .collect();
+    json!({
+        "daemon": s.daemon, "pin_dir": places.pin_dir, "interfaces": s.interfaces,
+        "program_id": s.st.program_id, "entries": entries, "manual_entries": s.manual_entries,
+        "lists": lists,
+    })
+}
+
+fn print(s: &Seen, places: &Places) {
+    match s.daemon {
+        Some(pid) => say!("daemon: running (pid {pid})"),
+        None => say!("daemon: not running (the pinned filter enforces on its own)"),
+    }
+    say!("pinned at: {}", places.pin_dir.display());
+    let modes: Vec<String> = s
+        .interfaces
+        .iter()
+        .map(|i| match s.st.interfaces.iter().find(|x| &x.name == i) {
+            Some(x) => format!("{i} ({})", x.mode),
+            None => i.clone(),
+        })
+        .collect();
+    say!("interfaces: {}", if modes.is_empty() { "none".into() } else { modes.join(", ") });
+    if let Some(id) = s.st.program_id {
+        say!("program id: {id}");
+    }
+    let [v4, v6, p4, p6, a4, a6] = s.plan.counts().map(|(_, n)| n);
+    say!(
+        "entries: {v4} IPv4, {v6} IPv6, {p4} IPv4 prefixes, {p6} IPv6 prefixes; allowlist {a4} IPv4, {a6} IPv6"
+    );
+    for l in &s.st.lists {
+        let when = l
+            .last_success
+            .map_or("never".to_string(), |t| format!("{}s ago", now().saturating_sub(t)));
+        let word = if l.ok { "ok" } else { "FAILED" };
+        say!(
+            "list {}: {} in the maps; last refresh {word} ({}), last success {when}; source {}",
+            l.name,
+            s.plan.list_count(l.bit),
+            l.message,
+            l.source
+        );
+    }
+    let manual = s.plan.list_count(MANUAL_BIT.trailing_zeros());
+    say!("list manual: {} entries, {manual} in the maps", s.manual_entries);
+}

@@ -1,0 +1,241 @@
+//! Prometheus metrics of a running daemon (prometheus-client's text encoding), built afresh at
+//! each scrape from the kernel's counters and a [`Snapshot`] the daemon publishes, and served
+//! over plain HTTP on a loopback address by default.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result, bail};
+use filter_common::{
+    CNT_EVENTS, CNT_NAMES, CNT_SUPPRESSED, MAP_COUNTERS, MAP_LIST_COUNTERS, MAX_LISTS,
+};
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+use super::Daemon;
+use crate::maps::{FilterMaps, counters};
+
+type Labels = Vec<(String, String)>;
+
+/// Every series name this module exports (counters with their `_total` suffix).
+pub const SERIES: [&str; 12] = [
+    "takedown_packets_total",
+    "takedown_bytes_total",
+    "takedown_dropped_packets_total",
+    "takedown_dropped_bytes_total",
+    "takedown_events_total",
+    "takedown_events_suppressed_total",
+    "takedown_entries",
+    "takedown_list_entries",
+    "takedown_refreshes_total",
+    "takedown_last_refresh_success_timestamp_seconds",
+    "takedown_fetch_duration_milliseconds",
+    "takedown_infected_hosts",
+];
+
+/// Where metrics are served: `addr`; refused when not loopback unless `remote` is allowed.
+pub fn address(addr: &str, remote: bool) -> Result<Option<SocketAddr>> {
+    if addr.is_empty() {
+        return Ok(None);
+    }
+    let a: SocketAddr =
+        addr.parse().with_context(|| format!("not an IP:PORT address for metrics: {addr:?}"))?;
+    if !a.ip().is_loopback() && !remote {
+        bail!(
+            "refusing to serve metrics on {a}, which is not a loopback address (allow it with --metrics-allow-remote)"
+        );
+    }
+    Ok(Some(a))
+}
+
+/// What the daemon publishes for the metrics: its state at one moment, apart from the kernel's
+/// counters (read from the maps at render time).
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// Configured interfaces; interface slot i + 1 is `interfaces[i]`.
+    pub interfaces: Vec<String>,
+    /// Names of list bits 0..64.
+    pub list_names: Vec<String>,
+    pub lists: Vec<ListMetrics>,
+    /// (map label, entries) of the plan in force.
+    pub entries: [(&'static str, usize); filter_common::ADDRESS_MAPS.len()],
+    pub hosts: usize,
+}
+
+/// One list's refresh figures.
+#[derive(Clone, Debug, Default)]
+pub struct ListMetrics {
+    pub name: String,
+    pub entries: usize,
+    pub refreshed_ok: u64,
+    pub refreshed_failed: u64,
+    pub last_success: u64,
+    pub duration_ms: i64,
+}
+
+impl Daemon {
+    /// The daemon's state for the metrics.
+    pub fn snapshot(&self) -> Snapshot {
+        let status = self.status();
+        let lists = self.slots.iter().map(|s| ListMetrics {
+            name: s.cfg.name.clone(),
+            entries: s.status.entries,
+            refreshed_ok: s.refreshed_ok,
+            refreshed_failed: s.refreshed_failed,
+            last_success: s.status.last_success.unwrap_or(0),
+            duration_ms: (s.last_duration * 1000.0) as i64,
+        });
+        Snapshot {
+            interfaces: self.settings.config.interfaces.clone(),
+            list_names: (0..MAX_LISTS as u32).map(|b| status.list_name(b)).collect(),
+            lists: lists.collect(),
+            entries: self.applied().counts(),
+            hosts: self.host_count(),
+        }
+    }
+}
+
+type Counters = Family<Labels, Counter>;
+type Gauges = Family<Labels, Gauge>;
+
+fn counter(reg: &mut Registry, name: &str, help: &str) -> Counters {
+    let f = Counters::default();
+    reg.register(name, help, f.clone());
+    f
+}
+
+fn gauge(reg: &mut Registry, name: &str, help: &str) -> Gauges {
+    let f = Gauges::default();
+    reg.register(name, help, f.clone());
+    f
+}
+
+fn l(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// The metrics text for a snapshot and the filter's counters.
+pub fn render(s: &Snapshot, maps: &FilterMaps) -> Result<String> {
+    let mut reg = Registry::default();
+    traffic(&mut reg, s, maps)?;
+    matched(&mut reg, s, maps)?;
+    let entries = gauge(&mut reg, "takedown_entries", "Entries in each map");
+    for (map, n) in &s.entries {
+        entries.get_or_create(&l(&[("map", map)])).set(*n as i64);
+    }
+    refreshes(&mut reg, s);
+    let hosts = gauge(&mut reg, "takedown_infected_hosts", "Inside hosts in the host table");
+    hosts.get_or_create(&vec![]).set(s.hosts as i64);
+    let mut out = String::new();
+    encode(&mut out, &reg)?;
+    Ok(out)
+}
+
+/// Packets and bytes by interface and verdict; events sent and suppressed.
+fn traffic(reg: &mut Registry, s: &Snapshot, maps: &FilterMaps) -> Result<()> {
+    let packets = counter(reg, "takedown_packets", "Packets seen, by interface and verdict");
+    let bytes = counter(reg, "takedown_bytes", "Bytes seen, by interface and verdict");
+    let slots = counters::read_slots(maps.map(MAP_COUNTERS)?)?;
+    for (slot, totals) in slots.iter().enumerate() {
+        let name = slot.checked_sub(1).and_then(|i| s.interfaces.get(i));
+        let iface = name.map_or("other", String::as_str);
+        for (i, verdict) in CNT_NAMES.iter().enumerate().take(CNT_EVENTS as usize) {
+            let c = totals.0[i];
+            if c.packets > 0 || slot > 0 {
+                let labels = l(&[("interface", iface), ("verdict", verdict)]);
+                packets.get_or_create(&labels).inc_by(c.packets);
+                bytes.get_or_create(&labels).inc_by(c.bytes);
+            }
+        }
+    }
+    let total = counters::read(maps)?;
+    let events = counter(reg, "takedown_events", "Events reported by the kernel");
+    events.get_or_create(&vec![]).inc_by(total.packets(CNT_EVENTS));
+    let help = "Events suppressed by the rate limit or a full ring buffer";
+    let suppressed = counter(reg, "takedown_events_suppressed", help);
+    suppressed.get_or_create(&vec![]).inc_by(total.packets(CNT_SUPPRESSED));
+    Ok(())
+}
+
+/// Packets and bytes matched per list and direction.
+fn matched(reg: &mut Registry, s: &Snapshot, maps: &FilterMaps) -> Result<()> {
+    let help = "Packets dropped (or, for monitor lists, matched) because of a list, by direction";
+    let dropped = counter(reg, "takedown_dropped_packets", help);
+    let help = "Bytes dropped (or matched) because of a list, by direction";
+    let dropped_bytes = counter(reg, "takedown_dropped_bytes", help);
+    for (bit, src, dst) in counters::read_lists(maps.map(MAP_LIST_COUNTERS)?)? {
+        let name = &s.list_names[bit as usize];
+        for (dir, c) in [("src", src), ("dst", dst)] {
+            dropped.get_or_create(&l(&[("list", name), ("direction", dir)])).inc_by(c.packets);
+            dropped_bytes.get_or_create(&l(&[("list", name), ("direction", dir)])).inc_by(c.bytes);
+        }
+    }
+    Ok(())
+}
+
+/// Each list's entries in force and its refreshes.
+fn refreshes(reg: &mut Registry, s: &Snapshot) {
+    let help = "Entries (networks and domains) of each list's content in force";
+    let list_entries = gauge(reg, "takedown_list_entries", help);
+    let refreshes = counter(reg, "takedown_refreshes", "List refreshes, by result");
+    let help = "When each list last refreshed successfully";
+    let last_success = gauge(reg, "takedown_last_refresh_success_timestamp_seconds", help);
+    let help = "How long each list's last refresh took";
+    let duration = gauge(reg, "takedown_fetch_duration_milliseconds", help);
+    for x in &s.lists {
+        let list = l(&[("list", &x.name)]);
+        list_entries.get_or_create(&list).set(x.entries as i64);
+        let ok = l(&[("list", &x.name), ("result", "success")]);
+        refreshes.get_or_create(&ok).inc_by(x.refreshed_ok);
+        let failed = l(&[("list", &x.name), ("result", "failure")]);
+        refreshes.get_or_create(&failed).inc_by(x.refreshed_failed);
+        last_success.get_or_create(&list).set(x.last_success as i64);
+        duration.get_or_create(&list).set(x.duration_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grafana_dashboard_queries_only_exported_series() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/grafana-dashboard.json");
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let exprs: Vec<String> = doc["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| {
+                p["targets"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["expr"].as_str().unwrap().to_string())
+            })
+            .collect();
+        assert!(exprs.len() >= 10);
+        for e in &exprs {
+            let names: Vec<&str> = e
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("takedown_"))
+                .collect();
+            assert!(!names.is_empty(), "{e}");
+            for n in names {
+                assert!(SERIES.contains(&n), "{n} (in {e}) is not exported");
+            }
+        }
+    }
+
+    #[test]
+    fn metrics_stay_on_loopback_unless_allowed() {
+        assert!(address("127.0.0.1:9645", false).unwrap().is_some());
+        assert!(address("[::1]:9645", false).unwrap().is_some());
+        assert!(address("", false).unwrap().is_none());
+        assert!(address("0.0.0.0:9645", false).is_err());
+        assert!(address("0.0.0.0:9645", true).unwrap().is_some());
+    }
+}

@@ -1,0 +1,226 @@
+//! One configured list and its last good content; loading it: get the bytes (file, or URL with
+//! cache), run them through the pipeline, check that the list is usable and has not shrunk by
+//! more than half, then replace the content in force. On any failure the previous content stays
+//! and the failure is recorded.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+use super::{
+    Daemon,
+    config::ListConfig,
+    control::RefreshResult,
+    source::{self, CacheMeta, FetchPolicy, Fetched},
+    status::{ListStatus, now},
+};
+use crate::plan::{guards, pipeline::ListSpec};
+
+/// One configured list and its last good content.
+pub struct Slot {
+    pub cfg: ListConfig,
+    pub spec: ListSpec,
+    pub bit: u32,
+    pub report: Option<crate::plan::pipeline::ListReport>,
+    pub status: ListStatus,
+    /// Validators of the cached copy (URL lists).
+    pub cached: Option<CacheMeta>,
+    /// When its next scheduled refresh is due.
+    pub next: Option<Instant>,
+    /// Refreshes that succeeded and failed, and how long the last one took.
+    pub refreshed_ok: u64,
+    pub refreshed_failed: u64,
+    pub last_duration: f64,
+}
+
+impl Slot {
+    pub fn new(cfg: ListConfig, spec: ListSpec, bit: u32) -> Self {
+        let status = ListStatus {
+            name: cfg.name.clone(),
+            bit,
+            source: cfg.source(),
+            refresh: cfg.refresh,
+            ..Default::default()
+        };
+        Slot {
+            cfg,
+            spec,
+            bit,
+            report: None,
+            status,
+            cached: None,
+            next: None,
+            refreshed_ok: 0,
+            refreshed_failed: 0,
+            last_duration: 0.0,
+        }
+    }
+
+    /// Records the outcome of a load that took `took`.
+    fn record(&mut self, result: &Result<String, String>, took: Duration, at_start: bool) {
+        self.last_duration = took.as_secs_f64();
+        self.status.last_attempt = Some(now());
+        self.next =
+            (self.cfg.refresh > 0).then(|| Instant::now() + Duration::from_secs(self.cfg.refresh));
+        self.status.ok = result.is_ok();
+        match result {
+            Ok(message) => {
+                self.refreshed_ok += 1;
+                self.status.last_success = Some(now());
+                self.status.message.clone_from(message);
+                if let Some(r) = &self.report {
+                    self.status.entries = r.usable();
+                    self.status.domains = r.list.domains.len();
+                }
+            }
+            Err(e) => {
+                self.refreshed_failed += 1;
+                self.status.message = match &self.report {
+                    Some(_) => format!("{e}; keeping the previous content"),
+                    None => e.clone(),
+                };
+            }
+        }
+        if !at_start {
+            let (name, message) = (&self.cfg.name, &self.status.message);
+            match result {
+                Ok(_) => log::info!("list {name}: {message}"),
+                Err(_) => log::warn!("list {name}: {message}"),
+            }
+        }
+    }
+}
+
+/// What a fetch brought.
+enum Got {
+    /// The server says the content in force is current.
+    Unchanged(String),
+    /// New bytes, with the cache validators to store them under, and a note for the report.
+    Bytes(Vec<u8>, Option<CacheMeta>, String),
+}
+
+impl Daemon {
+    /// Loads list `i`. `at_start`: a URL that cannot be fetched falls back to its cached copy.
+    pub(super) async fn load_slot(&mut self, i: usize, at_start: bool) -> Result<(), String> {
+        let started = Instant::now();
+        let result = match self.fetch(i, at_start).await {
+            Ok(Got::Unchanged(message)) => Ok(message),
+            Ok(Got::Bytes(bytes, meta, note)) => self.accept(i, &bytes, meta, &note),
+            Err(e) => Err(e),
+        };
+        self.slots[i].record(&result, started.elapsed(), at_start);
+        result.map(|_| ())
+    }
+
+    /// Refreshes one list (or all) and applies the result; one result a list.
+    pub async fn refresh(&mut self, name: Option<&str>) -> Result<Vec<RefreshResult>> {
+        let picked: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| name.is_none_or(|n| self.slots[i].cfg.name == n))
+            .collect();
+        if picked.is_empty() {
+            bail!("no list named {:?}", name.unwrap_or_default());
+        }
+        let mut results = Vec::new();
+        for i in picked {
+            let r = self.load_slot(i, false).await;
+            let s = &self.slots[i];
+            let (list, message) = (s.cfg.name.clone(), s.status.message.clone());
+            results.push(RefreshResult { list, ok: r.is_ok(), message });
+        }
+        let ch = self.reconcile()?;
+        log::info!("refresh applied: {} written, {} deleted", ch.written, ch.deleted);
+        Ok(results)
+    }
+
+    /// When the next scheduled refresh is due, if any list has one.
+    pub fn next_refresh(&self) -> Option<Instant> {
+        self.slots.iter().filter_map(|s| s.next).min()
+    }
+
+    /// The lists whose scheduled refresh is due.
+    pub fn due(&self) -> Vec<String> {
+        let now = Instant::now();
+        let due = self.slots.iter().filter(|s| s.next.is_some_and(|n| n <= now));
+        due.map(|s| s.cfg.name.clone()).collect()
+    }
+
+    async fn fetch(&mut self, i: usize, at_start: bool) -> Result<Got, String> {
+        let cfg = self.slots[i].cfg.clone();
+        if let Some(path) = &cfg.file {
+            let bytes = crate::lists::read_file(path).map_err(|e| format!("{e:#}"))?;
+            return Ok(Got::Bytes(bytes, None, String::new()));
+        }
+        let url = cfg.url.as_deref().ok_or("no file or url")?;
+        let cache = self.cache();
+        let cached = cache.as_ref().and_then(|c| c.load(&cfg.name));
+        if self.slots[i].cached.is_none() {
+            self.slots[i].cached = cached.as_ref().map(|(_, m)| m.clone());
+        }
+        let client = self.client.as_ref().ok_or("no HTTP client")?;
+        let policy = FetchPolicy {
+            max_bytes: cfg.max_bytes,
+            timeout: Duration::from_secs(cfg.timeout),
+            attempts: cfg.attempts,
+            backoff: Duration::from_secs(1),
+        };
+        // Validators only when content is in force: a 304 must confirm what is enforced.
+        let validators = self.slots[i].report.as_ref().and(self.slots[i].cached.clone());
+        match source::fetch(client, url, validators.as_ref(), &policy).await {
+            Ok(Fetched::NotModified) => {
+                Ok(Got::Unchanged("not modified (304): content unchanged".into()))
+            }
+            Ok(Fetched::New { body, meta }) => Ok(Got::Bytes(body, Some(meta), String::new())),
+            Err(e) if at_start => match cached {
+                Some((body, meta)) => {
+                    let note =
+                        format!(" (fetch failed: {e}; using the cached copy of {})", meta.fetched);
+                    self.slots[i].cached = Some(meta);
+                    Ok(Got::Bytes(body, None, note))
+                }
+                None => Err(format!("fetch failed: {e}, and there is no cached copy")),
+            },
+            Err(e) => Err(format!("fetch failed: {e}")),
+        }
+    }
+
+    /// Runs `bytes` through the pipeline; a usable list that has not shrunk by half replaces
+    /// the content in force (and, when fetched, the cached copy).
+    fn accept(
+        &mut self,
+        i: usize,
+        bytes: &[u8],
+        fetched: Option<CacheMeta>,
+        note: &str,
+    ) -> Result<String, String> {
+        let slot = &self.slots[i];
+        let text = String::from_utf8_lossy(bytes);
+        let report =
+            self.pipeline.list(&slot.spec, slot.bit, &text).map_err(|e| format!("{e:#}"))?;
+        if let Some(why) = report.unusable() {
+            return Err(why);
+        }
+        if let Some(prev) = &slot.report {
+            let accept = self.settings.config.guards.accept_shrink;
+            guards::shrink_check(prev.usable(), report.usable(), accept)?;
+        }
+        if let (Some(meta), Some(cache)) = (&fetched, self.cache()) {
+            if let Err(e) = cache.store(&slot.cfg.name, bytes, meta) {
+                log::warn!("list {}: cannot cache it: {e:#}", slot.cfg.name);
+            }
+            self.slots[i].cached = Some(meta.clone());
+        }
+        let message = format!(
+            "{} entries ({} domains), {} lines skipped, {} refused or guarded{note}",
+            report.usable(),
+            report.list.domains.len(),
+            report.list.skipped.len(),
+            report.refused + report.guarded
+        );
+        self.slots[i].report = Some(report);
+        Ok(message)
+    }
+
+    fn cache(&self) -> Option<source::Cache> {
+        self.settings.state.as_ref().map(|s| source::Cache::new(s.cache_dir()))
+    }
+}

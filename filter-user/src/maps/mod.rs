@@ -1,0 +1,287 @@
+//! The kernel side seen from user space: load the program, pin and adopt it, write its maps
+//! (`sync`, the only writer of entries) and read them (plans, hits, counters, lookups).
+//!
+//! [`FilterMaps`] is the one handle on a filter's maps, loaded or opened from pins. Its address
+//! maps are typed per family ([`FamilyMaps`]): each map is a [`Table`] keyed by the plan's keys,
+//! and the key and value conversion lives in `table` alone. The set of maps is filter-common's
+//! `ALL_MAPS` / `ADDRESS_MAPS`; adding a map touches the contract, the kernel program and the
+//! family constructors below.
+//!
+//! May use `plan` and `lists`; never imports `daemon`.
+
+pub mod counters;
+pub mod filter;
+pub mod lookup;
+pub mod pins;
+pub mod privileges;
+mod raw;
+mod start;
+pub mod sync;
+pub mod table;
+pub mod version;
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, anyhow};
+use aya::maps::{Array, Map, MapData};
+use filter_common::{
+    ALL_MAPS, AddressMap, CFG_EVENT_BURST, CFG_EVENT_RATE, Family, MAP_CONFIG, MAP_V4_ALLOW,
+    MAP_V4_EXACT, MAP_V4_PREFIX, MAP_V6_ALLOW, MAP_V6_EXACT, MAP_V6_PREFIX, MapKind, V4Key,
+    V4TrieKey, V6Key,
+};
+use ipnet::IpNet;
+
+use self::table::{Allow, Exact, Kernel, Prefix};
+pub use self::{
+    start::{Start, start},
+    table::{MapInfo, Table, WriteMode},
+};
+use crate::plan::{Meta, Plan, PrefixKey, Tables, net};
+
+/// Maps by name, as taken out of a loaded object or opened from pins.
+pub type Named = BTreeMap<&'static str, Map>;
+
+/// The config array (`MAP_CONFIG`): flags, event rate, layout version.
+pub trait Settings {
+    fn get(&self, index: u32) -> Result<u32>;
+    fn set(&mut self, index: u32, value: u32) -> Result<()>;
+    /// Pins the array at `path` (replacing what is pinned there).
+    fn pin(&self, path: &std::path::Path) -> Result<()>;
+}
+
+/// Pins `map` at `path`, replacing what is pinned there.
+fn pin_map(name: &str, map: &Map, path: &std::path::Path) -> Result<()> {
+    let _ = std::fs::remove_file(path);
+    map.pin(path).map_err(|e| anyhow!("cannot pin {name} at {}: {e}", path.display()))
+}
+
+struct KernelSettings(Map);
+
+impl Settings for KernelSettings {
+    fn get(&self, index: u32) -> Result<u32> {
+        let a: Array<&MapData, u32> = Array::try_from(&self.0)?;
+        Ok(a.get(&index, 0)?)
+    }
+
+    fn set(&mut self, index: u32, value: u32) -> Result<()> {
+        let mut a: Array<&mut MapData, u32> = Array::try_from(&mut self.0)?;
+        a.set(index, value, 0).map_err(|e| anyhow!("cannot write {MAP_CONFIG}: {e}"))
+    }
+
+    fn pin(&self, path: &std::path::Path) -> Result<()> {
+        pin_map(MAP_CONFIG, &self.0, path)
+    }
+}
+
+/// One address family's maps.
+pub struct FamilyMaps<const N: usize> {
+    pub exact: Box<dyn Table<[u8; N]>>,
+    pub prefix: Box<dyn Table<PrefixKey<N>>>,
+    pub allow: Box<dyn Table<PrefixKey<N>>>,
+}
+
+impl<const N: usize> FamilyMaps<N> {
+    /// The map of this kind.
+    pub fn info(&self, kind: MapKind) -> &dyn MapInfo {
+        match kind {
+            MapKind::Exact => self.exact.as_ref(),
+            MapKind::Prefix => self.prefix.as_ref(),
+            MapKind::Allow => self.allow.as_ref(),
+        }
+    }
+
+    /// What the maps hold, as a plan's tables.
+    pub fn tables(&self) -> Result<Tables<N>> {
+        Ok(Tables {
+            exact: metas(self.exact.entries()?),
+            prefix: metas(self.prefix.entries()?),
+            allow: self.allow.entries()?.into_iter().map(|(k, _)| k).collect(),
+        })
+    }
+
+    /// Every address entry with its hit counters.
+    pub fn hits(&self) -> Result<Vec<EntryHits>> {
+        let exact = self.exact.entries()?.into_iter().map(|(a, v)| (net(&a, (N * 8) as u8), v));
+        let prefix = self.prefix.entries()?.into_iter().map(|((l, a), v)| (net(&a, l), v));
+        Ok(exact.chain(prefix).map(|(net, v)| EntryHits::new(net, &v)).collect())
+    }
+}
+
+/// The address maps and the config array: everything `sync` writes.
+pub struct AddressMaps {
+    pub v4: FamilyMaps<4>,
+    pub v6: FamilyMaps<16>,
+    pub settings: Box<dyn Settings>,
+}
+
+impl AddressMaps {
+    /// The address map `m`.
+    pub fn info(&self, m: &AddressMap) -> &dyn MapInfo {
+        match m.family {
+            Family::V4 => self.v4.info(m.kind),
+            Family::V6 => self.v6.info(m.kind),
+        }
+    }
+
+    /// What the maps hold, as a plan (its statistics are zero).
+    pub fn plan(&self) -> Result<Plan> {
+        Ok(Plan { v4: self.v4.tables()?, v6: self.v6.tables()?, stats: Default::default() })
+    }
+}
+
+/// Entries with their plan metadata.
+fn metas<K>(v: Vec<(K, filter_common::EntryValue)>) -> Vec<(K, Meta)> {
+    v.into_iter().map(|(k, e)| (k, table::meta(&e))).collect()
+}
+
+/// An entry with its hit counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryHits {
+    pub net: IpNet,
+    pub meta: Meta,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Kernel monotonic time of the last hit (0: never).
+    pub last_hit_ns: u64,
+}
+
+impl EntryHits {
+    fn new(net: IpNet, v: &filter_common::EntryValue) -> Self {
+        let (packets, bytes, last_hit_ns) = (v.packets, v.bytes, v.last_hit_ns);
+        Self { net, meta: table::meta(v), packets, bytes, last_hit_ns }
+    }
+}
+
+fn take(maps: &mut Named, name: &'static str) -> Result<Map> {
+    maps.remove(name).ok_or_else(|| anyhow!("the filter has no map {name}"))
+}
+
+fn kernel<C: table::Codec + 'static>(
+    maps: &mut Named,
+    name: &'static str,
+) -> Result<Box<Kernel<C>>> {
+    Ok(Box::new(Kernel::<C>::new(name, take(maps, name)?)?))
+}
+
+fn v4(maps: &mut Named) -> Result<FamilyMaps<4>> {
+    const TRIE: usize = size_of::<V4TrieKey>();
+    Ok(FamilyMaps {
+        exact: kernel::<Exact<{ size_of::<V4Key>() }>>(maps, MAP_V4_EXACT)?,
+        prefix: kernel::<Prefix<4, TRIE>>(maps, MAP_V4_PREFIX)?,
+        allow: kernel::<Allow<4>>(maps, MAP_V4_ALLOW)?,
+    })
+}
+
+fn v6(maps: &mut Named) -> Result<FamilyMaps<16>> {
+    Ok(FamilyMaps {
+        exact: kernel::<Exact<{ size_of::<V6Key>() }>>(maps, MAP_V6_EXACT)?,
+        prefix: kernel::<Prefix<16, 16>>(maps, MAP_V6_PREFIX)?,
+        allow: kernel::<Allow<16>>(maps, MAP_V6_ALLOW)?,
+    })
+}
+
+/// Every map of a filter: the typed address maps, and the others by name.
+pub struct FilterMaps {
+    pub addr: AddressMaps,
+    others: Named,
+}
+
+impl FilterMaps {
+    /// Wraps every map of `ALL_MAPS`, taken from a loaded object or opened from pins.
+    pub fn new(mut maps: Named) -> Result<Self> {
+        let addr = AddressMaps {
+            v4: v4(&mut maps)?,
+            v6: v6(&mut maps)?,
+            settings: Box::new(KernelSettings(take(&mut maps, MAP_CONFIG)?)),
+        };
+        Ok(Self { addr, others: maps })
+    }
+
+    /// Opens every pinned map of `pins` (fails in one sentence when none are pinned there).
+    pub fn open(pins: &pins::Pins) -> Result<Self> {
+        Self::new(pins.open_maps()?)
+    }
+
+    /// Pins every map at `pins` (replacing what is pinned under their names).
+    pub fn pin(&self, pins: &pins::Pins) -> Result<()> {
+        pins.prepare()?;
+        for (name, map) in &self.others {
+            pin_map(name, map, &pins.map(name))?;
+        }
+        for m in &filter_common::ADDRESS_MAPS {
+            self.addr.info(m).pin(&pins.map(m.name))?;
+        }
+        // Last: the layout version it holds marks the pin set complete (see `version`).
+        self.addr.settings.pin(&pins.map(MAP_CONFIG))
+    }
+
+    /// A map that is not an address map (counters, events, ...), by name.
+    pub fn map(&self, name: &str) -> Result<&Map> {
+        self.others.get(name).ok_or_else(|| anyhow!("the filter has no map {name}"))
+    }
+
+    /// A map that is not an address map, to read it mutably (the event ring buffer).
+    pub fn map_mut(&mut self, name: &str) -> Result<&mut Map> {
+        self.others.get_mut(name).ok_or_else(|| anyhow!("the filter has no map {name}"))
+    }
+
+    /// Takes a map out (the event ring buffer, for its reader).
+    pub fn take(&mut self, name: &str) -> Option<Map> {
+        self.others.remove(name)
+    }
+
+    /// What the address maps hold, as a plan.
+    pub fn plan(&self) -> Result<Plan> {
+        self.addr.plan()
+    }
+
+    /// How many entries each address map can hold.
+    pub fn capacities(&self) -> Result<filter::Capacities> {
+        let mut caps = filter::Capacities::default();
+        for (cap, m) in caps.0.iter_mut().zip(&filter_common::ADDRESS_MAPS) {
+            *cap = self.addr.info(m).capacity()?;
+        }
+        Ok(caps)
+    }
+
+    /// Every address entry with its hit counters.
+    pub fn hits(&self) -> Result<Vec<EntryHits>> {
+        let mut out = self.addr.v4.hits()?;
+        out.extend(self.addr.v6.hits()?);
+        Ok(out)
+    }
+
+    /// Sets the event rate limit: `rate` events a second per CPU (0: none), bursts of `burst`.
+    pub fn set_event_rate(&mut self, rate: u32, burst: u32) -> Result<()> {
+        self.addr.settings.set(CFG_EVENT_RATE, rate)?;
+        self.addr.settings.set(CFG_EVENT_BURST, burst)
+    }
+
+    /// Stamps the maps with this build's contract layout.
+    pub fn set_layout(&mut self) -> Result<()> {
+        self.addr.settings.set(filter_common::CFG_LAYOUT, filter_common::LAYOUT_VERSION)
+    }
+
+    /// Gives interface index `index` its own counter slot (1..=MAX_IFACES; 0 counts the rest).
+    pub fn set_interface_slot(&mut self, index: u32, slot: u32) -> Result<()> {
+        let map =
+            self.others.get_mut(filter_common::MAP_IFSLOT).ok_or_else(|| anyhow!("no slots"))?;
+        let mut slots: Array<&mut MapData, u32> = Array::try_from(map)?;
+        slots
+            .set(index, slot, 0)
+            .map_err(|e| anyhow!("cannot write {}: {e}", filter_common::MAP_IFSLOT))
+    }
+}
+
+/// Takes every map of `ALL_MAPS` out of a loaded object.
+pub fn take_all(ebpf: &mut aya::Ebpf) -> Result<Named> {
+    ALL_MAPS
+        .iter()
+        .map(|&name| {
+            let map = ebpf.take_map(name).ok_or_else(|| {
+                anyhow!("the embedded XDP program has no map {name}: rebuild takedown")
+            })?;
+            Ok((name, map))
+        })
+        .collect()
+}

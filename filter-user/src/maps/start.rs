@@ -1,0 +1,67 @@
+//! Starting the filter from a plan, whatever the pin directory holds: new maps (filled, then
+//! pinned), adoption of pinned maps of this layout (moved to the plan by `sync`), or migration
+//! of pinned maps of another layout or too small for the plan. A migration fills new maps
+//! first and pins them over the old ones; attaching then replaces the program through each
+//! pinned link, so the old program enforces on the old maps until that moment: no gap.
+
+use anyhow::Result;
+
+use super::{
+    filter::{Capacities, Filter},
+    pins::Pins,
+    sync::{self, Changes},
+    version::{self, Pinned},
+};
+use crate::plan::Plan;
+
+/// How the filter started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// New maps (nothing was pinned, or no pins are used).
+    Fresh,
+    /// Pinned maps were adopted; they held this many entries.
+    Adopted { held: usize },
+    /// Pinned maps were replaced by new ones, for this reason.
+    Migrated { why: String },
+}
+
+/// Loads the program with maps holding `plan` (not attached yet); maps hold at most `max`
+/// entries each.
+pub fn start(pins: Option<&Pins>, plan: &Plan, max: u32) -> Result<(Filter, Start, Changes)> {
+    let fresh = Changes { written: plan.len(), deleted: 0 };
+    let Some(pins) = pins else {
+        let mut filter = Filter::load(&Capacities::for_plan(plan, max)?)?;
+        fill(filter.maps_mut(), plan)?;
+        return Ok((filter, Start::Fresh, fresh));
+    };
+    let why = match version::pinned(pins) {
+        Pinned::Nothing => None,
+        Pinned::Other(v) => Some(format!(
+            "the pinned maps have contract layout {v}, this build uses {}",
+            filter_common::LAYOUT_VERSION
+        )),
+        Pinned::Current => {
+            let filter = Filter::adopt(&Capacities::for_plan(plan, max)?, pins)?;
+            match filter.maps().capacities()?.overflow(plan) {
+                None => return adopt(filter, plan),
+                Some((name, cap, n)) => Some(format!(
+                    "the pinned {name} map holds at most {cap} entries and the lists need {n}"
+                )),
+            }
+        }
+    };
+    let filter = Filter::load_pinned(&Capacities::for_plan(plan, max)?, pins, |m| fill(m, plan))?;
+    let start = why.map_or(Start::Fresh, |why| Start::Migrated { why });
+    Ok((filter, start, fresh))
+}
+
+fn fill(maps: &mut super::FilterMaps, plan: &Plan) -> Result<()> {
+    sync::fill(&mut maps.addr, plan)?;
+    maps.set_layout()
+}
+
+fn adopt(mut filter: Filter, plan: &Plan) -> Result<(Filter, Start, Changes)> {
+    let held = filter.maps().plan()?;
+    let changes = sync::apply(&mut filter.maps_mut().addr, &held, plan)?;
+    Ok((filter, Start::Adopted { held: held.len() }, changes))
+}

@@ -1,0 +1,183 @@
+//! The only code that writes the filter's entries: fills the maps from a [`Plan`], moves them
+//! from one plan to the next, and makes the single-entry edits of `takedown add`/`remove`.
+//!
+//! Moving never clears a map. It applies a [`Diff`]: first the trie and allowlist flags of
+//! both plans, then every write (allowlist first, then exact entries, then prefixes), then every
+//! delete, then the flags of the new plan. An entry present in both plans is never missing, not
+//! even for one packet, and an allowlisted address is never unprotected. Entries whose lists or
+//! direction change keep their hit counters.
+
+use anyhow::Result;
+use filter_common::{CFG_FLAGS, CFG_V4_PREFIXES, CFG_V6_PREFIXES, EntryValue};
+use ipnet::IpNet;
+
+use super::{AddressMaps, FamilyMaps, Table, WriteMode, table};
+use crate::plan::{
+    Meta, Plan,
+    diff::{Diff, FamilyDiff, Write},
+    prefix_key,
+};
+
+/// What a move changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Entries inserted or updated.
+    pub written: usize,
+    /// Entries deleted.
+    pub deleted: usize,
+}
+
+/// Writes every entry of `plan` into empty maps and sets the config flags.
+pub fn fill(maps: &mut AddressMaps, plan: &Plan) -> Result<()> {
+    fill_with(maps, plan, WriteMode::Batched)
+}
+
+/// [`fill`] with a chosen [`WriteMode`].
+pub fn fill_with(maps: &mut AddressMaps, plan: &Plan, mode: WriteMode) -> Result<()> {
+    apply_diff(maps, &Diff::between(&Plan::default(), plan), mode).map(|_| ())
+}
+
+/// Moves the maps from `old` (what they hold) to `new`, writing before deleting.
+pub fn apply(maps: &mut AddressMaps, old: &Plan, new: &Plan) -> Result<Changes> {
+    apply_diff(maps, &Diff::between(old, new), WriteMode::Batched)
+}
+
+/// Applies `diff` in the promised order.
+pub fn apply_diff(maps: &mut AddressMaps, diff: &Diff, mode: WriteMode) -> Result<Changes> {
+    maps.settings.set(CFG_FLAGS, diff.flags_during)?;
+    write_family(&mut maps.v4, &diff.v4, mode)?;
+    write_family(&mut maps.v6, &diff.v6, mode)?;
+    delete_family(&mut maps.v4, &diff.v4)?;
+    delete_family(&mut maps.v6, &diff.v6)?;
+    maps.settings.set(CFG_FLAGS, diff.flags_after)?;
+    Ok(Changes { written: diff.writes(), deleted: diff.deletes() })
+}
+
+fn write_family<const N: usize>(
+    maps: &mut FamilyMaps<N>,
+    d: &FamilyDiff<N>,
+    mode: WriteMode,
+) -> Result<()> {
+    put(maps.allow.as_mut(), &d.allow.write, mode)?;
+    put(maps.exact.as_mut(), &d.exact.write, mode)?;
+    put(maps.prefix.as_mut(), &d.prefix.write, mode)
+}
+
+fn delete_family<const N: usize>(maps: &mut FamilyMaps<N>, d: &FamilyDiff<N>) -> Result<()> {
+    delete(maps.exact.as_mut(), &d.exact.delete)?;
+    delete(maps.prefix.as_mut(), &d.prefix.delete)?;
+    delete(maps.allow.as_mut(), &d.allow.delete)
+}
+
+fn delete<K>(table: &mut dyn Table<K>, keys: &[K]) -> Result<()> {
+    if keys.is_empty() { Ok(()) } else { table.delete(keys) }
+}
+
+/// Writes `writes`; a held entry keeps the hit counters the map has for it.
+fn put<K: Copy>(table: &mut dyn Table<K>, writes: &[Write<K>], mode: WriteMode) -> Result<()> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let mut items = Vec::with_capacity(writes.len());
+    for w in writes {
+        let mut v = table::value(&w.meta);
+        if w.held
+            && let Some(old) = table.get(&w.key)?
+        {
+            carry_hits(&old, &mut v);
+        }
+        items.push((w.key, v));
+    }
+    table.put(&items, mode)
+}
+
+fn carry_hits(from: &EntryValue, to: &mut EntryValue) {
+    to.packets = from.packets;
+    to.bytes = from.bytes;
+    to.last_hit_ns = from.last_hit_ns;
+}
+
+/// What an edit did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Edit {
+    Inserted,
+    Updated,
+    Deleted,
+    Absent,
+}
+
+/// Adds `meta` to the entry for `net` itself (creating it), for the manual list.
+pub fn upsert(maps: &mut AddressMaps, net: IpNet, meta: Meta) -> Result<Edit> {
+    let join = |v: Option<EntryValue>| {
+        let mut v = v.unwrap_or_default();
+        v.flags |= meta.flags;
+        v.lists |= meta.lists;
+        Some(v)
+    };
+    let edit = edit(maps, net, join)?;
+    if net.prefix_len() < net.max_prefix_len() {
+        let flag = if net.addr().is_ipv4() { CFG_V4_PREFIXES } else { CFG_V6_PREFIXES };
+        let flags = maps.settings.get(CFG_FLAGS)?;
+        maps.settings.set(CFG_FLAGS, flags | flag)?;
+    }
+    Ok(edit)
+}
+
+/// Takes the `lists` bits off the entry for `net`; deletes it when no list is left.
+pub fn remove_lists(maps: &mut AddressMaps, net: IpNet, lists: u64) -> Result<Edit> {
+    edit(maps, net, |v| {
+        v.and_then(|mut v| {
+            v.lists &= !lists;
+            (v.lists != 0).then_some(v)
+        })
+    })
+}
+
+type Change<'a> = dyn Fn(Option<EntryValue>) -> Option<EntryValue> + 'a;
+
+fn edit(
+    maps: &mut AddressMaps,
+    net: IpNet,
+    f: impl Fn(Option<EntryValue>) -> Option<EntryValue>,
+) -> Result<Edit> {
+    let net = net.trunc();
+    match net {
+        IpNet::V4(_) => edit_family(&mut maps.v4, &net, &f),
+        IpNet::V6(_) => edit_family(&mut maps.v6, &net, &f),
+    }
+}
+
+fn edit_family<const N: usize>(
+    maps: &mut FamilyMaps<N>,
+    net: &IpNet,
+    f: &Change<'_>,
+) -> Result<Edit> {
+    let (len, addr) = prefix_key::<N>(net);
+    if usize::from(len) == N * 8 {
+        edit_in(maps.exact.as_mut(), addr, f)
+    } else {
+        edit_in(maps.prefix.as_mut(), (len, addr), f)
+    }
+}
+
+/// Applies `f` to the entry `key` itself (None: absent; returning None deletes it).
+fn edit_in<K: Copy>(table: &mut dyn Table<K>, key: K, f: &Change<'_>) -> Result<Edit> {
+    let old = if table.holds(&key)? { table.get(&key)? } else { None };
+    let new = f(old);
+    let edit = match (old, new) {
+        (None, None) => return Ok(Edit::Absent),
+        (Some(o), Some(n)) if o == n => return Ok(Edit::Updated),
+        (Some(_), None) => Edit::Deleted,
+        (None, Some(_)) => Edit::Inserted,
+        (Some(_), Some(_)) => Edit::Updated,
+    };
+    match new {
+        Some(v) => table.put(&[(key, v)], WriteMode::PerElement)?,
+        None => table.delete(&[key])?,
+    }
+    Ok(edit)
+}
+
+#[cfg(test)]
+#[path = "sync_tests.rs"]
+mod tests;

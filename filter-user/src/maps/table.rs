@@ -1,0 +1,267 @@
+//! One address map seen through the plan's keys: the [`Table`] trait, and its kernel
+//! implementation with one codec per map layout. Key and value conversion between the plan
+//! (`[u8; N]` addresses, `(length, address)` prefixes, [`Meta`]) and the kernel (filter-common's
+//! layouts, the 8-byte IPv4 trie key) lives here and nowhere else.
+
+use std::{marker::PhantomData, os::fd::AsFd, path::Path};
+
+use anyhow::{Result, anyhow};
+use aya::{
+    Pod,
+    maps::{Map, MapData, lpm_trie::Key},
+};
+use filter_common::EntryValue;
+
+use super::raw::{self, BatchError};
+use crate::plan::{Meta, PrefixKey};
+
+/// How entries reach the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    /// BPF_MAP_UPDATE_BATCH where supported, else one by one.
+    Batched,
+    /// One BPF_MAP_UPDATE_ELEM per entry (for comparison in the benchmark).
+    PerElement,
+}
+
+/// What any address map tells without knowing its key type.
+pub trait MapInfo {
+    /// The map's name in the object (for messages).
+    fn name(&self) -> &'static str;
+    /// How many entries it can hold.
+    fn capacity(&self) -> Result<u32>;
+    /// Pins it at `path` (replacing what is pinned there).
+    fn pin(&self, path: &Path) -> Result<()>;
+    /// Kernel memory it holds, in bytes (the `memlock` the kernel charges for it).
+    fn memory(&self) -> Result<u64>;
+}
+
+/// An address map keyed by plan keys `K`, with [`EntryValue`]s (an allowlist map stores none:
+/// it answers default values).
+pub trait Table<K>: MapInfo {
+    /// The value of `key` when the map holds it. A trie answers its longest match, which is
+    /// `key` itself whenever the map holds `key`: ask [`Table::holds`] first when unsure.
+    fn get(&self, key: &K) -> Result<Option<EntryValue>>;
+    /// True when the map holds exactly `key` (for a prefix: not merely a covering one).
+    fn holds(&self, key: &K) -> Result<bool>;
+    /// Inserts or updates every item.
+    fn put(&mut self, items: &[(K, EntryValue)], mode: WriteMode) -> Result<()>;
+    /// Deletes every key (absent keys are not an error).
+    fn delete(&mut self, keys: &[K]) -> Result<()>;
+    /// Every entry, sorted by key.
+    fn entries(&self) -> Result<Vec<(K, EntryValue)>>;
+}
+
+/// A map layout: the plan key as kernel key, and [`EntryValue`] as kernel value.
+pub trait Codec {
+    /// The map is an LPM trie (a lookup answers the longest match).
+    const TRIE: bool;
+    type Plan: Copy + Ord;
+    type Key: Pod + Sync;
+    type Value: Pod + Sync;
+    fn key(p: &Self::Plan) -> Self::Key;
+    fn plan(k: &Self::Key) -> Self::Plan;
+    fn value(v: &EntryValue) -> Self::Value;
+    fn entry(v: &Self::Value) -> EntryValue;
+}
+
+/// Exact addresses in a hash map: key the address bytes, value [`EntryValue`].
+pub struct Exact<const N: usize>;
+
+impl<const N: usize> Codec for Exact<N> {
+    const TRIE: bool = false;
+    type Plan = [u8; N];
+    type Key = [u8; N];
+    type Value = EntryValue;
+    fn key(p: &[u8; N]) -> [u8; N] {
+        *p
+    }
+    fn plan(k: &[u8; N]) -> [u8; N] {
+        *k
+    }
+    fn value(v: &EntryValue) -> EntryValue {
+        *v
+    }
+    fn entry(v: &EntryValue) -> EntryValue {
+        *v
+    }
+}
+
+/// Prefixes in an LPM trie whose key data is `M` bytes: the `N` address bytes, then zeros. IPv4
+/// uses `M` = 8 (filter-common's `V4TrieKey`: keeps the values 8-byte aligned for the kernel's
+/// atomic counter adds).
+pub struct Prefix<const N: usize, const M: usize>;
+
+fn widen<const N: usize, const M: usize>(a: &[u8; N]) -> [u8; M] {
+    let mut out = [0u8; M];
+    out[..N].copy_from_slice(a);
+    out
+}
+
+fn narrow<const N: usize, const M: usize>(a: &[u8; M]) -> [u8; N] {
+    a[..N].try_into().expect("trie data holds the address")
+}
+
+impl<const N: usize, const M: usize> Codec for Prefix<N, M> {
+    const TRIE: bool = true;
+    type Plan = PrefixKey<N>;
+    type Key = Key<[u8; M]>;
+    type Value = EntryValue;
+    fn key((len, addr): &PrefixKey<N>) -> Key<[u8; M]> {
+        Key::new(u32::from(*len), widen(addr))
+    }
+    fn plan(k: &Key<[u8; M]>) -> PrefixKey<N> {
+        (k.prefix_len() as u8, narrow(&k.data()))
+    }
+    fn value(v: &EntryValue) -> EntryValue {
+        *v
+    }
+    fn entry(v: &EntryValue) -> EntryValue {
+        *v
+    }
+}
+
+/// Allowlist networks in an LPM trie: key (length, address), value `u32` 0.
+pub struct Allow<const N: usize>;
+
+impl<const N: usize> Codec for Allow<N> {
+    const TRIE: bool = true;
+    type Plan = PrefixKey<N>;
+    type Key = Key<[u8; N]>;
+    type Value = u32;
+    fn key((len, addr): &PrefixKey<N>) -> Key<[u8; N]> {
+        Key::new(u32::from(*len), *addr)
+    }
+    fn plan(k: &Key<[u8; N]>) -> PrefixKey<N> {
+        (k.prefix_len() as u8, k.data())
+    }
+    fn value(_: &EntryValue) -> u32 {
+        0
+    }
+    fn entry(_: &u32) -> EntryValue {
+        EntryValue::default()
+    }
+}
+
+/// An entry value for a plan entry, without hits.
+pub fn value(meta: &Meta) -> EntryValue {
+    EntryValue::new(meta.flags, meta.lists)
+}
+
+/// The plan metadata of an entry value.
+pub fn meta(v: &EntryValue) -> Meta {
+    Meta { flags: v.flags, lists: v.lists }
+}
+
+/// A kernel map read and written through codec `C`.
+pub struct Kernel<C> {
+    name: &'static str,
+    data: MapData,
+    codec: PhantomData<C>,
+}
+
+impl<C: Codec> Kernel<C> {
+    /// Wraps a loaded or pinned hash map or LPM trie.
+    pub fn new(name: &'static str, map: Map) -> Result<Self> {
+        match map {
+            Map::HashMap(data) | Map::LpmTrie(data) => Ok(Self { name, data, codec: PhantomData }),
+            _ => Err(anyhow!("{name} is not a hash map or LPM trie")),
+        }
+    }
+
+    fn write_error(&self, e: std::io::Error) -> anyhow::Error {
+        if e.raw_os_error() == Some(libc::E2BIG) {
+            anyhow!("the {} map is full", self.name)
+        } else {
+            anyhow!("cannot write to {}: {e}", self.name)
+        }
+    }
+}
+
+impl<C: Codec> MapInfo for Kernel<C> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn capacity(&self) -> Result<u32> {
+        Ok(self.data.info()?.max_entries())
+    }
+
+    fn memory(&self) -> Result<u64> {
+        use std::os::fd::AsRawFd;
+        let fd = self.data.fd().as_fd().as_raw_fd();
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
+        let memlock = info.lines().find_map(|l| l.strip_prefix("memlock:"));
+        memlock
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| anyhow!("the kernel does not tell the memory of {}", self.name))
+    }
+
+    fn pin(&self, path: &Path) -> Result<()> {
+        let _ = std::fs::remove_file(path);
+        let name = self.name;
+        self.data.pin(path).map_err(|e| anyhow!("cannot pin {name} at {}: {e}", path.display()))
+    }
+}
+
+impl<C: Codec> Table<C::Plan> for Kernel<C> {
+    fn get(&self, key: &C::Plan) -> Result<Option<EntryValue>> {
+        let found = raw::lookup_one::<C::Key, C::Value>(self.data.fd().as_fd(), &C::key(key));
+        Ok(found.map(|v| C::entry(&v)))
+    }
+
+    fn holds(&self, key: &C::Plan) -> Result<bool> {
+        if !C::TRIE {
+            return Ok(self.get(key)?.is_some());
+        }
+        Ok(self.get(key)?.is_some() && self.entries()?.iter().any(|(k, _)| k == key))
+    }
+
+    fn put(&mut self, items: &[(C::Plan, EntryValue)], mode: WriteMode) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<C::Key> = items.iter().map(|(k, _)| C::key(k)).collect();
+        let values: Vec<C::Value> = items.iter().map(|(_, v)| C::value(v)).collect();
+        let fd = self.data.fd().as_fd();
+        let batched = match mode {
+            WriteMode::Batched => raw::update(fd, &keys, &values),
+            WriteMode::PerElement => Err(BatchError::Unsupported),
+        };
+        match batched {
+            Ok(()) => Ok(()),
+            Err(BatchError::Unsupported) => keys
+                .iter()
+                .zip(&values)
+                .try_for_each(|(k, v)| raw::update_one(fd, k, v).map_err(|e| self.write_error(e))),
+            Err(BatchError::Failed { done, error }) => {
+                Err(anyhow!("{} after {done} of {} entries", self.write_error(error), keys.len()))
+            }
+        }
+    }
+
+    fn delete(&mut self, keys: &[C::Plan]) -> Result<()> {
+        let fd = self.data.fd().as_fd();
+        for k in keys {
+            raw::delete_one(fd, &C::key(k))
+                .map_err(|e| anyhow!("cannot delete from {}: {e}", self.name))?;
+        }
+        Ok(())
+    }
+
+    fn entries(&self) -> Result<Vec<(C::Plan, EntryValue)>> {
+        let fd = self.data.fd().as_fd();
+        let limit = self.capacity()? as usize;
+        let keys = raw::keys::<C::Key>(fd, limit)
+            .map_err(|e| anyhow!("cannot read {}: {e}", self.name))?;
+        let mut out: Vec<(C::Plan, EntryValue)> = keys
+            .iter()
+            .filter_map(|k| {
+                let v = raw::lookup_one::<C::Key, C::Value>(fd, k)?;
+                Some((C::plan(k), C::entry(&v)))
+            })
+            .collect();
+        out.sort_unstable_by_key(|(k, _)| *k);
+        Ok(out)
+    }
+}

@@ -1,0 +1,257 @@
+//! The one pipeline from sources to plan, used by `check`, `check --config`, `run` and every
+//! refresh, so that what `check` prints is what `run` loads: the allowlist and this machine's
+//! addresses are read once ([`Pipeline::new`]); each list's text is parsed and guarded with its
+//! bit and monitor flag ([`Pipeline::list`]); lists, resolved domains and manual entries are
+//! planned together ([`Pipeline::plan`]).
+
+use std::{collections::HashSet, net::IpAddr, path::PathBuf};
+
+use anyhow::{Result, bail};
+use ipnet::IpNet;
+
+use super::{
+    Meta, Plan,
+    guards::{self, GuardOptions, Verdict},
+};
+use crate::lists::{self, LineNote, ListOptions, ParsedList};
+
+/// The lists a filter can hold: every bit of an entry's lists but the manual list's (63).
+pub const MAX_LISTS: usize = filter_common::MAX_LISTS - 1;
+
+/// How to read one list, wherever its text comes from.
+#[derive(Clone, Debug)]
+pub struct ListSpec {
+    /// Its name in reports, status and metrics.
+    pub name: String,
+    /// Where its text comes from (a file, or a URL written as a path), for notes.
+    pub origin: PathBuf,
+    pub options: ListOptions,
+    /// A monitor list: its entries count and report, and pass.
+    pub monitor: bool,
+}
+
+/// Fails when more lists are configured than entries can tell apart.
+pub fn check_count(lists: usize) -> Result<()> {
+    if lists > MAX_LISTS {
+        bail!("at most {MAX_LISTS} lists can be loaded at once, {lists} given");
+    }
+    Ok(())
+}
+
+/// What every list is guarded and planned with.
+#[derive(Clone, Debug, Default)]
+pub struct Pipeline {
+    pub guards: GuardOptions,
+    /// Allowlist networks plus (unless overridden) this machine's addresses.
+    pub allow: Vec<IpNet>,
+    /// This machine's own addresses (empty when not protected).
+    pub own: Vec<IpAddr>,
+    /// Lines of allowlist files that were skipped.
+    pub allow_notes: Vec<(PathBuf, LineNote)>,
+}
+
+impl Pipeline {
+    /// Reads the allowlist files and, when `protect_own`, this machine's addresses.
+    pub fn new(allow_files: &[PathBuf], guards: GuardOptions, protect_own: bool) -> Result<Self> {
+        let mut p = Pipeline { guards, ..Default::default() };
+        for path in allow_files {
+            let l = lists::parse_file(path, &ListOptions::default())?;
+            p.allow.extend(l.entries.iter().map(|e| e.net));
+            for d in &l.domains {
+                let reason = format!(
+                    "domain {} in an allowlist is not used: list addresses instead",
+                    d.name
+                );
+                p.allow_notes.push((path.clone(), LineNote { line: d.line, reason }));
+            }
+            p.allow_notes.extend(l.skipped.into_iter().map(|n| (path.clone(), n)));
+        }
+        if protect_own {
+            p.own = super::own::addresses()?;
+        }
+        p.allow.extend(p.own.iter().map(|a| IpNet::from(*a)));
+        Ok(p)
+    }
+
+    /// Parses and guards the text of list `spec`, which holds bit `bit`.
+    pub fn list(&self, spec: &ListSpec, bit: u32, text: &str) -> Result<ListReport> {
+        let mut list = lists::parse_text(&spec.origin, text, &spec.options)?;
+        list.name.clone_from(&spec.name);
+        Ok(self.guard(list, bit, spec.monitor))
+    }
+
+    /// Reads and guards list file `spec` (bit `bit`); a file that cannot be read or parsed
+    /// gives a report saying why (for `check`, which goes on).
+    pub fn list_file(&self, spec: &ListSpec, bit: u32) -> ListReport {
+        let text = lists::read_file(&spec.origin).map(|b| String::from_utf8_lossy(&b).into_owned());
+        match text.and_then(|t| self.list(spec, bit, &t)) {
+            Ok(report) => report,
+            Err(e) => self.failed(spec, bit, format!("{e:#}")),
+        }
+    }
+
+    /// The report of a list that could not be read or parsed.
+    pub fn failed(&self, spec: &ListSpec, bit: u32, error: String) -> ListReport {
+        let list =
+            ParsedList { path: spec.origin.clone(), name: spec.name.clone(), ..Default::default() };
+        ListReport { error: Some(error), ..self.guard(list, bit, spec.monitor) }
+    }
+
+    /// Plans the lists, the resolved domain addresses (guarded first) and the manual entries.
+    pub fn plan<'a>(
+        &self,
+        lists: impl Iterator<Item = &'a ListReport>,
+        resolved: &[Resolved],
+        manual: impl Iterator<Item = (IpNet, Meta)>,
+    ) -> Plan {
+        let nets = lists.flat_map(ListReport::entries);
+        let domains = guard_resolved(resolved, self.guards);
+        Plan::build(nets.chain(domains).chain(manual), &self.allow)
+    }
+
+    fn guard(&self, list: ParsedList, bit: u32, monitor: bool) -> ListReport {
+        let mut report = guard_list(list, 1u64 << bit, self.guards);
+        report.monitor = monitor;
+        report
+    }
+}
+
+/// One list after parsing and guarding.
+#[derive(Clone, Debug)]
+pub struct ListReport {
+    pub list: ParsedList,
+    /// Why the list could not be read or parsed (only with `keep_going`).
+    pub error: Option<String>,
+    /// Its bit in [`Meta::lists`].
+    pub bit: u64,
+    /// A monitor list: its entries count and report, and pass.
+    pub monitor: bool,
+    /// What the guards did, by line.
+    pub guard_notes: Vec<LineNote>,
+    /// Entries refused as too broad.
+    pub refused: usize,
+    /// Entries left out or split around special ranges.
+    pub guarded: usize,
+    /// Entries listed more than once in this list.
+    pub duplicates: usize,
+    /// Prefixes saved by aggregating this list's own prefixes.
+    pub aggregated: usize,
+    /// The networks it contributes, guarded.
+    pub nets: Vec<IpNet>,
+}
+
+impl ListReport {
+    /// The metadata of this list's entries.
+    pub fn meta(&self) -> Meta {
+        Meta { flags: self.list.direction.flags_for(self.monitor), lists: self.bit }
+    }
+
+    /// Its guarded networks with their metadata.
+    pub fn entries(&self) -> impl Iterator<Item = (IpNet, Meta)> + '_ {
+        let meta = self.meta();
+        self.nets.iter().map(move |n| (*n, meta))
+    }
+
+    /// Usable entries: networks left after the guards, and domains.
+    pub fn usable(&self) -> usize {
+        self.nets.len() + self.list.domains.len()
+    }
+
+    /// Why the list cannot be loaded: no usable entry (with the first reason a line was left
+    /// out), or an error reading it.
+    pub fn unusable(&self) -> Option<String> {
+        if let Some(e) = &self.error {
+            return Some(e.clone());
+        }
+        if self.usable() > 0 {
+            return None;
+        }
+        let first = self
+            .list
+            .skipped
+            .first()
+            .or(self.guard_notes.first())
+            .map(|n| format!("; first at line {}: {}", n.line, n.reason))
+            .unwrap_or_default();
+        Some(format!(
+            "no usable entry ({} lines skipped, {} refused or guarded{first})",
+            self.list.skipped.len(),
+            self.refused + self.guarded
+        ))
+    }
+}
+
+/// Every domain the reports name, with the union of the metadata of the lists naming it.
+pub fn domains_of<'a>(reports: impl Iterator<Item = &'a ListReport>) -> Vec<(String, Meta)> {
+    let mut out: std::collections::BTreeMap<String, Meta> = Default::default();
+    for r in reports {
+        for d in &r.list.domains {
+            let m = out.entry(d.name.clone()).or_default();
+            *m = m.union(r.meta());
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Resolved addresses that pass the guards (a sinkhole at 127.0.0.1 or a private address is
+/// not blocked), as plan entries.
+pub fn guard_resolved(
+    resolved: &[Resolved],
+    guards: GuardOptions,
+) -> impl Iterator<Item = (IpNet, Meta)> + '_ {
+    resolved.iter().filter_map(move |r| {
+        let net = IpNet::from(r.addr);
+        matches!(guards::check(net, guards), Verdict::Keep).then_some((net, r.meta))
+    })
+}
+
+/// Applies the guards to a parsed list and counts what a report needs.
+fn guard_list(list: ParsedList, bit: u64, opts: GuardOptions) -> ListReport {
+    let mut report = ListReport {
+        error: None,
+        monitor: false,
+        bit,
+        guard_notes: Vec::new(),
+        refused: 0,
+        guarded: 0,
+        duplicates: 0,
+        aggregated: 0,
+        nets: Vec::with_capacity(list.entries.len()),
+        list,
+    };
+    let mut seen = HashSet::with_capacity(report.list.entries.len());
+    for e in &report.list.entries {
+        if !seen.insert(e.net) {
+            report.duplicates += 1;
+        }
+        match guards::check(e.net, opts) {
+            Verdict::Keep => report.nets.push(e.net),
+            Verdict::Refused(reason) => {
+                report.refused += 1;
+                report.guard_notes.push(LineNote { line: e.line, reason });
+            }
+            Verdict::Special(reason) => {
+                report.guarded += 1;
+                report.guard_notes.push(LineNote { line: e.line, reason });
+            }
+            Verdict::Split(pieces, reason) => {
+                report.guarded += 1;
+                report.nets.extend(pieces);
+                report.guard_notes.push(LineNote { line: e.line, reason });
+            }
+        }
+    }
+    let prefixes: Vec<IpNet> =
+        seen.iter().filter(|n| n.prefix_len() < n.max_prefix_len()).copied().collect();
+    report.aggregated = prefixes.len() - IpNet::aggregate(&prefixes).len();
+    report
+}
+
+/// A domain's resolved address, with the metadata of the lists that name the domain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub addr: IpAddr,
+    pub meta: Meta,
+    /// The domains that resolved to it.
+    pub names: Vec<String>,
+}
