@@ -3,9 +3,7 @@
 
 use std::path::PathBuf;
 
-use integration_tests::{
-    TempDir, dns::DnsServer, process::Running, process::run_cli, require_root,
-};
+use integration_tests::{TempDir, dns::DnsServer, kernel_test, process::Running, process::run_cli};
 use serde_json::Value;
 use td_netns::{Addrs, Topology};
 
@@ -161,11 +159,8 @@ fn check_needs_no_privileges() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-#[test]
+#[kernel_test]
 fn run_accepts_every_real_feed_at_once() {
-    if !require_root("run_accepts_every_real_feed_at_once") {
-        return;
-    }
     // The feeds' domains are looked up on a local server that knows none of them.
     let topo = Topology::new("ca").unwrap();
     let server = DnsServer::start(&topo.gateway).unwrap();
@@ -206,4 +201,45 @@ fn check_config_validates_the_file_and_its_file_lists() {
     let out = run_cli(None, &["check", "--config", &bad]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs exactly one of `file` and `url`"));
+}
+
+#[kernel_test]
+fn check_config_prints_the_plan_that_run_config_loads() {
+    let place = integration_tests::PinPlace::new("check-run");
+    let dir = TempDir::new("check-run");
+    let drop =
+        dir.file("drop.txt", "203.0.113.7\n198.51.100.0/24\n198.51.100.9\n2001:db8:bad::/48\n");
+    let watch = dir.file("watch.txt", "203.0.113.0/24\n192.0.2.99\n2001:db8:bad::7\n");
+    let allow = dir.file("allow.txt", "198.51.100.10\n");
+    // Own addresses are left out (`block_own`): the veths' link-local ones come and go.
+    let config = dir.file(
+        "takedown.toml",
+        &format!(
+            "interfaces = [\"{}\"]\nallow = [\"{allow}\"]\n[guards]\nblock_own = true\n\
+             [[list]]\nname = \"drop\"\nfile = \"{drop}\"\n\
+             [[list]]\nname = \"watch\"\nfile = \"{watch}\"\nmonitor = true\n",
+            Addrs::GATEWAY_IF
+        ),
+    );
+    let topo = Topology::new("cr").unwrap();
+    let out = run_cli(Some(&topo.gateway), &["check", "--json", "--config", &config]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let checked: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(checked["lists"][1]["monitor"], true);
+    let run = place.start(&topo.gateway, &["run", "--config", &config]);
+    let (code, out, err) = place.cli(&topo.gateway, &["status", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    for map in ["ipv4", "ipv6", "ipv4_prefixes", "ipv6_prefixes", "ipv4_allow", "ipv6_allow"] {
+        assert_eq!(checked["plan"][map], status["entries"][map], "{map}: {checked:#} {status:#}");
+    }
+    for list in status["lists"].as_array().unwrap() {
+        let name = list["name"].as_str().unwrap();
+        assert_eq!(checked["plan"]["lists"][name], list["in_maps"], "list {name}");
+    }
+    assert_eq!(checked["plan"]["ipv4_allow"], 1);
+    // The monitor list's own address is monitored, not blocked.
+    let (_, out, _) = place.cli(&topo.gateway, &["lookup", "192.0.2.99"]);
+    assert!(out.contains("192.0.2.99/32 (monitor both): lists watch"), "{out}");
+    run.stop().unwrap();
 }

@@ -1,6 +1,6 @@
 //! The `takedown` command's error cases: one clear sentence, non-zero exit, nothing attached.
 
-use integration_tests::{TempDir, process::run_cli, require_root, xdp_attached};
+use integration_tests::{TempDir, kernel_test, process::run_cli, xdp_attached};
 use td_netns::{Addrs, NetNs, Topology};
 
 fn stderr(out: &std::process::Output) -> String {
@@ -51,22 +51,16 @@ fn without_privileges_it_refuses_in_one_sentence() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
-#[test]
+#[kernel_test]
 fn unknown_interface() {
-    if !require_root("unknown_interface") {
-        return;
-    }
     let ns = NetNs::new("ci").unwrap();
     let out = run_cli(Some(&ns), &["run", "-i", "td-nosuch0", "-l", &example_list()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("interface td-nosuch0 does not exist"), "{}", stderr(&out));
 }
 
-#[test]
+#[kernel_test]
 fn unreadable_list_file() {
-    if !require_root("unreadable_list_file") {
-        return;
-    }
     let ns = NetNs::new("cr").unwrap();
     let out = run_cli(Some(&ns), &["run", "-i", "lo", "-l", "/nonexistent/takedown.txt"]);
     assert_eq!(out.status.code(), Some(1));
@@ -77,11 +71,8 @@ fn unreadable_list_file() {
     );
 }
 
-#[test]
+#[kernel_test]
 fn list_without_usable_entries() {
-    if !require_root("list_without_usable_entries") {
-        return;
-    }
     let dir = TempDir::new("cli-empty");
     let list = dir.file("junk.txt", "# only junk\n/x.php\nnot-a-name\n10.0.0.0/8\n");
     let ns = NetNs::new("ce").unwrap();
@@ -94,11 +85,8 @@ fn list_without_usable_entries() {
     assert!(!xdp_attached(&ns, "lo"));
 }
 
-#[test]
+#[kernel_test]
 fn more_entries_than_the_map_holds() {
-    if !require_root("more_entries_than_the_map_holds") {
-        return;
-    }
     let topo = Topology::new("cf").unwrap();
     let dir = TempDir::new("cli-full");
     let list = dir.file("three.txt", "203.0.113.21\n203.0.113.22\n203.0.113.23\n");
@@ -115,11 +103,8 @@ fn more_entries_than_the_map_holds() {
     assert!(!xdp_attached(&topo.gateway, Addrs::GATEWAY_IF));
 }
 
-#[test]
+#[kernel_test]
 fn failed_attach_leaves_nothing_attached() {
-    if !require_root("failed_attach_leaves_nothing_attached") {
-        return;
-    }
     // The veth attaches natively; loopback has no native XDP, so the second attach fails and
     // the first must be undone.
     let topo = Topology::new("ca").unwrap();

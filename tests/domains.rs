@@ -6,18 +6,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use integration_tests::{TempDir, dns::DnsServer, process::Running, require_root};
+use integration_tests::{TempDir, dns::DnsServer, kernel_test, process::Running};
 use takedown::{
     daemon::domains::{DnsLookup, Domains, Policy},
     plan::Meta,
 };
 use td_netns::{Addrs, NetNs, Topology, in_netns, ping};
 
-#[test]
+#[kernel_test]
 fn resolver_reads_a_and_aaaa_with_their_ttl() {
-    if !require_root("resolver_reads_a_and_aaaa_with_their_ttl") {
-        return;
-    }
     let ns = NetNs::new("dr").unwrap();
     let server = DnsServer::start(&ns).unwrap();
     server.set("evil.example", &["203.0.113.7", "2001:db8::7"], 300);
@@ -64,11 +61,8 @@ fn wait_for_pings(topo: &Topology, dst: &str, want: u32, limit: Duration) -> boo
     false
 }
 
-#[test]
+#[kernel_test]
 fn run_enforces_domains_and_follows_their_addresses() {
-    if !require_root("run_enforces_domains_and_follows_their_addresses") {
-        return;
-    }
     let topo = Topology::new("dd").unwrap();
     let server = DnsServer::start(&topo.gateway).unwrap();
     server.set("evil.example", &[Addrs::TAKEDOWN_V4], 1);

@@ -7,11 +7,12 @@ use std::{
 };
 
 use integration_tests::{
-    TempDir,
+    TempDir, kernel_test,
     process::{Running, takedown_bin},
-    require_root, xdp_attached,
+    xdp_attached,
 };
 use td_netns::{Addrs, Topology, ping, udp_count};
+use test_case::test_case;
 
 const LIST: &str = "\
 # takedown infrastructure
@@ -95,25 +96,15 @@ fn enforce_then_detach(mode: &str, expect: &str) {
     assert_eq!(pings(&topo, None, Addrs::TAKEDOWN_V4), 2);
 }
 
-#[test]
-fn native_mode_drops_listed_traffic_and_detaches() {
-    if require_root("native_mode_drops_listed_traffic_and_detaches") {
-        enforce_then_detach("native", "native mode");
-    }
+#[kernel_test]
+#[test_case("native", "native mode" ; "native")]
+#[test_case("skb", "skb (generic) mode" ; "skb")]
+fn drops_listed_traffic_and_detaches(mode: &str, expect: &str) {
+    enforce_then_detach(mode, expect);
 }
 
-#[test]
-fn skb_mode_drops_listed_traffic_and_detaches() {
-    if require_root("skb_mode_drops_listed_traffic_and_detaches") {
-        enforce_then_detach("skb", "skb (generic) mode");
-    }
-}
-
-#[test]
+#[kernel_test]
 fn direction_dst_blocks_only_destinations() {
-    if !require_root("direction_dst_blocks_only_destinations") {
-        return;
-    }
     let dir = TempDir::new("e2e-direction");
     let list = dir.file("list.txt", "203.0.113.7\n192.0.2.66\n");
     let topo = Topology::new("ed").unwrap();
@@ -124,11 +115,8 @@ fn direction_dst_blocks_only_destinations() {
     run.stop().unwrap();
 }
 
-#[test]
+#[kernel_test]
 fn a_million_entries_load_and_the_last_one_drops() {
-    if !require_root("a_million_entries_load_and_the_last_one_drops") {
-        return;
-    }
     let dir = TempDir::new("e2e-million");
     let mut text = String::with_capacity(16 * 1_000_000);
     let base = u32::from(std::net::Ipv4Addr::new(20, 0, 0, 0));
@@ -148,11 +136,8 @@ fn a_million_entries_load_and_the_last_one_drops() {
     run.stop().unwrap();
 }
 
-#[test]
+#[kernel_test]
 fn keeps_filtering_when_its_output_reader_goes_away() {
-    if !require_root("keeps_filtering_when_its_output_reader_goes_away") {
-        return;
-    }
     let dir = TempDir::new("e2e-pipe");
     let list = dir.file("list.txt", "203.0.113.7\n");
     let topo = Topology::new("ep").unwrap();
@@ -179,11 +164,8 @@ fn keeps_filtering_when_its_output_reader_goes_away() {
     assert!(status.success(), "exit after SIGINT: {status}");
 }
 
-#[test]
+#[kernel_test]
 fn auto_mode_falls_back_to_skb_with_a_warning() {
-    if !require_root("auto_mode_falls_back_to_skb_with_a_warning") {
-        return;
-    }
     // Loopback has no native XDP: auto mode must attach in generic mode and say so.
     let dir = TempDir::new("e2e-auto");
     let list = dir.file("list.txt", "203.0.113.7\n");

@@ -3,10 +3,9 @@
 //! for the gateway's own addresses).
 
 use integration_tests::{
-    TempDir, frames,
+    TempDir, frames, kernel_test,
     loaded::{Loaded, XDP_DROP, XDP_PASS},
     process::Running,
-    require_root,
 };
 use takedown::{
     lists::ListOptions,
@@ -43,11 +42,8 @@ fn to(l: &Loaded, dst: [u8; 4]) -> u32 {
     l.verdict(&frames::v4(OTHER, dst))
 }
 
-#[test]
+#[kernel_test]
 fn the_allowlist_wins_over_a_listed_prefix_and_later_additions() {
-    if !require_root("the_allowlist_wins_over_a_listed_prefix_and_later_additions") {
-        return;
-    }
     let (mut l, plan) = load(
         "203.0.113.0/24\n2001:db8:bad::/48\n",
         Some("203.0.113.7\n2001:db8:bad::7\n"),
@@ -70,11 +66,8 @@ fn the_allowlist_wins_over_a_listed_prefix_and_later_additions() {
     assert_eq!(to(&l, [203, 0, 113, 7]), XDP_PASS, "allowlist beats a later exact entry");
 }
 
-#[test]
+#[kernel_test]
 fn special_ranges_are_cut_out_of_a_listed_prefix() {
-    if !require_root("special_ranges_are_cut_out_of_a_listed_prefix") {
-        return;
-    }
     let (l, plan) = load("192.0.0.0/8\n", None, Default::default());
     assert_eq!(plan.v4.prefix.len(), 8, "192.0.0.0/8 split around 192.168.0.0/16");
     assert_eq!(to(&l, [192, 168, 1, 1]), XDP_PASS, "inside 192.168.0.0/16");
@@ -84,11 +77,8 @@ fn special_ranges_are_cut_out_of_a_listed_prefix() {
     assert_eq!(to(&l, [192, 168, 1, 1]), XDP_DROP, "--allow-special loads it whole");
 }
 
-#[test]
+#[kernel_test]
 fn too_broad_prefixes_are_refused() {
-    if !require_root("too_broad_prefixes_are_refused") {
-        return;
-    }
     let list = "64.0.0.0/7\n64.1.0.0/16\n0.0.0.0/0\n";
     let (l, _) = load(list, None, Default::default());
     assert_eq!(to(&l, [64, 1, 2, 3]), XDP_DROP, "the /16 loads");
@@ -98,11 +88,8 @@ fn too_broad_prefixes_are_refused() {
     assert_eq!(to(&l, [8, 8, 8, 8]), XDP_PASS, "0.0.0.0/0 is refused even then");
 }
 
-#[test]
+#[kernel_test]
 fn the_gateways_own_addresses_are_never_blocked() {
-    if !require_root("the_gateways_own_addresses_are_never_blocked") {
-        return;
-    }
     // 198.51.100.1 is the gateway's outside address; 198.51.100.7 a server in the same /24.
     let topo = Topology::new("go").unwrap();
     let dir = TempDir::new("guards-own");

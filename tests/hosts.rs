@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use integration_tests::{PinPlace, TempDir, process::Running, require_root};
+use integration_tests::{PinPlace, TempDir, kernel_test, process::Running};
 use serde_json::Value;
 use td_netns::{Addrs, Topology, ping, udp_count};
 
@@ -15,13 +15,8 @@ fn cli(topo: &Topology, place: &PinPlace, args: &[&str]) -> String {
     out
 }
 
-#[test]
+#[kernel_test]
 fn the_host_report_names_exactly_the_inside_hosts_that_contacted_listed_addresses() {
-    if !require_root(
-        "the_host_report_names_exactly_the_inside_hosts_that_contacted_listed_addresses",
-    ) {
-        return;
-    }
     let place = PinPlace::new("hosts");
     let topo = Topology::new("hr").unwrap();
     let dir = TempDir::new("hosts");

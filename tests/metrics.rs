@@ -8,9 +8,8 @@ use std::{
 };
 
 use integration_tests::{
-    TempDir,
+    TempDir, kernel_test,
     process::{Running, run_cli},
-    require_root,
 };
 use td_netns::{Addrs, NetNs, Topology, in_netns, ping, udp_count};
 
@@ -32,11 +31,8 @@ fn value(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-#[test]
+#[kernel_test]
 fn the_metrics_endpoint_reports_traffic_lists_and_hosts() {
-    if !require_root("the_metrics_endpoint_reports_traffic_lists_and_hosts") {
-        return;
-    }
     let topo = Topology::new("mx").unwrap();
     let dir = TempDir::new("metrics");
     let list = dir.file("drop.txt", "203.0.113.7\n");

@@ -1,7 +1,7 @@
 //! The CLI on a running filter, with and without the daemon: add, remove, lookup, list,
 //! status, stats and refresh; manual entries survive refreshes and restarts.
 
-use integration_tests::{PinPlace, TempDir, process::Running, require_root};
+use integration_tests::{PinPlace, TempDir, kernel_test, process::Running};
 use td_netns::{Addrs, Topology, ping};
 
 struct Ctx {
@@ -30,11 +30,8 @@ impl Ctx {
     }
 }
 
-#[test]
+#[kernel_test]
 fn the_cli_works_on_a_running_filter_with_and_without_the_daemon() {
-    if !require_root("the_cli_works_on_a_running_filter_with_and_without_the_daemon") {
-        return;
-    }
     let ctx = Ctx { topo: Topology::new("op").unwrap(), place: PinPlace::new("operation") };
     let dir = TempDir::new("operation");
     let list = dir.file("drop.txt", "203.0.113.0/24\n");

@@ -3,10 +3,16 @@
 
 use std::time::Duration;
 
+use filter_common::{CFG_LAYOUT, LAYOUT_VERSION};
 use integration_tests::{
-    PinPlace, TempDir,
+    PinPlace, TempDir, kernel_test,
     process::{Running, run_cli},
-    require_root, xdp_attached,
+    xdp_attached,
+};
+use takedown::maps::{
+    FilterMaps,
+    pins::Pins,
+    version::{self, Pinned},
 };
 use td_netns::{Addrs, Stream, Topology, ping};
 
@@ -36,11 +42,8 @@ fn prog_id(topo: &Topology, iface: &str) -> Option<u32> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
-#[test]
+#[kernel_test]
 fn the_pinned_filter_outlives_its_daemon_and_detach_removes_it() {
-    if !require_root("the_pinned_filter_outlives_its_daemon_and_detach_removes_it") {
-        return;
-    }
     let place = PinPlace::new("outlive");
     let pa = place.args();
     let dir = TempDir::new("pin-outlive");
@@ -65,11 +68,8 @@ fn the_pinned_filter_outlives_its_daemon_and_detach_removes_it() {
     assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 2);
 }
 
-#[test]
+#[kernel_test]
 fn restart_and_program_replacement_let_no_listed_packet_through() {
-    if !require_root("restart_and_program_replacement_let_no_listed_packet_through") {
-        return;
-    }
     let place = PinPlace::new("restart");
     let pa = place.args();
     let dir = TempDir::new("pin-restart");
@@ -118,11 +118,8 @@ fn restart_and_program_replacement_let_no_listed_packet_through() {
     run.stop().unwrap();
 }
 
-#[test]
+#[kernel_test]
 fn a_new_daemon_reconciles_the_pinned_maps_with_changed_lists() {
-    if !require_root("a_new_daemon_reconciles_the_pinned_maps_with_changed_lists") {
-        return;
-    }
     let place = PinPlace::new("reconcile");
     let pa = place.args();
     let dir = TempDir::new("pin-reconcile");
@@ -143,4 +140,82 @@ fn a_new_daemon_reconciles_the_pinned_maps_with_changed_lists() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("a takedown daemon is already running"), "{}", text(&out));
     run.stop().unwrap();
+}
+
+/// Restarts the daemon on `place` (whose pins `change` alters while no daemon runs) under a
+/// steady stream from a listed source and an ordinary one; returns the new daemon's output
+/// after checking that no listed packet got through and the program was replaced.
+fn restart_under_stream(
+    topo: &Topology,
+    place: &PinPlace,
+    first: &[&str],
+    then: &[&str],
+    change: impl FnOnce(&Pins),
+) -> String {
+    Running::start(&topo.gateway, first).unwrap().stop().unwrap();
+    change(&Pins::new(place.pin_dir()));
+    let before = prog_id(topo, Addrs::GATEWAY_IF).expect("program attached");
+    let (every, limit) = (Duration::from_millis(2), Duration::from_secs(60));
+    let (client, server) = (Addrs::ip(Addrs::CLIENT_V4), Addrs::ip(Addrs::SERVER_V4));
+    let listed = Addrs::ip(Addrs::LISTED_SRC_V4);
+    let listed = Stream::start(&topo.client, listed, &topo.internet, server, every, limit).unwrap();
+    let control =
+        Stream::start(&topo.client, client, &topo.internet, server, every, limit).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let run = Running::start(&topo.gateway, then).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let ((sent, got), (csent, cgot)) = (listed.stop(), control.stop());
+    assert!(sent > 200, "the listed stream ran ({sent} sent)");
+    assert_eq!(got, 0, "listed packets got through during the move to new maps");
+    assert!(cgot > csent / 2, "ordinary traffic flowed: {cgot} of {csent}");
+    assert_ne!(prog_id(topo, Addrs::GATEWAY_IF), Some(before), "the program was replaced");
+    assert_eq!(version::pinned(&Pins::new(place.pin_dir())), Pinned::Current);
+    let out = run.stdout();
+    run.stop().unwrap();
+    out
+}
+
+#[kernel_test]
+fn pins_of_another_contract_layout_move_to_new_maps_without_a_gap() {
+    let place = PinPlace::new("layout");
+    let pa = place.args();
+    let dir = TempDir::new("pin-layout");
+    // The listed source (192.0.2.66) is inside the prefix; the client (.10) is not.
+    let list = dir.file("list.txt", "192.0.2.64/26\n203.0.113.7\n2001:db8::7\n");
+    let topo = Topology::new("pl").unwrap();
+    let other = LAYOUT_VERSION + 1;
+    let out =
+        restart_under_stream(&topo, &place, &run_args(&list, &pa), &run_args(&list, &pa), |p| {
+            // Stamp the pins as a build of another layout would have left them.
+            let mut maps = FilterMaps::open(p).unwrap();
+            maps.addr.settings.set(CFG_LAYOUT, other).unwrap();
+            assert_eq!(version::pinned(p), Pinned::Other(other));
+        });
+    let why =
+        format!("the pinned maps have contract layout {other}, this build uses {LAYOUT_VERSION}");
+    assert!(out.contains(&format!("{why}: moved to new maps (3 entries)")), "{out}");
+    assert!(out.contains("attached to td-g in its existing (adopted) mode"), "{out}");
+    let out = cli(&topo, &["status", "--json"], &pa);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let e = &status["entries"];
+    assert_eq!((&e["ipv4"], &e["ipv6"], &e["ipv4_prefixes"]), (&1.into(), &1.into(), &1.into()));
+    assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0, "still enforcing");
+}
+
+#[kernel_test]
+fn pinned_maps_too_small_for_the_lists_grow_without_a_gap() {
+    let place = PinPlace::new("grow");
+    let pa = place.args();
+    let dir = TempDir::new("pin-grow");
+    let small = dir.file("small.txt", "192.0.2.66\n203.0.113.7\n");
+    let list = dir.file("list.txt", "192.0.2.66\n203.0.113.7\n203.0.113.8\n");
+    let topo = Topology::new("pg").unwrap();
+    let mut first = run_args(&small, &pa);
+    first.extend(["--max-entries", "2"]);
+    let out = restart_under_stream(&topo, &place, &first, &run_args(&list, &pa), |_| {});
+    let why = "the pinned TD_V4_EXACT map holds at most 2 entries and the lists need 3";
+    assert!(out.contains(&format!("{why}: moved to new maps (3 entries)")), "{out}");
+    let maps = FilterMaps::open(&Pins::new(place.pin_dir())).unwrap();
+    assert_eq!(maps.capacities().unwrap().0[0], 1 << 20, "sized anew for the plan");
+    assert_eq!(maps.plan().unwrap().v4.exact.len(), 3);
 }

@@ -7,9 +7,8 @@ use std::{
 };
 
 use integration_tests::{
-    PinPlace, TempDir,
+    PinPlace, TempDir, kernel_test,
     process::{Running, takedown_bin},
-    require_root,
 };
 use td_netns::{Addrs, Stream, Topology, ping};
 
@@ -22,11 +21,8 @@ fn start(topo: &Topology, place: &PinPlace, list: &str) -> Running {
     place.start(&topo.gateway, &["run", "-i", Addrs::GATEWAY_IF, "-l", list, "--block-own"])
 }
 
-#[test]
+#[kernel_test]
 fn a_hundred_refreshes_let_no_listed_packet_through() {
-    if !require_root("a_hundred_refreshes_let_no_listed_packet_through") {
-        return;
-    }
     let place = PinPlace::new("gap");
     let topo = Topology::new("rg").unwrap();
     let dir = TempDir::new("refresh-gap");
@@ -90,11 +86,8 @@ fn ipv4_entries(topo: &Topology, place: &PinPlace) -> u64 {
     line["entries: ".len()..].split_whitespace().next().unwrap().parse().unwrap()
 }
 
-#[test]
+#[kernel_test]
 fn a_daemon_killed_while_applying_a_large_diff_leaves_a_working_filter() {
-    if !require_root("a_daemon_killed_while_applying_a_large_diff_leaves_a_working_filter") {
-        return;
-    }
     let place = PinPlace::new("crash");
     let topo = Topology::new("rc").unwrap();
     let dir = TempDir::new("refresh-crash");
@@ -140,11 +133,8 @@ fn a_daemon_killed_while_applying_a_large_diff_leaves_a_working_filter() {
     daemon.stop().unwrap();
 }
 
-#[test]
+#[kernel_test]
 fn lists_refresh_on_their_interval_and_on_sighup() {
-    if !require_root("lists_refresh_on_their_interval_and_on_sighup") {
-        return;
-    }
     let place = PinPlace::new("sched");
     let topo = Topology::new("rs").unwrap();
     let dir = TempDir::new("refresh-sched");

@@ -7,8 +7,8 @@ use std::time::Duration;
 use integration_tests::{
     PinPlace, TempDir,
     http::{Behaviour, HttpServer},
+    kernel_test,
     process::{Running, run_cli},
-    require_root,
 };
 use td_netns::{Addrs, Topology};
 
@@ -41,12 +41,8 @@ impl Ctx {
     }
 }
 
-#[test]
+#[kernel_test]
 fn url_lists_refresh_conditionally_keep_good_content_and_fall_back_to_the_cache() {
-    if !require_root("url_lists_refresh_conditionally_keep_good_content_and_fall_back_to_the_cache")
-    {
-        return;
-    }
     let topo = Topology::new("uh").unwrap();
     let server = HttpServer::start(
         &topo.gateway,
@@ -113,11 +109,8 @@ fn url_lists_refresh_conditionally_keep_good_content_and_fall_back_to_the_cache(
     daemon.stop().unwrap();
 }
 
-#[test]
+#[kernel_test]
 fn failed_downloads_are_retried_and_https_certificates_are_verified() {
-    if !require_root("failed_downloads_are_retried_and_https_certificates_are_verified") {
-        return;
-    }
     let topo = Topology::new("ur").unwrap();
     let server = HttpServer::start(
         &topo.gateway,

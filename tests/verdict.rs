@@ -3,11 +3,11 @@
 
 use filter_common::{CNT_DROP_SRC, CNT_MALFORMED, CNT_NON_IP, CNT_PASSED};
 use integration_tests::{
-    frames,
+    frames, kernel_test,
     loaded::{Loaded, XDP_DROP, XDP_PASS},
-    require_root,
 };
 use takedown::lists::entry::Direction::{Both, Dst, Src};
+use test_case::test_case;
 
 const LISTED4: [u8; 4] = [203, 0, 113, 7];
 const OTHER4: [u8; 4] = [192, 0, 2, 10];
@@ -29,88 +29,92 @@ fn one(slot: u32) -> [u64; 5] {
     s
 }
 
-#[test]
-fn v4_exact_source_and_destination_hits_drop() {
-    if !require_root("v4_exact_source_and_destination_hits_drop") {
-        return;
-    }
-    let l = Loaded::with(&[("203.0.113.7", Both)]).unwrap();
-    assert_eq!(l.verdict(&frames::v4(LISTED4, OTHER4)), XDP_DROP);
+/// One family's addresses for the cases every family shares.
+struct Family {
+    listed: &'static str,
+    other: &'static str,
+    prefix: &'static str,
+    in_prefix: &'static str,
+    /// The address right after the prefix.
+    past_prefix: &'static str,
+}
+
+const V4: Family = Family {
+    listed: "203.0.113.7",
+    other: "192.0.2.10",
+    prefix: "198.51.100.0/24",
+    in_prefix: "198.51.100.255",
+    past_prefix: "198.51.101.0",
+};
+
+const V6: Family = Family {
+    listed: "2001:db8::7",
+    other: "2001:db8:1::10",
+    prefix: "2001:db8:bad::/48",
+    in_prefix: "2001:db8:bad::1234",
+    past_prefix: "2001:db8:bae::",
+};
+
+#[kernel_test]
+#[test_case(V4 ; "ipv4")]
+#[test_case(V6 ; "ipv6")]
+fn exact_source_and_destination_hits_drop(f: Family) {
+    let l = Loaded::with(&[(f.listed, Both)]).unwrap();
+    let frame = frames::ip(f.listed, f.other);
+    assert_eq!(l.verdict(&frame), XDP_DROP);
     assert_eq!(slots(&l), one(CNT_DROP_SRC));
-    assert_eq!(l.counters().bytes(CNT_DROP_SRC), frames::FRAME_LEN as u64);
-    assert_eq!(l.verdict(&frames::v4(OTHER4, LISTED4)), XDP_DROP);
+    assert_eq!(l.counters().bytes(CNT_DROP_SRC), frame.len() as u64);
+    assert_eq!(l.verdict(&frames::ip(f.other, f.listed)), XDP_DROP);
     assert_eq!(slots(&l), [0, 1, 1, 0, 0]);
 }
 
-#[test]
-fn v4_miss_passes() {
-    if !require_root("v4_miss_passes") {
-        return;
-    }
-    let l = Loaded::with(&[("203.0.113.7", Both), ("198.51.100.0/24", Both)]).unwrap();
-    assert_eq!(l.verdict(&frames::v4(OTHER4, [203, 0, 113, 8])), XDP_PASS);
+#[kernel_test]
+#[test_case(V4 ; "ipv4")]
+#[test_case(V6 ; "ipv6")]
+fn a_miss_passes(f: Family) {
+    let l = Loaded::with(&[(f.listed, Both), (f.prefix, Both)]).unwrap();
+    assert_eq!(l.verdict(&frames::ip(f.other, f.past_prefix)), XDP_PASS);
     assert_eq!(slots(&l), one(CNT_PASSED));
     assert_eq!(l.counters().bytes(CNT_PASSED), 64);
 }
 
-#[test]
-fn v6_exact_hits_and_miss() {
-    if !require_root("v6_exact_hits_and_miss") {
-        return;
-    }
-    let l = Loaded::with(&[("2001:db8::7", Both)]).unwrap();
-    assert_eq!(l.verdict(&frames::v6(LISTED6, OTHER6)), XDP_DROP);
-    assert_eq!(l.verdict(&frames::v6(OTHER6, LISTED6)), XDP_DROP);
-    assert_eq!(l.verdict(&frames::v6(OTHER6, IN_PREFIX6)), XDP_PASS);
-    assert_eq!(slots(&l), [1, 1, 1, 0, 0]);
-}
-
-#[test]
-fn source_only_entries_ignore_destinations() {
-    if !require_root("source_only_entries_ignore_destinations") {
-        return;
-    }
-    let l = Loaded::with(&[("203.0.113.7", Src), ("2001:db8::7", Src)]).unwrap();
-    assert_eq!(l.verdict(&frames::v4(OTHER4, LISTED4)), XDP_PASS);
-    assert_eq!(l.verdict(&frames::v4(LISTED4, OTHER4)), XDP_DROP);
-    assert_eq!(l.verdict(&frames::v6(OTHER6, LISTED6)), XDP_PASS);
-    assert_eq!(l.verdict(&frames::v6(LISTED6, OTHER6)), XDP_DROP);
+#[kernel_test]
+#[test_case(V4 ; "ipv4")]
+#[test_case(V6 ; "ipv6")]
+fn source_only_entries_ignore_destinations(f: Family) {
+    let l = Loaded::with(&[(f.listed, Src), (f.prefix, Src)]).unwrap();
+    assert_eq!(l.verdict(&frames::ip(f.other, f.listed)), XDP_PASS);
+    assert_eq!(l.verdict(&frames::ip(f.listed, f.other)), XDP_DROP);
+    assert_eq!(l.verdict(&frames::ip(f.other, f.in_prefix)), XDP_PASS);
+    assert_eq!(l.verdict(&frames::ip(f.in_prefix, f.other)), XDP_DROP);
     assert_eq!(slots(&l), [2, 2, 0, 0, 0]);
 }
 
-#[test]
-fn destination_only_entries_ignore_sources() {
-    if !require_root("destination_only_entries_ignore_sources") {
-        return;
-    }
-    let l = Loaded::with(&[("203.0.113.7", Dst), ("2001:db8:bad::/48", Dst)]).unwrap();
-    assert_eq!(l.verdict(&frames::v4(LISTED4, OTHER4)), XDP_PASS);
-    assert_eq!(l.verdict(&frames::v4(OTHER4, LISTED4)), XDP_DROP);
-    assert_eq!(l.verdict(&frames::v6(IN_PREFIX6, OTHER6)), XDP_PASS);
-    assert_eq!(l.verdict(&frames::v6(OTHER6, IN_PREFIX6)), XDP_DROP);
+#[kernel_test]
+#[test_case(V4 ; "ipv4")]
+#[test_case(V6 ; "ipv6")]
+fn destination_only_entries_ignore_sources(f: Family) {
+    let l = Loaded::with(&[(f.listed, Dst), (f.prefix, Dst)]).unwrap();
+    assert_eq!(l.verdict(&frames::ip(f.listed, f.other)), XDP_PASS);
+    assert_eq!(l.verdict(&frames::ip(f.other, f.listed)), XDP_DROP);
+    assert_eq!(l.verdict(&frames::ip(f.in_prefix, f.other)), XDP_PASS);
+    assert_eq!(l.verdict(&frames::ip(f.other, f.in_prefix)), XDP_DROP);
     assert_eq!(slots(&l), [2, 0, 2, 0, 0]);
 }
 
-#[test]
-fn prefix_hits_in_both_tries() {
-    if !require_root("prefix_hits_in_both_tries") {
-        return;
-    }
-    let l = Loaded::with(&[("198.51.100.0/24", Both), ("2001:db8:bad::/48", Both)]).unwrap();
-    assert_eq!(l.verdict(&frames::v4(INSIDE4, OTHER4)), XDP_DROP);
-    assert_eq!(l.verdict(&frames::v4(OTHER4, [198, 51, 100, 255])), XDP_DROP);
-    assert_eq!(l.verdict(&frames::v4(OTHER4, [198, 51, 101, 0])), XDP_PASS);
-    assert_eq!(l.verdict(&frames::v6(IN_PREFIX6, OTHER6)), XDP_DROP);
-    assert_eq!(l.verdict(&frames::v6(OTHER6, IN_PREFIX6)), XDP_DROP);
-    assert_eq!(l.verdict(&frames::v6(OTHER6, LISTED6)), XDP_PASS);
-    assert_eq!(slots(&l), [2, 2, 2, 0, 0]);
+#[kernel_test]
+#[test_case(V4 ; "ipv4")]
+#[test_case(V6 ; "ipv6")]
+fn prefix_hits_drop_both_ways_and_end_at_the_prefix(f: Family) {
+    let l = Loaded::with(&[(f.prefix, Both)]).unwrap();
+    assert_eq!(l.verdict(&frames::ip(f.in_prefix, f.other)), XDP_DROP);
+    assert_eq!(l.verdict(&frames::ip(f.other, f.in_prefix)), XDP_DROP);
+    assert_eq!(l.verdict(&frames::ip(f.other, f.past_prefix)), XDP_PASS);
+    assert_eq!(slots(&l), [1, 1, 1, 0, 0]);
 }
 
-#[test]
+#[kernel_test]
 fn exact_and_prefix_directions_combine() {
-    if !require_root("exact_and_prefix_directions_combine") {
-        return;
-    }
     // The exact entry blocks only sources, the covering prefix only destinations: an address
     // on both is blocked both ways.
     let l =
@@ -125,11 +129,8 @@ fn exact_and_prefix_directions_combine() {
     assert_eq!(slots(&l), [1, 2, 1, 0, 0]);
 }
 
-#[test]
+#[kernel_test]
 fn one_and_two_vlan_tags() {
-    if !require_root("one_and_two_vlan_tags") {
-        return;
-    }
     let l = Loaded::with(&[("203.0.113.7", Both), ("2001:db8::7", Both)]).unwrap();
     let single = frames::v4_vlan(OTHER4, LISTED4);
     assert_eq!(u16::from_be_bytes([single[12], single[13]]), 0x8100);
@@ -147,32 +148,23 @@ fn one_and_two_vlan_tags() {
     assert_eq!(slots(&l), [2, 2, 1, 0, 0]);
 }
 
-#[test]
+#[kernel_test]
 fn non_ip_passes_and_is_counted() {
-    if !require_root("non_ip_passes_and_is_counted") {
-        return;
-    }
     let l = Loaded::with(&[("203.0.113.7", Both)]).unwrap();
     assert_eq!(l.verdict(&frames::arp()), XDP_PASS);
     assert_eq!(slots(&l), one(CNT_NON_IP));
 }
 
-#[test]
+#[kernel_test]
 fn ipv4_with_options_is_parsed() {
-    if !require_root("ipv4_with_options_is_parsed") {
-        return;
-    }
     let l = Loaded::with(&[("203.0.113.7", Dst)]).unwrap();
     assert_eq!(l.verdict(&frames::v4_with_options(OTHER4, LISTED4)), XDP_DROP);
     assert_eq!(l.verdict(&frames::v4_with_options(OTHER4, INSIDE4)), XDP_PASS);
     assert_eq!(slots(&l), [1, 0, 1, 0, 0]);
 }
 
-#[test]
+#[kernel_test]
 fn truncated_and_malformed_headers_pass_and_are_counted() {
-    if !require_root("truncated_and_malformed_headers_pass_and_are_counted") {
-        return;
-    }
     // Every frame below carries a listed address where a parser that over-read would find it.
     let l = Loaded::with(&[("203.0.113.7", Both), ("2001:db8::7", Both)]).unwrap();
     let v4 = frames::v4(OTHER4, LISTED4);
@@ -207,11 +199,8 @@ fn truncated_and_malformed_headers_pass_and_are_counted() {
     assert_eq!(slots(&l), [0, 0, 0, 0, cases.len() as u64]);
 }
 
-#[test]
+#[kernel_test]
 fn truncated_ethernet_header_passes() {
-    if !require_root("truncated_ethernet_header_passes") {
-        return;
-    }
     // The kernel refuses BPF_PROG_TEST_RUN input shorter than an Ethernet header, so the
     // shortest frame the program can see is 14 bytes: an IPv4 ethertype and nothing after it.
     let l = Loaded::with(&[("203.0.113.7", Both)]).unwrap();

@@ -7,9 +7,8 @@ use std::{
 };
 
 use integration_tests::{
-    PinPlace, TempDir,
+    PinPlace, TempDir, kernel_test,
     process::{Running, run_cli, takedown_bin},
-    require_root,
 };
 use td_netns::{Addrs, Topology, udp_count};
 
@@ -28,11 +27,8 @@ impl Drop for Tmux {
     }
 }
 
-#[test]
+#[kernel_test]
 fn watch_shows_rates_entries_hosts_and_lists_and_quits_on_q() {
-    if !require_root("watch_shows_rates_entries_hosts_and_lists_and_quits_on_q") {
-        return;
-    }
     let place = PinPlace::new("watch");
     let topo = Topology::new("wt").unwrap();
     let dir = TempDir::new("watch");

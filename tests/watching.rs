@@ -7,9 +7,8 @@ use filter_common::{
     MAP_LIST_COUNTERS,
 };
 use integration_tests::{
-    frames,
+    frames, kernel_test,
     loaded::{Loaded, XDP_DROP, XDP_PASS},
-    require_root,
 };
 use takedown::{
     lists::entry::Direction,
@@ -35,11 +34,8 @@ fn hits_of(l: &Loaded, net: &str) -> (u64, u64, u64) {
     (e.packets, e.bytes, e.last_hit_ns)
 }
 
-#[test]
+#[kernel_test]
 fn entry_and_list_counters_are_exact() {
-    if !require_root("entry_and_list_counters_are_exact") {
-        return;
-    }
     // 203.0.113.7 is on lists 0 and 1; 198.51.100.0/24 on list 2 (destinations only).
     let l = load(&[
         ("203.0.113.7/32", meta(Direction::Both, false, 0b011)),
@@ -67,11 +63,8 @@ fn entry_and_list_counters_are_exact() {
     assert_eq!(lists.len(), 3);
 }
 
-#[test]
+#[kernel_test]
 fn monitor_entries_count_and_pass_unless_also_enforced() {
-    if !require_root("monitor_entries_count_and_pass_unless_also_enforced") {
-        return;
-    }
     let l = load(&[
         ("203.0.113.7/32", meta(Direction::Both, true, 0b01)),
         ("203.0.113.8/32", meta(Direction::Both, true, 0b01)),
@@ -99,11 +92,8 @@ fn events(l: &mut Loaded) -> Vec<Event> {
     out
 }
 
-#[test]
+#[kernel_test]
 fn events_name_the_inside_host_and_the_rate_limit_caps_a_flood() {
-    if !require_root("events_name_the_inside_host_and_the_rate_limit_caps_a_flood") {
-        return;
-    }
     let mut l = load(&[("203.0.113.7/32", meta(Direction::Both, false, 0b1))]);
     l.filter.maps_mut().set_event_rate(1000, 5).unwrap();
     assert_eq!(l.verdict(&frames::v4(INSIDE, [203, 0, 113, 7])), XDP_DROP);
@@ -137,11 +127,8 @@ fn events_name_the_inside_host_and_the_rate_limit_caps_a_flood() {
     assert!(suppressed >= 150_000, "{suppressed}");
 }
 
-#[test]
+#[kernel_test]
 fn hit_counters_survive_a_change_of_lists() {
-    if !require_root("hit_counters_survive_a_change_of_lists") {
-        return;
-    }
     let entries = |lists: u64| {
         vec![
             ("203.0.113.7/32", meta(Direction::Both, false, lists)),

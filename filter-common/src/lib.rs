@@ -279,9 +279,13 @@ pub const CFG_V6_ALLOW: u32 = 1 << 3;
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: plain `repr(C)` structs of integers without padding.
+    // SAFETY: this and the three below are plain `repr(C)` structs of integers without
+    // padding; any bit pattern is a valid value.
     unsafe impl aya::Pod for super::EntryValue {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::Counter {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::RateState {}
+    // SAFETY: as above (`pad` makes the tail explicit).
     unsafe impl aya::Pod for super::Event {}
 }

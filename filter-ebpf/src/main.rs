@@ -1,8 +1,8 @@
 //! The takedown XDP program: drops packets whose source or destination is on the takedown list.
 //!
-//! Per packet: parse (see `parse`), look the source and destination up in the exact-address hash
-//! maps and, only when the loader says they hold entries, the prefix tries; for a listed
-//! address, check the allowlist (which always wins); count; return the verdict. A hit (drop, or
+//! Per packet: parse (see `parse`), look the source and destination up (see `lookup`: the
+//! exact-address hash maps and, only when the loader says they hold entries, the prefix tries;
+//! for a listed address, the allowlist, which always wins); count; return the verdict. A hit (drop, or
 //! a monitor-only match that passes) also updates the entry's and its lists' counters and may
 //! report an event (see `report`). No logging, no formatting on the hot path.
 #![no_std]
@@ -12,22 +12,23 @@
 #![allow(internal_features)]
 #![feature(core_intrinsics)]
 
+mod lookup;
 mod parse;
 mod report;
 
 use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, xdp_action},
     macros::{map, xdp},
-    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf, lpm_trie::Key},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
     programs::XdpContext,
 };
 use filter_common::{
-    CFG_COUNT, CFG_FLAGS, CFG_V4_ALLOW, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, CNT_COUNT,
-    CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED, CNT_MONITORED, CNT_NON_IP, CNT_PASSED, Counter,
-    EntryValue, FLAG_DST, FLAG_MON_DST, FLAG_MON_SRC, FLAG_SRC, LIST_COUNTERS, MAX_IFACES,
-    MAX_IFINDEX, RateState, V4Key, V4TrieKey, V6Key, v4_trie_key,
+    CFG_COUNT, CFG_FLAGS, CNT_COUNT, CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED, CNT_MONITORED,
+    CNT_NON_IP, CNT_PASSED, Counter, EntryValue, FLAG_DST, FLAG_MON_DST, FLAG_MON_SRC, FLAG_SRC,
+    LIST_COUNTERS, MAX_IFACES, MAX_IFINDEX, RateState, V4Key, V4TrieKey, V6Key,
 };
-use parse::Addresses;
+use lookup::{Family, V4, V6, matched};
+use parse::{Addresses, Packet};
 
 // Names must match filter_common::MAP_*; sizes are set by the loader before loading.
 #[map]
@@ -66,42 +67,35 @@ pub struct Hit {
 #[xdp]
 pub fn takedown(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
-    let slot = TD_IFSLOT.get(unsafe { (*ctx.ctx).ingress_ifindex }).copied().unwrap_or(0);
-    let (cnt, hit) = match parse::addresses(&ctx) {
-        Addresses::V4 { src, dst, proto, l4 } => {
-            let cfg = config(CFG_FLAGS);
-            let tries = cfg & CFG_V4_PREFIXES != 0;
-            let allow = cfg & CFG_V4_ALLOW != 0;
-            let s = v4_match(&src, FLAG_SRC | FLAG_MON_SRC, tries, allow);
-            let d = v4_match(&dst, FLAG_DST | FLAG_MON_DST, tries, allow);
-            let (cnt, hit) = decide(s, d);
-            if let Some(h) = &hit {
-                report::hit(&ctx, h, cnt, len, 4, &widen4(&src), &widen4(&dst), proto, l4);
-            }
-            (cnt, hit.is_some())
-        }
-        Addresses::V6 { src, dst, proto, l4 } => {
-            let cfg = config(CFG_FLAGS);
-            let tries = cfg & CFG_V6_PREFIXES != 0;
-            let allow = cfg & CFG_V6_ALLOW != 0;
-            let s = v6_match(&src, FLAG_SRC | FLAG_MON_SRC, tries, allow);
-            let d = v6_match(&dst, FLAG_DST | FLAG_MON_DST, tries, allow);
-            let (cnt, hit) = decide(s, d);
-            if let Some(h) = &hit {
-                report::hit(&ctx, h, cnt, len, 6, &src, &dst, proto, l4);
-            }
-            (cnt, hit.is_some())
-        }
-        Addresses::NonIp => (CNT_NON_IP, false),
-        Addresses::Malformed => (CNT_MALFORMED, false),
+    // SAFETY: `ctx.ctx` is the xdp_md the kernel passed to this program.
+    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    let slot = TD_IFSLOT.get(ifindex).copied().unwrap_or(0);
+    let cnt = match parse::addresses(&ctx) {
+        Addresses::V4(p) => check::<V4>(&ctx, &p, len),
+        Addresses::V6(p) => check::<V6>(&ctx, &p, len),
+        Addresses::NonIp => CNT_NON_IP,
+        Addresses::Malformed => CNT_MALFORMED,
     };
-    let _ = hit;
     report::count(slot.min(MAX_IFACES), cnt, len);
     if cnt == CNT_DROP_SRC || cnt == CNT_DROP_DST {
         xdp_action::XDP_DROP
     } else {
         xdp_action::XDP_PASS
     }
+}
+
+/// Looks an IP packet's addresses up, reports a hit, and returns the counter of its verdict.
+#[inline(always)]
+fn check<F: Family>(ctx: &XdpContext, p: &Packet<F::Addr>, len: u64) -> u32 {
+    let cfg = config(CFG_FLAGS);
+    let s = matched::<F>(&p.src, FLAG_SRC | FLAG_MON_SRC, cfg);
+    let d = matched::<F>(&p.dst, FLAG_DST | FLAG_MON_DST, cfg);
+    let (cnt, hit) = decide(s, d);
+    if let Some(h) = &hit {
+        let (src, dst) = (F::wide(&p.src), F::wide(&p.dst));
+        report::hit(ctx, h, cnt, len, F::VERSION, &src, &dst, p.proto, p.l4);
+    }
+    cnt
 }
 
 /// The verdict from the source and destination matches: an enforcing match drops (source
@@ -128,59 +122,6 @@ fn decide(s: Option<*mut EntryValue>, d: Option<*mut EntryValue>) -> (u32, Optio
 #[inline(always)]
 fn config(index: u32) -> u32 {
     TD_CONFIG.get(index).copied().unwrap_or(0)
-}
-
-#[inline(always)]
-fn widen4(a: &V4Key) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out[0] = a[0];
-    out[1] = a[1];
-    out[2] = a[2];
-    out[3] = a[3];
-    out
-}
-
-/// The entry that matches `addr` for the directions in `want`: the exact entry if it has
-/// one of them, else the longest prefix if it does; never an allowlisted address.
-#[inline(always)]
-fn v4_match(addr: &V4Key, want: u32, tries: bool, allow: bool) -> Option<*mut EntryValue> {
-    let hit = TD_V4_EXACT
-        .get_ptr_mut(addr)
-        .filter(|&e| unsafe { (*e).flags } & want != 0)
-        .or_else(|| {
-            if !tries {
-                return None;
-            }
-            TD_V4_PREFIX
-                .get(Key::new(32, v4_trie_key(*addr)))
-                .filter(|v| v.flags & want != 0)
-                .map(|v| v as *const EntryValue as *mut EntryValue)
-        })?;
-    // The allowlist is consulted only for a listed address: misses never pay for it.
-    if allow && TD_V4_ALLOW.get(Key::new(32, *addr)).is_some() {
-        return None;
-    }
-    Some(hit)
-}
-
-#[inline(always)]
-fn v6_match(addr: &V6Key, want: u32, tries: bool, allow: bool) -> Option<*mut EntryValue> {
-    let hit = TD_V6_EXACT
-        .get_ptr_mut(addr)
-        .filter(|&e| unsafe { (*e).flags } & want != 0)
-        .or_else(|| {
-            if !tries {
-                return None;
-            }
-            TD_V6_PREFIX
-                .get(Key::new(128, *addr))
-                .filter(|v| v.flags & want != 0)
-                .map(|v| v as *const EntryValue as *mut EntryValue)
-        })?;
-    if allow && TD_V6_ALLOW.get(Key::new(128, *addr)).is_some() {
-        return None;
-    }
-    Some(hit)
 }
 
 /// Returns XDP_PASS and nothing else: the cost floor `cargo xtask bench` compares against.

@@ -18,10 +18,18 @@ const IPV6_HLEN: usize = 40;
 /// What the program needs to know about a packet: its addresses, its IP protocol, and where
 /// its transport header starts (read only when an event is reported).
 pub enum Addresses {
-    V4 { src: V4Key, dst: V4Key, proto: u8, l4: usize },
-    V6 { src: V6Key, dst: V6Key, proto: u8, l4: usize },
+    V4(Packet<V4Key>),
+    V6(Packet<V6Key>),
     NonIp,
     Malformed,
+}
+
+/// An IP packet's addresses, protocol, and transport header offset.
+pub struct Packet<A> {
+    pub src: A,
+    pub dst: A,
+    pub proto: u8,
+    pub l4: usize,
 }
 
 /// A pointer to a `T` at `offset` bytes into the packet, if the whole `T` lies inside it.
@@ -82,12 +90,12 @@ fn ipv4(ctx: &XdpContext, l3: usize) -> Addresses {
     if version != 4 || ihl < IPV4_MIN_HLEN || ctx.data() + l3 + ihl > ctx.data_end() {
         return Addresses::Malformed;
     }
-    Addresses::V4 {
+    Addresses::V4(Packet {
         src: [hdr[12], hdr[13], hdr[14], hdr[15]],
         dst: [hdr[16], hdr[17], hdr[18], hdr[19]],
         proto: hdr[9],
         l4: l3 + ihl,
-    }
+    })
 }
 
 #[inline(always)]
@@ -104,7 +112,7 @@ fn ipv6(ctx: &XdpContext, l3: usize) -> Addresses {
     let mut dst = [0u8; 16];
     src.copy_from_slice(&hdr[8..24]);
     dst.copy_from_slice(&hdr[24..40]);
-    Addresses::V6 { src, dst, proto: hdr[6], l4: l3 + IPV6_HLEN }
+    Addresses::V6(Packet { src, dst, proto: hdr[6], l4: l3 + IPV6_HLEN })
 }
 
 /// The source and destination ports at `l4` for TCP and UDP (0, 0 otherwise or if cut short).

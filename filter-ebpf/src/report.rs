@@ -37,8 +37,10 @@ pub fn hit(
     proto: u8,
     l4: usize,
 ) {
+    // SAFETY: a helper without arguments or memory effects.
     let now = unsafe { bpf_ktime_get_ns() };
-    // SAFETY: `h.entry` points at a map value; the counters are only ever added to.
+    // SAFETY: `h.entry` points at a writable map value a lookup returned, valid for this run
+    // (see `lookup::writable` for trie values); its counters are only added to atomically.
     let lists = unsafe {
         let e = h.entry;
         atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*e).packets, 1);
@@ -78,6 +80,7 @@ pub fn hit(
         lists,
         inside: *inside,
         remote: *remote,
+        // SAFETY: `ctx.ctx` is the xdp_md the kernel passed to this program.
         ifindex: unsafe { (*ctx.ctx).ingress_ifindex },
         remote_port,
         proto,

@@ -17,3 +17,42 @@ pub mod plan;
 /// The compiled XDP program (filter-ebpf), embedded at build time.
 pub static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/takedown.bpf.o"));
+
+#[cfg(test)]
+mod layers {
+    use std::path::Path;
+
+    fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                sources(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push((p.display().to_string(), std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+    }
+
+    /// No arrow runs from `lists` or `plan` to `maps` or `daemon`, nor from `maps` to `daemon`
+    /// (nor from `lists` to `plan`).
+    #[test]
+    fn a_lower_layer_never_imports_an_upper_one() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let rules: [(&str, &[&str]); 3] = [
+            ("lists", &["crate::plan", "crate::maps", "crate::daemon"]),
+            ("plan", &["crate::maps", "crate::daemon"]),
+            ("maps", &["crate::daemon"]),
+        ];
+        for (layer, upper) in rules {
+            let mut files = Vec::new();
+            sources(&src.join(layer), &mut files);
+            assert!(!files.is_empty(), "{layer}");
+            for (path, text) in &files {
+                for u in upper {
+                    assert!(!text.contains(u), "{path} imports {u}");
+                }
+                assert!(!text.contains("super::super"), "{path} reaches out of its layer");
+            }
+        }
+    }
+}

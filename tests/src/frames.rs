@@ -27,6 +27,16 @@ pub fn v6(src: [u8; 16], dst: [u8; 16]) -> Vec<u8> {
     out
 }
 
+/// A 64-byte UDP frame between two addresses of one family ("203.0.113.7", "2001:db8::7").
+pub fn ip(src: &str, dst: &str) -> Vec<u8> {
+    use std::net::IpAddr;
+    match (src.parse().expect("source address"), dst.parse().expect("destination address")) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => v4(s.octets(), d.octets()),
+        (IpAddr::V6(s), IpAddr::V6(d)) => v6(s.octets(), d.octets()),
+        _ => panic!("{src} and {dst} are of different families"),
+    }
+}
+
 /// A UDP/IPv4 frame with one 802.1Q tag.
 pub fn v4_vlan(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(SRC_MAC, DST_MAC)

@@ -8,11 +8,16 @@ pub mod loaded;
 pub mod process;
 
 pub use td_netns;
+pub use td_test_macros::kernel_test;
 
-/// True when the test may touch the kernel; otherwise prints a loud skip notice.
+/// True when the test may touch the kernel; otherwise prints a loud skip notice. In CI
+/// (`CI=true`), which runs as root, a test that would be skipped fails instead.
 pub fn require_root(test: &str) -> bool {
     if td_netns::is_root() {
         return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test} needs root, and CI runs as root: a skip here is a failure");
     }
     // Written to the real stderr, past libtest's output capture, so that the skip is seen.
     use std::io::Write;

@@ -35,16 +35,19 @@ pub fn run() -> Result<()> {
 pub fn ensure() -> Result<Vec<String>> {
     let mut changed = Vec::new();
     let toolchain = ebpf_toolchain()?;
-    if !has_rust_src(&toolchain)? {
-        println!("setup: adding rust-src to the {toolchain} toolchain");
-        run_ok(Command::new("rustup").args([
-            "component",
-            "add",
-            "rust-src",
-            "--toolchain",
-            &toolchain,
-        ]))?;
-        changed.push(format!("rust-src ({toolchain})"));
+    // rust-src builds the eBPF object; clippy lints it.
+    for component in ["rust-src", "clippy"] {
+        if !has_component(&toolchain, component)? {
+            println!("setup: adding {component} to the {toolchain} toolchain");
+            run_ok(Command::new("rustup").args([
+                "component",
+                "add",
+                component,
+                "--toolchain",
+                &toolchain,
+            ]))?;
+            changed.push(format!("{component} ({toolchain})"));
+        }
     }
     if !bpf_linker_ok() {
         install_bpf_linker(&toolchain)?;
@@ -68,11 +71,25 @@ pub fn ebpf_toolchain() -> Result<String> {
     Ok(if list.lines().any(|l| l.starts_with("nightly")) { "nightly" } else { "stable" }.into())
 }
 
-fn has_rust_src(toolchain: &str) -> Result<bool> {
+fn has_component(toolchain: &str, component: &str) -> Result<bool> {
     let out = Command::new("rustup")
         .args(["component", "list", "--installed", "--toolchain", toolchain])
         .output()?;
-    Ok(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("rust-src")))
+    Ok(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with(component)))
+}
+
+/// `cargo +TOOLCHAIN` for the eBPF crate, with the environment of an outer cargo removed (and
+/// RUSTC_BOOTSTRAP where the toolchain is stable).
+pub fn ebpf_cargo(toolchain: &str) -> Command {
+    let mut c = Command::new("cargo");
+    c.arg(format!("+{toolchain}"));
+    for var in ["RUSTC", "RUSTC_WRAPPER", "RUSTUP_TOOLCHAIN", "RUSTFLAGS", "CARGO_TARGET_DIR"] {
+        c.env_remove(var);
+    }
+    if toolchain == "stable" {
+        c.env("RUSTC_BOOTSTRAP", "1");
+    }
+    c
 }
 
 fn cargo_home() -> PathBuf {

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: the whole suite, as CI runs it.
 //!
-//! Formatting and clippy first (cheap, and CI must be clean), then the debug `takedown` binary
+//! Formatting and clippy first (cheap, and CI must be clean; the eBPF crate is linted for its
+//! own target), then the debug `takedown` binary
 //! that the CLI and end-to-end tests run, then every test of the workspace. Kernel tests need
 //! root; run elsewhere they skip with a loud message. Ends with one line of totals.
 
@@ -39,6 +40,13 @@ pub fn run(extra: &[String]) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The eBPF crate, for its own target (as aya's xtask lints it).
+    run_ok(
+        setup::ebpf_cargo(&setup::ebpf_toolchain()?)
+            .current_dir(root())
+            .args(["clippy", "-p", "filter-ebpf", "--release", "--target", "bpfel-unknown-none"])
+            .args(["-Z", "build-std=core", "--target-dir", "target/ebpf", "--", "-D", "warnings"]),
+    )?;
     run_ok(cargo().args(["build", "-p", "filter-user"]))?;
     let bin = root().join("target/debug/takedown");
     let mut child = cargo()

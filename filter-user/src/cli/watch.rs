@@ -15,7 +15,7 @@ use filter_common::{CNT_DROP_DST, CNT_DROP_SRC, CNT_MONITORED, CNT_PASSED, MAP_C
 use ratatui::{
     Frame,
     crossterm::event::{self, Event, KeyCode, KeyModifiers},
-    layout::{Constraint, Layout},
+    layout::{Constraint, Layout, Rect},
     style::{Color, Style},
     widgets::{Block, Borders, Paragraph, Row, Sparkline, Table},
 };
@@ -60,91 +60,113 @@ pub fn run(args: WatchArgs) -> Result<()> {
     result
 }
 
+/// What the previous screen saw, to turn totals into rates.
+struct Sampler {
+    counters: counters::Totals,
+    at: Instant,
+    hits: HashMap<String, u64>,
+    hits_at: Instant,
+}
+
+impl Sampler {
+    fn new(maps: &FilterMaps) -> Result<Self> {
+        let counters = counters::read_map(maps.map(MAP_COUNTERS)?)?;
+        let now = Instant::now();
+        Ok(Self { counters, at: now, hits: HashMap::new(), hits_at: now })
+    }
+
+    /// Drop and pass rates since the last call, into the view and its history.
+    fn rates(&mut self, maps: &FilterMaps, view: &mut View) -> Result<()> {
+        let t = Instant::now();
+        let secs = (t - self.at).as_secs_f64().max(0.001);
+        let now_c = counters::read_map(maps.map(MAP_COUNTERS)?)?;
+        let d = |c: u32| now_c.packets(c).saturating_sub(self.counters.packets(c));
+        view.drop_rate = (d(CNT_DROP_SRC) + d(CNT_DROP_DST)) as f64 / secs;
+        view.pass_rate = (d(CNT_PASSED) + d(CNT_MONITORED)) as f64 / secs;
+        push(&mut view.drops, view.drop_rate as u64);
+        push(&mut view.passes, view.pass_rate as u64);
+        (self.counters, self.at) = (now_c, t);
+        Ok(())
+    }
+
+    /// The most-hit entries with their rates since the last call.
+    fn top(&mut self, maps: &FilterMaps, st: &Status) -> Result<Vec<(String, f64, u64, String)>> {
+        let secs = self.hits_at.elapsed().as_secs_f64().max(0.001);
+        self.hits_at = Instant::now();
+        let hits = maps.hits()?;
+        let mut top: Vec<(String, f64, u64, String)> = hits
+            .iter()
+            .filter(|h| h.packets > 0)
+            .map(|h| {
+                let key = h.net.to_string();
+                let before = self.hits.get(&key).copied().unwrap_or(h.packets);
+                let rate = h.packets.saturating_sub(before) as f64 / secs;
+                (key, rate, h.packets, st.list_names(h.meta.lists).join(","))
+            })
+            .collect();
+        top.sort_by_key(|t| std::cmp::Reverse(t.2));
+        top.truncate(6);
+        self.hits = hits.iter().map(|h| (h.net.to_string(), h.packets)).collect();
+        Ok(top)
+    }
+}
+
 fn watch(
     terminal: &mut ratatui::DefaultTerminal,
     maps: &FilterMaps,
     places: &Places,
 ) -> Result<()> {
     let mut view = View::default();
-    let mut last = counters::read_map(maps.map(MAP_COUNTERS)?)?;
-    let mut last_hits: HashMap<String, u64> = HashMap::new();
-    let mut last_t = Instant::now();
-    let mut last_top = Instant::now();
+    let mut sampler = Sampler::new(maps)?;
     for tick in 0u32.. {
         let t = Instant::now();
-        let secs = (t - last_t).as_secs_f64().max(0.001);
-        let now_c = counters::read_map(maps.map(MAP_COUNTERS)?)?;
-        let d = |c: u32| now_c.packets(c).saturating_sub(last.packets(c));
-        view.drop_rate = (d(CNT_DROP_SRC) + d(CNT_DROP_DST)) as f64 / secs;
-        view.pass_rate = (d(CNT_PASSED) + d(CNT_MONITORED)) as f64 / secs;
-        push(&mut view.drops, view.drop_rate as u64);
-        push(&mut view.passes, view.pass_rate as u64);
+        sampler.rates(maps, &mut view)?;
         let st = Status::read(&places.state().status_file()).unwrap_or_default();
         if tick % TOP_EVERY == 0 {
-            let secs = last_top.elapsed().as_secs_f64().max(0.001);
-            last_top = Instant::now();
-            let hits = maps.hits()?;
-            let mut top: Vec<(String, f64, u64, String)> = hits
-                .iter()
-                .filter(|h| h.packets > 0)
-                .map(|h| {
-                    let key = h.net.to_string();
-                    let rate =
-                        h.packets.saturating_sub(last_hits.get(&key).copied().unwrap_or(h.packets))
-                            as f64
-                            / secs;
-                    (key, rate, h.packets, st.list_names(h.meta.lists).join(","))
-                })
-                .collect();
-            top.sort_by_key(|t| std::cmp::Reverse(t.2));
-            top.truncate(6);
-            view.top = top;
-            last_hits = hits.iter().map(|h| (h.net.to_string(), h.packets)).collect();
+            view.top = sampler.top(maps, &st)?;
         }
-        view.hosts = HostTable::load(&places.state().hosts_file(), usize::MAX)
-            .recent(0)
-            .into_iter()
-            .take(6)
-            .map(|h| {
-                (
-                    h.address,
-                    now().saturating_sub(h.last_seen),
-                    h.contacted.into_iter().next().unwrap_or_default(),
-                )
-            })
-            .collect();
-        view.lists = st
-            .lists
-            .iter()
-            .map(|l| {
-                (
-                    l.name.clone(),
-                    l.entries,
-                    l.ok,
-                    l.last_success.map_or(0, |s| now().saturating_sub(s)),
-                )
-            })
-            .collect();
+        view.hosts = newest_hosts(places);
+        view.lists = lists(&st);
         view.daemon = match places.state().daemon_pid() {
             Some(pid) => format!("daemon pid {pid}"),
             None => "no daemon (the pinned filter enforces)".into(),
         };
         terminal.draw(|f| draw(f, &view))?;
-        last = now_c;
-        last_t = t;
-        let deadline = t + Duration::from_secs(1);
-        while Instant::now() < deadline {
-            if event::poll(deadline.saturating_duration_since(Instant::now()))?
-                && let Event::Key(k) = event::read()?
-                && (matches!(k.code, KeyCode::Char('q') | KeyCode::Esc)
-                    || (k.code == KeyCode::Char('c')
-                        && k.modifiers.contains(KeyModifiers::CONTROL)))
-            {
-                return Ok(());
-            }
+        if quit_before(t + Duration::from_secs(1))? {
+            return Ok(());
         }
     }
     Ok(())
+}
+
+fn newest_hosts(places: &Places) -> Vec<(String, u64, String)> {
+    let table = HostTable::load(&places.state().hosts_file(), usize::MAX);
+    let newest = table.recent(0).into_iter().take(6);
+    newest
+        .map(|h| {
+            let contacted = h.contacted.into_iter().next().unwrap_or_default();
+            (h.address, now().saturating_sub(h.last_seen), contacted)
+        })
+        .collect()
+}
+
+fn lists(st: &Status) -> Vec<(String, usize, bool, u64)> {
+    let ago = |s: Option<u64>| s.map_or(0, |s| now().saturating_sub(s));
+    st.lists.iter().map(|l| (l.name.clone(), l.entries, l.ok, ago(l.last_success))).collect()
+}
+
+/// True when q, Esc or Ctrl-C is pressed before `deadline`.
+fn quit_before(deadline: Instant) -> Result<bool> {
+    while Instant::now() < deadline {
+        if event::poll(deadline.saturating_duration_since(Instant::now()))?
+            && let Event::Key(k) = event::read()?
+            && (matches!(k.code, KeyCode::Char('q') | KeyCode::Esc)
+                || (k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL)))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn push(v: &mut VecDeque<u64>, x: u64) {
@@ -163,72 +185,61 @@ fn draw(f: &mut Frame, v: &View) {
     ])
     .areas(f.area());
     f.render_widget(Paragraph::new(format!("takedown watch - {} - q quits", v.daemon)), head);
-    let [left, right] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(charts);
-    let drops: Vec<u64> = v.drops.iter().copied().collect();
-    let passes: Vec<u64> = v.passes.iter().copied().collect();
-    let title = |what: &str, rate: f64| format!("{what} {rate:.0} pkts/s");
-    f.render_widget(
-        Sparkline::default()
-            .block(Block::default().borders(Borders::ALL).title(title("dropped", v.drop_rate)))
-            .data(&drops)
-            .style(Style::default().fg(Color::Red)),
-        left,
-    );
-    f.render_widget(
-        Sparkline::default()
-            .block(Block::default().borders(Borders::ALL).title(title("passed", v.pass_rate)))
-            .data(&passes)
-            .style(Style::default().fg(Color::Green)),
-        right,
-    );
+    draw_rates(f, v, charts);
     let [top, hosts] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(middle);
+    draw_top(f, v, top);
+    draw_hosts(f, v, hosts);
+    draw_lists(f, v, lists);
+}
+
+fn draw_rates(f: &mut Frame, v: &View, area: Rect) {
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
+    let drops: Vec<u64> = v.drops.iter().copied().collect();
+    let passes: Vec<u64> = v.passes.iter().copied().collect();
+    let chart = |what: &str, rate: f64, data: &[u64], color: Color| {
+        let title = format!("{what} {rate:.0} pkts/s");
+        Sparkline::default()
+            .block(Block::default().borders(Borders::ALL).title(title))
+            .data(data.to_vec())
+            .style(Style::default().fg(color))
+    };
+    f.render_widget(chart("dropped", v.drop_rate, &drops, Color::Red), left);
+    f.render_widget(chart("passed", v.pass_rate, &passes, Color::Green), right);
+}
+
+fn draw_top(f: &mut Frame, v: &View, area: Rect) {
     let rows = v.top.iter().map(|(e, r, n, l)| {
         Row::new(vec![e.clone(), format!("{r:.0}/s"), n.to_string(), l.clone()])
     });
-    f.render_widget(
-        Table::new(
-            rows,
-            [
-                Constraint::Length(18),
-                Constraint::Length(6),
-                Constraint::Length(7),
-                Constraint::Min(4),
-            ],
-        )
+    let widths =
+        [Constraint::Length(18), Constraint::Length(6), Constraint::Length(7), Constraint::Min(4)];
+    let table = Table::new(rows, widths)
         .header(Row::new(vec!["entry", "rate", "total", "lists"]))
-        .block(Block::default().borders(Borders::ALL).title("top entries")),
-        top,
-    );
+        .block(Block::default().borders(Borders::ALL).title("top entries"));
+    f.render_widget(table, area);
+}
+
+fn draw_hosts(f: &mut Frame, v: &View, area: Rect) {
     let rows =
         v.hosts.iter().map(|(a, ago, c)| Row::new(vec![a.clone(), format!("{ago}s"), c.clone()]));
-    f.render_widget(
-        Table::new(rows, [Constraint::Length(16), Constraint::Length(6), Constraint::Min(8)])
-            .header(Row::new(vec!["infected host", "seen", "contacted"]))
-            .block(Block::default().borders(Borders::ALL).title("newest infected hosts")),
-        hosts,
-    );
+    let widths = [Constraint::Length(16), Constraint::Length(6), Constraint::Min(8)];
+    let table = Table::new(rows, widths)
+        .header(Row::new(vec!["infected host", "seen", "contacted"]))
+        .block(Block::default().borders(Borders::ALL).title("newest infected hosts"));
+    f.render_widget(table, area);
+}
+
+fn draw_lists(f: &mut Frame, v: &View, area: Rect) {
     let rows = v.lists.iter().map(|(n, e, ok, ago)| {
-        Row::new(vec![
-            n.clone(),
-            e.to_string(),
-            if *ok { "ok".into() } else { "FAILED".into() },
-            format!("{ago}s ago"),
-        ])
+        let refresh = if *ok { "ok" } else { "FAILED" };
+        Row::new(vec![n.clone(), e.to_string(), refresh.into(), format!("{ago}s ago")])
     });
-    f.render_widget(
-        Table::new(
-            rows,
-            [
-                Constraint::Length(24),
-                Constraint::Length(10),
-                Constraint::Length(8),
-                Constraint::Min(8),
-            ],
-        )
+    let widths =
+        [Constraint::Length(24), Constraint::Length(10), Constraint::Length(8), Constraint::Min(8)];
+    let table = Table::new(rows, widths)
         .header(Row::new(vec!["list", "entries", "refresh", "success"]))
-        .block(Block::default().borders(Borders::ALL).title("lists")),
-        lists,
-    );
+        .block(Block::default().borders(Borders::ALL).title("lists"));
+    f.render_widget(table, area);
 }

@@ -1,0 +1,108 @@
+//! One lookup for both address families. A [`Family`] names its maps and key layout; `matched`
+//! is written once: the exact entry if it has one of the wanted directions, else (when the
+//! loader says the trie holds entries) the longest prefix if it does; never an allowlisted
+//! address (the allowlist is consulted only for a listed address, so misses never pay for it).
+
+use aya_ebpf::maps::lpm_trie::Key;
+use filter_common::{
+    CFG_V4_ALLOW, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue, V4Key, V6Key,
+    v4_trie_key,
+};
+
+use crate::{TD_V4_ALLOW, TD_V4_EXACT, TD_V4_PREFIX, TD_V6_ALLOW, TD_V6_EXACT, TD_V6_PREFIX};
+
+/// An address family: its maps, its key layout and its `CFG_*` flags.
+pub trait Family {
+    type Addr;
+    /// 4 or 6, as events carry it.
+    const VERSION: u8;
+    /// The flag saying its prefix trie holds entries.
+    const PREFIXES: u32;
+    /// The flag saying its allowlist holds entries.
+    const ALLOW: u32;
+    fn exact(a: &Self::Addr) -> Option<*mut EntryValue>;
+    fn prefix(a: &Self::Addr) -> Option<*mut EntryValue>;
+    fn allowed(a: &Self::Addr) -> bool;
+    /// The address in 16 bytes (IPv4 in the first 4), as events carry it.
+    fn wide(a: &Self::Addr) -> [u8; 16];
+}
+
+pub struct V4;
+pub struct V6;
+
+/// A trie value as the pointer the hit path adds to. The kernel returns a pointer into the
+/// map's value memory, which the program may write (the map is not BPF_F_RDONLY_PROG): aya-ebpf
+/// only types it as a shared reference. The hit path writes it with atomic adds and one plain
+/// store of the last-hit time, exactly as it writes hash map values.
+#[inline(always)]
+fn writable(v: &EntryValue) -> *mut EntryValue {
+    v as *const EntryValue as *mut EntryValue
+}
+
+impl Family for V4 {
+    type Addr = V4Key;
+    const VERSION: u8 = 4;
+    const PREFIXES: u32 = CFG_V4_PREFIXES;
+    const ALLOW: u32 = CFG_V4_ALLOW;
+    #[inline(always)]
+    fn exact(a: &V4Key) -> Option<*mut EntryValue> {
+        TD_V4_EXACT.get_ptr_mut(a)
+    }
+    #[inline(always)]
+    fn prefix(a: &V4Key) -> Option<*mut EntryValue> {
+        TD_V4_PREFIX.get(Key::new(32, v4_trie_key(*a))).map(writable)
+    }
+    #[inline(always)]
+    fn allowed(a: &V4Key) -> bool {
+        TD_V4_ALLOW.get(Key::new(32, *a)).is_some()
+    }
+    #[inline(always)]
+    fn wide(a: &V4Key) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[0] = a[0];
+        out[1] = a[1];
+        out[2] = a[2];
+        out[3] = a[3];
+        out
+    }
+}
+
+impl Family for V6 {
+    type Addr = V6Key;
+    const VERSION: u8 = 6;
+    const PREFIXES: u32 = CFG_V6_PREFIXES;
+    const ALLOW: u32 = CFG_V6_ALLOW;
+    #[inline(always)]
+    fn exact(a: &V6Key) -> Option<*mut EntryValue> {
+        TD_V6_EXACT.get_ptr_mut(a)
+    }
+    #[inline(always)]
+    fn prefix(a: &V6Key) -> Option<*mut EntryValue> {
+        TD_V6_PREFIX.get(Key::new(128, *a)).map(writable)
+    }
+    #[inline(always)]
+    fn allowed(a: &V6Key) -> bool {
+        TD_V6_ALLOW.get(Key::new(128, *a)).is_some()
+    }
+    #[inline(always)]
+    fn wide(a: &V6Key) -> [u8; 16] {
+        *a
+    }
+}
+
+/// The entry that matches `addr` for the directions in `want`, under config flags `cfg`.
+#[inline(always)]
+pub fn matched<F: Family>(addr: &F::Addr, want: u32, cfg: u32) -> Option<*mut EntryValue> {
+    // SAFETY: `e` is a map value a lookup just returned; it stays valid for this run.
+    let wanted = |e: &*mut EntryValue| unsafe { (**e).flags } & want != 0;
+    let hit = F::exact(addr).filter(wanted).or_else(|| {
+        if cfg & F::PREFIXES == 0 {
+            return None;
+        }
+        F::prefix(addr).filter(wanted)
+    })?;
+    if cfg & F::ALLOW != 0 && F::allowed(addr) {
+        return None;
+    }
+    Some(hit)
+}
