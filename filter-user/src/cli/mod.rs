@@ -1,4 +1,5 @@
-//! The subcommands of the `takedown` binary, one module each.
+//! The subcommands of the `takedown` binary, one module each: thin faces over the library's
+//! layers (they parse options, call a layer, print). No logic that a layer could own lives here.
 
 /// `println!` that ignores write errors: a closed stdout (a log reader that went away) must
 /// never stop the filter.

@@ -339,6 +339,18 @@ mod tests {
     }
 
     #[test]
+    fn a_monitor_list_reaches_the_pipeline_as_one() {
+        let text = "interfaces = [\"eth0\"]\n[[list]]\nname = \"a\"\nfile = \"/a\"\n\
+                    [[list]]\nname = \"w\"\nfile = \"/w\"\nmonitor = true\n";
+        let c: Config = toml::from_str(text).unwrap();
+        let specs = c.specs().unwrap();
+        assert_eq!(
+            specs.iter().map(|s| (s.name.as_str(), s.monitor)).collect::<Vec<_>>(),
+            [("a", false), ("w", true)]
+        );
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let bad = |text: &str| {
             toml::from_str::<Config>(text)

@@ -177,12 +177,6 @@ impl Daemon {
         &self.applied
     }
 
-    /// The name of list bit `bit`.
-    pub fn list_name(&self, bit: u32) -> String {
-        let lists: Vec<_> = self.slots.iter().map(|s| s.status.clone()).collect();
-        status::list_name(&lists, bit)
-    }
-
     /// The loaded filter.
     pub fn filter(&self) -> Option<&Filter> {
         self.filter.as_ref()

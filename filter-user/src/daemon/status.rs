@@ -59,14 +59,6 @@ pub struct ListStatus {
     pub message: String,
 }
 
-/// The name of list bit `bit` among `lists` (63: manual).
-pub fn list_name(lists: &[ListStatus], bit: u32) -> String {
-    if bit == MANUAL_BIT.trailing_zeros() {
-        return MANUAL.into();
-    }
-    lists.iter().find(|l| l.bit == bit).map_or_else(|| format!("list#{bit}"), |l| l.name.clone())
-}
-
 impl Status {
     /// Reads a status file, if there is one.
     pub fn read(path: &Path) -> Option<Self> {
@@ -80,7 +72,11 @@ impl Status {
 
     /// The name of list bit `bit` (63: manual).
     pub fn list_name(&self, bit: u32) -> String {
-        list_name(&self.lists, bit)
+        if bit == MANUAL_BIT.trailing_zeros() {
+            return MANUAL.into();
+        }
+        let named = self.lists.iter().find(|l| l.bit == bit);
+        named.map_or_else(|| format!("list#{bit}"), |l| l.name.clone())
     }
 
     /// The bit of the list called `name` ("manual": 63), if there is one.

@@ -3,7 +3,9 @@
 //! `parse_file` reads a file, detects its format (or uses the one forced), and returns the
 //! usable entries (networks and domains) plus every skipped line as `line: reason`. The
 //! formats live in their own modules: line-oriented lists (`lines`), CSV (`csv`) and JSON
-//! (`json`); `token` classifies one field.
+//! (`json`); `token` classifies one field; `entry` names an entry's direction.
+//!
+//! The bottom layer: it knows no guard, plan, kernel map or daemon, and imports none of them.
 
 mod csv;
 mod detect;

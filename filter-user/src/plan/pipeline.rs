@@ -255,3 +255,38 @@ pub struct Resolved {
     /// The domains that resolved to it.
     pub names: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use filter_common::{FLAG_BOTH, FLAG_MON_DST, FLAG_MON_SRC};
+
+    use super::*;
+
+    fn spec(monitor: bool) -> ListSpec {
+        ListSpec {
+            name: "l".into(),
+            origin: "l.txt".into(),
+            options: ListOptions::default(),
+            monitor,
+        }
+    }
+
+    #[test]
+    fn sixty_three_lists_fit_and_the_manual_bit_stays_free() {
+        assert!(check_count(63).is_ok());
+        let e = check_count(64).unwrap_err().to_string();
+        assert_eq!(e, "at most 63 lists can be loaded at once, 64 given");
+    }
+
+    #[test]
+    fn a_monitor_list_is_planned_as_monitor_entries() {
+        let p = Pipeline::default();
+        let watch = p.list(&spec(true), 1, "203.0.113.7\n").unwrap();
+        let drop = p.list(&spec(false), 0, "198.51.100.7\n").unwrap();
+        assert_eq!(watch.meta(), Meta { flags: FLAG_MON_SRC | FLAG_MON_DST, lists: 2 });
+        assert_eq!(drop.meta(), Meta { flags: FLAG_BOTH, lists: 1 });
+        let plan = p.plan([watch, drop].iter(), &[], std::iter::empty());
+        assert_eq!(plan.v4.exact[0], ([198, 51, 100, 7], Meta { flags: FLAG_BOTH, lists: 1 }));
+        assert_eq!(plan.v4.exact[1].1.flags, FLAG_MON_SRC | FLAG_MON_DST);
+    }
+}
