@@ -208,3 +208,16 @@ fn truncated_ethernet_header_passes() {
     assert_eq!(l.verdict(&frame), XDP_PASS);
     assert_eq!(slots(&l), one(CNT_MALFORMED));
 }
+
+#[kernel_test]
+#[test_case("10.16.0.0/12", "10.31.255.255", "10.32.0.0" ; "ipv4 /12")]
+#[test_case("100.64.0.0/10", "100.127.255.1", "100.128.0.1" ; "ipv4 /10")]
+#[test_case("2001:db8::/29", "2001:dbf:ffff::1", "2001:dc0::1" ; "ipv6 /29")]
+#[test_case("2001:db8::/20", "2001:fff:ffff::1", "2001:1000::1" ; "ipv6 /20")]
+#[test_case("2000::/12", "200f:ffff::1", "2010::1" ; "ipv6 /12, every prefilter bit")]
+fn the_prefilter_covers_a_broad_prefix_to_its_last_address(prefix: &str, last: &str, past: &str) {
+    let l = Loaded::with(&[(prefix, Dst)]).unwrap();
+    let other = if last.contains(':') { V6.other } else { V4.other };
+    assert_eq!(l.verdict(&frames::ip(other, last)), XDP_DROP, "{last} in {prefix}");
+    assert_eq!(l.verdict(&frames::ip(other, past)), XDP_PASS, "{past} past {prefix}");
+}

@@ -29,13 +29,18 @@ pub const MAP_EVENTS: &str = "TD_EVENTS";
 pub const MAP_RATE: &str = "TD_RATE";
 /// Array with one `u32` of `CFG_*` flags, written by the loader.
 pub const MAP_CONFIG: &str = "TD_CONFIG";
+/// IPv4 prefilter: array of [`FILTER_WORDS`] `u64`s, one bit per /24 ([`v4_filter_bit`]). A
+/// clear bit means no entry covers any address of that /24: the lookups are skipped.
+pub const MAP_V4_FILTER: &str = "TD_V4_FILTER";
+/// IPv6 prefilter: the same, one bit per hash of the /32 ([`v6_filter_bit`]).
+pub const MAP_V6_FILTER: &str = "TD_V6_FILTER";
 /// The XDP program's name in the object file.
 pub const PROGRAM_NAME: &str = "takedown";
 /// A bare `XDP_PASS` program in the same object: the benchmark's baseline, never attached.
 pub const PROGRAM_BASELINE: &str = "takedown_baseline";
 
 /// Every map the program defines, for load-time checks.
-pub const ALL_MAPS: [&str; 12] = [
+pub const ALL_MAPS: [&str; 14] = [
     MAP_V4_EXACT,
     MAP_V6_EXACT,
     MAP_V4_PREFIX,
@@ -48,7 +53,28 @@ pub const ALL_MAPS: [&str; 12] = [
     MAP_IFSLOT,
     MAP_EVENTS,
     MAP_RATE,
+    MAP_V4_FILTER,
+    MAP_V6_FILTER,
 ];
+
+/// Words of a prefilter map: 2^24 bits (2 MiB).
+pub const FILTER_WORDS: u32 = 1 << 18;
+
+/// The prefilter bit of an IPv4 address: its /24.
+pub const fn v4_filter_bit(a: &V4Key) -> u32 {
+    (a[0] as u32) << 16 | (a[1] as u32) << 8 | a[2] as u32
+}
+
+/// The prefilter bit of an IPv6 address: a multiplicative hash of its /32 (a collision only
+/// costs a lookup that finds nothing).
+pub const fn v6_filter_bit(a: &V6Key) -> u32 {
+    v6_filter_bit_of(u32::from_be_bytes([a[0], a[1], a[2], a[3]]))
+}
+
+/// The prefilter bit of the IPv6 /32 whose first 32 bits are `top`.
+pub const fn v6_filter_bit_of(top: u32) -> u32 {
+    top.wrapping_mul(0x9E37_79B1) >> 8
+}
 
 /// An address family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +130,7 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 /// The layout of this contract: map set, key and value layouts, flags and indices. Stored in
 /// [`MAP_CONFIG`] at [`CFG_LAYOUT`] by the loader, so that a loader of another build can tell
 /// pins it cannot read. Raise it with every change to anything in this file.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// An IPv4 address as it appears on the wire (network byte order).
 pub type V4Key = [u8; 4];

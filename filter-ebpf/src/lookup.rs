@@ -1,15 +1,21 @@
 //! One lookup for both address families. A [`Family`] names its maps and key layout; `matched`
-//! is written once: the exact entry if it has one of the wanted directions, else (when the
-//! loader says the trie holds entries) the longest prefix if it does; never an allowlisted
-//! address (the allowlist is consulted only for a listed address, so misses never pay for it).
+//! is written once: first the prefilter (one array load: no entry near this address, no
+//! lookup: a miss costs the same whatever the lists hold), then the exact entry if it has one
+//! of the wanted directions, else (when the loader says the trie holds entries) the longest
+//! prefix if it does; never an allowlisted address (the allowlist is consulted only for a
+//! listed address, so misses never pay for it).
 
+use aya_ebpf::maps::Array;
 use aya_ebpf::maps::lpm_trie::Key;
 use filter_common::{
     CFG_V4_ALLOW, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue, V4Key, V6Key,
-    v4_trie_key,
+    v4_filter_bit, v4_trie_key, v6_filter_bit,
 };
 
-use crate::{TD_V4_ALLOW, TD_V4_EXACT, TD_V4_PREFIX, TD_V6_ALLOW, TD_V6_EXACT, TD_V6_PREFIX};
+use crate::{
+    TD_V4_ALLOW, TD_V4_EXACT, TD_V4_FILTER, TD_V4_PREFIX, TD_V6_ALLOW, TD_V6_EXACT, TD_V6_FILTER,
+    TD_V6_PREFIX,
+};
 
 /// An address family: its maps, its key layout and its `CFG_*` flags.
 pub trait Family {
@@ -20,6 +26,8 @@ pub trait Family {
     const PREFIXES: u32;
     /// The flag saying its allowlist holds entries.
     const ALLOW: u32;
+    /// False when no entry can cover `a` (its prefilter bit is clear).
+    fn near(a: &Self::Addr) -> bool;
     fn exact(a: &Self::Addr) -> Option<*mut EntryValue>;
     fn prefix(a: &Self::Addr) -> Option<*mut EntryValue>;
     fn allowed(a: &Self::Addr) -> bool;
@@ -29,6 +37,12 @@ pub trait Family {
 
 pub struct V4;
 pub struct V6;
+
+/// Bit `n` of a prefilter map.
+#[inline(always)]
+fn bit(filter: &Array<u64>, n: u32) -> bool {
+    filter.get(n >> 6).is_some_and(|w| w & (1u64 << (n & 63)) != 0)
+}
 
 /// A trie value as the pointer the hit path adds to. The kernel returns a pointer into the
 /// map's value memory, which the program may write (the map is not BPF_F_RDONLY_PROG): aya-ebpf
@@ -44,6 +58,10 @@ impl Family for V4 {
     const VERSION: u8 = 4;
     const PREFIXES: u32 = CFG_V4_PREFIXES;
     const ALLOW: u32 = CFG_V4_ALLOW;
+    #[inline(always)]
+    fn near(a: &V4Key) -> bool {
+        bit(&TD_V4_FILTER, v4_filter_bit(a))
+    }
     #[inline(always)]
     fn exact(a: &V4Key) -> Option<*mut EntryValue> {
         TD_V4_EXACT.get_ptr_mut(a)
@@ -73,6 +91,10 @@ impl Family for V6 {
     const PREFIXES: u32 = CFG_V6_PREFIXES;
     const ALLOW: u32 = CFG_V6_ALLOW;
     #[inline(always)]
+    fn near(a: &V6Key) -> bool {
+        bit(&TD_V6_FILTER, v6_filter_bit(a))
+    }
+    #[inline(always)]
     fn exact(a: &V6Key) -> Option<*mut EntryValue> {
         TD_V6_EXACT.get_ptr_mut(a)
     }
@@ -93,6 +115,9 @@ impl Family for V6 {
 /// The entry that matches `addr` for the directions in `want`, under config flags `cfg`.
 #[inline(always)]
 pub fn matched<F: Family>(addr: &F::Addr, want: u32, cfg: u32) -> Option<*mut EntryValue> {
+    if !F::near(addr) {
+        return None;
+    }
     // SAFETY: `e` is a map value a lookup just returned; it stays valid for this run.
     let wanted = |e: &*mut EntryValue| unsafe { (**e).flags } & want != 0;
     let hit = F::exact(addr).filter(wanted).or_else(|| {

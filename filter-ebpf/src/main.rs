@@ -24,8 +24,9 @@ use aya_ebpf::{
 };
 use filter_common::{
     CFG_COUNT, CFG_FLAGS, CNT_COUNT, CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED, CNT_MONITORED,
-    CNT_NON_IP, CNT_PASSED, Counter, EntryValue, FLAG_DST, FLAG_MON_DST, FLAG_MON_SRC, FLAG_SRC,
-    LIST_COUNTERS, MAX_IFACES, MAX_IFINDEX, RateState, V4Key, V4TrieKey, V6Key,
+    CNT_NON_IP, CNT_PASSED, Counter, EntryValue, FILTER_WORDS, FLAG_DST, FLAG_MON_DST,
+    FLAG_MON_SRC, FLAG_SRC, LIST_COUNTERS, MAX_IFACES, MAX_IFINDEX, RateState, V4Key, V4TrieKey,
+    V6Key,
 };
 use lookup::{Family, V4, V6, matched};
 use parse::{Addresses, Packet};
@@ -57,6 +58,10 @@ static TD_IFSLOT: Array<u32> = Array::with_max_entries(MAX_IFINDEX, 0);
 static TD_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 #[map]
 static TD_RATE: PerCpuArray<RateState> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+static TD_V4_FILTER: Array<u64> = Array::with_max_entries(FILTER_WORDS, 0);
+#[map]
+static TD_V6_FILTER: Array<u64> = Array::with_max_entries(FILTER_WORDS, 0);
 
 /// A matched entry: its value in the map, and whether the match was as source.
 pub struct Hit {
@@ -89,7 +94,11 @@ pub fn takedown(ctx: XdpContext) -> u32 {
 fn check<F: Family>(ctx: &XdpContext, p: &Packet<F::Addr>, len: u64) -> u32 {
     let cfg = config(CFG_FLAGS);
     let s = matched::<F>(&p.src, FLAG_SRC | FLAG_MON_SRC, cfg);
-    let d = matched::<F>(&p.dst, FLAG_DST | FLAG_MON_DST, cfg);
+    // A source entry that blocks decides the verdict: the destination is not looked up.
+    let d = match s {
+        Some(e) if flags(e) & FLAG_SRC != 0 => None,
+        _ => matched::<F>(&p.dst, FLAG_DST | FLAG_MON_DST, cfg),
+    };
     let (cnt, hit) = decide(s, d);
     if let Some(h) = &hit {
         let (src, dst) = (F::wide(&p.src), F::wide(&p.dst));
@@ -102,8 +111,6 @@ fn check<F: Family>(ctx: &XdpContext, p: &Packet<F::Addr>, len: u64) -> u32 {
 /// first); otherwise a monitor-only match is counted and passes.
 #[inline(always)]
 fn decide(s: Option<*mut EntryValue>, d: Option<*mut EntryValue>) -> (u32, Option<Hit>) {
-    // SAFETY: the pointers are map values the lookups returned.
-    let flags = |e: *mut EntryValue| unsafe { (*e).flags };
     if let Some(e) = s.filter(|&e| flags(e) & FLAG_SRC != 0) {
         return (CNT_DROP_SRC, Some(Hit { entry: e, as_src: true }));
     }
@@ -117,6 +124,13 @@ fn decide(s: Option<*mut EntryValue>, d: Option<*mut EntryValue>) -> (u32, Optio
         return (CNT_MONITORED, Some(Hit { entry: e, as_src: false }));
     }
     (CNT_PASSED, None)
+}
+
+/// The direction flags of a matched entry.
+#[inline(always)]
+fn flags(e: *mut EntryValue) -> u32 {
+    // SAFETY: `e` is a map value a lookup returned; it stays valid for this run.
+    unsafe { (*e).flags }
 }
 
 #[inline(always)]

@@ -3,7 +3,7 @@
 
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::XdpContext};
+use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::XdpContext};
 use filter_common::{
     CFG_EVENT_BURST, CFG_EVENT_RATE, CNT_DROP_DST, CNT_DROP_SRC, CNT_EVENTS, CNT_SUPPRESSED,
     EV_DROPPED, EV_DST, Event, MAX_LISTS, counter_index, list_counter_index,
@@ -37,8 +37,10 @@ pub fn hit(
     proto: u8,
     l4: usize,
 ) {
+    // The coarse clock (a tick's resolution) is enough for last-hit times and the event budget,
+    // and much cheaper than bpf_ktime_get_ns.
     // SAFETY: a helper without arguments or memory effects.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
     // SAFETY: `h.entry` points at a writable map value a lookup returned, valid for this run
     // (see `lookup::writable` for trie values); its counters are only added to atomically.
     let lists = unsafe {

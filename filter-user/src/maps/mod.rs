@@ -13,6 +13,7 @@ pub mod counters;
 pub mod filter;
 pub mod lookup;
 pub mod pins;
+pub mod prefilter;
 pub mod privileges;
 mod raw;
 mod start;
@@ -26,8 +27,8 @@ use anyhow::{Result, anyhow};
 use aya::maps::{Array, Map, MapData};
 use filter_common::{
     ALL_MAPS, AddressMap, CFG_EVENT_BURST, CFG_EVENT_RATE, Family, MAP_CONFIG, MAP_V4_ALLOW,
-    MAP_V4_EXACT, MAP_V4_PREFIX, MAP_V6_ALLOW, MAP_V6_EXACT, MAP_V6_PREFIX, MapKind, V4Key,
-    V4TrieKey, V6Key,
+    MAP_V4_EXACT, MAP_V4_FILTER, MAP_V4_PREFIX, MAP_V6_ALLOW, MAP_V6_EXACT, MAP_V6_FILTER,
+    MAP_V6_PREFIX, MapKind, V4Key, V4TrieKey, V6Key,
 };
 use ipnet::IpNet;
 
@@ -78,6 +79,8 @@ pub struct FamilyMaps<const N: usize> {
     pub exact: Box<dyn Table<[u8; N]>>,
     pub prefix: Box<dyn Table<PrefixKey<N>>>,
     pub allow: Box<dyn Table<PrefixKey<N>>>,
+    /// The prefilter: which addresses may have an entry.
+    pub filter: Box<dyn prefilter::Words>,
 }
 
 impl<const N: usize> FamilyMaps<N> {
@@ -163,12 +166,17 @@ fn kernel<C: table::Codec + 'static>(
     Ok(Box::new(Kernel::<C>::new(name, take(maps, name)?)?))
 }
 
+fn words(maps: &mut Named, name: &'static str) -> Result<Box<prefilter::KernelWords>> {
+    Ok(Box::new(prefilter::KernelWords::new(name, take(maps, name)?)?))
+}
+
 fn v4(maps: &mut Named) -> Result<FamilyMaps<4>> {
     const TRIE: usize = size_of::<V4TrieKey>();
     Ok(FamilyMaps {
         exact: kernel::<Exact<{ size_of::<V4Key>() }>>(maps, MAP_V4_EXACT)?,
         prefix: kernel::<Prefix<4, TRIE>>(maps, MAP_V4_PREFIX)?,
         allow: kernel::<Allow<4>>(maps, MAP_V4_ALLOW)?,
+        filter: words(maps, MAP_V4_FILTER)?,
     })
 }
 
@@ -177,6 +185,7 @@ fn v6(maps: &mut Named) -> Result<FamilyMaps<16>> {
         exact: kernel::<Exact<{ size_of::<V6Key>() }>>(maps, MAP_V6_EXACT)?,
         prefix: kernel::<Prefix<16, 16>>(maps, MAP_V6_PREFIX)?,
         allow: kernel::<Allow<16>>(maps, MAP_V6_ALLOW)?,
+        filter: words(maps, MAP_V6_FILTER)?,
     })
 }
 
@@ -210,6 +219,9 @@ impl FilterMaps {
         }
         for m in &filter_common::ADDRESS_MAPS {
             self.addr.info(m).pin(&pins.map(m.name))?;
+        }
+        for f in [self.addr.v4.filter.as_ref(), self.addr.v6.filter.as_ref()] {
+            f.pin(&pins.map(f.name()))?;
         }
         // Last: the layout version it holds marks the pin set complete (see `version`).
         self.addr.settings.pin(&pins.map(MAP_CONFIG))

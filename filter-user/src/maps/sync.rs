@@ -1,9 +1,9 @@
 //! The only code that writes the filter's entries: fills the maps from a [`Plan`], moves them
 //! from one plan to the next, and makes the single-entry edits of `takedown add`/`remove`.
 //!
-//! Moving never clears a map. It applies a [`Diff`]: first the trie and allowlist flags of
-//! both plans, then every write (allowlist first, then exact entries, then prefixes), then every
-//! delete, then the flags of the new plan. An entry present in both plans is never missing, not
+//! Moving never clears a map. It applies a [`Diff`]: first the trie and allowlist flags and the
+//! prefilter bits of both plans, then every write (allowlist first, then exact entries, then
+//! prefixes), then every delete, then the prefilter bits and flags of the new plan. An entry present in both plans is never missing, not
 //! even for one packet, and an allowlisted address is never unprotected. Entries whose lists or
 //! direction change keep their hit counters.
 
@@ -11,7 +11,7 @@ use anyhow::Result;
 use filter_common::{CFG_FLAGS, CFG_V4_PREFIXES, CFG_V6_PREFIXES, EntryValue};
 use ipnet::IpNet;
 
-use super::{AddressMaps, FamilyMaps, Table, WriteMode, table};
+use super::{AddressMaps, FamilyMaps, Table, WriteMode, prefilter, table};
 use crate::plan::{
     Meta, Plan,
     diff::{Diff, FamilyDiff, Write},
@@ -34,23 +34,33 @@ pub fn fill(maps: &mut AddressMaps, plan: &Plan) -> Result<()> {
 
 /// [`fill`] with a chosen [`WriteMode`].
 pub fn fill_with(maps: &mut AddressMaps, plan: &Plan, mode: WriteMode) -> Result<()> {
-    apply_diff(maps, &Diff::between(&Plan::default(), plan), mode).map(|_| ())
+    move_with(maps, &Plan::default(), plan, mode).map(|_| ())
 }
 
 /// Moves the maps from `old` (what they hold) to `new`, writing before deleting.
 pub fn apply(maps: &mut AddressMaps, old: &Plan, new: &Plan) -> Result<Changes> {
-    apply_diff(maps, &Diff::between(old, new), WriteMode::Batched)
+    move_with(maps, old, new, WriteMode::Batched)
 }
 
-/// Applies `diff` in the promised order.
-pub fn apply_diff(maps: &mut AddressMaps, diff: &Diff, mode: WriteMode) -> Result<Changes> {
+/// Applies the diff between `old` and `new`, and the prefilter moves, in the promised order.
+fn move_with(maps: &mut AddressMaps, old: &Plan, new: &Plan, mode: WriteMode) -> Result<Changes> {
+    let diff = Diff::between(old, new);
+    let (f4, f6) = prefilter::moves(old, new);
     maps.settings.set(CFG_FLAGS, diff.flags_during)?;
+    put_words(maps.v4.filter.as_mut(), &f4.during)?;
+    put_words(maps.v6.filter.as_mut(), &f6.during)?;
     write_family(&mut maps.v4, &diff.v4, mode)?;
     write_family(&mut maps.v6, &diff.v6, mode)?;
     delete_family(&mut maps.v4, &diff.v4)?;
     delete_family(&mut maps.v6, &diff.v6)?;
+    put_words(maps.v4.filter.as_mut(), &f4.after)?;
+    put_words(maps.v6.filter.as_mut(), &f6.after)?;
     maps.settings.set(CFG_FLAGS, diff.flags_after)?;
     Ok(Changes { written: diff.writes(), deleted: diff.deletes() })
+}
+
+fn put_words(filter: &mut dyn prefilter::Words, words: &[(u32, u64)]) -> Result<()> {
+    if words.is_empty() { Ok(()) } else { filter.put(words) }
 }
 
 fn write_family<const N: usize>(
@@ -153,6 +163,8 @@ fn edit_family<const N: usize>(
     f: &Change<'_>,
 ) -> Result<Edit> {
     let (len, addr) = prefix_key::<N>(net);
+    // Bits first (a removed entry leaves its bits: a clear bit must never hide an entry).
+    prefilter::cover(maps.filter.as_mut(), len, &addr)?;
     if usize::from(len) == N * 8 {
         edit_in(maps.exact.as_mut(), addr, f)
     } else {

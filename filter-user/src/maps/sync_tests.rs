@@ -6,7 +6,7 @@ use filter_common::{CFG_FLAGS, CFG_V4_ALLOW, CFG_V4_PREFIXES, FLAG_BOTH, FLAG_DS
 
 use super::*;
 use crate::{
-    maps::{FamilyMaps, MapInfo, Settings},
+    maps::{FamilyMaps, MapInfo, Settings, prefilter},
     plan::PrefixKey,
 };
 
@@ -57,6 +57,34 @@ impl<K: Copy + Ord> Table<K> for Memory<K> {
     }
 }
 
+struct MemWords(&'static str, BTreeMap<u32, u64>, Log);
+
+impl MapInfo for MemWords {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+    fn capacity(&self) -> Result<u32> {
+        Ok(filter_common::FILTER_WORDS)
+    }
+    fn pin(&self, _: &std::path::Path) -> Result<()> {
+        Ok(())
+    }
+    fn memory(&self) -> Result<u64> {
+        Ok(0)
+    }
+}
+
+impl prefilter::Words for MemWords {
+    fn get(&self, word: u32) -> Result<u64> {
+        Ok(self.1.get(&word).copied().unwrap_or(0))
+    }
+    fn put(&mut self, words: &[(u32, u64)]) -> Result<()> {
+        self.2.borrow_mut().push(format!("put {} {}", self.0, words.len()));
+        self.1.extend(words.iter().copied());
+        Ok(())
+    }
+}
+
 struct MemSettings([u32; 4], Log);
 
 impl Settings for MemSettings {
@@ -77,19 +105,20 @@ fn memory_table<K>(name: &'static str, log: &Log) -> Memory<K> {
     Memory { name, items: BTreeMap::new(), log: log.clone() }
 }
 
-fn family<const N: usize>(tag: &'static [&'static str; 3], log: &Log) -> FamilyMaps<N> {
+fn family<const N: usize>(tag: &'static [&'static str; 4], log: &Log) -> FamilyMaps<N> {
     FamilyMaps {
         exact: Box::new(memory_table::<[u8; N]>(tag[0], log)),
         prefix: Box::new(memory_table::<PrefixKey<N>>(tag[1], log)),
         allow: Box::new(memory_table::<PrefixKey<N>>(tag[2], log)),
+        filter: Box::new(MemWords(tag[3], BTreeMap::new(), log.clone())),
     }
 }
 
 fn memory() -> (AddressMaps, Log) {
     let log = Log::default();
     let maps = AddressMaps {
-        v4: family(&["e4", "p4", "a4"], &log),
-        v6: family(&["e6", "p6", "a6"], &log),
+        v4: family(&["e4", "p4", "a4", "f4"], &log),
+        v6: family(&["e6", "p6", "a6", "f6"], &log),
         settings: Box::new(MemSettings([0; 4], log.clone())),
     };
     (maps, log)
@@ -123,11 +152,13 @@ fn a_move_writes_everything_before_it_deletes_and_ends_at_the_new_plan() {
         ops,
         [
             format!("flags {during}"),
+            "put f6 1".into(),
             "put a4 1".into(),
             "put e4 1".into(),
             "put e6 1".into(),
             "delete e4 1".into(),
             "delete p4 1".into(),
+            "put f4 1".into(),
             format!("flags {CFG_V4_ALLOW}"),
         ]
     );
@@ -162,6 +193,9 @@ fn edits_join_lists_and_delete_only_when_no_list_is_left() {
     let (mut maps, _) = memory();
     let net: IpNet = "198.51.100.0/24".parse().unwrap();
     assert_eq!(upsert(&mut maps, net, Meta { flags: FLAG_SRC, lists: 1 }).unwrap(), Edit::Inserted);
+    let bit = filter_common::v4_filter_bit(&[198, 51, 100, 0]);
+    let word = maps.v4.filter.get(bit >> 6).unwrap();
+    assert_ne!(word & (1 << (bit & 63)), 0, "the edit set the entry's prefilter bit");
     assert_eq!(maps.settings.get(CFG_FLAGS).unwrap() & CFG_V4_PREFIXES, CFG_V4_PREFIXES);
     assert_eq!(upsert(&mut maps, net, Meta { flags: FLAG_DST, lists: 2 }).unwrap(), Edit::Updated);
     let v = maps.v4.prefix.get(&(24, [198, 51, 100, 0])).unwrap().unwrap();

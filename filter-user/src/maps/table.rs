@@ -143,6 +143,17 @@ impl<const N: usize> Codec for Allow<N> {
     }
 }
 
+/// Kernel memory a map holds, from its descriptor's `memlock` (/proc/self/fdinfo).
+pub fn memlock(name: &str, data: &MapData) -> Result<u64> {
+    use std::os::fd::AsRawFd;
+    let fd = data.fd().as_fd().as_raw_fd();
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
+    let memlock = info.lines().find_map(|l| l.strip_prefix("memlock:"));
+    memlock
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| anyhow!("the kernel does not tell the memory of {name}"))
+}
+
 /// An entry value for a plan entry, without hits.
 pub fn value(meta: &Meta) -> EntryValue {
     EntryValue::new(meta.flags, meta.lists)
@@ -188,13 +199,7 @@ impl<C: Codec> MapInfo for Kernel<C> {
     }
 
     fn memory(&self) -> Result<u64> {
-        use std::os::fd::AsRawFd;
-        let fd = self.data.fd().as_fd().as_raw_fd();
-        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
-        let memlock = info.lines().find_map(|l| l.strip_prefix("memlock:"));
-        memlock
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| anyhow!("the kernel does not tell the memory of {}", self.name))
+        memlock(self.name, &self.data)
     }
 
     fn pin(&self, path: &Path) -> Result<()> {
