@@ -68,7 +68,21 @@ fn the_cli_works_on_a_running_filter_with_and_without_the_daemon() {
         .unwrap();
     assert!(dropped >= 2, "{out}");
     let out = ctx.ok(&["refresh"]);
-    assert!(out.contains("drop.txt: ok: 1 entries"), "{out}");
+    assert!(out.contains("drop.txt: ok: content unchanged"), "the same bytes: {out}");
+    assert!(!daemon.stderr().contains("refresh applied"), "nothing moved: {}", daemon.stderr());
+    dir.file(
+        "drop.txt",
+        "203.0.113.0/24
+192.0.2.99
+",
+    );
+    let out = ctx.ok(&["refresh"]);
+    assert!(out.contains("drop.txt: ok: 2 entries"), "{out}");
+    assert!(
+        daemon.stderr().contains("refresh applied: 1 written, 0 deleted"),
+        "{}",
+        daemon.stderr()
+    );
     assert_eq!(ctx.pings(Addrs::SERVER_V4), 0, "manual entry survives a refresh");
     let (status, _) = daemon.stop().unwrap();
     assert!(status.success());

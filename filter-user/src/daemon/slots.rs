@@ -31,6 +31,10 @@ pub struct Slot {
     pub refreshed_ok: u64,
     pub refreshed_failed: u64,
     pub last_duration: f64,
+    /// A hash of the bytes of the content in force: the same bytes again are not re-parsed.
+    content: Option<u64>,
+    /// The last load replaced the content in force.
+    pub changed: bool,
 }
 
 impl Slot {
@@ -53,7 +57,14 @@ impl Slot {
             refreshed_ok: 0,
             refreshed_failed: 0,
             last_duration: 0.0,
+            content: None,
+            changed: false,
         }
+    }
+
+    /// True when `bytes` are the bytes of the content in force.
+    fn same_content(&self, bytes: &[u8]) -> bool {
+        self.report.is_some() && self.content == Some(content_hash(bytes))
     }
 
     /// Records the outcome of a load that took `took`.
@@ -91,6 +102,11 @@ impl Slot {
     }
 }
 
+fn content_hash(bytes: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(bytes)
+}
+
 /// What a fetch brought.
 enum Got {
     /// The server says the content in force is current.
@@ -103,8 +119,12 @@ impl Daemon {
     /// Loads list `i`. `at_start`: a URL that cannot be fetched falls back to its cached copy.
     pub(super) async fn load_slot(&mut self, i: usize, at_start: bool) -> Result<(), String> {
         let started = Instant::now();
+        self.slots[i].changed = false;
         let result = match self.fetch(i, at_start).await {
             Ok(Got::Unchanged(message)) => Ok(message),
+            Ok(Got::Bytes(bytes, _, _)) if self.slots[i].same_content(&bytes) => {
+                Ok("content unchanged".into())
+            }
             Ok(Got::Bytes(bytes, meta, note)) => self.accept(i, &bytes, meta, &note),
             Err(e) => Err(e),
         };
@@ -121,14 +141,21 @@ impl Daemon {
             bail!("no list named {:?}", name.unwrap_or_default());
         }
         let mut results = Vec::new();
+        let mut changed = false;
         for i in picked {
             let r = self.load_slot(i, false).await;
             let s = &self.slots[i];
+            changed |= s.changed;
             let (list, message) = (s.cfg.name.clone(), s.status.message.clone());
             results.push(RefreshResult { list, ok: r.is_ok(), message });
         }
-        let ch = self.reconcile()?;
-        log::info!("refresh applied: {} written, {} deleted", ch.written, ch.deleted);
+        // Unchanged content (same bytes, or a 304) leaves the plan as it is: nothing to move.
+        if changed {
+            let ch = self.reconcile()?;
+            log::info!("refresh applied: {} written, {} deleted", ch.written, ch.deleted);
+        } else {
+            self.write_status();
+        }
         Ok(results)
     }
 
@@ -216,7 +243,10 @@ impl Daemon {
             report.list.skipped.len(),
             report.refused + report.guarded
         );
-        self.slots[i].report = Some(report);
+        let slot = &mut self.slots[i];
+        slot.report = Some(report);
+        slot.content = Some(content_hash(bytes));
+        slot.changed = true;
         Ok(message)
     }
 
