@@ -1,175 +1,228 @@
-//! `cargo xtask bench`: per-packet cost of the real program under BPF_PROG_TEST_RUN, and the
-//! time and memory it takes to load big lists. Prints a report; asserts nothing about speed.
+//! `cargo xtask bench [--peers]`: takedown's per-packet cost (BPF_PROG_TEST_RUN), load and
+//! refresh times on real lists, and, with `--peers`, the same figures for xdp-filter, `ipset`
+//! and `nft` measured in the same run, printed as ratios. Asserts nothing about speed.
 
-mod synth;
+mod load;
+mod peers;
+mod real;
+mod testrun;
 
-use std::time::{Duration, Instant};
+use std::{net::IpAddr, os::fd::AsFd};
 
 use anyhow::{Result, bail};
-use aya::programs::{TestRun, TestRunOptions, Xdp};
-use filter_common::{ADDRESS_MAPS, FLAG_BOTH};
-use integration_tests::frames;
+use integration_tests::{TempDir, frames};
+use ipnet::IpNet;
 use takedown::{
-    lists::{self, ListOptions},
-    maps::{
-        WriteMode,
-        filter::{Capacities, Filter},
-        sync,
-    },
-    plan::{Meta, Plan},
+    maps::filter::{Capacities, Filter},
+    maps::sync,
+    plan::Plan,
 };
+use testrun::Case;
 
-const REPEAT: u32 = 1_000_000;
-/// The metadata of every benchmark entry: both directions, list 0.
-const ONE_LIST: Meta = Meta { flags: FLAG_BOTH, lists: 1 };
-const RUNS: usize = 5;
+const DROP: u32 = 1;
+const PASS: u32 = 2;
+
+/// One takedown configuration and the frames measured on it.
+struct Scenario {
+    name: String,
+    filter: Filter,
+    /// (column, frame, expected verdict).
+    frames: Vec<(&'static str, Vec<u8>, u32)>,
+}
 
 fn main() -> Result<()> {
-    if !td_netns_root() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
         bail!("the benchmark loads XDP into the kernel: run it as root");
     }
-    println!("# takedown benchmark\n");
-    println!(
-        "BPF_PROG_TEST_RUN, repeat {REPEAT}, 64-byte UDP frames, median of {RUNS} runs (ns/packet)\n"
-    );
-    println!("| scenario | v4 hit | v4 miss | v6 hit | v6 miss |");
-    println!("|---|---|---|---|---|");
-    let mut empty = Filter::load(&Capacities::for_plan(&Plan::default(), u32::MAX)?)?;
-    let base = median_ns(empty.baseline()?, &frames::v4(synth::MISS4, synth::MISS4_B))?;
-    println!("| bare XDP_PASS (baseline) | {base:.1} | | | |");
-    scenario("10k exact v4 + 10k exact v6", &synth::exact(10_000, 10_000, 0, 0))?;
-    scenario("1M exact v4 + 1M exact v6", &synth::exact(1_000_000, 1_000_000, 0, 0))?;
-    scenario(
-        "10k exact + 100k v4 and 100k v6 prefixes (hits in tries)",
-        &synth::exact(10_000, 10_000, 100_000, 100_000),
-    )?;
-    scenario(
-        "10k exact v4 + 10k exact v6 + 1k allowlist entries each",
-        &synth::with_allow(synth::exact(10_000, 10_000, 0, 0), 1_000),
-    )?;
-    scenario(
-        "every feature: 10k exact + 100k prefixes + 1k allowlist, per family",
-        &synth::with_allow(synth::exact(10_000, 10_000, 100_000, 100_000), 1_000),
-    )?;
-    println!(
-        "\nMiss: neither address listed (both exact maps and, when they hold entries, both tries are consulted)."
-    );
-    println!("Hit: the destination is listed (the source is looked up first and misses).");
-    println!("With an allowlist, a hit is checked against it before dropping; a miss never is.\n");
-
-    println!("## Loading\n");
-    println!(
-        "| list | parse | plan | create maps + load program | fill maps | total | map memory |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    load("1,000,000 IPv4 addresses", 1_000_000, WriteMode::Batched)?;
-    load("1,240,000 IPv4 addresses (ipset: 5.5 s)", 1_240_000, WriteMode::Batched)?;
-    load("1,000,000 IPv4 addresses, per-element updates", 1_000_000, WriteMode::PerElement)?;
-    refresh(20_000, 200)?;
+    let peers = std::env::args().any(|a| a == "--peers");
+    println!("# takedown benchmark\n\n{}\n", machine());
+    per_packet(peers)?;
+    load::run(peers)?;
     Ok(())
 }
 
-fn td_netns_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+/// The kernel and CPU this run measured.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu.lines().find_map(|l| l.strip_prefix("model name")?.split_once(':'));
+    let model = model.map_or("?", |(_, m)| m.trim());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("Machine: {model}, {cores} cores, kernel {}", kernel.trim())
 }
 
-/// Median per-packet time of `prog` on `frame`.
-fn median_ns(prog: &Xdp, frame: &[u8]) -> Result<f64> {
-    let mut samples = Vec::with_capacity(RUNS);
-    for _ in 0..RUNS {
-        let opts = TestRunOptions { data_in: Some(frame), repeat: REPEAT, ..Default::default() };
-        samples.push(prog.test_run(opts)?.duration.as_nanos() as f64);
-    }
-    samples.sort_by(f64::total_cmp);
-    Ok(samples[RUNS / 2])
+fn frame(src: IpAddr, dst: IpAddr) -> Vec<u8> {
+    frames::ip(&src.to_string(), &dst.to_string())
 }
 
-fn scenario(name: &str, plan: &Plan) -> Result<()> {
+/// A filter loaded with `plan` (not attached).
+fn loaded(plan: &Plan, events: bool) -> Result<Filter> {
     let mut filter = Filter::load(&Capacities::for_plan(plan, u32::MAX)?)?;
     sync::fill(&mut filter.maps_mut().addr, plan)?;
-    let prog = filter.program();
-    let hit4 = synth::hit4(plan);
-    let hit6 = synth::hit6(plan);
-    let cells = [
-        median_ns(prog, &frames::v4(synth::MISS4, hit4))?,
-        median_ns(prog, &frames::v4(synth::MISS4, synth::MISS4_B))?,
-        median_ns(prog, &frames::v6(synth::MISS6, hit6))?,
-        median_ns(prog, &frames::v6(synth::MISS6, synth::MISS6_B))?,
-    ];
-    for (i, frame) in
-        [frames::v4(synth::MISS4, hit4), frames::v6(synth::MISS6, hit6)].iter().enumerate()
+    if events {
+        filter.maps_mut().set_event_rate(100, 200)?; // the daemon's defaults
+    }
+    Ok(filter)
+}
+
+/// A scenario on `nets`: hits on the given listed addresses, a miss (an address far from any
+/// entry), and a miss next to the first listed address (its /24 holds an entry).
+fn scenario(
+    name: &str,
+    nets: &[IpNet],
+    hits: &[(&'static str, IpAddr)],
+    allow: &[IpNet],
+    events: bool,
+) -> Result<Scenario> {
+    let plan = real::plan(nets, allow);
+    let v4 = hits[0].1.is_ipv4();
+    let start: IpAddr = if v4 { "11.7.3.9".parse()? } else { "2a0f:7::9".parse()? };
+    let inside = real::uncovered(&plan, start).ok_or_else(|| anyhow::anyhow!("no free address"))?;
+    let mut frames: Vec<_> = hits.iter().map(|(col, a)| (*col, frame(inside, *a), DROP)).collect();
+    let far = real::uncovered(&plan, step_far(start));
+    if let Some(far) = far {
+        frames.push(("miss", frame(inside, far), PASS));
+    }
+    if let IpAddr::V4(a) = hits[0].1
+        && let Some(near) = real::near(&plan, a)
     {
-        let opts = TestRunOptions { data_in: Some(frame), ..Default::default() };
-        if prog.test_run(opts)?.return_value != 1 {
-            bail!("{name}: the hit frame {i} was not dropped");
+        frames.push(("miss next to an entry", frame(inside, near), PASS));
+    }
+    Ok(Scenario { name: name.into(), filter: loaded(&plan, events)?, frames })
+}
+
+fn step_far(a: IpAddr) -> IpAddr {
+    match a {
+        IpAddr::V4(v) => IpAddr::V4((u32::from(v) ^ 0x5a00_0000).into()),
+        IpAddr::V6(v) => IpAddr::V6((u128::from(v) ^ (0x0a5a << 112)).into()),
+    }
+}
+
+fn scenarios() -> Result<Vec<Scenario>> {
+    let ips = real::ips_10k()?;
+    let big = real::ips_big()?;
+    let cidrs = real::cidrs_v4()?;
+    let all = real::cidrs_v4_all()?;
+    let v6 = real::cidrs_v6()?;
+    let exact = |nets: &[IpNet]| nets[nets.len() / 10].addr();
+    let with = |a: &[IpNet], b: &[IpNet]| [a, b].concat();
+    let allow: Vec<IpNet> = (1001..=2000).map(|i| IpNet::from(real::inside(&cidrs, i))).collect();
+    let mixed = with(&ips, &cidrs);
+    Ok(vec![
+        scenario("takedown, 10k IPs (ipsum)", &ips, &[("hit", exact(&ips))], &[], false)?,
+        scenario(
+            &format!("takedown, {} IPs", big.len()),
+            &big,
+            &[("hit", exact(&big))],
+            &[],
+            false,
+        )?,
+        scenario(
+            &format!("takedown, 10k IPs + {} real CIDRs", cidrs.len()),
+            &mixed,
+            &[("hit", exact(&ips)), ("prefix hit", real::inside(&cidrs, 7))],
+            &[],
+            false,
+        )?,
+        scenario(
+            "takedown, every feature: the same + 1k allowlist + events at 100/s",
+            &mixed,
+            &[("hit", exact(&ips)), ("prefix hit", real::inside(&cidrs, 7))],
+            &allow,
+            true,
+        )?,
+        scenario(
+            &format!("takedown, 10k IPs + {} CIDRs (all country blocks)", all.len()),
+            &with(&ips, &all),
+            &[("hit", exact(&ips)), ("prefix hit", real::inside(&all, 7))],
+            &[],
+            false,
+        )?,
+        scenario(
+            &format!("takedown, IPv6: {} real CIDRs", v6.len()),
+            &v6,
+            &[("prefix hit", real::inside(&v6, 7))],
+            &[],
+            false,
+        )?,
+    ])
+}
+
+fn per_packet(peers: bool) -> Result<()> {
+    let dir = TempDir::new("bench");
+    let scenarios = scenarios()?;
+    let mut base = Filter::load(&Capacities::for_plan(&Plan::default(), u32::MAX)?)?;
+    let base_prog = base.baseline()?.fd()?.as_fd().try_clone_to_owned()?;
+    let v4 = |a: &str| -> IpAddr { a.parse().expect("address") };
+    let (inside, listed, other) = (v4("11.7.3.9"), v4("203.0.113.7"), v4("198.51.100.7"));
+    let ips: Vec<IpAddr> = real::ips_10k()?.iter().map(IpNet::addr).collect();
+    let bed = if peers { Some((peers::Bed::new()?, peers::Bed::new()?)) } else { None };
+    let xdp = match &bed {
+        Some((all, ip4)) => {
+            let listed_ips = [ips.clone(), vec![listed]].concat();
+            Some((
+                peers::xdp_filter(all, None, &listed_ips, &dir.0)?,
+                peers::xdp_filter(ip4, Some("ipv4"), &listed_ips, &dir.0)?,
+            ))
+        }
+        None => None,
+    };
+    let mut cases =
+        vec![Case { prog: base_prog.as_fd(), frame: frame(inside, other), verdict: PASS }];
+    let mut rows: Vec<(String, &'static str)> = vec![("bare XDP_PASS".into(), "any")];
+    if let Some((all, ip4)) = &xdp {
+        for (name, fd) in [("xdp-filter, 10k IPs", all), ("xdp-filter -f ipv4, 10k IPs", ip4)] {
+            cases.push(Case { prog: fd.as_fd(), frame: frame(inside, listed), verdict: DROP });
+            cases.push(Case { prog: fd.as_fd(), frame: frame(inside, other), verdict: PASS });
+            rows.extend([(name.to_string(), "hit"), (name.to_string(), "miss")]);
         }
     }
-    println!("| {name} | {:.1} | {:.1} | {:.1} | {:.1} |", cells[0], cells[1], cells[2], cells[3]);
+    for s in &scenarios {
+        let prog = s.filter.program().fd()?.as_fd();
+        for (col, f, verdict) in &s.frames {
+            cases.push(Case { prog, frame: f.clone(), verdict: *verdict });
+            rows.push((s.name.clone(), col));
+        }
+    }
+    let ns = testrun::measure(&cases)?;
+    report(&rows, &ns, xdp.is_some());
     Ok(())
 }
 
-fn secs(d: Duration) -> String {
-    format!("{:.3} s", d.as_secs_f64())
-}
-
-fn load(name: &str, n: u32, mode: WriteMode) -> Result<()> {
-    let text = synth::v4_text(n);
-    let t0 = Instant::now();
-    let list = lists::parse_text("bench.txt".as_ref(), &text, &ListOptions::default())?;
-    let t1 = Instant::now();
-    let plan = Plan::build(list.entries.iter().map(|e| (e.net, ONE_LIST)), &[]);
-    let t2 = Instant::now();
-    let mut filter = Filter::load(&Capacities::for_plan(&plan, u32::MAX)?)?;
-    let t3 = Instant::now();
-    sync::fill_with(&mut filter.maps_mut().addr, &plan, mode)?;
-    let t4 = Instant::now();
-    if plan.v4.exact.len() != n as usize {
-        bail!("{name}: planned {} entries, expected {n}", plan.v4.exact.len());
+/// Prints each measured case, with its ratio to xdp-filter's when the peers ran.
+fn report(rows: &[(String, &str)], ns: &[f64], peers: bool) {
+    println!(
+        "## Per packet\n\nBPF_PROG_TEST_RUN, 64-byte UDP frames, ns a packet: the median of {} rounds of {} packets, every case once a round (interleaved).\n",
+        testrun::ROUNDS,
+        testrun::REPEAT
+    );
+    let find = |name: &str, col: &str| {
+        rows.iter().zip(ns).find(|((n, c), _)| n == name && *c == col).map(|(_, v)| *v)
+    };
+    let (all_hit, ip4_miss) =
+        (find("xdp-filter, 10k IPs", "hit"), find("xdp-filter -f ipv4, 10k IPs", "miss"));
+    println!("| program and lists | frame | ns | / xdp-filter hit | / xdp-filter -f ipv4 miss |");
+    println!("|---|---|---|---|---|");
+    for ((name, col), v) in rows.iter().zip(ns) {
+        let ratio = |peer: Option<f64>| peer.map_or("".into(), |p| format!("{:.2}x", v / p));
+        let (hit, miss) = if col.contains("hit") {
+            (ratio(all_hit), String::new())
+        } else {
+            (String::new(), ratio(ip4_miss))
+        };
+        println!("| {name} | {col} | {v:.1} | {hit} | {miss} |");
+    }
+    if !peers {
+        println!(
+            "\n(xdp-filter not measured: `cargo xtask bench --peers` runs it in the same run.)"
+        );
     }
     println!(
-        "| {name} | {} | {} | {} | {} | **{}** | {:.0} MiB |",
-        secs(t1 - t0),
-        secs(t2 - t1),
-        secs(t3 - t2),
-        secs(t4 - t3),
-        secs(t4 - t0),
-        map_memory(&filter)? as f64 / (1024.0 * 1024.0)
+        "\nLists: \"10k IPs\": ipsum's first 9,990 addresses (xdp-filter's maps hold 10,000); the \
+         big list: ipsum and stopforumspam, then the addresses of spamhaus DROP's /19 to /24 \
+         networks; \"real CIDRs\": firehol level 1, spamhaus DROP and every 5th IPv4 country \
+         block; IPv6: spamhaus DROPv6 and every 5th IPv6 country block. A hit's source is an \
+         address no entry covers; \"miss next to an entry\" has a listed address in its /24.\n"
     );
-    Ok(())
-}
-
-/// Kernel memory of the address maps (memlock).
-fn map_memory(filter: &Filter) -> Result<u64> {
-    let maps = &filter.maps().addr;
-    ADDRESS_MAPS.iter().map(|m| maps.info(m).memory()).sum()
-}
-
-/// A refresh of an `n`-entry list of which `churn` entries leave and `churn` new ones arrive:
-/// parse the new text, plan, and move the loaded maps to the new plan.
-fn refresh(n: u32, churn: u32) -> Result<()> {
-    let text = synth::v4_text(n);
-    let old = lists::parse_text("old.txt".as_ref(), &text, &ListOptions::default())?;
-    let old = Plan::build(old.entries.iter().map(|e| (e.net, ONE_LIST)), &[]);
-    let mut filter = Filter::load(&Capacities::for_plan(&old, u32::MAX)?)?;
-    sync::fill(&mut filter.maps_mut().addr, &old)?;
-    // The new content: the first `churn` addresses gone, `churn` new ones after the last.
-    let new_text: String =
-        synth::v4_text(n + churn).lines().skip(churn as usize).map(|l| format!("{l}\n")).collect();
-    let t0 = Instant::now();
-    let list = lists::parse_text("new.txt".as_ref(), &new_text, &ListOptions::default())?;
-    let new = Plan::build(list.entries.iter().map(|e| (e.net, ONE_LIST)), &[]);
-    let t1 = Instant::now();
-    let ch = sync::apply(&mut filter.maps_mut().addr, &old, &new)?;
-    let t2 = Instant::now();
-    println!(
-        "\nRefresh of a {n}-entry list with {:.0}% churn: parse + plan {}, apply {} ({} written, {} deleted), total **{}**",
-        100.0 * f64::from(churn) / f64::from(n),
-        secs(t1 - t0),
-        secs(t2 - t1),
-        ch.written,
-        ch.deleted,
-        secs(t2 - t0)
-    );
-    Ok(())
 }

@@ -27,15 +27,17 @@ pub fn release() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// `cargo xtask bench`: runs the benchmark binary of the integration-test crate, in release mode.
-pub fn bench() -> Result<()> {
+/// `cargo xtask bench [--peers]`: the benchmark binary of the integration-test crate, in release
+/// mode, running the release `takedown` binary.
+pub fn bench(peers: bool) -> Result<()> {
     setup::ensure()?;
-    run_ok(Command::new("cargo").current_dir(root()).args([
-        "run",
-        "--release",
-        "-p",
-        "integration-tests",
-        "--bin",
-        "takedown-bench",
-    ]))
+    let bin = release()?;
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root())
+        .args(["run", "--release", "-p", "integration-tests", "--bin", "takedown-bench", "--"])
+        .env("TAKEDOWN_BIN", bin);
+    if peers {
+        cmd.arg("--peers");
+    }
+    run_ok(&mut cmd)
 }

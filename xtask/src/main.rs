@@ -30,8 +30,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
-    /// Measure per-packet cost (BPF_PROG_TEST_RUN) and load times; prints a report.
-    Bench,
+    /// Measure per-packet cost (BPF_PROG_TEST_RUN), load and refresh times on real lists.
+    Bench {
+        /// Measure xdp-filter, ipset and nft in the same run, and print ratios to them.
+        #[arg(long)]
+        peers: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -41,7 +45,7 @@ fn main() -> ExitCode {
         Cmd::Build => setup::ensure().and_then(|_| build::release()).map(|_| ()),
         Cmd::Demo => demo::run(),
         Cmd::Test { args } => test::run(&args),
-        Cmd::Bench => build::bench(),
+        Cmd::Bench { peers } => build::bench(peers),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

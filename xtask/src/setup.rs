@@ -15,9 +15,19 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-/// Debian packages the demo and tests run: ip, ping, sysctl, trafgen, setpriv, tmux.
-const PACKAGES: [&str; 6] =
-    ["iproute2", "iputils-ping", "procps", "netsniff-ng", "util-linux", "tmux"];
+/// Debian packages the demo, tests and benchmark run: ip, ping, sysctl, trafgen, setpriv, tmux,
+/// and the peers `bench --peers` measures takedown against (xdp-filter, ipset, nft).
+const PACKAGES: [&str; 9] = [
+    "iproute2",
+    "iputils-ping",
+    "procps",
+    "netsniff-ng",
+    "util-linux",
+    "tmux",
+    "xdp-tools",
+    "ipset",
+    "nftables",
+];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// `cargo xtask setup`.

@@ -14,8 +14,8 @@ use filter_common::{FILTER_WORDS, v4_filter_bit, v6_filter_bit_of};
 use super::{MapInfo, raw};
 use crate::plan::{Plan, Tables};
 
-/// Bits set by an IPv6 prefix shorter than this are too many to list: every bit is set.
-const V6_SHORTEST_LISTED: u8 = 16;
+/// An IPv6 prefix this short covers 2^24 /32s or more: every bit is set (a /9 sets 2^23).
+const V6_EVERY_BIT: u8 = 8;
 
 /// A dense prefilter bitmap.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl Bits {
             self.set_range(first, 1 << 24u8.saturating_sub(len));
         } else if len >= 32 {
             self.set(v6_filter_bit_of(top));
-        } else if len >= V6_SHORTEST_LISTED {
+        } else if len > V6_EVERY_BIT {
             (0..1u32 << (32 - len)).for_each(|i| self.set(v6_filter_bit_of(top + i)));
         } else {
             self.0.fill(u64::MAX);
@@ -205,10 +205,11 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_hashes_slash_32s_and_gives_up_below_slash_16() {
+    fn ipv6_hashes_slash_32s_and_sets_every_bit_from_slash_8() {
         let a = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
         assert_eq!(count(&Bits::of(&tables(&[a], &[(48, a)]))), 1);
         assert_eq!(count(&Bits::of(&tables(&[], &[(24, a)]))), 256, "no collisions among 256");
+        assert!(count(&Bits::of(&tables(&[], &[(12, a)]))) < FILTER_WORDS * 64 / 8);
         assert_eq!(count(&Bits::of(&tables(&[], &[(8, a)]))), FILTER_WORDS * 64);
     }
 

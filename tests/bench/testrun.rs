@@ -1,0 +1,108 @@
+//! BPF_PROG_TEST_RUN on any XDP program by descriptor (takedown's, or a peer's found by id),
+//! and the interleaved measurement: every case runs once a round, rounds repeat, medians win,
+//! so that the machine's drift touches every program alike.
+
+use std::{
+    io,
+    mem::size_of,
+    os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+};
+
+use anyhow::{Context, Result, bail};
+
+const BPF_PROG_TEST_RUN: libc::c_long = 10;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+/// Packets a sample runs.
+pub const REPEAT: u32 = 1_000_000;
+/// Samples a case gets (interleaved with every other case).
+pub const ROUNDS: usize = 11;
+
+#[repr(C)]
+#[derive(Default)]
+struct TestAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    /// Explicit padding: the kernel refuses an attribute whose unused bytes are not zero.
+    pad: u32,
+}
+
+/// Runs `prog` on `frame` `repeat` times: (verdict, nanoseconds a packet).
+pub fn run(prog: BorrowedFd<'_>, frame: &[u8], repeat: u32) -> Result<(u32, f64)> {
+    let mut attr = TestAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        data_size_in: frame.len() as u32,
+        data_in: frame.as_ptr() as u64,
+        repeat,
+        ..Default::default()
+    };
+    // SAFETY: `attr` points at the frame, which outlives the call; the kernel writes only
+    // `attr`'s output fields.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &mut attr as *mut TestAttr,
+            size_of::<TestAttr>() as u32,
+        )
+    };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        bail!("BPF_PROG_TEST_RUN on fd {} ({} bytes): {e}", prog.as_raw_fd(), frame.len());
+    }
+    Ok((attr.retval, f64::from(attr.duration)))
+}
+
+/// A descriptor of the loaded program with id `id`.
+pub fn prog_by_id(id: u32) -> Result<OwnedFd> {
+    let attr: [u32; 4] = [id, 0, 0, 0];
+    // SAFETY: `attr` is a valid bpf_attr prefix for BPF_PROG_GET_FD_BY_ID.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_GET_FD_BY_ID, attr.as_ptr(), 16u32) };
+    if fd < 0 {
+        bail!("no program with id {id}: {}", io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// One measured case: a program, a frame, the verdict it must give.
+pub struct Case<'a> {
+    pub prog: BorrowedFd<'a>,
+    pub frame: Vec<u8>,
+    pub verdict: u32,
+}
+
+/// Median nanoseconds a packet for every case, measured interleaved.
+pub fn measure(cases: &[Case<'_>]) -> Result<Vec<f64>> {
+    for (i, c) in cases.iter().enumerate() {
+        let (verdict, _) = run(c.prog, &c.frame, 1).with_context(|| format!("case {i}"))?;
+        if verdict != c.verdict {
+            bail!("case {i}: verdict {verdict}, expected {}", c.verdict);
+        }
+    }
+    let mut samples = vec![Vec::with_capacity(ROUNDS); cases.len()];
+    for _ in 0..ROUNDS {
+        for (c, s) in cases.iter().zip(samples.iter_mut()) {
+            s.push(run(c.prog, &c.frame, REPEAT)?.1);
+        }
+    }
+    Ok(samples
+        .into_iter()
+        .map(|mut s| {
+            s.sort_by(f64::total_cmp);
+            s[s.len() / 2]
+        })
+        .collect())
+}
