@@ -8,8 +8,11 @@
 pub const MAP_V4_EXACT: &str = "TD_V4_EXACT";
 /// Exact IPv6 addresses: key [`V6Key`], value [`EntryValue`] (BPF hash map).
 pub const MAP_V6_EXACT: &str = "TD_V6_EXACT";
-/// IPv4 prefixes shorter than /32: LPM trie keyed by (prefix length, [`V4TrieKey`]).
+/// IPv4 prefixes shorter than /32: hash map keyed by [`V4PrefixKey`], value [`EntryValue`].
 pub const MAP_V4_PREFIX: &str = "TD_V4_PREFIX";
+/// Array of [`LENS_SLOTS`] `u32`, one per /16: bit L is set when a prefix of length L (0..=31)
+/// in [`MAP_V4_PREFIX`] overlaps that /16.
+pub const MAP_V4_LENS: &str = "TD_V4_LENS";
 /// IPv6 prefixes shorter than /128: LPM trie keyed by (prefix length, [`V6Key`]).
 pub const MAP_V6_PREFIX: &str = "TD_V6_PREFIX";
 /// IPv4 allowlist (never dropped): LPM trie keyed by (prefix length, [`V4Key`]), value `u32` 0.
@@ -40,7 +43,7 @@ pub const PROGRAM_NAME: &str = "takedown";
 pub const PROGRAM_BASELINE: &str = "takedown_baseline";
 
 /// Every map the program defines, for load-time checks.
-pub const ALL_MAPS: [&str; 14] = [
+pub const ALL_MAPS: [&str; 15] = [
     MAP_V4_EXACT,
     MAP_V6_EXACT,
     MAP_V4_PREFIX,
@@ -55,6 +58,7 @@ pub const ALL_MAPS: [&str; 14] = [
     MAP_RATE,
     MAP_V4_FILTER,
     MAP_V6_FILTER,
+    MAP_V4_LENS,
 ];
 
 /// Words of a prefilter map: 2^24 bits (2 MiB).
@@ -130,21 +134,28 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 /// The layout of this contract: map set, key and value layouts, flags and indices. Stored in
 /// [`MAP_CONFIG`] at [`CFG_LAYOUT`] by the loader, so that a loader of another build can tell
 /// pins it cannot read. Raise it with every change to anything in this file.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// An IPv4 address as it appears on the wire (network byte order).
 pub type V4Key = [u8; 4];
 /// An IPv6 address as it appears on the wire.
 pub type V6Key = [u8; 16];
-/// The data of an IPv4 prefix trie key: the address, then 4 zero bytes. An LPM trie stores a
-/// value right after its key data, so 8 bytes keep the values 8-byte aligned for the kernel's
-/// atomic counter adds (a 4-byte key would make them split-locked, and 10x slower). Matching is
-/// unchanged: entries' prefixes cover at most the first 32 bits.
-pub type V4TrieKey = [u8; 8];
+/// The key of an IPv4 prefix in [`MAP_V4_PREFIX`]: its length, and its address with every bit
+/// past the length cleared. Prefixes are found by length, longest first, among the lengths
+/// [`MAP_V4_LENS`] names for the address's /16: a few hash lookups instead of a trie walk.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct V4PrefixKey {
+    pub len: u32,
+    pub addr: V4Key,
+}
 
-/// An IPv4 address as [`V4TrieKey`] data.
-pub const fn v4_trie_key(a: V4Key) -> V4TrieKey {
-    [a[0], a[1], a[2], a[3], 0, 0, 0, 0]
+/// Slots of [`MAP_V4_LENS`]: one per /16.
+pub const LENS_SLOTS: u32 = 1 << 16;
+
+/// The [`MAP_V4_LENS`] slot of an IPv4 address: its /16.
+pub const fn v4_lens_slot(a: &V4Key) -> u32 {
+    (a[0] as u32) << 8 | a[1] as u32
 }
 
 /// The entry blocks packets whose source address matches it.
@@ -305,9 +316,11 @@ pub const CFG_V6_ALLOW: u32 = 1 << 3;
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: this and the three below are plain `repr(C)` structs of integers without
+    // SAFETY: this and the four below are plain `repr(C)` structs of integers without
     // padding; any bit pattern is a valid value.
     unsafe impl aya::Pod for super::EntryValue {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::V4PrefixKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Counter {}
     // SAFETY: as above.

@@ -8,13 +8,13 @@
 use aya_ebpf::maps::Array;
 use aya_ebpf::maps::lpm_trie::Key;
 use filter_common::{
-    CFG_V4_ALLOW, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue, V4Key, V6Key,
-    v4_filter_bit, v4_trie_key, v6_filter_bit,
+    CFG_V4_ALLOW, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue, V4Key, V4PrefixKey,
+    V6Key, v4_filter_bit, v4_lens_slot, v6_filter_bit,
 };
 
 use crate::{
-    TD_V4_ALLOW, TD_V4_EXACT, TD_V4_FILTER, TD_V4_PREFIX, TD_V6_ALLOW, TD_V6_EXACT, TD_V6_FILTER,
-    TD_V6_PREFIX,
+    TD_V4_ALLOW, TD_V4_EXACT, TD_V4_FILTER, TD_V4_LENS, TD_V4_PREFIX, TD_V6_ALLOW, TD_V6_EXACT,
+    TD_V6_FILTER, TD_V6_PREFIX,
 };
 
 /// An address family: its maps, its key layout and its `CFG_*` flags.
@@ -44,7 +44,7 @@ fn bit(filter: &Array<u64>, n: u32) -> bool {
     filter.get(n >> 6).is_some_and(|w| w & (1u64 << (n & 63)) != 0)
 }
 
-/// A trie value as the pointer the hit path adds to. The kernel returns a pointer into the
+/// An IPv6 trie value as the pointer the hit path adds to. The kernel returns a pointer into the
 /// map's value memory, which the program may write (the map is not BPF_F_RDONLY_PROG): aya-ebpf
 /// only types it as a shared reference. The hit path writes it with atomic adds and one plain
 /// store of the last-hit time, exactly as it writes hash map values.
@@ -66,9 +66,24 @@ impl Family for V4 {
     fn exact(a: &V4Key) -> Option<*mut EntryValue> {
         TD_V4_EXACT.get_ptr_mut(a)
     }
+    /// The longest prefix, by length among those present in the address's /16.
     #[inline(always)]
     fn prefix(a: &V4Key) -> Option<*mut EntryValue> {
-        TD_V4_PREFIX.get(Key::new(32, v4_trie_key(*a))).map(writable)
+        let lens = *TD_V4_LENS.get(v4_lens_slot(a))?;
+        let addr = u32::from_be_bytes(*a);
+        let mut len = 32u32;
+        while len > 0 {
+            len -= 1;
+            if lens & (1 << len) == 0 {
+                continue;
+            }
+            let masked = if len == 0 { 0 } else { addr & (u32::MAX << (32 - len)) };
+            let key = V4PrefixKey { len, addr: masked.to_be_bytes() };
+            if let Some(v) = TD_V4_PREFIX.get_ptr_mut(key) {
+                return Some(v);
+            }
+        }
+        None
     }
     #[inline(always)]
     fn allowed(a: &V4Key) -> bool {

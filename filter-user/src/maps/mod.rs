@@ -27,12 +27,12 @@ use anyhow::{Result, anyhow};
 use aya::maps::{Array, Map, MapData};
 use filter_common::{
     ALL_MAPS, AddressMap, CFG_EVENT_BURST, CFG_EVENT_RATE, Family, MAP_CONFIG, MAP_V4_ALLOW,
-    MAP_V4_EXACT, MAP_V4_FILTER, MAP_V4_PREFIX, MAP_V6_ALLOW, MAP_V6_EXACT, MAP_V6_FILTER,
-    MAP_V6_PREFIX, MapKind, V4Key, V4TrieKey, V6Key,
+    MAP_V4_EXACT, MAP_V4_FILTER, MAP_V4_LENS, MAP_V4_PREFIX, MAP_V6_ALLOW, MAP_V6_EXACT,
+    MAP_V6_FILTER, MAP_V6_PREFIX, MapKind, V4Key, V6Key,
 };
 use ipnet::IpNet;
 
-use self::table::{Allow, Exact, Kernel, Prefix};
+use self::table::{Allow, Exact, HashPrefix4, Kernel, TriePrefix6};
 pub use self::{
     start::{Start, start},
     table::{MapInfo, Table, WriteMode},
@@ -80,7 +80,9 @@ pub struct FamilyMaps<const N: usize> {
     pub prefix: Box<dyn Table<PrefixKey<N>>>,
     pub allow: Box<dyn Table<PrefixKey<N>>>,
     /// The prefilter: which addresses may have an entry.
-    pub filter: Box<dyn prefilter::Words>,
+    pub filter: Box<dyn prefilter::Words<u64>>,
+    /// IPv4: the prefix lengths present in each /16.
+    pub lens: Option<Box<dyn prefilter::Words<u32>>>,
 }
 
 impl<const N: usize> FamilyMaps<N> {
@@ -166,26 +168,30 @@ fn kernel<C: table::Codec + 'static>(
     Ok(Box::new(Kernel::<C>::new(name, take(maps, name)?)?))
 }
 
-fn words(maps: &mut Named, name: &'static str) -> Result<Box<prefilter::KernelWords>> {
+fn words<V: aya::Pod + Sync>(
+    maps: &mut Named,
+    name: &'static str,
+) -> Result<Box<prefilter::KernelWords<V>>> {
     Ok(Box::new(prefilter::KernelWords::new(name, take(maps, name)?)?))
 }
 
 fn v4(maps: &mut Named) -> Result<FamilyMaps<4>> {
-    const TRIE: usize = size_of::<V4TrieKey>();
     Ok(FamilyMaps {
         exact: kernel::<Exact<{ size_of::<V4Key>() }>>(maps, MAP_V4_EXACT)?,
-        prefix: kernel::<Prefix<4, TRIE>>(maps, MAP_V4_PREFIX)?,
+        prefix: kernel::<HashPrefix4>(maps, MAP_V4_PREFIX)?,
         allow: kernel::<Allow<4>>(maps, MAP_V4_ALLOW)?,
         filter: words(maps, MAP_V4_FILTER)?,
+        lens: Some(words(maps, MAP_V4_LENS)?),
     })
 }
 
 fn v6(maps: &mut Named) -> Result<FamilyMaps<16>> {
     Ok(FamilyMaps {
         exact: kernel::<Exact<{ size_of::<V6Key>() }>>(maps, MAP_V6_EXACT)?,
-        prefix: kernel::<Prefix<16, 16>>(maps, MAP_V6_PREFIX)?,
+        prefix: kernel::<TriePrefix6>(maps, MAP_V6_PREFIX)?,
         allow: kernel::<Allow<16>>(maps, MAP_V6_ALLOW)?,
         filter: words(maps, MAP_V6_FILTER)?,
+        lens: None,
     })
 }
 
@@ -220,7 +226,9 @@ impl FilterMaps {
         for m in &filter_common::ADDRESS_MAPS {
             self.addr.info(m).pin(&pins.map(m.name))?;
         }
-        for f in [self.addr.v4.filter.as_ref(), self.addr.v6.filter.as_ref()] {
+        let lens = self.addr.v4.lens.iter().map(|l| l.as_ref() as &dyn MapInfo);
+        let filters = [self.addr.v4.filter.as_ref(), self.addr.v6.filter.as_ref()];
+        for f in filters.into_iter().map(|f| f as &dyn MapInfo).chain(lens) {
             f.pin(&pins.map(f.name()))?;
         }
         // Last: the layout version it holds marks the pin set complete (see `version`).

@@ -1,15 +1,20 @@
 //! The prefilters (filter-common's `TD_V4_FILTER`, `TD_V6_FILTER`): one bit per IPv4 /24, or per
 //! hash of an IPv6 /32, set when some entry may cover an address there. The kernel skips every
 //! lookup for an address whose bit is clear, so a miss costs one array load whatever the lists
-//! hold. Here: the bits a plan needs, the words that move a map from one plan's bits to
-//! another's, and the kernel array they are written to. `sync` sets bits before the entries
-//! that need them are written, and clears them only after those entries are gone.
+//! hold. And the IPv4 prefix lengths (`TD_V4_LENS`): per /16, which lengths its prefixes have,
+//! so that the kernel tries only those. Here: what a plan needs, the writes that move a map
+//! from one plan's content to another's, and the kernel arrays they go to. `sync` sets bits
+//! before the entries that need them are written, and clears them only after those entries are
+//! gone.
 
-use std::os::fd::AsFd;
+use std::{ops::BitOr, os::fd::AsFd};
 
 use anyhow::{Result, anyhow};
-use aya::maps::{Map, MapData};
-use filter_common::{FILTER_WORDS, v4_filter_bit, v6_filter_bit_of};
+use aya::{
+    Pod,
+    maps::{Map, MapData},
+};
+use filter_common::{FILTER_WORDS, LENS_SLOTS, v4_filter_bit, v4_lens_slot, v6_filter_bit_of};
 
 use super::{MapInfo, raw};
 use crate::plan::{Plan, Tables};
@@ -17,116 +22,182 @@ use crate::plan::{Plan, Tables};
 /// An IPv6 prefix this short covers 2^24 /32s or more: every bit is set (a /9 sets 2^23).
 const V6_EVERY_BIT: u8 = 8;
 
-/// A dense prefilter bitmap.
+/// A dense array map's content.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Bits(Vec<u64>);
+pub struct Dense<V>(Vec<V>);
 
-impl Bits {
-    fn empty() -> Self {
-        Self(vec![0; FILTER_WORDS as usize])
+impl<V: Copy + Default + PartialEq + BitOr<Output = V>> Dense<V> {
+    fn empty(len: u32) -> Self {
+        Self(vec![V::default(); len as usize])
     }
 
-    fn set(&mut self, bit: u32) {
-        self.0[(bit >> 6) as usize] |= 1u64 << (bit & 63);
+    fn or(&mut self, i: u32, v: V) {
+        self.0[i as usize] = self.0[i as usize] | v;
     }
 
-    fn set_range(&mut self, first: u32, count: u32) {
-        (first..first + count).for_each(|b| self.set(b));
+    /// The content of either.
+    fn union(&self, other: &Self) -> Self {
+        Self(self.0.iter().zip(&other.0).map(|(a, b)| *a | *b).collect())
     }
 
-    /// The bits the entries (not the allowlist) of `tables` need.
-    pub fn of<const N: usize>(tables: &Tables<N>) -> Self {
-        let mut bits = Self::empty();
-        let exact = tables.exact.iter().map(|(a, _)| ((N * 8) as u8, *a));
-        for (len, addr) in exact.chain(tables.prefix.iter().map(|(k, _)| *k)) {
-            bits.cover(len, &addr);
-        }
-        bits
+    /// The writes that make a map holding `self` hold `to`.
+    fn moves(&self, to: &Self) -> Vec<(u32, V)> {
+        let slots = self.0.iter().zip(&to.0).enumerate();
+        slots.filter(|(_, (a, b))| a != b).map(|(i, (_, b))| (i as u32, *b)).collect()
     }
 
-    /// Sets the bits of every address of the prefix (`len`, `addr`).
-    fn cover<const N: usize>(&mut self, len: u8, addr: &[u8; N]) {
-        let top = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
-        if N == 4 {
-            let first = v4_filter_bit(&top.to_be_bytes());
-            self.set_range(first, 1 << 24u8.saturating_sub(len));
-        } else if len >= 32 {
-            self.set(v6_filter_bit_of(top));
-        } else if len > V6_EVERY_BIT {
-            (0..1u32 << (32 - len)).for_each(|i| self.set(v6_filter_bit_of(top + i)));
-        } else {
-            self.0.fill(u64::MAX);
-        }
-    }
-
-    /// The bits of either.
-    fn union(&self, other: &Bits) -> Bits {
-        Bits(self.0.iter().zip(&other.0).map(|(a, b)| a | b).collect())
-    }
-
-    /// The words to write so that a map holding `self` holds `to`.
-    fn moves(&self, to: &Bits) -> Vec<(u32, u64)> {
-        let words = self.0.iter().zip(&to.0).enumerate();
-        words.filter(|(_, (a, b))| a != b).map(|(i, (_, b))| (i as u32, *b)).collect()
+    /// The slots that are not empty.
+    fn slots(&self) -> impl Iterator<Item = (u32, V)> + '_ {
+        let set = self.0.iter().enumerate().filter(|(_, v)| **v != V::default());
+        set.map(|(i, v)| (i as u32, *v))
     }
 }
 
-/// The word writes that move one family's prefilter from one plan to the next.
+/// The bits an entry (`len`, `addr`) needs, set in `bits`.
+fn cover<const N: usize>(bits: &mut Dense<u64>, len: u8, addr: &[u8; N]) {
+    let mut set = |bit: u32| bits.or(bit >> 6, 1u64 << (bit & 63));
+    let top = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
+    if N == 4 {
+        let first = v4_filter_bit(&top.to_be_bytes());
+        (first..first + (1 << 24u8.saturating_sub(len))).for_each(set);
+    } else if len >= 32 {
+        set(v6_filter_bit_of(top));
+    } else if len > V6_EVERY_BIT {
+        (0..1u32 << (32 - len)).for_each(|i| set(v6_filter_bit_of(top + i)));
+    } else {
+        bits.0.fill(u64::MAX);
+    }
+}
+
+/// The length bit of an IPv4 prefix (`len`, `addr`), set in the slot of every /16 it overlaps.
+fn lengths(lens: &mut Dense<u32>, len: u8, addr: &[u8; 4]) {
+    let first = v4_lens_slot(addr);
+    let bit = 1u32 << len;
+    (first..first + (1 << 16u8.saturating_sub(len))).for_each(|slot| lens.or(slot, bit));
+}
+
+/// The prefilter bits the entries (not the allowlist) of `tables` need.
+pub fn bits_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
+    let mut bits = Dense::empty(FILTER_WORDS);
+    let exact = tables.exact.iter().map(|(a, _)| ((N * 8) as u8, *a));
+    for (len, addr) in exact.chain(tables.prefix.iter().map(|(k, _)| *k)) {
+        cover(&mut bits, len, &addr);
+    }
+    bits
+}
+
+/// The prefix lengths per /16 of IPv4 `tables`.
+pub fn lens_of(tables: &Tables<4>) -> Dense<u32> {
+    let mut lens = Dense::empty(LENS_SLOTS);
+    tables.prefix.iter().for_each(|((len, addr), _)| lengths(&mut lens, *len, addr));
+    lens
+}
+
+/// The writes that move one array from one plan to the next.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Moves {
-    /// Before any entry is written: the bits of both plans.
-    pub during: Vec<(u32, u64)>,
-    /// After every entry is deleted: the bits of the new plan.
-    pub after: Vec<(u32, u64)>,
+pub struct Moves<V> {
+    /// Before any entry is written: the content of both plans.
+    pub during: Vec<(u32, V)>,
+    /// After every entry is deleted: the content of the new plan.
+    pub after: Vec<(u32, V)>,
 }
 
-impl Moves {
-    fn between<const N: usize>(old: &Tables<N>, new: &Tables<N>) -> Self {
-        let (old, new) = (Bits::of(old), Bits::of(new));
-        let both = old.union(&new);
-        Self { during: old.moves(&both), after: both.moves(&new) }
+/// The two steps of a move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Before any entry is written.
+    During,
+    /// After every entry is deleted.
+    After,
+}
+
+impl<V> Moves<V> {
+    /// The writes of one step.
+    pub fn step(&self, step: Step) -> &[(u32, V)] {
+        match step {
+            Step::During => &self.during,
+            Step::After => &self.after,
+        }
     }
 }
 
-/// Both families' prefilter moves.
-pub fn moves(old: &Plan, new: &Plan) -> (Moves, Moves) {
-    (Moves::between(&old.v4, &new.v4), Moves::between(&old.v6, &new.v6))
-}
-
-/// A prefilter map: word index -> 64 bits.
-pub trait Words: MapInfo {
-    fn get(&self, word: u32) -> Result<u64>;
-    fn put(&mut self, words: &[(u32, u64)]) -> Result<()>;
-}
-
-/// Sets, in `filter`, the bits that the entry (`len`, `addr`) needs (for a single edit).
-pub fn cover<const N: usize>(filter: &mut dyn Words, len: u8, addr: &[u8; N]) -> Result<()> {
-    let mut bits = Bits::empty();
-    bits.cover(len, addr);
-    let mut words = Vec::new();
-    for (i, w) in bits.0.iter().enumerate().filter(|(_, w)| **w != 0) {
-        let word = i as u32;
-        words.push((word, filter.get(word)? | w));
+impl<V: Copy + Default + PartialEq + BitOr<Output = V>> Moves<V> {
+    fn between(old: &Dense<V>, new: &Dense<V>) -> Self {
+        let both = old.union(new);
+        Self { during: old.moves(&both), after: both.moves(new) }
     }
-    filter.put(&words)
 }
 
-/// A prefilter map in the kernel.
-pub struct KernelWords {
+/// Every array's moves between two plans: IPv4 and IPv6 prefilters, IPv4 lengths.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllMoves {
+    pub v4: Moves<u64>,
+    pub v6: Moves<u64>,
+    pub lens: Moves<u32>,
+}
+
+/// The moves from `old` to `new`.
+pub fn moves(old: &Plan, new: &Plan) -> AllMoves {
+    AllMoves {
+        v4: Moves::between(&bits_of(&old.v4), &bits_of(&new.v4)),
+        v6: Moves::between(&bits_of(&old.v6), &bits_of(&new.v6)),
+        lens: Moves::between(&lens_of(&old.v4), &lens_of(&new.v4)),
+    }
+}
+
+/// An array map of `V` (a prefilter, or the lengths).
+pub trait Words<V>: MapInfo {
+    fn get(&self, slot: u32) -> Result<V>;
+    fn put(&mut self, slots: &[(u32, V)]) -> Result<()>;
+}
+
+/// Adds `add` to `map` (each slot OR-ed with what it holds), for a single edit.
+fn add<V: Copy + Default + PartialEq + BitOr<Output = V>>(
+    map: &mut dyn Words<V>,
+    add: &Dense<V>,
+) -> Result<()> {
+    let mut slots = Vec::new();
+    for (i, v) in add.slots() {
+        slots.push((i, map.get(i)? | v));
+    }
+    map.put(&slots)
+}
+
+/// Sets, in `filter` (and `lens`, for an IPv4 prefix), what the entry (`len`, `addr`) needs.
+pub fn cover_entry<const N: usize>(
+    filter: &mut dyn Words<u64>,
+    lens: Option<&mut (dyn Words<u32> + '_)>,
+    len: u8,
+    addr: &[u8; N],
+) -> Result<()> {
+    let mut bits = Dense::empty(FILTER_WORDS);
+    cover(&mut bits, len, addr);
+    add(filter, &bits)?;
+    if let Some(lens) = lens.filter(|_| N == 4 && usize::from(len) < N * 8) {
+        let mut l = Dense::empty(LENS_SLOTS);
+        lengths(&mut l, len, &[addr[0], addr[1], addr[2], addr[3]]);
+        add(lens, &l)?;
+    }
+    Ok(())
+}
+
+/// An array map in the kernel.
+pub struct KernelWords<V> {
     name: &'static str,
     data: MapData,
+    value: std::marker::PhantomData<V>,
 }
 
-impl KernelWords {
+impl<V> KernelWords<V> {
     pub fn new(name: &'static str, map: Map) -> Result<Self> {
         match map {
-            Map::Array(data) => Ok(Self { name, data }),
+            Map::Array(data) => Ok(Self { name, data, value: std::marker::PhantomData }),
             _ => Err(anyhow!("{name} is not an array")),
         }
     }
 }
 
-impl MapInfo for KernelWords {
+impl<V> MapInfo for KernelWords<V> {
     fn name(&self) -> &'static str {
         self.name
     }
@@ -146,14 +217,14 @@ impl MapInfo for KernelWords {
     }
 }
 
-impl Words for KernelWords {
-    fn get(&self, word: u32) -> Result<u64> {
-        let found = raw::lookup_one::<u32, u64>(self.data.fd().as_fd(), &word);
-        found.ok_or_else(|| anyhow!("cannot read word {word} of {}", self.name))
+impl<V: Pod + Sync> Words<V> for KernelWords<V> {
+    fn get(&self, slot: u32) -> Result<V> {
+        let found = raw::lookup_one::<u32, V>(self.data.fd().as_fd(), &slot);
+        found.ok_or_else(|| anyhow!("cannot read slot {slot} of {}", self.name))
     }
 
-    fn put(&mut self, words: &[(u32, u64)]) -> Result<()> {
-        let (keys, values): (Vec<u32>, Vec<u64>) = words.iter().copied().unzip();
+    fn put(&mut self, slots: &[(u32, V)]) -> Result<()> {
+        let (keys, values): (Vec<u32>, Vec<V>) = slots.iter().copied().unzip();
         let fd = self.data.fd().as_fd();
         let failed = |e: std::io::Error| anyhow!("cannot write {}: {e}", self.name);
         match raw::update(fd, &keys, &values) {
@@ -183,12 +254,12 @@ mod tests {
 
     /// True when the prefix `key` sets the bit of `addr`.
     fn covers_v4(key: &PrefixKey<4>, addr: &[u8; 4]) -> bool {
-        let bits = Bits::of(&tables(&[], &[*key]));
+        let bits = bits_of(&tables(&[], &[*key]));
         let b = v4_filter_bit(addr);
         bits.0[(b >> 6) as usize] & (1u64 << (b & 63)) != 0
     }
 
-    fn count(b: &Bits) -> u32 {
+    fn count(b: &Dense<u64>) -> u32 {
         b.0.iter().map(|w| w.count_ones()).sum()
     }
 
@@ -198,7 +269,7 @@ mod tests {
             &[[203, 0, 113, 7], [203, 0, 113, 9]],
             &[(16, [198, 51, 0, 0]), (28, [192, 0, 2, 16])],
         );
-        let b = Bits::of(&t);
+        let b = bits_of(&t);
         assert_eq!(count(&b), 1 + 256 + 1);
         assert!(covers_v4(&(16, [198, 51, 0, 0]), &[198, 51, 255, 1]));
         assert!(!covers_v4(&(16, [198, 51, 0, 0]), &[198, 52, 0, 1]));
@@ -207,22 +278,35 @@ mod tests {
     #[test]
     fn ipv6_hashes_slash_32s_and_sets_every_bit_from_slash_8() {
         let a = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
-        assert_eq!(count(&Bits::of(&tables(&[a], &[(48, a)]))), 1);
-        assert_eq!(count(&Bits::of(&tables(&[], &[(24, a)]))), 256, "no collisions among 256");
-        assert!(count(&Bits::of(&tables(&[], &[(12, a)]))) < FILTER_WORDS * 64 / 8);
-        assert_eq!(count(&Bits::of(&tables(&[], &[(8, a)]))), FILTER_WORDS * 64);
+        assert_eq!(count(&bits_of(&tables(&[a], &[(48, a)]))), 1);
+        assert_eq!(count(&bits_of(&tables(&[], &[(24, a)]))), 256, "no collisions among 256");
+        assert!(count(&bits_of(&tables(&[], &[(12, a)]))) < FILTER_WORDS * 64 / 8);
+        assert_eq!(count(&bits_of(&tables(&[], &[(8, a)]))), FILTER_WORDS * 64);
     }
 
     #[test]
     fn moves_set_both_plans_bits_first_and_the_new_ones_after() {
         let old = tables(&[[203, 0, 113, 7]], &[]);
         let new = tables(&[[198, 51, 100, 7]], &[]);
-        let m = Moves::between(&old, &new);
+        let m = Moves::between(&bits_of(&old), &bits_of(&new));
         let word = |a: [u8; 4]| v4_filter_bit(&a) >> 6;
         assert_eq!(m.during.len(), 1);
         assert_eq!(m.during[0].0, word([198, 51, 100, 7]));
         assert_eq!(m.after.len(), 1);
         assert_eq!(m.after[0], (word([203, 0, 113, 7]), 0));
-        assert_eq!(Moves::between(&new, &new), Moves::default());
+        assert_eq!(Moves::between(&bits_of(&new), &bits_of(&new)), Moves::default());
+    }
+
+    #[test]
+    fn ipv4_lengths_mark_every_slash_16_a_prefix_overlaps() {
+        let t = tables(&[[203, 0, 113, 7]], &[(12, [10, 16, 0, 0]), (24, [192, 0, 2, 0])]);
+        let lens = lens_of(&t);
+        let slot = |a: [u8; 4]| lens.0[v4_lens_slot(&a) as usize];
+        assert_eq!(slot([10, 16, 0, 1]), 1 << 12);
+        assert_eq!(slot([10, 31, 255, 1]), 1 << 12, "the /12's last /16");
+        assert_eq!(slot([10, 32, 0, 1]), 0);
+        assert_eq!(slot([192, 0, 2, 1]), 1 << 24);
+        assert_eq!(slot([203, 0, 113, 7]), 0, "exact entries have no length bit");
+        assert_eq!(lens.slots().count(), 16 + 1);
     }
 }

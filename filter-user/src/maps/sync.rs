@@ -11,7 +11,11 @@ use anyhow::Result;
 use filter_common::{CFG_FLAGS, CFG_V4_PREFIXES, CFG_V6_PREFIXES, EntryValue};
 use ipnet::IpNet;
 
-use super::{AddressMaps, FamilyMaps, Table, WriteMode, prefilter, table};
+use super::{
+    AddressMaps, FamilyMaps, Table, WriteMode,
+    prefilter::{self, Step},
+    table,
+};
 use crate::plan::{
     Meta, Plan,
     diff::{Diff, FamilyDiff, Write},
@@ -45,22 +49,30 @@ pub fn apply(maps: &mut AddressMaps, old: &Plan, new: &Plan) -> Result<Changes> 
 /// Applies the diff between `old` and `new`, and the prefilter moves, in the promised order.
 fn move_with(maps: &mut AddressMaps, old: &Plan, new: &Plan, mode: WriteMode) -> Result<Changes> {
     let diff = Diff::between(old, new);
-    let (f4, f6) = prefilter::moves(old, new);
+    let arrays = prefilter::moves(old, new);
     maps.settings.set(CFG_FLAGS, diff.flags_during)?;
-    put_words(maps.v4.filter.as_mut(), &f4.during)?;
-    put_words(maps.v6.filter.as_mut(), &f6.during)?;
+    put_arrays(maps, &arrays, Step::During)?;
     write_family(&mut maps.v4, &diff.v4, mode)?;
     write_family(&mut maps.v6, &diff.v6, mode)?;
     delete_family(&mut maps.v4, &diff.v4)?;
     delete_family(&mut maps.v6, &diff.v6)?;
-    put_words(maps.v4.filter.as_mut(), &f4.after)?;
-    put_words(maps.v6.filter.as_mut(), &f6.after)?;
+    put_arrays(maps, &arrays, Step::After)?;
     maps.settings.set(CFG_FLAGS, diff.flags_after)?;
     Ok(Changes { written: diff.writes(), deleted: diff.deletes() })
 }
 
-fn put_words(filter: &mut dyn prefilter::Words, words: &[(u32, u64)]) -> Result<()> {
-    if words.is_empty() { Ok(()) } else { filter.put(words) }
+/// Writes one step of the prefilters' and lengths' moves.
+fn put_arrays(maps: &mut AddressMaps, m: &prefilter::AllMoves, step: Step) -> Result<()> {
+    put_slots(maps.v4.filter.as_mut(), m.v4.step(step))?;
+    put_slots(maps.v6.filter.as_mut(), m.v6.step(step))?;
+    match maps.v4.lens.as_mut() {
+        Some(lens) => put_slots(lens.as_mut(), m.lens.step(step)),
+        None => Ok(()),
+    }
+}
+
+fn put_slots<V: Copy>(map: &mut dyn prefilter::Words<V>, slots: &[(u32, V)]) -> Result<()> {
+    if slots.is_empty() { Ok(()) } else { map.put(slots) }
 }
 
 fn write_family<const N: usize>(
@@ -164,7 +176,8 @@ fn edit_family<const N: usize>(
 ) -> Result<Edit> {
     let (len, addr) = prefix_key::<N>(net);
     // Bits first (a removed entry leaves its bits: a clear bit must never hide an entry).
-    prefilter::cover(maps.filter.as_mut(), len, &addr)?;
+    let lens = maps.lens.as_deref_mut();
+    prefilter::cover_entry(maps.filter.as_mut(), lens, len, &addr)?;
     if usize::from(len) == N * 8 {
         edit_in(maps.exact.as_mut(), addr, f)
     } else {

@@ -57,9 +57,9 @@ impl<K: Copy + Ord> Table<K> for Memory<K> {
     }
 }
 
-struct MemWords(&'static str, BTreeMap<u32, u64>, Log);
+struct MemWords<V>(&'static str, BTreeMap<u32, V>, Log);
 
-impl MapInfo for MemWords {
+impl<V> MapInfo for MemWords<V> {
     fn name(&self) -> &'static str {
         self.0
     }
@@ -74,11 +74,11 @@ impl MapInfo for MemWords {
     }
 }
 
-impl prefilter::Words for MemWords {
-    fn get(&self, word: u32) -> Result<u64> {
-        Ok(self.1.get(&word).copied().unwrap_or(0))
+impl<V: Copy + Default> prefilter::Words<V> for MemWords<V> {
+    fn get(&self, word: u32) -> Result<V> {
+        Ok(self.1.get(&word).copied().unwrap_or_default())
     }
-    fn put(&mut self, words: &[(u32, u64)]) -> Result<()> {
+    fn put(&mut self, words: &[(u32, V)]) -> Result<()> {
         self.2.borrow_mut().push(format!("put {} {}", self.0, words.len()));
         self.1.extend(words.iter().copied());
         Ok(())
@@ -105,20 +105,23 @@ fn memory_table<K>(name: &'static str, log: &Log) -> Memory<K> {
     Memory { name, items: BTreeMap::new(), log: log.clone() }
 }
 
-fn family<const N: usize>(tag: &'static [&'static str; 4], log: &Log) -> FamilyMaps<N> {
+fn family<const N: usize>(tag: &'static [&'static str; 5], log: &Log) -> FamilyMaps<N> {
+    let lens: Box<dyn prefilter::Words<u32>> =
+        Box::new(MemWords(tag[4], BTreeMap::new(), log.clone()));
     FamilyMaps {
         exact: Box::new(memory_table::<[u8; N]>(tag[0], log)),
         prefix: Box::new(memory_table::<PrefixKey<N>>(tag[1], log)),
         allow: Box::new(memory_table::<PrefixKey<N>>(tag[2], log)),
         filter: Box::new(MemWords(tag[3], BTreeMap::new(), log.clone())),
+        lens: (N == 4).then_some(lens),
     }
 }
 
 fn memory() -> (AddressMaps, Log) {
     let log = Log::default();
     let maps = AddressMaps {
-        v4: family(&["e4", "p4", "a4", "f4"], &log),
-        v6: family(&["e6", "p6", "a6", "f6"], &log),
+        v4: family(&["e4", "p4", "a4", "f4", "l4"], &log),
+        v6: family(&["e6", "p6", "a6", "f6", "l6"], &log),
         settings: Box::new(MemSettings([0; 4], log.clone())),
     };
     (maps, log)
@@ -159,6 +162,7 @@ fn a_move_writes_everything_before_it_deletes_and_ends_at_the_new_plan() {
             "delete e4 1".into(),
             "delete p4 1".into(),
             "put f4 1".into(),
+            "put l4 1".into(),
             format!("flags {CFG_V4_ALLOW}"),
         ]
     );
@@ -196,6 +200,8 @@ fn edits_join_lists_and_delete_only_when_no_list_is_left() {
     let bit = filter_common::v4_filter_bit(&[198, 51, 100, 0]);
     let word = maps.v4.filter.get(bit >> 6).unwrap();
     assert_ne!(word & (1 << (bit & 63)), 0, "the edit set the entry's prefilter bit");
+    let slot = maps.v4.lens.as_ref().unwrap().get(filter_common::v4_lens_slot(&[198, 51, 100, 0]));
+    assert_eq!(slot.unwrap(), 1 << 24, "and its length in its /16");
     assert_eq!(maps.settings.get(CFG_FLAGS).unwrap() & CFG_V4_PREFIXES, CFG_V4_PREFIXES);
     assert_eq!(upsert(&mut maps, net, Meta { flags: FLAG_DST, lists: 2 }).unwrap(), Edit::Updated);
     let v = maps.v4.prefix.get(&(24, [198, 51, 100, 0])).unwrap().unwrap();

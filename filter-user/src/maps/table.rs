@@ -1,7 +1,8 @@
 //! One address map seen through the plan's keys: the [`Table`] trait, and its kernel
 //! implementation with one codec per map layout. Key and value conversion between the plan
 //! (`[u8; N]` addresses, `(length, address)` prefixes, [`Meta`]) and the kernel (filter-common's
-//! layouts, the 8-byte IPv4 trie key) lives here and nowhere else.
+//! layouts: IPv4 prefixes by length in a hash, IPv6 prefixes in a trie) lives here and nowhere
+//! else.
 
 use std::{marker::PhantomData, os::fd::AsFd, path::Path};
 
@@ -10,7 +11,7 @@ use aya::{
     Pod,
     maps::{Map, MapData, lpm_trie::Key},
 };
-use filter_common::EntryValue;
+use filter_common::{EntryValue, V4PrefixKey};
 
 use super::raw::{self, BatchError};
 use crate::plan::{Meta, PrefixKey};
@@ -87,31 +88,42 @@ impl<const N: usize> Codec for Exact<N> {
     }
 }
 
-/// Prefixes in an LPM trie whose key data is `M` bytes: the `N` address bytes, then zeros. IPv4
-/// uses `M` = 8 (filter-common's `V4TrieKey`: keeps the values 8-byte aligned for the kernel's
-/// atomic counter adds).
-pub struct Prefix<const N: usize, const M: usize>;
+/// IPv4 prefixes in a hash map keyed by (length, masked address): filter-common's
+/// `V4PrefixKey` (the kernel looks the lengths of `TD_V4_LENS` up, longest first).
+pub struct HashPrefix4;
 
-fn widen<const N: usize, const M: usize>(a: &[u8; N]) -> [u8; M] {
-    let mut out = [0u8; M];
-    out[..N].copy_from_slice(a);
-    out
-}
-
-fn narrow<const N: usize, const M: usize>(a: &[u8; M]) -> [u8; N] {
-    a[..N].try_into().expect("trie data holds the address")
-}
-
-impl<const N: usize, const M: usize> Codec for Prefix<N, M> {
-    const TRIE: bool = true;
-    type Plan = PrefixKey<N>;
-    type Key = Key<[u8; M]>;
+impl Codec for HashPrefix4 {
+    const TRIE: bool = false;
+    type Plan = PrefixKey<4>;
+    type Key = V4PrefixKey;
     type Value = EntryValue;
-    fn key((len, addr): &PrefixKey<N>) -> Key<[u8; M]> {
-        Key::new(u32::from(*len), widen(addr))
+    fn key((len, addr): &PrefixKey<4>) -> V4PrefixKey {
+        V4PrefixKey { len: u32::from(*len), addr: *addr }
     }
-    fn plan(k: &Key<[u8; M]>) -> PrefixKey<N> {
-        (k.prefix_len() as u8, narrow(&k.data()))
+    fn plan(k: &V4PrefixKey) -> PrefixKey<4> {
+        (k.len as u8, k.addr)
+    }
+    fn value(v: &EntryValue) -> EntryValue {
+        *v
+    }
+    fn entry(v: &EntryValue) -> EntryValue {
+        *v
+    }
+}
+
+/// IPv6 prefixes in an LPM trie: key (length, address).
+pub struct TriePrefix6;
+
+impl Codec for TriePrefix6 {
+    const TRIE: bool = true;
+    type Plan = PrefixKey<16>;
+    type Key = Key<[u8; 16]>;
+    type Value = EntryValue;
+    fn key((len, addr): &PrefixKey<16>) -> Key<[u8; 16]> {
+        Key::new(u32::from(*len), *addr)
+    }
+    fn plan(k: &Key<[u8; 16]>) -> PrefixKey<16> {
+        (k.prefix_len() as u8, k.data())
     }
     fn value(v: &EntryValue) -> EntryValue {
         *v
