@@ -41,6 +41,33 @@ pub const SPECIAL: [&str; 14] = [
 static SPECIAL_NETS: LazyLock<Vec<IpNet>> =
     LazyLock::new(|| SPECIAL.iter().map(|s| s.parse().expect("valid range")).collect());
 
+/// For each first byte of an address, per family (0: IPv4, 1: IPv6): whether a special range
+/// starts with it, so that most entries are cleared with one table look-up.
+static SPECIAL_FIRST_BYTES: LazyLock<[[bool; 256]; 2]> = LazyLock::new(|| {
+    let mut t = [[false; 256]; 2];
+    for n in SPECIAL_NETS.iter() {
+        let (family, first, bytes) = match n {
+            IpNet::V4(v) => {
+                (0, v.network().octets()[0], 1u32 << 8u8.saturating_sub(v.prefix_len()))
+            }
+            IpNet::V6(v) => {
+                (1, v.network().octets()[0], 1u32 << 8u8.saturating_sub(v.prefix_len()))
+            }
+        };
+        (0..bytes).for_each(|i| t[family][usize::from(first) + i as usize] = true);
+    }
+    t
+});
+
+/// True when `net` may overlap a special range (false: it certainly does not).
+fn near_special(net: &IpNet) -> bool {
+    let (family, first) = match net {
+        IpNet::V4(v) => (0, v.network().octets()[0]),
+        IpNet::V6(v) => (1, v.network().octets()[0]),
+    };
+    net.prefix_len() < 8 || SPECIAL_FIRST_BYTES[family][usize::from(first)]
+}
+
 /// What the guards make of one entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -64,6 +91,12 @@ pub fn check(net: IpNet, opts: GuardOptions) -> Verdict {
     };
     if net.prefix_len() == 0 {
         return Verdict::Refused(format!("{net} covers every {family} address: always refused"));
+    }
+    // The common case, without an allocation: a long enough prefix that no special range
+    // overlaps.
+    let special = || near_special(&net) && SPECIAL_NETS.iter().any(|s| overlaps(s, &net));
+    if (net.prefix_len() >= min || opts.force_broad) && (opts.allow_special || !special()) {
+        return Verdict::Keep;
     }
     let hits: Vec<&IpNet> = if opts.allow_special {
         Vec::new()

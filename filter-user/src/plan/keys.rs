@@ -1,6 +1,6 @@
 //! Key helpers for the planner: per-family entry sets, masking, and covering-prefix lookups.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use ipnet::IpNet;
 

@@ -15,7 +15,9 @@
 //! `guards`, `own` (this machine's addresses), `diff` (what moves the maps from one plan to the
 //! next). It may use `lists`; it never imports `maps` or `daemon`, and touches no kernel.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use filter_common::{AddressMap, FLAG_BOTH, Family as Fam, MapKind};
 use ipnet::IpNet;
@@ -219,7 +221,8 @@ impl<const N: usize> Family<N> {
         stats.aggregated += before - prefixes.len();
         // Shortest first, so that every coverer is final before what it covers.
         prefixes.sort_by_key(|(n, _)| (n.prefix_len(), n.network()));
-        let mut kept: HashMap<(u8, [u8; N]), Meta> = HashMap::with_capacity(prefixes.len());
+        let mut kept: HashMap<(u8, [u8; N]), Meta> = HashMap::default();
+        kept.reserve(prefixes.len());
         let mut lengths: Vec<u8> = Vec::new();
         for (net, own) in prefixes {
             let (len, addr) = keys::key::<N>(&net);

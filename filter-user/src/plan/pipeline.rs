@@ -4,7 +4,7 @@
 //! bit and monitor flag ([`Pipeline::list`]); lists, resolved domains and manual entries are
 //! planned together ([`Pipeline::plan`]).
 
-use std::{collections::HashSet, net::IpAddr, path::PathBuf};
+use std::{net::IpAddr, path::PathBuf};
 
 use anyhow::{Result, bail};
 use ipnet::IpNet;
@@ -219,7 +219,9 @@ fn guard_list(list: ParsedList, bit: u64, opts: GuardOptions) -> ListReport {
         nets: Vec::with_capacity(list.entries.len()),
         list,
     };
-    let mut seen = HashSet::with_capacity(report.list.entries.len());
+    // FxHash: the planner hashes millions of small keys; SipHash's protection is not needed.
+    let mut seen = rustc_hash::FxHashSet::default();
+    seen.reserve(report.list.entries.len());
     for e in &report.list.entries {
         if !seen.insert(e.net) {
             report.duplicates += 1;
