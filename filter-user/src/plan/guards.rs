@@ -216,6 +216,22 @@ mod tests {
     }
 
     #[test]
+    fn the_fast_path_misses_no_special_range() {
+        let d = GuardOptions::default();
+        let broad = GuardOptions { force_broad: true, ..d };
+        // 96.0.0.0/4 holds 100.64.0.0/10 but starts at a first byte (96) no range starts with.
+        assert!(matches!(check(n("96.0.0.0/4"), broad), Verdict::Split(..)));
+        assert!(matches!(check(n("fe80::1/128"), d), Verdict::Special(_)));
+        assert!(matches!(check(n("fc00::/6"), broad), Verdict::Split(..)));
+        // Every single-address entry of every special range is left out.
+        for s in SPECIAL {
+            let net: IpNet = s.parse().unwrap();
+            let host = IpNet::from(net.hosts().next().unwrap_or(net.addr()));
+            assert!(matches!(check(host, d), Verdict::Special(_)), "{host} in {s}");
+        }
+    }
+
+    #[test]
     fn documentation_ranges_are_not_guarded() {
         for s in ["192.0.2.0/24", "198.51.100.7/32", "203.0.113.0/24", "2001:db8::/32"] {
             assert_eq!(check(n(s), GuardOptions::default()), Verdict::Keep, "{s}");
