@@ -37,13 +37,19 @@ pub const MAP_CONFIG: &str = "TD_CONFIG";
 pub const MAP_V4_FILTER: &str = "TD_V4_FILTER";
 /// IPv6 prefilter: the same, one bit per hash of the /32 ([`v6_filter_bit`]).
 pub const MAP_V6_FILTER: &str = "TD_V6_FILTER";
+/// IPv4 allowlist prefilter: like [`MAP_V4_FILTER`], for the allowlist's networks. A clear bit:
+/// no allowlist entry covers that /24, and a listed address there is dropped without a trie
+/// lookup.
+pub const MAP_V4_ALLOWED: &str = "TD_V4_ALLOWED";
+/// IPv6 allowlist prefilter.
+pub const MAP_V6_ALLOWED: &str = "TD_V6_ALLOWED";
 /// The XDP program's name in the object file.
 pub const PROGRAM_NAME: &str = "takedown";
 /// A bare `XDP_PASS` program in the same object: the benchmark's baseline, never attached.
 pub const PROGRAM_BASELINE: &str = "takedown_baseline";
 
 /// Every map the program defines, for load-time checks.
-pub const ALL_MAPS: [&str; 15] = [
+pub const ALL_MAPS: [&str; 17] = [
     MAP_V4_EXACT,
     MAP_V6_EXACT,
     MAP_V4_PREFIX,
@@ -59,6 +65,8 @@ pub const ALL_MAPS: [&str; 15] = [
     MAP_V4_FILTER,
     MAP_V6_FILTER,
     MAP_V4_LENS,
+    MAP_V4_ALLOWED,
+    MAP_V6_ALLOWED,
 ];
 
 /// Words of a prefilter map: 2^24 bits (2 MiB).
@@ -134,7 +142,7 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 /// The layout of this contract: map set, key and value layouts, flags and indices. Stored in
 /// [`MAP_CONFIG`] at [`CFG_LAYOUT`] by the loader, so that a loader of another build can tell
 /// pins it cannot read. Raise it with every change to anything in this file.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// An IPv4 address as it appears on the wire (network byte order).
 pub type V4Key = [u8; 4];

@@ -13,8 +13,8 @@ use filter_common::{
 };
 
 use crate::{
-    TD_V4_ALLOW, TD_V4_EXACT, TD_V4_FILTER, TD_V4_LENS, TD_V4_PREFIX, TD_V6_ALLOW, TD_V6_EXACT,
-    TD_V6_FILTER, TD_V6_PREFIX,
+    TD_V4_ALLOW, TD_V4_ALLOWED, TD_V4_EXACT, TD_V4_FILTER, TD_V4_LENS, TD_V4_PREFIX, TD_V6_ALLOW,
+    TD_V6_ALLOWED, TD_V6_EXACT, TD_V6_FILTER, TD_V6_PREFIX,
 };
 
 /// An address family: its maps, its key layout and its `CFG_*` flags.
@@ -87,7 +87,7 @@ impl Family for V4 {
     }
     #[inline(always)]
     fn allowed(a: &V4Key) -> bool {
-        TD_V4_ALLOW.get(Key::new(32, *a)).is_some()
+        bit(&TD_V4_ALLOWED, v4_filter_bit(a)) && TD_V4_ALLOW.get(Key::new(32, *a)).is_some()
     }
     #[inline(always)]
     fn wide(a: &V4Key) -> [u8; 16] {
@@ -119,7 +119,7 @@ impl Family for V6 {
     }
     #[inline(always)]
     fn allowed(a: &V6Key) -> bool {
-        TD_V6_ALLOW.get(Key::new(128, *a)).is_some()
+        bit(&TD_V6_ALLOWED, v6_filter_bit(a)) && TD_V6_ALLOW.get(Key::new(128, *a)).is_some()
     }
     #[inline(always)]
     fn wide(a: &V6Key) -> [u8; 16] {

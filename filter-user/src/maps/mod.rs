@@ -27,8 +27,8 @@ use anyhow::{Result, anyhow};
 use aya::maps::{Array, Map, MapData};
 use filter_common::{
     ALL_MAPS, AddressMap, CFG_EVENT_BURST, CFG_EVENT_RATE, Family, MAP_CONFIG, MAP_V4_ALLOW,
-    MAP_V4_EXACT, MAP_V4_FILTER, MAP_V4_LENS, MAP_V4_PREFIX, MAP_V6_ALLOW, MAP_V6_EXACT,
-    MAP_V6_FILTER, MAP_V6_PREFIX, MapKind, V4Key, V6Key,
+    MAP_V4_ALLOWED, MAP_V4_EXACT, MAP_V4_FILTER, MAP_V4_LENS, MAP_V4_PREFIX, MAP_V6_ALLOW,
+    MAP_V6_ALLOWED, MAP_V6_EXACT, MAP_V6_FILTER, MAP_V6_PREFIX, MapKind, V4Key, V6Key,
 };
 use ipnet::IpNet;
 
@@ -81,6 +81,8 @@ pub struct FamilyMaps<const N: usize> {
     pub allow: Box<dyn Table<PrefixKey<N>>>,
     /// The prefilter: which addresses may have an entry.
     pub filter: Box<dyn prefilter::Words<u64>>,
+    /// The allowlist's prefilter: which addresses may be allowlisted.
+    pub allowed: Box<dyn prefilter::Words<u64>>,
     /// IPv4: the prefix lengths present in each /16.
     pub lens: Option<Box<dyn prefilter::Words<u32>>>,
 }
@@ -93,6 +95,13 @@ impl<const N: usize> FamilyMaps<N> {
             MapKind::Prefix => self.prefix.as_ref(),
             MapKind::Allow => self.allow.as_ref(),
         }
+    }
+
+    /// Its array maps: prefilters and lengths.
+    fn arrays(&self) -> Vec<&dyn MapInfo> {
+        let words = [self.filter.as_ref(), self.allowed.as_ref()].map(|w| w as &dyn MapInfo);
+        let lens = self.lens.iter().map(|l| l.as_ref() as &dyn MapInfo);
+        words.into_iter().chain(lens).collect()
     }
 
     /// What the maps hold, as a plan's tables.
@@ -181,6 +190,7 @@ fn v4(maps: &mut Named) -> Result<FamilyMaps<4>> {
         prefix: kernel::<HashPrefix4>(maps, MAP_V4_PREFIX)?,
         allow: kernel::<Allow<4>>(maps, MAP_V4_ALLOW)?,
         filter: words(maps, MAP_V4_FILTER)?,
+        allowed: words(maps, MAP_V4_ALLOWED)?,
         lens: Some(words(maps, MAP_V4_LENS)?),
     })
 }
@@ -191,6 +201,7 @@ fn v6(maps: &mut Named) -> Result<FamilyMaps<16>> {
         prefix: kernel::<TriePrefix6>(maps, MAP_V6_PREFIX)?,
         allow: kernel::<Allow<16>>(maps, MAP_V6_ALLOW)?,
         filter: words(maps, MAP_V6_FILTER)?,
+        allowed: words(maps, MAP_V6_ALLOWED)?,
         lens: None,
     })
 }
@@ -226,9 +237,7 @@ impl FilterMaps {
         for m in &filter_common::ADDRESS_MAPS {
             self.addr.info(m).pin(&pins.map(m.name))?;
         }
-        let lens = self.addr.v4.lens.iter().map(|l| l.as_ref() as &dyn MapInfo);
-        let filters = [self.addr.v4.filter.as_ref(), self.addr.v6.filter.as_ref()];
-        for f in filters.into_iter().map(|f| f as &dyn MapInfo).chain(lens) {
+        for f in self.addr.v4.arrays().into_iter().chain(self.addr.v6.arrays()) {
             f.pin(&pins.map(f.name()))?;
         }
         // Last: the layout version it holds marks the pin set complete (see `version`).

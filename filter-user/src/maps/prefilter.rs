@@ -1,7 +1,9 @@
 //! The prefilters (filter-common's `TD_V4_FILTER`, `TD_V6_FILTER`): one bit per IPv4 /24, or per
 //! hash of an IPv6 /32, set when some entry may cover an address there. The kernel skips every
 //! lookup for an address whose bit is clear, so a miss costs one array load whatever the lists
-//! hold. And the IPv4 prefix lengths (`TD_V4_LENS`): per /16, which lengths its prefixes have,
+//! hold; the same for the allowlist (`TD_V4_ALLOWED`, `TD_V6_ALLOWED`), so that a listed
+//! address far from every allowlist entry is dropped without a trie lookup. And the IPv4 prefix
+//! lengths (`TD_V4_LENS`): per /16, which lengths its prefixes have,
 //! so that the kernel tries only those. Here: what a plan needs, the writes that move a map
 //! from one plan's content to another's, and the kernel arrays they go to. `sync` sets bits
 //! before the entries that need them are written, and clears them only after those entries are
@@ -86,6 +88,13 @@ pub fn bits_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
     bits
 }
 
+/// The allowlist prefilter bits of `tables`' allowlist.
+pub fn allowed_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
+    let mut bits = Dense::empty(FILTER_WORDS);
+    tables.allow.iter().for_each(|(len, addr)| cover(&mut bits, *len, addr));
+    bits
+}
+
 /// The prefix lengths per /16 of IPv4 `tables`.
 pub fn lens_of(tables: &Tables<4>) -> Dense<u32> {
     let mut lens = Dense::empty(LENS_SLOTS);
@@ -128,11 +137,14 @@ impl<V: Copy + Default + PartialEq + BitOr<Output = V>> Moves<V> {
     }
 }
 
-/// Every array's moves between two plans: IPv4 and IPv6 prefilters, IPv4 lengths.
+/// Every array's moves between two plans: prefilters and allowlist prefilters of both
+/// families, IPv4 lengths.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AllMoves {
     pub v4: Moves<u64>,
     pub v6: Moves<u64>,
+    pub allowed_v4: Moves<u64>,
+    pub allowed_v6: Moves<u64>,
     pub lens: Moves<u32>,
 }
 
@@ -141,6 +153,8 @@ pub fn moves(old: &Plan, new: &Plan) -> AllMoves {
     AllMoves {
         v4: Moves::between(&bits_of(&old.v4), &bits_of(&new.v4)),
         v6: Moves::between(&bits_of(&old.v6), &bits_of(&new.v6)),
+        allowed_v4: Moves::between(&allowed_of(&old.v4), &allowed_of(&new.v4)),
+        allowed_v6: Moves::between(&allowed_of(&old.v6), &allowed_of(&new.v6)),
         lens: Moves::between(&lens_of(&old.v4), &lens_of(&new.v4)),
     }
 }

@@ -65,6 +65,8 @@ fn move_with(maps: &mut AddressMaps, old: &Plan, new: &Plan, mode: WriteMode) ->
 fn put_arrays(maps: &mut AddressMaps, m: &prefilter::AllMoves, step: Step) -> Result<()> {
     put_slots(maps.v4.filter.as_mut(), m.v4.step(step))?;
     put_slots(maps.v6.filter.as_mut(), m.v6.step(step))?;
+    put_slots(maps.v4.allowed.as_mut(), m.allowed_v4.step(step))?;
+    put_slots(maps.v6.allowed.as_mut(), m.allowed_v6.step(step))?;
     match maps.v4.lens.as_mut() {
         Some(lens) => put_slots(lens.as_mut(), m.lens.step(step)),
         None => Ok(()),

@@ -105,7 +105,7 @@ fn memory_table<K>(name: &'static str, log: &Log) -> Memory<K> {
     Memory { name, items: BTreeMap::new(), log: log.clone() }
 }
 
-fn family<const N: usize>(tag: &'static [&'static str; 5], log: &Log) -> FamilyMaps<N> {
+fn family<const N: usize>(tag: &'static [&'static str; 6], log: &Log) -> FamilyMaps<N> {
     let lens: Box<dyn prefilter::Words<u32>> =
         Box::new(MemWords(tag[4], BTreeMap::new(), log.clone()));
     FamilyMaps {
@@ -113,6 +113,7 @@ fn family<const N: usize>(tag: &'static [&'static str; 5], log: &Log) -> FamilyM
         prefix: Box::new(memory_table::<PrefixKey<N>>(tag[1], log)),
         allow: Box::new(memory_table::<PrefixKey<N>>(tag[2], log)),
         filter: Box::new(MemWords(tag[3], BTreeMap::new(), log.clone())),
+        allowed: Box::new(MemWords(tag[5], BTreeMap::new(), log.clone())),
         lens: (N == 4).then_some(lens),
     }
 }
@@ -120,8 +121,8 @@ fn family<const N: usize>(tag: &'static [&'static str; 5], log: &Log) -> FamilyM
 fn memory() -> (AddressMaps, Log) {
     let log = Log::default();
     let maps = AddressMaps {
-        v4: family(&["e4", "p4", "a4", "f4", "l4"], &log),
-        v6: family(&["e6", "p6", "a6", "f6", "l6"], &log),
+        v4: family(&["e4", "p4", "a4", "f4", "l4", "w4"], &log),
+        v6: family(&["e6", "p6", "a6", "f6", "l6", "w6"], &log),
         settings: Box::new(MemSettings([0; 4], log.clone())),
     };
     (maps, log)
@@ -156,6 +157,7 @@ fn a_move_writes_everything_before_it_deletes_and_ends_at_the_new_plan() {
         [
             format!("flags {during}"),
             "put f6 1".into(),
+            "put w4 1".into(),
             "put a4 1".into(),
             "put e4 1".into(),
             "put e6 1".into(),
