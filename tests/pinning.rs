@@ -11,6 +11,7 @@ use integration_tests::{
 };
 use takedown::maps::{
     FilterMaps,
+    filter::MIN_CAPACITY,
     pins::Pins,
     version::{self, Pinned},
 };
@@ -213,9 +214,56 @@ fn pinned_maps_too_small_for_the_lists_grow_without_a_gap() {
     let mut first = run_args(&small, &pa);
     first.extend(["--max-entries", "2"]);
     let out = restart_under_stream(&topo, &place, &first, &run_args(&list, &pa), |_| {});
-    let why = "the pinned TD_V4_EXACT map holds at most 2 entries and the lists need 3";
+    let why =
+        "the pinned TD_V4_EXACT map holds at most 2 entries and the move to the lists needs 3";
     assert!(out.contains(&format!("{why}: moved to new maps (3 entries)")), "{out}");
     let maps = FilterMaps::open(&Pins::new(place.pin_dir())).unwrap();
-    assert_eq!(maps.capacities().unwrap().0[0], 1 << 20, "sized anew for the plan");
+    assert_eq!(maps.capacities().unwrap().0[0], MIN_CAPACITY, "sized anew for the plan");
     assert_eq!(maps.plan().unwrap().v4.exact.len(), 3);
+}
+
+#[kernel_test]
+fn a_refresh_that_outgrows_the_maps_moves_to_larger_ones_without_a_gap() {
+    let place = PinPlace::new("outgrow");
+    let pa = place.args();
+    let dir = TempDir::new("pin-outgrow");
+    let list = dir.file("list.txt", "192.0.2.66\n203.0.113.7\n");
+    let topo = Topology::new("pw").unwrap();
+    let run = Running::start(&topo.gateway, &run_args(&list, &pa)).unwrap();
+    let before = prog_id(&topo, Addrs::GATEWAY_IF).expect("program attached");
+    let (every, limit) = (Duration::from_millis(2), Duration::from_secs(60));
+    let (client, server) = (Addrs::ip(Addrs::CLIENT_V4), Addrs::ip(Addrs::SERVER_V4));
+    let listed = Addrs::ip(Addrs::LISTED_SRC_V4);
+    let listed = Stream::start(&topo.client, listed, &topo.internet, server, every, limit).unwrap();
+    let control =
+        Stream::start(&topo.client, client, &topo.internet, server, every, limit).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // More addresses than the maps were sized for (at least MIN_CAPACITY).
+    let n = MIN_CAPACITY + 4_000;
+    let many: String =
+        (0..n).map(|i| format!("{}\n", std::net::Ipv4Addr::from(0x1e00_0000 + i))).collect();
+    dir.file("list.txt", &format!("192.0.2.66\n{many}"));
+    let out = cli(&topo, &["refresh"], &pa);
+    assert!(out.status.success(), "{}", text(&out));
+    std::thread::sleep(Duration::from_millis(300));
+    let ((sent, got), (csent, cgot)) = (listed.stop(), control.stop());
+    assert!(sent > 200, "the listed stream ran ({sent} sent)");
+    assert_eq!(got, 0, "listed packets got through while the filter moved to larger maps");
+    assert!(cgot > csent / 2, "ordinary traffic flowed: {cgot} of {csent}");
+    // During the move the map holds the old entries and the new ones: 2 + n.
+    let why = format!(
+        "map holds at most {MIN_CAPACITY} entries and the move to the lists needs {}",
+        n + 2
+    );
+    assert!(run.stderr().contains(&format!("{why}: moved to new maps")), "{}", run.stderr());
+    assert_ne!(prog_id(&topo, Addrs::GATEWAY_IF), Some(before), "the program was replaced");
+    let maps = FilterMaps::open(&Pins::new(place.pin_dir())).unwrap();
+    assert_eq!(maps.plan().unwrap().v4.exact.len(), n as usize + 1);
+    // The daemon goes on with the new maps: a change is applied to them.
+    dir.file("list.txt", &format!("192.0.2.66\n203.0.113.7\n{many}"));
+    let out = cli(&topo, &["refresh"], &pa);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(run.stderr().contains("refresh applied: 1 written, 0 deleted"), "{}", run.stderr());
+    assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0, "enforced");
+    run.stop().unwrap();
 }

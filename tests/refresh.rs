@@ -69,9 +69,14 @@ fn a_hundred_refreshes_let_no_listed_packet_through() {
 }
 
 fn big_list(first_octet: u8, n: u32) -> String {
-    let mut s = String::with_capacity(n as usize * 14);
+    addresses(first_octet, 0..n)
+}
+
+/// The addresses `first_octet`.0.0.0 + i for i in `range`, then the listed source 192.0.2.66.
+fn addresses(first_octet: u8, range: std::ops::Range<u32>) -> String {
+    let mut s = String::with_capacity(range.len() * 14);
     let base = u32::from(std::net::Ipv4Addr::new(first_octet, 0, 0, 0));
-    for i in 0..n {
+    for i in range {
         s.push_str(&std::net::Ipv4Addr::from(base + i).to_string());
         s.push('\n');
     }
@@ -93,7 +98,10 @@ fn a_daemon_killed_while_applying_a_large_diff_leaves_a_working_filter() {
     let dir = TempDir::new("refresh-crash");
     let list = dir.file("feed.txt", &big_list(20, 200_000));
     let daemon = start(&topo, &place, &list);
-    dir.file("feed.txt", &big_list(30, 200_000));
+    // 40,000 addresses go, 40,000 come: the maps (sized a quarter above 200,001) hold both
+    // for the move, which happens in place.
+    let next = addresses(20, 40_000..200_000) + &addresses(30, 0..40_000);
+    dir.file("feed.txt", &next);
     // Ask for the refresh without waiting, and kill the daemon while it applies it.
     let mut args: Vec<String> = vec!["refresh".into()];
     args.extend(place.args());
@@ -108,7 +116,7 @@ fn a_daemon_killed_while_applying_a_large_diff_leaves_a_working_filter() {
     // Inserts come first: once the last new address is in, deletions are under way. Kill then.
     let pins = takedown::maps::pins::Pins::new(place.pin_dir());
     let maps = takedown::maps::FilterMaps::open(&pins).unwrap();
-    let last_new = [30, 3, 13, 63]; // 30.0.0.0 + 199,999
+    let last_new = [30, 0, 156, 63]; // 30.0.0.0 + 39,999
     let end = Instant::now() + Duration::from_secs(60);
     while maps.addr.v4.exact.get(&last_new).unwrap().is_none() && Instant::now() < end {
         std::thread::sleep(Duration::from_micros(200));
@@ -130,6 +138,8 @@ fn a_daemon_killed_while_applying_a_large_diff_leaves_a_working_filter() {
     assert!(new.contains("blocked"), "{new}");
     let (_, old) = cli(&topo, &place, &["lookup", "20.0.1.2"]);
     assert!(old.contains("not listed"), "{old}");
+    let (_, kept) = cli(&topo, &place, &["lookup", "20.2.0.0"]);
+    assert!(kept.contains("blocked"), "{kept}");
     daemon.stop().unwrap();
 }
 

@@ -48,6 +48,21 @@ use crate::{
     },
 };
 
+/// Gives each interface its counter slot and attaches `filter` to it (replacing the program of
+/// a pinned link).
+fn attach_to(
+    filter: &mut Filter,
+    ifaces: &[String],
+    mode: maps::filter::Mode,
+) -> Result<Vec<(String, Attached)>> {
+    let mut out = Vec::new();
+    for (i, iface) in ifaces.iter().enumerate() {
+        filter.set_interface_slot(iface, i as u32 + 1)?;
+        out.push((iface.clone(), filter.attach(iface, mode)?));
+    }
+    Ok(out)
+}
+
 /// Where the daemon keeps things, and how big its maps may be.
 pub struct Settings {
     pub config: Config,
@@ -70,6 +85,8 @@ pub struct Daemon {
     interfaces: Vec<InterfaceStatus>,
     started: u64,
     hosts: hosts::HostTable,
+    /// Bumped each time the filter moves to new maps (its event ring buffer is a new one).
+    generation: u64,
 }
 
 impl Daemon {
@@ -103,6 +120,7 @@ impl Daemon {
             interfaces: vec![],
             started: now(),
             hosts,
+            generation: 0,
         };
         for i in 0..d.slots.len() {
             d.load_slot(i, true).await.map_err(|e| {
@@ -154,14 +172,10 @@ impl Daemon {
     /// Attaches to every configured interface; unpins interfaces no longer configured.
     pub fn attach(&mut self) -> Result<Vec<(String, Attached)>> {
         let ifaces = self.settings.config.interfaces.clone();
-        let mode = self.settings.config.mode.into();
         let filter = self.filter.as_mut().context("the filter is not loaded")?;
-        let mut out = Vec::new();
-        for (i, iface) in ifaces.iter().enumerate() {
-            filter.set_interface_slot(iface, i as u32 + 1)?;
-            let got = filter.attach(iface, mode)?;
+        let out = attach_to(filter, &ifaces, self.settings.config.mode.into())?;
+        for (iface, got) in &out {
             self.interfaces.push(InterfaceStatus { name: iface.clone(), mode: got.to_string() });
-            out.push((iface.clone(), got));
         }
         if let Some(p) = &self.settings.pins {
             for iface in p.linked_interfaces().into_iter().filter(|i| !ifaces.contains(i)) {
@@ -189,15 +203,16 @@ impl Daemon {
 
     /// Moves the maps to the current plan. On failure the maps keep at least the old entries
     /// (nothing is deleted before every write is done), and what they hold is read back, so
-    /// that the next reconcile starts from the truth.
+    /// that the next reconcile starts from the truth. A plan the maps cannot hold moves the
+    /// filter to larger maps (pinned filters only).
     pub fn reconcile(&mut self) -> Result<Changes> {
         let plan = self.plan();
         let filter = self.filter.as_mut().context("the filter is not loaded")?;
-        if let Some((name, cap, n)) = filter.maps().capacities()?.overflow(&plan) {
-            anyhow::bail!(
-                "the {name} map holds at most {cap} entries and the lists need {n}: restart \
-                 takedown (`takedown stop`, then `takedown run`) to move to larger maps"
+        if let Some((name, cap, n)) = filter.maps().capacities()?.overflow(&self.applied, &plan) {
+            let why = format!(
+                "the {name} map holds at most {cap} entries and the move to the lists needs {n}"
             );
+            return self.grow(plan, why);
         }
         match sync::apply(&mut filter.maps_mut().addr, &self.applied, &plan) {
             Ok(ch) => {
@@ -212,6 +227,31 @@ impl Daemon {
                 Err(e)
             }
         }
+    }
+
+    /// Moves the filter to new maps holding `plan`, without a gap: filled, pinned over the old
+    /// ones, then the program is replaced through each pinned link.
+    fn grow(&mut self, plan: Plan, why: String) -> Result<Changes> {
+        let Some(pins) = self.settings.pins.clone() else {
+            anyhow::bail!("{why}: restart takedown to size the maps anew (it runs --ephemeral)");
+        };
+        let mut filter = maps::grow(&pins, &plan, self.settings.max_entries)?;
+        let r = &self.settings.config.report;
+        filter.maps_mut().set_event_rate(r.event_rate, r.event_burst)?;
+        let ifaces = self.settings.config.interfaces.clone();
+        attach_to(&mut filter, &ifaces, self.settings.config.mode.into())?;
+        log::warn!("{why}: moved to new maps ({} entries)", plan.len());
+        self.filter = Some(filter);
+        self.generation += 1;
+        let written = plan.len();
+        self.applied = plan;
+        self.write_status();
+        Ok(Changes { written, deleted: 0 })
+    }
+
+    /// Bumped each time the filter moves to new maps.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Re-reads the manual list from disk and applies it.

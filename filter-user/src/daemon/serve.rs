@@ -42,12 +42,14 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
     let control = control_listener(d)?;
     let mut dns = resolver.map(|r| r.spawn(d.domain_names()));
     let mut events = event_reader(d)?;
+    let mut generation = d.generation();
     let period = Duration::from_secs(opts.interval.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let mut save = tokio::time::interval(Duration::from_secs(2));
     let metrics = opts.metrics;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     loop {
+        renew_events(d, &mut events, &mut generation)?;
         let next = d.next_refresh();
         let sleep_to = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
@@ -110,6 +112,14 @@ fn control_listener(d: &Daemon) -> Result<Option<UnixListener>> {
         .with_context(|| format!("cannot listen on {}", path.display()))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     Ok(Some(l))
+}
+
+/// After the filter moved to new maps, reads their event ring buffer instead.
+fn renew_events(d: &mut Daemon, events: &mut Option<Events>, generation: &mut u64) -> Result<()> {
+    if d.generation() != *generation {
+        (*events, *generation) = (event_reader(d)?, d.generation());
+    }
+    Ok(())
 }
 
 fn event_reader(d: &mut Daemon) -> Result<Option<Events>> {

@@ -23,12 +23,14 @@ use crate::plan::Plan;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Capacities(pub [u32; ADDRESS_MAPS.len()]);
 
-/// Smallest size of any address map. Maps are not preallocated, so headroom costs no memory:
-/// it lets a running filter grow through refreshes without being rebuilt.
-pub const MIN_CAPACITY: u32 = 1 << 20;
+/// Smallest size of any address map. Maps are not preallocated, but a hash map's bucket array
+/// is (16 bytes a slot): headroom is kept modest, and a plan that outgrows the maps moves to
+/// larger ones (see `start::grow`).
+pub const MIN_CAPACITY: u32 = 1 << 16;
 
 impl Capacities {
-    /// Sizes for `plan`: twice what it needs (at least [`MIN_CAPACITY`]), each at most `max`.
+    /// Sizes for `plan`: a quarter more than it needs (at least [`MIN_CAPACITY`]), each at most
+    /// `max`.
     /// Fails, naming the map, when the plan needs more than `max` entries in one map.
     pub fn for_plan(plan: &Plan, max: u32) -> Result<Self> {
         let mut caps = Self::default();
@@ -41,17 +43,20 @@ impl Capacities {
                     m.name
                 );
             }
-            *cap = (2 * n).max(MIN_CAPACITY as usize).min(max as usize) as u32;
+            *cap = (n + n / 4).max(MIN_CAPACITY as usize).min(max as usize) as u32;
         }
         Ok(caps)
     }
 
-    /// The first address map that `plan` does not fit, with its capacity and the plan's need.
-    pub fn overflow(&self, plan: &Plan) -> Option<(&'static str, u32, usize)> {
+    /// The first address map that moving from `old` (what the maps hold) to `new` overflows,
+    /// with its capacity and the entries it would hold at the peak of the move (new entries
+    /// are written before gone ones are deleted).
+    pub fn overflow(&self, old: &Plan, new: &Plan) -> Option<(&'static str, u32, usize)> {
+        let diff = crate::plan::diff::Diff::between(old, new);
         self.0
             .iter()
             .zip(&ADDRESS_MAPS)
-            .map(|(cap, m)| (m.name, *cap, plan.count(m)))
+            .map(|(cap, m)| (m.name, *cap, old.count(m) + diff.inserts(m)))
             .find(|(_, cap, n)| *n > *cap as usize)
     }
 }

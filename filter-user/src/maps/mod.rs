@@ -34,7 +34,7 @@ use ipnet::IpNet;
 
 use self::table::{Allow, Exact, HashPrefix4, Kernel, TriePrefix6};
 pub use self::{
-    start::{Start, start},
+    start::{Start, grow, start},
     table::{MapInfo, Table, WriteMode},
 };
 use crate::plan::{Meta, Plan, PrefixKey, Tables, net};

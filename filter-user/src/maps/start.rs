@@ -42,17 +42,25 @@ pub fn start(pins: Option<&Pins>, plan: &Plan, max: u32) -> Result<(Filter, Star
         )),
         Pinned::Current => {
             let filter = Filter::adopt(&Capacities::for_plan(plan, max)?, pins)?;
-            match filter.maps().capacities()?.overflow(plan) {
-                None => return adopt(filter, plan),
+            let held = filter.maps().plan()?;
+            match filter.maps().capacities()?.overflow(&held, plan) {
+                None => return adopt(filter, held, plan),
                 Some((name, cap, n)) => Some(format!(
-                    "the pinned {name} map holds at most {cap} entries and the lists need {n}"
+                    "the pinned {name} map holds at most {cap} entries and the move to the \
+                     lists needs {n}"
                 )),
             }
         }
     };
-    let filter = Filter::load_pinned(&Capacities::for_plan(plan, max)?, pins, |m| fill(m, plan))?;
+    let filter = grow(pins, plan, max)?;
     let start = why.map_or(Start::Fresh, |why| Start::Migrated { why });
     Ok((filter, start, fresh))
+}
+
+/// Loads the program with new maps sized for `plan`, filled, then pinned at `pins` over what
+/// is pinned there (attaching then replaces the program through the pinned links).
+pub fn grow(pins: &Pins, plan: &Plan, max: u32) -> Result<Filter> {
+    Filter::load_pinned(&Capacities::for_plan(plan, max)?, pins, |m| fill(m, plan))
 }
 
 fn fill(maps: &mut super::FilterMaps, plan: &Plan) -> Result<()> {
@@ -60,8 +68,7 @@ fn fill(maps: &mut super::FilterMaps, plan: &Plan) -> Result<()> {
     maps.set_layout()
 }
 
-fn adopt(mut filter: Filter, plan: &Plan) -> Result<(Filter, Start, Changes)> {
-    let held = filter.maps().plan()?;
+fn adopt(mut filter: Filter, held: Plan, plan: &Plan) -> Result<(Filter, Start, Changes)> {
     let changes = sync::apply(&mut filter.maps_mut().addr, &held, plan)?;
     Ok((filter, Start::Adopted { held: held.len() }, changes))
 }

@@ -3,7 +3,10 @@
 //! `CFG_*` flags to hold while moving and after. Pure: `maps::sync` applies a diff in the order
 //! the design promises (flags of both plans, every write, every delete, flags of the new plan).
 
-use filter_common::{CFG_V4_ALLOW, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES};
+use filter_common::{
+    AddressMap, CFG_V4_ALLOW, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, Family as Fam,
+    MapKind,
+};
 
 use super::{Meta, Plan, PrefixKey, Tables};
 
@@ -68,9 +71,28 @@ impl Diff {
     pub fn deletes(&self) -> usize {
         self.v4.deletes() + self.v6.deletes()
     }
+
+    /// New keys (not updates) the move writes into address map `m`.
+    pub fn inserts(&self, m: &AddressMap) -> usize {
+        match m.family {
+            Fam::V4 => self.v4.inserts(m.kind),
+            Fam::V6 => self.v6.inserts(m.kind),
+        }
+    }
 }
 
 impl<const N: usize> FamilyDiff<N> {
+    fn inserts(&self, kind: MapKind) -> usize {
+        fn new<K>(d: &Delta<K>) -> usize {
+            d.write.iter().filter(|w| !w.held).count()
+        }
+        match kind {
+            MapKind::Exact => new(&self.exact),
+            MapKind::Prefix => new(&self.prefix),
+            MapKind::Allow => new(&self.allow),
+        }
+    }
+
     fn writes(&self) -> usize {
         self.exact.write.len() + self.prefix.write.len() + self.allow.write.len()
     }
@@ -192,5 +214,16 @@ mod tests {
         assert_eq!(d.flags_during, CFG_V4_PREFIXES | CFG_V6_ALLOW);
         assert_eq!(d.flags_after, CFG_V6_ALLOW);
         assert_eq!((d.writes(), d.deletes()), (1, 1));
+    }
+
+    #[test]
+    fn inserts_count_new_keys_only() {
+        let mut old = Plan::default();
+        old.v4.exact = vec![([192, 0, 2, 1], m(3, 1)), ([192, 0, 2, 2], m(3, 1))];
+        let mut new = Plan::default();
+        new.v4.exact = vec![([192, 0, 2, 2], m(1, 1)), ([192, 0, 2, 3], m(3, 1))];
+        let d = Diff::between(&old, &new);
+        let exact = &filter_common::ADDRESS_MAPS[0];
+        assert_eq!((d.inserts(exact), d.writes()), (1, 2), "one new key, one update");
     }
 }
