@@ -140,6 +140,17 @@ fn a_new_daemon_reconciles_the_pinned_maps_with_changed_lists() {
     let out = cli(&topo, &run_args(&list, &[]), &pa);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("a takedown daemon is already running"), "{}", text(&out));
+    // Nor is one with a state directory of its own on the same pins: it would adopt them and
+    // delete the first daemon's entries.
+    let other_state = TempDir::new("pin-reconcile-other");
+    let pin_dir = place.pin_dir();
+    let mut args = run_args(&list, &[]);
+    args.extend(["--pin-dir", pin_dir.as_str(), "--state-dir", other_state.0.to_str().unwrap()]);
+    let out = run_cli(Some(&topo.gateway), &args);
+    assert_eq!(out.status.code(), Some(1));
+    let sentence = format!("another takedown daemon uses the pin directory {}", place.pin_dir());
+    assert!(text(&out).contains(&sentence), "{}", text(&out));
+    assert_eq!(ping(&topo.client, None, Addrs::SERVER_V4, 2).unwrap(), 0, "still enforced");
     run.stop().unwrap();
 }
 

@@ -8,7 +8,10 @@
 
 use std::{
     fs,
-    os::unix::fs::{DirBuilderExt, PermissionsExt},
+    os::{
+        fd::AsRawFd,
+        unix::fs::{DirBuilderExt, PermissionsExt},
+    },
     path::{Path, PathBuf},
 };
 
@@ -93,6 +96,22 @@ impl Pins {
     pub fn unpin_link(&self, iface: &str) -> Result<()> {
         let path = self.link(iface);
         fs::remove_file(&path).with_context(|| format!("cannot unpin {}", path.display()))
+    }
+
+    /// Locks the pin directory for one daemon (the lock dies with the process); fails in one
+    /// sentence when another daemon holds it, whatever its state directory.
+    pub fn lock(&self) -> Result<fs::File> {
+        self.prepare()?;
+        let dir = fs::File::open(&self.dir)
+            .with_context(|| format!("cannot open {}", self.dir.display()))?;
+        // SAFETY: flock on a descriptor we own; released when it closes.
+        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            bail!(
+                "another takedown daemon uses the pin directory {}: stop it first, or give this one its own --pin-dir",
+                self.dir.display()
+            );
+        }
+        Ok(dir)
     }
 
     /// Opens every pinned map.
