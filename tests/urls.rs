@@ -164,3 +164,31 @@ fn failed_downloads_are_retried_and_https_certificates_are_verified() {
     assert!(err.contains("list tls (https://127.0.0.1:") && err.contains("fetch failed"), "{err}");
     assert!(err.to_lowercase().contains("certificate"), "the failure names the certificate: {err}");
 }
+
+#[kernel_test]
+fn a_failing_source_at_start_does_not_keep_the_good_ones_from_enforcing() {
+    let topo = Topology::new("ub").unwrap();
+    let dir = TempDir::new("urls-bad");
+    let good = dir.file("good.txt", "198.51.100.7\n");
+    // Nothing listens on port 9 of the namespace's loopback: the fetch fails at once, and
+    // there is no cached copy.
+    let config = dir.file(
+        "takedown.toml",
+        &format!(
+            "interfaces = [\"{}\"]\n[guards]\nblock_own = true\n\
+             [[list]]\nname = \"good\"\nfile = \"{good}\"\n\
+             [[list]]\nname = \"feed\"\nurl = \"http://127.0.0.1:9/feed.txt\"\ntimeout = 1\nattempts = 1\n",
+            Addrs::GATEWAY_IF
+        ),
+    );
+    let ctx = Ctx { topo, place: PinPlace::new("urls-bad"), config };
+    let daemon = ctx.start();
+    assert!(ctx.blocked("198.51.100.7"), "the good list is enforced");
+    let (_, status) = ctx.cli(&["status"]);
+    assert!(
+        status.contains("list feed: 0 in the maps; last refresh FAILED (fetch failed"),
+        "{status}"
+    );
+    assert!(daemon.stderr().contains("starting without it"), "{}", daemon.stderr());
+    daemon.stop().unwrap();
+}

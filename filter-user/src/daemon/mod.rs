@@ -90,8 +90,9 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Reads the allowlist, own addresses, manual list and every list (failing on a list that
-    /// cannot be loaded at all, with no cached copy either). Touches no map.
+    /// Reads the allowlist, own addresses, manual list and every list. A list that cannot be
+    /// loaded at all (no cached copy either) is reported and retried, and the others start;
+    /// only when no list loads does it fail. Touches no map.
     pub async fn new(settings: Settings) -> Result<Self> {
         let cfg = &settings.config;
         let specs = cfg.specs()?;
@@ -122,11 +123,18 @@ impl Daemon {
             hosts,
             generation: 0,
         };
+        let mut failures = Vec::new();
         for i in 0..d.slots.len() {
-            d.load_slot(i, true).await.map_err(|e| {
+            if let Err(e) = d.load_slot(i, true).await {
                 let s = &d.slots[i].cfg;
-                anyhow::anyhow!("list {} ({}): {e}", s.name, s.source())
-            })?;
+                failures.push(format!("list {} ({}): {e}", s.name, s.source()));
+            }
+        }
+        if failures.len() == d.slots.len() {
+            anyhow::bail!("no list could be loaded: {}", failures.join("; "));
+        }
+        for f in &failures {
+            log::error!("{f}; starting without it, retried every minute until it loads");
         }
         Ok(d)
     }

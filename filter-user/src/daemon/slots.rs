@@ -16,6 +16,9 @@ use super::{
 };
 use crate::plan::{guards, pipeline::ListSpec};
 
+/// Seconds between two tries of a list that never loaded.
+const RETRY: u64 = 60;
+
 /// One configured list and its last good content.
 pub struct Slot {
     pub cfg: ListConfig,
@@ -71,8 +74,13 @@ impl Slot {
     fn record(&mut self, result: &Result<String, String>, took: Duration, at_start: bool) {
         self.last_duration = took.as_secs_f64();
         self.status.last_attempt = Some(now());
-        self.next =
-            (self.cfg.refresh > 0).then(|| Instant::now() + Duration::from_secs(self.cfg.refresh));
+        // A list that never loaded is retried within a minute, whatever its interval.
+        let every = match (result, &self.report, self.cfg.refresh) {
+            (Err(_), None, r) => Some(if r > 0 { r.min(RETRY) } else { RETRY }),
+            (_, _, 0) => None,
+            (_, _, r) => Some(r),
+        };
+        self.next = every.map(|s| Instant::now() + Duration::from_secs(s));
         self.status.ok = result.is_ok();
         match result {
             Ok(message) => {
