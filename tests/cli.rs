@@ -118,3 +118,41 @@ fn failed_attach_leaves_nothing_attached() {
     assert!(!xdp_attached(&topo.gateway, Addrs::GATEWAY_IF), "veth still has XDP");
     assert!(!xdp_attached(&topo.gateway, "lo"));
 }
+
+#[kernel_test]
+fn commands_on_the_running_filter_say_they_need_root() {
+    // A real unprivileged user (nobody), on a state directory only root may read.
+    let state = TempDir::new("cli-nonroot");
+    std::fs::write(state.0.join("hosts.json"), "{}").unwrap();
+    std::fs::set_permissions(&state.0, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    std::fs::set_permissions(
+        state.0.join("hosts.json"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let bin = integration_tests::process::takedown_bin();
+    let ns = NetNs::new("cn").unwrap();
+    let places = ["--state-dir", state.0.to_str().unwrap(), "--pin-dir", "/tmp/td-no-pins"];
+    for (cmd, want) in [
+        (vec!["status"], "takedown status needs root"),
+        (vec!["list"], "takedown list needs root"),
+        (vec!["lookup", "192.0.2.1"], "takedown lookup needs root"),
+        (vec!["stats"], "takedown stats needs root"),
+        (vec!["top"], "takedown top needs root"),
+        (vec!["hosts"], "takedown hosts needs root"),
+        (vec!["stop"], "takedown stop needs root"),
+    ] {
+        let out = ns
+            .command("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(["--bounding-set=-all", "--inh-caps=-all"])
+            .arg(&bin)
+            .args(&cmd)
+            .args(places)
+            .output()
+            .expect("setpriv");
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{cmd:?}: {}", stderr(&out));
+    }
+}

@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use serde_json::json;
 use takedown::{
     daemon::status::Status,
-    maps::{FilterMaps, counters, lookup},
+    maps::{counters, lookup},
     plan::Meta,
 };
 
@@ -53,7 +53,7 @@ pub fn status(places: &Places) -> Status {
 }
 
 pub fn lookup(args: LookupArgs) -> Result<()> {
-    let maps = FilterMaps::open(&args.places.pins())?;
+    let maps = args.places.maps("takedown lookup")?;
     let st = status(&args.places);
     let found = lookup::lookup(&maps, args.addr)?;
     let tags = st.domains.get(&args.addr.to_string()).cloned().unwrap_or_default();
@@ -91,7 +91,7 @@ pub fn lookup(args: LookupArgs) -> Result<()> {
 }
 
 pub fn list(args: ListArgs) -> Result<()> {
-    let maps = FilterMaps::open(&args.places.pins())?;
+    let maps = args.places.maps("takedown list")?;
     let st = status(&args.places);
     let plan = maps.plan()?;
     let bit = match args.list.as_deref() {
@@ -117,7 +117,7 @@ pub fn list(args: ListArgs) -> Result<()> {
 }
 
 pub fn stats(args: StatsArgs) -> Result<()> {
-    let maps = FilterMaps::open(&args.places.pins())?;
+    let maps = args.places.maps("takedown stats")?;
     let counters_map = maps.map(MAP_COUNTERS)?;
     let first = counters::read_map(counters_map)?;
     std::thread::sleep(Duration::from_secs_f64(args.interval.max(0.1)));

@@ -44,6 +44,7 @@ fn stop_daemon(state: &StateDir) -> Result<Option<i32>> {
 }
 
 pub fn stop(args: StopArgs) -> Result<()> {
+    takedown::maps::privileges::require_bpf_admin("takedown stop")?;
     let ifaces = args.places.pins().linked_interfaces().join(", ");
     match stop_daemon(&args.places.state())? {
         Some(pid) => {

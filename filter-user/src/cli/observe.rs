@@ -6,11 +6,8 @@ use anyhow::{Result, bail};
 use clap::Args;
 use serde_json::json;
 use takedown::{
-    daemon::{
-        hosts::HostTable,
-        status::{Status, now},
-    },
-    maps::{EntryHits, FilterMaps},
+    daemon::status::{Status, now},
+    maps::EntryHits,
 };
 
 use super::places::Places;
@@ -64,7 +61,7 @@ fn set(items: &std::collections::BTreeSet<String>, sep: &str) -> String {
 }
 
 pub fn hosts(args: HostsArgs) -> Result<()> {
-    let table = HostTable::load(&args.places.state().hosts_file(), usize::MAX);
+    let table = args.places.hosts()?;
     let since = args.since.map_or(0, |p| now().saturating_sub(p));
     let hosts = table.recent(since);
     if args.json {
@@ -118,7 +115,7 @@ fn monotonic_ns() -> u64 {
 }
 
 pub fn top(args: TopArgs) -> Result<()> {
-    let maps = FilterMaps::open(&args.places.pins())?;
+    let maps = args.places.maps("takedown top")?;
     let st = Status::read(&args.places.state().status_file()).unwrap_or_default();
     let bit = match args.list.as_deref() {
         None => None,

@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use takedown::{daemon::state::StateDir, maps::pins::Pins};
+use takedown::{
+    daemon::{hosts::HostTable, state::StateDir},
+    maps::{FilterMaps, pins::Pins, privileges},
+};
 
 #[derive(Args, Debug, Clone)]
 pub struct Places {
@@ -17,6 +20,23 @@ pub struct Places {
 }
 
 impl Places {
+    /// The pinned filter's maps, for command `what` (one sentence when it lacks privileges).
+    pub fn maps(&self, what: &str) -> anyhow::Result<FilterMaps> {
+        privileges::require_bpf_reader(what)?;
+        FilterMaps::open(&self.pins())
+    }
+
+    /// The infected-host table (one sentence when the state directory cannot be read).
+    pub fn hosts(&self) -> anyhow::Result<HostTable> {
+        let path = self.state().hosts_file();
+        if let Err(e) = std::fs::File::open(&path)
+            && e.kind() == std::io::ErrorKind::PermissionDenied
+        {
+            anyhow::bail!("takedown hosts needs root: {} is readable by root only", path.display());
+        }
+        Ok(HostTable::load(&path, usize::MAX))
+    }
+
     pub fn pins(&self) -> Pins {
         Pins::new(&self.pin_dir)
     }

@@ -9,7 +9,6 @@ use takedown::{
         manual::{self, MANUAL_BIT},
         status::{Status, now},
     },
-    maps::FilterMaps,
     plan::Plan,
 };
 
@@ -38,7 +37,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
     let seen = Seen {
         daemon: state.daemon_pid(),
         st: inspect::status(&args.places),
-        plan: FilterMaps::open(&pins)?.plan()?,
+        plan: args.places.maps("takedown status")?.plan()?,
         interfaces: pins.linked_interfaces(),
         manual_entries: manual::load(&state.manual())?.len(),
     };

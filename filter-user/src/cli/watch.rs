@@ -53,7 +53,7 @@ const HISTORY: usize = 60;
 const TOP_EVERY: u32 = 5;
 
 pub fn run(args: WatchArgs) -> Result<()> {
-    let maps = FilterMaps::open(&args.places.pins())?;
+    let maps = args.places.maps("takedown watch")?;
     let mut terminal = ratatui::init();
     let result = watch(&mut terminal, &maps, &args.places);
     ratatui::restore();

@@ -13,6 +13,15 @@ fn effective_caps() -> Option<u64> {
     u64::from_str_radix(hex.trim(), 16).ok()
 }
 
+/// Fails with one sentence unless the process may read BPF maps: CAP_BPF (or CAP_SYS_ADMIN).
+pub fn require_bpf_reader(what: &str) -> Result<()> {
+    let caps = effective_caps().unwrap_or(0);
+    if caps & (1u64 << CAP_BPF | 1u64 << CAP_SYS_ADMIN) == 0 {
+        bail!("{what} needs root (CAP_BPF) to read the filter; run it as root or with sudo");
+    }
+    Ok(())
+}
+
 /// Fails with one sentence unless the process has CAP_NET_ADMIN and CAP_BPF (or CAP_SYS_ADMIN).
 pub fn require_bpf_admin(what: &str) -> Result<()> {
     let caps = effective_caps().unwrap_or(0);
