@@ -31,7 +31,8 @@ impl ManualEntry {
     }
 }
 
-/// Reads the manual list (none when the file does not exist).
+/// Reads the manual list (none when the file does not exist); a line that is not an entry is
+/// logged and skipped.
 pub fn load(path: &Path) -> Result<Vec<ManualEntry>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -43,9 +44,12 @@ pub fn load(path: &Path) -> Result<Vec<ManualEntry>> {
         let (data, comment) = line.split_once('#').unwrap_or((line, ""));
         let mut fields = data.split_whitespace();
         let Some(net) = fields.next() else { continue };
-        let net: IpNet = net
-            .parse()
-            .with_context(|| format!("{}:{}: not a network: {net:?}", path.display(), i + 1))?;
+        // A bad line is reported and skipped, like in any list: the rest is enforced.
+        let Ok(net) = net.parse::<IpNet>() else {
+            let shown: String = net.chars().take(60).collect();
+            log::warn!("{}:{}: skipped: not a network: {shown:?}", path.display(), i + 1);
+            continue;
+        };
         let direction = match fields.next() {
             Some("src") => Direction::Src,
             Some("dst") => Direction::Dst,
@@ -111,6 +115,18 @@ mod tests {
         assert_eq!(back.len(), 2);
         assert!(remove(&mut entries, &"2001:db8::/48".parse().unwrap()));
         assert!(!remove(&mut entries, &"2001:db8::/48".parse().unwrap()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_bad_line_is_skipped_and_the_rest_loads() {
+        let dir = std::env::temp_dir().join(format!("td-manual-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("manual.txt");
+        std::fs::write(&path, "junk\n203.0.113.7/32 both # ok\n\u{1}\u{2}\n").unwrap();
+        let back = load(&path).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].net, "203.0.113.7/32".parse::<IpNet>().unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -140,6 +140,8 @@ impl ParsedList {
 
 /// Parses a list text.
 pub fn parse_text(path: &Path, text: &str, opts: &ListOptions) -> Result<ParsedList> {
+    // A UTF-8 byte order mark is no part of the first entry, whatever the format.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let format = match opts.format {
         Some(f) => f,
         None => detect::detect(text, opts.column.is_some()),

@@ -286,3 +286,14 @@ proptest! {
         prop_assert!(l.skipped.is_empty());
     }
 }
+
+#[test]
+fn a_byte_order_mark_is_no_part_of_the_first_entry() {
+    let opts = ListOptions::default();
+    let plain =
+        parse_text(Path::new("bom.txt"), "\u{feff}203.0.113.7\n198.51.100.7\n", &opts).unwrap();
+    assert_eq!(plain.entries.len(), 2, "{:?}", plain.skipped);
+    let json = "\u{feff}{\"new\":[{\"scope\":\"Ip\",\"value\":\"203.0.113.7\"}],\"deleted\":[]}";
+    let crowdsec = parse_text(Path::new("bom.json"), json, &opts).unwrap();
+    assert_eq!(crowdsec.entries.len(), 1, "{:?}", crowdsec.skipped);
+}
