@@ -278,3 +278,38 @@ fn a_refresh_that_outgrows_the_maps_moves_to_larger_ones_without_a_gap() {
     assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0, "enforced");
     run.stop().unwrap();
 }
+
+#[kernel_test]
+fn pins_removed_under_a_running_daemon_are_pinned_again_and_enforcement_never_stops() {
+    let place = PinPlace::new("unpinned");
+    let pa = place.args();
+    let dir = TempDir::new("pin-unpinned");
+    let list = dir.file("list.txt", "203.0.113.7\n");
+    let topo = Topology::new("pu").unwrap();
+    let run = Running::start(&topo.gateway, &run_args(&list, &pa)).unwrap();
+    let pins = Pins::new(place.pin_dir());
+    // Someone empties the pin directory.
+    for sub in ["links", "maps"] {
+        for f in std::fs::read_dir(std::path::Path::new(&place.pin_dir()).join(sub)).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+    }
+    assert!(!pins.has_maps() && pins.linked_interfaces().is_empty());
+    assert!(xdp_attached(&topo.gateway, Addrs::GATEWAY_IF), "the daemon holds the link");
+    assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0, "still enforcing");
+    // The daemon notices within seconds and pins everything again.
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while !(pins.has_maps() && pins.linked_interfaces() == [Addrs::GATEWAY_IF]) {
+        assert!(std::time::Instant::now() < end, "not pinned again: {}", run.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(run.stderr().contains("pins removed under the running filter"), "{}", run.stderr());
+    let out = cli(&topo, &["stop"], &pa);
+    assert!(text(&out).contains("the filter keeps enforcing on td-g"), "{}", text(&out));
+    assert!(xdp_attached(&topo.gateway, Addrs::GATEWAY_IF));
+    assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0, "enforcing after stop");
+    // And a new daemon adopts the pins made again.
+    let run = Running::start(&topo.gateway, &run_args(&list, &pa)).unwrap();
+    assert!(run.stdout().contains("adopted the pinned filter (1 entries)"), "{}", run.stdout());
+    run.stop().unwrap();
+}

@@ -45,15 +45,17 @@ fn stop_daemon(state: &StateDir) -> Result<Option<i32>> {
 
 pub fn stop(args: StopArgs) -> Result<()> {
     takedown::maps::privileges::require_bpf_admin("takedown stop")?;
-    let ifaces = args.places.pins().linked_interfaces().join(", ");
-    match stop_daemon(&args.places.state())? {
-        Some(pid) => {
-            say!("stopped the takedown daemon (pid {pid}); the filter keeps enforcing on {ifaces}")
-        }
-        None => say!(
-            "no takedown daemon is running; the filter enforces on {}",
-            if ifaces.is_empty() { "no interface" } else { &ifaces }
-        ),
+    let stopped = stop_daemon(&args.places.state())?;
+    // What enforces is read after the daemon is gone: never claim a filter that is not there.
+    let pins = args.places.pins();
+    let ifaces = pins.linked_interfaces();
+    let enforcing = match (ifaces.is_empty(), pins.has_maps()) {
+        (false, true) => format!("the filter keeps enforcing on {}", ifaces.join(", ")),
+        _ => format!("no filter is pinned at {}: nothing enforces", pins.dir().display()),
+    };
+    match stopped {
+        Some(pid) => say!("stopped the takedown daemon (pid {pid}); {enforcing}"),
+        None => say!("no takedown daemon is running; {enforcing}"),
     }
     Ok(())
 }

@@ -62,9 +62,25 @@ impl Daemon {
         self.hosts.len()
     }
 
-    /// Takes the event ring buffer out of the loaded filter, for the event reader.
+    /// The event ring buffer of the loaded filter, on a descriptor of its own (the filter keeps
+    /// the map, to pin it again should its pin be removed).
     pub fn take_events(&mut self) -> Option<aya::maps::RingBuf<aya::maps::MapData>> {
-        let map = self.filter.as_mut()?.maps_mut().take(filter_common::MAP_EVENTS)?;
+        use std::os::fd::AsFd;
+        let map = self.filter.as_ref()?.maps().map(filter_common::MAP_EVENTS).ok()?;
+        let aya::maps::Map::RingBuf(data) = map else { return None };
+        let fd = data.fd().as_fd().try_clone_to_owned().ok()?;
+        let map = aya::maps::Map::from_map_data(aya::maps::MapData::from_fd(fd).ok()?).ok()?;
         aya::maps::RingBuf::try_from(map).ok()
+    }
+
+    /// Pins again what was removed from the pin directory under the running filter, saying so
+    /// loudly (its links are held, so the filter kept enforcing).
+    pub fn check_pins(&mut self) {
+        let Some(filter) = self.filter.as_mut() else { return };
+        let Some(lost) = filter.lost_pins() else { return };
+        match filter.pin_again() {
+            Ok(()) => log::error!("pins removed under the running filter ({lost}): pinned again"),
+            Err(e) => log::error!("pins removed under the running filter ({lost}): {e:#}"),
+        }
     }
 }

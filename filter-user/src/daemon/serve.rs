@@ -64,7 +64,10 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
                     let _ = refresh(d, &dns, Some(&name)).await;
                 }
             }
-            _ = save.tick() => d.save_hosts(),
+            _ = save.tick() => {
+                d.save_hosts();
+                d.check_pins();
+            }
             conn = async { metrics.as_ref().expect("guarded").accept().await }, if metrics.is_some() => {
                 if let Ok((stream, _)) = conn && let Err(e) = scrape(d, stream).await {
                     log::debug!("metrics request failed: {e:#}");

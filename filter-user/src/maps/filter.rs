@@ -97,19 +97,22 @@ pub struct Filter {
     ebpf: Ebpf,
     maps: FilterMaps,
     pins: Option<Pins>,
+    /// The pinned links, held open: removing their pins does not detach them, and they can
+    /// be pinned again.
+    links: Vec<(String, FdLink)>,
 }
 
 impl Filter {
     /// Loads the embedded program with new maps of the given sizes (not attached, not pinned).
     pub fn load(caps: &Capacities) -> Result<Self> {
         let (ebpf, maps) = load_object(caps, None)?;
-        Ok(Self { ebpf, maps: FilterMaps::new(maps)?, pins: None })
+        Ok(Self { ebpf, maps: FilterMaps::new(maps)?, pins: None, links: Vec::new() })
     }
 
     /// Loads the program on the maps pinned at `pins`, with all their entries (adoption).
     pub fn adopt(caps: &Capacities, pins: &Pins) -> Result<Self> {
         let (ebpf, maps) = load_object(caps, Some(pins))?;
-        Ok(Self { ebpf, maps: FilterMaps::new(maps)?, pins: Some(pins.clone()) })
+        Ok(Self { ebpf, maps: FilterMaps::new(maps)?, pins: Some(pins.clone()), links: Vec::new() })
     }
 
     /// Loads the program with new maps, passing them to `fill` before they are pinned at
@@ -123,7 +126,7 @@ impl Filter {
         let mut maps = FilterMaps::new(named)?;
         fill(&mut maps)?;
         maps.pin(pins)?;
-        Ok(Self { ebpf, maps, pins: Some(pins.clone()) })
+        Ok(Self { ebpf, maps, pins: Some(pins.clone()), links: Vec::new() })
     }
 
     /// The filter's maps.
@@ -165,6 +168,45 @@ impl Filter {
     /// an existing pinned attachment is adopted (its program replaced atomically, no gap), and
     /// a new one is pinned so that it outlives this process.
     pub fn attach(&mut self, iface: &str, mode: Mode) -> Result<Attached> {
+        let got = self.attach_once(iface, mode)?;
+        if let Some(path) = self.pins.as_ref().map(|p| p.link(iface)) {
+            let held = PinnedLink::from_pin(&path)
+                .map_err(|e| anyhow!("cannot hold the link of {iface}: {e}"))?;
+            self.links.retain(|(i, _)| i != iface);
+            self.links.push((iface.to_string(), FdLink::from(held)));
+        }
+        Ok(got)
+    }
+
+    /// What pins were lost (maps, or the links of the interfaces this filter holds), if any.
+    pub fn lost_pins(&self) -> Option<String> {
+        let pins = self.pins.as_ref()?;
+        let links = self.links.iter().filter(|(i, _)| !pins.link(i).exists());
+        let mut lost: Vec<String> = links.map(|(i, _)| format!("the link of {i}")).collect();
+        if !pins.has_maps() {
+            lost.insert(0, "the maps".into());
+        }
+        (!lost.is_empty()).then(|| format!("{} under {}", lost.join(", "), pins.dir().display()))
+    }
+
+    /// Pins the maps and held links again (after their pins were removed).
+    pub fn pin_again(&mut self) -> Result<()> {
+        let Some(pins) = self.pins.clone() else { return Ok(()) };
+        self.maps.pin(&pins)?;
+        for (iface, link) in std::mem::take(&mut self.links) {
+            let path = pins.link(&iface);
+            let link = match path.exists() {
+                true => link,
+                false => FdLink::from(link.pin(&path).map_err(|e| {
+                    anyhow!("cannot pin the link of {iface} at {}: {e}", path.display())
+                })?),
+            };
+            self.links.push((iface, link));
+        }
+        Ok(())
+    }
+
+    fn attach_once(&mut self, iface: &str, mode: Mode) -> Result<Attached> {
         let pin = self.pins.as_ref().map(|p| p.link(iface));
         let prog = self.program_mut();
         if let Some(path) = pin.as_ref().filter(|p| p.exists()) {

@@ -254,11 +254,6 @@ impl FilterMaps {
         self.others.get_mut(name).ok_or_else(|| anyhow!("the filter has no map {name}"))
     }
 
-    /// Takes a map out (the event ring buffer, for its reader).
-    pub fn take(&mut self, name: &str) -> Option<Map> {
-        self.others.remove(name)
-    }
-
     /// What the address maps hold, as a plan.
     pub fn plan(&self) -> Result<Plan> {
         self.addr.plan()
