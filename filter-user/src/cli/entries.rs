@@ -55,6 +55,7 @@ pub struct RemoveArgs {
 pub fn parse_net(s: &str) -> Result<IpNet, String> {
     s.parse::<IpNet>()
         .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map(takedown::lists::token::canonical)
         .map_err(|_| format!("not an address or network: {s:?}"))
 }
 

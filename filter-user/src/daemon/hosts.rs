@@ -72,17 +72,47 @@ impl HostTable {
         Self { hosts: HashMap::new(), max: max.max(1), dirty: false }
     }
 
-    /// The table saved at `path` (empty if none), holding at most `max` hosts.
+    /// The table saved at `path` (empty if none), holding at most `max` hosts. A file that
+    /// does not parse is evidence: it is kept aside as `<path>.corrupt`, and said so.
     pub fn load(path: &Path, max: usize) -> Self {
-        let hosts: Vec<Host> = std::fs::read(path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let parsed = std::fs::read(path).ok().map(|b| serde_json::from_slice::<Vec<Host>>(&b));
+        let hosts = match parsed {
+            Some(Ok(hosts)) => hosts,
+            Some(Err(e)) => {
+                let aside = path.with_extension("json.corrupt");
+                match std::fs::rename(path, &aside) {
+                    Ok(()) => log::error!(
+                        "{} is corrupt ({e}): kept as {}, starting a new table",
+                        path.display(),
+                        aside.display()
+                    ),
+                    Err(r) => log::error!(
+                        "{} is corrupt ({e}) and cannot be moved aside: {r}",
+                        path.display()
+                    ),
+                }
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
         Self {
             hosts: hosts.into_iter().map(|h| (h.address.clone(), h)).collect(),
             max: max.max(1),
             dirty: false,
         }
+    }
+
+    /// The table saved at `path` for reading only (`takedown hosts`, `watch`): a corrupt file is
+    /// an error, and stays where it is.
+    pub fn read(path: &Path) -> Result<Self> {
+        let hosts: Vec<Host> = match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| anyhow::anyhow!("{} is corrupt: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        };
+        let hosts = hosts.into_iter().map(|h| (h.address.clone(), h)).collect();
+        Ok(Self { hosts, max: usize::MAX, dirty: false })
     }
 
     /// Saves the table if it changed.
@@ -200,5 +230,19 @@ mod tests {
         t.record(&ev([192, 0, 2, 12], [203, 0, 113, 7], true), 120, &names);
         let addrs: Vec<String> = t.recent(0).into_iter().map(|h| h.address).collect();
         assert_eq!(addrs, ["192.0.2.12", "192.0.2.11"]);
+    }
+
+    #[test]
+    fn a_corrupt_table_is_kept_aside_and_said_so() {
+        let dir = std::env::temp_dir().join(format!("td-hosts-corrupt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("hosts.json");
+        std::fs::write(&path, "[{\"address\": truncated").unwrap();
+        assert!(HostTable::read(&path).unwrap_err().to_string().contains("is corrupt"));
+        assert!(path.exists(), "reading it moves nothing");
+        assert!(HostTable::load(&path, 10).is_empty());
+        let aside = std::fs::read_to_string(dir.join("hosts.json.corrupt")).unwrap();
+        assert_eq!(aside, "[{\"address\": truncated", "the evidence is kept");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

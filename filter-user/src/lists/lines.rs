@@ -20,13 +20,26 @@ fn content(line: &str) -> &str {
     }
 }
 
-/// One entry a line: the first field (extra columns after a blank are ignored).
+/// One entry a line: the first field (extra columns after a blank are ignored, but an address
+/// among them, or right after a comment sign, is noted: it is not loaded).
 pub fn parse_lines(text: &str, list: &mut ParsedList) {
     for (i, raw) in text.lines().enumerate() {
-        if let Some(field) = content(raw).split_ascii_whitespace().next() {
-            list.push_field(i + 1, field);
+        let body = content(raw);
+        let mut fields = body.split_ascii_whitespace();
+        let Some(field) = fields.next() else { continue };
+        list.push_field(i + 1, field);
+        let after_comment = raw.get(body.len() + 1..).unwrap_or("");
+        if fields.any(is_address) {
+            list.warn(i + 1, "several addresses on one line: only the first is loaded".into());
+        } else if after_comment.split_ascii_whitespace().next().is_some_and(is_address) {
+            let sign = &raw[body.len()..=body.len()];
+            list.warn(i + 1, format!("an address after {sign:?} is read as a comment: not loaded"));
         }
     }
+}
+
+fn is_address(field: &str) -> bool {
+    field.parse::<std::net::IpAddr>().is_ok() || field.parse::<ipnet::IpNet>().is_ok()
 }
 
 /// `SINK name [name...]`: every name is a domain entry; the sink is not an entry.

@@ -123,6 +123,10 @@ impl ParsedList {
         }
     }
 
+    fn warn(&mut self, line: usize, reason: String) {
+        self.warnings.push(LineNote { line, reason });
+    }
+
     fn skip(&mut self, line: usize, reason: String) {
         self.skipped.push(LineNote { line, reason });
     }

@@ -297,3 +297,26 @@ fn a_byte_order_mark_is_no_part_of_the_first_entry() {
     let crowdsec = parse_text(Path::new("bom.json"), json, &opts).unwrap();
     assert_eq!(crowdsec.entries.len(), 1, "{:?}", crowdsec.skipped);
 }
+
+#[test]
+fn ipv4_mapped_addresses_are_ipv4_entries() {
+    assert_eq!(classify("::ffff:203.0.113.7").unwrap(), net("203.0.113.7"));
+    assert_eq!(classify("::ffff:198.51.100.0/120").unwrap(), net("198.51.100.0/24"));
+    assert_eq!(classify("2001:db8::7").unwrap(), net("2001:db8::7"));
+}
+
+#[test]
+fn a_junk_line_is_quoted_short_and_a_lost_address_is_noted() {
+    let junk = "x".repeat(10_000);
+    let l = parse_text(Path::new("l.txt"), &format!("{junk}\n203.0.113.7\n"), &Default::default());
+    let l = l.unwrap();
+    assert!(l.skipped[0].reason.len() < 120, "{}", l.skipped[0].reason);
+    let text = "203.0.113.7 198.51.100.7\n203.0.113.8;198.51.100.8\n198.51.100.0/24 ; SBL1\n";
+    let l = parse_text(Path::new("l.txt"), text, &Default::default()).unwrap();
+    assert_eq!(l.entries.len(), 3);
+    let notes: Vec<(usize, &str)> =
+        l.warnings.iter().map(|n| (n.line, n.reason.as_str())).collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert_eq!(notes[0], (1, "several addresses on one line: only the first is loaded"));
+    assert_eq!(notes[1], (2, "an address after \";\" is read as a comment: not loaded"));
+}

@@ -53,24 +53,24 @@ pub fn classify(field: &str) -> Result<(Target, Kind), String> {
     if let Some((_, rest)) = field.split_once("://") {
         return url_host(rest)
             .map(|t| (t, Kind::Url))
-            .ok_or_else(|| format!("URL without a valid host: {field:?}"));
+            .ok_or_else(|| format!("URL without a valid host: {:?}", shown(field)));
     }
     if field.contains('/') {
         if let Ok(net) = field.parse::<IpNet>() {
             let trunc = net.trunc();
-            return Ok((Target::Net { masked: trunc != net, net: trunc }, Kind::Cidr));
+            return Ok((Target::Net { masked: trunc != net, net: canonical(trunc) }, Kind::Cidr));
         }
         if field.starts_with('/') {
-            return Err(format!("a path, not an address: {field:?}"));
+            return Err(format!("a path, not an address: {:?}", shown(field)));
         }
         let (before, after) = field.split_once('/').unwrap_or_default();
         if before.parse::<IpAddr>().is_ok() && after.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("not a valid CIDR: {field:?}"));
+            return Err(format!("not a valid CIDR: {:?}", shown(field)));
         }
         // A URL without a scheme: `evil.example/gate.php`.
         return url_host(field)
             .map(|t| (t, Kind::Url))
-            .ok_or_else(|| format!("not an address, network, URL or domain: {field:?}"));
+            .ok_or_else(|| format!("not an address, network, URL or domain: {:?}", shown(field)));
     }
     if let Some(ip) = strip_port(field) {
         return Ok((host(ip), Kind::IpPort));
@@ -79,11 +79,32 @@ pub fn classify(field: &str) -> Result<(Target, Kind), String> {
     if let Some(domain) = domain(name) {
         return Ok((Target::Domain(domain), Kind::Domain));
     }
-    Err(format!("not an address, network, URL or domain: {field:?}"))
+    Err(format!("not an address, network, URL or domain: {:?}", shown(field)))
 }
 
 fn host(ip: IpAddr) -> Target {
-    Target::Net { net: IpNet::from(ip), masked: false }
+    Target::Net { net: IpNet::from(ip.to_canonical()), masked: false }
+}
+
+/// An IPv4-mapped IPv6 network (`::ffff:a.b.c.d/n`, n >= 96) as the IPv4 network it is: IPv4
+/// traffic matches it, and the IPv4 guards apply.
+pub fn canonical(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(n) if n.prefix_len() >= 96 => match n.addr().to_ipv4_mapped() {
+            Some(a) => IpNet::new(IpAddr::V4(a), n.prefix_len() - 96).unwrap_or(net),
+            None => net,
+        },
+        _ => net,
+    }
+}
+
+/// At most 60 characters of `field`, for a note (a junk line can be megabytes long).
+pub fn shown(field: &str) -> String {
+    let mut out: String = field.chars().take(60).collect();
+    if out.len() < field.len() {
+        out.push_str("...");
+    }
+    out
 }
 
 /// The host of `[user@]host[:port][/path...]`, as an address or a domain.

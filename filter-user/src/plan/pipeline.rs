@@ -243,6 +243,11 @@ fn guard_list(list: ParsedList, bit: u64, opts: GuardOptions) -> ListReport {
             }
         }
     }
+    // A domain named twice is one entry.
+    let mut names = rustc_hash::FxHashSet::default();
+    let domains = report.list.domains.len();
+    report.list.domains.retain(|d| names.insert(d.name.clone()));
+    report.duplicates += domains - report.list.domains.len();
     let prefixes: Vec<IpNet> =
         seen.iter().filter(|n| n.prefix_len() < n.max_prefix_len()).copied().collect();
     report.aggregated = prefixes.len() - IpNet::aggregate(&prefixes).len();

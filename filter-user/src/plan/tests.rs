@@ -145,3 +145,17 @@ fn directions_name_blocking_and_monitoring_apart() {
     assert_eq!(m(FLAG_SRC | FLAG_MON_SRC | FLAG_MON_DST, 1).directions(), "src, monitor dst");
     assert_eq!(m(FLAG_BOTH | FLAG_MON_DST, 1).directions(), "both");
 }
+
+#[test]
+fn a_domain_named_twice_is_one_entry_and_a_duplicate() {
+    use crate::plan::pipeline::{ListSpec, Pipeline};
+    let spec = ListSpec {
+        name: "l".into(),
+        origin: "l.txt".into(),
+        options: Default::default(),
+        monitor: false,
+    };
+    let r =
+        Pipeline::default().list(&spec, 0, "evil.example\nbad.example\nevil.example\n").unwrap();
+    assert_eq!((r.list.domains.len(), r.duplicates, r.usable()), (2, 1, 2));
+}
