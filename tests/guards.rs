@@ -31,6 +31,7 @@ fn load(list: &str, allow: Option<&str>, guards: GuardOptions) -> (Loaded, Plan)
         origin: dir.file("list.txt", list).into(),
         options: ListOptions::default(),
         monitor: false,
+        max_bytes: takedown::lists::DEFAULT_MAX_BYTES,
     };
     let report = pipeline.list_file(&spec, 0);
     assert_eq!(report.error, None);

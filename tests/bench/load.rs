@@ -38,6 +38,7 @@ fn spec(path: &Path) -> ListSpec {
         origin: path.into(),
         options: ListOptions::default(),
         monitor: false,
+        max_bytes: takedown::lists::DEFAULT_MAX_BYTES,
     }
 }
 

@@ -10,6 +10,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use super::source;
 use crate::{
     lists::{Format, ListOptions, entry::Direction},
     maps::filter::Mode,
@@ -221,7 +222,7 @@ fn yes() -> bool {
     true
 }
 fn d64m() -> u64 {
-    64 << 20
+    crate::lists::DEFAULT_MAX_BYTES
 }
 
 impl ListConfig {
@@ -250,17 +251,47 @@ impl ListConfig {
         ListOptions { format: self.format, column: self.column.clone(), direction: self.direction }
     }
 
+    /// What is wrong with it.
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.file.is_some() == self.url.is_some() {
+            out.push("needs exactly one of `file` and `url`".into());
+        }
+        if let Some(url) = &self.url {
+            match reqwest::Url::parse(url) {
+                Ok(u) if !matches!(u.scheme(), "http" | "https") => out
+                    .push(format!("url {}: only http and https are fetched", source::redact(url))),
+                Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+                    out.push(format!("url {}: no host", source::redact(url)))
+                }
+                Ok(_) => {}
+                Err(e) => out.push(format!("url {}: {e}", source::redact(url))),
+            }
+        }
+        for (what, zero) in [
+            ("timeout", self.timeout == 0),
+            ("max_bytes", self.max_bytes == 0),
+            ("attempts", self.attempts == 0),
+        ] {
+            if zero {
+                out.push(format!("{what} is 0"));
+            }
+        }
+        out
+    }
+
     /// How the pipeline reads it.
     pub fn spec(&self) -> ListSpec {
         let origin = self.file.clone().unwrap_or_else(|| PathBuf::from(self.source()));
-        ListSpec { name: self.name.clone(), origin, options: self.options(), monitor: self.monitor }
+        let (name, options, monitor) = (self.name.clone(), self.options(), self.monitor);
+        ListSpec { name, origin, options, monitor, max_bytes: self.max_bytes }
     }
 
     /// Where it comes from, for messages.
     pub fn source(&self) -> String {
         match (&self.file, &self.url) {
             (Some(f), _) => f.display().to_string(),
-            (_, Some(u)) => u.clone(),
+            (_, Some(u)) => source::redact(u),
             _ => "nowhere".into(),
         }
     }
@@ -277,24 +308,44 @@ impl Config {
         Ok(config)
     }
 
-    /// Names unique and not "manual", one source per list, at least one interface and list.
+    /// Checks the whole configuration; the error names every problem, one a line.
     pub fn check(&self) -> Result<()> {
+        let problems = self.problems();
+        if !problems.is_empty() {
+            bail!("{}", problems.join("\n"));
+        }
+        Ok(())
+    }
+
+    /// Every problem of the configuration.
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
         if self.interfaces.is_empty() {
-            bail!("no interface configured");
+            out.push("no interface configured".into());
         }
         let mut names = std::collections::HashSet::new();
         for l in &self.lists {
             if l.name == super::manual::MANUAL || !names.insert(&l.name) {
-                bail!("list name {:?} is reserved or used twice", l.name);
+                out.push(format!("list name {:?} is reserved or used twice", l.name));
             }
-            if l.file.is_some() == l.url.is_some() {
-                bail!("list {:?} needs exactly one of `file` and `url`", l.name);
-            }
+            out.extend(l.problems().into_iter().map(|p| format!("list {:?}: {p}", l.name)));
         }
         if !self.lists.iter().any(|l| l.enabled) {
-            bail!("no enabled list configured");
+            out.push("no enabled list configured".into());
         }
-        Ok(())
+        if self.dns.min_ttl > self.dns.max_ttl {
+            out.push(format!(
+                "dns: min_ttl ({}) is above max_ttl ({})",
+                self.dns.min_ttl, self.dns.max_ttl
+            ));
+        }
+        if let Some(dir) = self.report.new_host_log.as_ref().and_then(|p| p.parent())
+            && !dir.as_os_str().is_empty()
+            && !dir.is_dir()
+        {
+            out.push(format!("report: new_host_log's directory {} does not exist", dir.display()));
+        }
+        out
     }
 
     /// The enabled lists.
@@ -364,5 +415,31 @@ mod tests {
         let manual = "interfaces = [\"eth0\"]\n[[list]]\nname = \"manual\"\nfile = \"/x\"\n";
         assert!(bad(manual).unwrap_err().contains("reserved"));
         assert!(bad("interfaces = [\"eth0\"]\nbogus = 1\n").unwrap_err().contains("bogus"));
+    }
+
+    #[test]
+    fn every_problem_is_named_one_a_line() {
+        let text = "interfaces = []\n[dns]\nmin_ttl = 600\nmax_ttl = 60\n\
+                    [report]\nnew_host_log = \"/no/such/dir/hosts.jsonl\"\n\
+                    [[list]]\nname = \"a\"\nurl = \"file:///etc/passwd\"\n\
+                    [[list]]\nname = \"b\"\nurl = \"ftp://x.example/l\"\ntimeout = 0\nmax_bytes = 0\n\
+                    [[list]]\nname = \"c\"\nurl = \"https://u:secret@x.example/l\"\nattempts = 0\n";
+        let c: Config = toml::from_str(text).unwrap();
+        let e = c.check().unwrap_err().to_string();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 8, "{e}");
+        for want in [
+            "no interface configured",
+            "list \"a\": url file:///etc/passwd: only http and https are fetched",
+            "list \"b\": url ftp://x.example/l: only http and https are fetched",
+            "list \"b\": timeout is 0",
+            "list \"b\": max_bytes is 0",
+            "list \"c\": attempts is 0",
+            "dns: min_ttl (600) is above max_ttl (60)",
+            "report: new_host_log's directory /no/such/dir does not exist",
+        ] {
+            assert!(lines.contains(&want), "{want}: {e}");
+        }
+        assert!(!e.contains("secret"));
     }
 }

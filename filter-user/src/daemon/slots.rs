@@ -182,7 +182,8 @@ impl Daemon {
     async fn fetch(&mut self, i: usize, at_start: bool) -> Result<Got, String> {
         let cfg = self.slots[i].cfg.clone();
         if let Some(path) = &cfg.file {
-            let bytes = crate::lists::read_file(path).map_err(|e| format!("{e:#}"))?;
+            let bytes =
+                crate::lists::read_file(path, cfg.max_bytes).map_err(|e| format!("{e:#}"))?;
             return Ok(Got::Bytes(bytes, None, String::new()));
         }
         let url = cfg.url.as_deref().ok_or("no file or url")?;

@@ -118,7 +118,7 @@ pub async fn fetch(
                 if !retry || attempt == policy.attempts {
                     break;
                 }
-                log::warn!("{url}: {last}; retrying in {wait:?}");
+                log::warn!("{}: {last}; retrying in {wait:?}", redact(url));
                 tokio::time::sleep(wait).await;
                 wait *= 2;
             }
@@ -135,7 +135,7 @@ async fn fetch_once(
     policy: &FetchPolicy,
 ) -> Result<Fetched, (bool, String)> {
     let mut req = client.get(url).timeout(policy.timeout);
-    if let Some(c) = cached.filter(|c| c.url == url) {
+    if let Some(c) = cached.filter(|c| c.url == redact(url)) {
         if let Some(etag) = &c.etag {
             req = req.header(header::IF_NONE_MATCH, etag);
         }
@@ -143,7 +143,7 @@ async fn fetch_once(
             req = req.header(header::IF_MODIFIED_SINCE, lm);
         }
     }
-    let mut resp = req.send().await.map_err(|e| (true, describe(&e)))?;
+    let mut resp = req.send().await.map_err(|e| (true, describe(e)))?;
     let status = resp.status();
     if status == StatusCode::NOT_MODIFIED {
         return if cached.is_some() {
@@ -165,14 +165,14 @@ async fn fetch_once(
         resp.headers().get(h).and_then(|v: &header::HeaderValue| v.to_str().ok()).map(String::from)
     };
     let meta = CacheMeta {
-        url: url.to_string(),
+        url: redact(url),
         etag: header_str(header::ETAG),
         last_modified: header_str(header::LAST_MODIFIED),
         fetched: super::status::now(),
     };
     let mut body = Vec::new();
     while let Some(chunk) =
-        resp.chunk().await.map_err(|e| (true, format!("body cut short: {}", describe(&e))))?
+        resp.chunk().await.map_err(|e| (true, format!("body cut short: {}", describe(e))))?
     {
         body.extend_from_slice(&chunk);
         if body.len() as u64 > policy.max_bytes {
@@ -182,14 +182,52 @@ async fn fetch_once(
     Ok(Fetched::New { body, meta })
 }
 
-/// An error with its causes, in one line.
-fn describe(e: &reqwest::Error) -> String {
+/// Query parameters whose value is a secret.
+const SECRET_PARAMS: [&str; 9] =
+    ["key", "apikey", "api_key", "token", "access_token", "secret", "password", "auth", "sig"];
+
+/// `url` as it may be shown or stored: its password and secret query values replaced by `***`.
+pub fn redact(url: &str) -> String {
+    let Ok(mut u) = reqwest::Url::parse(url) else { return url.into() };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+    let secret = |k: &str| SECRET_PARAMS.iter().any(|s| k.eq_ignore_ascii_case(s));
+    if u.query_pairs().any(|(k, _)| secret(&k)) {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| (k.to_string(), if secret(&k) { "***".into() } else { v.into() }))
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
+}
+
+/// An error with its causes, in one line (without the URL, which may hold a secret: the
+/// caller names the list).
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
     let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
+    let mut src = std::error::Error::source(&e);
     while let Some(cause) = src {
         s.push_str(": ");
         s.push_str(&cause.to_string());
         src = cause.source();
     }
     if e.is_timeout() { format!("timed out ({s})") } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn secrets_in_urls_are_redacted() {
+        assert_eq!(
+            redact("https://cert:hunter2@feeds.example/list.txt?key=abc&day=1&Token=xyz"),
+            "https://cert:***@feeds.example/list.txt?key=***&day=1&Token=***"
+        );
+        assert_eq!(redact("https://feeds.example/list.txt"), "https://feeds.example/list.txt");
+        assert_eq!(redact("not a url"), "not a url");
+    }
 }

@@ -178,12 +178,34 @@ pub fn parse_text(path: &Path, text: &str, opts: &ListOptions) -> Result<ParsedL
 
 /// Reads and parses a list file. Invalid UTF-8 is replaced, so one bad byte costs one line.
 pub fn parse_file(path: &Path, opts: &ListOptions) -> Result<ParsedList> {
-    parse_text(path, &String::from_utf8_lossy(&read_file(path)?), opts)
+    parse_text(path, &String::from_utf8_lossy(&read_file(path, DEFAULT_MAX_BYTES)?), opts)
 }
 
-/// The bytes of a list file.
-pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read list file {}", path.display()))
+/// The largest list read unless configured otherwise (`max_bytes`).
+pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
+
+/// The bytes of a list file of at most `max` bytes. A device, FIFO or directory is refused
+/// before it is opened: `/dev/zero` would fill memory, a FIFO would hang.
+pub fn read_file(path: &Path, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let cannot = || format!("cannot read list file {}", path.display());
+    let meta = std::fs::metadata(path).with_context(cannot)?;
+    if !meta.is_file() {
+        bail!(
+            "{} is not a regular file (a device, FIFO or directory): a list is a file",
+            path.display()
+        );
+    }
+    let mut bytes = Vec::with_capacity(meta.len().min(max) as usize);
+    std::fs::File::open(path)
+        .with_context(cannot)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .with_context(cannot)?;
+    if bytes.len() as u64 > max {
+        bail!("{} is larger than {max} bytes (raise the list's max_bytes)", path.display());
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

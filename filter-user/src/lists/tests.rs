@@ -320,3 +320,21 @@ fn a_junk_line_is_quoted_short_and_a_lost_address_is_noted() {
     assert_eq!(notes[0], (1, "several addresses on one line: only the first is loaded"));
     assert_eq!(notes[1], (2, "an address after \";\" is read as a comment: not loaded"));
 }
+
+#[test]
+fn only_regular_files_of_a_bounded_size_are_read() {
+    let e = read_file(Path::new("/dev/zero"), DEFAULT_MAX_BYTES).unwrap_err().to_string();
+    assert!(e.contains("is not a regular file"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let e = read_file(&fifo, DEFAULT_MAX_BYTES).unwrap_err().to_string();
+    assert!(e.contains("is not a regular file"), "a FIFO is refused, not read: {e}");
+    let big = dir.path().join("big.txt");
+    std::fs::write(&big, "203.0.113.7\n".repeat(100)).unwrap();
+    assert!(read_file(&big, 1200).is_ok());
+    let e = read_file(&big, 1199).unwrap_err().to_string();
+    assert!(e.contains("is larger than 1199 bytes"), "{e}");
+}

@@ -28,6 +28,8 @@ pub struct ListSpec {
     pub options: ListOptions,
     /// A monitor list: its entries count and report, and pass.
     pub monitor: bool,
+    /// The largest content read.
+    pub max_bytes: u64,
 }
 
 /// Fails when more lists are configured than entries can tell apart.
@@ -83,7 +85,8 @@ impl Pipeline {
     /// Reads and guards list file `spec` (bit `bit`); a file that cannot be read or parsed
     /// gives a report saying why (for `check`, which goes on).
     pub fn list_file(&self, spec: &ListSpec, bit: u32) -> ListReport {
-        let text = lists::read_file(&spec.origin).map(|b| String::from_utf8_lossy(&b).into_owned());
+        let bytes = lists::read_file(&spec.origin, spec.max_bytes);
+        let text = bytes.map(|b| String::from_utf8_lossy(&b).into_owned());
         match text.and_then(|t| self.list(spec, bit, &t)) {
             Ok(report) => report,
             Err(e) => self.failed(spec, bit, format!("{e:#}")),
@@ -275,6 +278,7 @@ mod tests {
             origin: "l.txt".into(),
             options: ListOptions::default(),
             monitor,
+            max_bytes: lists::DEFAULT_MAX_BYTES,
         }
     }
 
