@@ -244,3 +244,27 @@ fn check_config_prints_the_plan_that_run_config_loads() {
     assert!(out.contains("192.0.2.99/32 (monitor both): lists watch"), "{out}");
     run.stop().unwrap();
 }
+
+#[test]
+fn check_config_warns_of_plain_http_unless_told() {
+    let dir = TempDir::new("check-http");
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/takedown-list.txt");
+    let config = |insecure: bool| {
+        dir.file(
+            &format!("c{insecure}.toml"),
+            &format!(
+                "interfaces = [\"eth0\"]\n[[list]]\nname = \"ex\"\nfile = \"{}\"\n[[list]]\nname = \"plain\"\nurl = \"http://feeds.example/x.txt?token=s3cret\"\ninsecure = {insecure}\n",
+                example.display()
+            ),
+        )
+    };
+    let out = run_cli(None, &["check", "--config", &config(false)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let want =
+        "warning: list plain: http://feeds.example/x.txt?token=*** is fetched over plain http";
+    assert!(text.contains(want), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+    let out = run_cli(None, &["check", "--config", &config(true)]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("warning:"));
+}

@@ -94,6 +94,9 @@ fn from_config(path: &std::path::Path) -> Result<(Pipeline, Vec<(u32, ListSpec)>
     let config = Config::load(path)?;
     let mut files = Vec::new();
     for (bit, (l, spec)) in config.enabled().zip(config.specs()?).enumerate() {
+        if let Some(w) = l.insecure_warning() {
+            say!("warning: {w}");
+        }
         match &l.url {
             Some(_) => say!("{}: URL list {}: not fetched by check", l.name, l.source()),
             None => files.push((bit as u32, spec)),

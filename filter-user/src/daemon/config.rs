@@ -209,6 +209,9 @@ pub struct ListConfig {
     /// Tries per refresh (the first and the retries, with a doubling back-off from 1 s).
     #[serde(default = "d3u")]
     pub attempts: u32,
+    /// A plain http:// URL is intended (no warning).
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 fn d30() -> u64 {
@@ -240,6 +243,7 @@ impl ListConfig {
             column: opts.column.clone(),
             enabled: true,
             monitor: false,
+            insecure: false,
             max_bytes: d64m(),
             timeout: d30(),
             attempts: d3u(),
@@ -249,6 +253,16 @@ impl ListConfig {
     /// How to parse it.
     pub fn options(&self) -> ListOptions {
         ListOptions { format: self.format, column: self.column.clone(), direction: self.direction }
+    }
+
+    /// A warning for a list fetched over plain http without `insecure = true`.
+    pub fn insecure_warning(&self) -> Option<String> {
+        let url = self.url.as_deref().filter(|u| u.starts_with("http://") && !self.insecure)?;
+        Some(format!(
+            "list {}: {} is fetched over plain http: anyone on the path can change what is blocked (use https, or say insecure = true)",
+            self.name,
+            source::redact(url)
+        ))
     }
 
     /// What is wrong with it.

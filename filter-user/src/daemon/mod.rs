@@ -30,7 +30,7 @@ pub use serve::{ServeOptions, serve};
 use slots::Slot;
 
 use self::{
-    config::Config,
+    config::{Config, ListConfig},
     manual::ManualEntry,
     state::StateDir,
     status::{InterfaceStatus, Status, now},
@@ -101,6 +101,7 @@ impl Daemon {
             Some(s) => manual::load(&s.manual())?,
             None => vec![],
         };
+        cfg.enabled().filter_map(ListConfig::insecure_warning).for_each(|w| log::warn!("{w}"));
         let needs_http = cfg.enabled().any(|l| l.url.is_some());
         let client = needs_http.then(|| source::client(&Default::default())).transpose()?;
         let hosts = match &settings.state {

@@ -93,11 +93,30 @@ pub enum Fetched {
 pub fn client(policy: &FetchPolicy) -> Result<reqwest::Client> {
     // One process-wide crypto provider; a second install is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let redirects = reqwest::redirect::Policy::custom(|attempt| {
+        let from = attempt.previous().last().map(|u| u.scheme().to_string());
+        match (attempt.previous().len(), from) {
+            (n, _) if n >= MAX_REDIRECTS => attempt.error("too many redirects"),
+            (_, Some(from)) if downgrade(&from, attempt.url().scheme()) => {
+                attempt.error("an https list redirected to plain http: refused")
+            }
+            _ => attempt.follow(),
+        }
+    });
     reqwest::Client::builder()
         .timeout(policy.timeout)
+        .redirect(redirects)
         .user_agent(concat!("takedown/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("cannot build the HTTP client")
+}
+
+/// Redirects followed at most.
+const MAX_REDIRECTS: usize = 10;
+
+/// True when a redirect from scheme `from` to `to` gives up TLS.
+fn downgrade(from: &str, to: &str) -> bool {
+    from == "https" && to != "https"
 }
 
 /// Fetches `url`, conditionally when `cached` has validators; retries failures that may pass
@@ -220,6 +239,15 @@ fn describe(e: reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::redact;
+
+    #[test]
+    fn a_redirect_from_https_to_http_is_a_downgrade() {
+        use super::downgrade;
+        assert!(downgrade("https", "http"));
+        assert!(!downgrade("https", "https"));
+        assert!(!downgrade("http", "https"));
+        assert!(!downgrade("http", "http"));
+    }
 
     #[test]
     fn secrets_in_urls_are_redacted() {
