@@ -37,6 +37,43 @@ pub fn ip(src: &str, dst: &str) -> Vec<u8> {
     }
 }
 
+/// A UDP frame between `src` and `dst` (one family) behind `tags` VLAN tags (0, 1: 802.1Q,
+/// 2: 802.1ad outer and 802.1Q inner).
+pub fn tagged(src: std::net::IpAddr, dst: std::net::IpAddr, tags: u8) -> Vec<u8> {
+    use std::net::IpAddr::{V4, V6};
+    let eth = PacketBuilder::ethernet2(SRC_MAC, DST_MAC);
+    let (a, b) = (VlanId::try_new(10).unwrap(), VlanId::try_new(20).unwrap());
+    let mut out = Vec::new();
+    let payload = [0u8; 8];
+    let written = match (src, dst, tags) {
+        (V4(s), V4(d), 0) => {
+            eth.ipv4(s.octets(), d.octets(), 64).udp(1, 53).write(&mut out, &payload)
+        }
+        (V4(s), V4(d), 1) => {
+            eth.single_vlan(a).ipv4(s.octets(), d.octets(), 64).udp(1, 53).write(&mut out, &payload)
+        }
+        (V4(s), V4(d), _) => eth
+            .double_vlan(a, b)
+            .ipv4(s.octets(), d.octets(), 64)
+            .udp(1, 53)
+            .write(&mut out, &payload),
+        (V6(s), V6(d), 0) => {
+            eth.ipv6(s.octets(), d.octets(), 64).udp(1, 53).write(&mut out, &payload)
+        }
+        (V6(s), V6(d), 1) => {
+            eth.single_vlan(a).ipv6(s.octets(), d.octets(), 64).udp(1, 53).write(&mut out, &payload)
+        }
+        (V6(s), V6(d), _) => eth
+            .double_vlan(a, b)
+            .ipv6(s.octets(), d.octets(), 64)
+            .udp(1, 53)
+            .write(&mut out, &payload),
+        _ => panic!("{src} and {dst} are of different families"),
+    };
+    written.expect("frame");
+    out
+}
+
 /// A UDP/IPv4 frame with one 802.1Q tag.
 pub fn v4_vlan(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(SRC_MAC, DST_MAC)

@@ -6,6 +6,7 @@ pub mod frames;
 pub mod http;
 pub mod loaded;
 pub mod process;
+pub mod reference;
 
 pub use td_netns;
 pub use td_test_macros::kernel_test;
