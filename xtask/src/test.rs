@@ -54,8 +54,19 @@ pub fn run(extra: &[String]) -> Result<()> {
         .args(extra)
         .env("TAKEDOWN_BIN", &bin)
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .context("cannot run cargo test")?;
+    // Skips are announced on stderr (see integration_tests::require_root): counted apart.
+    let stderr = child.stderr.take().unwrap();
+    let skips = std::thread::spawn(move || {
+        let mut skipped = 0u64;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            skipped += u64::from(line.contains("!!!!!!!! SKIPPED"));
+        }
+        skipped
+    });
     let (mut passed, mut failed) = (0u64, 0u64);
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line?;
@@ -66,7 +77,12 @@ pub fn run(extra: &[String]) -> Result<()> {
         }
     }
     let status = child.wait()?;
-    println!("\ntests: {passed} passed, {failed} failed");
+    let skipped = skips.join().unwrap_or(0);
+    // A skipped test returns early and libtest counts it as passed.
+    println!(
+        "\ntests: {} passed, {failed} failed, {skipped} skipped",
+        passed.saturating_sub(skipped)
+    );
     if !status.success() {
         bail!("cargo test failed ({status})");
     }
