@@ -10,11 +10,14 @@ pub const MAP_V4_EXACT: &str = "TD_V4_EXACT";
 pub const MAP_V6_EXACT: &str = "TD_V6_EXACT";
 /// IPv4 prefixes shorter than /32: hash map keyed by [`V4PrefixKey`], value [`EntryValue`].
 pub const MAP_V4_PREFIX: &str = "TD_V4_PREFIX";
-/// Array of [`LENS_SLOTS`] `u32`, one per /16: bit L is set when a prefix of length L (0..=31)
-/// in [`MAP_V4_PREFIX`] overlaps that /16.
+/// Array of [`LENS_SLOTS`] [`LenMask`], one per /16: the lengths (0..=31) of the prefixes in
+/// [`MAP_V4_PREFIX`] that overlap it.
 pub const MAP_V4_LENS: &str = "TD_V4_LENS";
-/// IPv6 prefixes shorter than /128: LPM trie keyed by (prefix length, [`V6Key`]).
+/// IPv6 prefixes shorter than /128: hash map keyed by [`V6PrefixKey`], value [`EntryValue`].
 pub const MAP_V6_PREFIX: &str = "TD_V6_PREFIX";
+/// Array of [`LENS_SLOTS`] [`LenMask`], one per hash of a /32 ([`v6_lens_slot`]): the lengths
+/// of the prefixes in [`MAP_V6_PREFIX`] that overlap it.
+pub const MAP_V6_LENS: &str = "TD_V6_LENS";
 /// IPv4 allowlist (never dropped): LPM trie keyed by (prefix length, [`V4Key`]), value `u32` 0.
 pub const MAP_V4_ALLOW: &str = "TD_V4_ALLOW";
 /// IPv6 allowlist (never dropped): LPM trie keyed by (prefix length, [`V6Key`]), value `u32` 0.
@@ -49,7 +52,7 @@ pub const PROGRAM_NAME: &str = "takedown";
 pub const PROGRAM_BASELINE: &str = "takedown_baseline";
 
 /// Every map the program defines, for load-time checks.
-pub const ALL_MAPS: [&str; 17] = [
+pub const ALL_MAPS: [&str; 18] = [
     MAP_V4_EXACT,
     MAP_V6_EXACT,
     MAP_V4_PREFIX,
@@ -67,6 +70,7 @@ pub const ALL_MAPS: [&str; 17] = [
     MAP_V4_LENS,
     MAP_V4_ALLOWED,
     MAP_V6_ALLOWED,
+    MAP_V6_LENS,
 ];
 
 /// Words of a prefilter map: 2^24 bits (2 MiB).
@@ -142,7 +146,7 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 /// The layout of this contract: map set, key and value layouts, flags and indices. Stored in
 /// [`MAP_CONFIG`] at [`CFG_LAYOUT`] by the loader, so that a loader of another build can tell
 /// pins it cannot read. Raise it with every change to anything in this file.
-pub const LAYOUT_VERSION: u32 = 5;
+pub const LAYOUT_VERSION: u32 = 6;
 
 /// An IPv4 address as it appears on the wire (network byte order).
 pub type V4Key = [u8; 4];
@@ -158,12 +162,51 @@ pub struct V4PrefixKey {
     pub addr: V4Key,
 }
 
-/// Slots of [`MAP_V4_LENS`]: one per /16.
+/// The key of an IPv6 prefix in [`MAP_V6_PREFIX`]: its length, and its address with every bit
+/// past the length cleared.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct V6PrefixKey {
+    pub len: u32,
+    pub addr: V6Key,
+}
+
+/// A set of prefix lengths: bit L of `lo` is length L (0..=63), bit L of `hi` length 64 + L.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LenMask {
+    pub lo: u64,
+    pub hi: u64,
+}
+
+impl LenMask {
+    /// The set holding `len` alone.
+    pub const fn of(len: u8) -> Self {
+        match len {
+            0..64 => Self { lo: 1 << len, hi: 0 },
+            _ => Self { lo: 0, hi: 1 << (len - 64) },
+        }
+    }
+}
+
+impl core::ops::BitOr for LenMask {
+    type Output = Self;
+    fn bitor(self, o: Self) -> Self {
+        Self { lo: self.lo | o.lo, hi: self.hi | o.hi }
+    }
+}
+
+/// Slots of [`MAP_V4_LENS`] and [`MAP_V6_LENS`].
 pub const LENS_SLOTS: u32 = 1 << 16;
 
 /// The [`MAP_V4_LENS`] slot of an IPv4 address: its /16.
 pub const fn v4_lens_slot(a: &V4Key) -> u32 {
     (a[0] as u32) << 8 | a[1] as u32
+}
+
+/// The [`MAP_V6_LENS`] slot of an IPv6 address: a hash of its /32.
+pub const fn v6_lens_slot(a: &V6Key) -> u32 {
+    v6_filter_bit(a) >> 8
 }
 
 /// The entry blocks packets whose source address matches it.
@@ -324,11 +367,15 @@ pub const CFG_V6_ALLOW: u32 = 1 << 3;
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: this and the four below are plain `repr(C)` structs of integers without
+    // SAFETY: this and the six below are plain `repr(C)` structs of integers without
     // padding; any bit pattern is a valid value.
     unsafe impl aya::Pod for super::EntryValue {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::V4PrefixKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::V6PrefixKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::LenMask {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Counter {}
     // SAFETY: as above.

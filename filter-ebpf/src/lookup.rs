@@ -1,20 +1,20 @@
 //! One lookup for both address families. A [`Family`] names its maps and key layout; `matched`
 //! is written once: first the prefilter (one array load: no entry near this address, no
 //! lookup: a miss costs the same whatever the lists hold), then the exact entry if it has one
-//! of the wanted directions, else (when the loader says the trie holds entries) the longest
-//! prefix if it does; never an allowlisted address (the allowlist is consulted only for a
+//! of the wanted directions, else (when the loader says prefixes are loaded) the longest prefix
+//! if it does, found by trying only the lengths present near the address; never an allowlisted address (the allowlist is consulted only for a
 //! listed address, so misses never pay for it).
 
-use aya_ebpf::maps::Array;
 use aya_ebpf::maps::lpm_trie::Key;
+use aya_ebpf::{cty::c_void, helpers::bpf_loop, maps::Array};
 use filter_common::{
-    CFG_V4_ALLOW, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue, V4Key, V4PrefixKey,
-    V6Key, v4_filter_bit, v4_lens_slot, v6_filter_bit,
+    CFG_V4_ALLOW, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue, LenMask, V4Key,
+    V4PrefixKey, V6Key, V6PrefixKey, v4_filter_bit, v4_lens_slot, v6_filter_bit, v6_lens_slot,
 };
 
 use crate::{
     TD_V4_ALLOW, TD_V4_ALLOWED, TD_V4_EXACT, TD_V4_FILTER, TD_V4_LENS, TD_V4_PREFIX, TD_V6_ALLOW,
-    TD_V6_ALLOWED, TD_V6_EXACT, TD_V6_FILTER, TD_V6_PREFIX,
+    TD_V6_ALLOWED, TD_V6_EXACT, TD_V6_FILTER, TD_V6_LENS, TD_V6_PREFIX,
 };
 
 /// An address family: its maps, its key layout and its `CFG_*` flags.
@@ -44,15 +44,6 @@ fn bit(filter: &Array<u64>, n: u32) -> bool {
     filter.get(n >> 6).is_some_and(|w| w & (1u64 << (n & 63)) != 0)
 }
 
-/// An IPv6 trie value as the pointer the hit path adds to. The kernel returns a pointer into the
-/// map's value memory, which the program may write (the map is not BPF_F_RDONLY_PROG): aya-ebpf
-/// only types it as a shared reference. The hit path writes it with atomic adds and one plain
-/// store of the last-hit time, exactly as it writes hash map values.
-#[inline(always)]
-fn writable(v: &EntryValue) -> *mut EntryValue {
-    v as *const EntryValue as *mut EntryValue
-}
-
 impl Family for V4 {
     type Addr = V4Key;
     const VERSION: u8 = 4;
@@ -69,7 +60,7 @@ impl Family for V4 {
     /// The longest prefix, by length among those present in the address's /16.
     #[inline(always)]
     fn prefix(a: &V4Key) -> Option<*mut EntryValue> {
-        let lens = *TD_V4_LENS.get(v4_lens_slot(a))?;
+        let lens = TD_V4_LENS.get(v4_lens_slot(a))?.lo;
         let addr = u32::from_be_bytes(*a);
         let mut len = 32u32;
         while len > 0 {
@@ -113,9 +104,25 @@ impl Family for V6 {
     fn exact(a: &V6Key) -> Option<*mut EntryValue> {
         TD_V6_EXACT.get_ptr_mut(a)
     }
+    /// The longest prefix, by length among those present in the slot of the address's /32
+    /// (128 lengths: the search runs in `bpf_loop`, which the verifier checks once).
     #[inline(always)]
     fn prefix(a: &V6Key) -> Option<*mut EntryValue> {
-        TD_V6_PREFIX.get(Key::new(128, *a)).map(writable)
+        let lens = *TD_V6_LENS.get(v6_lens_slot(a))?;
+        let hi = u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]);
+        let lo = u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]);
+        let mut search = V6Search { lens, hi, lo, found: NOT_FOUND };
+        let ctx = &mut search as *mut V6Search as *mut c_void;
+        // SAFETY: `v6_step` is a callback of the type bpf_loop expects, and `ctx` points at
+        // `search`, which outlives the call.
+        unsafe { bpf_loop(128, v6_step as *mut c_void, ctx, 0) };
+        match search.found {
+            NOT_FOUND => None,
+            len => {
+                let (hi, lo) = v6_masked(hi, lo, len);
+                v6_entry(len, hi, lo)
+            }
+        }
     }
     #[inline(always)]
     fn allowed(a: &V6Key) -> bool {
@@ -125,6 +132,59 @@ impl Family for V6 {
     fn wide(a: &V6Key) -> [u8; 16] {
         *a
     }
+}
+
+const NOT_FOUND: u32 = u32::MAX;
+
+/// What `v6_step` searches: a slot's lengths, the address, and the longest length present.
+#[repr(C)]
+struct V6Search {
+    lens: LenMask,
+    hi: u64,
+    lo: u64,
+    found: u32,
+}
+
+/// The address (`hi`, `lo`) with every bit past `len` cleared.
+#[inline(always)]
+fn v6_masked(hi: u64, lo: u64, len: u32) -> (u64, u64) {
+    let mask = |bits: u32| if bits == 0 { 0 } else { u64::MAX << (64 - bits) };
+    match len {
+        64.. => (hi, lo & mask(len - 64)),
+        _ => (hi & mask(len), 0),
+    }
+}
+
+/// Step `i` of the search: length 127 - i, when the slot has it and the prefix is listed, ends
+/// the loop.
+extern "C" fn v6_step(i: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop passes back the pointer to the caller's `V6Search`.
+    let s = unsafe { &mut *(ctx as *mut V6Search) };
+    let len = 127u32.saturating_sub(i as u32);
+    let set = match len {
+        64.. => s.lens.hi >> (len - 64),
+        _ => s.lens.lo >> len,
+    };
+    if set & 1 == 0 {
+        return 0;
+    }
+    let (hi, lo) = v6_masked(s.hi, s.lo, len);
+    if v6_entry(len, hi, lo).is_some() {
+        s.found = len;
+        return 1;
+    }
+    0
+}
+
+/// The IPv6 prefix entry of length `len` whose address is (`hi`, `lo`), already masked.
+#[inline(always)]
+fn v6_entry(len: u32, hi: u64, lo: u64) -> Option<*mut EntryValue> {
+    let (h, l) = (hi.to_be_bytes(), lo.to_be_bytes());
+    let addr = [
+        h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], l[0], l[1], l[2], l[3], l[4], l[5], l[6],
+        l[7],
+    ];
+    TD_V6_PREFIX.get_ptr_mut(V6PrefixKey { len, addr })
 }
 
 /// The entry that matches `addr` for the directions in `want`, under config flags `cfg`.

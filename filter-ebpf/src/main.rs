@@ -25,8 +25,8 @@ use aya_ebpf::{
 use filter_common::{
     CFG_COUNT, CFG_FLAGS, CNT_COUNT, CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED, CNT_MONITORED,
     CNT_NON_IP, CNT_PASSED, Counter, EntryValue, FILTER_WORDS, FLAG_DST, FLAG_MON_DST,
-    FLAG_MON_SRC, FLAG_SRC, LENS_SLOTS, LIST_COUNTERS, MAX_IFACES, MAX_IFINDEX, RateState, V4Key,
-    V4PrefixKey, V6Key,
+    FLAG_MON_SRC, FLAG_SRC, LENS_SLOTS, LIST_COUNTERS, LenMask, MAX_IFACES, MAX_IFINDEX, RateState,
+    V4Key, V4PrefixKey, V6Key, V6PrefixKey,
 };
 use lookup::{Family, V4, V6, matched};
 use parse::{Addresses, Packet};
@@ -40,9 +40,12 @@ static TD_V6_EXACT: HashMap<V6Key, EntryValue> = HashMap::with_max_entries(1, BP
 static TD_V4_PREFIX: HashMap<V4PrefixKey, EntryValue> =
     HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
 #[map]
-static TD_V4_LENS: Array<u32> = Array::with_max_entries(LENS_SLOTS, 0);
+static TD_V4_LENS: Array<LenMask> = Array::with_max_entries(LENS_SLOTS, 0);
 #[map]
-static TD_V6_PREFIX: LpmTrie<V6Key, EntryValue> = LpmTrie::with_max_entries(1, BPF_F_NO_PREALLOC);
+static TD_V6_PREFIX: HashMap<V6PrefixKey, EntryValue> =
+    HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
+#[map]
+static TD_V6_LENS: Array<LenMask> = Array::with_max_entries(LENS_SLOTS, 0);
 #[map]
 static TD_V4_ALLOW: LpmTrie<V4Key, u32> = LpmTrie::with_max_entries(1, BPF_F_NO_PREALLOC);
 #[map]

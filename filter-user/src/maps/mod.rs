@@ -26,13 +26,14 @@ use std::collections::BTreeMap;
 use anyhow::{Result, anyhow};
 use aya::maps::{Array, Map, MapData};
 use filter_common::{
-    ALL_MAPS, AddressMap, CFG_EVENT_BURST, CFG_EVENT_RATE, Family, MAP_CONFIG, MAP_V4_ALLOW,
-    MAP_V4_ALLOWED, MAP_V4_EXACT, MAP_V4_FILTER, MAP_V4_LENS, MAP_V4_PREFIX, MAP_V6_ALLOW,
-    MAP_V6_ALLOWED, MAP_V6_EXACT, MAP_V6_FILTER, MAP_V6_PREFIX, MapKind, V4Key, V6Key,
+    ALL_MAPS, AddressMap, CFG_EVENT_BURST, CFG_EVENT_RATE, Family, LenMask, MAP_CONFIG,
+    MAP_V4_ALLOW, MAP_V4_ALLOWED, MAP_V4_EXACT, MAP_V4_FILTER, MAP_V4_LENS, MAP_V4_PREFIX,
+    MAP_V6_ALLOW, MAP_V6_ALLOWED, MAP_V6_EXACT, MAP_V6_FILTER, MAP_V6_LENS, MAP_V6_PREFIX, MapKind,
+    V4Key, V6Key,
 };
 use ipnet::IpNet;
 
-use self::table::{Allow, Exact, HashPrefix4, Kernel, TriePrefix6};
+use self::table::{Allow, Exact, HashPrefix4, HashPrefix6, Kernel};
 pub use self::{
     start::{Start, grow, start},
     table::{MapInfo, Table, WriteMode},
@@ -83,8 +84,8 @@ pub struct FamilyMaps<const N: usize> {
     pub filter: Box<dyn prefilter::Words<u64>>,
     /// The allowlist's prefilter: which addresses may be allowlisted.
     pub allowed: Box<dyn prefilter::Words<u64>>,
-    /// IPv4: the prefix lengths present in each /16.
-    pub lens: Option<Box<dyn prefilter::Words<u32>>>,
+    /// The prefix lengths present near each address (IPv4: per /16; IPv6: per hash of a /32).
+    pub lens: Box<dyn prefilter::Words<LenMask>>,
 }
 
 impl<const N: usize> FamilyMaps<N> {
@@ -100,8 +101,8 @@ impl<const N: usize> FamilyMaps<N> {
     /// Its array maps: prefilters and lengths.
     fn arrays(&self) -> Vec<&dyn MapInfo> {
         let words = [self.filter.as_ref(), self.allowed.as_ref()].map(|w| w as &dyn MapInfo);
-        let lens = self.lens.iter().map(|l| l.as_ref() as &dyn MapInfo);
-        words.into_iter().chain(lens).collect()
+        let lens = self.lens.as_ref() as &dyn MapInfo;
+        words.into_iter().chain([lens]).collect()
     }
 
     /// What the maps hold, as a plan's tables.
@@ -191,18 +192,18 @@ fn v4(maps: &mut Named) -> Result<FamilyMaps<4>> {
         allow: kernel::<Allow<4>>(maps, MAP_V4_ALLOW)?,
         filter: words(maps, MAP_V4_FILTER)?,
         allowed: words(maps, MAP_V4_ALLOWED)?,
-        lens: Some(words(maps, MAP_V4_LENS)?),
+        lens: words(maps, MAP_V4_LENS)?,
     })
 }
 
 fn v6(maps: &mut Named) -> Result<FamilyMaps<16>> {
     Ok(FamilyMaps {
         exact: kernel::<Exact<{ size_of::<V6Key>() }>>(maps, MAP_V6_EXACT)?,
-        prefix: kernel::<TriePrefix6>(maps, MAP_V6_PREFIX)?,
+        prefix: kernel::<HashPrefix6>(maps, MAP_V6_PREFIX)?,
         allow: kernel::<Allow<16>>(maps, MAP_V6_ALLOW)?,
         filter: words(maps, MAP_V6_FILTER)?,
         allowed: words(maps, MAP_V6_ALLOWED)?,
-        lens: None,
+        lens: words(maps, MAP_V6_LENS)?,
     })
 }
 

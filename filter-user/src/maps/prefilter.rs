@@ -16,7 +16,9 @@ use aya::{
     Pod,
     maps::{Map, MapData},
 };
-use filter_common::{FILTER_WORDS, LENS_SLOTS, v4_filter_bit, v4_lens_slot, v6_filter_bit_of};
+use filter_common::{
+    FILTER_WORDS, LENS_SLOTS, LenMask, v4_filter_bit, v4_lens_slot, v6_filter_bit_of,
+};
 
 use super::{MapInfo, raw};
 use crate::plan::{Plan, Tables};
@@ -71,11 +73,22 @@ fn cover<const N: usize>(bits: &mut Dense<u64>, len: u8, addr: &[u8; N]) {
     }
 }
 
-/// The length bit of an IPv4 prefix (`len`, `addr`), set in the slot of every /16 it overlaps.
-fn lengths(lens: &mut Dense<u32>, len: u8, addr: &[u8; 4]) {
-    let first = v4_lens_slot(addr);
-    let bit = 1u32 << len;
-    (first..first + (1 << 16u8.saturating_sub(len))).for_each(|slot| lens.or(slot, bit));
+/// The length of a prefix (`len`, `addr`), set in the slot of everything it overlaps: every /16
+/// (IPv4), or the hash of every /32 (IPv6; every slot from /16 down).
+fn lengths<const N: usize>(lens: &mut Dense<LenMask>, len: u8, addr: &[u8; N]) {
+    let bit = LenMask::of(len);
+    let top = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
+    let mut set = |slot: u32| lens.or(slot, bit);
+    if N == 4 {
+        let first = v4_lens_slot(&top.to_be_bytes());
+        (first..first + (1 << 16u8.saturating_sub(len))).for_each(set);
+    } else if len >= 32 {
+        set(v6_filter_bit_of(top) >> 8);
+    } else if len > 16 {
+        (0..1u32 << (32 - len)).for_each(|i| set(v6_filter_bit_of(top + i) >> 8));
+    } else {
+        (0..LENS_SLOTS).for_each(set);
+    }
 }
 
 /// The prefilter bits the entries (not the allowlist) of `tables` need.
@@ -95,8 +108,8 @@ pub fn allowed_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
     bits
 }
 
-/// The prefix lengths per /16 of IPv4 `tables`.
-pub fn lens_of(tables: &Tables<4>) -> Dense<u32> {
+/// The prefix lengths near each address, of `tables`' prefixes.
+pub fn lens_of<const N: usize>(tables: &Tables<N>) -> Dense<LenMask> {
     let mut lens = Dense::empty(LENS_SLOTS);
     tables.prefix.iter().for_each(|((len, addr), _)| lengths(&mut lens, *len, addr));
     lens
@@ -145,7 +158,8 @@ pub struct AllMoves {
     pub v6: Moves<u64>,
     pub allowed_v4: Moves<u64>,
     pub allowed_v6: Moves<u64>,
-    pub lens: Moves<u32>,
+    pub lens_v4: Moves<LenMask>,
+    pub lens_v6: Moves<LenMask>,
 }
 
 /// The moves from `old` to `new`.
@@ -155,7 +169,8 @@ pub fn moves(old: &Plan, new: &Plan) -> AllMoves {
         v6: Moves::between(&bits_of(&old.v6), &bits_of(&new.v6)),
         allowed_v4: Moves::between(&allowed_of(&old.v4), &allowed_of(&new.v4)),
         allowed_v6: Moves::between(&allowed_of(&old.v6), &allowed_of(&new.v6)),
-        lens: Moves::between(&lens_of(&old.v4), &lens_of(&new.v4)),
+        lens_v4: Moves::between(&lens_of(&old.v4), &lens_of(&new.v4)),
+        lens_v6: Moves::between(&lens_of(&old.v6), &lens_of(&new.v6)),
     }
 }
 
@@ -177,19 +192,19 @@ fn add<V: Copy + Default + PartialEq + BitOr<Output = V>>(
     map.put(&slots)
 }
 
-/// Sets, in `filter` (and `lens`, for an IPv4 prefix), what the entry (`len`, `addr`) needs.
+/// Sets, in `filter` (and `lens`, for a prefix), what the entry (`len`, `addr`) needs.
 pub fn cover_entry<const N: usize>(
     filter: &mut dyn Words<u64>,
-    lens: Option<&mut (dyn Words<u32> + '_)>,
+    lens: &mut dyn Words<LenMask>,
     len: u8,
     addr: &[u8; N],
 ) -> Result<()> {
     let mut bits = Dense::empty(FILTER_WORDS);
     cover(&mut bits, len, addr);
     add(filter, &bits)?;
-    if let Some(lens) = lens.filter(|_| N == 4 && usize::from(len) < N * 8) {
+    if usize::from(len) < N * 8 {
         let mut l = Dense::empty(LENS_SLOTS);
-        lengths(&mut l, len, &[addr[0], addr[1], addr[2], addr[3]]);
+        lengths(&mut l, len, addr);
         add(lens, &l)?;
     }
     Ok(())
@@ -316,11 +331,11 @@ mod tests {
         let t = tables(&[[203, 0, 113, 7]], &[(12, [10, 16, 0, 0]), (24, [192, 0, 2, 0])]);
         let lens = lens_of(&t);
         let slot = |a: [u8; 4]| lens.0[v4_lens_slot(&a) as usize];
-        assert_eq!(slot([10, 16, 0, 1]), 1 << 12);
-        assert_eq!(slot([10, 31, 255, 1]), 1 << 12, "the /12's last /16");
-        assert_eq!(slot([10, 32, 0, 1]), 0);
-        assert_eq!(slot([192, 0, 2, 1]), 1 << 24);
-        assert_eq!(slot([203, 0, 113, 7]), 0, "exact entries have no length bit");
+        assert_eq!(slot([10, 16, 0, 1]), LenMask::of(12));
+        assert_eq!(slot([10, 31, 255, 1]), LenMask::of(12), "the /12's last /16");
+        assert_eq!(slot([10, 32, 0, 1]), LenMask::default());
+        assert_eq!(slot([192, 0, 2, 1]), LenMask::of(24));
+        assert_eq!(slot([203, 0, 113, 7]), LenMask::default(), "exact entries have no length");
         assert_eq!(lens.slots().count(), 16 + 1);
     }
 }

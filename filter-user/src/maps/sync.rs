@@ -67,10 +67,8 @@ fn put_arrays(maps: &mut AddressMaps, m: &prefilter::AllMoves, step: Step) -> Re
     put_slots(maps.v6.filter.as_mut(), m.v6.step(step))?;
     put_slots(maps.v4.allowed.as_mut(), m.allowed_v4.step(step))?;
     put_slots(maps.v6.allowed.as_mut(), m.allowed_v6.step(step))?;
-    match maps.v4.lens.as_mut() {
-        Some(lens) => put_slots(lens.as_mut(), m.lens.step(step)),
-        None => Ok(()),
-    }
+    put_slots(maps.v4.lens.as_mut(), m.lens_v4.step(step))?;
+    put_slots(maps.v6.lens.as_mut(), m.lens_v6.step(step))
 }
 
 fn put_slots<V: Copy>(map: &mut dyn prefilter::Words<V>, slots: &[(u32, V)]) -> Result<()> {
@@ -178,8 +176,7 @@ fn edit_family<const N: usize>(
 ) -> Result<Edit> {
     let (len, addr) = prefix_key::<N>(net);
     // Bits first (a removed entry leaves its bits: a clear bit must never hide an entry).
-    let lens = maps.lens.as_deref_mut();
-    prefilter::cover_entry(maps.filter.as_mut(), lens, len, &addr)?;
+    prefilter::cover_entry(maps.filter.as_mut(), maps.lens.as_mut(), len, &addr)?;
     if usize::from(len) == N * 8 {
         edit_in(maps.exact.as_mut(), addr, f)
     } else {

@@ -106,7 +106,7 @@ fn memory_table<K>(name: &'static str, log: &Log) -> Memory<K> {
 }
 
 fn family<const N: usize>(tag: &'static [&'static str; 6], log: &Log) -> FamilyMaps<N> {
-    let lens: Box<dyn prefilter::Words<u32>> =
+    let lens: Box<dyn prefilter::Words<filter_common::LenMask>> =
         Box::new(MemWords(tag[4], BTreeMap::new(), log.clone()));
     FamilyMaps {
         exact: Box::new(memory_table::<[u8; N]>(tag[0], log)),
@@ -114,7 +114,7 @@ fn family<const N: usize>(tag: &'static [&'static str; 6], log: &Log) -> FamilyM
         allow: Box::new(memory_table::<PrefixKey<N>>(tag[2], log)),
         filter: Box::new(MemWords(tag[3], BTreeMap::new(), log.clone())),
         allowed: Box::new(MemWords(tag[5], BTreeMap::new(), log.clone())),
-        lens: (N == 4).then_some(lens),
+        lens,
     }
 }
 
@@ -202,8 +202,8 @@ fn edits_join_lists_and_delete_only_when_no_list_is_left() {
     let bit = filter_common::v4_filter_bit(&[198, 51, 100, 0]);
     let word = maps.v4.filter.get(bit >> 6).unwrap();
     assert_ne!(word & (1 << (bit & 63)), 0, "the edit set the entry's prefilter bit");
-    let slot = maps.v4.lens.as_ref().unwrap().get(filter_common::v4_lens_slot(&[198, 51, 100, 0]));
-    assert_eq!(slot.unwrap(), 1 << 24, "and its length in its /16");
+    let slot = maps.v4.lens.get(filter_common::v4_lens_slot(&[198, 51, 100, 0]));
+    assert_eq!(slot.unwrap(), filter_common::LenMask::of(24), "and its length in its /16");
     assert_eq!(maps.settings.get(CFG_FLAGS).unwrap() & CFG_V4_PREFIXES, CFG_V4_PREFIXES);
     assert_eq!(upsert(&mut maps, net, Meta { flags: FLAG_DST, lists: 2 }).unwrap(), Edit::Updated);
     let v = maps.v4.prefix.get(&(24, [198, 51, 100, 0])).unwrap().unwrap();

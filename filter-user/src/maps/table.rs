@@ -1,7 +1,7 @@
 //! One address map seen through the plan's keys: the [`Table`] trait, and its kernel
 //! implementation with one codec per map layout. Key and value conversion between the plan
 //! (`[u8; N]` addresses, `(length, address)` prefixes, [`Meta`]) and the kernel (filter-common's
-//! layouts: IPv4 prefixes by length in a hash, IPv6 prefixes in a trie) lives here and nowhere
+//! layouts: prefixes by length in hash maps, the allowlist in tries) lives here and nowhere
 //! else.
 
 use std::{marker::PhantomData, os::fd::AsFd, path::Path};
@@ -11,7 +11,7 @@ use aya::{
     Pod,
     maps::{Map, MapData, lpm_trie::Key},
 };
-use filter_common::{EntryValue, V4PrefixKey};
+use filter_common::{EntryValue, V4PrefixKey, V6PrefixKey};
 
 use super::raw::{self, BatchError};
 use crate::plan::{Meta, PrefixKey};
@@ -111,19 +111,20 @@ impl Codec for HashPrefix4 {
     }
 }
 
-/// IPv6 prefixes in an LPM trie: key (length, address).
-pub struct TriePrefix6;
+/// IPv6 prefixes in a hash map keyed by (length, masked address): filter-common's
+/// `V6PrefixKey` (the kernel looks the lengths of `TD_V6_LENS` up, longest first).
+pub struct HashPrefix6;
 
-impl Codec for TriePrefix6 {
-    const TRIE: bool = true;
+impl Codec for HashPrefix6 {
+    const TRIE: bool = false;
     type Plan = PrefixKey<16>;
-    type Key = Key<[u8; 16]>;
+    type Key = V6PrefixKey;
     type Value = EntryValue;
-    fn key((len, addr): &PrefixKey<16>) -> Key<[u8; 16]> {
-        Key::new(u32::from(*len), *addr)
+    fn key((len, addr): &PrefixKey<16>) -> V6PrefixKey {
+        V6PrefixKey { len: u32::from(*len), addr: *addr }
     }
-    fn plan(k: &Key<[u8; 16]>) -> PrefixKey<16> {
-        (k.prefix_len() as u8, k.data())
+    fn plan(k: &V6PrefixKey) -> PrefixKey<16> {
+        (k.len as u8, k.addr)
     }
     fn value(v: &EntryValue) -> EntryValue {
         *v
