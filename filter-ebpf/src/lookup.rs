@@ -105,7 +105,8 @@ impl Family for V6 {
         TD_V6_EXACT.get_ptr_mut(a)
     }
     /// The longest prefix, by length among those present in the slot of the address's /32
-    /// (128 lengths: the search runs in `bpf_loop`, which the verifier checks once).
+    /// (up to 128 lengths: the search runs in `bpf_loop`, one step a length present, which the
+    /// verifier checks once).
     #[inline(always)]
     fn prefix(a: &V6Key) -> Option<*mut EntryValue> {
         let lens = *TD_V6_LENS.get(v6_lens_slot(a))?;
@@ -113,9 +114,10 @@ impl Family for V6 {
         let lo = u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]);
         let mut search = V6Search { lens, hi, lo, found: NOT_FOUND };
         let ctx = &mut search as *mut V6Search as *mut c_void;
+        let present = lens.hi.count_ones() + lens.lo.count_ones();
         // SAFETY: `v6_step` is a callback of the type bpf_loop expects, and `ctx` points at
         // `search`, which outlives the call.
-        unsafe { bpf_loop(128, v6_step as *mut c_void, ctx, 0) };
+        unsafe { bpf_loop(present, v6_step as *mut c_void, ctx, 0) };
         match search.found {
             NOT_FOUND => None,
             len => {
@@ -155,19 +157,22 @@ fn v6_masked(hi: u64, lo: u64, len: u32) -> (u64, u64) {
     }
 }
 
-/// Step `i` of the search: length 127 - i, when the slot has it and the prefix is listed, ends
-/// the loop.
-extern "C" fn v6_step(i: u64, ctx: *mut c_void) -> i64 {
+/// One step of the search: the longest length left in the set, taken out of it; when that
+/// prefix is listed, the loop ends. bpf_loop runs as many steps as the set holds lengths.
+extern "C" fn v6_step(_: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes back the pointer to the caller's `V6Search`.
     let s = unsafe { &mut *(ctx as *mut V6Search) };
-    let len = 127u32.saturating_sub(i as u32);
-    let set = match len {
-        64.. => s.lens.hi >> (len - 64),
-        _ => s.lens.lo >> len,
+    let len = if s.lens.hi != 0 {
+        let bit = 63 - s.lens.hi.leading_zeros();
+        s.lens.hi &= !(1u64 << bit);
+        64 + bit
+    } else if s.lens.lo != 0 {
+        let bit = 63 - s.lens.lo.leading_zeros();
+        s.lens.lo &= !(1u64 << bit);
+        bit
+    } else {
+        return 1;
     };
-    if set & 1 == 0 {
-        return 0;
-    }
     let (hi, lo) = v6_masked(s.hi, s.lo, len);
     if v6_entry(len, hi, lo).is_some() {
         s.found = len;
