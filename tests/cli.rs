@@ -156,3 +156,20 @@ fn commands_on_the_running_filter_say_they_need_root() {
         assert!(stderr(&out).contains(want), "{cmd:?}: {}", stderr(&out));
     }
 }
+
+#[kernel_test]
+fn an_interface_that_holds_another_xdp_program_is_named_as_the_cause() {
+    let topo = Topology::new("cb").unwrap();
+    let list = example_list();
+    let args = ["run", "-i", Addrs::GATEWAY_IF, "-l", list.as_str(), "--ephemeral"];
+    let first = integration_tests::process::Running::start(&topo.gateway, &args).unwrap();
+    for mode in ["auto", "native"] {
+        let mut second = args.to_vec();
+        second.extend(["--mode", mode]);
+        let out = run_cli(Some(&topo.gateway), &second);
+        assert_eq!(out.status.code(), Some(1), "{mode}");
+        let want = "to td-g: another XDP program is attached there; remove it (`ip link set dev td-g xdp off`)";
+        assert!(stderr(&out).contains(want), "{mode}: {}", stderr(&out));
+    }
+    first.stop().unwrap();
+}

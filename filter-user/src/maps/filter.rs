@@ -219,22 +219,25 @@ impl Filter {
             return Ok(Attached::Adopted);
         }
         let try_mode = |prog: &mut Xdp, m: XdpMode| prog.attach(iface, m);
+        let failed = |how: &str, e: aya::programs::ProgramError| attach_error(iface, how, &e);
         let (id, got) = match mode {
             Mode::Native => try_mode(prog, XdpMode::Driver)
                 .map(|id| (id, Attached::Native))
-                .map_err(|e| anyhow!("cannot attach in native mode to {iface}: {e}"))?,
+                .map_err(|e| failed("in native mode ", e))?,
             Mode::Skb => try_mode(prog, XdpMode::Skb)
                 .map(|id| (id, Attached::Skb))
-                .map_err(|e| anyhow!("cannot attach in skb mode to {iface}: {e}"))?,
+                .map_err(|e| failed("in skb mode ", e))?,
             Mode::Auto => match try_mode(prog, XdpMode::Driver) {
                 Ok(id) => (id, Attached::Native),
+                Err(e) if busy(&e) => return Err(failed("", e)),
                 Err(native_err) => {
+                    let why = causes(&native_err);
                     log::warn!(
-                        "native XDP is not available on {iface} ({native_err}); using generic (skb) mode"
+                        "native XDP is not available on {iface} ({why}); using generic (skb) mode"
                     );
                     try_mode(prog, XdpMode::Skb)
                         .map(|id| (id, Attached::Skb))
-                        .map_err(|e| anyhow!("cannot attach to {iface}: {e}"))?
+                        .map_err(|e| failed("", e))?
                 }
             },
         };
@@ -265,6 +268,42 @@ impl Filter {
     pub fn program_id(&self) -> Option<u32> {
         self.program().info().ok().map(|i| i.id())
     }
+}
+
+/// An error with every cause, in one line (aya's errors keep the errno in their source).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}
+
+/// True when the interface already holds another XDP program (EBUSY, EEXIST).
+fn busy(e: &aya::programs::ProgramError) -> bool {
+    let mut next: Option<&dyn std::error::Error> = Some(e);
+    while let Some(cause) = next {
+        let errno = cause.downcast_ref::<std::io::Error>().and_then(std::io::Error::raw_os_error);
+        if matches!(errno, Some(libc::EBUSY | libc::EEXIST)) {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
+}
+
+/// One sentence for a failed attachment, naming the cause and, where known, the fix.
+fn attach_error(iface: &str, how: &str, e: &aya::programs::ProgramError) -> anyhow::Error {
+    if busy(e) {
+        return anyhow!(
+            "cannot attach {how}to {iface}: another XDP program is attached there; remove it \
+             (`ip link set dev {iface} xdp off`) or `takedown detach` the filter that holds it"
+        );
+    }
+    anyhow!("cannot attach {how}to {iface}: {}", causes(e))
 }
 
 /// The index of `iface` in this network namespace (0: no such interface).
