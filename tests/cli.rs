@@ -173,3 +173,40 @@ fn an_interface_that_holds_another_xdp_program_is_named_as_the_cause() {
     }
     first.stop().unwrap();
 }
+
+#[kernel_test]
+fn the_log_carries_timestamps_or_json_lines() {
+    let topo = Topology::new("cl").unwrap();
+    let dir = TempDir::new("cli-log");
+    let good = example_list();
+    let junk = dir.file("junk.txt", "not a list\n");
+    for format in ["text", "json"] {
+        let args = [
+            "--log-format",
+            format,
+            "run",
+            "-i",
+            Addrs::GATEWAY_IF,
+            "-l",
+            good.as_str(),
+            "-l",
+            junk.as_str(),
+            "--ephemeral",
+        ];
+        let run = integration_tests::process::Running::start(&topo.gateway, &args).unwrap();
+        let err = run.stderr();
+        run.stop().unwrap();
+        let line = err
+            .lines()
+            .find(|l| l.contains("starting without it"))
+            .unwrap_or_else(|| panic!("{err}"));
+        if format == "json" {
+            let v: serde_json::Value = serde_json::from_str(line).expect(line);
+            assert_eq!(v["level"], "ERROR", "{line}");
+            assert!(v["message"].as_str().unwrap().contains("junk.txt"), "{line}");
+            assert!(v["time"].as_str().unwrap().starts_with("20"), "{line}");
+        } else {
+            assert!(line.starts_with("[20") && line.contains("Z ERROR]"), "{line}");
+        }
+    }
+}

@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "takedown", version)]
 struct Cli {
+    /// How log lines on stderr are written.
+    #[arg(long, value_enum, global = true, default_value_t)]
+    log_format: cli::logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,11 +50,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp(None)
-        .format_target(false)
-        .init();
     let cli = Cli::parse();
+    cli::logging::init(cli.log_format);
     let result = match cli.command {
         Command::Run(args) => cli::run::run(args).map(|()| ExitCode::SUCCESS),
         Command::Check(args) => cli::check::run(args),

@@ -15,6 +15,7 @@ pub mod dns;
 pub mod entries;
 pub mod inspect;
 pub mod lifecycle;
+pub mod logging;
 pub mod observe;
 pub mod places;
 pub mod refresh;
