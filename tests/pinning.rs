@@ -43,6 +43,35 @@ fn prog_id(topo: &Topology, iface: &str) -> Option<u32> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
+/// A steady stream from the listed inside source and one from an ordinary client, every 2 ms.
+struct Streams {
+    listed: Stream,
+    control: Stream,
+}
+
+impl Streams {
+    fn start(topo: &Topology) -> Self {
+        let (every, limit) = (Duration::from_millis(2), Duration::from_secs(60));
+        let server = Addrs::ip(Addrs::SERVER_V4);
+        let from = |a: &str| {
+            Stream::start(&topo.client, Addrs::ip(a), &topo.internet, server, every, limit).unwrap()
+        };
+        let streams = Self { listed: from(Addrs::LISTED_SRC_V4), control: from(Addrs::CLIENT_V4) };
+        std::thread::sleep(Duration::from_millis(300));
+        streams
+    }
+
+    /// Stops both; asserts that no listed packet got through (`during` what) while ordinary
+    /// traffic flowed.
+    fn stop(self, during: &str) {
+        std::thread::sleep(Duration::from_millis(300));
+        let ((sent, got), (csent, cgot)) = (self.listed.stop(), self.control.stop());
+        assert!(sent > 200, "the listed stream ran ({sent} sent)");
+        assert_eq!(got, 0, "listed packets got through during {during}");
+        assert!(cgot > csent / 2, "ordinary traffic flowed: {cgot} of {csent}");
+    }
+}
+
 #[kernel_test]
 fn the_pinned_filter_outlives_its_daemon_and_detach_removes_it() {
     let place = PinPlace::new("outlive");
@@ -78,27 +107,7 @@ fn restart_and_program_replacement_let_no_listed_packet_through() {
     let topo = Topology::new("pr").unwrap();
     let run = Running::start(&topo.gateway, &run_args(&list, &pa)).unwrap();
     let before = prog_id(&topo, Addrs::GATEWAY_IF).expect("program attached");
-    let (every, limit) = (Duration::from_millis(2), Duration::from_secs(60));
-    let ip = Addrs::ip;
-    let listed = Stream::start(
-        &topo.client,
-        ip(Addrs::LISTED_SRC_V4),
-        &topo.internet,
-        ip(Addrs::SERVER_V4),
-        every,
-        limit,
-    )
-    .unwrap();
-    let control = Stream::start(
-        &topo.client,
-        ip(Addrs::CLIENT_V4),
-        &topo.internet,
-        ip(Addrs::SERVER_V4),
-        every,
-        limit,
-    )
-    .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let streams = Streams::start(&topo);
     let out = cli(&topo, &["stop"], &pa);
     assert!(text(&out).contains("stopped the takedown daemon"), "{}", text(&out));
     let (status, _) = run.wait_exit().unwrap();
@@ -110,12 +119,7 @@ fn restart_and_program_replacement_let_no_listed_packet_through() {
     assert!(out.contains("attached to td-g in its existing (adopted) mode"), "{out}");
     let after = prog_id(&topo, Addrs::GATEWAY_IF).expect("program attached");
     assert_ne!(before, after, "the new daemon's program replaced the old one on the same link");
-    std::thread::sleep(Duration::from_millis(300));
-    let (sent, got) = listed.stop();
-    let (csent, cgot) = control.stop();
-    assert!(sent > 200, "the listed stream ran ({sent} sent)");
-    assert_eq!(got, 0, "listed packets got through during stop/start/replace");
-    assert!(cgot > csent / 2, "ordinary traffic flowed: {cgot} of {csent}");
+    streams.stop("stop/start/replace");
     run.stop().unwrap();
 }
 
@@ -167,19 +171,9 @@ fn restart_under_stream(
     Running::start(&topo.gateway, first).unwrap().stop().unwrap();
     change(&Pins::new(place.pin_dir()));
     let before = prog_id(topo, Addrs::GATEWAY_IF).expect("program attached");
-    let (every, limit) = (Duration::from_millis(2), Duration::from_secs(60));
-    let (client, server) = (Addrs::ip(Addrs::CLIENT_V4), Addrs::ip(Addrs::SERVER_V4));
-    let listed = Addrs::ip(Addrs::LISTED_SRC_V4);
-    let listed = Stream::start(&topo.client, listed, &topo.internet, server, every, limit).unwrap();
-    let control =
-        Stream::start(&topo.client, client, &topo.internet, server, every, limit).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let streams = Streams::start(topo);
     let run = Running::start(&topo.gateway, then).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let ((sent, got), (csent, cgot)) = (listed.stop(), control.stop());
-    assert!(sent > 200, "the listed stream ran ({sent} sent)");
-    assert_eq!(got, 0, "listed packets got through during the move to new maps");
-    assert!(cgot > csent / 2, "ordinary traffic flowed: {cgot} of {csent}");
+    streams.stop("the move to new maps");
     assert_ne!(prog_id(topo, Addrs::GATEWAY_IF), Some(before), "the program was replaced");
     assert_eq!(version::pinned(&Pins::new(place.pin_dir())), Pinned::Current);
     let out = run.stdout();
@@ -242,13 +236,7 @@ fn a_refresh_that_outgrows_the_maps_moves_to_larger_ones_without_a_gap() {
     let topo = Topology::new("pw").unwrap();
     let run = Running::start(&topo.gateway, &run_args(&list, &pa)).unwrap();
     let before = prog_id(&topo, Addrs::GATEWAY_IF).expect("program attached");
-    let (every, limit) = (Duration::from_millis(2), Duration::from_secs(60));
-    let (client, server) = (Addrs::ip(Addrs::CLIENT_V4), Addrs::ip(Addrs::SERVER_V4));
-    let listed = Addrs::ip(Addrs::LISTED_SRC_V4);
-    let listed = Stream::start(&topo.client, listed, &topo.internet, server, every, limit).unwrap();
-    let control =
-        Stream::start(&topo.client, client, &topo.internet, server, every, limit).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let streams = Streams::start(&topo);
     // More addresses than the maps were sized for (at least MIN_CAPACITY).
     let n = MIN_CAPACITY + 4_000;
     let many: String =
@@ -256,11 +244,7 @@ fn a_refresh_that_outgrows_the_maps_moves_to_larger_ones_without_a_gap() {
     dir.file("list.txt", &format!("192.0.2.66\n{many}"));
     let out = cli(&topo, &["refresh"], &pa);
     assert!(out.status.success(), "{}", text(&out));
-    std::thread::sleep(Duration::from_millis(300));
-    let ((sent, got), (csent, cgot)) = (listed.stop(), control.stop());
-    assert!(sent > 200, "the listed stream ran ({sent} sent)");
-    assert_eq!(got, 0, "listed packets got through while the filter moved to larger maps");
-    assert!(cgot > csent / 2, "ordinary traffic flowed: {cgot} of {csent}");
+    streams.stop("the move to larger maps");
     // During the move the map holds the old entries and the new ones: 2 + n.
     let why = format!(
         "map holds at most {MIN_CAPACITY} entries and the move to the lists needs {}",

@@ -64,10 +64,7 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
                     let _ = refresh(d, &dns, Some(&name)).await;
                 }
             }
-            _ = save.tick() => {
-                d.save_hosts();
-                d.check_pins();
-            }
+            _ = save.tick() => housekeeping(d),
             conn = async { metrics.as_ref().expect("guarded").accept().await }, if metrics.is_some() => {
                 if let Ok((stream, _)) = conn && let Err(e) = scrape(d, stream).await {
                     log::debug!("metrics request failed: {e:#}");
@@ -96,6 +93,12 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
     }
     shut_down(d);
     Ok(())
+}
+
+/// Every two seconds: the host table saved, lost pins made again.
+fn housekeeping(d: &mut Daemon) {
+    d.save_hosts();
+    d.check_pins();
 }
 
 fn shut_down(d: &mut Daemon) {
