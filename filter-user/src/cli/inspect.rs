@@ -135,14 +135,13 @@ pub fn stats(args: StatsArgs) -> Result<()> {
         return Ok(());
     }
     for (i, n) in CNT_NAMES.iter().enumerate() {
-        say!(
-            "{n:<12} {:>14} pkts {:>16} B {:>12.1} pkts/s",
-            second.0[i].packets,
-            second.0[i].bytes,
-            rate(i)
-        );
+        let (count, bytes, rate) = (second.0[i].packets, second.0[i].bytes, rate(i));
+        match counters::counts_events(i) {
+            true => say!("{n:<18} {count:>14} events {:>18} {rate:>12.1} events/s", ""),
+            false => say!("{n:<18} {count:>14} pkts   {bytes:>16} B {rate:>12.1} pkts/s"),
+        }
     }
     let dropped = second.packets(CNT_DROP_SRC) + second.packets(CNT_DROP_DST);
-    say!("{:<12} {:>14} pkts", "dropped", dropped);
+    say!("{:<18} {:>14} pkts", "dropped", dropped);
     Ok(())
 }

@@ -4,7 +4,10 @@ use std::fmt;
 
 use anyhow::Result;
 use aya::maps::{Map, MapData, PerCpuArray};
-use filter_common::{CNT_COUNT, CNT_NAMES, Counter, MAP_COUNTERS, MAX_IFACES, counter_index};
+use filter_common::{
+    CNT_COUNT, CNT_EVENTS, CNT_NAMES, CNT_SUPPRESSED, Counter, MAP_COUNTERS, MAX_IFACES,
+    counter_index,
+};
 
 /// Counter totals over all CPUs, indexed by the `CNT_*` constants.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -76,14 +79,38 @@ pub fn read_lists(map: &Map) -> Result<Vec<(u32, Counter, Counter)>> {
     Ok(out)
 }
 
+/// True for the counters that count events, not packets (they have no bytes).
+pub fn counts_events(cnt: usize) -> bool {
+    cnt == CNT_EVENTS as usize || cnt == CNT_SUPPRESSED as usize
+}
+
 impl fmt::Display for Totals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, (name, c)) in CNT_NAMES.iter().zip(self.0.iter()).enumerate() {
             if i > 0 {
                 f.write_str("  ")?;
             }
-            write!(f, "{name} {} pkts/{} B", c.packets, c.bytes)?;
+            match counts_events(i) {
+                true => write!(f, "{name} {}", c.packets)?,
+                false => write!(f, "{name} {} pkts/{} B", c.packets, c.bytes)?,
+            }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_counted_as_events_not_packets_of_zero_bytes() {
+        let mut t = Totals::default();
+        t.0[CNT_EVENTS as usize].packets = 69;
+        t.0[0] = Counter { packets: 90, bytes: 6128 };
+        let line = t.to_string();
+        assert!(line.starts_with("passed 90 pkts/6128 B"), "{line}");
+        assert!(line.contains("  events 69  events_suppressed 0"), "{line}");
+        assert!(!line.contains("events 69 pkts"), "{line}");
     }
 }
