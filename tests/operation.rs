@@ -103,6 +103,14 @@ fn the_cli_works_on_a_running_filter_with_and_without_the_daemon() {
     assert_eq!(ctx.pings(Addrs::SERVER_V4), 0, "manual entry survives a restart");
     assert!(ctx.ok(&["lookup", Addrs::SERVER_V4]).contains("lists manual"));
 
+    // This machine's own address is protected, and add says so.
+    let out = ctx.ok(&["add", Addrs::GATEWAY_V4]);
+    assert!(
+        out.contains("note: 192.0.2.1 is this machine's own address: the filter never drops it"),
+        "{out}"
+    );
+    assert!(ctx.ok(&["lookup", Addrs::GATEWAY_V4]).contains("allowed by 192.0.2.1/32"));
+
     // Refusals.
     let (code, out) = ctx.cli(&["add", "10.0.0.0/8"]);
     assert_eq!(code, Some(1));

@@ -87,6 +87,14 @@ pub fn add(args: AddArgs) -> Result<()> {
     let how = apply(&args.places, |maps| sync::upsert(maps, net, meta).map(|_| ()))?;
     let what = if args.monitor { "monitor" } else { "block" };
     say!("added {net} ({what}, {}) to the manual list; {how}", args.direction);
+    // This machine's own addresses are protected unless the daemon runs with --block-own:
+    // say so rather than let "added" suggest they are dropped.
+    let own = takedown::plan::own::addresses().unwrap_or_default();
+    if let Some(a) = own.iter().find(|a| net.contains(*a)) {
+        say!(
+            "note: {a} is this machine's own address: the filter never drops it (unless run with --block-own)"
+        );
+    }
     Ok(())
 }
 
