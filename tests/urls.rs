@@ -97,8 +97,8 @@ fn url_lists_refresh_conditionally_keep_good_content_and_fall_back_to_the_cache(
     assert!(status.contains("list feed: 4 in the maps; last refresh FAILED"), "{status}");
 
     // The cache holds the last good copy, and a start without the server uses it.
-    let cached = std::fs::read_to_string(ctx.place.state.0.join("cache/feed.body")).unwrap();
-    assert_eq!(cached, V2);
+    let cached = std::fs::read_to_string(ctx.place.state.0.join("cache/feed.cache")).unwrap();
+    assert!(cached.ends_with(&format!("}}\n{V2}")), "header line, then the body: {cached}");
     daemon.stop().unwrap();
     drop(server);
     std::thread::sleep(Duration::from_millis(100));
@@ -182,6 +182,10 @@ fn a_failing_source_at_start_does_not_keep_the_good_ones_from_enforcing() {
         ),
     );
     let ctx = Ctx { topo, place: PinPlace::new("urls-bad"), config };
+    // A damaged cached copy is not used, and the report says it is damaged.
+    let cache = ctx.place.state.0.join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(cache.join("feed.cache"), "{\"url\": cut short").unwrap();
     let daemon = ctx.start();
     assert!(ctx.blocked("198.51.100.7"), "the good list is enforced");
     let (_, status) = ctx.cli(&["status"]);
@@ -189,6 +193,7 @@ fn a_failing_source_at_start_does_not_keep_the_good_ones_from_enforcing() {
         status.contains("list feed: 0 in the maps; last refresh FAILED (fetch failed"),
         "{status}"
     );
+    assert!(status.contains("damaged cache file") && status.contains("feed.cache"), "{status}");
     assert!(daemon.stderr().contains("starting without it"), "{}", daemon.stderr());
     daemon.stop().unwrap();
 }

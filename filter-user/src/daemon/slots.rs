@@ -187,11 +187,6 @@ impl Daemon {
             return Ok(Got::Bytes(bytes, None, String::new()));
         }
         let url = cfg.url.as_deref().ok_or("no file or url")?;
-        let cache = self.cache();
-        let cached = cache.as_ref().and_then(|c| c.load(&cfg.name));
-        if self.slots[i].cached.is_none() {
-            self.slots[i].cached = cached.as_ref().map(|(_, m)| m.clone());
-        }
         let client = self.client.as_ref().ok_or("no HTTP client")?;
         let policy = FetchPolicy {
             max_bytes: cfg.max_bytes,
@@ -206,14 +201,15 @@ impl Daemon {
                 Ok(Got::Unchanged("not modified (304): content unchanged".into()))
             }
             Ok(Fetched::New { body, meta }) => Ok(Got::Bytes(body, Some(meta), String::new())),
-            Err(e) if at_start => match cached {
-                Some((body, meta)) => {
+            Err(e) if at_start => match self.cache().map(|c| c.load(&cfg.name)) {
+                Some(Ok(Some((body, meta)))) => {
                     let note =
                         format!(" (fetch failed: {e}; using the cached copy of {})", meta.fetched);
                     self.slots[i].cached = Some(meta);
                     Ok(Got::Bytes(body, None, note))
                 }
-                None => Err(format!("fetch failed: {e}, and there is no cached copy")),
+                Some(Err(damaged)) => Err(format!("fetch failed: {e}, and {damaged:#}")),
+                _ => Err(format!("fetch failed: {e}, and there is no cached copy")),
             },
             Err(e) => Err(format!("fetch failed: {e}")),
         }
@@ -240,10 +236,15 @@ impl Daemon {
             guards::shrink_check(prev.usable(), report.usable(), accept)?;
         }
         if let (Some(meta), Some(cache)) = (&fetched, self.cache()) {
-            if let Err(e) = cache.store(&slot.cfg.name, bytes, meta) {
-                log::warn!("list {}: cannot cache it: {e:#}", slot.cfg.name);
-            }
-            self.slots[i].cached = Some(meta.clone());
+            // Validators are kept only with the body they describe: without a stored copy, the
+            // next fetch is unconditional.
+            self.slots[i].cached = match cache.store(&slot.cfg.name, bytes, meta) {
+                Ok(()) => Some(meta.clone()),
+                Err(e) => {
+                    log::warn!("list {}: cannot cache it: {e:#}", slot.cfg.name);
+                    None
+                }
+            };
         }
         let message = format!(
             "{} entries ({} domains), {} lines skipped, {} refused or guarded{note}",

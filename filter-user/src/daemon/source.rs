@@ -43,6 +43,9 @@ pub struct CacheMeta {
     pub last_modified: Option<String>,
     /// When it was fetched (Unix seconds).
     pub fetched: u64,
+    /// Length of the body (checked on load).
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// The on-disk cache of fetched lists.
@@ -56,27 +59,47 @@ impl Cache {
         Self { dir: dir.into() }
     }
 
-    fn paths(&self, list: &str) -> (PathBuf, PathBuf) {
+    /// One file a list: a JSON header line (the metadata), then the body. Written atomically,
+    /// so the body and the validators that describe it can never disagree.
+    fn path(&self, list: &str) -> PathBuf {
         let safe: String = list
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
             .collect();
-        (self.dir.join(format!("{safe}.body")), self.dir.join(format!("{safe}.meta.json")))
+        self.dir.join(format!("{safe}.cache"))
     }
 
-    /// The cached body and its metadata, if any.
-    pub fn load(&self, list: &str) -> Option<(Vec<u8>, CacheMeta)> {
-        let (body, meta) = self.paths(list);
-        let meta: CacheMeta = serde_json::from_slice(&std::fs::read(meta).ok()?).ok()?;
-        Some((std::fs::read(body).ok()?, meta))
+    /// The cached body and its metadata; `Ok(None)` when there is none, an error naming the
+    /// file when it is unreadable or damaged.
+    pub fn load(&self, list: &str) -> Result<Option<(Vec<u8>, CacheMeta)>> {
+        let path = self.path(list);
+        let data = match std::fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            r => r.with_context(|| format!("cannot read {}", path.display()))?,
+        };
+        let parse = || -> Result<(Vec<u8>, CacheMeta)> {
+            let nl = data.iter().position(|b| *b == b'\n').context("no header line")?;
+            let meta: CacheMeta = serde_json::from_slice(&data[..nl]).context("bad header")?;
+            let body = data[nl + 1..].to_vec();
+            anyhow::ensure!(
+                body.len() as u64 == meta.bytes,
+                "body of {} bytes where the header says {}",
+                body.len(),
+                meta.bytes
+            );
+            Ok((body, meta))
+        };
+        parse().map(Some).with_context(|| format!("damaged cache file {}", path.display()))
     }
 
-    /// Stores a good copy (body first, then the metadata that points to it).
+    /// Stores a good copy; `meta.bytes` is set from `body`.
     pub fn store(&self, list: &str, body: &[u8], meta: &CacheMeta) -> Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let (b, m) = self.paths(list);
-        write_atomic(&b, body)?;
-        write_atomic(&m, &serde_json::to_vec_pretty(meta)?)
+        let meta = CacheMeta { bytes: body.len() as u64, ..meta.clone() };
+        let mut data = serde_json::to_vec(&meta)?;
+        data.push(b'\n');
+        data.extend_from_slice(body);
+        write_atomic(&self.path(list), &data)
     }
 }
 
@@ -188,6 +211,7 @@ async fn fetch_once(
         etag: header_str(header::ETAG),
         last_modified: header_str(header::LAST_MODIFIED),
         fetched: super::status::now(),
+        bytes: 0,
     };
     let mut body = Vec::new();
     while let Some(chunk) =
@@ -238,7 +262,29 @@ fn describe(e: reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{Cache, CacheMeta, redact};
+
+    #[test]
+    fn the_cache_keeps_body_and_validators_together_and_names_a_damaged_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        assert!(cache.load("feed").unwrap().is_none(), "no copy yet");
+        let meta = CacheMeta { etag: Some("\"v2\"".into()), fetched: 7, ..Default::default() };
+        cache.store("feed", b"192.0.2.1\n198.51.100.0/24\n", &meta).unwrap();
+        let (body, got) = cache.load("feed").unwrap().unwrap();
+        assert_eq!(body, b"192.0.2.1\n198.51.100.0/24\n");
+        assert_eq!((got.etag, got.fetched, got.bytes), (meta.etag, 7, 26));
+
+        let file = dir.path().join("feed.cache");
+        let mut data = std::fs::read(&file).unwrap();
+        data.truncate(data.len() - 4);
+        std::fs::write(&file, data).unwrap();
+        let err = format!("{:#}", cache.load("feed").unwrap_err());
+        assert!(err.contains("damaged cache file") && err.contains("feed.cache"), "{err}");
+        assert!(err.contains("body of 22 bytes where the header says 26"), "{err}");
+        std::fs::write(&file, b"not json\n").unwrap();
+        assert!(format!("{:#}", cache.load("feed").unwrap_err()).contains("bad header"));
+    }
 
     #[test]
     fn a_redirect_from_https_to_http_is_a_downgrade() {
