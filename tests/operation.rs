@@ -115,6 +115,11 @@ fn the_cli_works_on_a_running_filter_with_and_without_the_daemon() {
     let (code, out) = ctx.cli(&["add", "10.0.0.0/8"]);
     assert_eq!(code, Some(1));
     assert!(out.contains("not added: 10.0.0.0/8 is in special range"), "{out}");
+    let (code, out) = ctx.cli(&["add", "10.0.0.0/7", "--force-broad"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("not added: 10.0.0.0/7 overlaps special ranges"), "{out}");
+    assert!(out.contains("add the network outside them instead (11.0.0.0/8)"), "{out}");
+    assert!(!out.contains("loaded as"), "nothing is loaded: {out}");
     let (code, out) = ctx.cli(&["remove", "203.0.113.99"]);
     assert_eq!(code, Some(1));
     assert!(out.contains("is not on the manual list"), "{out}");

@@ -68,9 +68,8 @@ pub fn add(args: AddArgs) -> Result<()> {
     let opts = GuardOptions { force_broad: args.force_broad, allow_special: args.allow_special };
     match guards::check(net, opts) {
         Verdict::Keep => {}
-        Verdict::Refused(why) | Verdict::Special(why) | Verdict::Split(_, why) => {
-            bail!("not added: {why}")
-        }
+        Verdict::Refused(why) | Verdict::Special(why) => bail!("not added: {why}"),
+        Verdict::Split(pieces, _) => bail!("not added: {}", split_advice(net, &pieces)),
     }
     let state = args.places.state();
     state.prepare()?;
@@ -96,6 +95,21 @@ pub fn add(args: AddArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Why an entry overlapping special ranges is not added as it is, and what to add instead
+/// (a list splits such an entry by itself; the manual list holds whole entries only).
+fn split_advice(net: IpNet, pieces: &[IpNet]) -> String {
+    const SHOWN: usize = 8;
+    let mut shown: Vec<String> = pieces.iter().take(SHOWN).map(|p| p.to_string()).collect();
+    if pieces.len() > SHOWN {
+        shown.push(format!("and {} more", pieces.len() - SHOWN));
+    }
+    let what = if pieces.len() == 1 { "the network" } else { "the networks" };
+    format!(
+        "{net} overlaps special ranges; add {what} outside them instead ({}), or pass --allow-special",
+        shown.join(", ")
+    )
 }
 
 pub fn remove(args: RemoveArgs) -> Result<()> {
