@@ -8,7 +8,7 @@ use std::{
 };
 
 use integration_tests::{
-    TempDir, kernel_test,
+    PinPlace, TempDir, kernel_test,
     process::{Running, run_cli},
 };
 use td_netns::{Addrs, NetNs, Topology, in_netns, ping, udp_count};
@@ -94,4 +94,29 @@ fn the_metrics_endpoint_reports_traffic_lists_and_hosts() {
         ),
         "{err}"
     );
+}
+
+#[kernel_test]
+fn a_metrics_port_held_by_another_process_is_an_error_in_the_log_and_in_status() {
+    let topo = Topology::new("mt").unwrap();
+    let dir = TempDir::new("metrics-taken");
+    let list = dir.file("drop.txt", "203.0.113.7\n");
+    // Another process holds the port in the gateway's namespace.
+    let squatter =
+        in_netns(&topo.gateway, || Ok(std::net::TcpListener::bind("127.0.0.1:9646")?)).unwrap();
+    let place = PinPlace::new("metrics-taken");
+    let run = place.start(
+        &topo.gateway,
+        &["run", "-i", Addrs::GATEWAY_IF, "-l", &list, "--metrics", "127.0.0.1:9646"],
+    );
+    let why = "cannot serve metrics on 127.0.0.1:9646";
+    let err = run.stderr();
+    assert!(err.contains(why) && err.contains("in takedown's name"), "{err}");
+    let (code, out, _) = place.cli(&topo.gateway, &["status"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("metrics: FAILED: {why}")), "{out}");
+    let (_, json, _) = place.cli(&topo.gateway, &["status", "--json"]);
+    assert!(json.contains("\"error\"") && json.contains(why), "{json}");
+    run.stop().unwrap();
+    drop(squatter);
 }

@@ -188,8 +188,12 @@ async fn start_and_serve(
     for (iface, mode) in d.attach()? {
         say!("attached to {iface} in {mode} mode");
     }
+    let metrics = bind_metrics(metrics).await.map(|(l, state)| {
+        d.metrics = Some(state);
+        l
+    });
     d.write_status();
-    let metrics = bind_metrics(metrics).await;
+    let metrics = metrics.flatten();
     let pinned = d.settings.pins.as_ref().map(|p| p.dir().display().to_string());
     match &pinned {
         Some(dir) => say!(
@@ -218,18 +222,25 @@ fn report_lists(d: &Daemon) {
     );
 }
 
-async fn bind_metrics(addr: Option<std::net::SocketAddr>) -> Option<tokio::net::TcpListener> {
+/// Binds the metrics endpoint; with it, its URL or (an error, also kept for `status`) why not.
+async fn bind_metrics(
+    addr: Option<std::net::SocketAddr>,
+) -> Option<(Option<tokio::net::TcpListener>, Result<String, String>)> {
     let addr = addr?;
-    match tokio::net::TcpListener::bind(addr).await {
+    Some(match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => {
-            say!("metrics on http://{addr}/metrics");
-            Some(l)
+            let url = format!("http://{addr}/metrics");
+            say!("metrics on {url}");
+            (Some(l), Ok(url))
         }
         Err(e) => {
-            log::warn!("cannot serve metrics on {addr}: {e}");
-            None
+            let why = format!(
+                "cannot serve metrics on {addr}: {e}; another process may be answering there in takedown's name"
+            );
+            log::error!("{why}");
+            (None, Err(why))
         }
-    }
+    })
 }
 
 /// The final counters, then unload (ephemeral: detach).

@@ -64,7 +64,15 @@ fn to_json(s: &Seen, places: &Places) -> Value {
     json!({
         "daemon": s.daemon, "pin_dir": places.pin_dir, "interfaces": s.interfaces,
         "program_id": s.st.program_id, "entries": entries, "manual_entries": s.manual_entries,
-        "lists": lists,
+        "lists": lists, "metrics": metrics_json(s),
+    })
+}
+
+/// `{"url": ...}` or `{"error": ...}` while a daemon runs that was asked to serve metrics.
+fn metrics_json(s: &Seen) -> Option<Value> {
+    Some(match s.daemon.and(s.st.metrics.as_ref())? {
+        Ok(url) => json!({ "url": url }),
+        Err(why) => json!({ "error": why }),
     })
 }
 
@@ -105,4 +113,9 @@ fn print(s: &Seen, places: &Places) {
     }
     let manual = s.plan.list_count(MANUAL_BIT.trailing_zeros());
     say!("list manual: {} entries, {manual} in the maps", s.manual_entries);
+    match (&s.st.metrics, s.daemon) {
+        (Some(Ok(url)), Some(_)) => say!("metrics: {url}"),
+        (Some(Err(why)), Some(_)) => say!("metrics: FAILED: {why}"),
+        _ => {}
+    }
 }

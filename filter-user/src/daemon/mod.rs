@@ -87,6 +87,8 @@ pub struct Daemon {
     hosts: hosts::HostTable,
     /// Bumped each time the filter moves to new maps (its event ring buffer is a new one).
     generation: u64,
+    /// The metrics endpoint's URL, or why it could not be served.
+    pub metrics: Option<Result<String, String>>,
 }
 
 impl Daemon {
@@ -123,6 +125,7 @@ impl Daemon {
             started: now(),
             hosts,
             generation: 0,
+            metrics: None,
         };
         let mut failures = Vec::new();
         for i in 0..d.slots.len() {
@@ -284,6 +287,7 @@ impl Daemon {
             lists: self.slots.iter().map(|s| s.status.clone()).collect(),
             manual_entries: self.manual.len(),
             domains: self.resolved.iter().map(|r| (r.addr.to_string(), r.names.clone())).collect(),
+            metrics: self.metrics.clone(),
         }
     }
 

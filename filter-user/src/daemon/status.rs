@@ -32,6 +32,9 @@ pub struct Status {
     pub manual_entries: usize,
     /// Resolved address -> the domains that resolved to it.
     pub domains: BTreeMap<String, Vec<String>>,
+    /// Where the metrics are served, or why they are not (None: not asked for).
+    #[serde(default)]
+    pub metrics: Option<Result<String, String>>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
