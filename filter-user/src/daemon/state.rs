@@ -117,13 +117,28 @@ impl StateDir {
 /// temporary file behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().context("a file path has a parent")?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.as_file().sync_all().with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
+    let fail = |e: std::io::Error| cannot_write(path, e);
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    // Through the file itself: tempfile's own errors name the temporary file, which is gone.
+    tmp.as_file_mut().write_all(bytes).map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
     File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+/// Why `path` could not be written, with the fix when it is a full disk or quota: the old
+/// content is untouched either way.
+fn cannot_write(path: &Path, e: std::io::Error) -> anyhow::Error {
+    use std::io::ErrorKind::{QuotaExceeded, StorageFull};
+    let fix = match e.kind() {
+        StorageFull | QuotaExceeded => {
+            let dir = path.parent().unwrap_or(path).display();
+            format!(" (free space on the filesystem of {dir}, then try again)")
+        }
+        _ => String::new(),
+    };
+    anyhow::anyhow!("cannot write {}: {e}{fix}; it is unchanged", path.display())
 }
 
 #[cfg(test)]
