@@ -276,3 +276,25 @@ fn add_on_a_full_disk_names_the_cause_and_changes_nothing() {
     left.sort();
     assert_eq!(left, ["manual.txt"], "no temporary file is left behind");
 }
+
+#[kernel_test]
+fn a_state_directory_other_users_may_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let ns = NetNs::new("cw").unwrap();
+    let dir = TempDir::new("open-state");
+    let state = dir.0.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let pins = dir.0.join("no-pins");
+    let (state_s, pins_s) = (state.to_str().unwrap(), pins.to_str().unwrap());
+    let out =
+        run_cli(Some(&ns), &["add", "203.0.113.50", "--state-dir", state_s, "--pin-dir", pins_s]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("state directory {state_s} may be written by other users")),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+    assert!(!state.join("manual.txt").exists(), "nothing written");
+}

@@ -42,7 +42,7 @@ impl StateDir {
                 .create(&d)
                 .with_context(|| format!("cannot create state directory {}", d.display()))?;
         }
-        Ok(())
+        crate::maps::privileges::require_private_dir(&self.dir, "state directory")
     }
 
     pub fn pid_file(&self) -> PathBuf {

@@ -64,6 +64,7 @@ impl Pins {
                 .create(&d)
                 .with_context(|| format!("cannot create pin directory {}", d.display()))?;
         }
+        super::privileges::require_private_dir(&self.dir, "pin directory")?;
         fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))?;
         Ok(())
     }

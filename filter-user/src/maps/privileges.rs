@@ -1,6 +1,9 @@
-//! Checks, before touching the kernel, that the process may load and attach XDP programs.
+//! Checks, before touching the kernel, that the process may load and attach XDP programs, and
+//! that the directories it keeps its state and pins in are its own.
 
-use anyhow::{Result, bail};
+use std::{os::unix::fs::MetadataExt, path::Path};
+
+use anyhow::{Context, Result, bail};
 
 const CAP_NET_ADMIN: u32 = 12;
 const CAP_SYS_ADMIN: u32 = 21;
@@ -30,4 +33,57 @@ pub fn require_bpf_admin(what: &str) -> Result<()> {
         bail!("{what} needs root (CAP_BPF and CAP_NET_ADMIN); run it as root or with sudo");
     }
     Ok(())
+}
+
+/// Fails with one sentence unless `dir` (the `what` directory) belongs to this process's user
+/// and no one else may write in it: another user could otherwise replace what takedown
+/// enforces.
+pub fn require_private_dir(dir: &Path, what: &str) -> Result<()> {
+    let meta = std::fs::metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        bail!(
+            "{what} {} belongs to uid {}, not to uid {me} that runs takedown: refused (chown it or choose another)",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    if meta.mode() & 0o022 != 0 {
+        bail!(
+            "{what} {} may be written by other users (mode {:o}): refused (chmod go-w it)",
+            dir.display(),
+            meta.mode() & 0o7777
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::require_private_dir;
+
+    #[test]
+    fn a_directory_others_may_write_or_own_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        let mode = |m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        mode(0o755);
+        require_private_dir(p, "state directory").unwrap();
+        mode(0o777);
+        let err = require_private_dir(p, "state directory").unwrap_err().to_string();
+        assert!(err.contains("may be written by other users (mode 777)"), "{err}");
+        mode(0o700);
+        // Another owner can only be set up as root.
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(p, Some(65534), None).unwrap();
+            let err = require_private_dir(p, "state directory").unwrap_err().to_string();
+            assert!(err.contains("belongs to uid 65534, not to uid 0"), "{err}");
+        } else {
+            eprintln!("SKIP: the other-owner case needs root");
+        }
+    }
 }
