@@ -188,12 +188,8 @@ async fn start_and_serve(
     for (iface, mode) in d.attach()? {
         say!("attached to {iface} in {mode} mode");
     }
-    let metrics = bind_metrics(metrics).await.map(|(l, state)| {
-        d.metrics = Some(state);
-        l
-    });
+    let metrics = bind_metrics(metrics, &mut d).await;
     d.write_status();
-    let metrics = metrics.flatten();
     let pinned = d.settings.pins.as_ref().map(|p| p.dir().display().to_string());
     match &pinned {
         Some(dir) => say!(
@@ -222,25 +218,28 @@ fn report_lists(d: &Daemon) {
     );
 }
 
-/// Binds the metrics endpoint; with it, its URL or (an error, also kept for `status`) why not.
+/// Binds the metrics endpoint; its URL, or why it could not be bound, goes into the status.
 async fn bind_metrics(
     addr: Option<std::net::SocketAddr>,
-) -> Option<(Option<tokio::net::TcpListener>, Result<String, String>)> {
+    d: &mut Daemon,
+) -> Option<tokio::net::TcpListener> {
     let addr = addr?;
-    Some(match tokio::net::TcpListener::bind(addr).await {
+    match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => {
             let url = format!("http://{addr}/metrics");
             say!("metrics on {url}");
-            (Some(l), Ok(url))
+            d.metrics = Some(Ok(url));
+            Some(l)
         }
         Err(e) => {
             let why = format!(
                 "cannot serve metrics on {addr}: {e}; another process may be answering there in takedown's name"
             );
             log::error!("{why}");
-            (None, Err(why))
+            d.metrics = Some(Err(why));
+            None
         }
-    })
+    }
 }
 
 /// The final counters, then unload (ephemeral: detach).
