@@ -43,9 +43,14 @@ pub struct CacheMeta {
     pub last_modified: Option<String>,
     /// When it was fetched (Unix seconds).
     pub fetched: u64,
-    /// Length of the body (checked on load).
-    #[serde(default)]
-    pub bytes: u64,
+}
+
+/// A cache file's header line: the metadata and the body's length (checked on load).
+#[derive(Serialize, Deserialize)]
+struct Header {
+    #[serde(flatten)]
+    meta: CacheMeta,
+    bytes: u64,
 }
 
 /// The on-disk cache of fetched lists.
@@ -79,24 +84,24 @@ impl Cache {
         };
         let parse = || -> Result<(Vec<u8>, CacheMeta)> {
             let nl = data.iter().position(|b| *b == b'\n').context("no header line")?;
-            let meta: CacheMeta = serde_json::from_slice(&data[..nl]).context("bad header")?;
+            let head: Header = serde_json::from_slice(&data[..nl]).context("bad header")?;
             let body = data[nl + 1..].to_vec();
             anyhow::ensure!(
-                body.len() as u64 == meta.bytes,
+                body.len() as u64 == head.bytes,
                 "body of {} bytes where the header says {}",
                 body.len(),
-                meta.bytes
+                head.bytes
             );
-            Ok((body, meta))
+            Ok((body, head.meta))
         };
         parse().map(Some).with_context(|| format!("damaged cache file {}", path.display()))
     }
 
-    /// Stores a good copy; `meta.bytes` is set from `body`.
+    /// Stores a good copy.
     pub fn store(&self, list: &str, body: &[u8], meta: &CacheMeta) -> Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let meta = CacheMeta { bytes: body.len() as u64, ..meta.clone() };
-        let mut data = serde_json::to_vec(&meta)?;
+        let head = Header { meta: meta.clone(), bytes: body.len() as u64 };
+        let mut data = serde_json::to_vec(&head)?;
         data.push(b'\n');
         data.extend_from_slice(body);
         write_atomic(&self.path(list), &data)
@@ -211,7 +216,6 @@ async fn fetch_once(
         etag: header_str(header::ETAG),
         last_modified: header_str(header::LAST_MODIFIED),
         fetched: super::status::now(),
-        bytes: 0,
     };
     let mut body = Vec::new();
     while let Some(chunk) =
@@ -273,7 +277,7 @@ mod tests {
         cache.store("feed", b"192.0.2.1\n198.51.100.0/24\n", &meta).unwrap();
         let (body, got) = cache.load("feed").unwrap().unwrap();
         assert_eq!(body, b"192.0.2.1\n198.51.100.0/24\n");
-        assert_eq!((got.etag, got.fetched, got.bytes), (meta.etag, 7, 26));
+        assert_eq!((got.etag, got.fetched), (meta.etag, 7));
 
         let file = dir.path().join("feed.cache");
         let mut data = std::fs::read(&file).unwrap();
