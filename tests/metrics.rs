@@ -1,10 +1,11 @@
 //! The Prometheus endpoint, scraped over HTTP inside the test's gateway namespace after known
-//! traffic: the expected series with their values; a non-loopback address is refused.
+//! traffic: the expected series with their values, every series the Grafana dashboard queries;
+//! a non-loopback address is refused; a hostile client never delays the daemon.
 
 use std::{
     io::{Read, Write},
     net::TcpStream,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use integration_tests::{
@@ -14,11 +15,15 @@ use integration_tests::{
 use td_netns::{Addrs, NetNs, Topology, in_netns, ping, udp_count};
 
 fn get(ns: &NetNs, path: &str) -> String {
-    let path = path.to_string();
+    get_from(ns, "127.0.0.1:9645", path)
+}
+
+fn get_from(ns: &NetNs, addr: &str, path: &str) -> String {
+    let (addr, path) = (addr.to_string(), path.to_string());
     in_netns(ns, move || {
-        let mut s = TcpStream::connect("127.0.0.1:9645")?;
+        let mut s = TcpStream::connect(addr)?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
         let mut out = String::new();
         s.read_to_string(&mut out)?;
         Ok(out)
@@ -53,9 +58,18 @@ fn the_metrics_endpoint_reports_traffic_lists_and_hosts() {
     .unwrap();
     assert_eq!(sent, 0);
     assert_eq!(ping(&topo.client, None, Addrs::SERVER_V4, 2).unwrap(), 2);
-    std::thread::sleep(Duration::from_millis(200));
-    let text = get(&topo.gateway, "/metrics");
+    // The host table fills when the daemon reads the events: poll until it has.
+    let series = "takedown_infected_hosts";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = get(&topo.gateway, "/metrics");
+        if value(&text, series) == Some(1.0) || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    dashboard_queries_only(&text);
     let want = [
         (r#"takedown_packets_total{interface="td-g",verdict="dropped_dst"}"#, 3.0),
         (r#"takedown_dropped_packets_total{list="drop.txt",direction="dst"}"#, 3.0),
@@ -119,4 +133,71 @@ fn a_metrics_port_held_by_another_process_is_an_error_in_the_log_and_in_status()
     assert!(json.contains("\"error\"") && json.contains(why), "{json}");
     run.stop().unwrap();
     drop(squatter);
+}
+
+/// Every series the shipped Grafana dashboard queries is in a real scrape.
+fn dashboard_queries_only(scrape: &str) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../dist/grafana-dashboard.json");
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let panels = doc["panels"].as_array().unwrap();
+    let targets = panels.iter().flat_map(|p| p["targets"].as_array().unwrap());
+    let exprs: Vec<&str> = targets.map(|t| t["expr"].as_str().unwrap()).collect();
+    assert!(exprs.len() >= 10);
+    let exported: Vec<&str> = scrape.lines().filter_map(|l| l.split(['{', ' ']).next()).collect();
+    for e in exprs {
+        let names = e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+        let names: Vec<&str> = names.filter(|w| w.starts_with("takedown_")).collect();
+        assert!(!names.is_empty(), "{e}");
+        for n in names {
+            assert!(exported.contains(&n), "{n} (in {e}) is not in a scrape:\n{scrape}");
+        }
+    }
+}
+
+#[kernel_test]
+fn a_hostile_metrics_client_never_delays_refreshes_scrapes_or_memory() {
+    const ADDR: &str = "127.0.0.1:9647";
+    let topo = Topology::new("mh").unwrap();
+    let dir = TempDir::new("metrics-hostile");
+    let list = dir.file("drop.txt", "203.0.113.7\n");
+    let place = PinPlace::new("metrics-hostile");
+    let run = place
+        .start(&topo.gateway, &["run", "-i", Addrs::GATEWAY_IF, "-l", &list, "--metrics", ADDR]);
+    let rss_before = run.rss_kib();
+    // Twenty connections that never send a byte, and one that sends an endless request line.
+    let open = |n: usize| {
+        in_netns(&topo.gateway, move || {
+            Ok((0..n).map(|_| TcpStream::connect(ADDR)).collect::<Result<_, _>>()?)
+        })
+    };
+    let mut idle: Vec<TcpStream> = open(20).unwrap();
+    let mut flood = open(1).unwrap().pop().unwrap();
+    let flooder = std::thread::spawn(move || {
+        let chunk = vec![b'a'; 64 * 1024];
+        let _ = flood.write_all(b"GET /metrics?");
+        let mut sent = 0usize;
+        while sent < 256 << 20 && flood.write_all(&chunk).is_ok() {
+            sent += chunk.len();
+        }
+        sent
+    });
+    let t = Instant::now();
+    let (code, out, err) = place.cli(&topo.gateway, &["refresh"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(t.elapsed() < Duration::from_secs(3), "the refresh waited {:?}", t.elapsed());
+    let t = Instant::now();
+    assert!(get_from(&topo.gateway, ADDR, "/metrics").starts_with("HTTP/1.1 200 OK"));
+    assert!(t.elapsed() < Duration::from_secs(3), "the scrape waited {:?}", t.elapsed());
+    let sent = flooder.join().unwrap();
+    assert!(sent < 64 << 20, "the server read {sent} bytes of one request line");
+    let grown = run.rss_kib().saturating_sub(rss_before);
+    assert!(grown < 32 * 1024, "the daemon grew by {grown} KiB");
+    // Idle connections are closed by the server after its header timeout.
+    let t = Instant::now();
+    let first = &mut idle[0];
+    first.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut buf = Vec::new();
+    let _ = first.read_to_end(&mut buf);
+    assert!(t.elapsed() < Duration::from_secs(10), "an idle connection stayed {:?}", t.elapsed());
+    run.stop().unwrap();
 }

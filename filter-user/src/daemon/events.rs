@@ -65,11 +65,7 @@ impl Daemon {
     /// The event ring buffer of the loaded filter, on a descriptor of its own (the filter keeps
     /// the map, to pin it again should its pin be removed).
     pub fn take_events(&mut self) -> Option<aya::maps::RingBuf<aya::maps::MapData>> {
-        use std::os::fd::AsFd;
-        let map = self.filter.as_ref()?.maps().map(filter_common::MAP_EVENTS).ok()?;
-        let aya::maps::Map::RingBuf(data) = map else { return None };
-        let fd = data.fd().as_fd().try_clone_to_owned().ok()?;
-        let map = aya::maps::Map::from_map_data(aya::maps::MapData::from_fd(fd).ok()?).ok()?;
+        let map = self.filter.as_ref()?.maps().map_copy(filter_common::MAP_EVENTS).ok()?;
         aya::maps::RingBuf::try_from(map).ok()
     }
 

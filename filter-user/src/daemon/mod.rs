@@ -17,6 +17,7 @@ mod events;
 pub mod hosts;
 pub mod manual;
 pub mod metrics;
+pub mod metrics_http;
 mod resolve;
 mod serve;
 mod slots;

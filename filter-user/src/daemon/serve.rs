@@ -1,6 +1,7 @@
 //! The daemon's event loop: signals (SIGTERM/SIGINT stop, SIGHUP refreshes every list),
-//! scheduled refreshes, new domain addresses, kernel events, the control socket, metrics
-//! scrapes and counter lines. Each is one small function below.
+//! scheduled refreshes, new domain addresses, kernel events, the control socket and counter
+//! lines, each one small function below; the state it publishes after each step feeds the
+//! metrics server, which runs in a task of its own (`metrics_http`).
 
 use std::{
     os::unix::fs::PermissionsExt,
@@ -18,6 +19,7 @@ use tokio::{
 use super::{
     Daemon, Resolver,
     control::{RefreshResult, Reply, Request},
+    metrics_http::Feed,
     resolve::Channels,
 };
 use crate::maps::counters;
@@ -46,10 +48,14 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
     let period = Duration::from_secs(opts.interval.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let mut save = tokio::time::interval(Duration::from_secs(2));
-    let metrics = opts.metrics;
+    let mut feed = Feed::new(d);
+    if let Some(listener) = opts.metrics {
+        feed.serve(listener);
+    }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     loop {
         renew_events(d, &mut events, &mut generation)?;
+        feed.publish(d);
         let next = d.next_refresh();
         let sleep_to = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
@@ -65,11 +71,6 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
                 }
             }
             _ = save.tick() => housekeeping(d),
-            conn = async { metrics.as_ref().expect("guarded").accept().await }, if metrics.is_some() => {
-                if let Ok((stream, _)) = conn && let Err(e) = scrape(d, stream).await {
-                    log::debug!("metrics request failed: {e:#}");
-                }
-            }
             guard = async { events.as_mut().expect("guarded").readable_mut().await }, if events.is_some() => {
                 read_events(d, guard?);
             }
@@ -207,28 +208,5 @@ async fn handle(d: &mut Daemon, dns: &Option<Channels>, stream: UnixStream) -> R
     let mut out = serde_json::to_string(&reply)?;
     out.push('\n');
     write.write_all(out.as_bytes()).await?;
-    Ok(())
-}
-
-/// Answers one HTTP request: the metrics on /metrics, 404 elsewhere.
-async fn scrape(d: &Daemon, stream: tokio::net::TcpStream) -> Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(5), BufReader::new(read).read_line(&mut line))
-        .await??;
-    let path = line.split_whitespace().nth(1).unwrap_or("/");
-    let (status, kind, body) = if path == "/metrics" || path.starts_with("/metrics?") {
-        let filter = d.filter().context("the filter is not loaded")?;
-        let body = super::metrics::render(&d.snapshot(), filter.maps())?;
-        ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", body)
-    } else {
-        ("404 Not Found", "text/plain", "metrics are at /metrics\n".to_string())
-    };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    write.write_all(head.as_bytes()).await?;
-    write.write_all(body.as_bytes()).await?;
     Ok(())
 }

@@ -250,6 +250,18 @@ impl FilterMaps {
         self.others.get(name).ok_or_else(|| anyhow!("the filter has no map {name}"))
     }
 
+    /// A map that is not an address map on a descriptor of its own, for a reader that runs
+    /// apart from this handle (the event reader, the metrics server).
+    pub fn map_copy(&self, name: &str) -> Result<Map> {
+        use std::os::fd::AsFd;
+        let data = match self.map(name)? {
+            Map::RingBuf(d) | Map::PerCpuArray(d) | Map::Array(d) => d,
+            _ => anyhow::bail!("map {name} cannot be opened twice"),
+        };
+        let fd = data.fd().as_fd().try_clone_to_owned()?;
+        Ok(Map::from_map_data(MapData::from_fd(fd)?)?)
+    }
+
     /// A map that is not an address map, to read it mutably (the event ring buffer).
     pub fn map_mut(&mut self, name: &str) -> Result<&mut Map> {
         self.others.get_mut(name).ok_or_else(|| anyhow!("the filter has no map {name}"))
