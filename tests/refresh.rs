@@ -26,9 +26,11 @@ fn a_hundred_refreshes_let_no_listed_packet_through() {
     let place = PinPlace::new("gap");
     let topo = Topology::new("rg").unwrap();
     let dir = TempDir::new("refresh-gap");
-    // Both contents keep the listed source; each has one address the other lacks.
+    // Both contents block the listed source, but it moves: an exact entry in A, covered by a
+    // prefix in B (so each refresh rewrites what matches it); each has one address the other
+    // lacks.
     let a = "192.0.2.66\n203.0.113.7\n";
-    let b = "192.0.2.66\n198.51.100.7\n";
+    let b = "192.0.2.64/28\n198.51.100.7\n";
     let list = dir.file("feed.txt", a);
     let daemon = start(&topo, &place, &list);
     let ip = Addrs::ip;

@@ -93,7 +93,8 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Reads the allowlist, own addresses, manual list and every list. A list that cannot be
+    /// Reads the allowlist, own addresses, manual list and every list. A list whose source
+    /// fails or whose new content is refused starts with its cached copy; one that cannot be
     /// loaded at all (no cached copy either) is reported and retried, and the others start;
     /// only when no list loads does it fail. Touches no map.
     pub async fn new(settings: Settings) -> Result<Self> {
@@ -131,8 +132,12 @@ impl Daemon {
         let mut failures = Vec::new();
         for i in 0..d.slots.len() {
             if let Err(e) = d.load_slot(i, true).await {
-                let s = &d.slots[i].cfg;
-                failures.push(format!("list {} ({}): {e}", s.name, s.source()));
+                let s = &d.slots[i];
+                let what = format!("list {} ({}): {e}", s.cfg.name, s.cfg.source());
+                match s.report {
+                    Some(_) => log::error!("{what}"),
+                    None => failures.push(what),
+                }
             }
         }
         if failures.len() == d.slots.len() {

@@ -82,21 +82,22 @@ impl Slot {
         };
         self.next = every.map(|s| Instant::now() + Duration::from_secs(s));
         self.status.ok = result.is_ok();
+        if let Some(r) = &self.report {
+            self.status.entries = r.usable();
+            self.status.domains = r.list.domains.len();
+        }
         match result {
             Ok(message) => {
                 self.refreshed_ok += 1;
                 self.status.last_success = Some(now());
                 self.status.message.clone_from(message);
-                if let Some(r) = &self.report {
-                    self.status.entries = r.usable();
-                    self.status.domains = r.list.domains.len();
-                }
             }
             Err(e) => {
                 self.refreshed_failed += 1;
+                // A load that failed but changed the content fell back to the cached copy.
                 self.status.message = match &self.report {
-                    Some(_) => format!("{e}; keeping the previous content"),
-                    None => e.clone(),
+                    Some(_) if !self.changed => format!("{e}; keeping the previous content"),
+                    _ => e.clone(),
                 };
             }
         }
@@ -119,25 +120,67 @@ fn content_hash(bytes: &[u8]) -> u64 {
 enum Got {
     /// The server says the content in force is current.
     Unchanged(String),
-    /// New bytes, with the cache validators to store them under, and a note for the report.
-    Bytes(Vec<u8>, Option<CacheMeta>, String),
+    /// New bytes, with what to cache them under.
+    Bytes(Vec<u8>, CacheMeta),
 }
 
+/// A list's cached copy, or why it cannot be used.
+type Cached = Result<Option<(Vec<u8>, CacheMeta)>, String>;
+
 impl Daemon {
-    /// Loads list `i`. `at_start`: a URL that cannot be fetched falls back to its cached copy.
+    /// Loads list `i`. At start, a list whose source fails or whose new content is refused
+    /// (not a list, or less than half of what was last accepted) enforces its cached copy: the
+    /// last content accepted, kept in the state directory for every list.
     pub(super) async fn load_slot(&mut self, i: usize, at_start: bool) -> Result<(), String> {
         let started = Instant::now();
         self.slots[i].changed = false;
-        let result = match self.fetch(i, at_start).await {
-            Ok(Got::Unchanged(message)) => Ok(message),
-            Ok(Got::Bytes(bytes, _, _)) if self.slots[i].same_content(&bytes) => {
-                Ok("content unchanged".into())
-            }
-            Ok(Got::Bytes(bytes, meta, note)) => self.accept(i, &bytes, meta, &note),
-            Err(e) => Err(e),
+        let cached = if at_start { self.cached(i) } else { Ok(None) };
+        let before = match (&self.slots[i].report, &cached) {
+            (Some(r), _) => Some(r.usable()),
+            (None, Ok(Some((_, meta)))) => Some(meta.entries),
+            _ => None,
         };
+        let mut result = self.load_new(i, before).await;
+        if at_start && let Err(why) = &result {
+            result = self.fall_back(i, why, cached);
+        }
         self.slots[i].record(&result, started.elapsed(), at_start);
         result.map(|_| ())
+    }
+
+    /// Fetches or reads list `i` and accepts what is new; `before`: the usable entries of the
+    /// content it replaces, for the shrink guard.
+    async fn load_new(&mut self, i: usize, before: Option<usize>) -> Result<String, String> {
+        match self.fetch(i).await? {
+            Got::Unchanged(message) => Ok(message),
+            Got::Bytes(bytes, _) if self.slots[i].same_content(&bytes) => {
+                Ok("content unchanged".into())
+            }
+            Got::Bytes(bytes, meta) => self.accept(i, &bytes, Some(meta), before),
+        }
+    }
+
+    /// The cached copy of list `i` (none without a state directory).
+    fn cached(&self, i: usize) -> Cached {
+        let Some(cache) = self.cache() else { return Ok(None) };
+        cache.load(&self.slots[i].cfg.name).map_err(|e| format!("{e:#}"))
+    }
+
+    /// Enforces the cached copy of list `i` instead of new content refused for `why`; the
+    /// load still counts as failed, and says which copy is in force.
+    fn fall_back(&mut self, i: usize, why: &str, cached: Cached) -> Result<String, String> {
+        match cached {
+            Ok(Some((body, meta))) => {
+                let took = self.accept(i, &body, None, None).map_err(|e| {
+                    format!("{why}, and the cached copy cannot be used either: {e}")
+                })?;
+                let when = super::status::utc(meta.fetched);
+                self.slots[i].cached = Some(meta);
+                Err(format!("{why}; using the cached copy of {when}: {took}"))
+            }
+            Ok(None) => Err(format!("{why}, and there is no cached copy")),
+            Err(damaged) => Err(format!("{why}, and {damaged}")),
+        }
     }
 
     /// Refreshes one list (or all) and applies the result; one result a list.
@@ -179,12 +222,14 @@ impl Daemon {
         due.map(|s| s.cfg.name.clone()).collect()
     }
 
-    async fn fetch(&mut self, i: usize, at_start: bool) -> Result<Got, String> {
+    async fn fetch(&mut self, i: usize) -> Result<Got, String> {
         let cfg = self.slots[i].cfg.clone();
         if let Some(path) = &cfg.file {
             let bytes =
                 crate::lists::read_file(path, cfg.max_bytes).map_err(|e| format!("{e:#}"))?;
-            return Ok(Got::Bytes(bytes, None, String::new()));
+            let meta =
+                CacheMeta { url: path.display().to_string(), fetched: now(), ..Default::default() };
+            return Ok(Got::Bytes(bytes, meta));
         }
         let url = cfg.url.as_deref().ok_or("no file or url")?;
         let client = self.client.as_ref().ok_or("no HTTP client")?;
@@ -200,29 +245,20 @@ impl Daemon {
             Ok(Fetched::NotModified) => {
                 Ok(Got::Unchanged("not modified (304): content unchanged".into()))
             }
-            Ok(Fetched::New { body, meta }) => Ok(Got::Bytes(body, Some(meta), String::new())),
-            Err(e) if at_start => match self.cache().map(|c| c.load(&cfg.name)) {
-                Some(Ok(Some((body, meta)))) => {
-                    let note =
-                        format!(" (fetch failed: {e}; using the cached copy of {})", meta.fetched);
-                    self.slots[i].cached = Some(meta);
-                    Ok(Got::Bytes(body, None, note))
-                }
-                Some(Err(damaged)) => Err(format!("fetch failed: {e}, and {damaged:#}")),
-                _ => Err(format!("fetch failed: {e}, and there is no cached copy")),
-            },
+            Ok(Fetched::New { body, meta }) => Ok(Got::Bytes(body, meta)),
             Err(e) => Err(format!("fetch failed: {e}")),
         }
     }
 
-    /// Runs `bytes` through the pipeline; a usable list that has not shrunk by half replaces
-    /// the content in force (and, when fetched, the cached copy).
+    /// Runs `bytes` through the pipeline; a usable list that keeps at least half of `before`
+    /// entries replaces the content in force and, when `fetched` says where it came from, the
+    /// cached copy.
     fn accept(
         &mut self,
         i: usize,
         bytes: &[u8],
         fetched: Option<CacheMeta>,
-        note: &str,
+        before: Option<usize>,
     ) -> Result<String, String> {
         let slot = &self.slots[i];
         let text = String::from_utf8_lossy(bytes);
@@ -231,15 +267,16 @@ impl Daemon {
         if let Some(why) = report.unusable() {
             return Err(why);
         }
-        if let Some(prev) = &slot.report {
+        if let Some(before) = before {
             let accept = self.settings.config.guards.accept_shrink;
-            guards::shrink_check(prev.usable(), report.usable(), accept)?;
+            guards::shrink_check(before, report.usable(), accept)?;
         }
-        if let (Some(meta), Some(cache)) = (&fetched, self.cache()) {
+        if let (Some(meta), Some(cache)) = (fetched, self.cache()) {
             // Validators are kept only with the body they describe: without a stored copy, the
             // next fetch is unconditional.
-            self.slots[i].cached = match cache.store(&slot.cfg.name, bytes, meta) {
-                Ok(()) => Some(meta.clone()),
+            let meta = CacheMeta { entries: report.usable(), ..meta };
+            self.slots[i].cached = match cache.store(&slot.cfg.name, bytes, &meta) {
+                Ok(()) => Some(meta),
                 Err(e) => {
                     log::warn!("list {}: cannot cache it: {e:#}", slot.cfg.name);
                     None
@@ -247,7 +284,7 @@ impl Daemon {
             };
         }
         let message = format!(
-            "{} entries ({} domains), {} lines skipped, {} refused or guarded{note}",
+            "{} entries ({} domains), {} lines skipped, {} refused or guarded",
             report.usable(),
             report.list.domains.len(),
             report.list.skipped.len(),

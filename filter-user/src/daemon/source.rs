@@ -38,11 +38,15 @@ impl Default for FetchPolicy {
 /// What the cache keeps beside a list's body.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CacheMeta {
+    /// The URL (redacted) or file it came from.
     pub url: String,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
     /// When it was fetched (Unix seconds).
     pub fetched: u64,
+    /// Its usable entries when it was accepted (what the shrink guard compares with at start).
+    #[serde(default)]
+    pub entries: usize,
 }
 
 /// A cache file's header line: the metadata and the body's length (checked on load).
@@ -216,6 +220,7 @@ async fn fetch_once(
         etag: header_str(header::ETAG),
         last_modified: header_str(header::LAST_MODIFIED),
         fetched: super::status::now(),
+        entries: 0,
     };
     let mut body = Vec::new();
     while let Some(chunk) =

@@ -20,6 +20,12 @@ pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Unix seconds as an RFC 3339 UTC time ("2026-11-28T07:27:01Z").
+pub fn utc(secs: u64) -> String {
+    jiff::Timestamp::from_second(secs as i64)
+        .map_or_else(|_| format!("{secs} s"), |t| t.to_string())
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Status {
     pub pid: u32,

@@ -1,0 +1,106 @@
+//! What a restart enforces: the shrink guard applies at start too (a crash and a restart never
+//! load a list cut by more than half), a list whose file is gone or junk at start enforces its
+//! last accepted copy from the state directory, and `--accept-shrink` takes the new content.
+
+use integration_tests::{PinPlace, TempDir, kernel_test, process::Running};
+use td_netns::{Addrs, Topology};
+
+/// `n` addresses of 192.0.2.128/25 and 198.51.100.0/24 (never the topology's own).
+fn list_of(n: usize) -> String {
+    let v4 = (0..128).map(|i| format!("192.0.2.{}", 128 + i));
+    let v4 = v4.chain((8..256).map(|i| format!("198.51.100.{i}")));
+    v4.take(n).map(|a| a + "\n").collect()
+}
+
+struct Ctx {
+    topo: Topology,
+    place: PinPlace,
+    list: String,
+}
+
+impl Ctx {
+    fn start(&self, extra: &[&str]) -> Running {
+        let mut args = vec!["run", "-i", Addrs::GATEWAY_IF, "-l", &self.list];
+        args.extend_from_slice(extra);
+        self.place.start(&self.topo.gateway, &args)
+    }
+
+    fn cli(&self, args: &[&str]) -> (Option<i32>, String) {
+        let (code, out, err) = self.place.cli(&self.topo.gateway, args);
+        (code, out + &err)
+    }
+
+    /// True when `addr` is blocked, by the CLI's lookup (which must succeed).
+    fn blocked(&self, addr: &str) -> bool {
+        let (code, out) = self.cli(&["lookup", addr]);
+        assert_eq!(code, Some(0), "{out}");
+        out.contains("blocked")
+    }
+
+    fn ipv4_entries(&self) -> String {
+        let (_, out) = self.cli(&["status"]);
+        let line = out.lines().find(|l| l.starts_with("entries:")).unwrap_or_default();
+        line.to_string()
+    }
+}
+
+#[kernel_test]
+fn a_restart_applies_the_shrink_guard_and_falls_back_to_the_last_accepted_copy() {
+    let dir = TempDir::new("restart-shrink");
+    let list = dir.file("feed.txt", &list_of(200));
+    let ctx = Ctx { topo: Topology::new("rs").unwrap(), place: PinPlace::new("restart"), list };
+    let daemon = ctx.start(&[]);
+    assert!(ctx.blocked("198.51.100.50"));
+
+    // The feed is cut to 10 lines: the refresh is held.
+    dir.file("feed.txt", &list_of(10));
+    let (code, out) = ctx.cli(&["refresh"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("less than half"), "{out}");
+    // A crash, then a restart: the guard holds the cut content at start too.
+    daemon.kill();
+    let daemon = ctx.start(&[]);
+    assert!(
+        daemon.stdout().contains("0 written, 0 deleted"),
+        "the restart moved nothing: {}",
+        daemon.stdout()
+    );
+    assert!(ctx.blocked("198.51.100.50"), "the last accepted content stays enforced");
+    assert!(ctx.ipv4_entries().starts_with("entries: 200 IPv4"), "{}", ctx.ipv4_entries());
+    let (code, status) = ctx.cli(&["status"]);
+    assert_eq!(code, Some(0), "{status}");
+    assert!(status.contains("list feed.txt: 200 in the maps; last refresh FAILED"), "{status}");
+    assert!(status.contains("less than half of the 200"), "{status}");
+    assert!(status.contains("using the cached copy of 20"), "{status}");
+
+    // The file is deleted, then turned into junk: each restart still enforces the cached copy.
+    let mut daemon = daemon;
+    for junk in [None, Some("<html>not a list</html>\n")] {
+        daemon = restart_with(&ctx, &dir, daemon, junk);
+    }
+
+    // An operator who wants the cut content says so.
+    daemon.stop().unwrap();
+    dir.file("feed.txt", &list_of(10));
+    let daemon = ctx.start(&["--accept-shrink"]);
+    assert!(!ctx.blocked("198.51.100.50"), "--accept-shrink took the cut content");
+    assert!(ctx.blocked("192.0.2.130"));
+    assert!(ctx.ipv4_entries().starts_with("entries: 10 IPv4"), "{}", ctx.ipv4_entries());
+    daemon.stop().unwrap();
+}
+
+/// Stops `daemon`, puts `junk` in the list file (or deletes it), starts again and checks that
+/// the cached 200 entries are enforced.
+fn restart_with(ctx: &Ctx, dir: &TempDir, daemon: Running, junk: Option<&str>) -> Running {
+    daemon.stop().unwrap();
+    match junk {
+        Some(text) => drop(dir.file("feed.txt", text)),
+        None => std::fs::remove_file(&ctx.list).unwrap(),
+    }
+    let daemon = ctx.start(&[]);
+    assert!(ctx.blocked("198.51.100.50"), "{junk:?}: the cached copy is enforced");
+    let (_, status) = ctx.cli(&["status"]);
+    assert!(status.contains("list feed.txt: 200 in the maps; last refresh FAILED"), "{status}");
+    assert!(status.contains("using the cached copy"), "{junk:?}: {status}");
+    daemon
+}
