@@ -1,4 +1,4 @@
-//! `cargo xtask`: the commands a newcomer runs (setup, build, demo, test, bench).
+//! `cargo xtask`: the commands a newcomer runs (setup, build, demo, test, fuzz, bench).
 
 mod build;
 mod demo;
@@ -30,6 +30,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
+    /// Fuzz every parser of outside input for a long run (a short one is part of `test`).
+    Fuzz {
+        /// Inputs per target.
+        #[arg(long, default_value_t = 200_000)]
+        cases: u64,
+    },
     /// Measure per-packet cost (BPF_PROG_TEST_RUN), load and refresh times on real lists.
     Bench {
         /// Measure xdp-filter, ipset and nft in the same run, and print ratios to them.
@@ -45,6 +51,7 @@ fn main() -> ExitCode {
         Cmd::Build => setup::ensure().and_then(|_| build::release()).map(|_| ()),
         Cmd::Demo => demo::run(),
         Cmd::Test { args } => test::run(&args),
+        Cmd::Fuzz { cases } => test::fuzz(cases),
         Cmd::Bench { peers } => build::bench(peers),
     };
     match result {

@@ -1,4 +1,4 @@
-//! `cargo xtask test`: the whole suite, as CI runs it.
+//! `cargo xtask test`: the whole suite, as CI runs it; `cargo xtask fuzz`: the long fuzzing run.
 //!
 //! Formatting and clippy first (cheap, and CI must be clean; the eBPF crate is linted for its
 //! own target), then the debug `takedown` binary
@@ -86,6 +86,17 @@ pub fn run(extra: &[String]) -> Result<()> {
     if !status.success() {
         bail!("cargo test failed ({status})");
     }
+    Ok(())
+}
+
+/// The long fuzzing run: every fuzz target of `filter-user/tests/fuzz.rs` with `cases` inputs,
+/// in a release build.
+pub fn fuzz(cases: u64) -> Result<()> {
+    let mut c = Command::new("cargo");
+    c.current_dir(root()).env("TAKEDOWN_FUZZ_CASES", cases.to_string());
+    c.args(["test", "--release", "-p", "filter-user", "--test", "fuzz", "--", "--nocapture"]);
+    run_ok(&mut c)?;
+    println!("fuzz: {cases} inputs per target, no panic, no hang, bounded output");
     Ok(())
 }
 

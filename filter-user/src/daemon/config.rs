@@ -316,9 +316,13 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read configuration {}", path.display()))?;
-        let config: Config = toml::from_str(&text)
-            .with_context(|| format!("{}: invalid configuration", path.display()))?;
-        config.check().with_context(|| format!("{}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("{}", path.display()))
+    }
+
+    /// Parses and checks a configuration text.
+    pub fn parse(text: &str) -> Result<Self> {
+        let config: Config = toml::from_str(text).context("invalid configuration")?;
+        config.check()?;
         Ok(config)
     }
 

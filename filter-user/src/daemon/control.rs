@@ -21,6 +21,13 @@ pub enum Request {
     ReloadManual,
 }
 
+impl Request {
+    /// Reads one request line.
+    pub fn parse(line: &str) -> Result<Self> {
+        serde_json::from_str(line).context("bad request")
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Reply {
     pub ok: bool,

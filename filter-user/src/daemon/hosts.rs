@@ -95,11 +95,14 @@ impl HostTable {
             }
             None => Vec::new(),
         };
-        Self {
-            hosts: hosts.into_iter().map(|h| (h.address.clone(), h)).collect(),
-            max: max.max(1),
-            dirty: false,
+        let mut table = Self { hosts: HashMap::new(), max: max.max(1), dirty: false };
+        table.hosts = hosts.into_iter().map(|h| (h.address.clone(), h)).collect();
+        // A file holding more than the bound keeps the hosts seen last.
+        if table.hosts.len() > table.max {
+            let keep = table.recent(0).into_iter().take(table.max);
+            table.hosts = keep.map(|h| (h.address.clone(), h)).collect();
         }
+        table
     }
 
     /// The table saved at `path` for reading only (`takedown hosts`, `watch`): a corrupt file is

@@ -2,7 +2,7 @@
 //! (`manual.txt`), enforced like any list (bit 63 of an entry's lists) and kept across
 //! refreshes and restarts.
 
-use std::{fmt::Write as _, path::Path};
+use std::{fmt::Write as _, net::IpAddr, path::Path};
 
 use anyhow::{Context, Result};
 use ipnet::IpNet;
@@ -45,7 +45,8 @@ pub fn load(path: &Path) -> Result<Vec<ManualEntry>> {
         let mut fields = data.split_whitespace();
         let Some(net) = fields.next() else { continue };
         // A bad line is reported and skipped, like in any list: the rest is enforced.
-        let Ok(net) = net.parse::<IpNet>() else {
+        let parsed = net.parse::<IpNet>().or_else(|_| net.parse::<IpAddr>().map(IpNet::from));
+        let Ok(net) = parsed else {
             let shown: String = net.chars().take(60).collect();
             log::warn!("{}:{}: skipped: not a network: {shown:?}", path.display(), i + 1);
             continue;

@@ -194,8 +194,8 @@ async fn handle(d: &mut Daemon, dns: &Option<Channels>, stream: UnixStream) -> R
     tokio::time::timeout(Duration::from_secs(5), BufReader::new(read).read_line(&mut line))
         .await??;
     let failed = |error: String| Reply { error: Some(error), ..Default::default() };
-    let reply = match serde_json::from_str::<Request>(&line) {
-        Err(e) => failed(format!("bad request: {e}")),
+    let reply = match Request::parse(&line) {
+        Err(e) => failed(format!("{e:#}")),
         Ok(Request::Refresh { list }) => match refresh(d, dns, list.as_deref()).await {
             Ok(results) => Reply { ok: results.iter().all(|x| x.ok), results, error: None },
             Err(e) => failed(e),

@@ -90,12 +90,18 @@ pub fn parse(text: &str, column: Option<&str>, list: &mut ParsedList) -> Result<
         if let Some(kind) = type_index.and_then(|t| fields.get(t))
             && kind.ends_with("_hash")
         {
-            list.skip(line, format!("ioc_type {kind} is not a network indicator"));
+            list.skip(
+                line,
+                format!("ioc_type {} is not a network indicator", super::token::shown(kind)),
+            );
             continue;
         }
         match fields.get(index) {
             Some(field) if !field.is_empty() => list.push_field(line, field),
-            _ => list.skip(line, format!("no value in column {:?}", header.names[index])),
+            _ => list.skip(
+                line,
+                format!("no value in column {:?}", super::token::shown(&header.names[index])),
+            ),
         }
     }
     Ok(())

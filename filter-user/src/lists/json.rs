@@ -17,7 +17,10 @@ pub fn parse_spamhaus(text: &str, list: &mut ParsedList) {
         match serde_json::from_str::<Value>(raw) {
             Ok(Value::Object(o)) => match o.get("cidr") {
                 Some(Value::String(cidr)) => list.push_field(line, cidr),
-                Some(other) => list.skip(line, format!("cidr is not a string: {other}")),
+                Some(other) => list.skip(
+                    line,
+                    format!("cidr is not a string: {}", super::token::shown(&other.to_string())),
+                ),
                 None => {} // metadata record
             },
             Ok(_) => list.skip(line, "not a JSON object".into()),
@@ -53,7 +56,13 @@ pub fn parse_crowdsec(text: &str, list: &mut ParsedList) -> Result<()> {
                 }
             }
             ("ip" | "range", None) => list.skip(1, format!("new[{i}]: decision without a value")),
-            _ => list.skip(1, format!("new[{i}]: scope {scope:?} is not an address or range")),
+            _ => list.skip(
+                1,
+                format!(
+                    "new[{i}]: scope {:?} is not an address or range",
+                    super::token::shown(scope)
+                ),
+            ),
         }
     }
     Ok(())

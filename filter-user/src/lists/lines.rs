@@ -51,7 +51,10 @@ pub fn parse_hosts(text: &str, list: &mut ParsedList) {
         if !SINKS.contains(&sink) {
             list.skip(
                 line,
-                format!("not a hosts line (first column {sink:?} is not a sink address)"),
+                format!(
+                    "not a hosts line (first column {:?} is not a sink address)",
+                    super::token::shown(sink)
+                ),
             );
             continue;
         }
@@ -60,7 +63,9 @@ pub fn parse_hosts(text: &str, list: &mut ParsedList) {
             any = true;
             match super::token::domain(name) {
                 Some(d) => list.push(line, super::Target::Domain(d), super::Kind::Domain),
-                None => list.skip(line, format!("not a valid domain: {name:?}")),
+                None => {
+                    list.skip(line, format!("not a valid domain: {:?}", super::token::shown(name)))
+                }
             }
         }
         if !any {

@@ -260,20 +260,6 @@ fn arb_domain() -> impl Strategy<Value = String> {
 
 proptest! {
     #[test]
-    fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
-        let text = String::from_utf8_lossy(&bytes);
-        for format in [None, Some(Format::Csv), Some(Format::Hosts), Some(Format::Crowdsec), Some(Format::SpamhausJson)] {
-            let opts = ListOptions { format, ..Default::default() };
-            let _ = parse_text(Path::new("fuzz"), &text, &opts);
-        }
-    }
-
-    #[test]
-    fn never_panics_on_list_like_text(lines in proptest::collection::vec("[ -~\t]{0,60}", 0..40)) {
-        let _ = parse_text(Path::new("fuzz"), &lines.join("\n"), &ListOptions::default());
-    }
-
-    #[test]
     fn parse_of_render_round_trips(nets in proptest::collection::vec(arb_net(), 1..40),
                                    domains in proptest::collection::vec(arb_domain(), 0..10)) {
         let mut text = String::from("# rendered\n");
