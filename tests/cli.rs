@@ -1,6 +1,6 @@
 //! The `takedown` command's error cases: one clear sentence, non-zero exit, nothing attached.
 
-use integration_tests::{TempDir, kernel_test, process::run_cli, xdp_attached};
+use integration_tests::{SmallDisk, TempDir, kernel_test, process::run_cli, xdp_attached};
 use td_netns::{Addrs, NetNs, Topology};
 
 fn stderr(out: &std::process::Output) -> String {
@@ -211,29 +211,6 @@ fn the_log_carries_timestamps_or_json_lines() {
     }
 }
 
-/// A small tmpfs mounted on a temporary directory (unmounted on drop): a disk that fills.
-struct SmallDisk(std::path::PathBuf);
-
-impl SmallDisk {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("takedown-disk-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs", dir.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "mount tmpfs: {}", String::from_utf8_lossy(&out.stderr));
-        Self(dir)
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).output();
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 #[kernel_test]
 fn add_on_a_full_disk_names_the_cause_and_changes_nothing() {
     let ns = NetNs::new("cf").unwrap();
@@ -242,15 +219,7 @@ fn add_on_a_full_disk_names_the_cause_and_changes_nothing() {
     std::fs::create_dir_all(&state).unwrap();
     let manual = state.join("manual.txt");
     std::fs::write(&manual, "198.51.100.7/32 both\n").unwrap();
-    // Fill the disk (bounded: the tmpfs holds 256 KiB).
-    let filler = vec![0u8; 4096];
-    let mut f = std::fs::File::create(disk.0.join("filler")).unwrap();
-    for _ in 0..1024 {
-        if std::io::Write::write_all(&mut f, &filler).is_err() {
-            break;
-        }
-    }
-    drop(f);
+    disk.fill();
     let pins = disk.0.join("no-pins");
     let out = run_cli(
         Some(&ns),

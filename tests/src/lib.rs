@@ -123,3 +123,44 @@ impl Drop for PinPlace {
         let _ = std::fs::remove_dir(&self.bpffs);
     }
 }
+
+/// A small tmpfs mounted on a temporary directory (unmounted on drop): a disk that fills.
+pub struct SmallDisk(pub std::path::PathBuf);
+
+impl SmallDisk {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("takedown-disk-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mount tmpfs: {}", String::from_utf8_lossy(&out.stderr));
+        Self(dir)
+    }
+}
+
+impl SmallDisk {
+    /// Fills it (bounded: the tmpfs holds 256 KiB) with a file named `filler`.
+    pub fn fill(&self) {
+        let filler = vec![0u8; 4096];
+        let mut f = std::fs::File::create(self.0.join("filler")).unwrap();
+        for _ in 0..1024 {
+            if std::io::Write::write_all(&mut f, &filler).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Frees what `fill` took.
+    pub fn free(&self) {
+        std::fs::remove_file(self.0.join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).output();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}

@@ -34,8 +34,9 @@ impl ManualEntry {
 /// Reads the manual list (none when the file does not exist); a line that is not an entry is
 /// logged and skipped.
 pub fn load(path: &Path) -> Result<Vec<ManualEntry>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    // Invalid UTF-8 costs the line it is on, like in any list.
+    let text = match std::fs::read(path) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };

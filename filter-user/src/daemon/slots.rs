@@ -271,14 +271,16 @@ impl Daemon {
             let accept = self.settings.config.guards.accept_shrink;
             guards::shrink_check(before, report.usable(), accept)?;
         }
+        let mut stored = true;
         if let (Some(meta), Some(cache)) = (fetched, self.cache()) {
             // Validators are kept only with the body they describe: without a stored copy, the
-            // next fetch is unconditional.
+            // next fetch is unconditional, and the same bytes are accepted (and stored) again.
             let meta = CacheMeta { entries: report.usable(), ..meta };
             self.slots[i].cached = match cache.store(&slot.cfg.name, bytes, &meta) {
                 Ok(()) => Some(meta),
                 Err(e) => {
                     log::warn!("list {}: cannot cache it: {e:#}", slot.cfg.name);
+                    stored = false;
                     None
                 }
             };
@@ -292,7 +294,7 @@ impl Daemon {
         );
         let slot = &mut self.slots[i];
         slot.report = Some(report);
-        slot.content = Some(content_hash(bytes));
+        slot.content = stored.then(|| content_hash(bytes));
         slot.changed = true;
         Ok(message)
     }
