@@ -66,7 +66,7 @@ fn the_cli_works_on_a_running_filter_with_and_without_the_daemon() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(dropped >= 2, "{out}");
+    assert_eq!(dropped, 2, "the two echo requests to the manual entry: {out}");
     let out = ctx.ok(&["refresh"]);
     assert!(out.contains("drop.txt: ok: content unchanged"), "the same bytes: {out}");
     assert!(!daemon.stderr().contains("refresh applied"), "nothing moved: {}", daemon.stderr());

@@ -32,7 +32,7 @@ impl Ctx {
     }
 
     fn blocked(&self, addr: &str) -> bool {
-        self.cli(&["lookup", addr]).1.contains("blocked")
+        self.place.blocked(&self.topo.gateway, Addrs::GATEWAY_IF, addr)
     }
 
     /// Refreshes; returns (exit status, output).

@@ -73,19 +73,28 @@ fn watch_shows_rates_entries_hosts_and_lists_and_quits_on_q() {
         Duration::from_secs(10),
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(3500));
-    let screen =
-        String::from_utf8_lossy(&tmux.run(&["capture-pane", "-p", "-t", "w"]).stdout).into_owned();
+    // The screen refreshes every second: read it until the stream's rate shows.
+    let capture = || {
+        String::from_utf8_lossy(&tmux.run(&["capture-pane", "-p", "-t", "w"]).stdout).into_owned()
+    };
+    let rate_on = |screen: &str| -> f64 {
+        let rate = screen.split("dropped ").nth(1).and_then(|r| r.split_whitespace().next());
+        rate.and_then(|n| n.parse().ok()).unwrap_or(0.0)
+    };
+    let end = Instant::now() + Duration::from_secs(8);
+    let mut screen = capture();
+    while (rate_on(&screen) < 100.0 || !screen.contains("192.0.2.10")) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+        screen = capture();
+    }
     eprintln!("takedown watch, 80x24:\n{screen}");
     let (_, through) = stream.stop();
     assert_eq!(through, 0, "the stream is listed");
-    let rate: f64 = screen
-        .split("dropped ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0.0);
-    assert!(rate > 20.0, "the drop rate shows the stream (~200/s): {rate}\n{screen}");
+    let rate = rate_on(&screen);
+    assert!(
+        (100.0..=250.0).contains(&rate),
+        "the drop rate shows the stream (~200/s): {rate}\n{screen}"
+    );
     for want in [
         "takedown watch",
         "dropped",

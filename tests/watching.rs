@@ -127,6 +127,40 @@ fn events_name_the_inside_host_and_the_rate_limit_caps_a_flood() {
     assert!(suppressed >= 150_000, "{suppressed}");
 }
 
+/// Runs `frame` through the program `repeat` times; returns how long it took.
+fn flood(l: &Loaded, frame: &[u8], repeat: u32) -> std::time::Duration {
+    let opts = aya::programs::TestRunOptions { data_in: Some(frame), repeat, ..Default::default() };
+    let started = std::time::Instant::now();
+    aya::programs::TestRun::test_run(l.filter.program(), opts).unwrap();
+    started.elapsed()
+}
+
+#[kernel_test]
+fn the_event_budget_refills_at_its_rate() {
+    // The budget is per CPU: stay on one.
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it; 0 is the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        assert_eq!(libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set), 0);
+    }
+    let mut l = load(&[("203.0.113.7/32", meta(Direction::Both, false, 0b1))]);
+    l.filter.maps_mut().set_event_rate(1000, 1000).unwrap();
+    let frame = frames::v4(INSIDE, [203, 0, 113, 7]);
+    // Empty the bucket (a full burst of 1,000 and what refills meanwhile).
+    flood(&l, &frame, 20_000);
+    let first = events(&mut l).len();
+    assert!(first >= 1000, "a full burst first: {first}");
+    let gap = std::time::Instant::now();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let gap = gap.elapsed().as_secs_f64();
+    let took = flood(&l, &frame, 20_000).as_secs_f64();
+    let sent = events(&mut l).len() as f64;
+    // 1,000 a second over the gap, within a clock tick (at most 10 ms: 10 events) either way.
+    let (low, high) = (1000.0 * gap - 12.0, 1000.0 * (gap + took) + 12.0);
+    assert!(sent >= low && sent <= high, "{sent} events after {gap:.3} s (+{took:.3} s)");
+}
+
 #[kernel_test]
 fn hit_counters_survive_a_change_of_lists() {
     let entries = |lists: u64| {

@@ -33,9 +33,9 @@ pub fn require_root(test: &str) -> bool {
 pub struct TempDir(pub std::path::PathBuf);
 
 impl TempDir {
-    /// Creates `$TMPDIR/takedown-<name>-<pid>`.
+    /// Creates `$TMPDIR/takedown-<name>-<pid>-<n>` (unique: two tests never share one).
     pub fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("takedown-{name}-{}", std::process::id()));
+        let path = std::env::temp_dir().join(td_netns::unique(&format!("takedown-{name}")));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create temp dir");
         Self(path)
@@ -61,6 +61,30 @@ pub fn xdp_attached(ns: &td_netns::NetNs, iface: &str) -> bool {
     String::from_utf8_lossy(&out.stdout).contains("xdp")
 }
 
+/// The id of the XDP program attached to `iface` in `ns`.
+pub fn attached_program(ns: &td_netns::NetNs, iface: &str) -> Option<u32> {
+    let out = ns.ip(&["-d", "link", "show", iface]).ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rest = &text[text.find("prog/xdp id ")? + "prog/xdp id ".len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// The verdict of the program attached to `iface` in `ns` on `frame`, from the kernel itself
+/// (BPF_PROG_TEST_RUN, through `bpftool prog run`).
+pub fn kernel_verdict(ns: &td_netns::NetNs, iface: &str, frame: &[u8]) -> u32 {
+    let id = attached_program(ns, iface).expect("a program is attached");
+    let dir = TempDir::new("frame");
+    let path = dir.0.join("frame.bin");
+    std::fs::write(&path, frame).unwrap();
+    let out = std::process::Command::new("bpftool")
+        .args(["prog", "run", "id", &id.to_string(), "data_in", path.to_str().unwrap()])
+        .output()
+        .expect("run bpftool");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let value = text.split("Return value: ").nth(1).and_then(|r| r.split([',', '\n']).next());
+    value.and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("bpftool: {text}"))
+}
+
 /// A private bpf filesystem mounted on a temporary directory, plus a state directory: where a
 /// test's pinned filter lives. Unmounted and removed on drop.
 pub struct PinPlace {
@@ -70,8 +94,7 @@ pub struct PinPlace {
 
 impl PinPlace {
     pub fn new(name: &str) -> Self {
-        let bpffs =
-            std::env::temp_dir().join(format!("takedown-bpffs-{name}-{}", std::process::id()));
+        let bpffs = std::env::temp_dir().join(td_netns::unique(&format!("takedown-bpffs-{name}")));
         let _ = std::process::Command::new("umount").arg(&bpffs).output();
         std::fs::create_dir_all(&bpffs).expect("bpffs dir");
         takedown::maps::pins::mount_bpffs(&bpffs).expect("mount bpffs");
@@ -107,6 +130,19 @@ impl PinPlace {
         (out.status.code(), text(&out.stdout), text(&out.stderr))
     }
 
+    /// True when traffic from an inside host to `addr` is dropped: `takedown lookup` (which must
+    /// succeed) and the kernel's verdict on such a packet through `iface` must agree.
+    pub fn blocked(&self, ns: &td_netns::NetNs, iface: &str, addr: &str) -> bool {
+        let (code, out, err) = self.cli(ns, &["lookup", addr]);
+        assert_eq!(code, Some(0), "takedown lookup {addr}: {out}{err}");
+        let says = out.contains("blocked");
+        let inside = if addr.contains(':') { "2001:db8:1::10" } else { "192.0.2.10" };
+        let verdict = kernel_verdict(ns, iface, &frames::ip(inside, addr));
+        let dropped = verdict == 1; // XDP_DROP
+        assert_eq!(says, dropped, "lookup says {out:?}; the kernel's verdict is {verdict}");
+        says
+    }
+
     /// Starts `takedown ARGS` (a `run`) on this place in `ns`, waiting until it filters.
     pub fn start(&self, ns: &td_netns::NetNs, args: &[&str]) -> process::Running {
         let all = self.with(args);
@@ -129,7 +165,7 @@ pub struct SmallDisk(pub std::path::PathBuf);
 
 impl SmallDisk {
     pub fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("takedown-disk-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(td_netns::unique(&format!("takedown-disk-{name}")));
         std::fs::create_dir_all(&dir).unwrap();
         let out = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs", dir.to_str().unwrap()])

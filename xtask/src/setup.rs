@@ -16,14 +16,16 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 /// Debian packages the demo, tests and benchmark run: ip, ping, sysctl, trafgen, setpriv, tmux,
-/// and the peers `bench --peers` measures takedown against (xdp-filter, ipset, nft).
-const PACKAGES: [&str; 9] = [
+/// bpftool (tests ask the kernel's verdict of a running filter with `bpftool prog run`), and the
+/// peers `bench --peers` measures takedown against (xdp-filter, ipset, nft).
+const PACKAGES: [&str; 10] = [
     "iproute2",
     "iputils-ping",
     "procps",
     "netsniff-ng",
     "util-linux",
     "tmux",
+    "bpftool",
     "xdp-tools",
     "ipset",
     "nftables",

@@ -24,6 +24,11 @@ pub fn run(extra: &[String]) -> Result<()> {
             "\n!!!!!!!! not root: every kernel test will be SKIPPED; CI runs them as root !!!!!!!!\n"
         );
     }
+    if td_netns::is_root() {
+        for gone in td_netns::clean_stale() {
+            println!("removed what a killed test run left: {gone}");
+        }
+    }
     let cargo = || {
         let mut c = Command::new("cargo");
         c.current_dir(root());

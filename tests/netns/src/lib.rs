@@ -3,16 +3,15 @@
 //! Everything here is created inside namespaces this process made, named with its pid, and is
 //! deleted on drop (even when a test fails). Nothing is ever configured in the root namespace.
 
+mod leftovers;
 mod topology;
 mod traffic;
 
-use std::{
-    process::{Command, Output},
-    sync::atomic::{AtomicU32, Ordering},
-};
+use std::process::{Command, Output};
 
 use anyhow::{Context, Result, bail};
 
+pub use leftovers::{clean_stale, unique};
 pub use topology::{Addrs, Topology};
 pub use traffic::{Stream, in_netns, ping, udp_count};
 
@@ -44,14 +43,11 @@ pub struct NetNs {
     name: String,
 }
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
 impl NetNs {
-    /// Creates `<prefix>-<pid>-<n>`.
+    /// Creates `td-<prefix>-<pid>-<n>` (the `td-` prefix and the pid let a later run delete it,
+    /// should this process be killed).
     pub fn new(prefix: &str) -> Result<Self> {
-        let name =
-            format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        Self::named(&name)
+        Self::named(&unique(&format!("td-{prefix}")))
     }
 
     /// Creates a namespace with exactly this name, replacing a stale one of the same name.

@@ -55,7 +55,7 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Creates namespaces named `<prefix>c-<pid>-<n>`, `<prefix>g-...` and `<prefix>i-...`.
+    /// Creates namespaces named `td-<prefix>c-<pid>-<n>`, `td-<prefix>g-...` and `td-<prefix>i-...`.
     pub fn new(prefix: &str) -> Result<Self> {
         Self::build(
             NetNs::new(&format!("{prefix}c"))?,

@@ -78,10 +78,10 @@ pub fn udp_count(
 }
 
 /// A steady UDP stream between two namespaces, running until stopped (or `limit` elapses).
+/// Dropped without [`Stream::stop`] (a failed test), it stops at once.
 pub struct Stream {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    sender: std::thread::JoinHandle<u32>,
-    receiver: std::thread::JoinHandle<u32>,
+    threads: Option<(std::thread::JoinHandle<u32>, std::thread::JoinHandle<u32>)>,
 }
 
 impl Stream {
@@ -130,14 +130,21 @@ impl Stream {
                 }
             }
         });
-        Ok(Self { stop, sender, receiver })
+        Ok(Self { stop, threads: Some((sender, receiver)) })
     }
 
     /// Stops the stream; returns (sent, received).
-    pub fn stop(self) -> (u32, u32) {
+    pub fn stop(mut self) -> (u32, u32) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let sent = self.sender.join().expect("sender thread");
-        let got = self.receiver.join().expect("receiver thread");
+        let (sender, receiver) = self.threads.take().expect("running");
+        let sent = sender.join().expect("sender thread");
+        let got = receiver.join().expect("receiver thread");
         (sent, got)
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
