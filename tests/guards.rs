@@ -94,15 +94,15 @@ fn the_gateways_own_addresses_are_never_blocked() {
     // 198.51.100.1 is the gateway's outside address; 198.51.100.7 a server in the same /24.
     let topo = Topology::new("go").unwrap();
     let dir = TempDir::new("guards-own");
-    let list = dir.file("list.txt", "198.51.100.0/24\n");
+    // 2001:db8:2::1 likewise, beside 2001:db8:2::2 (the internet namespace's end).
+    let list = dir.file("list.txt", "198.51.100.0/24\n2001:db8:2::/64\n");
     let run =
         Running::start(&topo.gateway, &["run", "-i", Addrs::GATEWAY_IF, "-l", &list]).unwrap();
-    assert_eq!(
-        ping(&topo.client, None, "198.51.100.1", 2).unwrap(),
-        2,
-        "the gateway's own address"
-    );
-    assert_eq!(ping(&topo.client, None, Addrs::SERVER_V4, 2).unwrap(), 0, "its neighbour");
+    let pings = |dst| ping(&topo.client, None, dst, 2).unwrap();
+    assert_eq!(pings("198.51.100.1"), 2, "the gateway's own address");
+    assert_eq!(pings(Addrs::SERVER_V4), 0, "its neighbour");
+    assert_eq!(pings("2001:db8:2::1"), 2, "the gateway's own IPv6 address");
+    assert_eq!(pings("2001:db8:2::2"), 0, "its IPv6 neighbour");
     run.stop().unwrap();
     let args = ["run", "-i", Addrs::GATEWAY_IF, "-l", &list, "--block-own"];
     let run = Running::start(&topo.gateway, &args).unwrap();

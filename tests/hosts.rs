@@ -29,7 +29,7 @@ fn the_host_report_names_exactly_the_inside_hosts_that_contacted_listed_addresse
              [[list]]\nname = \"watch\"\nfile = \"{}\"\nmonitor = true\n",
             Addrs::GATEWAY_IF,
             siem.display(),
-            dir.file("drop.txt", "203.0.113.7\n"),
+            dir.file("drop.txt", "203.0.113.7\n2001:db8:bad::7\n"),
             dir.file("watch.txt", "198.51.100.7\n"),
         ),
     );
@@ -52,13 +52,16 @@ fn the_host_report_names_exactly_the_inside_hosts_that_contacted_listed_addresse
     assert_eq!(ping(c, Some(Addrs::LISTED_SRC_V4), Addrs::TAKEDOWN_V4, 2).unwrap(), 0, "enforced");
     assert_eq!(ping(c, None, Addrs::SERVER_V4, 2).unwrap(), 2, "a monitor list lets traffic pass");
     assert_eq!(ping(c, None, Addrs::GATEWAY_V4, 2).unwrap(), 2, "not listed: no report");
+    assert_eq!(ping(c, None, Addrs::TAKEDOWN_V6, 2).unwrap(), 0, "enforced for IPv6 too");
 
-    // The daemon saves the table every 2 s.
+    // The daemon saves the table every 2 s: poll until it holds every event.
     let end = Instant::now() + Duration::from_secs(15);
     let hosts: Vec<Value> = loop {
         let doc: Vec<Value> =
             serde_json::from_str(&cli(&topo, &place, &["hosts", "--json"])).unwrap();
-        if doc.len() >= 2 || Instant::now() > end {
+        // Every event recorded: 7 for 192.0.2.10, 2 for 192.0.2.66, 2 for 2001:db8:1::10.
+        let events: u64 = doc.iter().filter_map(|h| h["events"].as_u64()).sum();
+        if events >= 11 || Instant::now() > end {
             break doc;
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -66,7 +69,7 @@ fn the_host_report_names_exactly_the_inside_hosts_that_contacted_listed_addresse
     let addrs: Vec<&str> = hosts.iter().map(|h| h["address"].as_str().unwrap()).collect();
     let mut sorted = addrs.clone();
     sorted.sort();
-    assert_eq!(sorted, ["192.0.2.10", "192.0.2.66"], "{hosts:#?}");
+    assert_eq!(sorted, ["192.0.2.10", "192.0.2.66", Addrs::CLIENT_V6], "{hosts:#?}");
     let h10 = hosts.iter().find(|h| h["address"] == "192.0.2.10").unwrap();
     assert_eq!(h10["contacted"], serde_json::json!(["198.51.100.7", "203.0.113.7"]));
     assert_eq!(h10["lists"], serde_json::json!(["drop", "watch"]));
@@ -81,11 +84,17 @@ fn the_host_report_names_exactly_the_inside_hosts_that_contacted_listed_addresse
         (&h66["contacted"], &h66["services"]),
         (&serde_json::json!(["203.0.113.7"]), &serde_json::json!(["icmp"]))
     );
+    let h6 = hosts.iter().find(|h| h["address"] == Addrs::CLIENT_V6).unwrap();
+    assert_eq!(h6["contacted"], serde_json::json!([Addrs::TAKEDOWN_V6]));
+    assert_eq!(
+        (&h6["dropped"], &h6["services"]),
+        (&serde_json::json!(2), &serde_json::json!(["icmp"]))
+    );
     let csv = cli(&topo, &place, &["hosts", "--csv", "--since", "1h"]);
-    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert_eq!(csv.lines().count(), 4, "{csv}");
 
     let log = std::fs::read_to_string(&siem).unwrap();
-    assert_eq!(log.lines().count(), 2, "one line per new host: {log}");
+    assert_eq!(log.lines().count(), 3, "one line per new host: {log}");
     assert!(log.lines().all(|l| l.contains("\"event\":\"takedown_infected_host\"")));
 
     let top: Vec<Value> = serde_json::from_str(&cli(
@@ -97,8 +106,10 @@ fn the_host_report_names_exactly_the_inside_hosts_that_contacted_listed_addresse
     assert_eq!(top[0]["entry"], "203.0.113.7/32");
     assert_eq!(top[0]["packets"], 7, "5 UDP + 2 echo requests");
     assert_eq!(top[0]["lists"], serde_json::json!(["drop"]));
-    assert_eq!(top[1]["entry"], "198.51.100.7/32");
-    assert_eq!(top[1]["packets"], 2);
+    let packets =
+        |entry: &str| top.iter().find(|t| t["entry"] == entry).map(|t| t["packets"].clone());
+    assert_eq!(packets("198.51.100.7/32"), Some(serde_json::json!(2)));
+    assert_eq!(packets("2001:db8:bad::7/128"), Some(serde_json::json!(2)));
 
     eprintln!("$ takedown hosts\n{}", cli(&topo, &place, &["hosts"]));
     eprintln!("$ takedown top\n{}", cli(&topo, &place, &["top", "--interval", "0.2"]));
@@ -106,6 +117,6 @@ fn the_host_report_names_exactly_the_inside_hosts_that_contacted_listed_addresse
     daemon.stop().unwrap();
     let daemon = Running::start(&topo.gateway, &args).unwrap();
     let doc: Vec<Value> = serde_json::from_str(&cli(&topo, &place, &["hosts", "--json"])).unwrap();
-    assert_eq!(doc.len(), 2);
+    assert_eq!(doc.len(), 3);
     daemon.stop().unwrap();
 }

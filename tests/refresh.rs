@@ -1,5 +1,6 @@
 //! Refreshes under traffic: the gap test (100 refreshes, zero listed packets through) and the
-//! crash test (SIGKILL in the middle of applying a large diff).
+//! crash test (SIGKILL in the middle of applying a large diff); a file list that goes bad keeps
+//! its content; lists refresh on their interval and on SIGHUP.
 
 use std::{
     process::Stdio,
@@ -187,5 +188,39 @@ fn lists_refresh_on_their_interval_and_on_sighup() {
     unsafe { libc::kill(pid, libc::SIGHUP) };
     assert!(wait_for("198.51.100.8", true), "SIGHUP did not refresh list b");
     assert!(!blocked("203.0.113.8"));
+    daemon.stop().unwrap();
+}
+
+#[kernel_test]
+fn a_file_list_that_goes_bad_keeps_its_content_in_force() {
+    let place = PinPlace::new("bad-file");
+    let topo = Topology::new("rb").unwrap();
+    let dir = TempDir::new("refresh-bad-file");
+    let list = dir.file("feed.txt", "203.0.113.7\n198.51.100.7\n");
+    let daemon = start(&topo, &place, &list);
+    let path = std::path::PathBuf::from(&list);
+    let fifo = |p: &std::path::Path| {
+        let out = std::process::Command::new("mkfifo").arg(p).output().unwrap();
+        assert!(out.status.success());
+    };
+    let cases: [(&str, &dyn Fn(&std::path::Path)); 4] = [
+        ("deleted", &|_| {}),
+        ("a directory", &|p| std::fs::create_dir(p).unwrap()),
+        ("a FIFO", &fifo),
+        ("junk", &|p| std::fs::write(p, "<html>\n<body>gone</body>\n").unwrap()),
+    ];
+    for (what, make) in cases {
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_dir(&path);
+        make(&path);
+        let (code, out) = cli(&topo, &place, &["refresh"]);
+        assert_eq!(code, Some(1), "{what}: {out}");
+        assert!(
+            out.contains("FAILED") && out.contains("keeping the previous content"),
+            "{what}: {out}"
+        );
+        assert!(place.blocked(&topo.gateway, Addrs::GATEWAY_IF, Addrs::TAKEDOWN_V4), "{what}");
+        assert!(place.blocked(&topo.gateway, Addrs::GATEWAY_IF, Addrs::SERVER_V4), "{what}");
+    }
     daemon.stop().unwrap();
 }

@@ -80,6 +80,14 @@ fn url_lists_refresh_conditionally_keep_good_content_and_fall_back_to_the_cache(
         (Behaviour::Slow(Duration::from_secs(3)), "timed out"),
         (Behaviour::Oversized(8192), "exceeds the 4096 byte limit"),
         (Behaviour::Truncated, "cut short"),
+        (Behaviour::Chunked(8192), "body exceeds the 4096 byte limit"),
+        (
+            Behaviour::Serve {
+                body: "<!DOCTYPE html>\n<html><body>Moved</body></html>\n".into(),
+                etag: "\"html\"".into(),
+            },
+            "no known format fits",
+        ),
         (
             Behaviour::Serve { body: "198.51.100.7\n".into(), etag: "\"v3\"".into() },
             "less than half",

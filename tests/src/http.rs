@@ -28,6 +28,8 @@ pub enum Behaviour {
     Oversized(usize),
     /// Announces 1000 bytes, sends 100, closes.
     Truncated,
+    /// Sends this many bytes chunked, without announcing a length.
+    Chunked(usize),
     /// Fails (500) the next `n` requests, then behaves as the boxed behaviour.
     FailFirst(u32, Box<Behaviour>),
 }
@@ -157,6 +159,17 @@ fn serve(
         Behaviour::Truncated => {
             write!(out, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n")?;
             out.write_all(&[b'#'; 100])
+        }
+        Behaviour::Chunked(n) => {
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            )?;
+            let line = "203.0.113.9\n";
+            for _ in 0..n / line.len() {
+                write!(out, "{:x}\r\n{line}\r\n", line.len())?;
+            }
+            write!(out, "0\r\n\r\n")
         }
         Behaviour::FailFirst(..) => unreachable!("resolved above"),
     }
