@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use integration_tests::{TempDir, dns::DnsServer, kernel_test, process::Running, process::run_cli};
+use integration_tests::{
+    TempDir, dns::DnsServer, kernel_test, messages as m, process::Running, process::run_cli,
+};
 use serde_json::Value;
 use td_netns::{Addrs, Topology};
 
@@ -133,7 +135,7 @@ fn exit_1_for_a_list_without_entries_or_with_refused_ones() {
     let readme = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/lists/README.md");
     let out = run_cli(None, &["check", readme.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("no known format fits"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(m::UNRECOGNISABLE));
     let broad = dir.file("broad.txt", "64.0.0.0/7\n203.0.113.0/24\n");
     let (code, doc) = check_json(&[&broad]);
     assert_eq!(code, Some(1));

@@ -1,6 +1,8 @@
 //! The `takedown` command's error cases: one clear sentence, non-zero exit, nothing attached.
 
-use integration_tests::{SmallDisk, TempDir, kernel_test, process::run_cli, xdp_attached};
+use integration_tests::{
+    SmallDisk, TempDir, kernel_test, messages as m, process::run_cli, xdp_attached,
+};
 use td_netns::{Addrs, NetNs, Topology};
 
 fn stderr(out: &std::process::Output) -> String {
@@ -47,7 +49,7 @@ fn without_privileges_it_refuses_in_one_sentence() {
     };
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("needs root (CAP_BPF and CAP_NET_ADMIN)"), "{err}");
+    assert!(err.contains(&format!("takedown run {}", m::NEEDS_ROOT)), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
@@ -56,7 +58,8 @@ fn unknown_interface() {
     let ns = NetNs::new("ci").unwrap();
     let out = run_cli(Some(&ns), &["run", "-i", "td-nosuch0", "-l", &example_list()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("interface td-nosuch0 does not exist"), "{}", stderr(&out));
+    let want = format!("interface td-nosuch0{}", m::NO_INTERFACE);
+    assert!(stderr(&out).contains(&want), "{}", stderr(&out));
 }
 
 #[kernel_test]
@@ -65,7 +68,11 @@ fn unreadable_list_file() {
     let out = run_cli(Some(&ns), &["run", "-i", "lo", "-l", "/nonexistent/takedown.txt"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("cannot read list file /nonexistent/takedown.txt"),
+        stderr(&out).contains(&format!(
+            "{}takedown.txt (/nonexistent/takedown.txt): {}/nonexistent/takedown.txt",
+            m::NO_LIST_LOADS,
+            m::UNREADABLE_LIST
+        )),
         "{}",
         stderr(&out)
     );
@@ -97,7 +104,11 @@ fn more_entries_than_the_map_holds() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("3 exact IPv4 addresses, more than the TD_V4_EXACT map can hold (2)"),
+        err.contains(&format!(
+            "3 exact IPv4 addresses, more than the TD_V4_EXACT{}2{}",
+            m::TOO_MANY,
+            m::RAISE_MAX
+        )),
         "{err}"
     );
     assert!(!xdp_attached(&topo.gateway, Addrs::GATEWAY_IF));
@@ -114,7 +125,7 @@ fn failed_attach_leaves_nothing_attached() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
     let err = stderr(&out);
-    assert!(err.contains("cannot attach in native mode to lo"), "{err}");
+    assert!(err.contains(&format!("{}lo", m::ATTACH_FAILED)), "{err}");
     assert!(!xdp_attached(&topo.gateway, Addrs::GATEWAY_IF), "veth still has XDP");
     assert!(!xdp_attached(&topo.gateway, "lo"));
 }
@@ -134,14 +145,15 @@ fn commands_on_the_running_filter_say_they_need_root() {
     let bin = integration_tests::process::takedown_bin();
     let ns = NetNs::new("cn").unwrap();
     let places = ["--state-dir", state.0.to_str().unwrap(), "--pin-dir", "/tmp/td-no-pins"];
+    let read = |cmd: &str| format!("takedown {cmd} {}", m::NEEDS_ROOT_TO_READ);
     for (cmd, want) in [
-        (vec!["status"], "takedown status needs root"),
-        (vec!["list"], "takedown list needs root"),
-        (vec!["lookup", "192.0.2.1"], "takedown lookup needs root"),
-        (vec!["stats"], "takedown stats needs root"),
-        (vec!["top"], "takedown top needs root"),
-        (vec!["hosts"], "takedown hosts needs root"),
-        (vec!["stop"], "takedown stop needs root"),
+        (vec!["status"], read("status")),
+        (vec!["list"], read("list")),
+        (vec!["lookup", "192.0.2.1"], read("lookup")),
+        (vec!["stats"], read("stats")),
+        (vec!["top"], read("top")),
+        (vec!["hosts"], m::HOSTS_NEEDS_ROOT.to_string()),
+        (vec!["stop"], format!("takedown stop {}", m::NEEDS_ROOT)),
     ] {
         let out = ns
             .command("setpriv")
@@ -153,7 +165,7 @@ fn commands_on_the_running_filter_say_they_need_root() {
             .output()
             .expect("setpriv");
         assert_eq!(out.status.code(), Some(1), "{cmd:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains(want), "{cmd:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&want), "{cmd:?}: {}", stderr(&out));
     }
 }
 
@@ -168,8 +180,8 @@ fn an_interface_that_holds_another_xdp_program_is_named_as_the_cause() {
         second.extend(["--mode", mode]);
         let out = run_cli(Some(&topo.gateway), &second);
         assert_eq!(out.status.code(), Some(1), "{mode}");
-        let want = "to td-g: another XDP program is attached there; remove it (`ip link set dev td-g xdp off`)";
-        assert!(stderr(&out).contains(want), "{mode}: {}", stderr(&out));
+        let want = format!("to td-g{}td-g{}", m::OTHER_XDP, m::OTHER_XDP_FIX);
+        assert!(stderr(&out).contains(&want), "{mode}: {}", stderr(&out));
     }
     first.stop().unwrap();
 }
@@ -266,4 +278,15 @@ fn a_state_directory_other_users_may_write_is_refused() {
     );
     assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
     assert!(!state.join("manual.txt").exists(), "nothing written");
+}
+
+#[test]
+fn the_readme_error_table_quotes_what_the_code_prints() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+    let readme = readme.unwrap();
+    let table = readme.split("## Errors and exit codes").nth(1).unwrap();
+    let table = table.split("\n## ").next().unwrap();
+    for fragment in m::ALL {
+        assert!(table.contains(fragment), "the README's error table lacks {fragment:?}");
+    }
 }

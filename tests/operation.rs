@@ -1,7 +1,7 @@
 //! The CLI on a running filter, with and without the daemon: add, remove, lookup, list,
 //! status, stats and refresh; manual entries survive refreshes and restarts.
 
-use integration_tests::{PinPlace, TempDir, kernel_test, process::Running};
+use integration_tests::{PinPlace, TempDir, kernel_test, messages as m, process::Running};
 use td_netns::{Addrs, Topology, ping};
 
 struct Ctx {
@@ -96,7 +96,7 @@ fn the_cli_works_on_a_running_filter_with_and_without_the_daemon() {
     assert!(ctx.ok(&["status"]).contains("daemon: not running"));
     let (code, out) = ctx.cli(&["refresh"]);
     assert_eq!(code, Some(1));
-    assert!(out.contains("no takedown daemon is running"), "{out}");
+    assert!(out.contains(m::NO_DAEMON), "{out}");
 
     // A restart keeps the manual entry.
     let daemon = ctx.start(&list);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use filter_common::{CFG_LAYOUT, LAYOUT_VERSION};
 use integration_tests::{
-    PinPlace, TempDir, kernel_test,
+    PinPlace, TempDir, kernel_test, messages as m,
     process::{Running, run_cli},
     xdp_attached,
 };
@@ -82,10 +82,10 @@ fn the_pinned_filter_outlives_its_daemon_and_detach_removes_it() {
     assert!(xdp_attached(&topo.gateway, Addrs::GATEWAY_IF));
     assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0, "still enforcing");
     let out = cli(&topo, &["stop"], &pa);
-    assert!(text(&out).contains("no takedown daemon is running"), "{}", text(&out));
+    assert!(text(&out).contains("no takedown daemon is running; "), "{}", text(&out));
     let out = cli(&topo, &["detach"], &pa);
     assert_eq!(out.status.code(), Some(1), "no terminal: detach wants --yes");
-    assert!(text(&out).contains("confirm with --yes"), "{}", text(&out));
+    assert!(text(&out).contains(m::CONFIRM), "{}", text(&out));
     assert!(xdp_attached(&topo.gateway, Addrs::GATEWAY_IF));
     let out = cli(&topo, &["detach", "--yes"], &pa);
     assert!(out.status.success(), "{}", text(&out));
@@ -139,7 +139,7 @@ fn a_new_daemon_reconciles_the_pinned_maps_with_changed_lists() {
     // A second daemon on the same state is refused.
     let out = cli(&topo, &run_args(&list, &[]), &pa);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("a takedown daemon is already running"), "{}", text(&out));
+    assert!(text(&out).contains(m::SECOND_DAEMON), "{}", text(&out));
     // Nor is one with a state directory of its own on the same pins: it would adopt them and
     // delete the first daemon's entries.
     let other_state = TempDir::new("pin-reconcile-other");
@@ -148,7 +148,7 @@ fn a_new_daemon_reconciles_the_pinned_maps_with_changed_lists() {
     args.extend(["--pin-dir", pin_dir.as_str(), "--state-dir", other_state.0.to_str().unwrap()]);
     let out = run_cli(Some(&topo.gateway), &args);
     assert_eq!(out.status.code(), Some(1));
-    let sentence = format!("another takedown daemon uses the pin directory {}", place.pin_dir());
+    let sentence = format!("{}{}{}", m::SAME_PINS, place.pin_dir(), m::SAME_PINS_FIX);
     assert!(text(&out).contains(&sentence), "{}", text(&out));
     assert_eq!(ping(&topo.client, None, Addrs::SERVER_V4, 2).unwrap(), 0, "still enforced");
     run.stop().unwrap();

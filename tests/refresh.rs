@@ -203,7 +203,8 @@ fn a_file_list_that_goes_bad_keeps_its_content_in_force() {
         let out = std::process::Command::new("mkfifo").arg(p).output().unwrap();
         assert!(out.status.success());
     };
-    let cases: [(&str, &dyn Fn(&std::path::Path)); 4] = [
+    type Make<'a> = &'a dyn Fn(&std::path::Path);
+    let cases: [(&str, Make); 4] = [
         ("deleted", &|_| {}),
         ("a directory", &|p| std::fs::create_dir(p).unwrap()),
         ("a FIFO", &fifo),

@@ -5,6 +5,7 @@ pub mod dns;
 pub mod frames;
 pub mod http;
 pub mod loaded;
+pub mod messages;
 pub mod process;
 pub mod reference;
 

@@ -1,0 +1,43 @@
+//! What the README's "Errors and exit codes" table quotes: each fragment below is asserted on
+//! real output by a test, and `the_readme_error_table_quotes_what_the_code_prints` (cli.rs)
+//! checks that the table holds it word for word. Change a message, and both must follow.
+
+pub const NEEDS_ROOT: &str = "needs root (CAP_BPF and CAP_NET_ADMIN); run it as root or with sudo";
+pub const NEEDS_ROOT_TO_READ: &str =
+    "needs root (CAP_BPF) to read the filter; run it as root or with sudo";
+pub const HOSTS_NEEDS_ROOT: &str = "takedown hosts needs root: ";
+pub const NO_INTERFACE: &str = " does not exist";
+pub const UNREADABLE_LIST: &str = "cannot read list file ";
+pub const UNRECOGNISABLE: &str = ": no known format fits (tried crowdsec-json, spamhaus-json, csv with a header, hosts, plain/trail lines; read as ";
+pub const NO_LIST_LOADS: &str = "no list could be loaded: list ";
+pub const TOO_MANY: &str = " map can hold (";
+pub const RAISE_MAX: &str = "); raise --max-entries";
+pub const ATTACH_FAILED: &str = "cannot attach in native mode to ";
+pub const OTHER_XDP: &str = ": another XDP program is attached there; remove it (`ip link set dev ";
+pub const OTHER_XDP_FIX: &str = " xdp off`) or `takedown detach` the filter that holds it";
+pub const SECOND_DAEMON: &str = "a takedown daemon is already running (pid ";
+pub const SAME_PINS: &str = "another takedown daemon uses the pin directory ";
+pub const SAME_PINS_FIX: &str = ": stop it first, or give this one its own --pin-dir";
+pub const CONFIRM: &str = ": confirm with --yes";
+pub const NO_DAEMON: &str = "no takedown daemon is running (start one with `takedown run`)";
+
+/// Every fragment, for the README check.
+pub const ALL: [&str; 17] = [
+    NEEDS_ROOT,
+    NEEDS_ROOT_TO_READ,
+    HOSTS_NEEDS_ROOT,
+    NO_INTERFACE,
+    UNREADABLE_LIST,
+    UNRECOGNISABLE,
+    NO_LIST_LOADS,
+    TOO_MANY,
+    RAISE_MAX,
+    ATTACH_FAILED,
+    OTHER_XDP,
+    OTHER_XDP_FIX,
+    SECOND_DAEMON,
+    SAME_PINS,
+    SAME_PINS_FIX,
+    CONFIRM,
+    NO_DAEMON,
+];
