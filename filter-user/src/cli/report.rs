@@ -48,7 +48,7 @@ pub fn print_list(r: &ListReport, verbose: bool) {
         "  merged: {} duplicates, {} prefixes aggregated; {} host bits masked",
         r.duplicates,
         r.aggregated,
-        l.warnings.len()
+        l.masked
     );
     if r.refused + r.guarded > 0 {
         say!(

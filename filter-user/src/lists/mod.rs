@@ -82,8 +82,10 @@ pub struct ParsedList {
     pub domains: Vec<DomainEntry>,
     /// Lines or records that were skipped.
     pub skipped: Vec<LineNote>,
-    /// Lines that loaded with a change (host bits masked).
+    /// Lines that loaded with a change or a caveat (host bits masked, a second address).
     pub warnings: Vec<LineNote>,
+    /// Entries whose host bits were masked.
+    pub masked: usize,
     /// How many loaded fields were of each kind.
     pub kinds: BTreeMap<Kind, usize>,
 }
@@ -114,6 +116,7 @@ impl ParsedList {
         match target {
             Target::Net { net, masked } => {
                 if masked {
+                    self.masked += 1;
                     self.warnings
                         .push(LineNote { line, reason: format!("host bits set, loaded as {net}") });
                 }

@@ -324,3 +324,9 @@ fn only_regular_files_of_a_bounded_size_are_read() {
     let e = read_file(&big, 1199).unwrap_err().to_string();
     assert!(e.contains("is larger than 1199 bytes"), "{e}");
 }
+
+#[test]
+fn only_masked_host_bits_count_as_masked() {
+    let l = parse("192.0.2.1/24\n198.51.100.7 203.0.113.7\n");
+    assert_eq!((l.masked, l.warnings.len()), (1, 2), "{:?}", l.warnings);
+}
