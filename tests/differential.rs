@@ -1,19 +1,20 @@
 //! The kernel's verdict against a reference model (tests/src/reference.rs), on 1,000,000
 //! random frames through BPF_PROG_TEST_RUN: IPv4 and IPv6, 0 to 2 VLAN tags, truncated frames,
 //! against a plan that mixes exact entries, nested prefixes, every direction, monitor entries
-//! and an allowlist; and again after a refresh moved the maps to another such plan.
+//! and an allowlist; again after a refresh moved the maps to another such plan, and again after
+//! a new start adopted the pinned maps and moved them to a third.
 
 use std::net::IpAddr;
 
 use filter_common::{FLAG_BOTH, FLAG_DST, FLAG_MON_DST, FLAG_MON_SRC, FLAG_SRC};
 use integration_tests::{
-    frames, kernel_test,
+    PinPlace, frames, kernel_test,
     loaded::{Loaded, XDP_DROP, XDP_PASS},
     reference::{Model, Verdict},
 };
 use ipnet::IpNet;
 use takedown::{
-    maps::sync,
+    maps::{self, Start, pins::Pins, sync},
     plan::{Meta, Plan},
 };
 
@@ -127,14 +128,25 @@ fn compare(
 }
 
 #[kernel_test]
-fn a_million_random_frames_get_the_reference_verdict_before_and_after_a_refresh() {
+fn a_million_random_frames_get_the_reference_verdict_before_and_after_a_refresh_and_adoption() {
     let mut rng = fastrand::Rng::with_seed(0x7a6b_d0e5);
+    let place = PinPlace::new("differential");
+    let pins = Pins::new(place.pin_dir());
     let (plan, nets) = random_plan(&mut rng);
-    let mut l = Loaded::with_plan(&plan).unwrap();
-    let bad = compare(&l, &Model::new(&plan), &nets, &mut rng, 800_000);
+    let (filter, _, _) = maps::start(Some(&pins), &plan, u32::MAX).unwrap();
+    let mut l = Loaded { filter };
+    let bad = compare(&l, &Model::new(&plan), &nets, &mut rng, 700_000);
     assert!(bad.is_empty(), "{bad:#?}");
     let (next, next_nets) = random_plan(&mut rng);
     sync::apply(&mut l.filter.maps_mut().addr, &plan, &next).unwrap();
-    let bad = compare(&l, &Model::new(&next), &next_nets, &mut rng, 200_000);
+    let bad = compare(&l, &Model::new(&next), &next_nets, &mut rng, 150_000);
     assert!(bad.is_empty(), "after the refresh: {bad:#?}");
+    // A new start adopts the pinned maps and writes only the move to a third plan.
+    drop(l);
+    let (third, third_nets) = random_plan(&mut rng);
+    let (filter, start, _) = maps::start(Some(&pins), &third, u32::MAX).unwrap();
+    assert!(matches!(start, Start::Adopted { .. }), "{start:?}");
+    let l = Loaded { filter };
+    let bad = compare(&l, &Model::new(&third), &third_nets, &mut rng, 150_000);
+    assert!(bad.is_empty(), "after adoption: {bad:#?}");
 }
