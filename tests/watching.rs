@@ -1,5 +1,6 @@
 //! Watching the filter, in the kernel: per-entry and per-list counters exact after known
-//! traffic, monitor entries that count and pass, and the event stream with its rate limit.
+//! traffic, monitor entries that count and pass, the event stream with its rate limit, and
+//! per-entry counters carried across list changes, under a flood too.
 
 use aya::maps::{MapData, RingBuf};
 use filter_common::{
@@ -7,7 +8,7 @@ use filter_common::{
     MAP_LIST_COUNTERS,
 };
 use integration_tests::{
-    frames, kernel_test,
+    TempDir, frames, kernel_test,
     loaded::{Loaded, XDP_DROP, XDP_PASS},
 };
 use takedown::{
@@ -185,4 +186,40 @@ fn hit_counters_survive_a_change_of_lists() {
         assert_eq!((h.meta.lists, h.packets, h.bytes), (0b11, 3, 192), "{net}");
         assert!(h.last_hit_ns > 0);
     }
+}
+
+#[kernel_test]
+fn hit_counters_survive_list_changes_under_a_flood() {
+    let entries = |lists: u64| [("203.0.113.7/32", meta(Direction::Both, false, lists))];
+    let plan =
+        |lists: u64| Plan::build(entries(lists).iter().map(|(n, m)| (n.parse().unwrap(), *m)), &[]);
+    let (a, b) = (plan(0b01), plan(0b11));
+    let mut l = Loaded::with_plan(&a).unwrap();
+    // Another process floods the program with hits while this one changes the entry's lists.
+    let dir = TempDir::new("counters-flood");
+    let frame = dir.0.join("frame.bin");
+    std::fs::write(&frame, frames::v4(INSIDE, [203, 0, 113, 7])).unwrap();
+    const FLOOD: u64 = 40_000_000;
+    let id = l.filter.program_id().unwrap().to_string();
+    let mut flood = std::process::Command::new("bpftool")
+        .args(["prog", "run", "id", &id, "data_in", frame.to_str().unwrap()])
+        .args(["repeat", &FLOOD.to_string()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut changes = 0;
+    while flood.try_wait().unwrap().is_none() && changes < 100_000 {
+        let (from, to) = if changes % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        sync::apply(&mut l.filter.maps_mut().addr, from, to).unwrap();
+        changes += 1;
+    }
+    assert!(flood.wait().unwrap().success());
+    let all = l.filter.maps().hits().unwrap();
+    let h = all.iter().find(|h| h.net.to_string() == "203.0.113.7/32").unwrap();
+    let missed = FLOOD - h.packets;
+    eprintln!("{changes} list changes under {FLOOD} hits: the entry counted {}", h.packets);
+    assert!(changes >= 10, "the lists changed during the flood: {changes}");
+    assert_eq!(l.packets()[CNT_DROP_DST as usize], FLOOD, "the verdict counters miss nothing");
+    // Only hits in the microseconds between reading and writing an entry can be missed.
+    assert!(h.packets <= FLOOD && missed * 100 <= FLOOD, "{missed} hits missed");
 }

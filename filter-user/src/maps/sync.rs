@@ -95,22 +95,23 @@ fn delete<K>(table: &mut dyn Table<K>, keys: &[K]) -> Result<()> {
     if keys.is_empty() { Ok(()) } else { table.delete(keys) }
 }
 
-/// Writes `writes`; a held entry keeps the hit counters the map has for it.
+/// Writes `writes`; a held entry keeps the hit counters the map has for it, read just before
+/// its own write (so that only the hits of those microseconds can be missed), and new entries
+/// go in one batch.
 fn put<K: Copy>(table: &mut dyn Table<K>, writes: &[Write<K>], mode: WriteMode) -> Result<()> {
-    if writes.is_empty() {
-        return Ok(());
-    }
-    let mut items = Vec::with_capacity(writes.len());
+    let mut fresh = Vec::with_capacity(writes.len());
     for w in writes {
         let mut v = table::value(&w.meta);
-        if w.held
-            && let Some(old) = table.get(&w.key)?
-        {
+        if !w.held {
+            fresh.push((w.key, v));
+            continue;
+        }
+        if let Some(old) = table.get(&w.key)? {
             carry_hits(&old, &mut v);
         }
-        items.push((w.key, v));
+        table.put(&[(w.key, v)], WriteMode::PerElement)?;
     }
-    table.put(&items, mode)
+    if fresh.is_empty() { Ok(()) } else { table.put(&fresh, mode) }
 }
 
 fn carry_hits(from: &EntryValue, to: &mut EntryValue) {
