@@ -155,6 +155,8 @@ fn keeps_filtering_when_its_output_reader_goes_away() {
     let started = lines.by_ref().take(40).map_while(Result::ok).any(|l| l.starts_with("filtering"));
     assert!(started, "takedown did not start");
     drop(lines); // the reader goes away; the next counter line hits a closed pipe
+    // Not a wait for a state but the thing tested: two and a half counter intervals pass
+    // (takedown writes a line each second into the closed pipe) and it still runs.
     std::thread::sleep(Duration::from_millis(2500));
     assert!(child.0.try_wait().unwrap().is_none(), "takedown died when its stdout closed");
     assert_eq!(udp(&topo, Addrs::CLIENT_V4, Addrs::TAKEDOWN_V4), 0);
