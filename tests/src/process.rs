@@ -72,12 +72,15 @@ fn drain(
 impl Running {
     /// Starts `takedown args` in `ns` and waits (at most 120 s) until it says it is filtering.
     pub fn start(ns: &NetNs, args: &[&str]) -> Result<Self> {
-        let mut child = ns
-            .command(takedown_bin().to_str().unwrap())
-            .args(guarded(args))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
+        let mut cmd = ns.command(takedown_bin().to_str().unwrap());
+        cmd.args(guarded(args));
+        Self::spawn(cmd)
+    }
+
+    /// Starts `cmd` (a `takedown run`, perhaps through a wrapper) and waits (at most 120 s)
+    /// until it says it is filtering.
+    pub fn spawn(mut cmd: std::process::Command) -> Result<Self> {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();

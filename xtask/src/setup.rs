@@ -16,9 +16,10 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 /// Debian packages the demo, tests and benchmark run: ip, ping, sysctl, trafgen, setpriv, tmux,
-/// bpftool (tests ask the kernel's verdict of a running filter with `bpftool prog run`), and the
-/// peers `bench --peers` measures takedown against (xdp-filter, ipset, nft).
-const PACKAGES: [&str; 10] = [
+/// bpftool (tests ask the kernel's verdict of a running filter with `bpftool prog run`),
+/// systemd-analyze (the unit's security rating), and the peers `bench --peers` measures takedown
+/// against (xdp-filter, ipset, nft).
+const PACKAGES: [&str; 11] = [
     "iproute2",
     "iputils-ping",
     "procps",
@@ -26,6 +27,7 @@ const PACKAGES: [&str; 10] = [
     "util-linux",
     "tmux",
     "bpftool",
+    "systemd",
     "xdp-tools",
     "ipset",
     "nftables",
