@@ -39,6 +39,12 @@ pub struct AddArgs {
     /// Accept a network in special ranges (private, loopback, ...).
     #[arg(long)]
     allow_special: bool,
+    /// Take it off the list again after this long ("24h", "7d", "90m", "1w 2d").
+    #[arg(long = "for", value_name = "DURATION", conflicts_with = "until")]
+    lifetime: Option<String>,
+    /// Take it off the list again at this time ("2026-12-31T00:00Z").
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
     #[command(flatten)]
     places: Places,
 }
@@ -71,6 +77,8 @@ pub fn add(args: AddArgs) -> Result<()> {
         Verdict::Refused(why) | Verdict::Special(why) => bail!("not added: {why}"),
         Verdict::Split(pieces, _) => bail!("not added: {}", split_advice(net, &pieces)),
     }
+    let now = takedown::daemon::status::now();
+    let expires = manual::expiry(args.lifetime.as_deref(), args.until.as_deref(), now)?;
     let state = args.places.state();
     state.prepare()?;
     let mut entries = manual::load(&state.manual())?;
@@ -79,13 +87,20 @@ pub fn add(args: AddArgs) -> Result<()> {
         direction: args.direction,
         monitor: args.monitor,
         comment: args.comment.clone(),
+        expires,
     };
-    let meta = entry.meta();
+    let (meta, lifetime) = (entry.meta(), entry.lifetime(now));
     manual::upsert(&mut entries, entry);
     manual::save(&state.manual(), &entries)?;
     let how = apply(&args.places, |maps| sync::upsert(maps, net, meta).map(|_| ()))?;
     let what = if args.monitor { "monitor" } else { "block" };
-    say!("added {net} ({what}, {}) to the manual list; {how}", args.direction);
+    let lifetime = if lifetime.is_empty() { lifetime } else { format!(" {lifetime}") };
+    say!("added {net} ({what}, {}) to the manual list{lifetime}; {how}", args.direction);
+    if expires.is_some() && state.daemon_pid().is_none() {
+        say!(
+            "note: no daemon runs: the entry leaves the maps when `takedown run` runs at that time"
+        );
+    }
     // This machine's own addresses are protected unless the daemon runs with --block-own:
     // say so rather than let "added" suggest they are dropped.
     let own = takedown::plan::own::addresses().unwrap_or_default();

@@ -9,7 +9,7 @@ use filter_common::{CNT_DROP_DST, CNT_DROP_SRC, CNT_NAMES, MAP_COUNTERS};
 use ipnet::IpNet;
 use serde_json::json;
 use takedown::{
-    daemon::status::Status,
+    daemon::{manual, status::Status},
     maps::{counters, lookup},
     plan::Meta,
 };
@@ -81,8 +81,10 @@ pub fn lookup(args: LookupArgs) -> Result<()> {
         return Ok(());
     }
     say!("{}: {verdict}", args.addr);
+    let lifetimes = manual_lifetimes(&args.places);
     for (n, m) in &found.matches {
-        say!("  {n} ({}): lists {}", m.directions(), st.list_names(m.lists).join(", "));
+        let lists = st.list_names(m.lists).join(", ");
+        say!("  {n} ({}): lists {lists}{}", m.directions(), lifetime_of(&lifetimes, n, m));
     }
     if !tags.is_empty() {
         say!("  resolved from: {}", tags.join(", "));
@@ -109,11 +111,29 @@ pub fn list(args: ListArgs) -> Result<()> {
             .collect();
         say!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
+        let lifetimes = manual_lifetimes(&args.places);
         for (n, m) in &rows {
-            say!("{n} {} {}", m.directions(), st.list_names(m.lists).join(","));
+            let lists = st.list_names(m.lists).join(",");
+            say!("{n} {} {lists}{}", m.directions(), lifetime_of(&lifetimes, n, m));
         }
     }
     Ok(())
+}
+
+/// When each manual entry that expires leaves the list ("until ... (in ...)").
+fn manual_lifetimes(places: &Places) -> Vec<(IpNet, String)> {
+    let now = takedown::daemon::status::now();
+    let entries = manual::load(&places.state().manual()).unwrap_or_default();
+    entries.iter().filter(|e| e.expires.is_some()).map(|e| (e.net, e.lifetime(now))).collect()
+}
+
+/// " (manual entry until ...)" for an entry on the manual list that expires, else "".
+fn lifetime_of(lifetimes: &[(IpNet, String)], net: &IpNet, m: &Meta) -> String {
+    let manual = m.lists & manual::MANUAL_BIT != 0;
+    match lifetimes.iter().find(|(n, _)| n == net) {
+        Some((_, l)) if manual => format!(" (manual entry {l})"),
+        _ => String::new(),
+    }
 }
 
 pub fn stats(args: StatsArgs) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The manual list: entries added with `takedown add`, kept in the state directory
 //! (`manual.txt`), enforced like any list (bit 63 of an entry's lists) and kept across
-//! refreshes and restarts.
+//! refreshes and restarts. An entry may expire (`until=TIME`): the daemon takes it out at that
+//! moment, or at its next start if it was down.
 
 use std::{fmt::Write as _, net::IpAddr, path::Path};
 
@@ -8,7 +9,10 @@ use anyhow::{Context, Result};
 use ipnet::IpNet;
 
 use super::state::write_atomic;
-use crate::{lists::entry::Direction, plan::Meta};
+use crate::{
+    lists::{entry::Direction, token::shown},
+    plan::Meta,
+};
 
 /// The manual list's name.
 pub const MANUAL: &str = "manual";
@@ -23,12 +27,64 @@ pub struct ManualEntry {
     /// Count and report only; packets pass.
     pub monitor: bool,
     pub comment: String,
+    /// When it leaves the list (Unix seconds); None: never.
+    pub expires: Option<u64>,
 }
 
 impl ManualEntry {
     pub fn meta(&self) -> Meta {
         Meta { flags: self.direction.flags_for(self.monitor), lists: MANUAL_BIT }
     }
+
+    /// True when its time has passed at `now`.
+    pub fn expired(&self, now: u64) -> bool {
+        self.expires.is_some_and(|t| t <= now)
+    }
+
+    /// "until 2026-12-31T00:00:00Z (in 3h 20m)", or "" for an entry that does not expire.
+    pub fn lifetime(&self, now: u64) -> String {
+        let Some(t) = self.expires else { return String::new() };
+        let left = jiff::SignedDuration::from_secs(t.saturating_sub(now) as i64);
+        format!("until {} (in {left:#})", super::status::utc(t))
+    }
+}
+
+/// When an entry added now for `duration` ("24h", "7d", "90m") or `until` a time
+/// ("2026-12-31T00:00Z") expires, in Unix seconds; None when neither is given.
+pub fn expiry(duration: Option<&str>, until: Option<&str>, now: u64) -> Result<Option<u64>> {
+    let at = match (duration, until) {
+        (Some(d), _) => {
+            let span: jiff::Span = d.parse().with_context(|| format!("not a duration: {d:?}"))?;
+            let secs = span
+                .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+                .with_context(|| {
+                    format!("not a duration in weeks, days, hours, minutes or seconds: {d:?}")
+                })?
+                .as_secs();
+            now as i64 + secs
+        }
+        (None, Some(u)) => {
+            let t: jiff::Timestamp = u
+                .parse()
+                .with_context(|| format!("not a time such as 2026-12-31T00:00Z: {u:?}"))?;
+            t.as_second()
+        }
+        (None, None) => return Ok(None),
+    };
+    anyhow::ensure!(at > now as i64, "that time has already passed");
+    Ok(Some(at as u64))
+}
+
+/// Takes the expired entries out of `entries`; returns them.
+pub fn take_expired(entries: &mut Vec<ManualEntry>, now: u64) -> Vec<ManualEntry> {
+    let (gone, kept) = std::mem::take(entries).into_iter().partition(|e| e.expired(now));
+    *entries = kept;
+    gone
+}
+
+/// The earliest expiry among `entries`.
+pub fn next_expiry(entries: &[ManualEntry]) -> Option<u64> {
+    entries.iter().filter_map(|e| e.expires).min()
 }
 
 /// Reads the manual list (none when the file does not exist); a line that is not an entry is
@@ -48,28 +104,43 @@ pub fn load(path: &Path) -> Result<Vec<ManualEntry>> {
         // A bad line is reported and skipped, like in any list: the rest is enforced.
         let parsed = net.parse::<IpNet>().or_else(|_| net.parse::<IpAddr>().map(IpNet::from));
         let Ok(net) = parsed else {
-            let shown: String = net.chars().take(60).collect();
-            log::warn!("{}:{}: skipped: not a network: {shown:?}", path.display(), i + 1);
+            log::warn!("{}:{}: skipped: not a network: {:?}", path.display(), i + 1, shown(net));
             continue;
         };
-        let direction = match fields.next() {
-            Some("src") => Direction::Src,
-            Some("dst") => Direction::Dst,
-            _ => Direction::Both,
+        let mut entry = ManualEntry {
+            net,
+            direction: Direction::Both,
+            monitor: false,
+            comment: comment.trim().to_string(),
+            expires: None,
         };
-        let monitor = fields.next() == Some("monitor");
-        out.push(ManualEntry { net, direction, monitor, comment: comment.trim().to_string() });
+        for field in fields {
+            match field {
+                "src" => entry.direction = Direction::Src,
+                "dst" => entry.direction = Direction::Dst,
+                "monitor" => entry.monitor = true,
+                f => match f.strip_prefix("until=").map(str::parse::<jiff::Timestamp>) {
+                    Some(Ok(t)) => entry.expires = Some(t.as_second().max(0) as u64),
+                    _ => log::warn!("{}:{}: ignored: {:?}", path.display(), i + 1, shown(f)),
+                },
+            }
+        }
+        out.push(entry);
     }
     Ok(out)
 }
 
 /// Writes the manual list atomically.
 pub fn save(path: &Path, entries: &[ManualEntry]) -> Result<()> {
-    let mut text =
-        String::from("# takedown manual entries: NETWORK DIRECTION [monitor] # comment\n");
+    let mut text = String::from(
+        "# takedown manual entries: NETWORK DIRECTION [monitor] [until=TIME] # comment\n",
+    );
     for e in entries {
         let _ =
             write!(text, "{} {}{}", e.net, e.direction, if e.monitor { " monitor" } else { "" });
+        if let Some(t) = e.expires {
+            let _ = write!(text, " until={}", super::status::utc(t));
+        }
         if !e.comment.is_empty() {
             let _ = write!(text, " # {}", e.comment);
         }
@@ -107,6 +178,7 @@ mod tests {
             direction: d,
             monitor: c.is_empty(),
             comment: c.into(),
+            expires: c.is_empty().then_some(1_798_675_200),
         };
         upsert(&mut entries, e("203.0.113.7/32", Direction::Both, "ticket 42"));
         upsert(&mut entries, e("2001:db8::/48", Direction::Dst, ""));
@@ -130,5 +202,42 @@ mod tests {
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].net, "203.0.113.7/32".parse::<IpNet>().unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod expiry_tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_times_become_an_expiry() {
+        let now = 1_795_000_000;
+        assert_eq!(expiry(Some("24h"), None, now).unwrap(), Some(now + 86_400));
+        assert_eq!(expiry(Some("7d"), None, now).unwrap(), Some(now + 7 * 86_400));
+        assert_eq!(expiry(None, Some("2026-12-31T00:00Z"), now).unwrap(), Some(1_798_675_200));
+        assert_eq!(expiry(None, None, now).unwrap(), None);
+        let err = |d, u| format!("{:#}", expiry(d, u, now).unwrap_err());
+        assert!(err(Some("-5m"), None).contains("already passed"));
+        assert!(err(None, Some("2020-01-01T00:00Z")).contains("already passed"));
+        assert!(err(Some("1mo"), None).contains("weeks, days, hours"));
+        assert!(err(None, Some("tomorrow")).contains("not a time"));
+    }
+
+    #[test]
+    fn expired_entries_are_taken_out() {
+        let e = |n: &str, expires| ManualEntry {
+            net: n.parse().unwrap(),
+            direction: Direction::Both,
+            monitor: false,
+            comment: String::new(),
+            expires,
+        };
+        let mut entries =
+            vec![e("192.0.2.1/32", Some(10)), e("192.0.2.2/32", None), e("192.0.2.3/32", Some(30))];
+        assert_eq!(next_expiry(&entries), Some(10));
+        let gone = take_expired(&mut entries, 10);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(next_expiry(&entries), Some(30));
+        assert_eq!(entries[1].lifetime(20), "until 1970-01-01T00:00:30Z (in 10s)");
     }
 }

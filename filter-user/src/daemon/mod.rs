@@ -14,6 +14,7 @@ pub mod config;
 pub mod control;
 pub mod domains;
 mod events;
+mod expiry;
 pub mod hosts;
 pub mod manual;
 pub mod metrics;
@@ -102,7 +103,7 @@ impl Daemon {
         let specs = cfg.specs()?;
         let pipeline = cfg.pipeline()?;
         let manual = match &settings.state {
-            Some(s) => manual::load(&s.manual())?,
+            Some(s) => expiry::read_manual(s)?,
             None => vec![],
         };
         cfg.enabled().filter_map(ListConfig::insecure_warning).for_each(|w| log::warn!("{w}"));
@@ -275,7 +276,7 @@ impl Daemon {
     /// Re-reads the manual list from disk and applies it.
     pub fn reload_manual(&mut self) -> Result<Changes> {
         if let Some(s) = &self.settings.state {
-            self.manual = manual::load(&s.manual())?;
+            self.manual = expiry::read_manual(s)?;
         }
         self.reconcile()
     }

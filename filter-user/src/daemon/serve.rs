@@ -56,7 +56,7 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
     loop {
         renew_events(d, &mut events, &mut generation)?;
         feed.publish(d);
-        let next = d.next_refresh();
+        let next = [d.next_refresh(), d.next_expiry()].into_iter().flatten().min();
         let sleep_to = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             _ = term.recv() => break,
@@ -66,6 +66,7 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
                 let _ = refresh(d, &dns, None).await;
             }
             _ = tokio::time::sleep_until(sleep_to.into()), if next.is_some() => {
+                expire(d);
                 for name in d.due() {
                     let _ = refresh(d, &dns, Some(&name)).await;
                 }
@@ -153,6 +154,15 @@ fn read_events(
     }
     guard.clear_ready();
     d.record_events(&batch);
+}
+
+/// Takes expired manual entries out of the maps.
+fn expire(d: &mut Daemon) {
+    match d.expire_manual() {
+        Ok(Some(ch)) => log::info!("manual: expired entries removed ({} deleted)", ch.deleted),
+        Ok(None) => {}
+        Err(e) => log::error!("manual: cannot remove expired entries: {e:#}"),
+    }
 }
 
 /// Applies the resolver's new addresses.

@@ -1,0 +1,52 @@
+//! Manual entries that expire: read without the ones whose time passed (also while the daemon
+//! was down), and taken out of the maps at the moment their time passes.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::{
+    Daemon,
+    manual::{self, ManualEntry},
+    state::StateDir,
+    status::now,
+};
+use crate::maps::sync::Changes;
+
+/// The manual list of `state` without its expired entries (which leave the file too).
+pub fn read_manual(state: &StateDir) -> Result<Vec<ManualEntry>> {
+    let mut entries = manual::load(&state.manual())?;
+    let gone = manual::take_expired(&mut entries, now());
+    if !gone.is_empty() {
+        for e in &gone {
+            log::info!(
+                "manual entry {} expired ({})",
+                e.net,
+                super::status::utc(e.expires.unwrap_or(0))
+            );
+        }
+        manual::save(&state.manual(), &entries)?;
+    }
+    Ok(entries)
+}
+
+impl Daemon {
+    /// When the next manual entry expires.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(manual::next_expiry(&self.manual)?);
+        Some(Instant::now() + at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+    }
+
+    /// Takes out the manual entries whose time has passed, if any (re-reading the file, which
+    /// `takedown add` may have changed since).
+    pub fn expire_manual(&mut self) -> Result<Option<Changes>> {
+        if manual::next_expiry(&self.manual).is_none_or(|t| t > now()) {
+            return Ok(None);
+        }
+        match &self.settings.state {
+            Some(s) => self.manual = read_manual(s)?,
+            None => drop(manual::take_expired(&mut self.manual, now())),
+        }
+        self.reconcile().map(Some)
+    }
+}
