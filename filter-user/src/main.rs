@@ -47,6 +47,9 @@ enum Command {
     Top(cli::observe::TopArgs),
     /// A live view: rates, top entries, newest infected hosts, list refreshes (q quits).
     Watch(cli::watch::WatchArgs),
+    /// Write the man pages and shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(cli::generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +70,10 @@ fn main() -> ExitCode {
         Command::Hosts(args) => cli::observe::hosts(args).map(|()| ExitCode::SUCCESS),
         Command::Top(args) => cli::observe::top(args).map(|()| ExitCode::SUCCESS),
         Command::Watch(args) => cli::watch::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Generate(args) => {
+            cli::generate::run(args, <Cli as clap::CommandFactory>::command())
+                .map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

@@ -1,7 +1,8 @@
-//! `cargo xtask`: the commands a newcomer runs (setup, build, demo, test, fuzz, bench).
+//! `cargo xtask`: the commands a newcomer runs (setup, build, demo, test, fuzz, package, bench).
 
 mod build;
 mod demo;
+mod package;
 mod setup;
 mod test;
 
@@ -30,6 +31,8 @@ enum Cmd {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
+    /// Build the Debian package (target/debian/takedown_*.deb) with cargo-deb.
+    Package,
     /// Fuzz every parser of outside input for a long run (a short one is part of `test`).
     Fuzz {
         /// Inputs per target.
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Cmd::Demo => demo::run(),
         Cmd::Test { args } => test::run(&args),
         Cmd::Fuzz { cases } => test::fuzz(cases),
+        Cmd::Package => package::run().map(|_| ()),
         Cmd::Bench { peers } => build::bench(peers),
     };
     match result {

@@ -17,9 +17,9 @@ use anyhow::{Context, Result, bail};
 
 /// Debian packages the demo, tests and benchmark run: ip, ping, sysctl, trafgen, setpriv, tmux,
 /// bpftool (tests ask the kernel's verdict of a running filter with `bpftool prog run`),
-/// systemd-analyze (the unit's security rating), and the peers `bench --peers` measures takedown
+/// systemd-analyze (the unit's security rating), man (the package test), and the peers `bench --peers` measures takedown
 /// against (xdp-filter, ipset, nft).
-const PACKAGES: [&str; 11] = [
+const PACKAGES: [&str; 12] = [
     "iproute2",
     "iputils-ping",
     "procps",
@@ -28,6 +28,7 @@ const PACKAGES: [&str; 11] = [
     "tmux",
     "bpftool",
     "systemd",
+    "man-db",
     "xdp-tools",
     "ipset",
     "nftables",
