@@ -195,15 +195,15 @@ fn check_config_validates_the_file_and_its_file_lists() {
     let out = run_cli(None, &["check", "--config", &good]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(
-        text.contains("feed: URL list https://feeds.example/x.txt: not fetched by check"),
-        "{text}"
-    );
+    assert!(text.contains("feed: https://feeds.example/x.txt: not fetched by check"), "{text}");
     assert!(text.contains("takedown-list.txt: format plain"), "{text}");
     let bad = dir.file("bad.toml", "interfaces = [\"eth0\"]\n[[list]]\nname = \"x\"\n");
     let out = run_cli(None, &["check", "--config", &bad]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("needs exactly one of `file` and `url`"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("needs exactly one of `file`, `url` and `crowdsec`")
+    );
 }
 
 #[kernel_test]

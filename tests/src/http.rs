@@ -47,29 +47,13 @@ pub struct HttpServer {
 
 impl HttpServer {
     pub fn start(ns: &NetNs, behaviour: Behaviour) -> Result<Self> {
-        let listener = in_netns(ns, || Ok(TcpListener::bind("127.0.0.1:0")?))?;
-        listener.set_nonblocking(true)?;
-        let server = Self {
-            addr: listener.local_addr()?,
-            behaviour: Arc::new(Mutex::new(behaviour)),
-            requests: Arc::default(),
-            stop: Arc::default(),
-        };
-        let (b, r, stop) = (server.behaviour.clone(), server.requests.clone(), server.stop.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((conn, _)) => {
-                        let (b, r) = (b.clone(), r.clone());
-                        std::thread::spawn(move || {
-                            let _ = serve(conn, &b, &r);
-                        });
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        });
-        Ok(server)
+        let behaviour = Arc::new(Mutex::new(behaviour));
+        let requests: Requests = Arc::default();
+        let (b, r) = (behaviour.clone(), requests.clone());
+        let (addr, stop) = listen(ns, move |conn| {
+            let _ = serve(conn, &b, &r);
+        })?;
+        Ok(Self { addr, behaviour, requests, stop })
     }
 
     pub fn set(&self, behaviour: Behaviour) {
@@ -80,6 +64,34 @@ impl HttpServer {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+}
+
+/// Listens on 127.0.0.1 (a free port) inside `ns` and hands each connection to `handle` on a
+/// thread of its own, until the returned flag is set.
+pub fn listen(
+    ns: &NetNs,
+    handle: impl Fn(TcpStream) + Send + Sync + 'static,
+) -> Result<(SocketAddr, Arc<AtomicBool>)> {
+    let listener = in_netns(ns, || Ok(TcpListener::bind("127.0.0.1:0")?))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let stop: Arc<AtomicBool> = Arc::default();
+    let (flag, handle) = (stop.clone(), Arc::new(handle));
+    std::thread::spawn(move || {
+        while !flag.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((conn, _)) => {
+                    let handle = handle.clone();
+                    std::thread::spawn(move || {
+                        let _ = conn.set_nonblocking(false);
+                        handle(conn);
+                    });
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    Ok((addr, stop))
 }
 
 impl Drop for HttpServer {

@@ -4,6 +4,7 @@
 pub mod dns;
 pub mod frames;
 pub mod http;
+pub mod lapi;
 pub mod loaded;
 pub mod messages;
 pub mod process;
@@ -132,16 +133,23 @@ impl PinPlace {
     }
 
     /// True when traffic from an inside host to `addr` is dropped: `takedown lookup` (which must
-    /// succeed) and the kernel's verdict on such a packet through `iface` must agree.
+    /// succeed) and the kernel's verdict on such a packet through `iface` must agree (asked
+    /// again a few times, should the daemon change the maps between the two questions).
     pub fn blocked(&self, ns: &td_netns::NetNs, iface: &str, addr: &str) -> bool {
-        let (code, out, err) = self.cli(ns, &["lookup", addr]);
-        assert_eq!(code, Some(0), "takedown lookup {addr}: {out}{err}");
-        let says = out.contains("blocked");
         let inside = if addr.contains(':') { "2001:db8:1::10" } else { "192.0.2.10" };
-        let verdict = kernel_verdict(ns, iface, &frames::ip(inside, addr));
-        let dropped = verdict == 1; // XDP_DROP
-        assert_eq!(says, dropped, "lookup says {out:?}; the kernel's verdict is {verdict}");
-        says
+        let mut last = String::new();
+        for _ in 0..5 {
+            let (code, out, err) = self.cli(ns, &["lookup", addr]);
+            assert_eq!(code, Some(0), "takedown lookup {addr}: {out}{err}");
+            let says = out.contains("blocked");
+            let verdict = kernel_verdict(ns, iface, &frames::ip(inside, addr));
+            if says == (verdict == 1) {
+                return says; // 1: XDP_DROP
+            }
+            last = format!("lookup says {out:?}; the kernel's verdict is {verdict}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("{last}");
     }
 
     /// Starts `takedown ARGS` (a `run`) on this place in `ns`, waiting until it filters.

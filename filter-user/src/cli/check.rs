@@ -89,7 +89,7 @@ fn print(c: &Checked, verbose: bool) {
 }
 
 /// The pipeline and file lists of a configuration file, each with its bit as in `run` (URL
-/// lists are reported, not fetched).
+/// and CrowdSec lists are reported, not fetched).
 fn from_config(path: &std::path::Path) -> Result<(Pipeline, Vec<(u32, ListSpec)>)> {
     let config = Config::load(path)?;
     let mut files = Vec::new();
@@ -97,9 +97,9 @@ fn from_config(path: &std::path::Path) -> Result<(Pipeline, Vec<(u32, ListSpec)>
         if let Some(w) = l.insecure_warning() {
             say!("warning: {w}");
         }
-        match &l.url {
-            Some(_) => say!("{}: URL list {}: not fetched by check", l.name, l.source()),
-            None => files.push((bit as u32, spec)),
+        match &l.file {
+            Some(_) => files.push((bit as u32, spec)),
+            None => say!("{}: {}: not fetched by check", l.name, l.source()),
         }
     }
     Ok((config.pipeline()?, files))

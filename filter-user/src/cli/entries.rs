@@ -77,7 +77,8 @@ pub fn add(args: AddArgs) -> Result<()> {
         Verdict::Refused(why) | Verdict::Special(why) => bail!("not added: {why}"),
         Verdict::Split(pieces, _) => bail!("not added: {}", split_advice(net, &pieces)),
     }
-    let now = takedown::daemon::status::now();
+    // The next whole second: an entry added "for 3s" lasts at least 3 s.
+    let now = takedown::daemon::status::now() + 1;
     let expires = manual::expiry(args.lifetime.as_deref(), args.until.as_deref(), now)?;
     let state = args.places.state();
     state.prepare()?;

@@ -1,8 +1,9 @@
 //! `takedown watch`: a live view of the running filter, refreshed every second, that fits an
 //! 80x24 terminal (over SSH too): drop and pass rates with their recent history, the most-hit
 //! entries, the newest infected hosts, and each list's refresh state. q, Esc or Ctrl-C quits.
-//! The rates come from the counters every second; the entry table, which reads every entry, is
-//! refreshed every [`TOP_EVERY`] seconds so that a million-entry filter stays responsive.
+//! The rates come from the counters every second. The entry table reads every entry: it is
+//! refreshed every second too while that read is cheap, and less often (ten times the read's
+//! cost) on a filter so large that it is not, with its age in its title.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -43,14 +44,17 @@ struct View {
     drops: VecDeque<u64>,
     passes: VecDeque<u64>,
     top: Vec<(String, f64, u64, String)>,
+    /// When the top table was read.
+    top_read: Option<Instant>,
     hosts: Vec<(String, u64, String)>,
     lists: Vec<(String, usize, bool, u64)>,
     daemon: String,
 }
 
 const HISTORY: usize = 60;
-/// Seconds between two reads of every entry for the top table.
-const TOP_EVERY: u32 = 5;
+/// The top table is read again after this many times what its last read cost (at least every
+/// second).
+const TOP_COST_FACTOR: u32 = 10;
 
 pub fn run(args: WatchArgs) -> Result<()> {
     let maps = args.places.maps("takedown watch")?;
@@ -66,13 +70,15 @@ struct Sampler {
     at: Instant,
     hits: HashMap<String, u64>,
     hits_at: Instant,
+    /// When the top table is due to be read again.
+    top_due: Instant,
 }
 
 impl Sampler {
     fn new(maps: &FilterMaps) -> Result<Self> {
         let counters = counters::read_map(maps.map(MAP_COUNTERS)?)?;
         let now = Instant::now();
-        Ok(Self { counters, at: now, hits: HashMap::new(), hits_at: now })
+        Ok(Self { counters, at: now, hits: HashMap::new(), hits_at: now, top_due: now })
     }
 
     /// Drop and pass rates since the last call, into the view and its history.
@@ -118,12 +124,15 @@ fn watch(
 ) -> Result<()> {
     let mut view = View::default();
     let mut sampler = Sampler::new(maps)?;
-    for tick in 0u32.. {
+    loop {
         let t = Instant::now();
         sampler.rates(maps, &mut view)?;
         let st = Status::read(&places.state().status_file()).unwrap_or_default();
-        if tick % TOP_EVERY == 0 {
+        if t >= sampler.top_due {
             view.top = sampler.top(maps, &st)?;
+            let cost = t.elapsed() * TOP_COST_FACTOR;
+            sampler.top_due = t + cost.max(Duration::from_millis(900));
+            view.top_read = Some(t);
         }
         view.hosts = newest_hosts(places);
         view.lists = lists(&st);
@@ -136,7 +145,6 @@ fn watch(
             return Ok(());
         }
     }
-    Ok(())
 }
 
 fn newest_hosts(places: &Places) -> Vec<(String, u64, String)> {
@@ -217,8 +225,16 @@ fn draw_top(f: &mut Frame, v: &View, area: Rect) {
         [Constraint::Length(18), Constraint::Length(6), Constraint::Length(7), Constraint::Min(4)];
     let table = Table::new(rows, widths)
         .header(Row::new(vec!["entry", "rate", "total", "lists"]))
-        .block(Block::default().borders(Borders::ALL).title("top entries"));
+        .block(Block::default().borders(Borders::ALL).title(top_title(v.top_read)));
     f.render_widget(table, area);
+}
+
+/// "top entries", with the table's age when it is older than the rates beside it.
+fn top_title(read: Option<Instant>) -> String {
+    match read.map(|t| t.elapsed().as_secs()) {
+        Some(age) if age >= 2 => format!("top entries ({age}s ago)"),
+        _ => "top entries".into(),
+    }
 }
 
 fn draw_hosts(f: &mut Frame, v: &View, area: Rect) {

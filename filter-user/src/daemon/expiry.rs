@@ -1,5 +1,5 @@
-//! Manual entries that expire: read without the ones whose time passed (also while the daemon
-//! was down), and taken out of the maps at the moment their time passes.
+//! Entries that expire: manual entries (read without the ones whose time passed, also while
+//! the daemon was down) and CrowdSec decisions, taken out of the maps when their time passes.
 
 use std::time::{Duration, Instant};
 
@@ -31,21 +31,26 @@ pub fn read_manual(state: &StateDir) -> Result<Vec<ManualEntry>> {
 }
 
 impl Daemon {
-    /// When the next manual entry expires.
+    /// When the next manual entry or CrowdSec decision expires.
     pub fn next_expiry(&self) -> Option<Instant> {
-        let at = std::time::UNIX_EPOCH + Duration::from_secs(manual::next_expiry(&self.manual)?);
+        let next = [manual::next_expiry(&self.manual), self.next_decision_end()];
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(next.into_iter().flatten().min()?);
         Some(Instant::now() + at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
     }
 
-    /// Takes out the manual entries whose time has passed, if any (re-reading the file, which
-    /// `takedown add` may have changed since).
-    pub fn expire_manual(&mut self) -> Result<Option<Changes>> {
-        if manual::next_expiry(&self.manual).is_none_or(|t| t > now()) {
-            return Ok(None);
+    /// Takes out the manual entries and decisions whose time has passed, if any (re-reading the
+    /// manual list, which `takedown add` may have changed since).
+    pub fn expire(&mut self) -> Result<Option<Changes>> {
+        let mut changed = self.end_decisions();
+        if manual::next_expiry(&self.manual).is_some_and(|t| t <= now()) {
+            match &self.settings.state {
+                Some(s) => self.manual = read_manual(s)?,
+                None => drop(manual::take_expired(&mut self.manual, now())),
+            }
+            changed = true;
         }
-        match &self.settings.state {
-            Some(s) => self.manual = read_manual(s)?,
-            None => drop(manual::take_expired(&mut self.manual, now())),
+        if !changed {
+            return Ok(None);
         }
         self.reconcile().map(Some)
     }

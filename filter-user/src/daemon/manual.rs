@@ -118,6 +118,7 @@ pub fn load(path: &Path) -> Result<Vec<ManualEntry>> {
             match field {
                 "src" => entry.direction = Direction::Src,
                 "dst" => entry.direction = Direction::Dst,
+                "both" => entry.direction = Direction::Both,
                 "monitor" => entry.monitor = true,
                 f => match f.strip_prefix("until=").map(str::parse::<jiff::Timestamp>) {
                     Some(Ok(t)) => entry.expires = Some(t.as_second().max(0) as u64),

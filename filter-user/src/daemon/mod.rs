@@ -10,12 +10,15 @@
 //! `resolve`), kernel events (`events`), metrics and the control socket. It may use every
 //! layer below; nothing below imports it.
 
+mod bouncer;
 pub mod config;
 pub mod control;
+pub mod crowdsec;
 pub mod domains;
 mod events;
 mod expiry;
 pub mod hosts;
+mod list_config;
 pub mod manual;
 pub mod metrics;
 pub mod metrics_http;
@@ -107,7 +110,7 @@ impl Daemon {
             None => vec![],
         };
         cfg.enabled().filter_map(ListConfig::insecure_warning).for_each(|w| log::warn!("{w}"));
-        let needs_http = cfg.enabled().any(|l| l.url.is_some());
+        let needs_http = cfg.enabled().any(|l| l.url.is_some() || l.crowdsec.is_some());
         let client = needs_http.then(|| source::client(&Default::default())).transpose()?;
         let hosts = match &settings.state {
             Some(s) => hosts::HostTable::load(&s.hosts_file(), cfg.report.max_hosts),
@@ -130,6 +133,7 @@ impl Daemon {
             generation: 0,
             metrics: None,
         };
+        d.load_decisions();
         let mut failures = Vec::new();
         for i in 0..d.slots.len() {
             if let Err(e) = d.load_slot(i, true).await {

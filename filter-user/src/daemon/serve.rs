@@ -156,12 +156,12 @@ fn read_events(
     d.record_events(&batch);
 }
 
-/// Takes expired manual entries out of the maps.
+/// Takes expired manual entries and CrowdSec decisions out of the maps.
 fn expire(d: &mut Daemon) {
-    match d.expire_manual() {
-        Ok(Some(ch)) => log::info!("manual: expired entries removed ({} deleted)", ch.deleted),
+    match d.expire() {
+        Ok(Some(ch)) => log::info!("expired entries removed ({} deleted)", ch.deleted),
         Ok(None) => {}
-        Err(e) => log::error!("manual: cannot remove expired entries: {e:#}"),
+        Err(e) => log::error!("cannot remove expired entries: {e:#}"),
     }
 }
 

@@ -38,6 +38,8 @@ pub struct Slot {
     content: Option<u64>,
     /// The last load replaced the content in force.
     pub changed: bool,
+    /// A CrowdSec list's active decisions.
+    pub decisions: Option<super::crowdsec::Decisions>,
 }
 
 impl Slot {
@@ -62,6 +64,7 @@ impl Slot {
             last_duration: 0.0,
             content: None,
             changed: false,
+            decisions: None,
         }
     }
 
@@ -104,6 +107,9 @@ impl Slot {
         if !at_start {
             let (name, message) = (&self.cfg.name, &self.status.message);
             match result {
+                // A refresh that changed nothing (every few seconds for a CrowdSec list) is
+                // not news.
+                Ok(_) if !self.changed => log::debug!("list {name}: {message}"),
                 Ok(_) => log::info!("list {name}: {message}"),
                 Err(_) => log::warn!("list {name}: {message}"),
             }
@@ -117,7 +123,7 @@ fn content_hash(bytes: &[u8]) -> u64 {
 }
 
 /// What a fetch brought.
-enum Got {
+pub(super) enum Got {
     /// The server says the content in force is current.
     Unchanged(String),
     /// New bytes, with what to cache them under.
@@ -162,6 +168,12 @@ impl Daemon {
 
     /// The cached copy of list `i` (none without a state directory).
     fn cached(&self, i: usize) -> Cached {
+        if let Some(d) = &self.slots[i].decisions {
+            // A CrowdSec list's last decisions, each still with its own end.
+            let meta =
+                CacheMeta { url: self.slots[i].cfg.source(), fetched: now(), ..Default::default() };
+            return Ok((!d.active.is_empty()).then(|| (d.text().into_bytes(), meta)));
+        }
         let Some(cache) = self.cache() else { return Ok(None) };
         cache.load(&self.slots[i].cfg.name).map_err(|e| format!("{e:#}"))
     }
@@ -224,6 +236,9 @@ impl Daemon {
 
     async fn fetch(&mut self, i: usize) -> Result<Got, String> {
         let cfg = self.slots[i].cfg.clone();
+        if let Some(source) = &cfg.crowdsec {
+            return self.poll_crowdsec(i, source).await;
+        }
         if let Some(path) = &cfg.file {
             let bytes =
                 crate::lists::read_file(path, cfg.max_bytes).map_err(|e| format!("{e:#}"))?;
@@ -253,7 +268,7 @@ impl Daemon {
     /// Runs `bytes` through the pipeline; a usable list that keeps at least half of `before`
     /// entries replaces the content in force and, when `fetched` says where it came from, the
     /// cached copy.
-    fn accept(
+    pub(super) fn accept(
         &mut self,
         i: usize,
         bytes: &[u8],
@@ -264,10 +279,14 @@ impl Daemon {
         let text = String::from_utf8_lossy(bytes);
         let report =
             self.pipeline.list(&slot.spec, slot.bit, &text).map_err(|e| format!("{e:#}"))?;
-        if let Some(why) = report.unusable() {
+        // A CrowdSec list may hold no decision at all; any other list must hold an entry.
+        let crowdsec = slot.cfg.crowdsec.is_some();
+        let nothing = report.error.is_none() && report.list.skipped.is_empty();
+        if let Some(why) = report.unusable().filter(|_| !(crowdsec && nothing)) {
             return Err(why);
         }
-        if let Some(before) = before {
+        // Decisions come and go by the thousand: the shrink guard is for lists.
+        if let Some(before) = before.filter(|_| !crowdsec) {
             let accept = self.settings.config.guards.accept_shrink;
             guards::shrink_check(before, report.usable(), accept)?;
         }

@@ -257,7 +257,7 @@ pub fn redact(url: &str) -> String {
 
 /// An error with its causes, in one line (without the URL, which may hold a secret: the
 /// caller names the list).
-fn describe(e: reqwest::Error) -> String {
+pub(super) fn describe(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut s = e.to_string();
     let mut src = std::error::Error::source(&e);

@@ -65,6 +65,15 @@ impl StateDir {
         self.dir.join("status.json")
     }
 
+    /// The decisions of CrowdSec list `list`.
+    pub fn crowdsec_file(&self, list: &str) -> PathBuf {
+        let safe: String = list
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+            .collect();
+        self.dir.join(format!("crowdsec-{safe}.json"))
+    }
+
     pub fn hosts_file(&self) -> PathBuf {
         self.dir.join("hosts.json")
     }

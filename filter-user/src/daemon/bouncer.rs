@@ -1,0 +1,93 @@
+//! The daemon's side of CrowdSec bouncer mode (`crowdsec`): a CrowdSec list's refresh polls the
+//! decision stream, its decisions are saved in the state directory after each change and read
+//! back at start, and a decision leaves the maps when its duration ends.
+
+use std::time::Duration;
+
+use super::{
+    Daemon,
+    crowdsec::{Decisions, Source},
+    slots::Got,
+    source::CacheMeta,
+    status::now,
+};
+
+impl Daemon {
+    /// Reads each CrowdSec list's saved decisions (at start), without those that ended.
+    pub(super) fn load_decisions(&mut self) {
+        for i in 0..self.slots.len() {
+            if self.slots[i].cfg.crowdsec.is_none() {
+                continue;
+            }
+            let mut d = match self.decisions_file(i).map(|p| Decisions::load(&p)) {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => {
+                    log::error!(
+                        "list {}: {e:#}: starting from no decision",
+                        self.slots[i].cfg.name
+                    );
+                    Decisions::default()
+                }
+                None => Decisions::default(),
+            };
+            d.expire(now());
+            self.slots[i].decisions = Some(d);
+        }
+    }
+
+    /// One poll of list `i`'s decision stream; the content is the active decisions.
+    pub(super) async fn poll_crowdsec(&mut self, i: usize, source: &Source) -> Result<Got, String> {
+        let client = self.client.clone().ok_or("no HTTP client")?;
+        let timeout = Duration::from_secs(self.slots[i].cfg.timeout);
+        let mut decisions = self.slots[i].decisions.take().unwrap_or_default();
+        let polled = decisions.poll(&client, source, timeout, now()).await;
+        decisions.expire(now());
+        let text = decisions.text();
+        self.slots[i].decisions = Some(decisions);
+        let skipped = polled.map_err(|e| format!("{e:#}"))?;
+        let name = &self.slots[i].cfg.name;
+        for s in &skipped {
+            log::debug!("list {name}: decision skipped: {s}");
+        }
+        self.save_decisions(i);
+        let meta =
+            CacheMeta { url: self.slots[i].cfg.source(), fetched: now(), ..Default::default() };
+        Ok(Got::Bytes(text.into_bytes(), meta))
+    }
+
+    /// When the next CrowdSec decision ends.
+    pub(super) fn next_decision_end(&self) -> Option<u64> {
+        self.slots.iter().filter_map(|s| s.decisions.as_ref()?.next_expiry()).min()
+    }
+
+    /// Takes ended decisions out of each CrowdSec list's content; true when one ended.
+    pub(super) fn end_decisions(&mut self) -> bool {
+        let mut changed = false;
+        for i in 0..self.slots.len() {
+            let Some(d) = self.slots[i].decisions.as_mut() else { continue };
+            if !d.expire(now()) {
+                continue;
+            }
+            let text = d.text();
+            self.save_decisions(i);
+            match self.accept(i, text.as_bytes(), None, None) {
+                Ok(_) => changed = true,
+                Err(e) => log::error!("list {}: {e}", self.slots[i].cfg.name),
+            }
+        }
+        changed
+    }
+
+    fn decisions_file(&self, i: usize) -> Option<std::path::PathBuf> {
+        Some(self.settings.state.as_ref()?.crowdsec_file(&self.slots[i].cfg.name))
+    }
+
+    fn save_decisions(&self, i: usize) {
+        let (Some(path), Some(d)) = (self.decisions_file(i), &self.slots[i].decisions) else {
+            return;
+        };
+        if let Err(e) = d.save(&path) {
+            log::warn!("list {}: cannot save the decisions: {e:#}", self.slots[i].cfg.name);
+        }
+    }
+}

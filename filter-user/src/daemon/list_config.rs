@@ -1,0 +1,153 @@
+//! One configured list: where it comes from (a file, an http(s) URL, or a CrowdSec Local API),
+//! how it is read, refreshed and fetched, and what is wrong with it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{crowdsec, source};
+use crate::{
+    lists::{Format, ListOptions, entry::Direction},
+    plan::pipeline::ListSpec,
+};
+
+/// One list.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListConfig {
+    /// Its name in reports and commands (unique; "manual" is reserved).
+    pub name: String,
+    /// A local file...
+    pub file: Option<PathBuf>,
+    /// ...or an http(s) URL...
+    pub url: Option<String>,
+    /// ...or a CrowdSec Local API (bouncer mode).
+    pub crowdsec: Option<crowdsec::Source>,
+    /// Seconds between refreshes (0 or absent: only on SIGHUP or `takedown refresh`).
+    #[serde(default)]
+    pub refresh: u64,
+    #[serde(default)]
+    pub direction: Direction,
+    pub format: Option<Format>,
+    pub column: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Monitor only: entries count and report as if enforced, but packets pass.
+    #[serde(default)]
+    pub monitor: bool,
+    /// Largest accepted download, in bytes.
+    #[serde(default = "d64m")]
+    pub max_bytes: u64,
+    /// Seconds a download may take.
+    #[serde(default = "d30")]
+    pub timeout: u64,
+    /// Tries per refresh (the first and the retries, with a doubling back-off from 1 s).
+    #[serde(default = "d3u")]
+    pub attempts: u32,
+    /// A plain http:// URL is intended (no warning).
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+fn d30() -> u64 {
+    30
+}
+fn d3u() -> u32 {
+    3
+}
+
+fn yes() -> bool {
+    true
+}
+fn d64m() -> u64 {
+    crate::lists::DEFAULT_MAX_BYTES
+}
+
+impl ListConfig {
+    /// A list read from a local file, named after it.
+    pub fn from_file(path: &Path, opts: &ListOptions) -> Self {
+        Self {
+            name: path
+                .file_name()
+                .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+            file: Some(path.to_path_buf()),
+            url: None,
+            crowdsec: None,
+            refresh: 0,
+            direction: opts.direction,
+            format: opts.format,
+            column: opts.column.clone(),
+            enabled: true,
+            monitor: false,
+            insecure: false,
+            max_bytes: d64m(),
+            timeout: d30(),
+            attempts: d3u(),
+        }
+    }
+
+    /// How to parse it.
+    pub fn options(&self) -> ListOptions {
+        ListOptions { format: self.format, column: self.column.clone(), direction: self.direction }
+    }
+
+    /// A warning for a list fetched over plain http without `insecure = true`.
+    pub fn insecure_warning(&self) -> Option<String> {
+        let url = self.url.as_deref().filter(|u| u.starts_with("http://") && !self.insecure)?;
+        Some(format!(
+            "list {}: {} is fetched over plain http: anyone on the path can change what is blocked (use https, or say insecure = true)",
+            self.name,
+            source::redact(url)
+        ))
+    }
+
+    /// What is wrong with it.
+    pub(super) fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let sources = [self.file.is_some(), self.url.is_some(), self.crowdsec.is_some()];
+        if sources.iter().filter(|s| **s).count() != 1 {
+            out.push("needs exactly one of `file`, `url` and `crowdsec`".into());
+        }
+        let urls = self.url.iter().chain(self.crowdsec.as_ref().map(|c| &c.url));
+        for url in urls {
+            match reqwest::Url::parse(url) {
+                Ok(u) if !matches!(u.scheme(), "http" | "https") => out
+                    .push(format!("url {}: only http and https are fetched", source::redact(url))),
+                Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+                    out.push(format!("url {}: no host", source::redact(url)))
+                }
+                Ok(_) => {}
+                Err(e) => out.push(format!("url {}: {e}", source::redact(url))),
+            }
+        }
+        for (what, zero) in [
+            ("timeout", self.timeout == 0),
+            ("max_bytes", self.max_bytes == 0),
+            ("attempts", self.attempts == 0),
+        ] {
+            if zero {
+                out.push(format!("{what} is 0"));
+            }
+        }
+        out
+    }
+
+    /// How the pipeline reads it.
+    pub fn spec(&self) -> ListSpec {
+        let origin = self.file.clone().unwrap_or_else(|| PathBuf::from(self.source()));
+        let (name, options, monitor) = (self.name.clone(), self.options(), self.monitor);
+        ListSpec { name, origin, options, monitor, max_bytes: self.max_bytes }
+    }
+
+    /// Where it comes from, for messages.
+    pub fn source(&self) -> String {
+        match (&self.file, &self.url) {
+            (Some(f), _) => f.display().to_string(),
+            (_, Some(u)) => source::redact(u),
+            _ => match &self.crowdsec {
+                Some(c) => format!("CrowdSec Local API {}", source::redact(&c.url)),
+                None => "nowhere".into(),
+            },
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! CrowdSec bouncer mode against a scripted Local API in the test's namespace: the start of the
+//! stream, a delta (a new ban, a deleted one), a decision that ends by itself, the server going
+//! down (the decisions stay, also across a restart), and a wrong key; the key is never shown.
+
+use std::time::{Duration, Instant};
+
+use integration_tests::{PinPlace, TempDir, kernel_test, lapi::Lapi, process::Running};
+use td_netns::{Addrs, Topology};
+
+const KEY: &str = "s3cret-bouncer-key";
+
+fn ban(value: &str, scope: &str, duration: &str) -> String {
+    format!(
+        r#"{{"scope":"{scope}","value":"{value}","type":"ban","duration":"{duration}","origin":"crowdsec"}}"#
+    )
+}
+
+struct Ctx {
+    topo: Topology,
+    place: PinPlace,
+    config: String,
+}
+
+impl Ctx {
+    fn start(&self) -> Running {
+        self.place.start(&self.topo.gateway, &["run", "--config", &self.config])
+    }
+
+    fn blocked(&self, addr: &str) -> bool {
+        self.place.blocked(&self.topo.gateway, Addrs::GATEWAY_IF, addr)
+    }
+
+    /// Polls (10 s at most) until `addr` is blocked or not as wanted.
+    fn wait(&self, addr: &str, want: bool) -> bool {
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if self.blocked(addr) == want {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    fn status(&self) -> String {
+        let (_, out, err) = self.place.cli(&self.topo.gateway, &["status"]);
+        out + &err
+    }
+}
+
+#[kernel_test]
+fn takedown_enforces_crowdsec_decisions_as_they_come_go_and_end() {
+    let topo = Topology::new("cs").unwrap();
+    let startup = format!(
+        r#"{{"new":[{},{},{}],"deleted":null}}"#,
+        ban(Addrs::TAKEDOWN_V4, "Ip", "4h"),
+        ban(Addrs::SERVER_V4, "Ip", "3s"),
+        ban("192.0.2.128/25", "Range", "1h"),
+    );
+    let lapi = Lapi::start(&topo.gateway, KEY, &startup).unwrap();
+    let dir = TempDir::new("crowdsec");
+    let key_file = dir.file("bouncer.key", &format!("{KEY}\n"));
+    let config = dir.file(
+        "takedown.toml",
+        &format!(
+            "interfaces = [\"{}\"]\n[[list]]\nname = \"crowdsec\"\nrefresh = 1\ntimeout = 2\n\
+             crowdsec = {{ url = \"{}\", api_key_file = \"{key_file}\" }}\n",
+            Addrs::GATEWAY_IF,
+            lapi.url()
+        ),
+    );
+    let ctx = Ctx { topo, place: PinPlace::new("crowdsec"), config };
+    let daemon = ctx.start();
+    assert!(ctx.blocked(Addrs::TAKEDOWN_V4) && ctx.blocked("192.0.2.200"), "the stream's start");
+    assert_eq!(lapi.startups().first(), Some(&true), "startup=true first");
+
+    // A decision of 3 s ends by itself.
+    assert!(ctx.wait(Addrs::SERVER_V4, false), "the 3 s decision did not end");
+    assert!(ctx.blocked(Addrs::TAKEDOWN_V4), "the 4 h one stays");
+
+    // A delta: one new ban, one deleted.
+    let delta = format!(
+        r#"{{"new":[{}],"deleted":[{}]}}"#,
+        ban("198.51.100.9", "Ip", "1h"),
+        ban(Addrs::TAKEDOWN_V4, "Ip", "0s")
+    );
+    lapi.push_delta(&delta);
+    assert!(ctx.wait("198.51.100.9", true), "the new ban");
+    assert!(ctx.wait(Addrs::TAKEDOWN_V4, false), "the deleted ban");
+    assert!(
+        lapi.startups().iter().skip(1).all(|s| !s),
+        "deltas after the start: {:?}",
+        lapi.startups()
+    );
+
+    // The server goes down: the decisions stay, and a restart starts from them.
+    lapi.set_down(true);
+    let end = Instant::now() + Duration::from_secs(10);
+    while !ctx.status().contains("FAILED") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = ctx.status();
+    assert!(status.contains("list crowdsec: 2 in the maps; last refresh FAILED"), "{status}");
+    assert!(ctx.blocked("198.51.100.9"));
+    daemon.stop().unwrap();
+    let daemon = ctx.start();
+    assert!(ctx.blocked("198.51.100.9") && ctx.blocked("192.0.2.200"), "saved decisions enforced");
+    assert!(ctx.status().contains("using the cached copy"), "{}", ctx.status());
+
+    // A wrong key is refused in one sentence; what is enforced stays.
+    lapi.set_key("another-key");
+    lapi.set_down(false);
+    let end = Instant::now() + Duration::from_secs(10);
+    while !ctx.status().contains("refused the bouncer API key") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = ctx.status();
+    assert!(status.contains("the Local API refused the bouncer API key (HTTP 403"), "{status}");
+    assert!(ctx.blocked("198.51.100.9"));
+    let log = daemon.stderr() + &daemon.stdout() + &status;
+    assert!(!log.contains(KEY), "the key was shown");
+    let saved = std::fs::read_to_string(ctx.place.state.0.join("crowdsec-crowdsec.json")).unwrap();
+    assert!(saved.contains("198.51.100.9") && !saved.contains(KEY), "{saved}");
+    daemon.stop().unwrap();
+}
