@@ -184,3 +184,44 @@ fn auto_mode_falls_back_to_skb_with_a_warning() {
     run.stop().unwrap();
     assert!(!xdp_attached(&topo.gateway, "lo"));
 }
+
+#[kernel_test]
+fn egress_filters_what_the_gateway_itself_sends() {
+    let place = integration_tests::PinPlace::new("egress");
+    let topo = Topology::new("eg").unwrap();
+    let dir = TempDir::new("e2e-egress");
+    let list = dir.file("list.txt", "203.0.113.7\n2001:db8:bad::7\n");
+    let args = ["run", "-i", Addrs::GATEWAY_IF, "-i", Addrs::OUTSIDE_IF, "-l", &list];
+    // Datagrams the gateway itself sends from its outside addresses that reach `dst`.
+    let sent = |dst: &str| {
+        let src = if dst.contains(':') { "2001:db8:2::1" } else { "198.51.100.1" };
+        let (src, dst) = (Addrs::ip(src), Addrs::ip(dst));
+        let wait = Duration::from_millis(300);
+        udp_count(&topo.gateway, src, &topo.internet, dst, 3, wait).unwrap()
+    };
+    // Without --egress, XDP sees only what arrives: the gateway's own datagrams get out.
+    let run = place.start(&topo.gateway, &args);
+    assert_eq!(sent(Addrs::TAKEDOWN_V4), 3, "no egress program yet");
+    run.stop().unwrap();
+
+    let with: Vec<&str> = args.iter().copied().chain(["--egress"]).collect();
+    let run = place.start(&topo.gateway, &with);
+    let out = run.stdout();
+    assert!(out.contains("in its existing (adopted) mode and tc egress"), "{out}");
+    assert_eq!(sent(Addrs::TAKEDOWN_V4), 0, "the gateway's datagrams to a listed address");
+    assert_eq!(sent(Addrs::TAKEDOWN_V6), 0, "and over IPv6");
+    assert_eq!(ping(&topo.gateway, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0, "its ping");
+    assert_eq!(sent(Addrs::SERVER_V4), 3, "ordinary traffic gets out");
+    assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0, "inside hosts: XDP");
+    let (_, status, _) = place.cli(&topo.gateway, &["status"]);
+    assert!(status.contains("td-o (its existing (adopted), tc egress)"), "{status}");
+    // The daemon stops, the egress filter stays; detach removes it.
+    run.stop().unwrap();
+    assert_eq!(sent(Addrs::TAKEDOWN_V4), 0, "pinned: still filtering");
+    let (code, out, err) = place.cli(&topo.gateway, &["detach", "--yes"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // The kernel releases an unpinned link a moment later (deferred work).
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while sent(Addrs::TAKEDOWN_V4) != 3 && std::time::Instant::now() < end {}
+    assert_eq!(sent(Addrs::TAKEDOWN_V4), 3, "detached");
+}

@@ -1,10 +1,10 @@
-//! Verdicts of the real XDP program on crafted frames, through BPF_PROG_TEST_RUN, with the
-//! counters checked after each case.
+//! Verdicts of the real XDP program, and of its tc egress twin, on crafted frames, through
+//! BPF_PROG_TEST_RUN, with the counters checked after each case.
 
-use filter_common::{CNT_DROP_SRC, CNT_MALFORMED, CNT_NON_IP, CNT_PASSED};
+use filter_common::{CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED, CNT_NON_IP, CNT_PASSED};
 use integration_tests::{
     frames, kernel_test,
-    loaded::{Loaded, XDP_DROP, XDP_PASS},
+    loaded::{Loaded, TC_ACT_SHOT, TC_ACT_UNSPEC, XDP_DROP, XDP_PASS},
 };
 use takedown::lists::entry::Direction::{Both, Dst, Src};
 use test_case::test_case;
@@ -220,4 +220,39 @@ fn the_prefilter_covers_a_broad_prefix_to_its_last_address(prefix: &str, last: &
     let other = if last.contains(':') { V6.other } else { V4.other };
     assert_eq!(l.verdict(&frames::ip(other, last)), XDP_DROP, "{last} in {prefix}");
     assert_eq!(l.verdict(&frames::ip(other, past)), XDP_PASS, "{past} past {prefix}");
+}
+
+#[kernel_test]
+#[test_case(V4 ; "ipv4")]
+#[test_case(V6 ; "ipv6")]
+fn the_egress_program_gives_the_same_verdicts(f: Family) {
+    let l = Loaded::with(&[(f.listed, Both), (f.prefix, Dst)]).unwrap();
+    let verdict = |src: &str, dst: &str| l.egress_verdict(&frames::ip(src, dst));
+    assert_eq!(verdict(f.other, f.listed), TC_ACT_SHOT, "to a listed address");
+    assert_eq!(verdict(f.listed, f.other), TC_ACT_SHOT, "from a listed address");
+    assert_eq!(verdict(f.other, f.in_prefix), TC_ACT_SHOT, "into a listed prefix");
+    assert_eq!(verdict(f.in_prefix, f.other), TC_ACT_UNSPEC, "a dst-only prefix as source");
+    assert_eq!(verdict(f.other, f.past_prefix), TC_ACT_UNSPEC, "a miss goes on");
+    let p = l.packets();
+    assert_eq!(
+        [p[CNT_DROP_SRC as usize], p[CNT_DROP_DST as usize], p[CNT_PASSED as usize]],
+        [1, 2, 2]
+    );
+}
+
+#[kernel_test]
+fn the_egress_program_parses_vlan_tags_and_passes_what_it_cannot_read() {
+    let l = Loaded::with(&[(V4.listed, Both)]).unwrap();
+    let ip = |s: &str| s.parse().unwrap();
+    for tags in 0..3 {
+        let frame = frames::tagged(ip(V4.other), ip(V4.listed), tags);
+        assert_eq!(l.egress_verdict(&frame), TC_ACT_SHOT, "{tags} tags");
+    }
+    assert_eq!(l.egress_verdict(&frames::arp()), TC_ACT_UNSPEC, "not IP");
+    // (A socket buffer cut short inside its IP header cannot be made by BPF_PROG_TEST_RUN;
+    // a header that is not IPv4 stands for what cannot be read.)
+    let mut bad = frames::v4(OTHER4, LISTED4);
+    bad[14] = 0x55;
+    assert_eq!(l.egress_verdict(&bad), TC_ACT_UNSPEC, "not a valid IPv4 header");
+    assert_eq!(slots(&l)[3..], [1, 1], "counted as non-IP and malformed");
 }

@@ -48,6 +48,8 @@ pub const MAP_V4_ALLOWED: &str = "TD_V4_ALLOWED";
 pub const MAP_V6_ALLOWED: &str = "TD_V6_ALLOWED";
 /// The XDP program's name in the object file.
 pub const PROGRAM_NAME: &str = "takedown";
+/// The tc egress program's name in the object file (what the gateway itself sends).
+pub const PROGRAM_EGRESS: &str = "takedown_egress";
 /// A bare `XDP_PASS` program in the same object: the benchmark's baseline, never attached.
 pub const PROGRAM_BASELINE: &str = "takedown_baseline";
 

@@ -1,4 +1,5 @@
-//! The takedown XDP program: drops packets whose source or destination is on the takedown list.
+//! The takedown XDP program: drops packets whose source or destination is on the takedown list;
+//! and its tc egress twin, for what the gateway itself sends (same parsing, lookups, counters).
 //!
 //! Per packet: parse (see `parse`), look the source and destination up (see `lookup`: the
 //! exact-address hash maps and, only when the loader says they hold entries, the prefix tries;
@@ -17,10 +18,10 @@ mod parse;
 mod report;
 
 use aya_ebpf::{
-    bindings::{BPF_F_NO_PREALLOC, xdp_action},
-    macros::{map, xdp},
+    bindings::{BPF_F_NO_PREALLOC, TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
+    macros::{classifier, map, xdp},
     maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
-    programs::XdpContext,
+    programs::{TcContext, XdpContext},
 };
 use filter_common::{
     CFG_COUNT, CFG_FLAGS, CNT_COUNT, CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED, CNT_MONITORED,
@@ -29,7 +30,7 @@ use filter_common::{
     V4Key, V4PrefixKey, V6Key, V6PrefixKey,
 };
 use lookup::{Family, V4, V6, matched};
-use parse::{Addresses, Packet};
+use parse::{Addresses, Frame, Packet};
 
 // Names must match filter_common::MAP_*; sizes are set by the loader before loading.
 #[map]
@@ -81,26 +82,40 @@ pub struct Hit {
 #[xdp]
 pub fn takedown(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
-    // SAFETY: `ctx.ctx` is the xdp_md the kernel passed to this program.
-    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    let slot = TD_IFSLOT.get(ifindex).copied().unwrap_or(0);
-    let cnt = match parse::addresses(&ctx) {
-        Addresses::V4(p) => check::<V4>(&ctx, &p, len),
-        Addresses::V6(p) => check::<V6>(&ctx, &p, len),
+    if drops(&ctx, len) { xdp_action::XDP_DROP } else { xdp_action::XDP_PASS }
+}
+
+/// The same verdict for packets leaving by an interface (tc egress): what the gateway itself
+/// sends. A pass hands the packet on to the next tc program.
+#[classifier]
+pub fn takedown_egress(ctx: TcContext) -> i32 {
+    let len = ctx.len() as u64;
+    // Headers outside the socket buffer's linear part are pulled in (usually a no-op).
+    let _ = ctx.pull_data(PULL_LEN);
+    if drops(&ctx, len) { TC_ACT_SHOT } else { TC_ACT_UNSPEC }
+}
+
+/// Bytes of headers the egress program wants in the linear part: Ethernet, two VLAN tags, an
+/// IPv6 header and the ports.
+const PULL_LEN: u32 = 14 + 8 + 40 + 4;
+
+/// Parses, looks up, counts in the interface's slot; true when the packet is to be dropped.
+#[inline(always)]
+fn drops<C: Frame>(ctx: &C, len: u64) -> bool {
+    let slot = TD_IFSLOT.get(ctx.ifindex()).copied().unwrap_or(0);
+    let cnt = match parse::addresses(ctx) {
+        Addresses::V4(p) => check::<V4, C>(ctx, &p, len),
+        Addresses::V6(p) => check::<V6, C>(ctx, &p, len),
         Addresses::NonIp => CNT_NON_IP,
         Addresses::Malformed => CNT_MALFORMED,
     };
     report::count(slot.min(MAX_IFACES), cnt, len);
-    if cnt == CNT_DROP_SRC || cnt == CNT_DROP_DST {
-        xdp_action::XDP_DROP
-    } else {
-        xdp_action::XDP_PASS
-    }
+    cnt == CNT_DROP_SRC || cnt == CNT_DROP_DST
 }
 
 /// Looks an IP packet's addresses up, reports a hit, and returns the counter of its verdict.
 #[inline(always)]
-fn check<F: Family>(ctx: &XdpContext, p: &Packet<F::Addr>, len: u64) -> u32 {
+fn check<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>, len: u64) -> u32 {
     let cfg = config(CFG_FLAGS);
     let s = matched::<F>(&p.src, FLAG_SRC | FLAG_MON_SRC, cfg);
     // A source entry that blocks decides the verdict: the destination is not looked up.

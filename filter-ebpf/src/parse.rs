@@ -1,9 +1,10 @@
-//! Bounds-checked packet parsing: Ethernet, up to two VLAN tags, IPv4 and IPv6 addresses.
+//! Bounds-checked packet parsing: Ethernet, up to two VLAN tags, IPv4 and IPv6 addresses, of
+//! an XDP frame or a socket buffer (the tc egress program) alike (see [`Frame`]).
 //!
 //! Every read is preceded by a check against `data_end`; anything short or inconsistent is
 //! reported as `Malformed` so that the caller can pass it (fail-open) and count it.
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::programs::{TcContext, XdpContext};
 use filter_common::{V4Key, V6Key};
 
 const ETH_HLEN: usize = 14;
@@ -32,11 +33,51 @@ pub struct Packet<A> {
     pub l4: usize,
 }
 
+/// What the parser reads: the packet's bytes and the interface it is on.
+pub trait Frame {
+    fn start(&self) -> usize;
+    fn end(&self) -> usize;
+    /// The interface the packet arrived on (XDP) or leaves by (tc egress).
+    fn ifindex(&self) -> u32;
+}
+
+impl Frame for XdpContext {
+    #[inline(always)]
+    fn start(&self) -> usize {
+        self.data()
+    }
+    #[inline(always)]
+    fn end(&self) -> usize {
+        self.data_end()
+    }
+    #[inline(always)]
+    fn ifindex(&self) -> u32 {
+        // SAFETY: `self.ctx` is the xdp_md the kernel passed to this program.
+        unsafe { (*self.ctx).ingress_ifindex }
+    }
+}
+
+impl Frame for TcContext {
+    #[inline(always)]
+    fn start(&self) -> usize {
+        self.data()
+    }
+    #[inline(always)]
+    fn end(&self) -> usize {
+        self.data_end()
+    }
+    #[inline(always)]
+    fn ifindex(&self) -> u32 {
+        // SAFETY: `self.skb.skb` is the __sk_buff the kernel passed to this program.
+        unsafe { (*self.skb.skb).ifindex }
+    }
+}
+
 /// A pointer to a `T` at `offset` bytes into the packet, if the whole `T` lies inside it.
 #[inline(always)]
-fn at<T>(ctx: &XdpContext, offset: usize) -> Option<*const T> {
-    let start = ctx.data();
-    if start + offset + core::mem::size_of::<T>() > ctx.data_end() {
+fn at<C: Frame, T>(ctx: &C, offset: usize) -> Option<*const T> {
+    let start = ctx.start();
+    if start + offset + core::mem::size_of::<T>() > ctx.end() {
         return None;
     }
     Some((start + offset) as *const T)
@@ -44,14 +85,14 @@ fn at<T>(ctx: &XdpContext, offset: usize) -> Option<*const T> {
 
 /// Reads a big-endian u16 at `offset`.
 #[inline(always)]
-fn be16(ctx: &XdpContext, offset: usize) -> Option<u16> {
+fn be16<C: Frame>(ctx: &C, offset: usize) -> Option<u16> {
     // SAFETY: `at` checked that both bytes lie inside the packet.
-    at::<[u8; 2]>(ctx, offset).map(|p| u16::from_be_bytes(unsafe { *p }))
+    at::<C, [u8; 2]>(ctx, offset).map(|p| u16::from_be_bytes(unsafe { *p }))
 }
 
 /// Parses the frame up to the network header and returns its addresses.
 #[inline(always)]
-pub fn addresses(ctx: &XdpContext) -> Addresses {
+pub fn addresses<C: Frame>(ctx: &C) -> Addresses {
     let Some(mut proto) = be16(ctx, ETH_HLEN - 2) else {
         return Addresses::Malformed;
     };
@@ -79,15 +120,15 @@ pub fn addresses(ctx: &XdpContext) -> Addresses {
 }
 
 #[inline(always)]
-fn ipv4(ctx: &XdpContext, l3: usize) -> Addresses {
-    let Some(hdr) = at::<[u8; IPV4_MIN_HLEN]>(ctx, l3) else {
+fn ipv4<C: Frame>(ctx: &C, l3: usize) -> Addresses {
+    let Some(hdr) = at::<C, [u8; IPV4_MIN_HLEN]>(ctx, l3) else {
         return Addresses::Malformed;
     };
     // SAFETY: `at` checked that the 20-byte header lies inside the packet.
     let hdr = unsafe { &*hdr };
     let version = hdr[0] >> 4;
     let ihl = (hdr[0] & 0x0f) as usize * 4;
-    if version != 4 || ihl < IPV4_MIN_HLEN || ctx.data() + l3 + ihl > ctx.data_end() {
+    if version != 4 || ihl < IPV4_MIN_HLEN || ctx.start() + l3 + ihl > ctx.end() {
         return Addresses::Malformed;
     }
     Addresses::V4(Packet {
@@ -99,8 +140,8 @@ fn ipv4(ctx: &XdpContext, l3: usize) -> Addresses {
 }
 
 #[inline(always)]
-fn ipv6(ctx: &XdpContext, l3: usize) -> Addresses {
-    let Some(hdr) = at::<[u8; IPV6_HLEN]>(ctx, l3) else {
+fn ipv6<C: Frame>(ctx: &C, l3: usize) -> Addresses {
+    let Some(hdr) = at::<C, [u8; IPV6_HLEN]>(ctx, l3) else {
         return Addresses::Malformed;
     };
     // SAFETY: `at` checked that the 40-byte header lies inside the packet.
@@ -117,7 +158,7 @@ fn ipv6(ctx: &XdpContext, l3: usize) -> Addresses {
 
 /// The source and destination ports at `l4` for TCP and UDP (0, 0 otherwise or if cut short).
 #[inline(always)]
-pub fn ports(ctx: &XdpContext, proto: u8, l4: usize) -> (u16, u16) {
+pub fn ports<C: Frame>(ctx: &C, proto: u8, l4: usize) -> (u16, u16) {
     if proto != 6 && proto != 17 || l4 > 128 {
         return (0, 0);
     }

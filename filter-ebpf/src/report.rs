@@ -3,13 +3,16 @@
 
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
-use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::XdpContext};
+use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use filter_common::{
     CFG_EVENT_BURST, CFG_EVENT_RATE, CNT_DROP_DST, CNT_DROP_SRC, CNT_EVENTS, CNT_SUPPRESSED,
     EV_DROPPED, EV_DST, Event, MAX_LISTS, counter_index, list_counter_index,
 };
 
-use crate::{Hit, TD_COUNTERS, TD_EVENTS, TD_LIST_COUNTERS, TD_RATE, config, parse};
+use crate::{
+    Hit, TD_COUNTERS, TD_EVENTS, TD_LIST_COUNTERS, TD_RATE, config,
+    parse::{self, Frame},
+};
 
 /// Adds a packet of `len` bytes to counter `cnt` of interface slot `slot`.
 #[inline(always)]
@@ -26,8 +29,8 @@ pub fn count(slot: u32, cnt: u32, len: u64) {
 /// Records a hit: entry counters, list counters, and an event if the rate allows.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub fn hit(
-    ctx: &XdpContext,
+pub fn hit<C: Frame>(
+    ctx: &C,
     h: &Hit,
     cnt: u32,
     len: u64,
@@ -82,8 +85,7 @@ pub fn hit(
         lists,
         inside: *inside,
         remote: *remote,
-        // SAFETY: `ctx.ctx` is the xdp_md the kernel passed to this program.
-        ifindex: unsafe { (*ctx.ctx).ingress_ifindex },
+        ifindex: ctx.ifindex(),
         remote_port,
         proto,
         family,

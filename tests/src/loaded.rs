@@ -17,6 +17,9 @@ use takedown::{
 /// XDP verdicts.
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
+/// tc verdicts of the egress program: drop, and hand on to the next program.
+pub const TC_ACT_SHOT: i32 = 2;
+pub const TC_ACT_UNSPEC: i32 = -1;
 
 /// A loaded, filled filter.
 pub struct Loaded {
@@ -48,6 +51,13 @@ impl Loaded {
     pub fn verdict(&self, frame: &[u8]) -> u32 {
         let opts = TestRunOptions { data_in: Some(frame), repeat: 1, ..Default::default() };
         self.filter.program().test_run(opts).expect("BPF_PROG_TEST_RUN").return_value
+    }
+
+    /// Runs the egress (tc) program once on `frame` and returns its verdict.
+    pub fn egress_verdict(&self, frame: &[u8]) -> i32 {
+        let opts = TestRunOptions { data_in: Some(frame), repeat: 1, ..Default::default() };
+        let r = self.filter.egress_program().test_run(opts).expect("BPF_PROG_TEST_RUN");
+        r.return_value as i32
     }
 
     /// Counter totals.

@@ -41,6 +41,10 @@ pub struct RunArgs {
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t)]
     mode: Mode,
+    /// Also filter what leaves the interfaces (a tc egress program): what the gateway itself
+    /// sends to listed addresses.
+    #[arg(long)]
+    egress: bool,
     /// Accept a refresh that loses more than half of a list's entries.
     #[arg(long)]
     accept_shrink: bool,
@@ -123,6 +127,7 @@ fn configuration(args: &RunArgs) -> Result<Config> {
 pub fn run(args: RunArgs) -> Result<()> {
     privileges::require_bpf_admin("takedown run")?;
     let mut config = configuration(&args)?;
+    config.egress |= args.egress;
     if let Some(m) = &args.metrics {
         config.report.metrics = m.clone();
     }
@@ -186,7 +191,8 @@ async fn start_and_serve(
     }
     // Filled before attaching: the filter never runs with half a list.
     for (iface, mode) in d.attach()? {
-        say!("attached to {iface} in {mode} mode");
+        let egress = if d.settings.config.egress { " and tc egress" } else { "" };
+        say!("attached to {iface} in {mode} mode{egress}");
     }
     let metrics = bind_metrics(metrics, &mut d).await;
     d.write_status();

@@ -30,6 +30,9 @@ pub struct Config {
     /// XDP attach mode.
     #[serde(default)]
     pub mode: ModeName,
+    /// Also filter what leaves the interfaces (tc egress): what the gateway itself sends.
+    #[serde(default)]
+    pub egress: bool,
     /// Where the filter is pinned (default /sys/fs/bpf/takedown).
     pub pin_dir: Option<PathBuf>,
     /// takedown's state directory (default /var/lib/takedown).

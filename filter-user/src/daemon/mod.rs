@@ -53,17 +53,16 @@ use crate::{
     },
 };
 
-/// Gives each interface its counter slot and attaches `filter` to it (replacing the program of
-/// a pinned link).
-fn attach_to(
-    filter: &mut Filter,
-    ifaces: &[String],
-    mode: maps::filter::Mode,
-) -> Result<Vec<(String, Attached)>> {
+/// Gives each interface its counter slot and attaches `filter` to it, and its egress program
+/// when configured (replacing the program of a pinned link).
+fn attach_to(filter: &mut Filter, config: &Config) -> Result<Vec<(String, Attached)>> {
     let mut out = Vec::new();
-    for (i, iface) in ifaces.iter().enumerate() {
+    for (i, iface) in config.interfaces.iter().enumerate() {
         filter.set_interface_slot(iface, i as u32 + 1)?;
-        out.push((iface.clone(), filter.attach(iface, mode)?));
+        out.push((iface.clone(), filter.attach(iface, config.mode.into())?));
+        if config.egress {
+            filter.attach_egress(iface)?;
+        }
     }
     Ok(out)
 }
@@ -194,16 +193,23 @@ impl Daemon {
 
     /// Attaches to every configured interface; unpins interfaces no longer configured.
     pub fn attach(&mut self) -> Result<Vec<(String, Attached)>> {
-        let ifaces = self.settings.config.interfaces.clone();
+        let cfg = &self.settings.config;
         let filter = self.filter.as_mut().context("the filter is not loaded")?;
-        let out = attach_to(filter, &ifaces, self.settings.config.mode.into())?;
+        let out = attach_to(filter, cfg)?;
+        let egress = if cfg.egress { ", tc egress" } else { "" };
         for (iface, got) in &out {
-            self.interfaces.push(InterfaceStatus { name: iface.clone(), mode: got.to_string() });
+            let mode = format!("{got}{egress}");
+            self.interfaces.push(InterfaceStatus { name: iface.clone(), mode });
         }
         if let Some(p) = &self.settings.pins {
-            for iface in p.linked_interfaces().into_iter().filter(|i| !ifaces.contains(i)) {
+            for iface in p.linked_interfaces().into_iter().filter(|i| !cfg.interfaces.contains(i)) {
                 p.unpin_link(&iface)?;
                 log::info!("detached from {iface} (no longer configured)");
+            }
+            let keep = |i: &String| cfg.egress && cfg.interfaces.contains(i);
+            for iface in p.egress_interfaces().into_iter().filter(|i| !keep(i)) {
+                p.unpin_egress(&iface)?;
+                log::info!("tc egress detached from {iface} (no longer configured)");
             }
         }
         Ok(out)
@@ -261,8 +267,7 @@ impl Daemon {
         let mut filter = maps::grow(&pins, &plan, self.settings.max_entries)?;
         let r = &self.settings.config.report;
         filter.maps_mut().set_event_rate(r.event_rate, r.event_burst)?;
-        let ifaces = self.settings.config.interfaces.clone();
-        attach_to(&mut filter, &ifaces, self.settings.config.mode.into())?;
+        attach_to(&mut filter, &self.settings.config)?;
         log::warn!("{why}: moved to new maps ({} entries)", plan.len());
         self.filter = Some(filter);
         self.generation += 1;

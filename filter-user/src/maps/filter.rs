@@ -94,12 +94,12 @@ impl fmt::Display for Attached {
 
 /// The loaded XDP program and its maps.
 pub struct Filter {
-    ebpf: Ebpf,
+    pub(super) ebpf: Ebpf,
     maps: FilterMaps,
-    pins: Option<Pins>,
-    /// The pinned links, held open: removing their pins does not detach them, and they can
-    /// be pinned again.
-    links: Vec<(String, FdLink)>,
+    pub(super) pins: Option<Pins>,
+    /// The pinned links (what they attach, where they are pinned), held open: removing their
+    /// pins does not detach them, and they can be pinned again.
+    pub(super) links: Vec<(String, std::path::PathBuf, FdLink)>,
 }
 
 impl Filter {
@@ -170,19 +170,25 @@ impl Filter {
     pub fn attach(&mut self, iface: &str, mode: Mode) -> Result<Attached> {
         let got = self.attach_once(iface, mode)?;
         if let Some(path) = self.pins.as_ref().map(|p| p.link(iface)) {
-            let held = PinnedLink::from_pin(&path)
-                .map_err(|e| anyhow!("cannot hold the link of {iface}: {e}"))?;
-            self.links.retain(|(i, _)| i != iface);
-            self.links.push((iface.to_string(), FdLink::from(held)));
+            self.hold(iface, path)?;
         }
         Ok(got)
+    }
+
+    /// Holds the link pinned at `path` (what `what` attaches) open.
+    pub(super) fn hold(&mut self, what: &str, path: std::path::PathBuf) -> Result<()> {
+        let held = PinnedLink::from_pin(&path)
+            .map_err(|e| anyhow!("cannot hold the link of {what}: {e}"))?;
+        self.links.retain(|(_, p, _)| *p != path);
+        self.links.push((what.to_string(), path, FdLink::from(held)));
+        Ok(())
     }
 
     /// What pins were lost (maps, or the links of the interfaces this filter holds), if any.
     pub fn lost_pins(&self) -> Option<String> {
         let pins = self.pins.as_ref()?;
-        let links = self.links.iter().filter(|(i, _)| !pins.link(i).exists());
-        let mut lost: Vec<String> = links.map(|(i, _)| format!("the link of {i}")).collect();
+        let links = self.links.iter().filter(|(_, p, _)| !p.exists());
+        let mut lost: Vec<String> = links.map(|(i, _, _)| format!("the link of {i}")).collect();
         if !pins.has_maps() {
             lost.insert(0, "the maps".into());
         }
@@ -193,15 +199,14 @@ impl Filter {
     pub fn pin_again(&mut self) -> Result<()> {
         let Some(pins) = self.pins.clone() else { return Ok(()) };
         self.maps.pin(&pins)?;
-        for (iface, link) in std::mem::take(&mut self.links) {
-            let path = pins.link(&iface);
+        for (what, path, link) in std::mem::take(&mut self.links) {
             let link = match path.exists() {
                 true => link,
                 false => FdLink::from(link.pin(&path).map_err(|e| {
-                    anyhow!("cannot pin the link of {iface} at {}: {e}", path.display())
+                    anyhow!("cannot pin the link of {what} at {}: {e}", path.display())
                 })?),
             };
-            self.links.push((iface, link));
+            self.links.push((what, path, link));
         }
         Ok(())
     }
@@ -342,6 +347,7 @@ fn load_object(caps: &Capacities, reuse: Option<&Pins>) -> Result<(Ebpf, Named)>
         .context("the embedded object has no XDP program named takedown")?
         .try_into()?;
     prog.load().map_err(|e| anyhow!("the kernel rejected the XDP program: {e}"))?;
+    super::egress::load(&mut ebpf)?;
     let maps = super::take_all(&mut ebpf)?;
     Ok((ebpf, maps))
 }

@@ -10,6 +10,7 @@
 //! May use `plan` and `lists`; never imports `daemon`.
 
 pub mod counters;
+mod egress;
 pub mod filter;
 pub mod lookup;
 pub mod pins;

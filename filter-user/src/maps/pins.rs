@@ -57,7 +57,12 @@ impl Pins {
                 );
             }
         }
-        for d in [self.dir.clone(), self.dir.join("maps"), self.dir.join("links")] {
+        for d in [
+            self.dir.clone(),
+            self.dir.join("maps"),
+            self.dir.join("links"),
+            self.dir.join("egress"),
+        ] {
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
@@ -77,6 +82,26 @@ impl Pins {
     /// Where the link of `iface` is pinned.
     pub fn link(&self, iface: &str) -> PathBuf {
         self.dir.join("links").join(iface)
+    }
+
+    /// Where the tc egress link of `iface` is pinned.
+    pub fn egress_link(&self, iface: &str) -> PathBuf {
+        self.dir.join("egress").join(iface)
+    }
+
+    /// The interfaces with a pinned egress link, sorted.
+    pub fn egress_interfaces(&self) -> Vec<String> {
+        let mut out: Vec<String> = fs::read_dir(self.dir.join("egress"))
+            .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    /// Unpins the egress link of `iface`.
+    pub fn unpin_egress(&self, iface: &str) -> Result<()> {
+        let path = self.egress_link(iface);
+        fs::remove_file(&path).with_context(|| format!("cannot unpin {}", path.display()))
     }
 
     /// True when maps are pinned here (a filter was loaded before).
@@ -146,8 +171,12 @@ impl Pins {
         for iface in self.linked_interfaces() {
             self.unpin_link(&iface)?;
         }
+        for iface in self.egress_interfaces() {
+            self.unpin_egress(&iface)?;
+        }
         self.unpin_maps()?;
-        for d in [self.dir.join("maps"), self.dir.join("links"), self.dir.clone()] {
+        let dirs = [self.dir.join("maps"), self.dir.join("links"), self.dir.join("egress")];
+        for d in dirs.into_iter().chain([self.dir.clone()]) {
             if d.exists() {
                 fs::remove_dir(&d).with_context(|| format!("cannot remove {}", d.display()))?;
             }
