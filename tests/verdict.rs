@@ -226,8 +226,8 @@ fn the_prefilter_covers_a_broad_prefix_to_its_last_address(prefix: &str, last: &
 #[test_case(V4 ; "ipv4")]
 #[test_case(V6 ; "ipv6")]
 fn the_egress_program_gives_the_same_verdicts(f: Family) {
-    let l = Loaded::with(&[(f.listed, Both), (f.prefix, Dst)]).unwrap();
-    let verdict = |src: &str, dst: &str| l.egress_verdict(&frames::ip(src, dst));
+    let mut l = Loaded::with(&[(f.listed, Both), (f.prefix, Dst)]).unwrap();
+    let mut verdict = |src: &str, dst: &str| l.egress_verdict(&frames::ip(src, dst));
     assert_eq!(verdict(f.other, f.listed), TC_ACT_SHOT, "to a listed address");
     assert_eq!(verdict(f.listed, f.other), TC_ACT_SHOT, "from a listed address");
     assert_eq!(verdict(f.other, f.in_prefix), TC_ACT_SHOT, "into a listed prefix");
@@ -242,7 +242,7 @@ fn the_egress_program_gives_the_same_verdicts(f: Family) {
 
 #[kernel_test]
 fn the_egress_program_parses_vlan_tags_and_passes_what_it_cannot_read() {
-    let l = Loaded::with(&[(V4.listed, Both)]).unwrap();
+    let mut l = Loaded::with(&[(V4.listed, Both)]).unwrap();
     let ip = |s: &str| s.parse().unwrap();
     for tags in 0..3 {
         let frame = frames::tagged(ip(V4.other), ip(V4.listed), tags);

@@ -82,7 +82,21 @@ pub struct Hit {
 #[xdp]
 pub fn takedown(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
-    if drops(&ctx, len) { xdp_action::XDP_DROP } else { xdp_action::XDP_PASS }
+    // SAFETY: `ctx.ctx` is the xdp_md the kernel passed to this program.
+    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    let slot = TD_IFSLOT.get(ifindex).copied().unwrap_or(0);
+    let cnt = match parse::addresses(&ctx) {
+        Addresses::V4(p) => check::<V4, XdpContext>(&ctx, &p, len),
+        Addresses::V6(p) => check::<V6, XdpContext>(&ctx, &p, len),
+        Addresses::NonIp => CNT_NON_IP,
+        Addresses::Malformed => CNT_MALFORMED,
+    };
+    report::count(slot.min(MAX_IFACES), cnt, len);
+    if cnt == CNT_DROP_SRC || cnt == CNT_DROP_DST {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
+    }
 }
 
 /// The same verdict for packets leaving by an interface (tc egress): what the gateway itself
@@ -125,8 +139,7 @@ fn check<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>, len: u64) -> u32 {
     };
     let (cnt, hit) = decide(s, d);
     if let Some(h) = &hit {
-        let (src, dst) = (F::wide(&p.src), F::wide(&p.dst));
-        report::hit(ctx, h, cnt, len, F::VERSION, &src, &dst, p.proto, p.l4);
+        report::hit::<F, C>(ctx, h, cnt, len, p);
     }
     cnt
 }

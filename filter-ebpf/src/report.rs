@@ -11,7 +11,8 @@ use filter_common::{
 
 use crate::{
     Hit, TD_COUNTERS, TD_EVENTS, TD_LIST_COUNTERS, TD_RATE, config,
-    parse::{self, Frame},
+    lookup::Family,
+    parse::{self, Frame, Packet},
 };
 
 /// Adds a packet of `len` bytes to counter `cnt` of interface slot `slot`.
@@ -28,18 +29,7 @@ pub fn count(slot: u32, cnt: u32, len: u64) {
 
 /// Records a hit: entry counters, list counters, and an event if the rate allows.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub fn hit<C: Frame>(
-    ctx: &C,
-    h: &Hit,
-    cnt: u32,
-    len: u64,
-    family: u8,
-    src: &[u8; 16],
-    dst: &[u8; 16],
-    proto: u8,
-    l4: usize,
-) {
+pub fn hit<F: Family, C: Frame>(ctx: &C, h: &Hit, cnt: u32, len: u64, p: &Packet<F::Addr>) {
     // The coarse clock (a tick's resolution) is enough for last-hit times and the event budget,
     // and much cheaper than bpf_ktime_get_ns.
     // SAFETY: a helper without arguments or memory effects.
@@ -72,23 +62,26 @@ pub fn hit<C: Frame>(
         bump(CNT_SUPPRESSED);
         return;
     }
+    // Only now, for an event: the addresses in 16 bytes and the ports.
+    let (src, dst) = (F::wide(&p.src), F::wide(&p.dst));
+    let (sport, dport) = parse::ports(ctx, p.proto, p.l4);
+    let (inside, remote, remote_port) =
+        if h.as_src { (dst, src, sport) } else { (src, dst, dport) };
+    let (proto, ifindex) = (p.proto, ctx.ifindex());
     let Some(mut slot) = TD_EVENTS.reserve::<Event>(0) else {
         bump(CNT_SUPPRESSED);
         return;
     };
-    let (sport, dport) = parse::ports(ctx, proto, l4);
-    let (inside, remote, remote_port) =
-        if h.as_src { (dst, src, sport) } else { (src, dst, dport) };
     let dropped = cnt == CNT_DROP_SRC || cnt == CNT_DROP_DST;
     slot.write(Event {
         ts_ns: now,
         lists,
-        inside: *inside,
-        remote: *remote,
-        ifindex: ctx.ifindex(),
+        inside,
+        remote,
+        ifindex,
         remote_port,
         proto,
-        family,
+        family: F::VERSION,
         kind: if h.as_src { 0 } else { EV_DST } | if dropped { EV_DROPPED } else { 0 },
         pad: [0; 7],
     });

@@ -54,9 +54,10 @@ impl Loaded {
     }
 
     /// Runs the egress (tc) program once on `frame` and returns its verdict.
-    pub fn egress_verdict(&self, frame: &[u8]) -> i32 {
+    pub fn egress_verdict(&mut self, frame: &[u8]) -> i32 {
         let opts = TestRunOptions { data_in: Some(frame), repeat: 1, ..Default::default() };
-        let r = self.filter.egress_program().test_run(opts).expect("BPF_PROG_TEST_RUN");
+        let prog = self.filter.egress_program().expect("the egress program loads");
+        let r = prog.test_run(opts).expect("BPF_PROG_TEST_RUN");
         r.return_value as i32
     }
 

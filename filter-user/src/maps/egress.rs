@@ -15,22 +15,22 @@ use filter_common::PROGRAM_EGRESS;
 
 use super::filter::Filter;
 
-/// Loads the egress program of the object (it shares the XDP program's maps).
-pub(super) fn load(ebpf: &mut Ebpf) -> Result<()> {
-    program(ebpf)?.load().map_err(|e| anyhow!("the kernel rejected the tc egress program: {e}"))
-}
-
+/// The egress program of the object, loaded on first use (it shares the XDP program's maps;
+/// a filter without `--egress` does not pay for its verification).
 fn program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier> {
     let prog =
         ebpf.program_mut(PROGRAM_EGRESS).context("the embedded object has no egress program")?;
-    Ok(prog.try_into()?)
+    let prog: &mut SchedClassifier = prog.try_into()?;
+    if prog.fd().is_err() {
+        prog.load().map_err(|e| anyhow!("the kernel rejected the tc egress program: {e}"))?;
+    }
+    Ok(prog)
 }
 
 impl Filter {
-    /// The loaded egress program (for BPF_PROG_TEST_RUN).
-    pub fn egress_program(&self) -> &SchedClassifier {
-        let prog = self.ebpf.program(PROGRAM_EGRESS).expect("checked at load");
-        prog.try_into().expect("checked at load")
+    /// The egress program, loaded (for BPF_PROG_TEST_RUN).
+    pub fn egress_program(&mut self) -> Result<&SchedClassifier> {
+        Ok(program(&mut self.ebpf)?)
     }
 
     /// Attaches the egress program to `iface`. With pins, a pinned egress link is adopted (its

@@ -347,7 +347,6 @@ fn load_object(caps: &Capacities, reuse: Option<&Pins>) -> Result<(Ebpf, Named)>
         .context("the embedded object has no XDP program named takedown")?
         .try_into()?;
     prog.load().map_err(|e| anyhow!("the kernel rejected the XDP program: {e}"))?;
-    super::egress::load(&mut ebpf)?;
     let maps = super::take_all(&mut ebpf)?;
     Ok((ebpf, maps))
 }
