@@ -26,7 +26,7 @@ use crate::{peers, real};
 /// Rounds of the load comparison (median kept).
 const ROUNDS: usize = 3;
 
-fn write_list(path: &Path, nets: &[IpNet]) -> Result<()> {
+pub fn write_list(path: &Path, nets: &[IpNet]) -> Result<()> {
     let mut text = String::with_capacity(nets.len() * 16);
     nets.iter().for_each(|n| writeln!(text, "{}", n.addr()).expect("string"));
     Ok(std::fs::write(path, text)?)

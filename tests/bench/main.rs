@@ -2,6 +2,7 @@
 //! refresh times on real lists, and, with `--peers`, the same figures for xdp-filter, `ipset`
 //! and `nft` measured in the same run, printed as ratios. Asserts nothing about speed.
 
+mod flood;
 mod load;
 mod peers;
 mod real;
@@ -38,6 +39,7 @@ fn main() -> Result<()> {
     let peers = std::env::args().any(|a| a == "--peers");
     println!("# takedown benchmark\n\n{}\n", machine());
     per_packet(peers)?;
+    flood::run(peers)?;
     load::run(peers)?;
     Ok(())
 }

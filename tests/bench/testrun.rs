@@ -65,6 +65,68 @@ pub fn run(prog: BorrowedFd<'_>, frame: &[u8], repeat: u32) -> Result<(u32, f64)
     Ok((attr.retval, f64::from(attr.duration)))
 }
 
+/// `BPF_F_TEST_XDP_LIVE_FRAMES`: the frames really go where the program sends them.
+const LIVE_FRAMES: u32 = 1 << 1;
+
+/// Runs `prog` on `frame` `repeat` times with live frames, as if received on `ifindex`, in
+/// batches of `batch`: what the program returns (XDP_TX) really happens. Returns the wall time.
+pub fn run_live(
+    prog: BorrowedFd<'_>,
+    frame: &[u8],
+    ifindex: u32,
+    repeat: u32,
+    batch: u32,
+) -> Result<std::time::Duration> {
+    // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.
+    let ctx: [u32; 6] = [0, frame.len() as u32, 0, ifindex, 0, 0];
+    let mut attr = TestAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        data_size_in: frame.len() as u32,
+        data_in: frame.as_ptr() as u64,
+        repeat,
+        ctx_size_in: size_of::<[u32; 6]>() as u32,
+        ctx_in: ctx.as_ptr() as u64,
+        flags: LIVE_FRAMES,
+        batch_size: batch,
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    // SAFETY: `attr` points at the frame and the context, which outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &mut attr as *mut TestAttr,
+            size_of::<TestAttr>() as u32,
+        )
+    };
+    if rc < 0 {
+        bail!("BPF_PROG_TEST_RUN with live frames: {}", io::Error::last_os_error());
+    }
+    Ok(started.elapsed())
+}
+
+/// Loads a two-instruction XDP program that returns `action` (XDP_TX: the flood's sender).
+pub fn tiny_xdp(action: i32) -> Result<OwnedFd> {
+    // r0 = action; exit.
+    let insns: [u64; 2] = [0xb7 | (i64::from(action) as u64) << 32, 0x95];
+    let license = c"GPL";
+    // union bpf_attr for BPF_PROG_LOAD: prog_type, insn_cnt, insns, license, log_level,
+    // log_size, log_buf, kern_version, prog_flags...
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&6u32.to_ne_bytes()); // BPF_PROG_TYPE_XDP
+    attr[4..8].copy_from_slice(&2u32.to_ne_bytes());
+    attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
+    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+    // SAFETY: `attr` is a valid BPF_PROG_LOAD attribute whose pointers outlive the call.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, 5 as libc::c_long, attr.as_ptr(), 128u32) };
+    if fd < 0 {
+        bail!("cannot load the flood's sender: {}", io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
 /// A descriptor of the loaded program with id `id`.
 pub fn prog_by_id(id: u32) -> Result<OwnedFd> {
     let attr: [u32; 4] = [id, 0, 0, 0];

@@ -1,0 +1,114 @@
+//! Floods: a two-instruction XDP_TX sender run with BPF_PROG_TEST_RUN's live frames as if
+//! received on one end of a bed's veth pair (`tdb1`): each frame really leaves by `tdb1` and
+//! arrives at `tdb0`, where the filter under test is attached in native mode and drops it
+//! (its source is listed). The sender, the veth and the filter run on one CPU, so the rate is
+//! the whole path's; the same path for every filter, so the ratios compare the filters.
+
+use std::{net::IpAddr, os::fd::AsFd, path::Path, time::Duration};
+
+use anyhow::{Context, Result, bail};
+use integration_tests::process::takedown_bin;
+use td_netns::in_netns;
+
+use crate::{peers::Bed, testrun};
+
+/// Frames a flood sends, and how many a batch.
+const FRAMES: u32 = 4_000_000;
+const BATCH: u32 = 64;
+
+/// Floods `bed` with `frame` from `tdb1`: millions of frames a second.
+fn flood(bed: &Bed, frame: &[u8]) -> Result<f64> {
+    let frame = frame.to_vec();
+    let took: Duration = in_netns(&bed.ns, move || {
+        // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it; 0 is this thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+        }
+        let sender = testrun::tiny_xdp(3)?; // XDP_TX
+        // SAFETY: a NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(c"tdb1".as_ptr()) };
+        anyhow::ensure!(ifindex != 0, "no tdb1");
+        testrun::run_live(sender.as_fd(), &frame, ifindex, FRAMES, BATCH)
+    })?;
+    Ok(f64::from(FRAMES) / took.as_secs_f64() / 1e6)
+}
+
+/// A takedown daemon filtering `list` natively on the bed's `tdb0`; the flood's rate and the
+/// packets it dropped (its final counter line).
+pub fn takedown(list: &Path, frame: &[u8]) -> Result<(f64, u64)> {
+    let bed = Bed::new()?;
+    let mut cmd = bed.ns.command(&takedown_bin().display().to_string());
+    let list = list.display().to_string();
+    cmd.args(["run", "--ephemeral", "-i", "tdb0", "-l", &list, "--mode", "native"]);
+    cmd.args(["--block-own", "--interval", "0", "--metrics", "", "--event-rate", "0"]);
+    let mut child = integration_tests::process::KillOnDrop(
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn()?,
+    );
+    use std::io::BufRead;
+    let out = child.0.stdout.take().context("stdout")?;
+    let mut lines = std::io::BufReader::new(out).lines();
+    if !lines.by_ref().map_while(|l| l.ok()).any(|l| l.starts_with("filtering")) {
+        bail!("takedown did not start filtering");
+    }
+    let mpps = flood(&bed, frame)?;
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let last = lines.map_while(|l| l.ok()).find(|l| l.starts_with("final:")).unwrap_or_default();
+    let dropped = last
+        .split("dropped_src ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    Ok((mpps, dropped))
+}
+
+/// xdp-filter (`features`, or all) filtering `ips` natively on the bed's `tdb0`: the rate.
+pub fn xdp_filter(features: Option<&str>, ips: &[IpAddr], dir: &Path, frame: &[u8]) -> Result<f64> {
+    let bed = Bed::new()?;
+    crate::peers::xdp_filter(&bed, features, ips, dir)?;
+    flood(&bed, frame)
+}
+
+/// Prints the flood table: takedown on the 10k list and on the big one, xdp-filter with `peers`.
+pub fn run(peers: bool) -> Result<()> {
+    let dir = integration_tests::TempDir::new("bench-flood");
+    let (small, big) = (crate::real::ips_10k()?, crate::real::ips_big()?);
+    let small_list = dir.0.join("small.txt");
+    let big_list = dir.0.join("big.txt");
+    crate::load::write_list(&small_list, &small)?;
+    crate::load::write_list(&big_list, &big)?;
+    let ips: Vec<IpAddr> = small.iter().map(|n| n.addr()).collect();
+    let frame = crate::frame(ips[ips.len() / 2], "192.0.2.77".parse()?);
+    let (frame, dir, small, big) = (&frame[..], &dir.0, &small_list, &big_list);
+    println!("\n## Flood (veth, XDP live frames)\n");
+    println!(
+        "{FRAMES} 64-byte frames from a listed source, sent by an XDP_TX program with live frames into a veth pair; the filter on the other end in native mode drops them. Millions of frames a second through the whole path (one CPU).\n"
+    );
+    let mut rows: Vec<(String, f64)> = Vec::new();
+    if peers {
+        rows.push(("xdp-filter, 10k IPs".into(), xdp_filter(None, &ips, dir, frame)?));
+        rows.push((
+            "xdp-filter -f ipv4, 10k IPs".into(),
+            xdp_filter(Some("ipv4"), &ips, dir, frame)?,
+        ));
+    }
+    for (name, list) in [("takedown, 10k IPs", small), ("takedown, 1.24M IPs", big)] {
+        let (mpps, dropped) = takedown(list, frame)?;
+        if dropped < u64::from(FRAMES) * 9 / 10 {
+            bail!(
+                "{name}: the flood's frames were not dropped by takedown ({dropped} of {FRAMES})"
+            );
+        }
+        rows.push((name.into(), mpps));
+    }
+    let base = rows.first().map(|r| r.1).filter(|_| peers);
+    println!("| filter | Mpps | / xdp-filter |\n|---|---|---|");
+    for (name, mpps) in rows {
+        let ratio = base.map_or(String::new(), |b| format!("{:.2}x", mpps / b));
+        println!("| {name} | {mpps:.2} | {ratio} |");
+    }
+    Ok(())
+}
