@@ -32,6 +32,7 @@ fn load(list: &str, allow: Option<&str>, guards: GuardOptions) -> (Loaded, Plan)
         options: ListOptions::default(),
         monitor: false,
         max_bytes: takedown::lists::DEFAULT_MAX_BYTES,
+        minisign_key: None,
     };
     let report = pipeline.list_file(&spec, 0);
     assert_eq!(report.error, None);

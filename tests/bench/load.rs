@@ -39,6 +39,7 @@ fn spec(path: &Path) -> ListSpec {
         options: ListOptions::default(),
         monitor: false,
         max_bytes: takedown::lists::DEFAULT_MAX_BYTES,
+        minisign_key: None,
     }
 }
 

@@ -30,6 +30,8 @@ pub enum Behaviour {
     Truncated,
     /// Sends this many bytes chunked, without announcing a length.
     Chunked(usize),
+    /// Serves each (path, body); 404 for any other path.
+    Files(Vec<(String, String)>),
     /// Fails (500) the next `n` requests, then behaves as the boxed behaviour.
     FailFirst(u32, Box<Behaviour>),
 }
@@ -123,7 +125,7 @@ fn serve(
             inm = Some(v.trim().to_string());
         }
     }
-    requests.lock().unwrap().push((path, inm.clone()));
+    requests.lock().unwrap().push((path.clone(), inm.clone()));
     let b = {
         let mut current = behaviour.lock().unwrap();
         match &mut *current {
@@ -144,6 +146,17 @@ fn serve(
         Behaviour::Serve { etag, .. } if inm.as_deref() == Some(etag.as_str()) => {
             write!(out, "HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n")
         }
+        Behaviour::Files(files) => match files.iter().find(|(p, _)| *p == path) {
+            Some((_, body)) => write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+            None => write!(
+                out,
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+        },
         Behaviour::Serve { body, etag } => write!(
             out,
             "HTTP/1.1 200 OK\r\nETag: {etag}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

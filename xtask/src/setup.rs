@@ -17,9 +17,10 @@ use anyhow::{Context, Result, bail};
 
 /// Debian packages the demo, tests and benchmark run: ip, ping, sysctl, trafgen, setpriv, tmux,
 /// bpftool (tests ask the kernel's verdict of a running filter with `bpftool prog run`),
-/// systemd-analyze (the unit's security rating), man (the package test), and the peers `bench --peers` measures takedown
+/// systemd-analyze (the unit's security rating), man (the package test), minisign (signed
+/// lists are signed in tests as a CERT signs them), and the peers `bench --peers` measures takedown
 /// against (xdp-filter, ipset, nft).
-const PACKAGES: [&str; 12] = [
+const PACKAGES: [&str; 13] = [
     "iproute2",
     "iputils-ping",
     "procps",
@@ -29,6 +30,7 @@ const PACKAGES: [&str; 12] = [
     "bpftool",
     "systemd",
     "man-db",
+    "minisign",
     "xdp-tools",
     "ipset",
     "nftables",

@@ -12,7 +12,6 @@ use takedown::{
         self, Daemon, ServeOptions, Settings,
         config::{self, Config, Dns, Guards, ListConfig},
     },
-    lists::ListOptions,
     maps::{
         Start, counters,
         filter::{self, Mode},
@@ -83,7 +82,6 @@ fn configuration(args: &RunArgs) -> Result<Config> {
         return Config::load(&path);
     }
     let s = &args.sources;
-    let opts = ListOptions { format: s.format, column: s.column.clone(), direction: s.direction };
     let d = &args.dns;
     let config = Config {
         interfaces: args.ifaces.clone(),
@@ -110,7 +108,7 @@ fn configuration(args: &RunArgs) -> Result<Config> {
         lists: args
             .lists
             .iter()
-            .map(|p| ListConfig { monitor: args.monitor, ..ListConfig::from_file(p, &opts) })
+            .map(|p| ListConfig { monitor: args.monitor, ..s.list(p) })
             .collect(),
         ..Default::default()
     };

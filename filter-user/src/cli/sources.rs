@@ -37,12 +37,22 @@ pub struct SourceArgs {
     /// Let lists block this machine's own addresses (protected by default).
     #[arg(long)]
     pub block_own: bool,
+    /// The publisher's minisign public key (RW...): each list is used only when its signature
+    /// (LIST.minisig, beside it) verifies.
+    #[arg(long, value_name = "KEY")]
+    pub minisign_key: Option<String>,
 }
 
 impl SourceArgs {
     /// How every list file is read.
     pub fn options(&self) -> ListOptions {
         ListOptions { format: self.format, column: self.column.clone(), direction: self.direction }
+    }
+
+    /// The list at `path`, read as asked.
+    pub fn list(&self, path: &std::path::Path) -> ListConfig {
+        let key = self.minisign_key.clone();
+        ListConfig { minisign_key: key, ..ListConfig::from_file(path, &self.options()) }
     }
 
     /// The guards, relaxed as asked.
@@ -54,8 +64,7 @@ impl SourceArgs {
     pub fn pipeline(&self, lists: &[PathBuf]) -> Result<(Pipeline, Vec<ListSpec>)> {
         pipeline::check_count(lists.len())?;
         let pipeline = Pipeline::new(&self.allow, self.guards(), !self.block_own)?;
-        let specs =
-            lists.iter().map(|p| ListConfig::from_file(p, &self.options()).spec()).collect();
+        let specs = lists.iter().map(|p| self.list(p).spec()).collect();
         Ok((pipeline, specs))
     }
 }

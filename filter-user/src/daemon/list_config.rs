@@ -47,6 +47,11 @@ pub struct ListConfig {
     /// A plain http:// URL is intended (no warning).
     #[serde(default)]
     pub insecure: bool,
+    /// The publisher's minisign public key (`RW...`): the list is used only when its signature
+    /// (`<list>.minisig`, beside the file or URL) verifies...
+    pub minisign_key: Option<String>,
+    /// ...or a file holding it (a `minisign -G` `.pub` file).
+    pub minisign_key_file: Option<PathBuf>,
 }
 
 fn d30() -> u64 {
@@ -80,6 +85,8 @@ impl ListConfig {
             enabled: true,
             monitor: false,
             insecure: false,
+            minisign_key: None,
+            minisign_key_file: None,
             max_bytes: d64m(),
             timeout: d30(),
             attempts: d3u(),
@@ -120,6 +127,15 @@ impl ListConfig {
                 Err(e) => out.push(format!("url {}: {e}", source::redact(url))),
             }
         }
+        if self.minisign_key.is_some() && self.minisign_key_file.is_some() {
+            out.push("give one of `minisign_key` and `minisign_key_file`".into());
+        }
+        if self.crowdsec.is_some() && self.minisign_key().is_some() {
+            out.push("a CrowdSec list is not signed: no minisign key".into());
+        }
+        if let Some(f) = self.minisign_key_file.as_ref().filter(|f| !f.is_file()) {
+            out.push(format!("minisign_key_file {} is not a readable file", f.display()));
+        }
         for (what, zero) in [
             ("timeout", self.timeout == 0),
             ("max_bytes", self.max_bytes == 0),
@@ -136,7 +152,18 @@ impl ListConfig {
     pub fn spec(&self) -> ListSpec {
         let origin = self.file.clone().unwrap_or_else(|| PathBuf::from(self.source()));
         let (name, options, monitor) = (self.name.clone(), self.options(), self.monitor);
-        ListSpec { name, origin, options, monitor, max_bytes: self.max_bytes }
+        let minisign_key = self.minisign_key();
+        ListSpec { name, origin, options, monitor, max_bytes: self.max_bytes, minisign_key }
+    }
+
+    /// The public key its signature must verify with, if it is signed. A key file that cannot
+    /// be read gives a key that verifies nothing (the list is refused, never used unchecked).
+    pub fn minisign_key(&self) -> Option<String> {
+        let file = self.minisign_key_file.as_ref().map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_else(|e| format!("unreadable key file {}: {e}", f.display()))
+        });
+        self.minisign_key.clone().or(file)
     }
 
     /// Where it comes from, for messages.

@@ -157,13 +157,47 @@ impl Daemon {
     /// Fetches or reads list `i` and accepts what is new; `before`: the usable entries of the
     /// content it replaces, for the shrink guard.
     async fn load_new(&mut self, i: usize, before: Option<usize>) -> Result<String, String> {
-        match self.fetch(i).await? {
+        let got = self.fetch(i).await?;
+        if let Got::Bytes(bytes, _) = &got {
+            self.check_signature(i, bytes).await?;
+        }
+        match got {
             Got::Unchanged(message) => Ok(message),
             Got::Bytes(bytes, _) if self.slots[i].same_content(&bytes) => {
                 Ok("content unchanged".into())
             }
             Got::Bytes(bytes, meta) => self.accept(i, &bytes, Some(meta), before),
         }
+    }
+
+    /// For a signed list, checks the signature beside its file or URL (`.minisig`).
+    async fn check_signature(&self, i: usize, bytes: &[u8]) -> Result<(), String> {
+        let cfg = &self.slots[i].cfg;
+        let Some(key) = cfg.minisign_key() else { return Ok(()) };
+        let failed = |e: anyhow::Error| format!("signature check failed: {e:#}");
+        if let Some(path) = &cfg.file {
+            return crate::lists::signature::verify_file(path, bytes, &key).map_err(failed);
+        }
+        let url = format!("{}.minisig", cfg.url.as_deref().ok_or("no file or url")?);
+        let client = self.client.as_ref().ok_or("no HTTP client")?;
+        let policy = FetchPolicy {
+            max_bytes: crate::lists::signature::MAX_SIGNATURE,
+            timeout: Duration::from_secs(cfg.timeout),
+            attempts: cfg.attempts,
+            backoff: Duration::from_secs(1),
+        };
+        let sig = match source::fetch(client, &url, None, &policy).await {
+            Ok(Fetched::New { body, .. }) => body,
+            Ok(Fetched::NotModified) => return Err("signature: unexpected 304".into()),
+            Err(e) => {
+                return Err(format!(
+                    "signature check failed: cannot fetch {}: {e}",
+                    source::redact(&url)
+                ));
+            }
+        };
+        let sig = String::from_utf8_lossy(&sig);
+        crate::lists::signature::verify(bytes, &sig, &key).map_err(failed)
     }
 
     /// The cached copy of list `i` (none without a state directory).

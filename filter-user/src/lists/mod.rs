@@ -12,6 +12,7 @@ mod detect;
 pub mod entry;
 mod json;
 mod lines;
+pub mod signature;
 pub mod token;
 
 use std::{

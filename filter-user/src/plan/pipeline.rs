@@ -30,6 +30,9 @@ pub struct ListSpec {
     pub monitor: bool,
     /// The largest content read.
     pub max_bytes: u64,
+    /// The publisher's minisign public key: the list is used only when its signature
+    /// (`<list>.minisig`) verifies.
+    pub minisign_key: Option<String>,
 }
 
 /// Fails when more lists are configured than entries can tell apart.
@@ -85,7 +88,12 @@ impl Pipeline {
     /// Reads and guards list file `spec` (bit `bit`); a file that cannot be read or parsed
     /// gives a report saying why (for `check`, which goes on).
     pub fn list_file(&self, spec: &ListSpec, bit: u32) -> ListReport {
-        let bytes = lists::read_file(&spec.origin, spec.max_bytes);
+        let bytes = lists::read_file(&spec.origin, spec.max_bytes).and_then(|b| {
+            if let Some(key) = &spec.minisign_key {
+                lists::signature::verify_file(&spec.origin, &b, key)?;
+            }
+            Ok(b)
+        });
         let text = bytes.map(|b| String::from_utf8_lossy(&b).into_owned());
         match text.and_then(|t| self.list(spec, bit, &t)) {
             Ok(report) => report,
@@ -279,6 +287,7 @@ mod tests {
             options: ListOptions::default(),
             monitor,
             max_bytes: lists::DEFAULT_MAX_BYTES,
+            minisign_key: None,
         }
     }
 

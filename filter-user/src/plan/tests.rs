@@ -155,6 +155,7 @@ fn a_domain_named_twice_is_one_entry_and_a_duplicate() {
         options: Default::default(),
         monitor: false,
         max_bytes: crate::lists::DEFAULT_MAX_BYTES,
+        minisign_key: None,
     };
     let r =
         Pipeline::default().list(&spec, 0, "evil.example\nbad.example\nevil.example\n").unwrap();
