@@ -40,7 +40,7 @@ fn bounded(what: &str, input: Vec<u8>, check: fn(&[u8])) {
     }
 }
 
-const LIST_SEEDS: [&str; 9] = [
+const LIST_SEEDS: [&str; 10] = [
     "# takedown list\n192.0.2.1\n198.51.100.0/24 ; note\n2001:db8::/48\nbad.example.com\n",
     "#\n# FireHOL netset\n#\n192.0.2.0/24\n203.0.113.7\n",
     "; Spamhaus DROP List\n192.0.2.0/24 ; SBL123\n198.51.100.0/25 ; SBL124\n",
@@ -50,6 +50,7 @@ const LIST_SEEDS: [&str; 9] = [
     "192.0.2.7:8080\nhttp://bad.example.org/x\n[2001:db8::7]:443\nevil.example.com\n",
     "{\"new\":[{\"scope\":\"Ip\",\"value\":\"192.0.2.7\",\"type\":\"ban\",\"duration\":\"4h\"},{\"scope\":\"Range\",\"value\":\"198.51.100.0/24\"}],\"deleted\":null}",
     "\u{feff}203.0.113.7\r\n2001:db8:bad::7\r\n::ffff:192.0.2.9\r\n",
+    r#"{"type":"bundle","id":"bundle--1","objects":[{"type":"indicator","id":"indicator--a","pattern":"[ipv4-addr:value = '203.0.113.7' OR ipv6-addr:value IN ('2001:db8::1', '2001:db8::/48')]","pattern_type":"stix","valid_until":"2099-01-01T00:00:00Z"},{"type":"domain-name","id":"domain-name--b","value":"c2.example.net"}]}"#,
 ];
 
 const CONFIG_SEED: &str = r#"interfaces = ["eth0", "eth1"]
@@ -170,7 +171,8 @@ fn raw() -> impl Strategy<Value = Vec<u8>> {
 fn check_list(input: &[u8]) {
     let text = String::from_utf8_lossy(input);
     let formats = [None, Some(Format::Plain), Some(Format::Csv), Some(Format::Hosts)];
-    let formats = formats.into_iter().chain([Some(Format::Crowdsec), Some(Format::SpamhausJson)]);
+    let json = [Some(Format::Crowdsec), Some(Format::SpamhausJson), Some(Format::Stix)];
+    let formats = formats.into_iter().chain(json);
     for format in formats.chain([Some(Format::Trail), Some(Format::SpamhausDrop)]) {
         let opts = ListOptions { format, ..Default::default() };
         let Ok(l) = lists::parse_text(Path::new("fuzz.txt"), &text, &opts) else { continue };

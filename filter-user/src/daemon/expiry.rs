@@ -1,5 +1,6 @@
 //! Entries that expire: manual entries (read without the ones whose time passed, also while
-//! the daemon was down) and CrowdSec decisions, taken out of the maps when their time passes.
+//! the daemon was down), CrowdSec decisions, and list entries with an end of validity (STIX
+//! `valid_until`: the list is read again), taken out of the maps when their time passes.
 
 use std::time::{Duration, Instant};
 
@@ -31,9 +32,11 @@ pub fn read_manual(state: &StateDir) -> Result<Vec<ManualEntry>> {
 }
 
 impl Daemon {
-    /// When the next manual entry or CrowdSec decision expires.
+    /// When the next manual entry, CrowdSec decision or list entry (STIX `valid_until`)
+    /// expires.
     pub fn next_expiry(&self) -> Option<Instant> {
-        let next = [manual::next_expiry(&self.manual), self.next_decision_end()];
+        let lists = self.slots.iter().filter_map(|s| s.report.as_ref()?.list.expires).min();
+        let next = [manual::next_expiry(&self.manual), self.next_decision_end(), lists];
         let at = std::time::UNIX_EPOCH + Duration::from_secs(next.into_iter().flatten().min()?);
         Some(Instant::now() + at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
     }
@@ -41,6 +44,13 @@ impl Daemon {
     /// Takes out the manual entries and decisions whose time has passed, if any (re-reading the
     /// manual list, which `takedown add` may have changed since).
     pub fn expire(&mut self) -> Result<Option<Changes>> {
+        // A list with an entry whose validity ended is read again at once (not skipped as
+        // unchanged): its parse leaves that entry out.
+        for slot in &mut self.slots {
+            if slot.report.as_ref().and_then(|r| r.list.expires).is_some_and(|t| t <= now()) {
+                slot.reread_now();
+            }
+        }
         let mut changed = self.end_decisions();
         if manual::next_expiry(&self.manual).is_some_and(|t| t <= now()) {
             match &self.settings.state {

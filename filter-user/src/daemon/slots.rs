@@ -68,6 +68,12 @@ impl Slot {
         }
     }
 
+    /// Has the list read and parsed again at once, even when its bytes did not change.
+    pub fn reread_now(&mut self) {
+        self.content = None;
+        self.next = Some(Instant::now());
+    }
+
     /// True when `bytes` are the bytes of the content in force.
     fn same_content(&self, bytes: &[u8]) -> bool {
         self.report.is_some() && self.content == Some(content_hash(bytes))

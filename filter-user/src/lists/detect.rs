@@ -34,6 +34,8 @@ pub enum Format {
     Trail,
     /// CrowdSec decision stream JSON: `{"new":[...],"deleted":[...]}`.
     Crowdsec,
+    /// A STIX 2.1 bundle: `{"type":"bundle","objects":[...]}` (indicators and address objects).
+    Stix,
 }
 
 impl fmt::Display for Format {
@@ -47,6 +49,7 @@ impl fmt::Display for Format {
             Self::Hosts => "hosts",
             Self::Trail => "trail",
             Self::Crowdsec => "crowdsec",
+            Self::Stix => "stix",
         })
     }
 }
@@ -78,9 +81,13 @@ pub fn detect(text: &str, has_column: bool) -> Format {
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('{') {
         if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(trimmed)
-            && (o.contains_key("new") || o.contains_key("deleted"))
         {
-            return Format::Crowdsec;
+            if o.get("type").and_then(|t| t.as_str()) == Some("bundle") {
+                return Format::Stix;
+            }
+            if o.contains_key("new") || o.contains_key("deleted") {
+                return Format::Crowdsec;
+            }
         }
         return Format::SpamhausJson;
     }

@@ -13,6 +13,7 @@ pub mod entry;
 mod json;
 mod lines;
 pub mod signature;
+mod stix;
 pub mod token;
 
 use std::{
@@ -87,6 +88,9 @@ pub struct ParsedList {
     pub warnings: Vec<LineNote>,
     /// Entries whose host bits were masked.
     pub masked: usize,
+    /// The earliest end of validity of what loaded (STIX `valid_until`, Unix seconds): the list
+    /// is read again then.
+    pub expires: Option<u64>,
     /// How many loaded fields were of each kind.
     pub kinds: BTreeMap<Kind, usize>,
 }
@@ -165,6 +169,8 @@ pub fn parse_text(path: &Path, text: &str, opts: &ListOptions) -> Result<ParsedL
         Format::SpamhausJson => json::parse_spamhaus(text, &mut list),
         Format::Crowdsec => json::parse_crowdsec(text, &mut list)
             .with_context(|| format!("{} (crowdsec)", path.display()))?,
+        Format::Stix => stix::parse(text, &mut list, now())
+            .with_context(|| format!("{} (stix)", path.display()))?,
     }
     if list.is_empty() && !list.skipped.is_empty() && opts.format.is_none() {
         let first = &list.skipped[0];
@@ -178,6 +184,12 @@ pub fn parse_text(path: &Path, text: &str, opts: &ListOptions) -> Result<ParsedL
         );
     }
     Ok(list)
+}
+
+/// Seconds since the Unix epoch (what STIX validity is compared with).
+fn now() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| d.as_secs())
 }
 
 /// Reads and parses a list file. Invalid UTF-8 is replaced, so one bad byte costs one line.

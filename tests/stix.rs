@@ -1,0 +1,83 @@
+//! STIX 2.1 bundles as lists: indicators with address patterns (single, OR-ed, IN, CIDR) and
+//! address objects load; revoked, expired and narrowed (AND) indicators are skipped with a
+//! note naming the object; an indicator whose `valid_until` comes while the daemon runs
+//! leaves the maps at that moment.
+
+use std::time::{Duration, Instant};
+
+use integration_tests::{PinPlace, TempDir, kernel_test, process::run_cli};
+use td_netns::{Addrs, Topology};
+
+fn indicator(id: &str, pattern: &str, extra: &str) -> String {
+    format!(
+        r#"{{"type":"indicator","spec_version":"2.1","id":"indicator--{id}","pattern":"{pattern}","pattern_type":"stix","valid_from":"2026-01-01T00:00:00Z"{extra}}}"#
+    )
+}
+
+/// A bundle: 203.0.113.7 and 198.51.100.0/25 and 2001:db8:bad::7 for good, 198.51.100.200 until
+/// `until`, and three indicators that must be skipped.
+fn bundle(until: &str) -> String {
+    let objects = [
+        indicator("a", "[ipv4-addr:value = '203.0.113.7']", ""),
+        indicator(
+            "b",
+            "[ipv4-addr:value IN ('198.51.100.0/25')] OR [ipv6-addr:value = '2001:db8:bad::7']",
+            "",
+        ),
+        indicator(
+            "c",
+            "[network-traffic:dst_ref.value = '198.51.100.200']",
+            &format!(r#","valid_until":"{until}""#),
+        ),
+        indicator(
+            "d",
+            "[ipv4-addr:value = '192.0.2.99']",
+            r#","valid_until":"2020-01-01T00:00:00Z""#,
+        ),
+        indicator("e", "[ipv4-addr:value = '192.0.2.98']", r#","revoked":true"#),
+        indicator("f", "[ipv4-addr:value = '192.0.2.97' AND network-traffic:dst_port = 443]", ""),
+        r#"{"type":"ipv4-addr","id":"ipv4-addr--g","value":"198.51.100.201"}"#.to_string(),
+        r#"{"type":"malware","id":"malware--h","name":"an infostealer","is_family":true}"#
+            .to_string(),
+    ];
+    format!(r#"{{"type":"bundle","id":"bundle--1","objects":[{}]}}"#, objects.join(","))
+}
+
+#[test]
+fn check_reads_a_stix_bundle_and_names_what_it_skips() {
+    let dir = TempDir::new("stix-check");
+    let list = dir.file("bundle.json", &bundle("2099-01-01T00:00:00Z"));
+    let out = run_cli(None, &["check", "--verbose", &list]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("format stix"), "{text}");
+    assert!(text.contains("entries: 3 IPv4, 1 IPv6, 1 IPv4 prefixes"), "{text}");
+    for why in [
+        "indicator--d: valid until 2020-01-01T00:00:00Z, passed",
+        "indicator--e: revoked",
+        "indicator--f: the pattern needs more than an address (AND)",
+    ] {
+        assert!(text.contains(why), "{why}: {text}");
+    }
+}
+
+#[kernel_test]
+fn an_indicator_leaves_the_maps_when_its_validity_ends() {
+    let topo = Topology::new("sx").unwrap();
+    let dir = TempDir::new("stix-daemon");
+    let until = takedown::daemon::status::utc(takedown::daemon::status::now() + 4);
+    let list = dir.file("bundle.json", &bundle(&until));
+    let place = PinPlace::new("stix");
+    let daemon = place.start(&topo.gateway, &["run", "-i", Addrs::GATEWAY_IF, "-l", &list]);
+    let blocked = |a| place.blocked(&topo.gateway, Addrs::GATEWAY_IF, a);
+    assert!(blocked("198.51.100.200"), "valid until {until}");
+    assert!(blocked(Addrs::TAKEDOWN_V4) && blocked(Addrs::TAKEDOWN_V6) && blocked("198.51.100.7"));
+    assert!(!blocked("192.0.2.99") && !blocked("192.0.2.98") && !blocked("192.0.2.97"));
+    let end = Instant::now() + Duration::from_secs(10);
+    while blocked("198.51.100.200") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!blocked("198.51.100.200"), "still enforced after {until}");
+    assert!(blocked(Addrs::TAKEDOWN_V4), "the rest stays");
+    daemon.stop().unwrap();
+}
