@@ -126,24 +126,30 @@ fn serve(
         }
     }
     requests.lock().unwrap().push((path.clone(), inm.clone()));
-    let b = {
-        let mut current = behaviour.lock().unwrap();
-        match &mut *current {
-            Behaviour::FailFirst(0, then) => {
-                let next = (**then).clone();
-                *current = next.clone();
-                next
-            }
-            Behaviour::FailFirst(n, _) => {
-                *n -= 1;
-                Behaviour::Fail
-            }
-            other => other.clone(),
+    answer(conn, next(behaviour), &path, inm.as_deref())
+}
+
+/// What to do for this request (counting a `FailFirst` down).
+fn next(behaviour: &Mutex<Behaviour>) -> Behaviour {
+    let mut current = behaviour.lock().unwrap();
+    match &mut *current {
+        Behaviour::FailFirst(0, then) => {
+            let next = (**then).clone();
+            *current = next.clone();
+            next
         }
-    };
-    let mut out = conn;
+        Behaviour::FailFirst(n, _) => {
+            *n -= 1;
+            Behaviour::Fail
+        }
+        other => other.clone(),
+    }
+}
+
+/// Writes the answer `b` gives to a request for `path` (with `If-None-Match: inm`).
+fn answer(mut out: TcpStream, b: Behaviour, path: &str, inm: Option<&str>) -> std::io::Result<()> {
     match b {
-        Behaviour::Serve { etag, .. } if inm.as_deref() == Some(etag.as_str()) => {
+        Behaviour::Serve { etag, .. } if inm == Some(etag.as_str()) => {
             write!(out, "HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n")
         }
         Behaviour::Files(files) => match files.iter().find(|(p, _)| *p == path) {
