@@ -40,6 +40,8 @@ pub struct Slot {
     pub changed: bool,
     /// A CrowdSec list's active decisions.
     pub decisions: Option<super::crowdsec::Decisions>,
+    /// The next read is for entries whose validity ended: what it loses is no shrink.
+    expired: bool,
 }
 
 impl Slot {
@@ -65,6 +67,7 @@ impl Slot {
             content: None,
             changed: false,
             decisions: None,
+            expired: false,
         }
     }
 
@@ -72,6 +75,7 @@ impl Slot {
     pub fn reread_now(&mut self) {
         self.content = None;
         self.next = Some(Instant::now());
+        self.expired = true;
     }
 
     /// True when `bytes` are the bytes of the content in force.
@@ -147,7 +151,9 @@ impl Daemon {
         let started = Instant::now();
         self.slots[i].changed = false;
         let cached = if at_start { self.cached(i) } else { Ok(None) };
+        let expired = std::mem::take(&mut self.slots[i].expired);
         let before = match (&self.slots[i].report, &cached) {
+            _ if expired => None,
             (Some(r), _) => Some(r.usable()),
             (None, Ok(Some((_, meta)))) => Some(meta.entries),
             _ => None,
