@@ -48,21 +48,25 @@ pub fn run(prog: BorrowedFd<'_>, frame: &[u8], repeat: u32) -> Result<(u32, f64)
         repeat,
         ..Default::default()
     };
-    // SAFETY: `attr` points at the frame, which outlives the call; the kernel writes only
-    // `attr`'s output fields.
+    if let Err(e) = test_run(&mut attr) {
+        bail!("BPF_PROG_TEST_RUN on fd {} ({} bytes): {e}", prog.as_raw_fd(), frame.len());
+    }
+    Ok((attr.retval, f64::from(attr.duration)))
+}
+
+/// BPF_PROG_TEST_RUN with `attr`, whose pointers must outlive the call.
+fn test_run(attr: &mut TestAttr) -> io::Result<()> {
+    // SAFETY: `attr` is a valid attribute whose pointers (frame, context) the caller keeps
+    // alive across the call; the kernel writes only `attr`'s output fields.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_bpf,
             BPF_PROG_TEST_RUN,
-            &mut attr as *mut TestAttr,
+            attr as *mut TestAttr,
             size_of::<TestAttr>() as u32,
         )
     };
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        bail!("BPF_PROG_TEST_RUN on fd {} ({} bytes): {e}", prog.as_raw_fd(), frame.len());
-    }
-    Ok((attr.retval, f64::from(attr.duration)))
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// `BPF_F_TEST_XDP_LIVE_FRAMES`: the frames really go where the program sends them.
@@ -91,18 +95,7 @@ pub fn run_live(
         ..Default::default()
     };
     let started = std::time::Instant::now();
-    // SAFETY: `attr` points at the frame and the context, which outlive the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &mut attr as *mut TestAttr,
-            size_of::<TestAttr>() as u32,
-        )
-    };
-    if rc < 0 {
-        bail!("BPF_PROG_TEST_RUN with live frames: {}", io::Error::last_os_error());
-    }
+    test_run(&mut attr).map_err(|e| anyhow::anyhow!("BPF_PROG_TEST_RUN with live frames: {e}"))?;
     Ok(started.elapsed())
 }
 

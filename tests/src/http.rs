@@ -107,26 +107,31 @@ fn serve(
     behaviour: &Mutex<Behaviour>,
     requests: &Mutex<Vec<(String, Option<String>)>>,
 ) -> std::io::Result<()> {
-    conn.set_nonblocking(false)?;
+    let (first, inm) = read_head(&conn, "if-none-match")?;
+    let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
+    requests.lock().unwrap().push((path.clone(), inm.clone()));
+    answer(conn, next(behaviour), &path, inm.as_deref())
+}
+
+/// Reads a request's head (5 s at most): its first line, and the value of header `wanted`.
+pub fn read_head(conn: &TcpStream, wanted: &str) -> std::io::Result<(String, Option<String>)> {
     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut first = String::new();
     reader.read_line(&mut first)?;
-    let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let mut inm = None;
+    let mut value = None;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 || line == "\r\n" {
             break;
         }
         if let Some((k, v)) = line.split_once(':')
-            && k.eq_ignore_ascii_case("if-none-match")
+            && k.eq_ignore_ascii_case(wanted)
         {
-            inm = Some(v.trim().to_string());
+            value = Some(v.trim().to_string());
         }
     }
-    requests.lock().unwrap().push((path.clone(), inm.clone()));
-    answer(conn, next(behaviour), &path, inm.as_deref())
+    Ok((first, value))
 }
 
 /// What to do for this request (counting a `FailFirst` down).

@@ -5,7 +5,7 @@
 
 use std::{
     collections::VecDeque,
-    io::{BufRead, BufReader, Write},
+    io::Write,
     net::SocketAddr,
     sync::{Arc, Mutex, atomic::AtomicBool},
 };
@@ -79,22 +79,7 @@ impl Drop for Lapi {
 }
 
 fn answer(conn: std::net::TcpStream, script: &Mutex<Script>) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut first = String::new();
-    reader.read_line(&mut first)?;
-    let mut key = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':')
-            && k.eq_ignore_ascii_case("x-api-key")
-        {
-            key = Some(v.trim().to_string());
-        }
-    }
+    let (first, key) = crate::http::read_head(&conn, "x-api-key")?;
     let mut s = script.lock().unwrap();
     if s.down {
         return Ok(());

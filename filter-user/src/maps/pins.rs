@@ -91,17 +91,12 @@ impl Pins {
 
     /// The interfaces with a pinned egress link, sorted.
     pub fn egress_interfaces(&self) -> Vec<String> {
-        let mut out: Vec<String> = fs::read_dir(self.dir.join("egress"))
-            .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
-            .unwrap_or_default();
-        out.sort();
-        out
+        names_in(&self.dir.join("egress"))
     }
 
     /// Unpins the egress link of `iface`.
     pub fn unpin_egress(&self, iface: &str) -> Result<()> {
-        let path = self.egress_link(iface);
-        fs::remove_file(&path).with_context(|| format!("cannot unpin {}", path.display()))
+        unpin(&self.egress_link(iface))
     }
 
     /// True when maps are pinned here (a filter was loaded before).
@@ -111,17 +106,12 @@ impl Pins {
 
     /// The interfaces with a pinned link, sorted.
     pub fn linked_interfaces(&self) -> Vec<String> {
-        let mut out: Vec<String> = fs::read_dir(self.dir.join("links"))
-            .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
-            .unwrap_or_default();
-        out.sort();
-        out
+        names_in(&self.dir.join("links"))
     }
 
     /// Unpins the link of `iface` (the attachment goes when nothing else holds it).
     pub fn unpin_link(&self, iface: &str) -> Result<()> {
-        let path = self.link(iface);
-        fs::remove_file(&path).with_context(|| format!("cannot unpin {}", path.display()))
+        unpin(&self.link(iface))
     }
 
     /// Locks the pin directory for one daemon (the lock dies with the process); fails in one
@@ -183,6 +173,20 @@ impl Pins {
         }
         Ok(())
     }
+}
+
+/// The names in directory `dir` (none when it does not exist), sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Removes the pin at `path`.
+fn unpin(path: &Path) -> Result<()> {
+    fs::remove_file(path).with_context(|| format!("cannot unpin {}", path.display()))
 }
 
 fn is_bpffs(path: &Path) -> bool {
