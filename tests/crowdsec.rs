@@ -42,6 +42,18 @@ impl Ctx {
         false
     }
 
+    /// The status, polled (10 s at most) until it says `what`.
+    fn status_once(&self, what: &str) -> String {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let status = self.status();
+            if status.contains(what) || Instant::now() > end {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     fn status(&self) -> String {
         let (_, out, err) = self.place.cli(&self.topo.gateway, &["status"]);
         out + &err
@@ -95,11 +107,7 @@ fn takedown_enforces_crowdsec_decisions_as_they_come_go_and_end() {
 
     // The server goes down: the decisions stay, and a restart starts from them.
     lapi.set_down(true);
-    let end = Instant::now() + Duration::from_secs(10);
-    while !ctx.status().contains("FAILED") && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let status = ctx.status();
+    let status = ctx.status_once("FAILED");
     assert!(status.contains("list crowdsec: 2 in the maps; last refresh FAILED"), "{status}");
     assert!(ctx.blocked("198.51.100.9"));
     daemon.stop().unwrap();
@@ -110,11 +118,7 @@ fn takedown_enforces_crowdsec_decisions_as_they_come_go_and_end() {
     // A wrong key is refused in one sentence; what is enforced stays.
     lapi.set_key("another-key");
     lapi.set_down(false);
-    let end = Instant::now() + Duration::from_secs(10);
-    while !ctx.status().contains("refused the bouncer API key") && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let status = ctx.status();
+    let status = ctx.status_once("refused the bouncer API key");
     assert!(status.contains("the Local API refused the bouncer API key (HTTP 403"), "{status}");
     assert!(ctx.blocked("198.51.100.9"));
     let log = daemon.stderr() + &daemon.stdout() + &status;
