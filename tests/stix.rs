@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use integration_tests::{PinPlace, TempDir, kernel_test, process::run_cli};
+use integration_tests::{PinPlace, TempDir, frames, kernel_test, kernel_verdict, process::run_cli};
 use td_netns::{Addrs, Topology};
 
 fn indicator(id: &str, pattern: &str, extra: &str) -> String {
@@ -15,7 +15,8 @@ fn indicator(id: &str, pattern: &str, extra: &str) -> String {
 }
 
 /// A bundle: 203.0.113.7 and 198.51.100.0/25 and 2001:db8:bad::7 for good, 198.51.100.200 to
-/// .211 until `until`, and three indicators that must be skipped.
+/// .211 (as destinations) until `until`, 203.0.113.50 as a source, and three indicators that
+/// must be skipped.
 fn bundle(until: &str) -> String {
     let objects = [
         indicator("a", "[ipv4-addr:value = '203.0.113.7']", ""),
@@ -41,6 +42,8 @@ fn bundle(until: &str) -> String {
         indicator("e", "[ipv4-addr:value = '192.0.2.98']", r#","revoked":true"#),
         indicator("f", "[ipv4-addr:value = '192.0.2.97' AND network-traffic:dst_port = 443]", ""),
         r#"{"type":"ipv4-addr","id":"ipv4-addr--g","value":"198.51.100.201"}"#.to_string(),
+        // Traffic from it, not to it.
+        indicator("i", "[network-traffic:src_ref.value = '203.0.113.50']", ""),
         r#"{"type":"malware","id":"malware--h","name":"an infostealer","is_family":true}"#
             .to_string(),
     ];
@@ -55,7 +58,8 @@ fn check_reads_a_stix_bundle_and_names_what_it_skips() {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("format stix"), "{text}");
-    assert!(text.contains("entries: 14 IPv4, 1 IPv6, 1 IPv4 prefixes"), "{text}");
+    assert!(text.contains("entries: 15 IPv4, 1 IPv6, 1 IPv4 prefixes"), "{text}");
+    assert!(text.contains("direction per entry (4 both, 12 dst, 1 src)"), "{text}");
     for why in [
         "indicator--d: valid until 2020-01-01T00:00:00Z, passed",
         "indicator--e: revoked",
@@ -77,6 +81,12 @@ fn an_indicator_leaves_the_maps_when_its_validity_ends() {
     assert!(blocked("198.51.100.200"), "valid until {until}");
     assert!(blocked(Addrs::TAKEDOWN_V4) && blocked(Addrs::TAKEDOWN_V6) && blocked("198.51.100.7"));
     assert!(!blocked("192.0.2.99") && !blocked("192.0.2.98") && !blocked("192.0.2.97"));
+    // Each record's direction: src_ref blocks what comes from it, dst_ref what goes to it.
+    assert!(!blocked("203.0.113.50"), "a src_ref entry does not block traffic to it");
+    let from = frames::ip("203.0.113.50", "192.0.2.10");
+    assert_eq!(kernel_verdict(&topo.gateway, Addrs::GATEWAY_IF, &from), 1, "XDP_DROP");
+    let (_, out, _) = place.cli(&topo.gateway, &["lookup", "198.51.100.205"]);
+    assert!(out.contains("(dst)"), "{out}");
     let end = Instant::now() + Duration::from_secs(10);
     while blocked("198.51.100.200") && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(100));

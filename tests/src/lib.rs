@@ -141,7 +141,8 @@ impl PinPlace {
         for _ in 0..5 {
             let (code, out, err) = self.cli(ns, &["lookup", addr]);
             assert_eq!(code, Some(0), "takedown lookup {addr}: {out}{err}");
-            let says = out.contains("blocked");
+            // Traffic to `addr`: blocked when the entry blocks it as a destination.
+            let says = out.contains("blocked") && !out.contains("blocked (as source)");
             let verdict = kernel_verdict(ns, iface, &frames::ip(inside, addr));
             if says == (verdict == 1) {
                 return says; // 1: XDP_DROP

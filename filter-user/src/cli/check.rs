@@ -113,7 +113,7 @@ fn list_json(r: &ListReport) -> serde_json::Value {
         "error": r.error,
         "path": l.path,
         "format": l.format,
-        "direction": l.direction.to_string(),
+        "direction": l.direction_text(),
         "entries": {"ipv4": v4, "ipv6": v6, "ipv4_prefixes": p4, "ipv6_prefixes": p6, "domains": l.domains.len()},
         "fields": l.kinds,
         "duplicates": r.duplicates,

@@ -35,7 +35,7 @@ pub fn print_list(r: &ListReport, verbose: bool) {
         return;
     }
     let [v4, v6, p4, p6] = kinds(r);
-    say!("{}: format {}, direction {}", l.path.display(), l.format, l.direction);
+    say!("{}: format {}, direction {}", l.path.display(), l.format, l.direction_text());
     say!(
         "  entries: {v4} IPv4, {v6} IPv6, {p4} IPv4 prefixes, {p6} IPv6 prefixes, {} domains",
         l.domains.len()

@@ -22,9 +22,13 @@ pub struct SourceArgs {
     /// CSV lists: the header name of the column holding the address.
     #[arg(long, value_name = "NAME")]
     pub column: Option<String>,
-    /// Which packets the entries of these lists block.
-    #[arg(long, value_enum, default_value_t)]
-    pub direction: Direction,
+    /// Which packets the entries of these lists block [default: what each record says (MISP
+    /// ip-src/ip-dst, STIX src_ref/dst_ref), else both].
+    #[arg(long, value_enum)]
+    pub direction: Option<Direction>,
+    /// MISP lists: take every attribute, not only those marked to_ids.
+    #[arg(long)]
+    pub misp_all: bool,
     /// File of addresses and networks never to block, in any list format (repeatable).
     #[arg(long = "allow", value_name = "FILE")]
     pub allow: Vec<PathBuf>,
@@ -46,7 +50,12 @@ pub struct SourceArgs {
 impl SourceArgs {
     /// How every list file is read.
     pub fn options(&self) -> ListOptions {
-        ListOptions { format: self.format, column: self.column.clone(), direction: self.direction }
+        ListOptions {
+            format: self.format,
+            column: self.column.clone(),
+            direction: self.direction,
+            misp_all: self.misp_all,
+        }
     }
 
     /// The list at `path`, read as asked.

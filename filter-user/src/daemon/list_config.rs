@@ -26,9 +26,12 @@ pub struct ListConfig {
     /// Seconds between refreshes (0 or absent: only on SIGHUP or `takedown refresh`).
     #[serde(default)]
     pub refresh: u64,
-    #[serde(default)]
-    pub direction: Direction,
+    /// Which packets its entries block (absent: what each record says, else both).
+    pub direction: Option<Direction>,
     pub format: Option<Format>,
+    /// MISP: take every attribute, not only those marked `to_ids`.
+    #[serde(default)]
+    pub misp_all: bool,
     pub column: Option<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -80,6 +83,7 @@ impl ListConfig {
             crowdsec: None,
             refresh: 0,
             direction: opts.direction,
+            misp_all: opts.misp_all,
             format: opts.format,
             column: opts.column.clone(),
             enabled: true,
@@ -95,7 +99,12 @@ impl ListConfig {
 
     /// How to parse it.
     pub fn options(&self) -> ListOptions {
-        ListOptions { format: self.format, column: self.column.clone(), direction: self.direction }
+        ListOptions {
+            format: self.format,
+            column: self.column.clone(),
+            direction: self.direction,
+            misp_all: self.misp_all,
+        }
     }
 
     /// A warning for a list fetched over plain http without `insecure = true`.

@@ -62,7 +62,7 @@ pub fn parse_hosts(text: &str, list: &mut ParsedList) {
         for name in fields {
             any = true;
             match super::token::domain(name) {
-                Some(d) => list.push(line, super::Target::Domain(d), super::Kind::Domain),
+                Some(d) => list.push(line, super::Target::Domain(d), super::Kind::Domain, None),
                 None => {
                     list.skip(line, format!("not a valid domain: {:?}", super::token::shown(name)))
                 }

@@ -36,6 +36,9 @@ pub struct Entry {
     pub net: IpNet,
     /// 1-based line number in its list.
     pub line: usize,
+    /// Which packets it blocks: the list's direction, or when the list gives none, the
+    /// record's own (MISP `ip-src`/`ip-dst`, STIX `src_ref`/`dst_ref`), or both.
+    pub direction: Direction,
 }
 
 /// A domain entry of a list (resolved to addresses later).
@@ -45,6 +48,8 @@ pub struct DomainEntry {
     pub name: String,
     /// 1-based line number in its list.
     pub line: usize,
+    /// Which packets its addresses block (as for [`Entry::direction`]).
+    pub direction: Direction,
 }
 
 /// A line that was not loaded, or loaded with a change, and why.
@@ -63,8 +68,11 @@ pub struct ListOptions {
     pub format: Option<Format>,
     /// CSV: the column holding the address (by header name).
     pub column: Option<String>,
-    /// Which packets the list's entries block.
-    pub direction: Direction,
+    /// Which packets the list's entries block; `None`: what each record says (MISP `ip-src` /
+    /// `ip-dst`, STIX `src_ref` / `dst_ref`), both for records that say nothing.
+    pub direction: Option<Direction>,
+    /// MISP: take every attribute, not only those marked `to_ids`.
+    pub misp_all: bool,
 }
 
 /// A list after parsing.
@@ -76,8 +84,10 @@ pub struct ParsedList {
     pub path: PathBuf,
     /// The format it was read as.
     pub format: Format,
-    /// Which packets its entries block.
-    pub direction: Direction,
+    /// Which packets its entries block, when the list says (else each record's own).
+    pub direction: Option<Direction>,
+    /// MISP: every attribute is taken, not only those marked `to_ids`.
+    pub misp_all: bool,
     /// Network entries, in file order (duplicates kept; the plan merges them).
     pub entries: Vec<Entry>,
     /// Domain entries, in file order.
@@ -96,28 +106,36 @@ pub struct ParsedList {
 }
 
 impl ParsedList {
-    fn new(path: &Path, format: Format, direction: Direction) -> Self {
+    fn new(path: &Path, format: Format, opts: &ListOptions) -> Self {
         Self {
             name: path
                 .file_name()
                 .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
             path: path.to_path_buf(),
             format,
-            direction,
+            direction: opts.direction,
+            misp_all: opts.misp_all,
             ..Default::default()
         }
     }
 
     /// Adds one field (already cut out of its line or record).
     fn push_field(&mut self, line: usize, field: &str) {
+        self.push_field_as(line, field, None);
+    }
+
+    /// Adds one field whose record says which packets it blocks (`said`), unless the list
+    /// says otherwise.
+    fn push_field_as(&mut self, line: usize, field: &str, said: Option<Direction>) {
         match token::classify(field) {
-            Ok((target, kind)) => self.push(line, target, kind),
+            Ok((target, kind)) => self.push(line, target, kind, said),
             Err(reason) => self.skip(line, reason),
         }
     }
 
-    fn push(&mut self, line: usize, target: Target, kind: Kind) {
+    fn push(&mut self, line: usize, target: Target, kind: Kind, said: Option<Direction>) {
         *self.kinds.entry(kind).or_default() += 1;
+        let direction = self.direction.or(said).unwrap_or_default();
         match target {
             Target::Net { net, masked } => {
                 if masked {
@@ -125,9 +143,9 @@ impl ParsedList {
                     self.warnings
                         .push(LineNote { line, reason: format!("host bits set, loaded as {net}") });
                 }
-                self.entries.push(Entry { net, line });
+                self.entries.push(Entry { net, line, direction });
             }
-            Target::Domain(name) => self.domains.push(DomainEntry { name, line }),
+            Target::Domain(name) => self.domains.push(DomainEntry { name, line, direction }),
         }
     }
 
@@ -144,6 +162,26 @@ impl ParsedList {
         self.entries.len() + self.domains.len()
     }
 
+    /// Which packets its entries block, in words: the list's direction, or how many entries
+    /// block which when the records said.
+    pub fn direction_text(&self) -> String {
+        if let Some(d) = self.direction {
+            return d.to_string();
+        }
+        let mut count = BTreeMap::<String, usize>::new();
+        let dirs = self.entries.iter().map(|e| e.direction);
+        for d in dirs.chain(self.domains.iter().map(|d| d.direction)) {
+            *count.entry(d.to_string()).or_default() += 1;
+        }
+        match count.len() {
+            0 | 1 => count.into_keys().next().unwrap_or_else(|| "both".into()),
+            _ => {
+                let each: Vec<String> = count.iter().map(|(d, n)| format!("{n} {d}")).collect();
+                format!("per entry ({})", each.join(", "))
+            }
+        }
+    }
+
     /// True when nothing usable was found.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -158,7 +196,7 @@ pub fn parse_text(path: &Path, text: &str, opts: &ListOptions) -> Result<ParsedL
         Some(f) => f,
         None => detect::detect(text, opts.column.is_some()),
     };
-    let mut list = ParsedList::new(path, format, opts.direction);
+    let mut list = ParsedList::new(path, format, opts);
     match format {
         Format::Plain | Format::Netset | Format::SpamhausDrop | Format::Trail => {
             lines::parse_lines(text, &mut list)

@@ -10,15 +10,15 @@
 use anyhow::{Result, bail};
 use serde_json::Value;
 
-use super::ParsedList;
+use super::{ParsedList, entry::Direction};
 
-/// The properties a pattern may compare.
-const ADDRESS_PATHS: [&str; 5] = [
-    "ipv4-addr:value",
-    "ipv6-addr:value",
-    "domain-name:value",
-    "network-traffic:dst_ref.value",
-    "network-traffic:src_ref.value",
+/// The properties a pattern may compare, and the direction each says.
+const ADDRESS_PATHS: [(&str, Option<Direction>); 5] = [
+    ("ipv4-addr:value", None),
+    ("ipv6-addr:value", None),
+    ("domain-name:value", None),
+    ("network-traffic:dst_ref.value", Some(Direction::Dst)),
+    ("network-traffic:src_ref.value", Some(Direction::Src)),
 ];
 
 /// Pattern keywords that make a pattern need more than an address.
@@ -88,8 +88,8 @@ fn indicator(obj: &Value, id: &str, line: usize, list: &mut ParsedList, now: u64
     let pattern = obj.get("pattern").and_then(Value::as_str).unwrap_or("");
     match values(pattern) {
         Ok(values) => {
-            for v in values {
-                list.push_field(line, &v);
+            for (v, said) in values {
+                list.push_field_as(line, &v, said);
             }
             if let Some((_, Ok(t))) = until {
                 list.expires = Some(list.expires.map_or(t, |e| e.min(t)));
@@ -99,11 +99,18 @@ fn indicator(obj: &Value, id: &str, line: usize, list: &mut ParsedList, now: u64
     }
 }
 
-/// The quoted values an address-only pattern compares, or why the pattern is not one.
-fn values(pattern: &str) -> Result<Vec<String>, String> {
+/// The quoted values an address-only pattern compares, each with the direction its path says
+/// (`src_ref` / `dst_ref`), or why the pattern is not one.
+fn values(pattern: &str) -> Result<Vec<(String, Option<Direction>)>, String> {
     let (skeleton, quoted) = unquote(pattern);
+    let mut out = Vec::with_capacity(quoted.len());
+    let mut said = None;
     let words = skeleton.split(|c: char| c.is_whitespace() || "[]()=,".contains(c));
-    for w in words.filter(|w| !w.is_empty() && !w.starts_with('$')) {
+    for w in words.filter(|w| !w.is_empty()) {
+        if let Some(n) = w.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
+            out.extend(quoted.get(n).map(|v| (v.clone(), said)));
+            continue;
+        }
         let narrowing = NARROWING.iter().any(|k| w.eq_ignore_ascii_case(k));
         if narrowing || w.contains(['!', '<', '>']) {
             return Err(format!(
@@ -111,14 +118,20 @@ fn values(pattern: &str) -> Result<Vec<String>, String> {
                 super::token::shown(w)
             ));
         }
-        if w.contains(':') && !ADDRESS_PATHS.contains(&w) {
-            return Err(format!("the pattern compares {}, not an address", super::token::shown(w)));
+        if w.contains(':') {
+            said = match ADDRESS_PATHS.iter().find(|(p, _)| *p == w) {
+                Some((_, d)) => *d,
+                None => {
+                    let w = super::token::shown(w);
+                    return Err(format!("the pattern compares {w}, not an address"));
+                }
+            };
         }
     }
-    if quoted.is_empty() {
+    if out.is_empty() {
         return Err("the pattern compares no value".into());
     }
-    Ok(quoted)
+    Ok(out)
 }
 
 /// The pattern with each quoted string replaced by `$n`, and the strings.
@@ -150,7 +163,7 @@ mod tests {
 
     #[test]
     fn address_patterns_give_their_values_and_others_say_why_not() {
-        let ok = |p: &str| values(p).unwrap();
+        let ok = |p: &str| -> Vec<String> { values(p).unwrap().into_iter().map(|v| v.0).collect() };
         assert_eq!(ok("[ipv4-addr:value = '198.51.100.1']"), ["198.51.100.1"]);
         assert_eq!(
             ok("[ipv4-addr:value = '192.0.2.0/24' OR ipv6-addr:value = '2001:db8::1']"),
@@ -166,6 +179,13 @@ mod tests {
             ),
             ["203.0.113.7", "203.0.113.8"]
         );
+        let said = values(
+            "[network-traffic:src_ref.value = '192.0.2.1' OR network-traffic:dst_ref.value IN ('192.0.2.2', '192.0.2.3')] OR [ipv4-addr:value = '192.0.2.4']",
+        )
+        .unwrap();
+        let dirs: Vec<_> = said.iter().map(|v| v.1).collect();
+        let (src, dst) = (Some(Direction::Src), Some(Direction::Dst));
+        assert_eq!(dirs, [src, dst, dst, None]);
         let why = |p: &str| values(p).unwrap_err();
         assert!(
             why("[ipv4-addr:value = '1.2.3.4' AND network-traffic:dst_port = 443]")

@@ -13,7 +13,7 @@ use super::{
     Meta, Plan,
     guards::{self, GuardOptions, Verdict},
 };
-use crate::lists::{self, LineNote, ListOptions, ParsedList};
+use crate::lists::{self, LineNote, ListOptions, ParsedList, entry::Direction};
 
 /// The lists a filter can hold: every bit of an entry's lists but the manual list's (63).
 pub const MAX_LISTS: usize = filter_common::MAX_LISTS - 1;
@@ -147,20 +147,19 @@ pub struct ListReport {
     pub duplicates: usize,
     /// Prefixes saved by aggregating this list's own prefixes.
     pub aggregated: usize,
-    /// The networks it contributes, guarded.
-    pub nets: Vec<IpNet>,
+    /// The networks it contributes, guarded, with which packets each blocks.
+    pub nets: Vec<(IpNet, Direction)>,
 }
 
 impl ListReport {
-    /// The metadata of this list's entries.
-    pub fn meta(&self) -> Meta {
-        Meta { flags: self.list.direction.flags_for(self.monitor), lists: self.bit }
+    /// The metadata of this list's entries that block `direction`.
+    pub fn meta(&self, direction: Direction) -> Meta {
+        Meta { flags: direction.flags_for(self.monitor), lists: self.bit }
     }
 
     /// Its guarded networks with their metadata.
     pub fn entries(&self) -> impl Iterator<Item = (IpNet, Meta)> + '_ {
-        let meta = self.meta();
-        self.nets.iter().map(move |n| (*n, meta))
+        self.nets.iter().map(|(n, d)| (*n, self.meta(*d)))
     }
 
     /// Usable entries: networks left after the guards, and domains.
@@ -198,7 +197,7 @@ pub fn domains_of<'a>(reports: impl Iterator<Item = &'a ListReport>) -> Vec<(Str
     for r in reports {
         for d in &r.list.domains {
             let m = out.entry(d.name.clone()).or_default();
-            *m = m.union(r.meta());
+            *m = m.union(r.meta(d.direction));
         }
     }
     out.into_iter().collect()
@@ -238,7 +237,7 @@ fn guard_list(list: ParsedList, bit: u64, opts: GuardOptions) -> ListReport {
             report.duplicates += 1;
         }
         match guards::check(e.net, opts) {
-            Verdict::Keep => report.nets.push(e.net),
+            Verdict::Keep => report.nets.push((e.net, e.direction)),
             Verdict::Refused(reason) => {
                 report.refused += 1;
                 report.guard_notes.push(LineNote { line: e.line, reason });
@@ -249,7 +248,7 @@ fn guard_list(list: ParsedList, bit: u64, opts: GuardOptions) -> ListReport {
             }
             Verdict::Split(pieces, reason) => {
                 report.guarded += 1;
-                report.nets.extend(pieces);
+                report.nets.extend(pieces.into_iter().map(|p| (p, e.direction)));
                 report.guard_notes.push(LineNote { line: e.line, reason });
             }
         }
@@ -303,8 +302,9 @@ mod tests {
         let p = Pipeline::default();
         let watch = p.list(&spec(true), 1, "203.0.113.7\n").unwrap();
         let drop = p.list(&spec(false), 0, "198.51.100.7\n").unwrap();
-        assert_eq!(watch.meta(), Meta { flags: FLAG_MON_SRC | FLAG_MON_DST, lists: 2 });
-        assert_eq!(drop.meta(), Meta { flags: FLAG_BOTH, lists: 1 });
+        let both = Direction::Both;
+        assert_eq!(watch.meta(both), Meta { flags: FLAG_MON_SRC | FLAG_MON_DST, lists: 2 });
+        assert_eq!(drop.meta(both), Meta { flags: FLAG_BOTH, lists: 1 });
         let plan = p.plan([watch, drop].iter(), &[], std::iter::empty());
         assert_eq!(plan.v4.exact[0], ([198, 51, 100, 7], Meta { flags: FLAG_BOTH, lists: 1 }));
         assert_eq!(plan.v4.exact[1].1.flags, FLAG_MON_SRC | FLAG_MON_DST);
