@@ -40,7 +40,7 @@ fn bounded(what: &str, input: Vec<u8>, check: fn(&[u8])) {
     }
 }
 
-const LIST_SEEDS: [&str; 10] = [
+const LIST_SEEDS: [&str; 12] = [
     "# takedown list\n192.0.2.1\n198.51.100.0/24 ; note\n2001:db8::/48\nbad.example.com\n",
     "#\n# FireHOL netset\n#\n192.0.2.0/24\n203.0.113.7\n",
     "; Spamhaus DROP List\n192.0.2.0/24 ; SBL123\n198.51.100.0/25 ; SBL124\n",
@@ -51,6 +51,8 @@ const LIST_SEEDS: [&str; 10] = [
     "{\"new\":[{\"scope\":\"Ip\",\"value\":\"192.0.2.7\",\"type\":\"ban\",\"duration\":\"4h\"},{\"scope\":\"Range\",\"value\":\"198.51.100.0/24\"}],\"deleted\":null}",
     "\u{feff}203.0.113.7\r\n2001:db8:bad::7\r\n::ffff:192.0.2.9\r\n",
     r#"{"type":"bundle","id":"bundle--1","objects":[{"type":"indicator","id":"indicator--a","pattern":"[ipv4-addr:value = '203.0.113.7' OR ipv6-addr:value IN ('2001:db8::1', '2001:db8::/48')]","pattern_type":"stix","valid_until":"2099-01-01T00:00:00Z"},{"type":"domain-name","id":"domain-name--b","value":"c2.example.net"}]}"#,
+    r#"{"Event":{"info":"x","Attribute":[{"uuid":"a","type":"ip-dst|port","value":"192.0.2.7|443","to_ids":true},{"uuid":"b","type":"domain|ip","value":"c2.example|198.51.100.9","to_ids":"1"}],"Object":[{"Attribute":[{"uuid":"c","type":"ip-src","value":"2001:db8::/48","to_ids":true}]}]}}"#,
+    "uuid,event_id,category,type,value,comment,to_ids,date\na,1,Network activity,ip-dst,192.0.2.7,,1,1\nb,1,Network activity,hostname,c2.example,,True,1\n",
 ];
 
 const CONFIG_SEED: &str = r#"interfaces = ["eth0", "eth1"]
@@ -170,10 +172,8 @@ fn raw() -> impl Strategy<Value = Vec<u8>> {
 /// a note quotes at most a short piece of its line.
 fn check_list(input: &[u8]) {
     let text = String::from_utf8_lossy(input);
-    let formats = [None, Some(Format::Plain), Some(Format::Csv), Some(Format::Hosts)];
-    let json = [Some(Format::Crowdsec), Some(Format::SpamhausJson), Some(Format::Stix)];
-    let formats = formats.into_iter().chain(json);
-    for format in formats.chain([Some(Format::Trail), Some(Format::SpamhausDrop)]) {
+    let forced = <Format as clap::ValueEnum>::value_variants().iter().copied().map(Some);
+    for format in std::iter::once(None).chain(forced) {
         let opts = ListOptions { format, ..Default::default() };
         let Ok(l) = lists::parse_text(Path::new("fuzz.txt"), &text, &opts) else { continue };
         let out = l.entries.len() + l.domains.len() + l.skipped.len() + l.warnings.len();

@@ -107,6 +107,16 @@ impl ListConfig {
         }
     }
 
+    /// How its URLs are fetched, with bodies of at most `max_bytes`.
+    pub fn fetch_policy(&self, max_bytes: u64) -> source::FetchPolicy {
+        source::FetchPolicy {
+            max_bytes,
+            timeout: std::time::Duration::from_secs(self.timeout),
+            attempts: self.attempts,
+            backoff: std::time::Duration::from_secs(1),
+        }
+    }
+
     /// A warning for a list fetched over plain http without `insecure = true`.
     pub fn insecure_warning(&self) -> Option<String> {
         let url = self.url.as_deref().filter(|u| u.starts_with("http://") && !self.insecure)?;
@@ -141,6 +151,11 @@ impl ListConfig {
         }
         if self.crowdsec.is_some() && self.minisign_key().is_some() {
             out.push("a CrowdSec list is not signed: no minisign key".into());
+        }
+        let feed = self.url.as_deref().is_some_and(super::feed::is_feed_url)
+            || self.file.as_deref().and_then(crate::lists::misp_feed::feed_dir).is_some();
+        if feed && self.minisign_key().is_some() {
+            out.push("a MISP feed is many files, not one signed list: no minisign key".into());
         }
         if let Some(f) = self.minisign_key_file.as_ref().filter(|f| !f.is_file()) {
             out.push(format!("minisign_key_file {} is not a readable file", f.display()));

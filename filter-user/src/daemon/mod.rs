@@ -17,6 +17,7 @@ pub mod crowdsec;
 pub mod domains;
 mod events;
 mod expiry;
+mod feed;
 pub mod hosts;
 mod list_config;
 pub mod manual;

@@ -11,7 +11,7 @@ use super::{
     Daemon,
     config::ListConfig,
     control::RefreshResult,
-    source::{self, CacheMeta, FetchPolicy, Fetched},
+    source::{self, CacheMeta, Fetched},
     status::{ListStatus, now},
 };
 use crate::plan::{guards, pipeline::ListSpec};
@@ -40,6 +40,8 @@ pub struct Slot {
     pub changed: bool,
     /// A CrowdSec list's active decisions.
     pub decisions: Option<super::crowdsec::Decisions>,
+    /// A MISP feed's events as last fetched.
+    pub feed: super::feed::FeedEvents,
     /// The next read is for entries whose validity ended: what it loses is no shrink.
     expired: bool,
 }
@@ -67,6 +69,7 @@ impl Slot {
             content: None,
             changed: false,
             decisions: None,
+            feed: Default::default(),
             expired: false,
         }
     }
@@ -192,12 +195,7 @@ impl Daemon {
         }
         let url = format!("{}.minisig", cfg.url.as_deref().ok_or("no file or url")?);
         let client = self.client.as_ref().ok_or("no HTTP client")?;
-        let policy = FetchPolicy {
-            max_bytes: crate::lists::signature::MAX_SIGNATURE,
-            timeout: Duration::from_secs(cfg.timeout),
-            attempts: cfg.attempts,
-            backoff: Duration::from_secs(1),
-        };
+        let policy = cfg.fetch_policy(crate::lists::signature::MAX_SIGNATURE);
         let sig = match source::fetch(client, &url, None, &policy).await {
             Ok(Fetched::New { body, .. }) => body,
             Ok(Fetched::NotModified) => return Err("signature: unexpected 304".into()),
@@ -287,19 +285,17 @@ impl Daemon {
         }
         if let Some(path) = &cfg.file {
             let bytes =
-                crate::lists::read_file(path, cfg.max_bytes).map_err(|e| format!("{e:#}"))?;
+                crate::lists::read_list(path, cfg.max_bytes).map_err(|e| format!("{e:#}"))?;
             let meta =
                 CacheMeta { url: path.display().to_string(), fetched: now(), ..Default::default() };
             return Ok(Got::Bytes(bytes, meta));
         }
         let url = cfg.url.as_deref().ok_or("no file or url")?;
+        if super::feed::is_feed_url(url) {
+            return self.fetch_feed(i, url).await;
+        }
         let client = self.client.as_ref().ok_or("no HTTP client")?;
-        let policy = FetchPolicy {
-            max_bytes: cfg.max_bytes,
-            timeout: Duration::from_secs(cfg.timeout),
-            attempts: cfg.attempts,
-            backoff: Duration::from_secs(1),
-        };
+        let policy = cfg.fetch_policy(cfg.max_bytes);
         // Validators only when content is in force: a 304 must confirm what is enforced.
         let validators = self.slots[i].report.as_ref().and(self.slots[i].cached.clone());
         match source::fetch(client, url, validators.as_ref(), &policy).await {

@@ -31,7 +31,7 @@ fn fields(line: &str, lower: bool) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn split_header(line: &str) -> Vec<String> {
+pub fn split_header(line: &str) -> Vec<String> {
     fields(line, true)
 }
 

@@ -36,6 +36,10 @@ pub enum Format {
     Crowdsec,
     /// A STIX 2.1 bundle: `{"type":"bundle","objects":[...]}` (indicators and address objects).
     Stix,
+    /// MISP events: `{"Event":{...}}`, `{"response":[...]}` or an array of events.
+    Misp,
+    /// MISP's CSV export: `uuid,event_id,category,type,value,comment,to_ids,...`.
+    MispCsv,
 }
 
 impl fmt::Display for Format {
@@ -50,6 +54,8 @@ impl fmt::Display for Format {
             Self::Trail => "trail",
             Self::Crowdsec => "crowdsec",
             Self::Stix => "stix",
+            Self::Misp => "misp",
+            Self::MispCsv => "misp-csv",
         })
     }
 }
@@ -76,20 +82,36 @@ pub const SINKS: [&str; 5] = ["0.0.0.0", "127.0.0.1", "::", "::1", "0:0:0:0:0:0:
 /// How many data lines detection looks at.
 const SAMPLE: usize = 200;
 
+/// Which JSON list `text` is: a STIX bundle, MISP events, a CrowdSec stream, else Spamhaus
+/// JSON lines.
+fn detect_json(text: &str) -> Format {
+    let misp = |v: &serde_json::Value| v.get("Event").is_some();
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(o)) => {
+            if o.get("type").and_then(|t| t.as_str()) == Some("bundle") {
+                Format::Stix
+            } else if o.contains_key("new") || o.contains_key("deleted") {
+                Format::Crowdsec
+            } else if o.contains_key("Event") || o.contains_key("response") {
+                Format::Misp
+            } else {
+                Format::SpamhausJson
+            }
+        }
+        Ok(serde_json::Value::Array(a)) if a.iter().any(misp) => Format::Misp,
+        _ => Format::SpamhausJson,
+    }
+}
+
 /// Detects the format of `text`. `has_column`: the caller named a CSV column.
 pub fn detect(text: &str, has_column: bool) -> Format {
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
-    if trimmed.starts_with('{') {
-        if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(trimmed)
-        {
-            if o.get("type").and_then(|t| t.as_str()) == Some("bundle") {
-                return Format::Stix;
-            }
-            if o.contains_key("new") || o.contains_key("deleted") {
-                return Format::Crowdsec;
-            }
-        }
-        return Format::SpamhausJson;
+    if trimmed.starts_with(['{', '[']) {
+        return detect_json(trimmed);
+    }
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if !has_column && super::misp::is_csv_header(&super::csv::split_header(first)) {
+        return Format::MispCsv;
     }
     if has_column || super::csv::find_header(text, None).is_some() {
         return Format::Csv;

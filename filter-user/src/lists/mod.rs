@@ -3,7 +3,8 @@
 //! `parse_file` reads a file, detects its format (or uses the one forced), and returns the
 //! usable entries (networks and domains) plus every skipped line as `line: reason`. The
 //! formats live in their own modules: line-oriented lists (`lines`), CSV (`csv`) and JSON
-//! (`json`); `token` classifies one field; `entry` names an entry's direction.
+//! (`json`), STIX bundles (`stix`) and MISP events and CSV (`misp`); `token` classifies one
+//! field; `entry` names an entry's direction.
 //!
 //! The bottom layer: it knows no guard, plan, kernel map or daemon, and imports none of them.
 
@@ -12,6 +13,8 @@ mod detect;
 pub mod entry;
 mod json;
 mod lines;
+mod misp;
+pub mod misp_feed;
 pub mod signature;
 mod stix;
 pub mod token;
@@ -209,12 +212,16 @@ pub fn parse_text(path: &Path, text: &str, opts: &ListOptions) -> Result<ParsedL
             .with_context(|| format!("{} (crowdsec)", path.display()))?,
         Format::Stix => stix::parse(text, &mut list, now())
             .with_context(|| format!("{} (stix)", path.display()))?,
+        Format::Misp => misp::parse_json(text, &mut list)
+            .with_context(|| format!("{} (misp)", path.display()))?,
+        Format::MispCsv => misp::parse_csv(text, &mut list)
+            .with_context(|| format!("{} (misp-csv)", path.display()))?,
     }
     if list.is_empty() && !list.skipped.is_empty() && opts.format.is_none() {
         let first = &list.skipped[0];
         bail!(
-            "{}: no known format fits (tried crowdsec-json, spamhaus-json, csv with a header, hosts, \
-             plain/trail lines; read as {format}): {} lines skipped, the first at line {}: {}",
+            "{}: no known format fits (tried stix, misp, crowdsec-json, spamhaus-json, misp-csv, csv with a \
+             header, hosts, plain/trail lines; read as {format}): {} lines skipped, the first at line {}: {}",
             path.display(),
             list.skipped.len(),
             first.line,
@@ -232,7 +239,16 @@ fn now() -> u64 {
 
 /// Reads and parses a list file. Invalid UTF-8 is replaced, so one bad byte costs one line.
 pub fn parse_file(path: &Path, opts: &ListOptions) -> Result<ParsedList> {
-    parse_text(path, &String::from_utf8_lossy(&read_file(path, DEFAULT_MAX_BYTES)?), opts)
+    parse_text(path, &String::from_utf8_lossy(&read_list(path, DEFAULT_MAX_BYTES)?), opts)
+}
+
+/// The bytes of the list at `path`: a file, or a MISP feed (a directory holding
+/// `manifest.json`, or the manifest itself) read as one list.
+pub fn read_list(path: &Path, max: u64) -> Result<Vec<u8>> {
+    match misp_feed::feed_dir(path) {
+        Some(dir) => misp_feed::read_dir(&dir, max),
+        None => read_file(path, max),
+    }
 }
 
 /// The largest list read unless configured otherwise (`max_bytes`).

@@ -88,7 +88,7 @@ impl Pipeline {
     /// Reads and guards list file `spec` (bit `bit`); a file that cannot be read or parsed
     /// gives a report saying why (for `check`, which goes on).
     pub fn list_file(&self, spec: &ListSpec, bit: u32) -> ListReport {
-        let bytes = lists::read_file(&spec.origin, spec.max_bytes).and_then(|b| {
+        let bytes = lists::read_list(&spec.origin, spec.max_bytes).and_then(|b| {
             if let Some(key) = &spec.minisign_key {
                 lists::signature::verify_file(&spec.origin, &b, key)?;
             }
