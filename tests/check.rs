@@ -202,7 +202,7 @@ fn check_config_validates_the_file_and_its_file_lists() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("needs exactly one of `file`, `url` and `crowdsec`")
+            .contains("needs exactly one of `file`, `url`, `crowdsec` and `taxii`")
     );
 }
 

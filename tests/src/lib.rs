@@ -9,6 +9,7 @@ pub mod loaded;
 pub mod messages;
 pub mod process;
 pub mod reference;
+pub mod taxii;
 
 pub use td_netns;
 pub use td_test_macros::kernel_test;

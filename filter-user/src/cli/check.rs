@@ -89,7 +89,7 @@ fn print(c: &Checked, verbose: bool) {
 }
 
 /// The pipeline and file lists of a configuration file, each with its bit as in `run` (URL
-/// and CrowdSec lists are reported, not fetched).
+/// CrowdSec and TAXII lists are reported, not fetched).
 fn from_config(path: &std::path::Path) -> Result<(Pipeline, Vec<(u32, ListSpec)>)> {
     let config = Config::load(path)?;
     let mut files = Vec::new();

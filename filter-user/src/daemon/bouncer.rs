@@ -9,6 +9,7 @@ use super::{
     crowdsec::{Decisions, Source},
     slots::Got,
     source::CacheMeta,
+    state::{load_json, save_json},
     status::now,
 };
 
@@ -19,7 +20,7 @@ impl Daemon {
             if self.slots[i].cfg.crowdsec.is_none() {
                 continue;
             }
-            let mut d = match self.decisions_file(i).map(|p| Decisions::load(&p)) {
+            let mut d = match self.decisions_file(i).map(|p| load_json::<Decisions>(&p)) {
                 Some(Ok(d)) => d,
                 Some(Err(e)) => {
                     log::error!(
@@ -79,14 +80,14 @@ impl Daemon {
     }
 
     fn decisions_file(&self, i: usize) -> Option<std::path::PathBuf> {
-        Some(self.settings.state.as_ref()?.crowdsec_file(&self.slots[i].cfg.name))
+        Some(self.settings.state.as_ref()?.source_file("crowdsec", &self.slots[i].cfg.name))
     }
 
     fn save_decisions(&self, i: usize) {
         let (Some(path), Some(d)) = (self.decisions_file(i), &self.slots[i].decisions) else {
             return;
         };
-        if let Err(e) = d.save(&path) {
+        if let Err(e) = save_json(&path, d) {
             log::warn!("list {}: cannot save the decisions: {e:#}", self.slots[i].cfg.name);
         }
     }

@@ -299,7 +299,9 @@ mod tests {
         assert!(bad("interfaces = []\n").unwrap_err().contains("no interface"));
         let two =
             "interfaces = [\"eth0\"]\n[[list]]\nname = \"a\"\nfile = \"/x\"\nurl = \"http://x\"\n";
-        assert!(bad(two).unwrap_err().contains("exactly one of `file`, `url` and `crowdsec`"));
+        assert!(
+            bad(two).unwrap_err().contains("exactly one of `file`, `url`, `crowdsec` and `taxii`")
+        );
         let manual = "interfaces = [\"eth0\"]\n[[list]]\nname = \"manual\"\nfile = \"/x\"\n";
         assert!(bad(manual).unwrap_err().contains("reserved"));
         assert!(bad("interfaces = [\"eth0\"]\nbogus = 1\n").unwrap_err().contains("bogus"));

@@ -114,22 +114,6 @@ impl Decisions {
         self.active.keys().map(|v| format!("{v}\n")).collect()
     }
 
-    /// The decisions saved at `path` (none when there is no file yet).
-    pub fn load(path: &std::path::Path) -> Result<Self> {
-        match std::fs::read(path) {
-            Ok(b) => {
-                serde_json::from_slice(&b).with_context(|| format!("{} is corrupt", path.display()))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-        }
-    }
-
-    /// Saves them atomically at `path`.
-    pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        super::state::write_atomic(path, &serde_json::to_vec(self)?)
-    }
-
     /// Reads the stream once (from its start the first time) and applies it at `now`; returns
     /// the decisions skipped.
     pub async fn poll(

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{crowdsec, source};
+use super::{crowdsec, source, taxii};
 use crate::{
     lists::{Format, ListOptions, entry::Direction},
     plan::pipeline::ListSpec,
@@ -21,8 +21,10 @@ pub struct ListConfig {
     pub file: Option<PathBuf>,
     /// ...or an http(s) URL...
     pub url: Option<String>,
-    /// ...or a CrowdSec Local API (bouncer mode).
+    /// ...or a CrowdSec Local API (bouncer mode)...
     pub crowdsec: Option<crowdsec::Source>,
+    /// ...or a TAXII 2.1 collection.
+    pub taxii: Option<taxii::Source>,
     /// Seconds between refreshes (0 or absent: only on SIGHUP or `takedown refresh`).
     #[serde(default)]
     pub refresh: u64,
@@ -81,6 +83,7 @@ impl ListConfig {
             file: Some(path.to_path_buf()),
             url: None,
             crowdsec: None,
+            taxii: None,
             refresh: 0,
             direction: opts.direction,
             misp_all: opts.misp_all,
@@ -130,11 +133,18 @@ impl ListConfig {
     /// What is wrong with it.
     pub(super) fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let sources = [self.file.is_some(), self.url.is_some(), self.crowdsec.is_some()];
+        let sources = [
+            self.file.is_some(),
+            self.url.is_some(),
+            self.crowdsec.is_some(),
+            self.taxii.is_some(),
+        ];
         if sources.iter().filter(|s| **s).count() != 1 {
-            out.push("needs exactly one of `file`, `url` and `crowdsec`".into());
+            out.push("needs exactly one of `file`, `url`, `crowdsec` and `taxii`".into());
         }
+        out.extend(self.taxii.iter().flat_map(taxii::Source::problems));
         let urls = self.url.iter().chain(self.crowdsec.as_ref().map(|c| &c.url));
+        let urls = urls.chain(self.taxii.as_ref().map(|t| &t.url));
         for url in urls {
             match reqwest::Url::parse(url) {
                 Ok(u) if !matches!(u.scheme(), "http" | "https") => out
@@ -149,8 +159,8 @@ impl ListConfig {
         if self.minisign_key.is_some() && self.minisign_key_file.is_some() {
             out.push("give one of `minisign_key` and `minisign_key_file`".into());
         }
-        if self.crowdsec.is_some() && self.minisign_key().is_some() {
-            out.push("a CrowdSec list is not signed: no minisign key".into());
+        if (self.crowdsec.is_some() || self.taxii.is_some()) && self.minisign_key().is_some() {
+            out.push("a CrowdSec list or TAXII collection is not signed: no minisign key".into());
         }
         let feed = self.url.as_deref().is_some_and(super::feed::is_feed_url)
             || self.file.as_deref().and_then(crate::lists::misp_feed::feed_dir).is_some();
@@ -195,9 +205,12 @@ impl ListConfig {
         match (&self.file, &self.url) {
             (Some(f), _) => f.display().to_string(),
             (_, Some(u)) => source::redact(u),
-            _ => match &self.crowdsec {
-                Some(c) => format!("CrowdSec Local API {}", source::redact(&c.url)),
-                None => "nowhere".into(),
+            _ => match (&self.crowdsec, &self.taxii) {
+                (Some(c), _) => format!("CrowdSec Local API {}", source::redact(&c.url)),
+                (_, Some(t)) => {
+                    format!("TAXII collection {} at {}", t.collection, source::redact(&t.url))
+                }
+                _ => "nowhere".into(),
             },
         }
     }

@@ -23,12 +23,14 @@ mod list_config;
 pub mod manual;
 pub mod metrics;
 pub mod metrics_http;
+mod pull;
 mod resolve;
 mod serve;
 mod slots;
 pub mod source;
 pub mod state;
 pub mod status;
+pub mod taxii;
 
 use anyhow::{Context, Result};
 pub use resolve::Resolver;
@@ -110,7 +112,8 @@ impl Daemon {
             None => vec![],
         };
         cfg.enabled().filter_map(ListConfig::insecure_warning).for_each(|w| log::warn!("{w}"));
-        let needs_http = cfg.enabled().any(|l| l.url.is_some() || l.crowdsec.is_some());
+        let needs_http =
+            cfg.enabled().any(|l| l.url.is_some() || l.crowdsec.is_some() || l.taxii.is_some());
         let client = needs_http.then(|| source::client(&Default::default())).transpose()?;
         let hosts = match &settings.state {
             Some(s) => hosts::HostTable::load(&s.hosts_file(), cfg.report.max_hosts),
@@ -134,6 +137,7 @@ impl Daemon {
             metrics: None,
         };
         d.load_decisions();
+        d.load_collections();
         let mut failures = Vec::new();
         for i in 0..d.slots.len() {
             if let Err(e) = d.load_slot(i, true).await {

@@ -40,6 +40,8 @@ pub struct Slot {
     pub changed: bool,
     /// A CrowdSec list's active decisions.
     pub decisions: Option<super::crowdsec::Decisions>,
+    /// A TAXII list's collection as last pulled.
+    pub collection: Option<super::taxii::Collection>,
     /// A MISP feed's events as last fetched.
     pub feed: super::feed::FeedEvents,
     /// The next read is for entries whose validity ended: what it loses is no shrink.
@@ -69,6 +71,7 @@ impl Slot {
             content: None,
             changed: false,
             decisions: None,
+            collection: None,
             feed: Default::default(),
             expired: false,
         }
@@ -283,6 +286,9 @@ impl Daemon {
         if let Some(source) = &cfg.crowdsec {
             return self.poll_crowdsec(i, source).await;
         }
+        if let Some(source) = &cfg.taxii {
+            return self.pull_taxii(i, source).await;
+        }
         if let Some(path) = &cfg.file {
             let bytes =
                 crate::lists::read_list(path, cfg.max_bytes).map_err(|e| format!("{e:#}"))?;
@@ -321,14 +327,16 @@ impl Daemon {
         let text = String::from_utf8_lossy(bytes);
         let report =
             self.pipeline.list(&slot.spec, slot.bit, &text).map_err(|e| format!("{e:#}"))?;
-        // A CrowdSec list may hold no decision at all; any other list must hold an entry.
-        let crowdsec = slot.cfg.crowdsec.is_some();
+        // A CrowdSec list or TAXII collection may hold nothing at all (yet); any other list
+        // must hold an entry.
+        let stream = slot.cfg.crowdsec.is_some() || slot.cfg.taxii.is_some();
         let nothing = report.error.is_none() && report.list.skipped.is_empty();
-        if let Some(why) = report.unusable().filter(|_| !(crowdsec && nothing)) {
+        if let Some(why) = report.unusable().filter(|_| !(stream && nothing)) {
             return Err(why);
         }
-        // Decisions come and go by the thousand: the shrink guard is for lists.
-        if let Some(before) = before.filter(|_| !crowdsec) {
+        // Decisions come and go by the thousand, and a collection only loses what its
+        // publisher revokes: the shrink guard is for lists.
+        if let Some(before) = before.filter(|_| !stream) {
             let accept = self.settings.config.guards.accept_shrink;
             guards::shrink_check(before, report.usable(), accept)?;
         }

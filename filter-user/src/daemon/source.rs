@@ -71,11 +71,7 @@ impl Cache {
     /// One file a list: a JSON header line (the metadata), then the body. Written atomically,
     /// so the body and the validators that describe it can never disagree.
     fn path(&self, list: &str) -> PathBuf {
-        let safe: String = list
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
-            .collect();
-        self.dir.join(format!("{safe}.cache"))
+        self.dir.join(format!("{}.cache", super::state::safe_name(list)))
     }
 
     /// The cached body and its metadata; `Ok(None)` when there is none, an error naming the

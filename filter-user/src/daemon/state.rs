@@ -19,6 +19,29 @@ pub struct StateDir {
     dir: PathBuf,
 }
 
+/// `list` as a piece of a file name: anything but letters, digits, `-`, `_` and `.` becomes
+/// `_`.
+pub fn safe_name(list: &str) -> String {
+    let keep = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    list.chars().map(|c| if keep(c) { c } else { '_' }).collect()
+}
+
+/// The JSON file at `path` (the default when there is none yet).
+pub fn load_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T> {
+    match fs::read(path) {
+        Ok(b) => {
+            serde_json::from_slice(&b).with_context(|| format!("{} is corrupt", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Saves `value` as JSON at `path`, atomically.
+pub fn save_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    write_atomic(path, &serde_json::to_vec(value)?)
+}
+
 /// Held while a daemon runs: the locked pid file.
 pub struct DaemonLock {
     _file: File,
@@ -65,13 +88,9 @@ impl StateDir {
         self.dir.join("status.json")
     }
 
-    /// The decisions of CrowdSec list `list`.
-    pub fn crowdsec_file(&self, list: &str) -> PathBuf {
-        let safe: String = list
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
-            .collect();
-        self.dir.join(format!("crowdsec-{safe}.json"))
+    /// What source `kind` (`crowdsec`, `taxii`) keeps for list `list`.
+    pub fn source_file(&self, kind: &str, list: &str) -> PathBuf {
+        self.dir.join(format!("{kind}-{}.json", safe_name(list)))
     }
 
     pub fn hosts_file(&self) -> PathBuf {
