@@ -3,41 +3,14 @@
 //! missing or wrong, and the daemon keeps the last good content. Keys are made by the test with
 //! the `minisign` tool, as a CERT would make them.
 
-use std::path::Path;
-
 use integration_tests::{
     PinPlace, TempDir,
     http::{Behaviour, HttpServer},
     kernel_test,
+    minisign::{keys, sign},
     process::run_cli,
 };
 use td_netns::{Addrs, Topology};
-
-/// A key pair in `dir` (no password): the public key's base64 line, and the key files.
-fn keys(dir: &Path) -> String {
-    let out = std::process::Command::new("minisign")
-        .args(["-G", "-W", "-p"])
-        .arg(dir.join("cert.pub"))
-        .arg("-s")
-        .arg(dir.join("cert.key"))
-        .output()
-        .expect("minisign (cargo xtask setup installs it)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let public = std::fs::read_to_string(dir.join("cert.pub")).unwrap();
-    public.lines().nth(1).unwrap().to_string()
-}
-
-/// Signs `list` as a CERT does: `minisign -Sm list`.
-fn sign(dir: &Path, list: &str) {
-    let out = std::process::Command::new("minisign")
-        .arg("-S")
-        .arg("-s")
-        .arg(dir.join("cert.key"))
-        .args(["-m", list])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
 
 #[test]
 fn check_uses_a_list_only_when_its_signature_verifies() {

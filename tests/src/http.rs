@@ -74,7 +74,17 @@ pub fn listen(
     ns: &NetNs,
     handle: impl Fn(TcpStream) + Send + Sync + 'static,
 ) -> Result<(SocketAddr, Arc<AtomicBool>)> {
-    let listener = in_netns(ns, || Ok(TcpListener::bind("127.0.0.1:0")?))?;
+    listen_on(ns, "127.0.0.1:0", handle)
+}
+
+/// As [`listen`], on `bind` (an address of `ns`, and a port or 0).
+pub fn listen_on(
+    ns: &NetNs,
+    bind: &str,
+    handle: impl Fn(TcpStream) + Send + Sync + 'static,
+) -> Result<(SocketAddr, Arc<AtomicBool>)> {
+    let bind = bind.to_string();
+    let listener = in_netns(ns, move || Ok(TcpListener::bind(bind.as_str())?))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let stop: Arc<AtomicBool> = Arc::default();
@@ -116,7 +126,16 @@ fn serve(
 /// Reads a request's head (5 s at most): its first line, and the value of header `wanted`.
 pub fn read_head(conn: &TcpStream, wanted: &str) -> std::io::Result<(String, Option<String>)> {
     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(conn.try_clone()?);
+    read_head_from(conn.try_clone()?, wanted)
+}
+
+/// Reads a request's head from `from` (a TCP or TLS stream): its first line, and the value of
+/// header `wanted`.
+pub fn read_head_from(
+    from: impl std::io::Read,
+    wanted: &str,
+) -> std::io::Result<(String, Option<String>)> {
+    let mut reader = BufReader::new(from);
     let mut first = String::new();
     reader.read_line(&mut first)?;
     let mut value = None;

@@ -4,9 +4,11 @@
 pub mod dns;
 pub mod frames;
 pub mod http;
+pub mod https;
 pub mod lapi;
 pub mod loaded;
 pub mod messages;
+pub mod minisign;
 pub mod process;
 pub mod reference;
 pub mod taxii;
