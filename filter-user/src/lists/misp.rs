@@ -41,7 +41,7 @@ pub fn parse_json(text: &str, list: &mut ParsedList) -> Result<()> {
         let nested = nested.flat_map(|o| o.get("Attribute").and_then(Value::as_array));
         for a in attrs.chain(nested.flatten()) {
             rank += 1;
-            if truthy(a.get("decayed")) {
+            if decayed(a) {
                 let uuid = a.get("uuid").and_then(Value::as_str).unwrap_or("?");
                 list.skip(rank, format!("attribute {}: decayed", shown(uuid)));
                 continue;
@@ -67,6 +67,14 @@ fn events(doc: &Value) -> Option<Vec<&Value>> {
     }
     let items = doc.get("response").unwrap_or(doc).as_array()?;
     Some(items.iter().map(|v| v.get("Event").unwrap_or(v)).collect())
+}
+
+/// True when the attribute's decay score (a search with `includeDecayScore`) says every
+/// decaying model has it decayed.
+fn decayed(a: &Value) -> bool {
+    let scores = a.get("decay_score").and_then(Value::as_array).filter(|s| !s.is_empty());
+    let by_model = scores.is_some_and(|s| s.iter().all(|m| truthy(m.get("decayed"))));
+    by_model || truthy(a.get("decayed"))
 }
 
 /// MISP writes booleans as `true`, `1`, `"1"` or `"True"` depending on the export.
@@ -193,7 +201,11 @@ mod tests {
         {"uuid":"a6","type":"ip-dst","value":"192.0.2.66","to_ids":false},
         {"uuid":"a7","type":"ip-dst","value":"192.0.2.77","to_ids":true,"deleted":true},
         {"uuid":"a8","type":"sha256","value":"e3b0c44298fc1c149afbf4c8996fb924","to_ids":true},
-        {"uuid":"a9","type":"ip-dst","value":"not-an-ip","to_ids":true}],
+        {"uuid":"a9","type":"ip-dst","value":"not-an-ip","to_ids":true},
+        {"uuid":"a10","type":"ip-dst","value":"192.0.2.100","to_ids":true,
+         "decay_score":[{"score":12.5,"decayed":true,"DecayingModel":{"name":"NIDS"}}]},
+        {"uuid":"a11","type":"ip-dst","value":"192.0.2.111","to_ids":true,
+         "decay_score":[{"score":80.0,"decayed":false,"DecayingModel":{"name":"NIDS"}}]}],
       "Object":[{"name":"ip-port","Attribute":[
         {"uuid":"b1","type":"ip-src|port","value":"192.0.2.88|8080","to_ids":true}]},
         {"name":"gone","deleted":true,"Attribute":[
@@ -210,6 +222,7 @@ mod tests {
                 "198.51.100.0/24 src",
                 "2001:db8:bad::7/128 dst",
                 "192.0.2.55/32 both",
+                "192.0.2.111/32 dst",
                 "192.0.2.88/32 src",
                 "c2.example both",
                 "drop.example both",
@@ -217,10 +230,11 @@ mod tests {
         );
         let notes: Vec<String> =
             l.skipped.iter().map(|n| format!("{}: {}", n.line, n.reason)).collect();
-        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert_eq!(notes.len(), 4, "{notes:?}");
         assert!(notes[0].starts_with("6: attribute a6: to_ids is off"), "{notes:?}");
         assert_eq!(notes[1], "7: attribute a7: deleted");
         assert!(notes[2].starts_with("9: ") && notes[2].contains("not-an-ip"), "{notes:?}");
+        assert_eq!(notes[3], "10: attribute a10: decayed");
     }
 
     #[test]
@@ -232,7 +246,7 @@ mod tests {
         let search = format!(r#"{{"response":[{EVENT}]}}"#);
         assert_eq!(got(&read(&search, None, false)), got(&read(EVENT, None, false)));
         let feed = format!("[{EVENT},{EVENT}]");
-        assert_eq!(read(&feed, None, false).entries.len(), 10);
+        assert_eq!(read(&feed, None, false).entries.len(), 12);
     }
 
     #[test]
