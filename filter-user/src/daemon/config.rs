@@ -275,6 +275,20 @@ mod tests {
         assert_eq!(c.lists[1].refresh, 600);
         assert_eq!(c.lists[1].format, Some(Format::Csv));
         assert_eq!(c.dns.max_ttl, 3600);
+        // The commented examples are valid too, once uncommented (files need not exist here).
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (mut uncommented, mut inside) = (String::new(), false);
+        for line in text.lines() {
+            inside = (inside || line == "# [[list]]") && line.starts_with("# ");
+            if inside {
+                uncommented.push_str(&format!("{}\n", &line[2..]));
+            }
+        }
+        let examples: Config = toml::from_str(&format!("interfaces = [\"eth0\"]\n{uncommented}"))
+            .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        let names: Vec<&str> = examples.lists.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["crowdsec", "cert-signed", "misp-osint", "cert-taxii"]);
+        assert!(examples.lists[3].taxii.as_ref().is_some_and(|t| t.problems().is_empty()));
     }
 
     #[test]
