@@ -196,7 +196,7 @@ impl Daemon {
         if let Some(path) = &cfg.file {
             return crate::lists::signature::verify_file(path, bytes, &key).map_err(failed);
         }
-        let url = format!("{}.minisig", cfg.url.as_deref().ok_or("no file or url")?);
+        let url = source::signature_url(cfg.url.as_deref().ok_or("no file or url")?);
         let client = self.client.as_ref().ok_or("no HTTP client")?;
         let policy = cfg.fetch_policy(crate::lists::signature::MAX_SIGNATURE);
         let sig = match source::fetch(client, &url, None, &policy).await {

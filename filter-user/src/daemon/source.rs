@@ -230,6 +230,18 @@ async fn fetch_once(
     Ok(Fetched::New { body, meta })
 }
 
+/// Where the signature of the list at `url` is: `.minisig` added to its path, its query (a
+/// token, a signed-URL's parameters) kept.
+pub fn signature_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_path(&format!("{}.minisig", u.path()));
+            u.to_string()
+        }
+        Err(_) => format!("{url}.minisig"),
+    }
+}
+
 /// Query parameters whose value is a secret.
 const SECRET_PARAMS: [&str; 9] =
     ["key", "apikey", "api_key", "token", "access_token", "secret", "password", "auth", "sig"];
@@ -298,6 +310,16 @@ mod tests {
         assert!(!downgrade("https", "https"));
         assert!(!downgrade("http", "https"));
         assert!(!downgrade("http", "http"));
+    }
+
+    #[test]
+    fn a_signature_sits_beside_the_path_and_keeps_the_query() {
+        use super::signature_url;
+        assert_eq!(signature_url("https://l.example/t.txt"), "https://l.example/t.txt.minisig");
+        assert_eq!(
+            signature_url("https://l.example/t.txt?token=x&v=2"),
+            "https://l.example/t.txt.minisig?token=x&v=2"
+        );
     }
 
     #[test]
