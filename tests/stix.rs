@@ -5,7 +5,12 @@
 
 use std::time::{Duration, Instant};
 
-use integration_tests::{PinPlace, TempDir, frames, kernel_test, kernel_verdict, process::run_cli};
+use integration_tests::{
+    PinPlace, TempDir, frames,
+    http::{Behaviour, HttpServer},
+    kernel_test, kernel_verdict,
+    process::run_cli,
+};
 use td_netns::{Addrs, Topology};
 
 fn indicator(id: &str, pattern: &str, extra: &str) -> String {
@@ -93,5 +98,42 @@ fn an_indicator_leaves_the_maps_when_its_validity_ends() {
     }
     assert!(!blocked("198.51.100.200") && !blocked("198.51.100.211"), "ended at {until}");
     assert!(blocked(Addrs::TAKEDOWN_V4), "the rest stays");
+    daemon.stop().unwrap();
+}
+
+#[kernel_test]
+fn entries_of_a_url_bundle_end_on_time_even_when_the_server_says_unchanged() {
+    let topo = Topology::new("su").unwrap();
+    let dir = TempDir::new("stix-url");
+    let until = takedown::daemon::status::utc(takedown::daemon::status::now() + 3);
+    let extra = format!(r#","valid_until":"{until}""#);
+    // Every entry of this bundle ends at `until`; the server answers 304 to every refresh.
+    let body = format!(
+        r#"{{"type":"bundle","id":"bundle--2","objects":[{}]}}"#,
+        indicator("a", "[ipv4-addr:value = '203.0.113.7']", &extra)
+    );
+    let server =
+        HttpServer::start(&topo.gateway, Behaviour::Serve { body, etag: "\"v1\"".into() }).unwrap();
+    let config = dir.file(
+        "takedown.toml",
+        &format!(
+            "interfaces = [\"{}\"]\n[[list]]\nname = \"stix\"\nurl = \"{}\"\ninsecure = true\nrefresh = 1\n",
+            Addrs::GATEWAY_IF,
+            server.url("/bundle.json")
+        ),
+    );
+    let place = PinPlace::new("stix-url");
+    let daemon = place.start(&topo.gateway, &["run", "--config", &config]);
+    let blocked = |a| place.blocked(&topo.gateway, Addrs::GATEWAY_IF, a);
+    assert!(blocked(Addrs::TAKEDOWN_V4), "valid until {until}");
+    let end = Instant::now() + Duration::from_secs(10);
+    while blocked(Addrs::TAKEDOWN_V4) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!blocked(Addrs::TAKEDOWN_V4), "still enforced after {until}: {}", daemon.stderr());
+    let asked = server.requests.lock().unwrap().clone();
+    assert!(asked.iter().skip(1).any(|(_, inm)| inm.is_some()), "304s were asked for: {asked:?}");
+    let (_, status, _) = place.cli(&topo.gateway, &["status"]);
+    assert!(status.contains("list stix: 0 in the maps") && !status.contains("FAILED"), "{status}");
     daemon.stop().unwrap();
 }

@@ -41,17 +41,29 @@ impl Daemon {
         Some(Instant::now() + at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
     }
 
+    /// Parses again the content in force of each list with an entry whose validity ended
+    /// (no fetch: a server that is down or answers 304 changes nothing); the parse leaves that
+    /// entry out. True when a list changed.
+    fn end_list_entries(&mut self) -> bool {
+        let mut changed = false;
+        for i in 0..self.slots.len() {
+            let report = self.slots[i].report.as_ref();
+            if !report.and_then(|r| r.list.expires).is_some_and(|t| t <= now()) {
+                continue;
+            }
+            let Some(bytes) = self.slots[i].expiring.take() else { continue };
+            match self.accept(i, &bytes, None, None) {
+                Ok(_) => changed = true,
+                Err(e) => log::error!("list {}: {e}", self.slots[i].cfg.name),
+            }
+        }
+        changed
+    }
+
     /// Takes out the manual entries and decisions whose time has passed, if any (re-reading the
     /// manual list, which `takedown add` may have changed since).
     pub fn expire(&mut self) -> Result<Option<Changes>> {
-        // A list with an entry whose validity ended is read again at once (not skipped as
-        // unchanged): its parse leaves that entry out.
-        for slot in &mut self.slots {
-            if slot.report.as_ref().and_then(|r| r.list.expires).is_some_and(|t| t <= now()) {
-                slot.reread_now();
-            }
-        }
-        let mut changed = self.end_decisions();
+        let mut changed = self.end_decisions() | self.end_list_entries();
         if manual::next_expiry(&self.manual).is_some_and(|t| t <= now()) {
             match &self.settings.state {
                 Some(s) => self.manual = read_manual(s)?,

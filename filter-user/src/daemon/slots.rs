@@ -44,8 +44,9 @@ pub struct Slot {
     pub collection: Option<super::taxii::Collection>,
     /// A MISP feed's events as last fetched.
     pub feed: super::feed::FeedEvents,
-    /// The next read is for entries whose validity ended: what it loses is no shrink.
-    expired: bool,
+    /// The bytes of the content in force, kept only when entries of it expire (STIX
+    /// `valid_until`): they are parsed again at that moment, without a fetch.
+    pub expiring: Option<Vec<u8>>,
 }
 
 impl Slot {
@@ -73,15 +74,8 @@ impl Slot {
             decisions: None,
             collection: None,
             feed: Default::default(),
-            expired: false,
+            expiring: None,
         }
-    }
-
-    /// Has the list read and parsed again at once, even when its bytes did not change.
-    pub fn reread_now(&mut self) {
-        self.content = None;
-        self.next = Some(Instant::now());
-        self.expired = true;
     }
 
     /// True when `bytes` are the bytes of the content in force.
@@ -157,9 +151,7 @@ impl Daemon {
         let started = Instant::now();
         self.slots[i].changed = false;
         let cached = if at_start { self.cached(i) } else { Ok(None) };
-        let expired = std::mem::take(&mut self.slots[i].expired);
         let before = match (&self.slots[i].report, &cached) {
-            _ if expired => None,
             (Some(r), _) => Some(r.usable()),
             (None, Ok(Some((_, meta)))) => Some(meta.entries),
             _ => None,
@@ -327,18 +319,20 @@ impl Daemon {
         let text = String::from_utf8_lossy(bytes);
         let report =
             self.pipeline.list(&slot.spec, slot.bit, &text).map_err(|e| format!("{e:#}"))?;
-        // A CrowdSec list or TAXII collection may hold nothing at all (yet); any other list
-        // must hold an entry.
+        // A CrowdSec list or TAXII collection may hold nothing at all (yet), and so may a list
+        // whose entries all ended; any other list must hold an entry.
         let stream = slot.cfg.crowdsec.is_some() || slot.cfg.taxii.is_some();
-        let nothing = report.error.is_none() && report.list.skipped.is_empty();
-        if let Some(why) = report.unusable().filter(|_| !(stream && nothing)) {
+        let ended = report.list.expired;
+        let nothing = report.error.is_none() && report.list.skipped.len() == ended;
+        if let Some(why) = report.unusable().filter(|_| !((stream || ended > 0) && nothing)) {
             return Err(why);
         }
         // Decisions come and go by the thousand, and a collection only loses what its
-        // publisher revokes: the shrink guard is for lists.
+        // publisher revokes: the shrink guard is for lists, and entries that ended are no
+        // shrink.
         if let Some(before) = before.filter(|_| !stream) {
             let accept = self.settings.config.guards.accept_shrink;
-            guards::shrink_check(before, report.usable(), accept)?;
+            guards::shrink_check(before, report.usable() + ended, accept)?;
         }
         let mut stored = true;
         if let (Some(meta), Some(cache)) = (fetched, self.cache()) {
@@ -362,6 +356,7 @@ impl Daemon {
             report.refused + report.guarded
         );
         let slot = &mut self.slots[i];
+        slot.expiring = report.list.expires.map(|_| bytes.to_vec());
         slot.report = Some(report);
         slot.content = stored.then(|| content_hash(bytes));
         slot.changed = true;

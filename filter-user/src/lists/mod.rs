@@ -104,6 +104,9 @@ pub struct ParsedList {
     /// The earliest end of validity of what loaded (STIX `valid_until`, Unix seconds): the list
     /// is read again then.
     pub expires: Option<u64>,
+    /// Records skipped because their validity has passed (a list of nothing else is a list
+    /// whose entries all ended, not a broken one).
+    pub expired: usize,
     /// How many loaded fields were of each kind.
     pub kinds: BTreeMap<Kind, usize>,
 }
@@ -217,7 +220,8 @@ pub fn parse_text(path: &Path, text: &str, opts: &ListOptions) -> Result<ParsedL
         Format::MispCsv => misp::parse_csv(text, &mut list)
             .with_context(|| format!("{} (misp-csv)", path.display()))?,
     }
-    if list.is_empty() && !list.skipped.is_empty() && opts.format.is_none() {
+    // Records that ended are a list that ended, not an unknown format.
+    if list.is_empty() && list.skipped.len() > list.expired && opts.format.is_none() {
         let first = &list.skipped[0];
         bail!(
             "{}: no known format fits (tried stix, misp, crowdsec-json, spamhaus-json, misp-csv, csv with a \

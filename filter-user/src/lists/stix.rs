@@ -74,6 +74,7 @@ fn indicator(obj: &Value, id: &str, line: usize, list: &mut ParsedList, now: u64
         until.map(|u| (u, u.parse::<jiff::Timestamp>().map(|t| t.as_second().max(0) as u64)));
     match until {
         Some((u, Ok(t))) if t <= now => {
+            list.expired += 1;
             return list.skip(line, format!("{id}: valid until {u}, passed"));
         }
         Some((u, Err(_))) => {
