@@ -48,7 +48,7 @@ impl Daemon {
         let mut changed = false;
         for i in 0..self.slots.len() {
             let report = self.slots[i].report.as_ref();
-            if !report.and_then(|r| r.list.expires).is_some_and(|t| t <= now()) {
+            if report.and_then(|r| r.list.expires).is_none_or(|t| t > now()) {
                 continue;
             }
             let Some(bytes) = self.slots[i].expiring.take() else { continue };
