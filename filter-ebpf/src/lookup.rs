@@ -191,9 +191,14 @@ fn v6_entry(len: u32, hi: u64, lo: u64) -> Option<*mut EntryValue> {
     TD_V6_PREFIX.get_ptr_mut(V6PrefixKey { len, addr })
 }
 
+/// A matched entry's value in its map. Never null, so that `Option<Entry>` is one register:
+/// an `Option<*mut _>` carries a tag beside the pointer, and the pointer of a `None` is an
+/// uninitialised stack slot that kernels before 6.5 refuse to let a program read.
+pub type Entry = core::ptr::NonNull<EntryValue>;
+
 /// The entry that matches `addr` for the directions in `want`, under config flags `cfg`.
 #[inline(always)]
-pub fn matched<F: Family>(addr: &F::Addr, want: u32, cfg: u32) -> Option<*mut EntryValue> {
+pub fn matched<F: Family>(addr: &F::Addr, want: u32, cfg: u32) -> Option<Entry> {
     if !F::near(addr) {
         return None;
     }
@@ -208,5 +213,5 @@ pub fn matched<F: Family>(addr: &F::Addr, want: u32, cfg: u32) -> Option<*mut En
     if cfg & F::ALLOW != 0 && F::allowed(addr) {
         return None;
     }
-    Some(hit)
+    Entry::new(hit)
 }

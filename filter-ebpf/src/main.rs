@@ -29,7 +29,7 @@ use filter_common::{
     FLAG_MON_SRC, FLAG_SRC, LENS_SLOTS, LIST_COUNTERS, LenMask, MAX_IFACES, MAX_IFINDEX, RateState,
     V4Key, V4PrefixKey, V6Key, V6PrefixKey,
 };
-use lookup::{Family, V4, V6, matched};
+use lookup::{Entry, Family, V4, V6, matched};
 use parse::{Addresses, Frame, Packet};
 
 // Names must match filter_common::MAP_*; sizes are set by the loader before loading.
@@ -75,7 +75,7 @@ static TD_V6_ALLOWED: Array<u64> = Array::with_max_entries(FILTER_WORDS, 0);
 
 /// A matched entry: its value in the map, and whether the match was as source.
 pub struct Hit {
-    pub entry: *mut EntryValue,
+    pub entry: Entry,
     pub as_src: bool,
 }
 
@@ -147,7 +147,7 @@ fn check<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>, len: u64) -> u32 {
 /// The verdict from the source and destination matches: an enforcing match drops (source
 /// first); otherwise a monitor-only match is counted and passes.
 #[inline(always)]
-fn decide(s: Option<*mut EntryValue>, d: Option<*mut EntryValue>) -> (u32, Option<Hit>) {
+fn decide(s: Option<Entry>, d: Option<Entry>) -> (u32, Option<Hit>) {
     if let Some(e) = s.filter(|&e| flags(e) & FLAG_SRC != 0) {
         return (CNT_DROP_SRC, Some(Hit { entry: e, as_src: true }));
     }
@@ -165,9 +165,9 @@ fn decide(s: Option<*mut EntryValue>, d: Option<*mut EntryValue>) -> (u32, Optio
 
 /// The direction flags of a matched entry.
 #[inline(always)]
-fn flags(e: *mut EntryValue) -> u32 {
+fn flags(e: Entry) -> u32 {
     // SAFETY: `e` is a map value a lookup returned; it stays valid for this run.
-    unsafe { (*e).flags }
+    unsafe { (*e.as_ptr()).flags }
 }
 
 #[inline(always)]

@@ -37,7 +37,7 @@ pub fn hit<F: Family, C: Frame>(ctx: &C, h: &Hit, cnt: u32, len: u64, p: &Packet
     // SAFETY: `h.entry` points at a writable map value a lookup returned, valid for this run
     // (see `lookup::writable` for trie values); its counters are only added to atomically.
     let lists = unsafe {
-        let e = h.entry;
+        let e = h.entry.as_ptr();
         atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*e).packets, 1);
         atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*e).bytes, len);
         (*e).last_hit_ns = now;

@@ -2,6 +2,7 @@
 
 mod build;
 mod demo;
+mod kernels;
 mod package;
 mod setup;
 mod test;
@@ -25,8 +26,12 @@ enum Cmd {
     Build,
     /// Show takedown dropping real traffic between two network namespaces.
     Demo,
-    /// Run formatting and lint checks and the whole test suite (kernel tests need root).
+    /// Run formatting and lint checks, the whole test suite (kernel tests need root), and the
+    /// end-to-end check on Debian 12's stock kernels in QEMU.
     Test {
+        /// Only the end-to-end check on the stock kernels (QEMU).
+        #[arg(long)]
+        kernels: bool,
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
@@ -53,7 +58,8 @@ fn main() -> ExitCode {
         Cmd::Setup => setup::run(),
         Cmd::Build => setup::ensure().and_then(|_| build::release()).map(|_| ()),
         Cmd::Demo => demo::run(),
-        Cmd::Test { args } => test::run(&args),
+        Cmd::Test { kernels: true, .. } => setup::ensure().and_then(|_| kernels::run()),
+        Cmd::Test { args, .. } => test::run(&args).and_then(|_| kernels::run()),
         Cmd::Fuzz { cases } => test::fuzz(cases),
         Cmd::Package => package::run().map(|_| ()),
         Cmd::Bench { peers } => build::bench(peers),

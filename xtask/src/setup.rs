@@ -18,9 +18,10 @@ use anyhow::{Context, Result, bail};
 /// Debian packages the demo, tests and benchmark run: ip, ping, sysctl, trafgen, setpriv, tmux,
 /// bpftool (tests ask the kernel's verdict of a running filter with `bpftool prog run`),
 /// systemd-analyze (the unit's security rating), man (the package test), minisign (signed
-/// lists are signed in tests as a CERT signs them), and the peers `bench --peers` measures takedown
-/// against (xdp-filter, ipset, nft).
-const PACKAGES: [&str; 13] = [
+/// lists are signed in tests as a CERT signs them), the peers `bench --peers` measures takedown
+/// against (xdp-filter, ipset, nft), and what `test --kernels` boots stock kernels with (QEMU,
+/// a static busybox, cpio).
+const PACKAGES: [&str; 16] = [
     "iproute2",
     "iputils-ping",
     "procps",
@@ -34,6 +35,9 @@ const PACKAGES: [&str; 13] = [
     "xdp-tools",
     "ipset",
     "nftables",
+    "qemu-system-x86",
+    "busybox-static",
+    "cpio",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
