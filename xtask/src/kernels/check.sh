@@ -4,6 +4,7 @@
 # drops listed IPv4 and IPv6 traffic and passes the rest, pins its maps (they outlive the
 # daemon) and counts its drops. The guest has no network card: all traffic stays between the
 # namespaces made here. Prints one "TAKEDOWN-CHECK ..." line a step and a final PASS or FAIL.
+# The list holds a prefix and an exact address, so both kinds of lookup run.
 export PATH=/bin
 fail() { echo "TAKEDOWN-CHECK FAIL: $*"; poweroff -f; }
 step() { echo "TAKEDOWN-CHECK ok: $*"; }
@@ -50,7 +51,8 @@ for a in 203.0.113.7 198.51.100.7 2001:db8:bad::7 2001:db8:900d::7; do
 done
 step "namespaces and veths"
 
-printf '203.0.113.7\n2001:db8:bad::7\n' > /list.txt
+# A prefix (IPv4) and an exact address (IPv6): both lookups are exercised.
+printf '203.0.113.0/24\n2001:db8:bad::7\n' > /list.txt
 # Replies to 3 pings (busybox: "3 packets transmitted, 0 packets received, ...").
 replies() {
     ip netns exec c ping $1 -c 3 -i 0.2 -W 1 $2 2>/dev/null \
