@@ -107,13 +107,13 @@ fn from_config(path: &std::path::Path) -> Result<(Pipeline, Vec<(u32, ListSpec)>
 
 fn list_json(r: &ListReport) -> serde_json::Value {
     let l = &r.list;
-    let [v4, v6, p4, p6] = report::kinds(r);
+    let [v4, v6, p4, p6] = r.kinds;
     json!({
         "name": l.name,
         "error": r.error,
         "path": l.path,
         "format": l.format,
-        "direction": l.direction_text(),
+        "direction": r.direction,
         "entries": {"ipv4": v4, "ipv6": v6, "ipv4_prefixes": p4, "ipv6_prefixes": p6, "domains": l.domains.len()},
         "fields": l.kinds,
         "duplicates": r.duplicates,

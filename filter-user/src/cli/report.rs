@@ -1,6 +1,5 @@
 //! Human-readable reports of what was read, guarded and planned (`check`, and `run` at start).
 
-use ipnet::IpNet;
 use takedown::{
     lists::LineNote,
     plan::{
@@ -12,21 +11,6 @@ use takedown::{
 /// How many notes of each sort are shown per list unless verbose.
 pub const SHOWN_LINES: usize = 5;
 
-/// (exact v4, exact v6, v4 prefixes, v6 prefixes) among a list's parsed entries.
-pub fn kinds(r: &ListReport) -> [usize; 4] {
-    let mut k = [0; 4];
-    for e in &r.list.entries {
-        let i = match e.net {
-            IpNet::V4(n) if n.prefix_len() == 32 => 0,
-            IpNet::V6(n) if n.prefix_len() == 128 => 1,
-            IpNet::V4(_) => 2,
-            IpNet::V6(_) => 3,
-        };
-        k[i] += 1;
-    }
-    k
-}
-
 /// Prints one list: format, entries by kind, merges, guards, skipped lines.
 pub fn print_list(r: &ListReport, verbose: bool) {
     let l = &r.list;
@@ -34,8 +18,8 @@ pub fn print_list(r: &ListReport, verbose: bool) {
         say!("{}: cannot be used: {e}", l.path.display());
         return;
     }
-    let [v4, v6, p4, p6] = kinds(r);
-    say!("{}: format {}, direction {}", l.path.display(), l.format, l.direction_text());
+    let [v4, v6, p4, p6] = r.kinds;
+    say!("{}: format {}, direction {}", l.path.display(), l.format, r.direction);
     say!(
         "  entries: {v4} IPv4, {v6} IPv6, {p4} IPv4 prefixes, {p6} IPv6 prefixes, {} domains",
         l.domains.len()

@@ -20,10 +20,59 @@ fn content(line: &str) -> &str {
     }
 }
 
-/// One entry a line: the first field (extra columns after a blank are ignored, but an address
-/// among them, or right after a comment sign, is noted: it is not loaded).
+/// Texts from this size on are parsed on several threads.
+const PARALLEL_BYTES: usize = 1 << 20;
+
+/// One entry a line (see [`parse_chunk`]); a large text is cut at line ends into one piece a
+/// CPU (at most 8), parsed at once, and joined in order with its line numbers.
 pub fn parse_lines(text: &str, list: &mut ParsedList) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    if threads < 2 || text.len() < PARALLEL_BYTES {
+        parse_chunk(text, list);
+        return;
+    }
+    let mut pieces = Vec::with_capacity(threads);
+    let mut rest = text;
+    for left in (1..=threads).rev() {
+        let cut = match rest.len() / left {
+            0 => rest.len(),
+            // A byte search: `n` need not fall on a character boundary; a cut after b'\n' does.
+            n => rest.as_bytes()[n..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |i| n + i + 1),
+        };
+        let (piece, tail) = rest.split_at(cut);
+        pieces.push(piece);
+        rest = tail;
+    }
+    let parts: Vec<(ParsedList, usize)> = std::thread::scope(|s| {
+        let handles: Vec<_> = pieces
+            .iter()
+            .map(|piece| {
+                let mut part = list.empty_like();
+                s.spawn(move || {
+                    let lines = parse_chunk(piece, &mut part);
+                    (part, lines)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("parse thread")).collect()
+    });
+    let mut before = 0;
+    for (part, lines) in parts {
+        list.absorb(part, before);
+        before += lines;
+    }
+}
+
+/// One entry a line: the first field (extra columns after a blank are ignored, but an address
+/// among them, or right after a comment sign, is noted: it is not loaded). Lines are numbered
+/// from 1; returns how many there were.
+fn parse_chunk(text: &str, list: &mut ParsedList) -> usize {
+    let mut count = 0;
     for (i, raw) in text.lines().enumerate() {
+        count = i + 1;
         let body = content(raw);
         let mut fields = body.split_ascii_whitespace();
         let Some(field) = fields.next() else { continue };
@@ -36,6 +85,7 @@ pub fn parse_lines(text: &str, list: &mut ParsedList) {
             list.warn(i + 1, format!("an address after {sign:?} is read as a comment: not loaded"));
         }
     }
+    count
 }
 
 fn is_address(field: &str) -> bool {
@@ -71,5 +121,34 @@ pub fn parse_hosts(text: &str, list: &mut ParsedList) {
         if !any {
             list.skip(line, "hosts line without a name".into());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_list_parsed_in_pieces_is_the_list_parsed_whole() {
+        let mut text = String::new();
+        for i in 0..120_000u32 {
+            let [a, b, c, d] = i.to_be_bytes();
+            match i % 1000 {
+                7 => text.push_str("not-an-ip-\u{e9}\u{e9}\n"),
+                8 => text.push_str(&format!("10.{b}.{c}.{d} 198.51.100.1\n")),
+                9 => text.push_str("# comment \u{2603}\n\n"),
+                _ => text.push_str(&format!("{}.{b}.{c}.{d}\n", a + 1)),
+            }
+        }
+        assert!(text.len() > PARALLEL_BYTES);
+        let (mut whole, mut pieces) = (ParsedList::default(), ParsedList::default());
+        parse_chunk(&text, &mut whole);
+        parse_lines(&text, &mut pieces);
+        assert_eq!(pieces.entries, whole.entries);
+        assert_eq!(pieces.skipped, whole.skipped);
+        assert_eq!(pieces.warnings, whole.warnings);
+        assert_eq!(pieces.kinds, whole.kinds);
+        assert_eq!(whole.skipped.len(), 120);
+        assert_eq!(whole.entries.last().unwrap().line, text.lines().count());
     }
 }

@@ -125,6 +125,32 @@ impl ParsedList {
         }
     }
 
+    /// A list read the same way, holding nothing yet (a piece of a parallel parse).
+    fn empty_like(&self) -> Self {
+        let (name, path) = (self.name.clone(), self.path.clone());
+        let (format, direction, misp_all) = (self.format, self.direction, self.misp_all);
+        Self { name, path, format, direction, misp_all, ..Default::default() }
+    }
+
+    /// Appends `part`, whose lines follow the `before` lines read so far.
+    fn absorb(&mut self, part: ParsedList, before: usize) {
+        let shift = |notes: Vec<LineNote>| {
+            notes.into_iter().map(move |n| LineNote { line: n.line + before, ..n })
+        };
+        let entries = part.entries.into_iter().map(|e| Entry { line: e.line + before, ..e });
+        self.entries.extend(entries);
+        let domains = part.domains.into_iter().map(|d| DomainEntry { line: d.line + before, ..d });
+        self.domains.extend(domains);
+        self.skipped.extend(shift(part.skipped));
+        self.warnings.extend(shift(part.warnings));
+        self.masked += part.masked;
+        self.expired += part.expired;
+        self.expires = self.expires.into_iter().chain(part.expires).min();
+        for (kind, n) in part.kinds {
+            *self.kinds.entry(kind).or_default() += n;
+        }
+    }
+
     /// Adds one field (already cut out of its line or record).
     fn push_field(&mut self, line: usize, field: &str) {
         self.push_field_as(line, field, None);
@@ -186,6 +212,21 @@ impl ParsedList {
                 format!("per entry ({})", each.join(", "))
             }
         }
+    }
+
+    /// Its network entries by kind: exact IPv4, exact IPv6, IPv4 prefixes, IPv6 prefixes.
+    pub fn shape(&self) -> [usize; 4] {
+        let mut k = [0; 4];
+        for e in &self.entries {
+            let i = match e.net {
+                IpNet::V4(n) if n.prefix_len() == 32 => 0,
+                IpNet::V6(n) if n.prefix_len() == 128 => 1,
+                IpNet::V4(_) => 2,
+                IpNet::V6(_) => 3,
+            };
+            k[i] += 1;
+        }
+        k
     }
 
     /// True when nothing usable was found.

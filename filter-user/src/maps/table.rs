@@ -222,6 +222,37 @@ impl<C: Codec> MapInfo for Kernel<C> {
     }
 }
 
+/// Entries converted to their kernel layout and written at a time (each write is still split
+/// into batches, across threads).
+const SLAB: usize = 256 * 1024;
+
+impl<C: Codec> Kernel<C> {
+    /// Writes one slab; an error says how many of its entries were written.
+    fn put_slab(
+        &self,
+        items: &[(C::Plan, EntryValue)],
+        mode: WriteMode,
+    ) -> Result<(), (usize, anyhow::Error)> {
+        let keys: Vec<C::Key> = items.iter().map(|(k, _)| C::key(k)).collect();
+        let values: Vec<C::Value> = items.iter().map(|(_, v)| C::value(v)).collect();
+        let fd = self.data.fd().as_fd();
+        let batched = match mode {
+            WriteMode::Batched => raw::update(fd, &keys, &values),
+            WriteMode::PerElement => Err(BatchError::Unsupported),
+        };
+        match batched {
+            Ok(()) => Ok(()),
+            Err(BatchError::Unsupported) => {
+                for (i, (k, v)) in keys.iter().zip(&values).enumerate() {
+                    raw::update_one(fd, k, v).map_err(|e| (i, self.write_error(e)))?;
+                }
+                Ok(())
+            }
+            Err(BatchError::Failed { done, error }) => Err((done, self.write_error(error))),
+        }
+    }
+}
+
 impl<C: Codec> Table<C::Plan> for Kernel<C> {
     fn get(&self, key: &C::Plan) -> Result<Option<EntryValue>> {
         let found = raw::lookup_one::<C::Key, C::Value>(self.data.fd().as_fd(), &C::key(key));
@@ -236,26 +267,13 @@ impl<C: Codec> Table<C::Plan> for Kernel<C> {
     }
 
     fn put(&mut self, items: &[(C::Plan, EntryValue)], mode: WriteMode) -> Result<()> {
-        if items.is_empty() {
-            return Ok(());
+        // In slabs: the kernel layouts of a million entries are never all held at once.
+        for (i, slab) in items.chunks(SLAB).enumerate() {
+            self.put_slab(slab, mode).map_err(|(done, e)| {
+                anyhow!("{e:#} after {} of {} entries", i * SLAB + done, items.len())
+            })?;
         }
-        let keys: Vec<C::Key> = items.iter().map(|(k, _)| C::key(k)).collect();
-        let values: Vec<C::Value> = items.iter().map(|(_, v)| C::value(v)).collect();
-        let fd = self.data.fd().as_fd();
-        let batched = match mode {
-            WriteMode::Batched => raw::update(fd, &keys, &values),
-            WriteMode::PerElement => Err(BatchError::Unsupported),
-        };
-        match batched {
-            Ok(()) => Ok(()),
-            Err(BatchError::Unsupported) => keys
-                .iter()
-                .zip(&values)
-                .try_for_each(|(k, v)| raw::update_one(fd, k, v).map_err(|e| self.write_error(e))),
-            Err(BatchError::Failed { done, error }) => {
-                Err(anyhow!("{} after {done} of {} entries", self.write_error(error), keys.len()))
-            }
-        }
+        Ok(())
     }
 
     fn delete(&mut self, keys: &[C::Plan]) -> Result<()> {

@@ -147,8 +147,13 @@ pub struct ListReport {
     pub duplicates: usize,
     /// Prefixes saved by aggregating this list's own prefixes.
     pub aggregated: usize,
-    /// The networks it contributes, guarded, with which packets each blocks.
+    /// The networks it contributes, guarded, with which packets each blocks. (The parsed
+    /// entries, `list.entries`, are dropped once guarded: a million-entry list is held once.)
     pub nets: Vec<(IpNet, Direction)>,
+    /// Its parsed entries by kind: exact IPv4, exact IPv6, IPv4 prefixes, IPv6 prefixes.
+    pub kinds: [usize; 4],
+    /// Which packets its entries block, in words (see [`ParsedList::direction_text`]).
+    pub direction: String,
 }
 
 impl ListReport {
@@ -227,6 +232,8 @@ fn guard_list(list: ParsedList, bit: u64, opts: GuardOptions) -> ListReport {
         duplicates: 0,
         aggregated: 0,
         nets: Vec::with_capacity(list.entries.len()),
+        kinds: list.shape(),
+        direction: list.direction_text(),
         list,
     };
     // FxHash: the planner hashes millions of small keys; SipHash's protection is not needed.
@@ -261,6 +268,7 @@ fn guard_list(list: ParsedList, bit: u64, opts: GuardOptions) -> ListReport {
     let prefixes: Vec<IpNet> =
         seen.iter().filter(|n| n.prefix_len() < n.max_prefix_len()).copied().collect();
     report.aggregated = prefixes.len() - IpNet::aggregate(&prefixes).len();
+    report.list.entries = Vec::new();
     report
 }
 
