@@ -60,7 +60,9 @@ fn build_ebpf(root: &Path) -> PathBuf {
         .arg(&target_dir)
         .env(
             "CARGO_ENCODED_RUSTFLAGS",
-            format!("--cfg=bpf_target_arch=\"{arch}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf"),
+            format!(
+                "--cfg=bpf_target_arch=\"{arch}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf\x1f-Ctarget-feature=+allows-misaligned-mem-access"
+            ),
         );
     if toolchain == "stable" {
         cmd.env("RUSTC_BOOTSTRAP", "1");

@@ -162,8 +162,14 @@ pub fn ports<C: Frame>(ctx: &C, proto: u8, l4: usize) -> (u16, u16) {
     if proto != 6 && proto != 17 || l4 > 128 {
         return (0, 0);
     }
-    match (be16(ctx, l4), be16(ctx, l4 + 2)) {
-        (Some(s), Some(d)) => (s, d),
-        _ => (0, 0),
+    // Both ports in one checked read: no value of a failed read is ever looked at (an
+    // `Option` of each could leave an undefined register the verifier refuses).
+    match at::<C, [u8; 4]>(ctx, l4) {
+        Some(p) => {
+            // SAFETY: `at` checked that the 4 bytes lie inside the packet.
+            let b = unsafe { *p };
+            (u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]]))
+        }
+        None => (0, 0),
     }
 }
