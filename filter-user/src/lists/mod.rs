@@ -200,17 +200,23 @@ impl ParsedList {
         if let Some(d) = self.direction {
             return d.to_string();
         }
-        let mut count = BTreeMap::<String, usize>::new();
+        // Counted without a string an entry: lists hold millions.
+        let all = [Direction::Both, Direction::Dst, Direction::Src];
+        let mut count = [0usize; 3];
         let dirs = self.entries.iter().map(|e| e.direction);
         for d in dirs.chain(self.domains.iter().map(|d| d.direction)) {
-            *count.entry(d.to_string()).or_default() += 1;
+            count[all.iter().position(|a| *a == d).unwrap_or(0)] += 1;
         }
-        match count.len() {
-            0 | 1 => count.into_keys().next().unwrap_or_else(|| "both".into()),
-            _ => {
-                let each: Vec<String> = count.iter().map(|(d, n)| format!("{n} {d}")).collect();
-                format!("per entry ({})", each.join(", "))
-            }
+        let each: Vec<String> = all
+            .iter()
+            .zip(count)
+            .filter(|(_, n)| *n > 0)
+            .map(|(d, n)| format!("{n} {d}"))
+            .collect();
+        match each.len() {
+            0 => "both".into(),
+            1 => all[count.iter().position(|n| *n > 0).unwrap_or(0)].to_string(),
+            _ => format!("per entry ({})", each.join(", ")),
         }
     }
 

@@ -236,11 +236,9 @@ fn guard_list(list: ParsedList, bit: u64, opts: GuardOptions) -> ListReport {
         direction: list.direction_text(),
         list,
     };
-    // FxHash: the planner hashes millions of small keys; SipHash's protection is not needed.
-    let mut seen = rustc_hash::FxHashSet::default();
-    seen.reserve(report.list.entries.len());
+    let mut seen = Seen::with_capacity(report.list.entries.len());
     for e in &report.list.entries {
-        if !seen.insert(e.net) {
+        if !seen.first(e.net) {
             report.duplicates += 1;
         }
         match guards::check(e.net, opts) {
@@ -265,11 +263,39 @@ fn guard_list(list: ParsedList, bit: u64, opts: GuardOptions) -> ListReport {
     let domains = report.list.domains.len();
     report.list.domains.retain(|d| names.insert(d.name.clone()));
     report.duplicates += domains - report.list.domains.len();
-    let prefixes: Vec<IpNet> =
-        seen.iter().filter(|n| n.prefix_len() < n.max_prefix_len()).copied().collect();
-    report.aggregated = prefixes.len() - IpNet::aggregate(&prefixes).len();
+    report.aggregated = seen.prefixes.len() - IpNet::aggregate(&seen.prefixes).len();
     report.list.entries = Vec::new();
     report
+}
+
+/// The networks of a list seen so far, as packed keys (one word an IPv4 network, hashed with
+/// FxHash: one multiply; SipHash's protection is not needed), and its distinct prefixes.
+struct Seen {
+    v4: rustc_hash::FxHashSet<u64>,
+    v6: rustc_hash::FxHashSet<(u128, u8)>,
+    prefixes: Vec<IpNet>,
+}
+
+impl Seen {
+    fn with_capacity(n: usize) -> Self {
+        let mut v4 = rustc_hash::FxHashSet::default();
+        v4.reserve(n);
+        Self { v4, v6: Default::default(), prefixes: Vec::new() }
+    }
+
+    /// True the first time `net` is seen.
+    fn first(&mut self, net: IpNet) -> bool {
+        let new = match net {
+            IpNet::V4(n) => {
+                self.v4.insert(u64::from(u32::from(n.addr())) << 8 | u64::from(n.prefix_len()))
+            }
+            IpNet::V6(n) => self.v6.insert((u128::from(n.addr()), n.prefix_len())),
+        };
+        if new && net.prefix_len() < net.max_prefix_len() {
+            self.prefixes.push(net);
+        }
+        new
+    }
 }
 
 /// A domain's resolved address, with the metadata of the lists that name the domain.
