@@ -118,14 +118,7 @@ fn a_url_feed_enforces_each_side_and_refetches_only_changed_events() {
         ])
     };
     let server = HttpServer::start(&topo.gateway, files("1", "203.0.113.99")).unwrap();
-    let config = dir.file(
-        "takedown.toml",
-        &format!(
-            "interfaces = [\"{}\"]\n[[list]]\nname = \"misp\"\nurl = \"{}\"\ninsecure = true\n",
-            Addrs::GATEWAY_IF,
-            server.url("/feed/manifest.json")
-        ),
-    );
+    let config = dir.url_config("misp", &server.url("/feed/manifest.json"), "");
     let place = PinPlace::new("misp");
     let daemon = place.start(&topo.gateway, &["run", "--config", &config]);
     let blocked = |a| place.blocked(&topo.gateway, Addrs::GATEWAY_IF, a);

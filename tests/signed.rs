@@ -89,14 +89,8 @@ fn a_url_list_is_checked_against_the_signature_beside_it() {
         ])
     };
     let server = HttpServer::start(&topo.gateway, serve("203.0.113.7\n", &signature)).unwrap();
-    let config = dir.file(
-        "takedown.toml",
-        &format!(
-            "interfaces = [\"{}\"]\n[[list]]\nname = \"feed\"\nurl = \"{}\"\ninsecure = true\nminisign_key = \"{key}\"\n",
-            Addrs::GATEWAY_IF,
-            server.url("/feed.txt")
-        ),
-    );
+    let key_line = format!("minisign_key = \"{key}\"\n");
+    let config = dir.url_config("feed", &server.url("/feed.txt"), &key_line);
     let place = PinPlace::new("signed-url");
     let daemon = place.start(&topo.gateway, &["run", "--config", &config]);
     let blocked = |a| place.blocked(&topo.gateway, Addrs::GATEWAY_IF, a);

@@ -114,14 +114,7 @@ fn entries_of_a_url_bundle_end_on_time_even_when_the_server_says_unchanged() {
     );
     let server =
         HttpServer::start(&topo.gateway, Behaviour::Serve { body, etag: "\"v1\"".into() }).unwrap();
-    let config = dir.file(
-        "takedown.toml",
-        &format!(
-            "interfaces = [\"{}\"]\n[[list]]\nname = \"stix\"\nurl = \"{}\"\ninsecure = true\nrefresh = 1\n",
-            Addrs::GATEWAY_IF,
-            server.url("/bundle.json")
-        ),
-    );
+    let config = dir.url_config("stix", &server.url("/bundle.json"), "refresh = 1\n");
     let place = PinPlace::new("stix-url");
     let daemon = place.start(&topo.gateway, &["run", "--config", &config]);
     let blocked = |a| place.blocked(&topo.gateway, Addrs::GATEWAY_IF, a);

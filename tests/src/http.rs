@@ -68,6 +68,25 @@ impl HttpServer {
     }
 }
 
+/// A scripted server's address, its script (for the test to change) and the flag that stops
+/// it.
+pub type Scripted<S> = (SocketAddr, Arc<Mutex<S>>, Arc<AtomicBool>);
+
+/// A scripted server on 127.0.0.1 inside `ns`: `script` behind a lock, each connection
+/// answered by `answer` on a thread of its own.
+pub fn scripted<S: Send + 'static>(
+    ns: &NetNs,
+    script: S,
+    answer: fn(TcpStream, &Mutex<S>) -> std::io::Result<()>,
+) -> Result<Scripted<S>> {
+    let script = Arc::new(Mutex::new(script));
+    let s = script.clone();
+    let (addr, stop) = listen(ns, move |conn| {
+        let _ = answer(conn, &s);
+    })?;
+    Ok((addr, script, stop))
+}
+
 /// Listens on 127.0.0.1 (a free port) inside `ns` and hands each connection to `handle` on a
 /// thread of its own, until the returned flag is set.
 pub fn listen(

@@ -32,15 +32,8 @@ pub struct Lapi {
 impl Lapi {
     /// A Local API that accepts `key` and starts the stream with `startup` (a JSON answer).
     pub fn start(ns: &NetNs, key: &str, startup: &str) -> Result<Self> {
-        let script = Arc::new(Mutex::new(Script {
-            key: key.into(),
-            startup: startup.into(),
-            ..Default::default()
-        }));
-        let s = script.clone();
-        let (addr, stop) = crate::http::listen(ns, move |conn| {
-            let _ = answer(conn, &s);
-        })?;
+        let script = Script { key: key.into(), startup: startup.into(), ..Default::default() };
+        let (addr, script, stop) = crate::http::scripted(ns, script, answer)?;
         Ok(Self { addr, script, stop })
     }
 

@@ -46,6 +46,17 @@ impl TempDir {
         Self(path)
     }
 
+    /// A daemon configuration (`takedown.toml` in it) for the test gateway's interface with one
+    /// list `name` fetched from `url` (plain http: the test's own server), plus `extra` lines of
+    /// that list; returns its path.
+    pub fn url_config(&self, name: &str, url: &str, extra: &str) -> String {
+        let gw = td_netns::Addrs::GATEWAY_IF;
+        let text = format!(
+            "interfaces = [\"{gw}\"]\n[[list]]\nname = \"{name}\"\nurl = \"{url}\"\ninsecure = true\n{extra}"
+        );
+        self.file("takedown.toml", &text)
+    }
+
     /// Writes `content` to `name` inside it and returns the path as a string.
     pub fn file(&self, name: &str, content: &str) -> String {
         let path = self.0.join(name);

@@ -35,14 +35,8 @@ pub struct Taxii {
 impl Taxii {
     /// A server that accepts requests whose `Authorization` header is `authorization`.
     pub fn start(ns: &NetNs, authorization: &str) -> Result<Self> {
-        let script = Arc::new(Mutex::new(Script {
-            authorization: authorization.into(),
-            ..Default::default()
-        }));
-        let s = script.clone();
-        let (addr, stop) = crate::http::listen(ns, move |conn| {
-            let _ = answer(conn, &s);
-        })?;
+        let script = Script { authorization: authorization.into(), ..Default::default() };
+        let (addr, script, stop) = crate::http::scripted(ns, script, answer)?;
         Ok(Self { addr, script, stop })
     }
 
