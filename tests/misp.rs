@@ -1,7 +1,8 @@
 //! MISP as a list source: a single event, the CSV export and a feed (directory and URL) load
 //! their address attributes with each attribute's side (`ip-src` blocks packets from the
 //! address, `ip-dst` packets to it); `to_ids` off, deleted attributes and other types stay
-//! out (`--misp-all` takes `to_ids` off); a URL feed's refresh fetches only changed events.
+//! out (`--misp-all` takes `to_ids` off); a URL feed's refresh fetches only changed events; an
+//! attribute leaves the maps when its decay score falls below its model's threshold.
 
 use integration_tests::{
     PinPlace, TempDir, frames,
@@ -142,5 +143,40 @@ fn a_url_feed_enforces_each_side_and_refetches_only_changed_events() {
     let (code, out, _) = place.cli(&topo.gateway, &["refresh"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(blocked("203.0.113.100") && blocked("203.0.113.7"));
+    daemon.stop().unwrap();
+}
+
+#[kernel_test]
+fn an_attribute_leaves_the_maps_when_its_decay_score_falls_below_the_threshold() {
+    let topo = Topology::new("md").unwrap();
+    let dir = TempDir::new("misp-decay");
+    // Linear decay (speed 1) from 100 to the threshold 50 over half the lifetime: a lifetime of
+    // 8 s makes the attribute decay 4 s after its timestamp, now.
+    let now = takedown::daemon::status::now();
+    let lifetime_days = 8.0 / 86_400.0;
+    let decaying = format!(
+        r#"{{"uuid":"d1","type":"ip-dst","value":"203.0.113.30","to_ids":true,"timestamp":"{now}",
+            "decay_score":[{{"score":100,"base_score":100,"decayed":false,"DecayingModel":{{"name":"short",
+            "parameters":{{"lifetime":{lifetime_days},"decay_speed":1,"threshold":50}}}}}}]}}"#
+    );
+    let list = dir.file(
+        "event.json",
+        &event(
+            "33333333-3333-4333-8333-333333333333",
+            &[attribute("k1", "ip-dst", "203.0.113.7", true), decaying],
+        ),
+    );
+    let place = PinPlace::new("misp-decay");
+    let daemon = place.start(&topo.gateway, &["run", "-i", Addrs::GATEWAY_IF, "-l", &list]);
+    let blocked = |a| place.blocked(&topo.gateway, Addrs::GATEWAY_IF, a);
+    assert!(blocked("203.0.113.30"), "decays 4 s after {now}");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(12);
+    while blocked("203.0.113.30") && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let left = takedown::daemon::status::now();
+    assert!(!blocked("203.0.113.30"), "still enforced {} s after it decayed", left - now - 4);
+    assert!(left >= now + 4, "left before it decayed");
+    assert!(blocked("203.0.113.7"), "the rest stays");
     daemon.stop().unwrap();
 }

@@ -24,8 +24,9 @@ struct Attribute<'a> {
     deleted: bool,
 }
 
-/// Parses a MISP JSON document.
-pub fn parse_json(text: &str, list: &mut ParsedList) -> Result<()> {
+/// Parses a MISP JSON document at time `now` (Unix seconds): an attribute whose decay ends
+/// later sets the list's `expires`.
+pub fn parse_json(text: &str, list: &mut ParsedList, now: u64) -> Result<()> {
     let doc: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => bail!("invalid JSON at line {}: {e}", e.line()),
@@ -41,8 +42,10 @@ pub fn parse_json(text: &str, list: &mut ParsedList) -> Result<()> {
         let nested = nested.flat_map(|o| o.get("Attribute").and_then(Value::as_array));
         for a in attrs.chain(nested.flatten()) {
             rank += 1;
-            if decayed(a) {
+            let decays = super::misp_decay::decays_at(a);
+            if super::misp_decay::flagged(a) || decays.is_some_and(|t| t <= now) {
                 let uuid = a.get("uuid").and_then(Value::as_str).unwrap_or("?");
+                list.expired += 1;
                 list.skip(rank, format!("attribute {}: decayed", shown(uuid)));
                 continue;
             }
@@ -54,7 +57,11 @@ pub fn parse_json(text: &str, list: &mut ParsedList) -> Result<()> {
                 to_ids: truthy(a.get("to_ids")),
                 deleted: truthy(a.get("deleted")),
             };
+            let before = list.len();
             attribute(list, rank, &attr);
+            if let Some(t) = decays.filter(|_| list.len() > before) {
+                list.expires = Some(list.expires.map_or(t, |e| e.min(t)));
+            }
         }
     }
     Ok(())
@@ -69,16 +76,8 @@ fn events(doc: &Value) -> Option<Vec<&Value>> {
     Some(items.iter().map(|v| v.get("Event").unwrap_or(v)).collect())
 }
 
-/// True when the attribute's decay score (a search with `includeDecayScore`) says every
-/// decaying model has it decayed.
-fn decayed(a: &Value) -> bool {
-    let scores = a.get("decay_score").and_then(Value::as_array).filter(|s| !s.is_empty());
-    let by_model = scores.is_some_and(|s| s.iter().all(|m| truthy(m.get("decayed"))));
-    by_model || truthy(a.get("decayed"))
-}
-
 /// MISP writes booleans as `true`, `1`, `"1"` or `"True"` depending on the export.
-fn truthy(v: Option<&Value>) -> bool {
+pub(super) fn truthy(v: Option<&Value>) -> bool {
     match v {
         Some(Value::Bool(b)) => *b,
         Some(Value::Number(n)) => n.as_u64() == Some(1),

@@ -14,6 +14,7 @@ pub mod entry;
 mod json;
 mod lines;
 mod misp;
+mod misp_decay;
 pub mod misp_feed;
 pub mod signature;
 mod stix;
@@ -101,8 +102,8 @@ pub struct ParsedList {
     pub warnings: Vec<LineNote>,
     /// Entries whose host bits were masked.
     pub masked: usize,
-    /// The earliest end of validity of what loaded (STIX `valid_until`, Unix seconds): the list
-    /// is read again then.
+    /// The earliest end of validity of what loaded (STIX `valid_until`, the decay of a MISP
+    /// attribute; Unix seconds): the list is parsed again then.
     pub expires: Option<u64>,
     /// Records skipped because their validity has passed (a list of nothing else is a list
     /// whose entries all ended, not a broken one).
@@ -262,7 +263,7 @@ pub fn parse_text(path: &Path, text: &str, opts: &ListOptions) -> Result<ParsedL
             .with_context(|| format!("{} (crowdsec)", path.display()))?,
         Format::Stix => stix::parse(text, &mut list, now())
             .with_context(|| format!("{} (stix)", path.display()))?,
-        Format::Misp => misp::parse_json(text, &mut list)
+        Format::Misp => misp::parse_json(text, &mut list, now())
             .with_context(|| format!("{} (misp)", path.display()))?,
         Format::MispCsv => misp::parse_csv(text, &mut list)
             .with_context(|| format!("{} (misp-csv)", path.display()))?,
