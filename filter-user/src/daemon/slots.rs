@@ -80,7 +80,7 @@ impl Slot {
 
     /// True when `bytes` are the bytes of the content in force.
     fn same_content(&self, bytes: &[u8]) -> bool {
-        self.report.is_some() && self.content == Some(content_hash(bytes))
+        self.report.is_some() && self.content == Some(crate::lists::content_hash(bytes))
     }
 
     /// Records the outcome of a load that took `took`.
@@ -125,11 +125,6 @@ impl Slot {
             }
         }
     }
-}
-
-fn content_hash(bytes: &[u8]) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(bytes)
 }
 
 /// What a fetch brought.
@@ -358,7 +353,7 @@ impl Daemon {
         let slot = &mut self.slots[i];
         slot.expiring = report.list.expires.map(|_| bytes.to_vec());
         slot.report = Some(report);
-        slot.content = stored.then(|| content_hash(bytes));
+        slot.content = stored.then(|| crate::lists::content_hash(bytes));
         slot.changed = true;
         Ok(message)
     }

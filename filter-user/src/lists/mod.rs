@@ -303,6 +303,12 @@ pub fn read_list(path: &Path, max: u64) -> Result<Vec<u8>> {
     }
 }
 
+/// A hash of a list's bytes: a refresh that reads the same bytes again parses nothing.
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(bytes)
+}
+
 /// The largest list read unless configured otherwise (`max_bytes`).
 pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
 
