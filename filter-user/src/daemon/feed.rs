@@ -37,9 +37,9 @@ impl Daemon {
             Err(e) => return Err(format!("fetch failed: manifest: {e}")),
         };
         let events = misp_feed::events(&manifest).map_err(|e| format!("manifest: {e:#}"))?;
-        let known = std::mem::take(&mut self.slots[i].feed);
-        let fetched = fetch_events(&client, url, &events, known, &policy).await;
-        let (bodies, fresh) = fetched?;
+        let mut known = std::mem::take(&mut self.slots[i].feed);
+        let fetched = fetch_events(&client, url, &events, &mut known, &policy).await;
+        let (bodies, fresh) = fetched.inspect_err(|_| self.slots[i].feed = known)?;
         log::info!("list {}: {} events, {fresh} fetched", cfg.name, events.len());
         let joined = misp_feed::join(events.iter().map(|e| bodies[&e.uuid].1.as_slice()));
         self.slots[i].feed = bodies;
@@ -47,18 +47,36 @@ impl Daemon {
     }
 }
 
-/// Every event of `events`: reused from `known` when its timestamp is the same, fetched from
+/// Every event of `events`: moved out of `known` when its timestamp is the same, fetched from
 /// beside the manifest otherwise; with how many were fetched. At most `policy.max_bytes` in
-/// all.
+/// all. On failure `known` keeps every event it had, so the next try fetches only what
+/// changed.
 async fn fetch_events(
     client: &reqwest::Client,
     manifest_url: &str,
     events: &[FeedEvent],
-    mut known: FeedEvents,
+    known: &mut FeedEvents,
     policy: &source::FetchPolicy,
 ) -> Result<(FeedEvents, usize), String> {
+    let mut out = FeedEvents::new();
+    let fetched = fill(client, manifest_url, events, known, &mut out, policy).await;
+    if fetched.is_err() {
+        known.append(&mut out);
+    }
+    fetched.map(|fresh| (out, fresh))
+}
+
+/// The loop of [`fetch_events`]: moves or fetches each event into `out`.
+async fn fill(
+    client: &reqwest::Client,
+    manifest_url: &str,
+    events: &[FeedEvent],
+    known: &mut FeedEvents,
+    out: &mut FeedEvents,
+    policy: &source::FetchPolicy,
+) -> Result<usize, String> {
     let base = reqwest::Url::parse(manifest_url).map_err(|e| e.to_string())?;
-    let (mut out, mut fresh, mut total) = (FeedEvents::new(), 0, 0u64);
+    let (mut fresh, mut total) = (0, 0u64);
     for e in events {
         let body = match known.remove(&e.uuid) {
             Some((ts, body)) if ts == e.timestamp => body,
@@ -78,5 +96,5 @@ async fn fetch_events(
         }
         out.insert(e.uuid.clone(), (e.timestamp.clone(), body));
     }
-    Ok((out, fresh))
+    Ok(fresh)
 }

@@ -37,16 +37,22 @@ impl Daemon {
         let cfg = &self.slots[i].cfg;
         let (timeout, max) = (std::time::Duration::from_secs(cfg.timeout), cfg.max_bytes);
         let mut c = self.slots[i].collection.take().unwrap_or_default();
-        let pulled = c.pull(&client, source, timeout, max).await;
-        let bundle = c.bundle();
-        self.slots[i].collection = Some(c);
-        let added = pulled.map_err(|e| format!("{e:#}"))?;
+        let added = match c.pull(&client, source, timeout, max).await {
+            Ok(n) => n,
+            Err(e) => {
+                // A failed pull changed nothing: the collection stays, and no bundle is made.
+                self.slots[i].collection = Some(c);
+                return Err(format!("{e:#}"));
+            }
+        };
         log::info!("list {}: {added} objects pulled", self.slots[i].cfg.name);
-        if let (Some(path), Some(c)) = (self.collection_file(i), &self.slots[i].collection)
-            && let Err(e) = save_json(&path, c)
+        if let Some(path) = self.collection_file(i)
+            && let Err(e) = save_json(&path, &c)
         {
             log::warn!("list {}: cannot save the collection: {e:#}", self.slots[i].cfg.name);
         }
+        let bundle = c.bundle();
+        self.slots[i].collection = Some(c);
         let meta =
             CacheMeta { url: self.slots[i].cfg.source(), fetched: now(), ..Default::default() };
         Ok(Got::Bytes(bundle, meta))
