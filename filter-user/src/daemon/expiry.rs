@@ -1,6 +1,7 @@
 //! Entries that expire: manual entries (read without the ones whose time passed, also while
 //! the daemon was down), CrowdSec decisions, and list entries with an end of validity (STIX
-//! `valid_until`: the list is read again), taken out of the maps when their time passes.
+//! `valid_until`, MISP decay: the content in force is parsed again, without a fetch), taken
+//! out of the maps when their time passes.
 
 use std::time::{Duration, Instant};
 
@@ -32,8 +33,8 @@ pub fn read_manual(state: &StateDir) -> Result<Vec<ManualEntry>> {
 }
 
 impl Daemon {
-    /// When the next manual entry, CrowdSec decision or list entry (STIX `valid_until`)
-    /// expires.
+    /// When the next manual entry, CrowdSec decision or list entry (STIX `valid_until`, MISP
+    /// decay) expires.
     pub fn next_expiry(&self) -> Option<Instant> {
         let lists = self.slots.iter().filter_map(|s| s.report.as_ref()?.list.expires).min();
         let next = [manual::next_expiry(&self.manual), self.next_decision_end(), lists];
