@@ -182,6 +182,12 @@ impl ParsedList {
         }
     }
 
+    /// Adds a bare IPv4 address (its kind is counted by the caller).
+    fn push_ipv4(&mut self, line: usize, ip: std::net::Ipv4Addr) {
+        let direction = self.direction.unwrap_or_default();
+        self.entries.push(Entry { net: IpNet::V4(ip.into()), line, direction });
+    }
+
     fn warn(&mut self, line: usize, reason: String) {
         self.warnings.push(LineNote { line, reason });
     }

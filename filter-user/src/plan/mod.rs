@@ -236,14 +236,18 @@ impl<const N: usize> Family<N> {
                 }
             }
         }
-        let mut exact = Vec::with_capacity(self.exact.len());
-        for (addr, own) in self.exact {
-            match keys::nearest(&kept, &lengths, (N * 8) as u8, &addr) {
-                Some(cover) if own.within(cover) => stats.covered += 1,
-                cover => exact.push((addr, own.union(cover.unwrap_or_default()))),
+        // In place, keeping the order `merge` sorted them in.
+        let mut exact = self.exact;
+        exact.retain_mut(|(addr, own)| match keys::nearest(&kept, &lengths, (N * 8) as u8, addr) {
+            Some(cover) if own.within(cover) => {
+                stats.covered += 1;
+                false
             }
-        }
-        exact.sort_unstable_by_key(|(k, _)| *k);
+            cover => {
+                *own = own.union(cover.unwrap_or_default());
+                true
+            }
+        });
         let mut prefixes: Vec<_> = kept.into_iter().collect();
         prefixes.sort_unstable_by_key(|(k, _)| *k);
         (exact, prefixes)

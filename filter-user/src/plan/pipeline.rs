@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use super::{
     Meta, Plan,
     guards::{self, GuardOptions, Verdict},
+    keys::Radix,
 };
 use crate::lists::{self, LineNote, ListOptions, ParsedList, entry::Direction};
 
@@ -94,7 +95,8 @@ impl Pipeline {
             }
             Ok(b)
         });
-        let text = bytes.map(|b| String::from_utf8_lossy(&b).into_owned());
+        // Valid UTF-8 (nearly every list) is used in place, not copied.
+        let text = bytes.map(|b| String::from_utf8(b).unwrap_or_else(|e| lossy(e.as_bytes())));
         match text.and_then(|t| self.list(spec, bit, &t)) {
             Ok(report) => report,
             Err(e) => self.failed(spec, bit, format!("{e:#}")),
@@ -127,6 +129,11 @@ impl Pipeline {
     }
 }
 
+/// Text with every invalid UTF-8 sequence replaced (U+FFFD).
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 /// One list after parsing and guarding.
 #[derive(Clone, Debug)]
 pub struct ListReport {
@@ -149,7 +156,7 @@ pub struct ListReport {
     pub aggregated: usize,
     /// The networks it contributes, guarded, with which packets each blocks. (The parsed
     /// entries, `list.entries`, are dropped once guarded: a million-entry list is held once.)
-    pub nets: Vec<(IpNet, Direction)>,
+    pub nets: Nets,
     /// Its parsed entries by kind: exact IPv4, exact IPv6, IPv4 prefixes, IPv6 prefixes.
     pub kinds: [usize; 4],
     /// Which packets its entries block, in words (see [`ParsedList::direction_text`]).
@@ -162,9 +169,10 @@ impl ListReport {
         Meta { flags: direction.flags_for(self.monitor), lists: self.bit }
     }
 
-    /// Its guarded networks with their metadata.
+    /// Its guarded networks with their metadata, sorted (IPv4 addresses first).
     pub fn entries(&self) -> impl Iterator<Item = (IpNet, Meta)> + '_ {
-        self.nets.iter().map(|(n, d)| (*n, self.meta(*d)))
+        let hosts = self.nets.hosts.iter().map(|(a, d)| (IpNet::from(IpAddr::from(*a)), *d));
+        hosts.chain(self.nets.other.iter().copied()).map(|(n, d)| (n, self.meta(d)))
     }
 
     /// Usable entries: networks left after the guards, and domains.
@@ -231,18 +239,14 @@ fn guard_list(list: ParsedList, bit: u64, opts: GuardOptions) -> ListReport {
         guarded: 0,
         duplicates: 0,
         aggregated: 0,
-        nets: Vec::with_capacity(list.entries.len()),
+        nets: Nets::with_capacity(list.entries.len()),
         kinds: list.shape(),
         direction: list.direction_text(),
         list,
     };
-    let mut seen = Seen::with_capacity(report.list.entries.len());
     for e in &report.list.entries {
-        if !seen.first(e.net) {
-            report.duplicates += 1;
-        }
         match guards::check(e.net, opts) {
-            Verdict::Keep => report.nets.push((e.net, e.direction)),
+            Verdict::Keep => report.nets.push(e.net, e.direction),
             Verdict::Refused(reason) => {
                 report.refused += 1;
                 report.guard_notes.push(LineNote { line: e.line, reason });
@@ -253,7 +257,7 @@ fn guard_list(list: ParsedList, bit: u64, opts: GuardOptions) -> ListReport {
             }
             Verdict::Split(pieces, reason) => {
                 report.guarded += 1;
-                report.nets.extend(pieces.into_iter().map(|p| (p, e.direction)));
+                pieces.into_iter().for_each(|p| report.nets.push(p, e.direction));
                 report.guard_notes.push(LineNote { line: e.line, reason });
             }
         }
@@ -262,39 +266,60 @@ fn guard_list(list: ParsedList, bit: u64, opts: GuardOptions) -> ListReport {
     let mut names = rustc_hash::FxHashSet::default();
     let domains = report.list.domains.len();
     report.list.domains.retain(|d| names.insert(d.name.clone()));
-    report.duplicates += domains - report.list.domains.len();
-    report.aggregated = seen.prefixes.len() - IpNet::aggregate(&seen.prefixes).len();
     report.list.entries = Vec::new();
+    report.nets.sort();
+    let (duplicates, prefixes) = report.nets.repeats();
+    report.duplicates += duplicates + domains - report.list.domains.len();
+    report.aggregated = prefixes.len() - IpNet::aggregate(&prefixes).len();
     report
 }
 
-/// The networks of a list seen so far, as packed keys (one word an IPv4 network, hashed with
-/// FxHash: one multiply; SipHash's protection is not needed), and its distinct prefixes.
-struct Seen {
-    v4: rustc_hash::FxHashSet<u64>,
-    v6: rustc_hash::FxHashSet<(u128, u8)>,
-    prefixes: Vec<IpNet>,
+/// A list's guarded networks, sorted: IPv4 addresses (most of the largest lists) apart, five
+/// bytes each and radix-sorted, so that a million entries cost a few passes over memory.
+#[derive(Clone, Debug, Default)]
+pub struct Nets {
+    pub hosts: Vec<([u8; 4], Direction)>,
+    /// Prefixes and IPv6 addresses.
+    pub other: Vec<(IpNet, Direction)>,
 }
 
-impl Seen {
+impl Nets {
     fn with_capacity(n: usize) -> Self {
-        let mut v4 = rustc_hash::FxHashSet::default();
-        v4.reserve(n);
-        Self { v4, v6: Default::default(), prefixes: Vec::new() }
+        Self { hosts: Vec::with_capacity(n), other: Vec::new() }
     }
 
-    /// True the first time `net` is seen.
-    fn first(&mut self, net: IpNet) -> bool {
-        let new = match net {
-            IpNet::V4(n) => {
-                self.v4.insert(u64::from(u32::from(n.addr())) << 8 | u64::from(n.prefix_len()))
-            }
-            IpNet::V6(n) => self.v6.insert((u128::from(n.addr()), n.prefix_len())),
-        };
-        if new && net.prefix_len() < net.max_prefix_len() {
-            self.prefixes.push(net);
+    fn push(&mut self, net: IpNet, d: Direction) {
+        match net {
+            IpNet::V4(n) if n.prefix_len() == 32 => self.hosts.push((n.addr().octets(), d)),
+            _ => self.other.push((net, d)),
         }
-        new
+    }
+
+    pub fn len(&self) -> usize {
+        self.hosts.len() + self.other.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn sort(&mut self) {
+        radsort::sort_by_key(&mut self.hosts, |(a, _)| u32::from_be_bytes(*a));
+        self.other.sort_unstable_by_key(|(n, _)| (n.addr().is_ipv6(), n.radix()));
+    }
+
+    /// Once sorted: how many repeat the one before, and the distinct prefixes.
+    fn repeats(&self) -> (usize, Vec<IpNet>) {
+        let mut duplicates = self.hosts.windows(2).filter(|w| w[0].0 == w[1].0).count();
+        let mut prefixes = Vec::new();
+        for (i, (net, _)) in self.other.iter().enumerate() {
+            if i > 0 && self.other[i - 1].0 == *net {
+                duplicates += 1;
+            } else if net.prefix_len() < net.max_prefix_len() {
+                prefixes.push(*net);
+            }
+        }
+        (duplicates, prefixes)
     }
 }
 

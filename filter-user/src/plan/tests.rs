@@ -161,3 +161,72 @@ fn a_domain_named_twice_is_one_entry_and_a_duplicate() {
         Pipeline::default().list(&spec, 0, "evil.example\nbad.example\nevil.example\n").unwrap();
     assert_eq!((r.list.domains.len(), r.duplicates, r.usable()), (2, 1, 2));
 }
+
+#[test]
+fn entries_in_any_order_from_several_lists_plan_sorted_and_merged() {
+    let a = ["203.0.113.9", "192.0.2.200", "198.51.100.1", "192.0.2.3"];
+    let b = ["192.0.2.200", "192.0.2.4", "203.0.113.9"];
+    let host = |s: &&str| n(&format!("{s}/32"));
+    let entries = a.iter().map(|s| (host(s), m(FLAG_SRC, 1)));
+    let p = Plan::build(entries.chain(b.iter().map(|s| (host(s), m(FLAG_DST, 2)))), &[]);
+    let both = m(FLAG_BOTH, 3);
+    let expected = vec![
+        ([192, 0, 2, 3], m(FLAG_SRC, 1)),
+        ([192, 0, 2, 4], m(FLAG_DST, 2)),
+        ([192, 0, 2, 200], both),
+        ([198, 51, 100, 1], m(FLAG_SRC, 1)),
+        ([203, 0, 113, 9], both),
+    ];
+    assert_eq!(p.v4.exact, expected);
+    assert_eq!(p.stats.duplicates, 2);
+}
+
+#[test]
+fn the_allowlist_removes_what_lies_inside_it_and_nothing_next_to_it() {
+    let allow = [n("192.0.2.0/25"), n("198.51.100.7/32"), n("2001:db8:1::/48")];
+    let entries = [
+        "192.0.2.0/32",
+        "192.0.2.127/32",
+        "192.0.2.128/32",
+        "198.51.100.6/32",
+        "198.51.100.7/32",
+        "198.51.100.8/32",
+        "192.0.2.0/26",
+        "192.0.2.0/24",
+        "2001:db8:1::5/128",
+        "2001:db8:2::5/128",
+        "2001:db8:1:8000::/49",
+    ];
+    // Addresses in another list than prefixes: none is covered by a prefix.
+    let list = |s: &&str| if s.contains("/32") || s.contains("/128") { 2 } else { 1 };
+    let p = Plan::build(entries.iter().map(|s| (n(s), m(FLAG_BOTH, list(s)))), &allow);
+    let kept: Vec<String> = p.nets().map(|(n, _)| n.to_string()).collect();
+    let expected = [
+        "192.0.2.128/32",
+        "198.51.100.6/32",
+        "198.51.100.8/32",
+        "192.0.2.0/24",
+        "2001:db8:2::5/128",
+    ];
+    assert_eq!(kept, expected);
+    assert_eq!(p.stats.allowlisted, 6);
+}
+
+#[test]
+fn a_report_counts_repeats_among_addresses_and_prefixes_in_any_order() {
+    use crate::plan::pipeline::{ListSpec, Pipeline};
+    let spec = ListSpec {
+        name: "l".into(),
+        origin: "l.txt".into(),
+        options: Default::default(),
+        monitor: false,
+        max_bytes: crate::lists::DEFAULT_MAX_BYTES,
+        minisign_key: None,
+    };
+    let text = "203.0.113.9\n198.51.100.0/25\n192.0.2.1\n203.0.113.9\n198.51.100.128/25\n\
+                2001:db8::1\n198.51.100.0/25\n2001:db8::1\n203.0.113.9\n";
+    let r = Pipeline::default().list(&spec, 0, text).unwrap();
+    assert_eq!((r.duplicates, r.aggregated, r.nets.len()), (4, 1, 9));
+    let hosts: Vec<[u8; 4]> = r.nets.hosts.iter().map(|(a, _)| *a).collect();
+    assert_eq!(hosts, [[192, 0, 2, 1], [203, 0, 113, 9], [203, 0, 113, 9], [203, 0, 113, 9]]);
+}
