@@ -39,17 +39,6 @@ impl<V: Copy + Default + PartialEq + BitOr<Output = V>> Dense<V> {
         self.0[i as usize] = self.0[i as usize] | v;
     }
 
-    /// The content of either.
-    fn union(&self, other: &Self) -> Self {
-        Self(self.0.iter().zip(&other.0).map(|(a, b)| *a | *b).collect())
-    }
-
-    /// The writes that make a map holding `self` hold `to`.
-    fn moves(&self, to: &Self) -> Vec<(u32, V)> {
-        let slots = self.0.iter().zip(&to.0).enumerate();
-        slots.filter(|(_, (a, b))| a != b).map(|(i, (_, b))| (i as u32, *b)).collect()
-    }
-
     /// The slots that are not empty.
     fn slots(&self) -> impl Iterator<Item = (u32, V)> + '_ {
         let set = self.0.iter().enumerate().filter(|(_, v)| **v != V::default());
@@ -144,9 +133,28 @@ impl<V> Moves<V> {
 }
 
 impl<V: Copy + Default + PartialEq + BitOr<Output = V>> Moves<V> {
+    /// The moves of the array computed by `array` from `old`'s tables to `new`'s; nothing to
+    /// compute when neither holds anything it is made of (`count`).
+    fn of<T>(old: &T, new: &T, count: impl Fn(&T) -> usize, array: fn(&T) -> Dense<V>) -> Self {
+        if count(old) == 0 && count(new) == 0 {
+            return Self::default();
+        }
+        Self::between(&array(old), &array(new))
+    }
+
+    /// In one pass: to the union of both (`during`), then to `new` (`after`).
     fn between(old: &Dense<V>, new: &Dense<V>) -> Self {
-        let both = old.union(new);
-        Self { during: old.moves(&both), after: both.moves(new) }
+        let mut moves = Self::default();
+        for (i, (a, b)) in old.0.iter().zip(&new.0).enumerate() {
+            let both = *a | *b;
+            if both != *a {
+                moves.during.push((i as u32, both));
+            }
+            if both != *b {
+                moves.after.push((i as u32, *b));
+            }
+        }
+        moves
     }
 }
 
@@ -164,13 +172,15 @@ pub struct AllMoves {
 
 /// The moves from `old` to `new`.
 pub fn moves(old: &Plan, new: &Plan) -> AllMoves {
+    let entries = |t: &Tables<4>| t.exact.len() + t.prefix.len();
+    let entries6 = |t: &Tables<16>| t.exact.len() + t.prefix.len();
     AllMoves {
-        v4: Moves::between(&bits_of(&old.v4), &bits_of(&new.v4)),
-        v6: Moves::between(&bits_of(&old.v6), &bits_of(&new.v6)),
-        allowed_v4: Moves::between(&allowed_of(&old.v4), &allowed_of(&new.v4)),
-        allowed_v6: Moves::between(&allowed_of(&old.v6), &allowed_of(&new.v6)),
-        lens_v4: Moves::between(&lens_of(&old.v4), &lens_of(&new.v4)),
-        lens_v6: Moves::between(&lens_of(&old.v6), &lens_of(&new.v6)),
+        v4: Moves::of(&old.v4, &new.v4, entries, bits_of),
+        v6: Moves::of(&old.v6, &new.v6, entries6, bits_of),
+        allowed_v4: Moves::of(&old.v4, &new.v4, |t| t.allow.len(), allowed_of),
+        allowed_v6: Moves::of(&old.v6, &new.v6, |t| t.allow.len(), allowed_of),
+        lens_v4: Moves::of(&old.v4, &new.v4, |t| t.prefix.len(), lens_of),
+        lens_v6: Moves::of(&old.v6, &new.v6, |t| t.prefix.len(), lens_of),
     }
 }
 

@@ -8,7 +8,7 @@ use filter_common::{
     MapKind,
 };
 
-use super::{Meta, Plan, PrefixKey, Tables};
+use super::{Meta, Plan, PrefixKey, Tables, keys::Ordinal};
 
 /// An entry to insert or update.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,13 +115,13 @@ fn family<const N: usize>(old: &Tables<N>, new: &Tables<N>) -> FamilyDiff<N> {
 
 /// The writes and deletes between two key-sorted entry lists (a merge walk: no hashing, no
 /// per-entry allocation; unsorted input is sorted first).
-fn changes<K: Ord + Copy>(old: &[(K, Meta)], new: &[(K, Meta)]) -> Delta<K> {
+fn changes<K: Ordinal>(old: &[(K, Meta)], new: &[(K, Meta)]) -> Delta<K> {
     let (old, new) = (sorted(old), sorted(new));
     let mut out = Delta::default();
     let (mut i, mut j) = (0, 0);
     while i < old.len() || j < new.len() {
         let order = match (old.get(i), new.get(j)) {
-            (Some(o), Some(n)) => o.0.cmp(&n.0),
+            (Some(o), Some(n)) => o.0.ordinal().cmp(&n.0.ordinal()),
             (Some(_), None) => std::cmp::Ordering::Less,
             _ => std::cmp::Ordering::Greater,
         };
@@ -146,12 +146,12 @@ fn changes<K: Ord + Copy>(old: &[(K, Meta)], new: &[(K, Meta)]) -> Delta<K> {
     out
 }
 
-fn sorted<K: Ord + Copy>(items: &[(K, Meta)]) -> std::borrow::Cow<'_, [(K, Meta)]> {
-    if items.is_sorted_by_key(|(k, _)| *k) {
+fn sorted<K: Ordinal>(items: &[(K, Meta)]) -> std::borrow::Cow<'_, [(K, Meta)]> {
+    if items.is_sorted_by_key(|(k, _)| k.ordinal()) {
         std::borrow::Cow::Borrowed(items)
     } else {
         let mut v = items.to_vec();
-        v.sort_unstable_by_key(|(k, _)| *k);
+        v.sort_unstable_by_key(|(k, _)| k.ordinal());
         std::borrow::Cow::Owned(v)
     }
 }

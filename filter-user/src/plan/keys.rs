@@ -55,6 +55,24 @@ impl Radix for IpNet {
     }
 }
 
+/// A plan key's place in the key order, as numbers: comparing these is comparing the keys
+/// (byte arrays compare by `memcmp` calls, a million of them per diff).
+pub trait Ordinal: Copy {
+    fn ordinal(&self) -> (u8, u128);
+}
+
+impl<const N: usize> Ordinal for [u8; N] {
+    fn ordinal(&self) -> (u8, u128) {
+        (0, self.radix().0)
+    }
+}
+
+impl<const N: usize> Ordinal for (u8, [u8; N]) {
+    fn ordinal(&self) -> (u8, u128) {
+        (self.0, self.1.radix().0)
+    }
+}
+
 /// An address as a number (IPv4 below 2^32).
 fn number(a: std::net::IpAddr) -> u128 {
     match a {
