@@ -62,7 +62,6 @@ pub fn parse_lines(text: &str, list: &mut ParsedList) {
             .collect();
         handles.into_iter().map(|h| h.join().expect("parse thread")).collect()
     });
-    list.entries.reserve(parts.iter().map(|(p, _)| p.entries.len()).sum());
     let mut before = 0;
     for (part, lines) in parts {
         list.absorb(part, before);

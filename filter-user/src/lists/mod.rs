@@ -138,8 +138,13 @@ impl ParsedList {
         let shift = |notes: Vec<LineNote>| {
             notes.into_iter().map(move |n| LineNote { line: n.line + before, ..n })
         };
-        let entries = part.entries.into_iter().map(|e| Entry { line: e.line + before, ..e });
-        self.entries.extend(entries);
+        if self.entries.is_empty() && before == 0 {
+            // The first piece's entries become the list's, not copied (a million of them).
+            self.entries = part.entries;
+        } else {
+            let entries = part.entries.into_iter().map(|e| Entry { line: e.line + before, ..e });
+            self.entries.extend(entries);
+        }
         let domains = part.domains.into_iter().map(|d| DomainEntry { line: d.line + before, ..d });
         self.domains.extend(domains);
         self.skipped.extend(shift(part.skipped));

@@ -97,21 +97,29 @@ fn delete<K>(table: &mut dyn Table<K>, keys: &[K]) -> Result<()> {
 
 /// Writes `writes`; a held entry keeps the hit counters the map has for it, read just before
 /// its own write (so that only the hits of those microseconds can be missed), and new entries
-/// go in one batch.
+/// go in batches, a slab at a time (a million entries' values are never all held at once).
 fn put<K: Copy>(table: &mut dyn Table<K>, writes: &[Write<K>], mode: WriteMode) -> Result<()> {
-    let mut fresh = Vec::with_capacity(writes.len());
-    for w in writes {
-        let mut v = table::value(&w.meta);
-        if !w.held {
-            fresh.push((w.key, v));
-            continue;
+    let total = writes.len();
+    for (i, slab) in writes.chunks(table::SLAB).enumerate() {
+        let mut fresh = Vec::with_capacity(slab.len());
+        for w in slab {
+            let mut v = table::value(&w.meta);
+            if !w.held {
+                fresh.push((w.key, v));
+                continue;
+            }
+            if let Some(old) = table.get(&w.key)? {
+                carry_hits(&old, &mut v);
+            }
+            table.put(&[(w.key, v)], WriteMode::PerElement)?;
         }
-        if let Some(old) = table.get(&w.key)? {
-            carry_hits(&old, &mut v);
+        if !fresh.is_empty() {
+            let first = i * table::SLAB + 1;
+            let at = || format!("writing entries {first}-{} of {total}", first + slab.len() - 1);
+            table.put(&fresh, mode).map_err(|e| e.context(at()))?;
         }
-        table.put(&[(w.key, v)], WriteMode::PerElement)?;
     }
-    if fresh.is_empty() { Ok(()) } else { table.put(&fresh, mode) }
+    Ok(())
 }
 
 fn carry_hits(from: &EntryValue, to: &mut EntryValue) {
