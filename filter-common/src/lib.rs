@@ -31,7 +31,7 @@ pub const MAP_LIST_COUNTERS: &str = "TD_LIST_COUNTERS";
 pub const MAP_IFSLOT: &str = "TD_IFSLOT";
 /// Ring buffer of [`Event`]s: packets dropped or monitored because of an entry.
 pub const MAP_EVENTS: &str = "TD_EVENTS";
-/// Per-CPU array with one [`RateState`]: the event token bucket.
+/// Per-CPU array with one [`RateState`]: the event budget.
 pub const MAP_RATE: &str = "TD_RATE";
 /// Array with one `u32` of `CFG_*` flags, written by the loader.
 pub const MAP_CONFIG: &str = "TD_CONFIG";
@@ -148,7 +148,7 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 /// The layout of this contract: map set, key and value layouts, flags and indices. Stored in
 /// [`MAP_CONFIG`] at [`CFG_LAYOUT`] by the loader, so that a loader of another build can tell
 /// pins it cannot read. Raise it with every change to anything in this file.
-pub const LAYOUT_VERSION: u32 = 6;
+pub const LAYOUT_VERSION: u32 = 7;
 
 /// An IPv4 address as it appears on the wire (network byte order).
 pub type V4Key = [u8; 4];
@@ -225,29 +225,42 @@ pub const FLAG_MON_DST: u32 = 1 << 3;
 /// Most lists one filter can tell apart (bits of [`EntryValue::lists`]).
 pub const MAX_LISTS: usize = 64;
 
-/// The value of every address map entry. The kernel adds to `packets` and `bytes` atomically
-/// and sets `last_hit_ns` on each hit (one set of counters an entry, not one per CPU).
+/// The value of every address map entry: 24 bytes (a BPF hash element of a 4-byte key takes
+/// 96 bytes of slab with it, 128 with a 40-byte value). On a hit the kernel adds one to
+/// `packets` (one atomic add: the entry's only write on most packets) and sets `last_hit` when
+/// its coarse clock has moved on (once in 134 ms at most).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EntryValue {
     /// `FLAG_*` bits.
     pub flags: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// When it was last hit: `bpf_ktime_get_coarse_ns() >> LAST_HIT_SHIFT`, at least 1 (0:
+    /// never). See [`EntryValue::last_hit_ns`].
+    pub last_hit: u32,
     /// Bit i set: list i (in the loader's numbering) holds this entry or one that covers it.
     pub lists: u64,
     /// Packets that hit this entry (dropped or monitored).
     pub packets: u64,
-    /// Their bytes.
-    pub bytes: u64,
-    /// `bpf_ktime_get_ns()` of the last hit (0: never).
-    pub last_hit_ns: u64,
 }
+
+/// [`EntryValue::last_hit`] counts units of 2^27 ns (134 ms): 32 bits last 18 years of uptime.
+pub const LAST_HIT_SHIFT: u32 = 27;
 
 impl EntryValue {
     /// A value with the given direction flags and list bits, and no hits.
     pub const fn new(flags: u32, lists: u64) -> Self {
-        Self { flags, reserved: 0, lists, packets: 0, bytes: 0, last_hit_ns: 0 }
+        Self { flags, last_hit: 0, lists, packets: 0 }
+    }
+
+    /// The last hit, in the kernel's monotonic nanoseconds (0: never).
+    pub const fn last_hit_ns(&self) -> u64 {
+        (self.last_hit as u64) << LAST_HIT_SHIFT
+    }
+
+    /// The [`EntryValue::last_hit`] of a hit at monotonic time `now_ns`.
+    pub const fn last_hit_of(now_ns: u64) -> u32 {
+        let units = (now_ns >> LAST_HIT_SHIFT) as u32;
+        if units == 0 { 1 } else { units }
     }
 }
 
@@ -270,14 +283,16 @@ pub const fn list_counter_index(bit: u32, dst: bool) -> u32 {
 /// Size of [`MAP_LIST_COUNTERS`].
 pub const LIST_COUNTERS: u32 = MAX_LISTS as u32 * 2;
 
-/// The event token bucket of one CPU.
+/// The event budget of one CPU, kept as a virtual schedule (GCRA, no division on the hot
+/// path): an event may go when `next_ns` is at most `burst - 1` intervals ahead of now, and
+/// moves it one interval on.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RateState {
-    /// Tokens, in thousandths of an event.
-    pub milli_tokens: u64,
-    /// When they were last refilled.
-    pub last_ns: u64,
+    /// When this CPU's schedule stands (never behind the clock when used).
+    pub next_ns: u64,
+    /// Reserved, zero.
+    pub reserved: u64,
 }
 
 /// A packet dropped (or monitored) because of an entry, for the infected-host report.
@@ -348,8 +363,9 @@ pub const CNT_NAMES: [&str; CNT_COUNT as usize] = [
 
 /// Index of the flags word in [`MAP_CONFIG`].
 pub const CFG_FLAGS: u32 = 0;
-/// Index of the event rate (events a second per CPU; 0: no events) in [`MAP_CONFIG`].
-pub const CFG_EVENT_RATE: u32 = 1;
+/// Index of the event interval in [`MAP_CONFIG`]: nanoseconds between the events of one CPU
+/// (`1e9 / rate`; 0: no events).
+pub const CFG_EVENT_INTERVAL: u32 = 1;
 /// Index of the event burst (tokens a CPU can save) in [`MAP_CONFIG`].
 pub const CFG_EVENT_BURST: u32 = 2;
 /// Index of the contract's [`LAYOUT_VERSION`] in [`MAP_CONFIG`]. This index never moves:

@@ -1,12 +1,13 @@
-//! The hit path: counters of the matched entry (shared, atomic) and of its lists (per CPU),
-//! the per-interface verdict counters, and rate-limited events to user space.
+//! The hit path: the matched entry's packet count (shared, one atomic add) and last-hit stamp,
+//! its lists' counters (per CPU), the per-interface verdict counters, and rate-limited events
+//! to user space.
 
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use filter_common::{
-    CFG_EVENT_BURST, CFG_EVENT_RATE, CNT_DROP_DST, CNT_DROP_SRC, CNT_EVENTS, CNT_SUPPRESSED,
-    EV_DROPPED, EV_DST, Event, MAX_LISTS, counter_index, list_counter_index,
+    CFG_EVENT_BURST, CFG_EVENT_INTERVAL, CNT_DROP_DST, CNT_DROP_SRC, CNT_EVENTS, CNT_SUPPRESSED,
+    EV_DROPPED, EV_DST, EntryValue, Event, MAX_LISTS, counter_index, list_counter_index,
 };
 
 use crate::{
@@ -34,13 +35,16 @@ pub fn hit<F: Family, C: Frame>(ctx: &C, h: &Hit, cnt: u32, len: u64, p: &Packet
     // and much cheaper than bpf_ktime_get_ns.
     // SAFETY: a helper without arguments or memory effects.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    // SAFETY: `h.entry` points at a writable map value a lookup returned, valid for this run
-    // (see `lookup::writable` for trie values); its counters are only added to atomically.
+    let stamp = EntryValue::last_hit_of(now);
+    // SAFETY: `h.entry` points at a writable map value a lookup returned, valid for this run;
+    // its packet count is only added to atomically. The last-hit stamp is written only when
+    // it changes: most packets of a flood write nothing but the count.
     let lists = unsafe {
         let e = h.entry.as_ptr();
         atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*e).packets, 1);
-        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*e).bytes, len);
-        (*e).last_hit_ns = now;
+        if (*e).last_hit != stamp {
+            (*e).last_hit = stamp;
+        }
         (*e).lists
     };
     let mut rest = lists;
@@ -95,25 +99,23 @@ fn bump(cnt: u32) {
     count(0, cnt, 0);
 }
 
-/// Takes one token from this CPU's bucket, refilled at the configured rate.
+/// True when this CPU may send an event now: at most one an interval, in bursts of up to
+/// `CFG_EVENT_BURST` (a virtual schedule: compares and adds only, no division).
 #[inline(always)]
 fn take_token(now: u64) -> bool {
-    let rate = config(CFG_EVENT_RATE) as u64;
-    if rate == 0 {
+    let interval = config(CFG_EVENT_INTERVAL) as u64;
+    if interval == 0 {
         return false;
     }
-    let burst = (config(CFG_EVENT_BURST).max(1) as u64) * 1000;
+    let window = config(CFG_EVENT_BURST).max(1) as u64 * interval;
     let Some(b) = TD_RATE.get_ptr_mut(0) else { return false };
     // SAFETY: per-CPU slot; no other context writes it concurrently.
     unsafe {
-        let elapsed = now.saturating_sub((*b).last_ns).min(10_000_000_000);
-        let tokens = ((*b).milli_tokens + elapsed * rate / 1_000_000).min(burst);
-        (*b).last_ns = now;
-        if tokens < 1000 {
-            (*b).milli_tokens = tokens;
+        let next = (*b).next_ns.max(now);
+        if next + interval - now > window {
             return false;
         }
-        (*b).milli_tokens = tokens - 1000;
+        (*b).next_ns = next + interval;
     }
     true
 }

@@ -142,26 +142,18 @@ pub fn top(args: TopArgs) -> Result<()> {
         let out: Vec<_> = rows
             .iter()
             .map(|h| json!({"entry": h.net.to_string(), "lists": st.list_names(h.meta.lists), "packets": h.packets,
-                "bytes": h.bytes, "packets_per_second": rate(h), "last_hit_seconds_ago": mono.saturating_sub(h.last_hit_ns) / 1_000_000_000}))
+                "packets_per_second": rate(h), "last_hit_seconds_ago": mono.saturating_sub(h.last_hit_ns) / 1_000_000_000}))
             .collect();
         say!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    say!(
-        "{:<24} {:>12} {:>14} {:>10} {:>9}  lists",
-        "entry",
-        "packets",
-        "bytes",
-        "pkts/s",
-        "last hit"
-    );
+    say!("{:<24} {:>12} {:>10} {:>9}  lists", "entry", "packets", "pkts/s", "last hit");
     for h in &rows {
         let ago = mono.saturating_sub(h.last_hit_ns) / 1_000_000_000;
         say!(
-            "{:<24} {:>12} {:>14} {:>10.1} {:>8}s  {}",
+            "{:<24} {:>12} {:>10.1} {:>8}s  {}",
             h.net.to_string(),
             h.packets,
-            h.bytes,
             rate(h),
             ago,
             st.list_names(h.meta.lists).join(",")

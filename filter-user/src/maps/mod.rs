@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use anyhow::{Result, anyhow};
 use aya::maps::{Array, Map, MapData};
 use filter_common::{
-    ALL_MAPS, AddressMap, CFG_EVENT_BURST, CFG_EVENT_RATE, Family, LenMask, MAP_CONFIG,
+    ALL_MAPS, AddressMap, CFG_EVENT_BURST, CFG_EVENT_INTERVAL, Family, LenMask, MAP_CONFIG,
     MAP_V4_ALLOW, MAP_V4_ALLOWED, MAP_V4_EXACT, MAP_V4_FILTER, MAP_V4_LENS, MAP_V4_PREFIX,
     MAP_V6_ALLOW, MAP_V6_ALLOWED, MAP_V6_EXACT, MAP_V6_FILTER, MAP_V6_LENS, MAP_V6_PREFIX, MapKind,
     V4Key, V6Key,
@@ -156,15 +156,13 @@ pub struct EntryHits {
     pub net: IpNet,
     pub meta: Meta,
     pub packets: u64,
-    pub bytes: u64,
-    /// Kernel monotonic time of the last hit (0: never).
+    /// Kernel monotonic time of the last hit, to 134 ms (0: never).
     pub last_hit_ns: u64,
 }
 
 impl EntryHits {
     fn new(net: IpNet, v: &filter_common::EntryValue) -> Self {
-        let (packets, bytes, last_hit_ns) = (v.packets, v.bytes, v.last_hit_ns);
-        Self { net, meta: table::meta(v), packets, bytes, last_hit_ns }
+        Self { net, meta: table::meta(v), packets: v.packets, last_hit_ns: v.last_hit_ns() }
     }
 }
 
@@ -291,7 +289,9 @@ impl FilterMaps {
 
     /// Sets the event rate limit: `rate` events a second per CPU (0: none), bursts of `burst`.
     pub fn set_event_rate(&mut self, rate: u32, burst: u32) -> Result<()> {
-        self.addr.settings.set(CFG_EVENT_RATE, rate)?;
+        // The kernel's unit: nanoseconds between two events of a CPU (0: none).
+        let interval = 1_000_000_000u32.checked_div(rate).map_or(0, |ns| ns.max(1));
+        self.addr.settings.set(CFG_EVENT_INTERVAL, interval)?;
         self.addr.settings.set(CFG_EVENT_BURST, burst)
     }
 

@@ -124,8 +124,7 @@ fn put<K: Copy>(table: &mut dyn Table<K>, writes: &[Write<K>], mode: WriteMode) 
 
 fn carry_hits(from: &EntryValue, to: &mut EntryValue) {
     to.packets = from.packets;
-    to.bytes = from.bytes;
-    to.last_hit_ns = from.last_hit_ns;
+    to.last_hit = from.last_hit;
 }
 
 /// What an edit did.
