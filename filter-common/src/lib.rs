@@ -11,7 +11,8 @@ pub const MAP_V6_EXACT: &str = "TD_V6_EXACT";
 /// IPv4 prefixes shorter than /32: hash map keyed by [`V4PrefixKey`], value [`EntryValue`].
 pub const MAP_V4_PREFIX: &str = "TD_V4_PREFIX";
 /// Array of [`LENS_SLOTS`] [`LenMask`], one per /16: the lengths (0..=31) of the prefixes in
-/// [`MAP_V4_PREFIX`] that overlap it.
+/// [`MAP_V4_PREFIX`] that overlap it, and length 32 when [`MAP_V4_EXACT`] holds an address in
+/// it (the kernel skips the exact lookup otherwise, when prefixes are loaded).
 pub const MAP_V4_LENS: &str = "TD_V4_LENS";
 /// IPv6 prefixes shorter than /128: hash map keyed by [`V6PrefixKey`], value [`EntryValue`].
 pub const MAP_V6_PREFIX: &str = "TD_V6_PREFIX";
@@ -148,7 +149,7 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 /// The layout of this contract: map set, key and value layouts, flags and indices. Stored in
 /// [`MAP_CONFIG`] at [`CFG_LAYOUT`] by the loader, so that a loader of another build can tell
 /// pins it cannot read. Raise it with every change to anything in this file.
-pub const LAYOUT_VERSION: u32 = 7;
+pub const LAYOUT_VERSION: u32 = 8;
 
 /// An IPv4 address as it appears on the wire (network byte order).
 pub type V4Key = [u8; 4];

@@ -2,8 +2,10 @@
 //! is written once: first the prefilter (one array load: no entry near this address, no
 //! lookup: a miss costs the same whatever the lists hold), then the exact entry if it has one
 //! of the wanted directions, else (when the loader says prefixes are loaded) the longest prefix
-//! if it does, found by trying only the lengths present near the address; never an allowlisted address (the allowlist is consulted only for a
-//! listed address, so misses never pay for it).
+//! if it does, found by trying only the lengths present near the address (which, for IPv4,
+//! also tell whether an exact address lies in its /16: if not, the exact lookup is skipped);
+//! never an allowlisted address (the allowlist is consulted only for a listed address, so
+//! misses never pay for it).
 
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, maps::Array};
@@ -28,8 +30,13 @@ pub trait Family {
     const ALLOW: u32;
     /// False when no entry can cover `a` (its prefilter bit is clear).
     fn near(a: &Self::Addr) -> bool;
+    /// The prefix lengths present near `a` (all of them, should the lookup fail).
+    fn lens(a: &Self::Addr) -> LenMask;
+    /// False when `lens` says that no exact address lies near `a` (IPv4: in its /16).
+    fn may_be_exact(lens: &LenMask) -> bool;
     fn exact(a: &Self::Addr) -> Option<*mut EntryValue>;
-    fn prefix(a: &Self::Addr) -> Option<*mut EntryValue>;
+    /// The longest prefix holding `a`, among the lengths `lens` names.
+    fn prefix(a: &Self::Addr, lens: &LenMask) -> Option<*mut EntryValue>;
     fn allowed(a: &Self::Addr) -> bool;
     /// The address in 16 bytes (IPv4 in the first 4), as events carry it.
     fn wide(a: &Self::Addr) -> [u8; 16];
@@ -54,13 +61,21 @@ impl Family for V4 {
         bit(&TD_V4_FILTER, v4_filter_bit(a))
     }
     #[inline(always)]
+    fn lens(a: &V4Key) -> LenMask {
+        TD_V4_LENS.get(v4_lens_slot(a)).copied().unwrap_or(EVERY_LENGTH)
+    }
+    #[inline(always)]
+    fn may_be_exact(lens: &LenMask) -> bool {
+        lens.lo & LenMask::of(32).lo != 0
+    }
+    #[inline(always)]
     fn exact(a: &V4Key) -> Option<*mut EntryValue> {
         TD_V4_EXACT.get_ptr_mut(a)
     }
     /// The longest prefix, by length among those present in the address's /16.
     #[inline(always)]
-    fn prefix(a: &V4Key) -> Option<*mut EntryValue> {
-        let lens = TD_V4_LENS.get(v4_lens_slot(a))?.lo;
+    fn prefix(a: &V4Key, lens: &LenMask) -> Option<*mut EntryValue> {
+        let lens = lens.lo;
         let addr = u32::from_be_bytes(*a);
         let mut len = 32u32;
         while len > 0 {
@@ -100,6 +115,15 @@ impl Family for V6 {
         bit(&TD_V6_FILTER, v6_filter_bit(a))
     }
     #[inline(always)]
+    fn lens(a: &V6Key) -> LenMask {
+        TD_V6_LENS.get(v6_lens_slot(a)).copied().unwrap_or(EVERY_LENGTH)
+    }
+    /// IPv6 slots have no bit to spare for exact addresses: always looked up.
+    #[inline(always)]
+    fn may_be_exact(_: &LenMask) -> bool {
+        true
+    }
+    #[inline(always)]
     fn exact(a: &V6Key) -> Option<*mut EntryValue> {
         TD_V6_EXACT.get_ptr_mut(a)
     }
@@ -107,8 +131,8 @@ impl Family for V6 {
     /// (up to 128 lengths: the search runs in `bpf_loop`, one step a length present, which the
     /// verifier checks once).
     #[inline(always)]
-    fn prefix(a: &V6Key) -> Option<*mut EntryValue> {
-        let lens = *TD_V6_LENS.get(v6_lens_slot(a))?;
+    fn prefix(a: &V6Key, lens: &LenMask) -> Option<*mut EntryValue> {
+        let lens = *lens;
         let hi = u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]);
         let lo = u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]);
         let mut search = V6Search { lens, hi, lo, found: NOT_FOUND };
@@ -136,6 +160,9 @@ impl Family for V6 {
 }
 
 const NOT_FOUND: u32 = u32::MAX;
+
+/// Every length: what a failed lengths lookup (never seen) is taken for.
+const EVERY_LENGTH: LenMask = LenMask { lo: u64::MAX, hi: u64::MAX };
 
 /// What `v6_step` searches: a slot's lengths, the address, and the longest length present.
 #[repr(C)]
@@ -204,12 +231,15 @@ pub fn matched<F: Family>(addr: &F::Addr, want: u32, cfg: u32) -> Option<Entry> 
     }
     // SAFETY: `e` is a map value a lookup just returned; it stays valid for this run.
     let wanted = |e: &*mut EntryValue| unsafe { (**e).flags } & want != 0;
-    let hit = F::exact(addr).filter(wanted).or_else(|| {
-        if cfg & F::PREFIXES == 0 {
-            return None;
-        }
-        F::prefix(addr).filter(wanted)
-    })?;
+    let hit = if cfg & F::PREFIXES == 0 {
+        F::exact(addr).filter(wanted)
+    } else {
+        // With prefixes loaded, the lengths near the address also say whether an exact
+        // address lies there: a prefix hit far from every exact entry skips that lookup.
+        let lens = F::lens(addr);
+        let exact = if F::may_be_exact(&lens) { F::exact(addr).filter(wanted) } else { None };
+        exact.or_else(|| F::prefix(addr, &lens).filter(wanted))
+    }?;
     if cfg & F::ALLOW != 0 && F::allowed(addr) {
         return None;
     }

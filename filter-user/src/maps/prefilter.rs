@@ -3,8 +3,8 @@
 //! lookup for an address whose bit is clear, so a miss costs one array load whatever the lists
 //! hold; the same for the allowlist (`TD_V4_ALLOWED`, `TD_V6_ALLOWED`), so that a listed
 //! address far from every allowlist entry is dropped without a trie lookup. And the IPv4 prefix
-//! lengths (`TD_V4_LENS`): per /16, which lengths its prefixes have,
-//! so that the kernel tries only those. Here: what a plan needs, the writes that move a map
+//! lengths (`TD_V4_LENS`): per /16, which lengths its prefixes have (and 32 when it holds an
+//! exact address), so that the kernel tries only those. Here: what a plan needs, the writes that move a map
 //! from one plan's content to another's, and the kernel arrays they go to. `sync` sets bits
 //! before the entries that need them are written, and clears them only after those entries are
 //! gone.
@@ -63,7 +63,8 @@ fn cover<const N: usize>(bits: &mut Dense<u64>, len: u8, addr: &[u8; N]) {
 }
 
 /// The length of a prefix (`len`, `addr`), set in the slot of everything it overlaps: every /16
-/// (IPv4), or the hash of every /32 (IPv6; every slot from /16 down).
+/// (IPv4; an address, length 32, in its own), or the hash of every /32 (IPv6; every slot from
+/// /16 down).
 fn lengths<const N: usize>(lens: &mut Dense<LenMask>, len: u8, addr: &[u8; N]) {
     let bit = LenMask::of(len);
     let top = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
@@ -97,11 +98,20 @@ pub fn allowed_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
     bits
 }
 
-/// The prefix lengths near each address, of `tables`' prefixes.
+/// The prefix lengths near each address, of `tables`' prefixes; for IPv4, length 32 in the
+/// slot of every exact address too.
 pub fn lens_of<const N: usize>(tables: &Tables<N>) -> Dense<LenMask> {
     let mut lens = Dense::empty(LENS_SLOTS);
     tables.prefix.iter().for_each(|((len, addr), _)| lengths(&mut lens, *len, addr));
+    if N == 4 {
+        tables.exact.iter().for_each(|(addr, _)| lengths(&mut lens, 32, addr));
+    }
     lens
+}
+
+/// Entries `lens_of` is made of.
+fn lens_entries<const N: usize>(tables: &Tables<N>) -> usize {
+    tables.prefix.len() + if N == 4 { tables.exact.len() } else { 0 }
 }
 
 /// The writes that move one array from one plan to the next.
@@ -179,8 +189,8 @@ pub fn moves(old: &Plan, new: &Plan) -> AllMoves {
         v6: Moves::of(&old.v6, &new.v6, entries6, bits_of),
         allowed_v4: Moves::of(&old.v4, &new.v4, |t| t.allow.len(), allowed_of),
         allowed_v6: Moves::of(&old.v6, &new.v6, |t| t.allow.len(), allowed_of),
-        lens_v4: Moves::of(&old.v4, &new.v4, |t| t.prefix.len(), lens_of),
-        lens_v6: Moves::of(&old.v6, &new.v6, |t| t.prefix.len(), lens_of),
+        lens_v4: Moves::of(&old.v4, &new.v4, lens_entries, lens_of),
+        lens_v6: Moves::of(&old.v6, &new.v6, lens_entries, lens_of),
     }
 }
 
@@ -202,7 +212,8 @@ fn add<V: Copy + Default + PartialEq + BitOr<Output = V>>(
     map.put(&slots)
 }
 
-/// Sets, in `filter` (and `lens`, for a prefix), what the entry (`len`, `addr`) needs.
+/// Sets, in `filter` (and `lens`, for a prefix or an IPv4 address), what the entry (`len`,
+/// `addr`) needs.
 pub fn cover_entry<const N: usize>(
     filter: &mut dyn Words<u64>,
     lens: &mut dyn Words<LenMask>,
@@ -212,7 +223,7 @@ pub fn cover_entry<const N: usize>(
     let mut bits = Dense::empty(FILTER_WORDS);
     cover(&mut bits, len, addr);
     add(filter, &bits)?;
-    if usize::from(len) < N * 8 {
+    if usize::from(len) < N * 8 || N == 4 {
         let mut l = Dense::empty(LENS_SLOTS);
         lengths(&mut l, len, addr);
         add(lens, &l)?;
@@ -337,15 +348,19 @@ mod tests {
     }
 
     #[test]
-    fn ipv4_lengths_mark_every_slash_16_a_prefix_overlaps() {
-        let t = tables(&[[203, 0, 113, 7]], &[(12, [10, 16, 0, 0]), (24, [192, 0, 2, 0])]);
+    fn ipv4_lengths_mark_every_slash_16_a_prefix_overlaps_and_each_holding_an_address() {
+        let exact = [[203, 0, 113, 7], [192, 0, 2, 9]];
+        let t = tables(&exact, &[(12, [10, 16, 0, 0]), (24, [192, 0, 2, 0])]);
         let lens = lens_of(&t);
         let slot = |a: [u8; 4]| lens.0[v4_lens_slot(&a) as usize];
         assert_eq!(slot([10, 16, 0, 1]), LenMask::of(12));
         assert_eq!(slot([10, 31, 255, 1]), LenMask::of(12), "the /12's last /16");
         assert_eq!(slot([10, 32, 0, 1]), LenMask::default());
-        assert_eq!(slot([192, 0, 2, 1]), LenMask::of(24));
-        assert_eq!(slot([203, 0, 113, 7]), LenMask::default(), "exact entries have no length");
-        assert_eq!(lens.slots().count(), 16 + 1);
+        assert_eq!(slot([192, 0, 2, 1]), LenMask::of(24) | LenMask::of(32));
+        assert_eq!(slot([203, 0, 113, 7]), LenMask::of(32), "an exact address: length 32");
+        assert_eq!(slot([203, 1, 113, 7]), LenMask::default());
+        assert_eq!(lens.slots().count(), 16 + 1 + 1);
+        let v6 = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+        assert_eq!(lens_of(&tables(&[v6], &[])).slots().count(), 0, "IPv6: prefixes only");
     }
 }
