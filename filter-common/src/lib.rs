@@ -47,6 +47,12 @@ pub const MAP_V6_FILTER: &str = "TD_V6_FILTER";
 pub const MAP_V4_ALLOWED: &str = "TD_V4_ALLOWED";
 /// IPv6 allowlist prefilter.
 pub const MAP_V6_ALLOWED: &str = "TD_V6_ALLOWED";
+/// IPv4 prefix prefilter: like [`MAP_V4_FILTER`], for the prefixes alone. A clear bit: no
+/// prefix covers that /24, and an address there that is not listed itself is a miss without
+/// a prefix search.
+pub const MAP_V4_PREFIXED: &str = "TD_V4_PREFIXED";
+/// IPv6 prefix prefilter.
+pub const MAP_V6_PREFIXED: &str = "TD_V6_PREFIXED";
 /// The XDP program's name in the object file.
 pub const PROGRAM_NAME: &str = "takedown";
 /// The tc egress program's name in the object file (what the gateway itself sends).
@@ -55,7 +61,7 @@ pub const PROGRAM_EGRESS: &str = "takedown_egress";
 pub const PROGRAM_BASELINE: &str = "takedown_baseline";
 
 /// Every map the program defines, for load-time checks.
-pub const ALL_MAPS: [&str; 18] = [
+pub const ALL_MAPS: [&str; 20] = [
     MAP_V4_EXACT,
     MAP_V6_EXACT,
     MAP_V4_PREFIX,
@@ -74,6 +80,8 @@ pub const ALL_MAPS: [&str; 18] = [
     MAP_V4_ALLOWED,
     MAP_V6_ALLOWED,
     MAP_V6_LENS,
+    MAP_V4_PREFIXED,
+    MAP_V6_PREFIXED,
 ];
 
 /// Words of a prefilter map: 2^24 bits (2 MiB).
@@ -149,7 +157,7 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 /// The layout of this contract: map set, key and value layouts, flags and indices. Stored in
 /// [`MAP_CONFIG`] at [`CFG_LAYOUT`] by the loader, so that a loader of another build can tell
 /// pins it cannot read. Raise it with every change to anything in this file.
-pub const LAYOUT_VERSION: u32 = 8;
+pub const LAYOUT_VERSION: u32 = 9;
 
 /// An IPv4 address as it appears on the wire (network byte order).
 pub type V4Key = [u8; 4];

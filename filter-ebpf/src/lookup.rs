@@ -3,7 +3,8 @@
 //! lookup: a miss costs the same whatever the lists hold), then the exact entry if it has one
 //! of the wanted directions, else (when the loader says prefixes are loaded) the longest prefix
 //! if it does, found by trying only the lengths present near the address (which, for IPv4,
-//! also tell whether an exact address lies in its /16: if not, the exact lookup is skipped);
+//! also tell whether an exact address lies in its /16: if not, the exact lookup is skipped),
+//! and only when the prefix prefilter says a prefix covers the address's /24;
 //! never an allowlisted address (the allowlist is consulted only for a listed address, so
 //! misses never pay for it).
 
@@ -15,8 +16,9 @@ use filter_common::{
 };
 
 use crate::{
-    TD_V4_ALLOW, TD_V4_ALLOWED, TD_V4_EXACT, TD_V4_FILTER, TD_V4_LENS, TD_V4_PREFIX, TD_V6_ALLOW,
-    TD_V6_ALLOWED, TD_V6_EXACT, TD_V6_FILTER, TD_V6_LENS, TD_V6_PREFIX,
+    TD_V4_ALLOW, TD_V4_ALLOWED, TD_V4_EXACT, TD_V4_FILTER, TD_V4_LENS, TD_V4_PREFIX,
+    TD_V4_PREFIXED, TD_V6_ALLOW, TD_V6_ALLOWED, TD_V6_EXACT, TD_V6_FILTER, TD_V6_LENS,
+    TD_V6_PREFIX, TD_V6_PREFIXED,
 };
 
 /// An address family: its maps, its key layout and its `CFG_*` flags.
@@ -30,6 +32,8 @@ pub trait Family {
     const ALLOW: u32;
     /// False when no entry can cover `a` (its prefilter bit is clear).
     fn near(a: &Self::Addr) -> bool;
+    /// False when no prefix can cover `a` (its prefix prefilter bit is clear).
+    fn prefixed(a: &Self::Addr) -> bool;
     /// The prefix lengths present near `a` (all of them, should the lookup fail).
     fn lens(a: &Self::Addr) -> LenMask;
     /// False when `lens` says that no exact address lies near `a` (IPv4: in its /16).
@@ -59,6 +63,10 @@ impl Family for V4 {
     #[inline(always)]
     fn near(a: &V4Key) -> bool {
         bit(&TD_V4_FILTER, v4_filter_bit(a))
+    }
+    #[inline(always)]
+    fn prefixed(a: &V4Key) -> bool {
+        bit(&TD_V4_PREFIXED, v4_filter_bit(a))
     }
     #[inline(always)]
     fn lens(a: &V4Key) -> LenMask {
@@ -113,6 +121,10 @@ impl Family for V6 {
     #[inline(always)]
     fn near(a: &V6Key) -> bool {
         bit(&TD_V6_FILTER, v6_filter_bit(a))
+    }
+    #[inline(always)]
+    fn prefixed(a: &V6Key) -> bool {
+        bit(&TD_V6_PREFIXED, v6_filter_bit(a))
     }
     #[inline(always)]
     fn lens(a: &V6Key) -> LenMask {
@@ -238,7 +250,10 @@ pub fn matched<F: Family>(addr: &F::Addr, want: u32, cfg: u32) -> Option<Entry> 
         // address lies there: a prefix hit far from every exact entry skips that lookup.
         let lens = F::lens(addr);
         let exact = if F::may_be_exact(&lens) { F::exact(addr).filter(wanted) } else { None };
-        exact.or_else(|| F::prefix(addr, &lens).filter(wanted))
+        // A prefix search only where some prefix covers the address's /24 (IPv6: /32 hash).
+        exact.or_else(
+            || if F::prefixed(addr) { F::prefix(addr, &lens).filter(wanted) } else { None },
+        )
     }?;
     if cfg & F::ALLOW != 0 && F::allowed(addr) {
         return None;

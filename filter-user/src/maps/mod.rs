@@ -29,8 +29,8 @@ use aya::maps::{Array, Map, MapData};
 use filter_common::{
     ALL_MAPS, AddressMap, CFG_EVENT_BURST, CFG_EVENT_INTERVAL, Family, LenMask, MAP_CONFIG,
     MAP_V4_ALLOW, MAP_V4_ALLOWED, MAP_V4_EXACT, MAP_V4_FILTER, MAP_V4_LENS, MAP_V4_PREFIX,
-    MAP_V6_ALLOW, MAP_V6_ALLOWED, MAP_V6_EXACT, MAP_V6_FILTER, MAP_V6_LENS, MAP_V6_PREFIX, MapKind,
-    V4Key, V6Key,
+    MAP_V4_PREFIXED, MAP_V6_ALLOW, MAP_V6_ALLOWED, MAP_V6_EXACT, MAP_V6_FILTER, MAP_V6_LENS,
+    MAP_V6_PREFIX, MAP_V6_PREFIXED, MapKind, V4Key, V6Key,
 };
 use ipnet::IpNet;
 
@@ -85,6 +85,8 @@ pub struct FamilyMaps<const N: usize> {
     pub filter: Box<dyn prefilter::Words<u64>>,
     /// The allowlist's prefilter: which addresses may be allowlisted.
     pub allowed: Box<dyn prefilter::Words<u64>>,
+    /// The prefixes' prefilter: which addresses a prefix may cover.
+    pub prefixed: Box<dyn prefilter::Words<u64>>,
     /// The prefix lengths present near each address (IPv4: per /16; IPv6: per hash of a /32).
     pub lens: Box<dyn prefilter::Words<LenMask>>,
 }
@@ -101,7 +103,8 @@ impl<const N: usize> FamilyMaps<N> {
 
     /// Its array maps: prefilters and lengths.
     fn arrays(&self) -> Vec<&dyn MapInfo> {
-        let words = [self.filter.as_ref(), self.allowed.as_ref()].map(|w| w as &dyn MapInfo);
+        let words = [self.filter.as_ref(), self.allowed.as_ref(), self.prefixed.as_ref()]
+            .map(|w| w as &dyn MapInfo);
         let lens = self.lens.as_ref() as &dyn MapInfo;
         words.into_iter().chain([lens]).collect()
     }
@@ -191,6 +194,7 @@ fn v4(maps: &mut Named) -> Result<FamilyMaps<4>> {
         allow: kernel::<Allow<4>>(maps, MAP_V4_ALLOW)?,
         filter: words(maps, MAP_V4_FILTER)?,
         allowed: words(maps, MAP_V4_ALLOWED)?,
+        prefixed: words(maps, MAP_V4_PREFIXED)?,
         lens: words(maps, MAP_V4_LENS)?,
     })
 }
@@ -202,6 +206,7 @@ fn v6(maps: &mut Named) -> Result<FamilyMaps<16>> {
         allow: kernel::<Allow<16>>(maps, MAP_V6_ALLOW)?,
         filter: words(maps, MAP_V6_FILTER)?,
         allowed: words(maps, MAP_V6_ALLOWED)?,
+        prefixed: words(maps, MAP_V6_PREFIXED)?,
         lens: words(maps, MAP_V6_LENS)?,
     })
 }

@@ -1,7 +1,8 @@
 //! The prefilters (filter-common's `TD_V4_FILTER`, `TD_V6_FILTER`): one bit per IPv4 /24, or per
 //! hash of an IPv6 /32, set when some entry may cover an address there. The kernel skips every
 //! lookup for an address whose bit is clear, so a miss costs one array load whatever the lists
-//! hold; the same for the allowlist (`TD_V4_ALLOWED`, `TD_V6_ALLOWED`), so that a listed
+//! hold; the same for the prefixes alone (`TD_V4_PREFIXED`, `TD_V6_PREFIXED`: no prefix near,
+//! no prefix search) and for the allowlist (`TD_V4_ALLOWED`, `TD_V6_ALLOWED`), so that a listed
 //! address far from every allowlist entry is dropped without a trie lookup. And the IPv4 prefix
 //! lengths (`TD_V4_LENS`): per /16, which lengths its prefixes have (and 32 when it holds an
 //! exact address), so that the kernel tries only those. Here: what a plan needs, the writes that move a map
@@ -88,6 +89,13 @@ pub fn bits_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
     for (len, addr) in exact.chain(tables.prefix.iter().map(|(k, _)| *k)) {
         cover(&mut bits, len, &addr);
     }
+    bits
+}
+
+/// The prefix prefilter bits (`TD_V4_PREFIXED`, `TD_V6_PREFIXED`) of `tables`' prefixes.
+pub fn prefixed_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
+    let mut bits = Dense::empty(FILTER_WORDS);
+    tables.prefix.iter().for_each(|((len, addr), _)| cover(&mut bits, *len, addr));
     bits
 }
 
@@ -178,6 +186,8 @@ pub struct AllMoves {
     pub allowed_v6: Moves<u64>,
     pub lens_v4: Moves<LenMask>,
     pub lens_v6: Moves<LenMask>,
+    pub prefixed_v4: Moves<u64>,
+    pub prefixed_v6: Moves<u64>,
 }
 
 /// The moves from `old` to `new`.
@@ -191,6 +201,8 @@ pub fn moves(old: &Plan, new: &Plan) -> AllMoves {
         allowed_v6: Moves::of(&old.v6, &new.v6, |t| t.allow.len(), allowed_of),
         lens_v4: Moves::of(&old.v4, &new.v4, lens_entries, lens_of),
         lens_v6: Moves::of(&old.v6, &new.v6, lens_entries, lens_of),
+        prefixed_v4: Moves::of(&old.v4, &new.v4, |t| t.prefix.len(), prefixed_of),
+        prefixed_v6: Moves::of(&old.v6, &new.v6, |t| t.prefix.len(), prefixed_of),
     }
 }
 
@@ -212,21 +224,26 @@ fn add<V: Copy + Default + PartialEq + BitOr<Output = V>>(
     map.put(&slots)
 }
 
-/// Sets, in `filter` (and `lens`, for a prefix or an IPv4 address), what the entry (`len`,
-/// `addr`) needs.
-pub fn cover_entry<const N: usize>(
-    filter: &mut dyn Words<u64>,
-    lens: &mut dyn Words<LenMask>,
-    len: u8,
-    addr: &[u8; N],
-) -> Result<()> {
+/// The array maps an entry needs bits in: the prefilter, the prefix prefilter, the lengths.
+pub struct EntryArrays<'a> {
+    pub filter: &'a mut dyn Words<u64>,
+    pub prefixed: &'a mut dyn Words<u64>,
+    pub lens: &'a mut dyn Words<LenMask>,
+}
+
+/// Sets, in the prefilter (and in the prefix prefilter and the lengths, for a prefix; in the
+/// lengths, for an IPv4 address), what the entry (`len`, `addr`) needs.
+pub fn cover_entry<const N: usize>(maps: EntryArrays<'_>, len: u8, addr: &[u8; N]) -> Result<()> {
     let mut bits = Dense::empty(FILTER_WORDS);
     cover(&mut bits, len, addr);
-    add(filter, &bits)?;
+    add(maps.filter, &bits)?;
+    if usize::from(len) < N * 8 {
+        add(maps.prefixed, &bits)?;
+    }
     if usize::from(len) < N * 8 || N == 4 {
         let mut l = Dense::empty(LENS_SLOTS);
         lengths(&mut l, len, addr);
-        add(lens, &l)?;
+        add(maps.lens, &l)?;
     }
     Ok(())
 }

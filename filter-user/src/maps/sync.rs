@@ -68,7 +68,9 @@ fn put_arrays(maps: &mut AddressMaps, m: &prefilter::AllMoves, step: Step) -> Re
     put_slots(maps.v4.allowed.as_mut(), m.allowed_v4.step(step))?;
     put_slots(maps.v6.allowed.as_mut(), m.allowed_v6.step(step))?;
     put_slots(maps.v4.lens.as_mut(), m.lens_v4.step(step))?;
-    put_slots(maps.v6.lens.as_mut(), m.lens_v6.step(step))
+    put_slots(maps.v6.lens.as_mut(), m.lens_v6.step(step))?;
+    put_slots(maps.v4.prefixed.as_mut(), m.prefixed_v4.step(step))?;
+    put_slots(maps.v6.prefixed.as_mut(), m.prefixed_v6.step(step))
 }
 
 fn put_slots<V: Copy>(map: &mut dyn prefilter::Words<V>, slots: &[(u32, V)]) -> Result<()> {
@@ -184,7 +186,12 @@ fn edit_family<const N: usize>(
 ) -> Result<Edit> {
     let (len, addr) = prefix_key::<N>(net);
     // Bits first (a removed entry leaves its bits: a clear bit must never hide an entry).
-    prefilter::cover_entry(maps.filter.as_mut(), maps.lens.as_mut(), len, &addr)?;
+    let arrays = prefilter::EntryArrays {
+        filter: maps.filter.as_mut(),
+        prefixed: maps.prefixed.as_mut(),
+        lens: maps.lens.as_mut(),
+    };
+    prefilter::cover_entry(arrays, len, &addr)?;
     if usize::from(len) == N * 8 {
         edit_in(maps.exact.as_mut(), addr, f)
     } else {

@@ -105,7 +105,7 @@ fn memory_table<K>(name: &'static str, log: &Log) -> Memory<K> {
     Memory { name, items: BTreeMap::new(), log: log.clone() }
 }
 
-fn family<const N: usize>(tag: &'static [&'static str; 6], log: &Log) -> FamilyMaps<N> {
+fn family<const N: usize>(tag: &'static [&'static str; 7], log: &Log) -> FamilyMaps<N> {
     let lens: Box<dyn prefilter::Words<filter_common::LenMask>> =
         Box::new(MemWords(tag[4], BTreeMap::new(), log.clone()));
     FamilyMaps {
@@ -114,6 +114,7 @@ fn family<const N: usize>(tag: &'static [&'static str; 6], log: &Log) -> FamilyM
         allow: Box::new(memory_table::<PrefixKey<N>>(tag[2], log)),
         filter: Box::new(MemWords(tag[3], BTreeMap::new(), log.clone())),
         allowed: Box::new(MemWords(tag[5], BTreeMap::new(), log.clone())),
+        prefixed: Box::new(MemWords(tag[6], BTreeMap::new(), log.clone())),
         lens,
     }
 }
@@ -121,8 +122,8 @@ fn family<const N: usize>(tag: &'static [&'static str; 6], log: &Log) -> FamilyM
 fn memory() -> (AddressMaps, Log) {
     let log = Log::default();
     let maps = AddressMaps {
-        v4: family(&["e4", "p4", "a4", "f4", "l4", "w4"], &log),
-        v6: family(&["e6", "p6", "a6", "f6", "l6", "w6"], &log),
+        v4: family(&["e4", "p4", "a4", "f4", "l4", "w4", "x4"], &log),
+        v6: family(&["e6", "p6", "a6", "f6", "l6", "w6", "x6"], &log),
         settings: Box::new(MemSettings([0; 4], log.clone())),
     };
     (maps, log)
@@ -165,6 +166,7 @@ fn a_move_writes_everything_before_it_deletes_and_ends_at_the_new_plan() {
             "delete p4 1".into(),
             "put f4 1".into(),
             "put l4 1".into(),
+            "put x4 1".into(),
             format!("flags {CFG_V4_ALLOW}"),
         ]
     );
@@ -204,6 +206,8 @@ fn edits_join_lists_and_delete_only_when_no_list_is_left() {
     assert_ne!(word & (1 << (bit & 63)), 0, "the edit set the entry's prefilter bit");
     let slot = maps.v4.lens.get(filter_common::v4_lens_slot(&[198, 51, 100, 0]));
     assert_eq!(slot.unwrap(), filter_common::LenMask::of(24), "and its length in its /16");
+    let word = maps.v4.prefixed.get(bit >> 6).unwrap();
+    assert_ne!(word & (1 << (bit & 63)), 0, "and its prefix prefilter bit");
     assert_eq!(maps.settings.get(CFG_FLAGS).unwrap() & CFG_V4_PREFIXES, CFG_V4_PREFIXES);
     assert_eq!(upsert(&mut maps, net, Meta { flags: FLAG_DST, lists: 2 }).unwrap(), Edit::Updated);
     let v = maps.v4.prefix.get(&(24, [198, 51, 100, 0])).unwrap().unwrap();
@@ -212,4 +216,19 @@ fn edits_join_lists_and_delete_only_when_no_list_is_left() {
     assert_eq!(remove_lists(&mut maps, net, 2).unwrap(), Edit::Deleted);
     assert_eq!(remove_lists(&mut maps, net, 2).unwrap(), Edit::Absent);
     assert!(maps.plan().unwrap().is_empty());
+}
+
+#[test]
+fn an_edited_address_marks_its_slash_16_as_holding_one_and_sets_no_prefix_bit() {
+    let (mut maps, _) = memory();
+    let net: IpNet = "203.0.113.7/32".parse().unwrap();
+    assert_eq!(
+        upsert(&mut maps, net, Meta { flags: FLAG_BOTH, lists: 1 }).unwrap(),
+        Edit::Inserted
+    );
+    let slot = maps.v4.lens.get(filter_common::v4_lens_slot(&[203, 0, 113, 7])).unwrap();
+    assert_eq!(slot, filter_common::LenMask::of(32), "length 32: an address lies in this /16");
+    let bit = filter_common::v4_filter_bit(&[203, 0, 113, 7]);
+    assert_ne!(maps.v4.filter.get(bit >> 6).unwrap() & (1 << (bit & 63)), 0);
+    assert_eq!(maps.v4.prefixed.get(bit >> 6).unwrap(), 0, "no prefix here");
 }
