@@ -65,6 +65,21 @@ pub fn takedown(list: &Path, frame: &[u8]) -> Result<(f64, u64)> {
     Ok((mpps, dropped))
 }
 
+/// The floor: a program that drops every frame, natively on the bed's `tdb0`: the rate.
+pub fn floor(frame: &[u8]) -> Result<f64> {
+    let bed = Bed::new()?;
+    let link = in_netns(&bed.ns, || {
+        let drop = testrun::tiny_xdp(1)?; // XDP_DROP
+        // SAFETY: a NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(c"tdb0".as_ptr()) };
+        anyhow::ensure!(ifindex != 0, "no tdb0");
+        testrun::attach_native(drop.as_fd(), ifindex)
+    })?;
+    let mpps = flood(&bed, frame);
+    drop(link);
+    mpps
+}
+
 /// xdp-filter (`features`, or all) filtering `ips` natively on the bed's `tdb0`: the rate.
 pub fn xdp_filter(features: Option<&str>, ips: &[IpAddr], dir: &Path, frame: &[u8]) -> Result<f64> {
     let bed = Bed::new()?;
@@ -72,7 +87,8 @@ pub fn xdp_filter(features: Option<&str>, ips: &[IpAddr], dir: &Path, frame: &[u
     flood(&bed, frame)
 }
 
-/// Prints the flood table: takedown on the 10k list and on the big one, xdp-filter with `peers`.
+/// Prints the flood table: the floor, takedown on the 10k list and on the big one, xdp-filter
+/// with `peers`.
 pub fn run(peers: bool) -> Result<()> {
     let dir = integration_tests::TempDir::new("bench-flood");
     let (small, big) = (crate::real::ips_10k()?, crate::real::ips_big()?);
@@ -87,7 +103,9 @@ pub fn run(peers: bool) -> Result<()> {
     println!(
         "{FRAMES} 64-byte frames from a listed source, sent by an XDP_TX program with live frames into a veth pair; the filter on the other end in native mode drops them. Millions of frames a second through the whole path (one CPU).\n"
     );
-    let mut rows: Vec<(String, f64)> = Vec::new();
+    let floor = floor(frame)?;
+    let mut rows: Vec<(String, f64)> =
+        vec![("a program that drops everything (floor)".into(), floor)];
     if peers {
         rows.push(("xdp-filter, 10k IPs".into(), xdp_filter(None, &ips, dir, frame)?));
         rows.push((
@@ -104,11 +122,11 @@ pub fn run(peers: bool) -> Result<()> {
         }
         rows.push((name.into(), mpps));
     }
-    let base = rows.first().map(|r| r.1).filter(|_| peers);
-    println!("| filter | Mpps | / xdp-filter |\n|---|---|---|");
+    let base = rows.get(1).map(|r| r.1).filter(|_| peers);
+    println!("| filter | Mpps | / xdp-filter | / floor |\n|---|---|---|---|");
     for (name, mpps) in rows {
         let ratio = base.map_or(String::new(), |b| format!("{:.2}x", mpps / b));
-        println!("| {name} | {mpps:.2} | {ratio} |");
+        println!("| {name} | {mpps:.2} | {ratio} | {:.2}x |", mpps / floor);
     }
     Ok(())
 }
