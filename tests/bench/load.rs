@@ -101,14 +101,12 @@ fn compare(path: &Path, big: &[IpNet], peers: bool, dir: &Path) -> Result<()> {
             runs[2].1.push(peers::nft(&bed, &ips, dir)?);
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let rows: Vec<(&str, [f64; 3])> = runs
         .iter()
         .map(|(name, loads)| {
-            let col = |f: fn(&peers::Load) -> f64| median(&mut loads.iter().map(f).collect());
+            let col = |f: fn(&peers::Load) -> f64| {
+                crate::median(&mut loads.iter().map(f).collect::<Vec<_>>())
+            };
             (*name, [col(|l| l.seconds), col(|l| l.peak_rss_mb), col(|l| l.kernel_mb)])
         })
         .collect();

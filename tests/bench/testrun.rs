@@ -153,13 +153,7 @@ pub fn measure(cases: &[Case<'_>]) -> Result<Vec<f64>> {
             s.push(run(c.prog, &c.frame, REPEAT)?.1);
         }
     }
-    Ok(samples
-        .into_iter()
-        .map(|mut s| {
-            s.sort_by(f64::total_cmp);
-            s[s.len() / 2]
-        })
-        .collect())
+    Ok(samples.iter_mut().map(|s| crate::median(s)).collect())
 }
 
 /// Attaches XDP program `prog` to interface `ifindex` (of the calling thread's namespace) in

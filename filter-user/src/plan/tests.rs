@@ -12,6 +12,18 @@ fn one_list(entries: impl IntoIterator<Item = (IpNet, u32)>) -> Plan {
     Plan::build(entries.into_iter().map(|(n, flags)| (n, Meta { flags, lists: 1 })), &[])
 }
 
+/// A plain list's spec, for the pipeline.
+fn spec() -> pipeline::ListSpec {
+    pipeline::ListSpec {
+        name: "l".into(),
+        origin: "l.txt".into(),
+        options: Default::default(),
+        monitor: false,
+        max_bytes: crate::lists::DEFAULT_MAX_BYTES,
+        minisign_key: None,
+    }
+}
+
 fn m(flags: u32, lists: u64) -> Meta {
     Meta { flags, lists }
 }
@@ -148,17 +160,10 @@ fn directions_name_blocking_and_monitoring_apart() {
 
 #[test]
 fn a_domain_named_twice_is_one_entry_and_a_duplicate() {
-    use crate::plan::pipeline::{ListSpec, Pipeline};
-    let spec = ListSpec {
-        name: "l".into(),
-        origin: "l.txt".into(),
-        options: Default::default(),
-        monitor: false,
-        max_bytes: crate::lists::DEFAULT_MAX_BYTES,
-        minisign_key: None,
-    };
-    let r =
-        Pipeline::default().list(&spec, 0, "evil.example\nbad.example\nevil.example\n").unwrap();
+    let spec = spec();
+    let r = pipeline::Pipeline::default()
+        .list(&spec, 0, "evil.example\nbad.example\nevil.example\n")
+        .unwrap();
     assert_eq!((r.list.domains.len(), r.duplicates, r.usable()), (2, 1, 2));
 }
 
@@ -214,18 +219,10 @@ fn the_allowlist_removes_what_lies_inside_it_and_nothing_next_to_it() {
 
 #[test]
 fn a_report_counts_repeats_among_addresses_and_prefixes_in_any_order() {
-    use crate::plan::pipeline::{ListSpec, Pipeline};
-    let spec = ListSpec {
-        name: "l".into(),
-        origin: "l.txt".into(),
-        options: Default::default(),
-        monitor: false,
-        max_bytes: crate::lists::DEFAULT_MAX_BYTES,
-        minisign_key: None,
-    };
+    let spec = spec();
     let text = "203.0.113.9\n198.51.100.0/25\n192.0.2.1\n203.0.113.9\n198.51.100.128/25\n\
                 2001:db8::1\n198.51.100.0/25\n2001:db8::1\n203.0.113.9\n";
-    let r = Pipeline::default().list(&spec, 0, text).unwrap();
+    let r = pipeline::Pipeline::default().list(&spec, 0, text).unwrap();
     assert_eq!((r.duplicates, r.aggregated, r.nets.len()), (4, 1, 9));
     let hosts: Vec<[u8; 4]> = r.nets.hosts.iter().map(|(a, _)| *a).collect();
     assert_eq!(hosts, [[192, 0, 2, 1], [203, 0, 113, 9], [203, 0, 113, 9], [203, 0, 113, 9]]);
