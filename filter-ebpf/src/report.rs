@@ -35,33 +35,8 @@ pub fn hit<F: Family, C: Frame>(ctx: &C, h: &Hit, cnt: u32, len: u64, p: &Packet
     // and much cheaper than bpf_ktime_get_ns.
     // SAFETY: a helper without arguments or memory effects.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    let stamp = EntryValue::last_hit_of(now);
-    // SAFETY: `h.entry` points at a writable map value a lookup returned, valid for this run;
-    // its packet count is only added to atomically. The last-hit stamp is written only when
-    // it changes: most packets of a flood write nothing but the count.
-    let lists = unsafe {
-        let e = h.entry.as_ptr();
-        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*e).packets, 1);
-        if (*e).last_hit != stamp {
-            (*e).last_hit = stamp;
-        }
-        (*e).lists
-    };
-    let mut rest = lists;
-    for _ in 0..MAX_LISTS {
-        if rest == 0 {
-            break;
-        }
-        let bit = rest.trailing_zeros();
-        rest &= rest - 1;
-        if let Some(c) = TD_LIST_COUNTERS.get_ptr_mut(list_counter_index(bit, !h.as_src)) {
-            // SAFETY: per-CPU slot.
-            unsafe {
-                (*c).packets += 1;
-                (*c).bytes += len;
-            }
-        }
-    }
+    let lists = touch(h, now);
+    count_lists(lists, h.as_src, len);
     if !take_token(now) {
         bump(CNT_SUPPRESSED);
         return;
@@ -91,6 +66,44 @@ pub fn hit<F: Family, C: Frame>(ctx: &C, h: &Hit, cnt: u32, len: u64, p: &Packet
     });
     slot.submit(0);
     bump(CNT_EVENTS);
+}
+
+/// Counts a hit on the matched entry at time `now` and returns its lists.
+#[inline(always)]
+fn touch(h: &Hit, now: u64) -> u64 {
+    let stamp = EntryValue::last_hit_of(now);
+    // SAFETY: `h.entry` points at a writable map value a lookup returned, valid for this run;
+    // its packet count is only added to atomically. The last-hit stamp is written only when
+    // it changes: most packets of a flood write nothing but the count.
+    unsafe {
+        let e = h.entry.as_ptr();
+        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*e).packets, 1);
+        if (*e).last_hit != stamp {
+            (*e).last_hit = stamp;
+        }
+        (*e).lists
+    }
+}
+
+/// Adds a packet of `len` bytes to the (per-CPU) counters of every list in `lists`, matched
+/// as source or destination.
+#[inline(always)]
+fn count_lists(lists: u64, as_src: bool, len: u64) {
+    let mut rest = lists;
+    for _ in 0..MAX_LISTS {
+        if rest == 0 {
+            break;
+        }
+        let bit = rest.trailing_zeros();
+        rest &= rest - 1;
+        if let Some(c) = TD_LIST_COUNTERS.get_ptr_mut(list_counter_index(bit, !as_src)) {
+            // SAFETY: per-CPU slot.
+            unsafe {
+                (*c).packets += 1;
+                (*c).bytes += len;
+            }
+        }
+    }
 }
 
 /// Counts one event (sent or suppressed) in interface slot 0's counters.
