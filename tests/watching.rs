@@ -35,14 +35,6 @@ fn hits_of(l: &Loaded, net: &str) -> (u64, u64) {
     (e.packets, e.last_hit_ns)
 }
 
-/// CLOCK_MONOTONIC, the clock of the kernel's last-hit stamps.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes into `ts`.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 #[kernel_test]
 fn entry_and_list_counters_are_exact() {
     // 203.0.113.7 is on lists 0 and 1; 198.51.100.0/24 on list 2 (destinations only).
@@ -60,7 +52,7 @@ fn entry_and_list_counters_are_exact() {
     assert_eq!(l.verdict(&frames::v4(INSIDE, [198, 51, 101, 1])), XDP_PASS, "a miss");
     let (p, t) = hits_of(&l, "203.0.113.7/32");
     assert_eq!(p, 4);
-    let now = monotonic_ns();
+    let now = takedown::maps::monotonic_ns();
     assert!(t > 0 && t <= now && now - t < 5_000_000_000, "last hit time set: {t} (now {now})");
     let (p, _) = hits_of(&l, "198.51.100.0/24");
     assert_eq!(p, 2, "the prefix entry counts its hits");

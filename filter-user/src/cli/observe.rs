@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::json;
 use takedown::{
     daemon::status::{Status, now},
-    maps::EntryHits,
+    maps::{EntryHits, monotonic_ns},
 };
 
 use super::places::Places;
@@ -104,14 +104,6 @@ pub fn hosts(args: HostsArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// CLOCK_MONOTONIC in nanoseconds, the clock of `bpf_ktime_get_ns`.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes into `ts`.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 pub fn top(args: TopArgs) -> Result<()> {

@@ -153,6 +153,15 @@ fn metas<K>(v: Vec<(K, filter_common::EntryValue)>) -> Vec<(K, Meta)> {
     v.into_iter().map(|(k, e)| (k, table::meta(&e))).collect()
 }
 
+/// CLOCK_MONOTONIC now, in nanoseconds: the clock of the kernel's last-hit stamps
+/// ([`EntryHits::last_hit_ns`]).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// An entry with its hit counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntryHits {

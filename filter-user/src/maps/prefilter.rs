@@ -117,6 +117,11 @@ pub fn lens_of<const N: usize>(tables: &Tables<N>) -> Dense<LenMask> {
     lens
 }
 
+/// Entries `bits_of` is made of.
+fn entries<const N: usize>(tables: &Tables<N>) -> usize {
+    tables.exact.len() + tables.prefix.len()
+}
+
 /// Entries `lens_of` is made of.
 fn lens_entries<const N: usize>(tables: &Tables<N>) -> usize {
     tables.prefix.len() + if N == 4 { tables.exact.len() } else { 0 }
@@ -192,11 +197,9 @@ pub struct AllMoves {
 
 /// The moves from `old` to `new`.
 pub fn moves(old: &Plan, new: &Plan) -> AllMoves {
-    let entries = |t: &Tables<4>| t.exact.len() + t.prefix.len();
-    let entries6 = |t: &Tables<16>| t.exact.len() + t.prefix.len();
     AllMoves {
         v4: Moves::of(&old.v4, &new.v4, entries, bits_of),
-        v6: Moves::of(&old.v6, &new.v6, entries6, bits_of),
+        v6: Moves::of(&old.v6, &new.v6, entries, bits_of),
         allowed_v4: Moves::of(&old.v4, &new.v4, |t| t.allow.len(), allowed_of),
         allowed_v6: Moves::of(&old.v6, &new.v6, |t| t.allow.len(), allowed_of),
         lens_v4: Moves::of(&old.v4, &new.v4, lens_entries, lens_of),
