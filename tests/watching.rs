@@ -129,6 +129,17 @@ fn events_name_the_inside_host_and_the_rate_limit_caps_a_flood() {
     assert!(suppressed >= 150_000, "{suppressed}");
 }
 
+#[kernel_test]
+fn with_events_off_a_flood_sends_none_and_counts_none_as_suppressed() {
+    let mut l = load(&[("203.0.113.7/32", meta(Direction::Both, false, 0b1))]);
+    l.filter.maps_mut().set_event_rate(0, 5).unwrap();
+    flood(&l, &frames::v4(INSIDE, [203, 0, 113, 7]), 10_000);
+    assert!(events(&mut l).is_empty(), "no event with the rate at 0");
+    let p = l.packets();
+    assert_eq!(p[CNT_DROP_DST as usize], 10_000, "every frame is still dropped");
+    assert_eq!((p[CNT_EVENTS as usize], p[CNT_SUPPRESSED as usize]), (0, 0));
+}
+
 /// Runs `frame` through the program `repeat` times; returns how long it took.
 fn flood(l: &Loaded, frame: &[u8], repeat: u32) -> std::time::Duration {
     let opts = aya::programs::TestRunOptions { data_in: Some(frame), repeat, ..Default::default() };

@@ -37,7 +37,11 @@ pub fn hit<F: Family, C: Frame>(ctx: &C, h: &Hit, cnt: u32, len: u64, p: &Packet
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     let lists = touch(h, now);
     count_lists(lists, h.as_src, len);
-    if !take_token(now) {
+    let interval = config(CFG_EVENT_INTERVAL) as u64;
+    if interval == 0 {
+        return; // events off: none to send, none suppressed
+    }
+    if !take_token(now, interval) {
         bump(CNT_SUPPRESSED);
         return;
     }
@@ -112,14 +116,10 @@ fn bump(cnt: u32) {
     count(0, cnt, 0);
 }
 
-/// True when this CPU may send an event now: at most one an interval, in bursts of up to
+/// True when this CPU may send an event now: at most one an `interval` (ns, not 0), in bursts of up to
 /// `CFG_EVENT_BURST` (a virtual schedule: compares and adds only, no division).
 #[inline(always)]
-fn take_token(now: u64) -> bool {
-    let interval = config(CFG_EVENT_INTERVAL) as u64;
-    if interval == 0 {
-        return false;
-    }
+fn take_token(now: u64, interval: u64) -> bool {
     let window = config(CFG_EVENT_BURST).max(1) as u64 * interval;
     let Some(b) = TD_RATE.get_ptr_mut(0) else { return false };
     // SAFETY: per-CPU slot; no other context writes it concurrently.

@@ -1,43 +1,128 @@
-//! Floods: a two-instruction XDP_TX sender run with BPF_PROG_TEST_RUN's live frames as if
-//! received on one end of a bed's veth pair (`tdb1`): each frame really leaves by `tdb1` and
-//! arrives at `tdb0`, where the filter under test is attached in native mode and drops it
-//! (its source is listed). The sender, the veth and the filter run on one CPU, so the rate is
-//! the whole path's; the same path for every filter, so the ratios compare the filters.
+//! Floods: a small XDP sender run with BPF_PROG_TEST_RUN's live frames as if received on one
+//! end of a bed's veth pair (`tdb1`): each frame gets a source address drawn from a table,
+//! really leaves by `tdb1` and arrives at `tdb0`, where the filter under test is attached in
+//! native mode. The sender runs on CPU 0 and `tdb0`'s NAPI thread on CPU 1: the sender outruns
+//! every filter, so the frames `tdb0` took in a second are the filter's rate on one CPU (the
+//! rest overflow the veth's ring). The same bed and sender for every filter.
 
-use std::{net::IpAddr, os::fd::AsFd, path::Path, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    os::fd::AsFd,
+    path::Path,
+    time::Duration,
+};
 
 use anyhow::{Context, Result, bail};
 use integration_tests::process::takedown_bin;
 use td_netns::in_netns;
 
-use crate::{peers::Bed, testrun};
+use crate::{peers::Bed, programs, testrun};
 
 /// Frames a flood sends, and how many a batch.
-const FRAMES: u32 = 4_000_000;
+pub const FRAMES: u32 = 4_000_000;
 const BATCH: u32 = 64;
+/// Floods each filter takes, interleaved (one a filter a round); the median is kept.
+pub const ROUNDS: usize = 3;
 
-/// Floods `bed` with `frame` from `tdb1`: millions of frames a second.
-fn flood(bed: &Bed, frame: &[u8]) -> Result<f64> {
-    let frame = frame.to_vec();
-    let took: Duration = in_netns(&bed.ns, move || {
-        // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it; 0 is this thread.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(0, &mut set);
-            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
-        }
-        let sender = testrun::tiny_xdp(3)?; // XDP_TX
-        // SAFETY: a NUL-terminated name.
-        let ifindex = unsafe { libc::if_nametoindex(c"tdb1".as_ptr()) };
-        anyhow::ensure!(ifindex != 0, "no tdb1");
-        testrun::run_live(sender.as_fd(), &frame, ifindex, FRAMES, BATCH)
-    })?;
-    Ok(f64::from(FRAMES) / took.as_secs_f64() / 1e6)
+/// What a flood sends: `frame`, its IPv4 source replaced by one of `sources` each time.
+pub struct Frames {
+    pub frame: Vec<u8>,
+    pub sources: Vec<Ipv4Addr>,
 }
 
-/// A takedown daemon filtering `list` natively on the bed's `tdb0`; the flood's rate and the
-/// packets it dropped (its final counter line).
-pub fn takedown(list: &Path, frame: &[u8]) -> Result<(f64, u64)> {
+/// What a flood measured: the frames the receiver (`tdb0`) took in, and how many a second.
+pub struct Flooded {
+    pub mpps: f64,
+    pub seen: u64,
+}
+
+/// Floods `bed` with `frames` from `tdb1`, the sender on CPU 0 and `tdb0`'s NAPI thread (the
+/// filter) on CPU 1: the sender outruns any filter, so the rate is the receiver's.
+fn flood(bed: &Bed, frames: &Frames) -> Result<Flooded> {
+    receiver_on_cpu(bed, 1)?;
+    let (frame, sources) = (frames.frame.clone(), frames.sources.clone());
+    let before = rx_packets(bed)?;
+    let took: Duration = in_netns(&bed.ns, move || {
+        pin(0, 0)?;
+        let (sender, _table) = programs::sender(&sources)?;
+        let ifindex = ifindex(c"tdb1")?;
+        testrun::run_live(sender.as_fd(), &frame, ifindex, FRAMES, BATCH)
+    })?;
+    let seen = rx_packets(bed)? - before;
+    Ok(Flooded { mpps: seen as f64 / took.as_secs_f64() / 1e6, seen })
+}
+
+/// Gives `tdb0` a NAPI thread of its own (threaded NAPI) and pins it to `cpu`.
+fn receiver_on_cpu(bed: &Bed, cpu: usize) -> Result<()> {
+    let out = bed.ns.exec("sh", &["-c", "echo 1 > /sys/class/net/tdb0/threaded"])?;
+    anyhow::ensure!(out.status.success(), "cannot thread tdb0's NAPI: {out:?}");
+    let mut pinned = 0;
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if let (true, Ok(pid)) =
+            (comm.starts_with("napi/tdb0-"), entry.file_name().to_string_lossy().parse())
+        {
+            pin(pid, cpu)?;
+            pinned += 1;
+        }
+    }
+    anyhow::ensure!(pinned > 0, "tdb0 has no NAPI thread");
+    Ok(())
+}
+
+/// Binds thread `pid` (0: the calling one) to `cpu`.
+fn pin(pid: libc::pid_t, cpu: usize) -> Result<()> {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(pid, size_of::<libc::cpu_set_t>(), &set)
+    };
+    anyhow::ensure!(rc == 0, "cannot pin {pid} to CPU {cpu}: {}", std::io::Error::last_os_error());
+    Ok(())
+}
+
+/// Frames `tdb0` has received (those its XDP program ran on, whatever it decided).
+fn rx_packets(bed: &Bed) -> Result<u64> {
+    let out = bed.ns.ip(&["-s", "-j", "link", "show", "tdb0"])?;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    json[0]["stats64"]["rx"]["packets"].as_u64().context("no rx packets for tdb0")
+}
+
+/// The index of interface `name` in the calling thread's namespace.
+fn ifindex(name: &std::ffi::CStr) -> Result<u32> {
+    // SAFETY: a NUL-terminated name.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    anyhow::ensure!(index != 0, "no interface {name:?}");
+    Ok(index)
+}
+
+/// takedown's counters after a flood (from its final line).
+#[derive(Debug)]
+pub struct Counted {
+    pub passed: u64,
+    pub dropped_src: u64,
+    pub dropped_dst: u64,
+}
+
+impl Counted {
+    fn parse(line: &str) -> Self {
+        let count = |name: &str| {
+            let rest = line.split(&format!(" {name} ")).nth(1);
+            rest.and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok())
+        };
+        let count = |name| count(name).unwrap_or(0);
+        Self {
+            passed: count("passed"),
+            dropped_src: count("dropped_src"),
+            dropped_dst: count("dropped_dst"),
+        }
+    }
+}
+
+/// A takedown daemon filtering `list` natively on the bed's `tdb0`; the flood's rate and
+/// takedown's counters once it stopped.
+pub fn takedown(list: &Path, frames: &Frames) -> Result<(Flooded, Counted)> {
     let bed = Bed::new()?;
     let mut cmd = bed.ns.command(&takedown_bin().display().to_string());
     let list = list.display().to_string();
@@ -52,92 +137,76 @@ pub fn takedown(list: &Path, frame: &[u8]) -> Result<(f64, u64)> {
     if !lines.by_ref().map_while(|l| l.ok()).any(|l| l.starts_with("filtering")) {
         bail!("takedown did not start filtering");
     }
-    let mpps = flood(&bed, frame)?;
+    let flooded = flood(&bed, frames)?;
     // SAFETY: signals our own child.
     unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
     let last = lines.map_while(|l| l.ok()).find(|l| l.starts_with("final:")).unwrap_or_default();
-    let dropped = last
-        .split("dropped_src ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    Ok((mpps, dropped))
+    Ok((flooded, Counted::parse(&last)))
 }
 
-/// The floor: a program that drops every frame, natively on the bed's `tdb0`: the rate.
-pub fn floor(frame: &[u8]) -> Result<f64> {
+/// A floor: a program that returns `action` (after reading the frame's EtherType when
+/// `reads`), natively on the bed's `tdb0`: the rate.
+pub fn floor(action: i32, reads: bool, frames: &Frames) -> Result<f64> {
     let bed = Bed::new()?;
-    let link = in_netns(&bed.ns, || {
-        let drop = testrun::tiny_xdp(1)?; // XDP_DROP
-        // SAFETY: a NUL-terminated name.
-        let ifindex = unsafe { libc::if_nametoindex(c"tdb0".as_ptr()) };
-        anyhow::ensure!(ifindex != 0, "no tdb0");
-        testrun::attach_native(drop.as_fd(), ifindex)
+    let link = in_netns(&bed.ns, move || {
+        let prog = match reads {
+            true => programs::reads_then(action)?,
+            false => programs::verdict_only(action)?,
+        };
+        testrun::attach_native(prog.as_fd(), ifindex(c"tdb0")?)
     })?;
-    let mpps = flood(&bed, frame);
+    let flooded = flood(&bed, frames);
     drop(link);
-    mpps
+    Ok(flooded?.mpps)
 }
 
 /// xdp-filter (`features`, or all) filtering `ips` natively on the bed's `tdb0`: the rate.
-pub fn xdp_filter(features: Option<&str>, ips: &[IpAddr], dir: &Path, frame: &[u8]) -> Result<f64> {
+pub fn xdp_filter(
+    features: Option<&str>,
+    ips: &[IpAddr],
+    dir: &Path,
+    frames: &Frames,
+) -> Result<f64> {
     let bed = Bed::new()?;
     crate::peers::xdp_filter(&bed, features, ips, dir)?;
-    flood(&bed, frame)
+    Ok(flood(&bed, frames)?.mpps)
 }
 
-/// Floods each filter takes, interleaved (one a filter a round); the median is kept.
-const ROUNDS: usize = 3;
+/// One row of a flood table: its name, and a flood that returns its rate.
+pub type Case<'a> = (String, Box<dyn Fn() -> Result<f64> + 'a>);
 
-/// Prints the flood table: the floor, takedown on the 10k list and on the big one, xdp-filter
-/// with `peers`; each the median of [`ROUNDS`] floods, the filters taking turns.
-pub fn run(peers: bool) -> Result<()> {
-    let dir = integration_tests::TempDir::new("bench-flood");
-    let (small, big) = (crate::real::ips_10k()?, crate::real::ips_big()?);
-    let small_list = dir.0.join("small.txt");
-    let big_list = dir.0.join("big.txt");
-    crate::load::write_list(&small_list, &small)?;
-    crate::load::write_list(&big_list, &big)?;
-    let ips: Vec<IpAddr> = small.iter().map(|n| n.addr()).collect();
-    let frame = crate::frame(ips[ips.len() / 2], "192.0.2.77".parse()?);
-    let (frame, dir, small, big) = (&frame[..], &dir.0, &small_list, &big_list);
-    println!("\n## Flood (veth, XDP live frames)\n");
-    println!(
-        "{FRAMES} 64-byte frames from a listed source, sent by an XDP_TX program with live frames into a veth pair; the filter on the other end in native mode drops them. Millions of frames a second through the whole path (one CPU); the median of {ROUNDS} floods a filter, the filters taking turns.\n"
-    );
-    type Case<'a> = (&'static str, Box<dyn Fn() -> Result<f64> + 'a>);
-    let mut cases: Vec<Case> =
-        vec![("a program that drops everything (floor)", Box::new(|| floor(frame)))];
-    if peers {
-        cases.push(("xdp-filter, 10k IPs", Box::new(|| xdp_filter(None, &ips, dir, frame))));
-        let ipv4 = || xdp_filter(Some("ipv4"), &ips, dir, frame);
-        cases.push(("xdp-filter -f ipv4, 10k IPs", Box::new(ipv4)));
-    }
-    for (name, list) in [("takedown, 10k IPs", small), ("takedown, 1.24M IPs", big)] {
-        cases.push((name, Box::new(move || dropping(name, list, frame))));
-    }
+/// Runs `cases` [`ROUNDS`] times, taking turns, and prints their medians as a table, with the
+/// ratio to case `base` (when present) and to the floor (case 0). Returns the medians.
+pub fn table(cases: &[Case], base: Option<(usize, &str)>) -> Result<Vec<f64>> {
     let mut rates = vec![Vec::new(); cases.len()];
     for _ in 0..ROUNDS {
-        for (rate, (_, case)) in rates.iter_mut().zip(&cases) {
+        for (rate, (_, case)) in rates.iter_mut().zip(cases) {
             rate.push(case()?);
         }
     }
     let medians: Vec<f64> = rates.iter_mut().map(|r| crate::median(r)).collect();
-    let (floor, base) = (medians[0], medians.get(1).copied().filter(|_| peers));
-    println!("| filter | Mpps | / xdp-filter | / floor |\n|---|---|---|---|");
-    for ((name, _), mpps) in cases.iter().zip(medians) {
-        let ratio = base.map_or(String::new(), |b| format!("{:.2}x", mpps / b));
-        println!("| {name} | {mpps:.2} | {ratio} | {:.2}x |", mpps / floor);
+    let peer = base.map_or(String::new(), |(_, name)| format!(" / {name} |"));
+    println!("| filter | Mpps |{peer} / floor |");
+    println!("|---|---|{}---|", if base.is_some() { "---|" } else { "" });
+    for ((name, _), mpps) in cases.iter().zip(&medians) {
+        let ratio = base.map_or(String::new(), |(i, _)| format!(" {:.2}x |", mpps / medians[i]));
+        println!("| {name} | {mpps:.2} |{ratio} {:.2}x |", mpps / medians[0]);
     }
-    Ok(())
+    Ok(medians)
 }
 
-/// takedown's flood rate on `list`, once its counters show that it dropped the flood.
-fn dropping(name: &str, list: &Path, frame: &[u8]) -> Result<f64> {
-    let (mpps, dropped) = takedown(list, frame)?;
-    if dropped < u64::from(FRAMES) * 9 / 10 {
-        bail!("{name}: the flood's frames were not dropped by takedown ({dropped} of {FRAMES})");
+/// takedown's flood rate on `list`, once its counters show that `check` holds for the frames
+/// the receiver took in.
+pub fn checked(
+    name: &str,
+    list: &Path,
+    frames: &Frames,
+    check: impl Fn(&Counted, u64) -> bool,
+) -> Result<f64> {
+    let (flooded, counted) = takedown(list, frames)?;
+    if !check(&counted, flooded.seen) {
+        let seen = flooded.seen;
+        bail!("{name}: takedown did not count the flood as expected: {counted:?} of {seen}");
     }
-    Ok(mpps)
+    Ok(flooded.mpps)
 }

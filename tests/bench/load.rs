@@ -26,9 +26,16 @@ use crate::{peers, real};
 /// Rounds of the load comparison (median kept).
 const ROUNDS: usize = 3;
 
+/// Writes `nets` one a line (an address alone, a prefix with its length) to `path`.
 pub fn write_list(path: &Path, nets: &[IpNet]) -> Result<()> {
     let mut text = String::with_capacity(nets.len() * 16);
-    nets.iter().for_each(|n| writeln!(text, "{}", n.addr()).expect("string"));
+    for n in nets {
+        match n.prefix_len() == n.max_prefix_len() {
+            true => writeln!(text, "{}", n.addr()),
+            false => writeln!(text, "{n}"),
+        }
+        .expect("string");
+    }
     Ok(std::fs::write(path, text)?)
 }
 
@@ -48,7 +55,7 @@ pub fn run(peers: bool) -> Result<()> {
     let big = real::ips_big()?;
     let path = dir.0.join("big.txt");
     write_list(&path, &big)?;
-    println!("## Loading {} IPv4 addresses\n", big.len());
+    println!("\n## Loading {} IPv4 addresses\n", big.len());
     stages(&path, WriteMode::Batched)?;
     stages(&path, WriteMode::PerElement)?;
     compare(&path, &big, peers, &dir.0)?;

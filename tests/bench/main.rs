@@ -3,8 +3,10 @@
 //! and `nft` measured in the same run, printed as ratios. Asserts nothing about speed.
 
 mod flood;
+mod flood_tables;
 mod load;
 mod peers;
+mod programs;
 mod real;
 mod testrun;
 
@@ -39,7 +41,7 @@ fn main() -> Result<()> {
     let peers = std::env::args().any(|a| a == "--peers");
     println!("# takedown benchmark\n\n{}\n", machine());
     per_packet(peers)?;
-    flood::run(peers)?;
+    flood_tables::run(peers)?;
     load::run(peers)?;
     Ok(())
 }

@@ -96,7 +96,7 @@ pub fn plan(nets: &[IpNet], allow: &[IpNet]) -> Plan {
 }
 
 /// True when an entry of `plan` covers `addr` (binary searches in the sorted tables).
-fn covered(plan: &Plan, addr: IpAddr) -> bool {
+pub fn covered(plan: &Plan, addr: IpAddr) -> bool {
     match addr {
         IpAddr::V4(a) => covers(&plan.v4, a.octets()),
         IpAddr::V6(a) => covers(&plan.v6, a.octets()),
@@ -145,4 +145,47 @@ pub fn near(plan: &Plan, listed: Ipv4Addr) -> Option<IpAddr> {
 pub fn inside(nets: &[IpNet], i: usize) -> IpAddr {
     let n = nets.iter().filter(|n| n.prefix_len() < n.max_prefix_len()).nth(i).expect("a prefix");
     n.hosts().next().expect("a host")
+}
+
+/// `n` IPv4 addresses of `listed`, spread evenly over it.
+pub fn spread(listed: &[IpNet], n: usize) -> Vec<Ipv4Addr> {
+    v4_addrs(listed).step_by((listed.len() / n).max(1)).take(n).collect()
+}
+
+/// `n` distinct IPv4 addresses that no entry of `plan` covers, each the one after an address
+/// of `listed`, spread over it: misses whose /24 holds an entry (the prefilter lets them
+/// through to the lookups).
+pub fn unlisted_next_to(plan: &Plan, listed: &[IpNet], n: usize) -> Vec<Ipv4Addr> {
+    let mut seen = HashSet::with_capacity(n);
+    let spread = spread(listed, n);
+    let next = spread
+        .into_iter()
+        .chain(v4_addrs(listed))
+        .map(|a| Ipv4Addr::from(u32::from(a).wrapping_add(1)));
+    next.filter(|a| !covered(plan, IpAddr::V4(*a)) && seen.insert(*a)).take(n).collect()
+}
+
+/// `n` distinct IPv4 addresses drawn at random (a fixed seed) from everything that no entry of
+/// `plan` covers and that is not a special range: misses anywhere.
+pub fn unlisted_anywhere(plan: &Plan, n: usize) -> Vec<Ipv4Addr> {
+    let special: Vec<IpNet> =
+        takedown::plan::guards::SPECIAL.iter().filter_map(|s| s.parse().ok()).collect();
+    let mut rng = fastrand::Rng::with_seed(9);
+    let mut seen = HashSet::with_capacity(n);
+    std::iter::repeat_with(|| IpAddr::V4(Ipv4Addr::from(rng.u32(..))))
+        .filter(|a| !special.iter().any(|s| s.contains(a)) && !covered(plan, *a))
+        .filter_map(|a| match a {
+            IpAddr::V4(v) if seen.insert(v) => Some(v),
+            _ => None,
+        })
+        .take(n)
+        .collect()
+}
+
+/// The IPv4 addresses of `nets`, in order.
+fn v4_addrs(nets: &[IpNet]) -> impl Iterator<Item = Ipv4Addr> + '_ {
+    nets.iter().filter_map(|n| match n.addr() {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    })
 }

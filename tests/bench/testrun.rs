@@ -99,27 +99,6 @@ pub fn run_live(
     Ok(started.elapsed())
 }
 
-/// Loads a two-instruction XDP program that returns `action` (XDP_TX: the flood's sender).
-pub fn tiny_xdp(action: i32) -> Result<OwnedFd> {
-    // r0 = action; exit.
-    let insns: [u64; 2] = [0xb7 | (i64::from(action) as u64) << 32, 0x95];
-    let license = c"GPL";
-    // union bpf_attr for BPF_PROG_LOAD: prog_type, insn_cnt, insns, license, log_level,
-    // log_size, log_buf, kern_version, prog_flags...
-    let mut attr = [0u8; 128];
-    attr[0..4].copy_from_slice(&6u32.to_ne_bytes()); // BPF_PROG_TYPE_XDP
-    attr[4..8].copy_from_slice(&2u32.to_ne_bytes());
-    attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
-    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
-    // SAFETY: `attr` is a valid BPF_PROG_LOAD attribute whose pointers outlive the call.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, 5 as libc::c_long, attr.as_ptr(), 128u32) };
-    if fd < 0 {
-        bail!("cannot load the flood's sender: {}", io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
 /// A descriptor of the loaded program with id `id`.
 pub fn prog_by_id(id: u32) -> Result<OwnedFd> {
     let attr: [u32; 4] = [id, 0, 0, 0];

@@ -1,0 +1,131 @@
+//! The benchmark's own XDP programs, assembled by hand: the floors (a program that only
+//! returns a verdict) and the floods' sender, which writes a source address drawn at random
+//! from a table into each frame and sends it out (XDP_TX).
+
+use std::{
+    io,
+    net::Ipv4Addr,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+};
+
+use anyhow::{Result, bail};
+
+const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_PROG_LOAD: libc::c_long = 5;
+const XDP_TX: i32 = 3;
+/// Addresses the sender's table holds (the random index is masked to it).
+pub const SOURCES: usize = 1 << 16;
+/// Where a frame's IPv4 source address lies: after the 14-byte Ethernet header, 12 bytes in.
+const SRC_AT: i16 = 14 + 12;
+
+/// One BPF instruction: opcode, destination and source registers, offset, immediate.
+const fn insn(op: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
+    op as u64
+        | ((dst | src << 4) as u64) << 8
+        | (off as u16 as u64) << 16
+        | (imm as u32 as u64) << 32
+}
+
+/// A program that returns `action` and does nothing else (XDP_DROP: the drop floor, XDP_PASS:
+/// the pass floor).
+pub fn verdict_only(action: i32) -> Result<OwnedFd> {
+    load(&[insn(0xb7, 0, 0, 0, action), insn(0x95, 0, 0, 0, 0)])
+}
+
+/// A program that reads a frame's EtherType (the first cache line a filter must touch), then
+/// returns `action` whatever it read: a floor that pays for bringing the frame in.
+pub fn reads_then(action: i32) -> Result<OwnedFd> {
+    load(&[
+        insn(0x61, 2, 1, 0, 0),      // r2 = ctx->data
+        insn(0x61, 3, 1, 4, 0),      // r3 = ctx->data_end
+        insn(0xbf, 4, 2, 0, 0),      // r4 = r2
+        insn(0x07, 4, 0, 0, 14),     // r4 += 14
+        insn(0x2d, 4, 3, 1, 0),      // if r4 > r3 goto out
+        insn(0x69, 5, 2, 12, 0),     // r5 = *(u16 *)(data + 12): the EtherType
+        insn(0xb7, 0, 0, 0, action), // out: r0 = action
+        insn(0x95, 0, 0, 0, 0),      // exit
+    ])
+}
+
+/// The floods' sender and its table: every frame leaves (XDP_TX) with its IPv4 source replaced
+/// by one of `sources` (repeated to fill [`SOURCES`] slots), drawn with the kernel's prandom.
+/// One address makes a one-source flood that costs the sender exactly what a varied one does.
+pub fn sender(sources: &[Ipv4Addr]) -> Result<(OwnedFd, OwnedFd)> {
+    let table = source_table(sources)?;
+    let fd = table.as_raw_fd();
+    let prog = [
+        insn(0xbf, 6, 1, 0, 0),                  // r6 = ctx
+        insn(0x85, 0, 0, 0, 7),                  // r0 = bpf_get_prandom_u32()
+        insn(0x57, 0, 0, 0, SOURCES as i32 - 1), // r0 &= SOURCES - 1
+        insn(0x63, 10, 0, -4, 0),                // *(u32 *)(fp - 4) = r0
+        insn(0x18, 1, 1, 0, fd),                 // r1 = the table (BPF_PSEUDO_MAP_FD)
+        0,
+        insn(0xbf, 2, 10, 0, 0),                    // r2 = fp
+        insn(0x07, 2, 0, 0, -4),                    // r2 -= 4
+        insn(0x85, 0, 0, 0, 1),                     // r0 = bpf_map_lookup_elem(table, &index)
+        insn(0x15, 0, 0, 7, 0),                     // if r0 == 0 goto send
+        insn(0x61, 1, 0, 0, 0),                     // r1 = *(u32 *)r0: the source
+        insn(0x61, 2, 6, 0, 0),                     // r2 = ctx->data
+        insn(0x61, 3, 6, 4, 0),                     // r3 = ctx->data_end
+        insn(0xbf, 4, 2, 0, 0),                     // r4 = r2
+        insn(0x07, 4, 0, 0, i32::from(SRC_AT) + 4), // r4 += end of the source field
+        insn(0x2d, 4, 3, 1, 0),                     // if r4 > r3 goto send
+        insn(0x63, 2, 1, SRC_AT, 0),                // *(u32 *)(data + SRC_AT) = r1
+        insn(0xb7, 0, 0, 0, XDP_TX),                // send: r0 = XDP_TX
+        insn(0x95, 0, 0, 0, 0),                     // exit
+    ];
+    Ok((load(&prog)?, table))
+}
+
+/// An array map of [`SOURCES`] IPv4 addresses (network order) cycling through `sources`.
+fn source_table(sources: &[Ipv4Addr]) -> Result<OwnedFd> {
+    if sources.is_empty() {
+        bail!("the flood's sender needs at least one source address");
+    }
+    // bpf_attr for BPF_MAP_CREATE: map_type (BPF_MAP_TYPE_ARRAY), key_size, value_size,
+    // max_entries; the rest zero.
+    let mut attr = [0u32; 32];
+    attr[..4].copy_from_slice(&[2, 4, 4, SOURCES as u32]);
+    let table = new_fd(bpf(BPF_MAP_CREATE, attr.as_ptr().cast(), "create the sender's table")?);
+    for (i, a) in (0..SOURCES as u32).zip(sources.iter().cycle()) {
+        let value = u32::from_ne_bytes(a.octets());
+        // map_fd, pad, key, value, flags.
+        let mut attr = [0u64; 16];
+        attr[0] = table.as_raw_fd() as u64;
+        attr[1] = (&raw const i) as u64;
+        attr[2] = (&raw const value) as u64;
+        bpf(BPF_MAP_UPDATE_ELEM, attr.as_ptr().cast(), "fill the sender's table")?;
+    }
+    Ok(table)
+}
+
+/// Loads XDP program `insns` (GPL).
+fn load(insns: &[u64]) -> Result<OwnedFd> {
+    let license = c"GPL";
+    // bpf_attr for BPF_PROG_LOAD: prog_type (BPF_PROG_TYPE_XDP), insn_cnt, insns, license;
+    // the rest zero.
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&6u32.to_ne_bytes());
+    attr[4..8].copy_from_slice(&(insns.len() as u32).to_ne_bytes());
+    attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
+    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+    Ok(new_fd(bpf(BPF_PROG_LOAD, attr.as_ptr(), "load the benchmark's XDP program")?))
+}
+
+/// The bpf syscall `cmd` on a 128-byte attribute: what it returned.
+fn bpf(cmd: libc::c_long, attr: *const u8, what: &str) -> Result<i32> {
+    // SAFETY: every caller passes a valid 128-byte attribute for `cmd` whose pointers
+    // outlive the call.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr, 128u32) };
+    if rc < 0 {
+        bail!("cannot {what}: {}", io::Error::last_os_error());
+    }
+    Ok(rc as i32)
+}
+
+/// Owns descriptor `fd`, just returned by the kernel (a map or a program).
+fn new_fd(fd: i32) -> OwnedFd {
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
