@@ -159,7 +159,7 @@ impl Daemon {
     }
 
     /// The lists' reports (content in force).
-    pub fn reports(&self) -> impl Iterator<Item = &ListReport> {
+    pub fn reports(&self) -> impl Iterator<Item = &ListReport> + Clone {
         self.slots.iter().filter_map(|s| s.report.as_ref())
     }
 

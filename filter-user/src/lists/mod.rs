@@ -45,6 +45,47 @@ pub struct Entry {
     pub direction: Direction,
 }
 
+/// How many network entries of each kind and direction a list (or a piece of it) holds,
+/// counted in one pass without a string an entry: lists hold millions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// Exact IPv4, exact IPv6, IPv4 prefixes, IPv6 prefixes.
+    pub kinds: [usize; 4],
+    /// In the order of [`Shape::DIRECTIONS`].
+    pub directions: [usize; 3],
+}
+
+impl Shape {
+    pub const DIRECTIONS: [Direction; 3] = [Direction::Both, Direction::Dst, Direction::Src];
+
+    fn direction_index(d: Direction) -> usize {
+        match d {
+            Direction::Both => 0,
+            Direction::Dst => 1,
+            Direction::Src => 2,
+        }
+    }
+
+    /// Counts one entry.
+    pub fn count(&mut self, e: &Entry) {
+        let kind = match e.net {
+            IpNet::V4(n) if n.prefix_len() == 32 => 0,
+            IpNet::V6(n) if n.prefix_len() == 128 => 1,
+            IpNet::V4(_) => 2,
+            IpNet::V6(_) => 3,
+        };
+        self.kinds[kind] += 1;
+        self.directions[Self::direction_index(e.direction)] += 1;
+    }
+
+    /// The counts of two pieces together.
+    pub fn plus(mut self, other: &Shape) -> Shape {
+        (0..4).for_each(|i| self.kinds[i] += other.kinds[i]);
+        (0..3).for_each(|i| self.directions[i] += other.directions[i]);
+        self
+    }
+}
+
 /// A domain entry of a list (resolved to addresses later).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DomainEntry {
@@ -207,19 +248,14 @@ impl ParsedList {
     }
 
     /// Which packets its entries block, in words: the list's direction, or how many entries
-    /// block which when the records said.
-    pub fn direction_text(&self) -> String {
+    /// block which when the records said (`shape`: its entries' counts).
+    pub fn direction_text(&self, shape: &Shape) -> String {
         if let Some(d) = self.direction {
             return d.to_string();
         }
-        // Counted without a string an entry: lists hold millions.
-        let all = [Direction::Both, Direction::Dst, Direction::Src];
-        let mut count = [0usize; 3];
-        let dirs = self.entries.iter().map(|e| e.direction);
-        for d in dirs.chain(self.domains.iter().map(|d| d.direction)) {
-            count[all.iter().position(|a| *a == d).unwrap_or(0)] += 1;
-        }
-        let each: Vec<String> = all
+        let mut count = shape.directions;
+        self.domains.iter().for_each(|d| count[Shape::direction_index(d.direction)] += 1);
+        let each: Vec<String> = Shape::DIRECTIONS
             .iter()
             .zip(count)
             .filter(|(_, n)| *n > 0)
@@ -227,24 +263,9 @@ impl ParsedList {
             .collect();
         match each.len() {
             0 => "both".into(),
-            1 => all[count.iter().position(|n| *n > 0).unwrap_or(0)].to_string(),
+            1 => Shape::DIRECTIONS[count.iter().position(|n| *n > 0).unwrap_or(0)].to_string(),
             _ => format!("per entry ({})", each.join(", ")),
         }
-    }
-
-    /// Its network entries by kind: exact IPv4, exact IPv6, IPv4 prefixes, IPv6 prefixes.
-    pub fn shape(&self) -> [usize; 4] {
-        let mut k = [0; 4];
-        for e in &self.entries {
-            let i = match e.net {
-                IpNet::V4(n) if n.prefix_len() == 32 => 0,
-                IpNet::V6(n) if n.prefix_len() == 128 => 1,
-                IpNet::V4(_) => 2,
-                IpNet::V6(_) => 3,
-            };
-            k[i] += 1;
-        }
-        k
     }
 
     /// True when nothing usable was found.

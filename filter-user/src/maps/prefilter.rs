@@ -195,18 +195,35 @@ pub struct AllMoves {
     pub prefixed_v6: Moves<u64>,
 }
 
+/// Plans from this many entries on have their lengths' moves computed on a thread of their
+/// own, beside the prefilters'.
+const PARALLEL_ENTRIES: usize = 100_000;
+
 /// The moves from `old` to `new`.
 pub fn moves(old: &Plan, new: &Plan) -> AllMoves {
-    AllMoves {
+    let lens = || {
+        let v4 = Moves::of(&old.v4, &new.v4, lens_entries, lens_of);
+        (v4, Moves::of(&old.v6, &new.v6, lens_entries, lens_of))
+    };
+    let rest = || AllMoves {
         v4: Moves::of(&old.v4, &new.v4, entries, bits_of),
         v6: Moves::of(&old.v6, &new.v6, entries, bits_of),
         allowed_v4: Moves::of(&old.v4, &new.v4, |t| t.allow.len(), allowed_of),
         allowed_v6: Moves::of(&old.v6, &new.v6, |t| t.allow.len(), allowed_of),
-        lens_v4: Moves::of(&old.v4, &new.v4, lens_entries, lens_of),
-        lens_v6: Moves::of(&old.v6, &new.v6, lens_entries, lens_of),
         prefixed_v4: Moves::of(&old.v4, &new.v4, |t| t.prefix.len(), prefixed_of),
         prefixed_v6: Moves::of(&old.v6, &new.v6, |t| t.prefix.len(), prefixed_of),
-    }
+        ..Default::default()
+    };
+    let ((lens_v4, lens_v6), rest) = if old.len().max(new.len()) < PARALLEL_ENTRIES {
+        (lens(), rest())
+    } else {
+        std::thread::scope(|s| {
+            let lens = s.spawn(lens);
+            let rest = rest();
+            (lens.join().expect("lengths' moves"), rest)
+        })
+    };
+    AllMoves { lens_v4, lens_v6, ..rest }
 }
 
 /// An array map of `V` (a prefilter, or the lengths).

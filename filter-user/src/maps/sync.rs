@@ -48,8 +48,7 @@ pub fn apply(maps: &mut AddressMaps, old: &Plan, new: &Plan) -> Result<Changes> 
 
 /// Applies the diff between `old` and `new`, and the prefilter moves, in the promised order.
 fn move_with(maps: &mut AddressMaps, old: &Plan, new: &Plan, mode: WriteMode) -> Result<Changes> {
-    let diff = Diff::between(old, new);
-    let arrays = prefilter::moves(old, new);
+    let (diff, arrays) = diff_and_moves(old, new);
     maps.settings.set(CFG_FLAGS, diff.flags_during)?;
     put_arrays(maps, &arrays, Step::During)?;
     write_family(&mut maps.v4, &diff.v4, mode)?;
@@ -59,6 +58,21 @@ fn move_with(maps: &mut AddressMaps, old: &Plan, new: &Plan, mode: WriteMode) ->
     put_arrays(maps, &arrays, Step::After)?;
     maps.settings.set(CFG_FLAGS, diff.flags_after)?;
     Ok(Changes { written: diff.writes(), deleted: diff.deletes() })
+}
+
+/// Plans of this many entries or more are compared on two threads: the entries' diff on one,
+/// the prefilter moves on the other.
+const PARALLEL_ENTRIES: usize = 100_000;
+
+/// The diff between `old` and `new`, and the prefilter moves between them.
+fn diff_and_moves(old: &Plan, new: &Plan) -> (Diff, prefilter::AllMoves) {
+    if old.len().max(new.len()) < PARALLEL_ENTRIES {
+        return (Diff::between(old, new), prefilter::moves(old, new));
+    }
+    std::thread::scope(|s| {
+        let moves = s.spawn(|| prefilter::moves(old, new));
+        (Diff::between(old, new), moves.join().expect("prefilter moves"))
+    })
 }
 
 /// Writes one step of the prefilters' and lengths' moves.

@@ -18,9 +18,14 @@ impl<const N: usize> Default for Family<N> {
     }
 }
 
-/// Splits entries by family and kind (masking host bits); also returns how many there were.
-pub fn split(entries: impl IntoIterator<Item = (IpNet, Meta)>) -> (Family<4>, Family<16>, usize) {
+/// Splits entries by family and kind (masking host bits), with room for `v4_hosts` IPv4
+/// addresses; also returns how many there were.
+pub fn split(
+    entries: impl IntoIterator<Item = (IpNet, Meta)>,
+    v4_hosts: usize,
+) -> (Family<4>, Family<16>, usize) {
     let (mut v4, mut v6) = (Family::<4>::default(), Family::<16>::default());
+    v4.exact.reserve(v4_hosts);
     let mut total = 0;
     for (net, meta) in entries {
         total += 1;

@@ -23,6 +23,7 @@ use filter_common::{AddressMap, FLAG_BOTH, Family as Fam, MapKind};
 use ipnet::IpNet;
 
 pub mod diff;
+mod guarded;
 pub mod guards;
 mod keys;
 pub mod own;
@@ -146,9 +147,19 @@ pub struct Plan {
 impl Plan {
     /// Plans from entries with their metadata, and the networks that must never be blocked.
     pub fn build(entries: impl IntoIterator<Item = (IpNet, Meta)>, allow: &[IpNet]) -> Self {
+        Self::build_sized(entries, allow, 0)
+    }
+
+    /// [`Plan::build`] for entries among which about `v4_hosts` are IPv4 addresses (room is
+    /// made for them at once: a million entries are not copied to ever larger buffers).
+    pub fn build_sized(
+        entries: impl IntoIterator<Item = (IpNet, Meta)>,
+        allow: &[IpNet],
+        v4_hosts: usize,
+    ) -> Self {
         let mut stats = PlanStats::default();
         let allow = IpNet::aggregate(&allow.iter().map(IpNet::trunc).collect());
-        let (mut v4, mut v6, total) = split(entries);
+        let (mut v4, mut v6, total) = split(entries, v4_hosts);
         v4.merge();
         v6.merge();
         stats.duplicates = total - v4.len() - v6.len();

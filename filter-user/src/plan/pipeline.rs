@@ -9,10 +9,10 @@ use std::{net::IpAddr, path::PathBuf};
 use anyhow::{Result, bail};
 use ipnet::IpNet;
 
+pub use super::guarded::Nets;
 use super::{
-    Meta, Plan,
+    Meta, Plan, guarded,
     guards::{self, GuardOptions, Verdict},
-    keys::Radix,
 };
 use crate::lists::{self, LineNote, ListOptions, ParsedList, entry::Direction};
 
@@ -113,13 +113,14 @@ impl Pipeline {
     /// Plans the lists, the resolved domain addresses (guarded first) and the manual entries.
     pub fn plan<'a>(
         &self,
-        lists: impl Iterator<Item = &'a ListReport>,
+        lists: impl Iterator<Item = &'a ListReport> + Clone,
         resolved: &[Resolved],
         manual: impl Iterator<Item = (IpNet, Meta)>,
     ) -> Plan {
+        let hosts = lists.clone().map(|l| l.nets.hosts.len()).sum();
         let nets = lists.flat_map(ListReport::entries);
         let domains = guard_resolved(resolved, self.guards);
-        Plan::build(nets.chain(domains).chain(manual), &self.allow)
+        Plan::build_sized(nets.chain(domains).chain(manual), &self.allow, hosts)
     }
 
     fn guard(&self, list: ParsedList, bit: u32, monitor: bool) -> ListReport {
@@ -229,97 +230,27 @@ pub fn guard_resolved(
 }
 
 /// Applies the guards to a parsed list and counts what a report needs.
-fn guard_list(list: ParsedList, bit: u64, opts: GuardOptions) -> ListReport {
-    let mut report = ListReport {
+fn guard_list(mut list: ParsedList, bit: u64, opts: GuardOptions) -> ListReport {
+    let g = guarded::guard(&list.entries, opts);
+    list.entries = Vec::new();
+    // A domain named twice is one entry.
+    let mut names = rustc_hash::FxHashSet::default();
+    let domains = list.domains.len();
+    list.domains.retain(|d| names.insert(d.name.clone()));
+    let (duplicates, prefixes) = g.nets.repeats();
+    ListReport {
         error: None,
         monitor: false,
         bit,
-        guard_notes: Vec::new(),
-        refused: 0,
-        guarded: 0,
-        duplicates: 0,
-        aggregated: 0,
-        nets: Nets::with_capacity(list.entries.len()),
-        kinds: list.shape(),
-        direction: list.direction_text(),
+        guard_notes: g.notes,
+        refused: g.refused,
+        guarded: g.guarded,
+        duplicates: duplicates + domains - list.domains.len(),
+        aggregated: prefixes.len() - IpNet::aggregate(&prefixes).len(),
+        nets: g.nets,
+        kinds: g.shape.kinds,
+        direction: list.direction_text(&g.shape),
         list,
-    };
-    for e in &report.list.entries {
-        match guards::check(e.net, opts) {
-            Verdict::Keep => report.nets.push(e.net, e.direction),
-            Verdict::Refused(reason) => {
-                report.refused += 1;
-                report.guard_notes.push(LineNote { line: e.line, reason });
-            }
-            Verdict::Special(reason) => {
-                report.guarded += 1;
-                report.guard_notes.push(LineNote { line: e.line, reason });
-            }
-            Verdict::Split(pieces, reason) => {
-                report.guarded += 1;
-                pieces.into_iter().for_each(|p| report.nets.push(p, e.direction));
-                report.guard_notes.push(LineNote { line: e.line, reason });
-            }
-        }
-    }
-    // A domain named twice is one entry.
-    let mut names = rustc_hash::FxHashSet::default();
-    let domains = report.list.domains.len();
-    report.list.domains.retain(|d| names.insert(d.name.clone()));
-    report.list.entries = Vec::new();
-    report.nets.sort();
-    let (duplicates, prefixes) = report.nets.repeats();
-    report.duplicates += duplicates + domains - report.list.domains.len();
-    report.aggregated = prefixes.len() - IpNet::aggregate(&prefixes).len();
-    report
-}
-
-/// A list's guarded networks, sorted: IPv4 addresses (most of the largest lists) apart, five
-/// bytes each and radix-sorted, so that a million entries cost a few passes over memory.
-#[derive(Clone, Debug, Default)]
-pub struct Nets {
-    pub hosts: Vec<([u8; 4], Direction)>,
-    /// Prefixes and IPv6 addresses.
-    pub other: Vec<(IpNet, Direction)>,
-}
-
-impl Nets {
-    fn with_capacity(n: usize) -> Self {
-        Self { hosts: Vec::with_capacity(n), other: Vec::new() }
-    }
-
-    fn push(&mut self, net: IpNet, d: Direction) {
-        match net {
-            IpNet::V4(n) if n.prefix_len() == 32 => self.hosts.push((n.addr().octets(), d)),
-            _ => self.other.push((net, d)),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.hosts.len() + self.other.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn sort(&mut self) {
-        radsort::sort_by_key(&mut self.hosts, |(a, _)| u32::from_be_bytes(*a));
-        self.other.sort_unstable_by_key(|(n, _)| (n.addr().is_ipv6(), n.radix()));
-    }
-
-    /// Once sorted: how many repeat the one before, and the distinct prefixes.
-    fn repeats(&self) -> (usize, Vec<IpNet>) {
-        let mut duplicates = self.hosts.windows(2).filter(|w| w[0].0 == w[1].0).count();
-        let mut prefixes = Vec::new();
-        for (i, (net, _)) in self.other.iter().enumerate() {
-            if i > 0 && self.other[i - 1].0 == *net {
-                duplicates += 1;
-            } else if net.prefix_len() < net.max_prefix_len() {
-                prefixes.push(*net);
-            }
-        }
-        (duplicates, prefixes)
     }
 }
 
