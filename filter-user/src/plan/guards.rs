@@ -59,6 +59,23 @@ static SPECIAL_FIRST_BYTES: LazyLock<[[bool; 256]; 2]> = LazyLock::new(|| {
     t
 });
 
+/// The special ranges per family (0: IPv4, 1: IPv6) as first and last address numbers.
+static SPECIAL_RANGES: LazyLock<[Vec<(u128, u128)>; 2]> = LazyLock::new(|| {
+    let mut ranges: [Vec<(u128, u128)>; 2] = Default::default();
+    for n in SPECIAL_NETS.iter() {
+        let (family, first, last) = super::keys::range(n);
+        ranges[family].push((first, last));
+    }
+    ranges
+});
+
+/// True when `net` overlaps a special range (two networks overlap when their address ranges
+/// meet: one then holds the other).
+fn overlaps_special(net: &IpNet) -> bool {
+    let (family, first, last) = super::keys::range(net);
+    SPECIAL_RANGES[family].iter().any(|&(a, b)| first <= b && a <= last)
+}
+
 /// True when `net` may overlap a special range (false: it certainly does not).
 fn near_special(net: &IpNet) -> bool {
     let (family, first) = match net {
@@ -94,7 +111,7 @@ pub fn check(net: IpNet, opts: GuardOptions) -> Verdict {
     }
     // The common case, without an allocation: a long enough prefix that no special range
     // overlaps.
-    let special = || near_special(&net) && SPECIAL_NETS.iter().any(|s| overlaps(s, &net));
+    let special = || near_special(&net) && overlaps_special(&net);
     if (net.prefix_len() >= min || opts.force_broad) && (opts.allow_special || !special()) {
         return Verdict::Keep;
     }

@@ -131,7 +131,7 @@ pub struct Allowed {
 }
 
 /// The first and last address of `net`, as numbers, and its family (0: IPv4, 1: IPv6).
-fn range(net: &IpNet) -> (usize, u128, u128) {
+pub fn range(net: &IpNet) -> (usize, u128, u128) {
     (usize::from(net.addr().is_ipv6()), number(net.network()), number(net.broadcast()))
 }
 
