@@ -41,7 +41,11 @@ fn entry_and_list_counters_are_exact() {
     let l = load(&[
         ("203.0.113.7/32", meta(Direction::Both, false, 0b011)),
         ("198.51.100.0/24", meta(Direction::Dst, false, 0b100)),
+        ("203.0.113.9/32", meta(Direction::Both, false, 1 << 5 | 1 << 40 | 1 << 63)),
     ]);
+    for _ in 0..2 {
+        assert_eq!(l.verdict(&frames::v4(INSIDE, [203, 0, 113, 9])), XDP_DROP);
+    }
     for _ in 0..3 {
         assert_eq!(l.verdict(&frames::v4(INSIDE, [203, 0, 113, 7])), XDP_DROP);
     }
@@ -62,7 +66,10 @@ fn entry_and_list_counters_are_exact() {
     assert_eq!(of(0), Some((1, 3)), "list 0: 1 as source, 3 as destination");
     assert_eq!(of(1), Some((1, 3)), "an entry on two lists counts for each");
     assert_eq!(of(2), Some((0, 2)));
-    assert_eq!(lists.len(), 3);
+    for bit in [5, 40, 63] {
+        assert_eq!(of(bit), Some((0, 2)), "an entry on three lists, one of them the last");
+    }
+    assert_eq!(lists.len(), 6);
 }
 
 #[kernel_test]

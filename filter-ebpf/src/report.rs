@@ -4,10 +4,13 @@
 
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
-use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
+use aya_ebpf::{
+    cty::c_void,
+    helpers::{bpf_ktime_get_coarse_ns, bpf_loop},
+};
 use filter_common::{
     CFG_EVENT_BURST, CFG_EVENT_INTERVAL, CNT_DROP_DST, CNT_DROP_SRC, CNT_EVENTS, CNT_SUPPRESSED,
-    EV_DROPPED, EV_DST, EntryValue, Event, MAX_LISTS, counter_index, list_counter_index,
+    EV_DROPPED, EV_DST, EntryValue, Event, counter_index, list_counter_index,
 };
 
 use crate::{
@@ -90,22 +93,53 @@ fn touch(h: &Hit, now: u64) -> u64 {
 }
 
 /// Adds a packet of `len` bytes to the (per-CPU) counters of every list in `lists`, matched
-/// as source or destination.
+/// as source or destination. An entry of one list (nearly all) is counted straight; for more,
+/// the lists are walked in `bpf_loop`, which the verifier checks once (an inline loop over up
+/// to 64 lists had it walk everything after it once a list: half a million instructions).
 #[inline(always)]
 fn count_lists(lists: u64, as_src: bool, len: u64) {
-    let mut rest = lists;
-    for _ in 0..MAX_LISTS {
-        if rest == 0 {
-            break;
+    if lists & lists.wrapping_sub(1) == 0 {
+        if lists != 0 {
+            count_list(lists.trailing_zeros(), as_src, len);
         }
-        let bit = rest.trailing_zeros();
-        rest &= rest - 1;
-        if let Some(c) = TD_LIST_COUNTERS.get_ptr_mut(list_counter_index(bit, !as_src)) {
-            // SAFETY: per-CPU slot.
-            unsafe {
-                (*c).packets += 1;
-                (*c).bytes += len;
-            }
+        return;
+    }
+    let mut walk = ListWalk { rest: lists, len, as_src: u64::from(as_src) };
+    let ctx = &mut walk as *mut ListWalk as *mut c_void;
+    // SAFETY: `list_step` is a callback of the type bpf_loop expects, and `ctx` points at
+    // `walk`, which outlives the call.
+    unsafe { bpf_loop(lists.count_ones(), list_step as *mut c_void, ctx, 0) };
+}
+
+/// What `list_step` walks: the lists left, and the packet.
+#[repr(C)]
+struct ListWalk {
+    rest: u64,
+    len: u64,
+    as_src: u64,
+}
+
+/// One step of the walk: the lowest list left is counted and taken out.
+extern "C" fn list_step(_: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop passes back the pointer to the caller's `ListWalk`.
+    let w = unsafe { &mut *(ctx as *mut ListWalk) };
+    if w.rest == 0 {
+        return 1;
+    }
+    let bit = w.rest.trailing_zeros();
+    w.rest &= w.rest - 1;
+    count_list(bit, w.as_src != 0, w.len);
+    0
+}
+
+/// Adds a packet of `len` bytes to list `bit`'s per-CPU counter of its direction.
+#[inline(always)]
+fn count_list(bit: u32, as_src: bool, len: u64) {
+    if let Some(c) = TD_LIST_COUNTERS.get_ptr_mut(list_counter_index(bit, !as_src)) {
+        // SAFETY: per-CPU slot.
+        unsafe {
+            (*c).packets += 1;
+            (*c).bytes += len;
         }
     }
 }
