@@ -12,6 +12,7 @@
 pub mod daemon;
 pub mod lists;
 pub mod maps;
+pub mod parallel;
 pub mod plan;
 
 /// The compiled XDP program (filter-ebpf), embedded at build time.

@@ -26,7 +26,7 @@ const PARALLEL_BYTES: usize = 1 << 20;
 /// One entry a line (see [`parse_chunk`]); a large text is cut at line ends into one piece a
 /// CPU (at most 8), parsed at once, and joined in order with its line numbers.
 pub fn parse_lines(text: &str, list: &mut ParsedList) {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let threads = crate::parallel::threads(8);
     if threads < 2 || text.len() < PARALLEL_BYTES {
         parse_chunk(text, list);
         return;

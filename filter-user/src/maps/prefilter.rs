@@ -195,10 +195,6 @@ pub struct AllMoves {
     pub prefixed_v6: Moves<u64>,
 }
 
-/// Plans from this many entries on have their lengths' moves computed on a thread of their
-/// own, beside the prefilters'.
-const PARALLEL_ENTRIES: usize = 100_000;
-
 /// The moves from `old` to `new`.
 pub fn moves(old: &Plan, new: &Plan) -> AllMoves {
     let lens = || {
@@ -214,7 +210,8 @@ pub fn moves(old: &Plan, new: &Plan) -> AllMoves {
         prefixed_v6: Moves::of(&old.v6, &new.v6, |t| t.prefix.len(), prefixed_of),
         ..Default::default()
     };
-    let ((lens_v4, lens_v6), rest) = if old.len().max(new.len()) < PARALLEL_ENTRIES {
+    // A large plan has its lengths' moves computed on a thread of their own.
+    let ((lens_v4, lens_v6), rest) = if old.len().max(new.len()) < crate::parallel::LARGE {
         (lens(), rest())
     } else {
         std::thread::scope(|s| {

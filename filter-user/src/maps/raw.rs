@@ -51,7 +51,7 @@ pub fn update<K: Pod + Sync, V: Pod + Sync>(
     keys: &[K],
     values: &[V],
 ) -> Result<(), BatchError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let threads = crate::parallel::threads(4);
     if threads < 2 || keys.len() < 4 * CHUNK {
         return update_serial(fd, keys, values);
     }

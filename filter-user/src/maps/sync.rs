@@ -60,13 +60,10 @@ fn move_with(maps: &mut AddressMaps, old: &Plan, new: &Plan, mode: WriteMode) ->
     Ok(Changes { written: diff.writes(), deleted: diff.deletes() })
 }
 
-/// Plans of this many entries or more are compared on two threads: the entries' diff on one,
-/// the prefilter moves on the other.
-const PARALLEL_ENTRIES: usize = 100_000;
-
-/// The diff between `old` and `new`, and the prefilter moves between them.
+/// The diff between `old` and `new`, and the prefilter moves between them (for large plans,
+/// on two threads).
 fn diff_and_moves(old: &Plan, new: &Plan) -> (Diff, prefilter::AllMoves) {
-    if old.len().max(new.len()) < PARALLEL_ENTRIES {
+    if old.len().max(new.len()) < crate::parallel::LARGE {
         return (Diff::between(old, new), prefilter::moves(old, new));
     }
     std::thread::scope(|s| {

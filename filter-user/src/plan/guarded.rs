@@ -11,9 +11,6 @@ use super::{
 };
 use crate::lists::{Entry, LineNote, Shape, entry::Direction};
 
-/// Entries from this many on are guarded in pieces on several threads.
-const PARALLEL_ENTRIES: usize = 1 << 17;
-
 /// What the guards made of a list's entries.
 #[derive(Debug, Default, PartialEq)]
 pub struct Guarded {
@@ -31,8 +28,8 @@ pub struct Guarded {
 /// Guards `entries` (in pieces on several threads when there are many); the networks kept
 /// are sorted.
 pub fn guard(entries: &[Entry], opts: GuardOptions) -> Guarded {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    let mut all = if threads < 2 || entries.len() < PARALLEL_ENTRIES {
+    let threads = crate::parallel::threads(8);
+    let mut all = if threads < 2 || entries.len() < crate::parallel::LARGE {
         guard_piece(entries, opts)
     } else {
         let size = entries.len().div_ceil(threads);
@@ -186,7 +183,7 @@ mod tests {
             seed
         };
         let dirs = [Direction::Both, Direction::Src, Direction::Dst];
-        let entries: Vec<Entry> = (0..PARALLEL_ENTRIES * 3)
+        let entries: Vec<Entry> = (0..crate::parallel::LARGE * 4)
             .map(|i| {
                 let r = next();
                 let a = std::net::Ipv4Addr::from(
