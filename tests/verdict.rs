@@ -6,7 +6,10 @@ use integration_tests::{
     frames, kernel_test,
     loaded::{Loaded, TC_ACT_SHOT, TC_ACT_UNSPEC, XDP_DROP, XDP_PASS},
 };
-use takedown::lists::entry::Direction::{Both, Dst, Src};
+use takedown::{
+    lists::entry::Direction::{Both, Dst, Src},
+    plan::{Meta, Plan},
+};
 use test_case::test_case;
 
 const LISTED4: [u8; 4] = [203, 0, 113, 7];
@@ -111,6 +114,27 @@ fn prefix_hits_drop_both_ways_and_end_at_the_prefix(f: Family) {
     assert_eq!(l.verdict(&frames::ip(f.other, f.in_prefix)), XDP_DROP);
     assert_eq!(l.verdict(&frames::ip(f.other, f.past_prefix)), XDP_PASS);
     assert_eq!(slots(&l), [1, 1, 1, 0, 0]);
+}
+
+/// Nested prefixes, each on a list of its own (so that planning keeps every level): an
+/// address is matched at whichever of the lengths near it holds it (IPv6 searches up to two
+/// lengths inline, more in a loop).
+#[kernel_test]
+#[test_case(&["2001:db8::/32", "2001:db8:1::/48"], "2001:db8:2::1" ; "ipv6 two lengths, the shorter")]
+#[test_case(&["2001:db8::/32", "2001:db8:1::/48"], "2001:db8:1::1" ; "ipv6 two lengths, the longer")]
+#[test_case(&["2001:db8::/32", "2001:db8:1::/48", "2001:db8:1:1::/64"], "2001:db8:2::1" ; "ipv6 three lengths, the shortest")]
+#[test_case(&["2001:db8::/32", "2001:db8:1::/48", "2001:db8:1:1::/64"], "2001:db8:1:2::1" ; "ipv6 three lengths, the middle")]
+#[test_case(&["198.51.0.0/16", "198.51.100.0/24", "198.51.100.128/25"], "198.51.7.1" ; "ipv4 three lengths, the shortest")]
+fn nested_prefixes_match_at_every_length(nets: &[&str], addr: &str) {
+    let entries = nets.iter().enumerate().map(|(i, n)| {
+        (n.parse::<ipnet::IpNet>().unwrap(), Meta { flags: Dst.flags(), lists: 1 << i })
+    });
+    let plan = Plan::build(entries, &[]);
+    assert_eq!(plan.len(), nets.len(), "every level planned");
+    let l = Loaded::with_plan(&plan).unwrap();
+    let other = if addr.contains(':') { "2001:db8:1::10" } else { "192.0.2.10" };
+    assert_eq!(l.verdict(&frames::ip(other, addr)), XDP_DROP, "to {addr}");
+    assert_eq!(slots(&l), one(CNT_DROP_DST));
 }
 
 #[kernel_test]
