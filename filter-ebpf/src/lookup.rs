@@ -139,14 +139,21 @@ impl Family for V6 {
     fn exact(a: &V6Key) -> Option<*mut EntryValue> {
         TD_V6_EXACT.get_ptr_mut(a)
     }
-    /// The longest prefix, by length among those present in the slot of the address's /32
-    /// (up to 128 lengths: the search runs in `bpf_loop`, one step a length present, which the
-    /// verifier checks once).
+    /// The longest prefix, by length among those present in the slot of the address's /32:
+    /// the longest length inline, the others (up to 127) in `bpf_loop`, one step a length
+    /// present, which the verifier checks once.
     #[inline(always)]
     fn prefix(a: &V6Key, lens: &LenMask) -> Option<*mut EntryValue> {
-        let lens = *lens;
+        let mut lens = *lens;
         let hi = u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]);
         let lo = u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]);
+        // The longest length first, inline: where it holds the address (the usual hit), no
+        // helper call and no second lookup.
+        let longest = take_longest(&mut lens)?;
+        let (h, l) = v6_masked(hi, lo, longest);
+        if let Some(v) = v6_entry(longest, h, l) {
+            return Some(v);
+        }
         let mut search = V6Search { lens, hi, lo, found: NOT_FOUND };
         let ctx = &mut search as *mut V6Search as *mut c_void;
         let present = lens.hi.count_ones() + lens.lo.count_ones();
@@ -200,17 +207,7 @@ fn v6_masked(hi: u64, lo: u64, len: u32) -> (u64, u64) {
 extern "C" fn v6_step(_: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes back the pointer to the caller's `V6Search`.
     let s = unsafe { &mut *(ctx as *mut V6Search) };
-    let len = if s.lens.hi != 0 {
-        let bit = 63 - s.lens.hi.leading_zeros();
-        s.lens.hi &= !(1u64 << bit);
-        64 + bit
-    } else if s.lens.lo != 0 {
-        let bit = 63 - s.lens.lo.leading_zeros();
-        s.lens.lo &= !(1u64 << bit);
-        bit
-    } else {
-        return 1;
-    };
+    let Some(len) = take_longest(&mut s.lens) else { return 1 };
     let (hi, lo) = v6_masked(s.hi, s.lo, len);
     if v6_entry(len, hi, lo).is_some() {
         s.found = len;
@@ -219,15 +216,40 @@ extern "C" fn v6_step(_: u64, ctx: *mut c_void) -> i64 {
     0
 }
 
+/// The longest length left in `lens`, taken out of it.
+#[inline(always)]
+fn take_longest(lens: &mut LenMask) -> Option<u32> {
+    if lens.hi != 0 {
+        let bit = 63 - lens.hi.leading_zeros();
+        lens.hi &= !(1u64 << bit);
+        Some(64 + bit)
+    } else if lens.lo != 0 {
+        let bit = 63 - lens.lo.leading_zeros();
+        lens.lo &= !(1u64 << bit);
+        Some(bit)
+    } else {
+        None
+    }
+}
+
 /// The IPv6 prefix entry of length `len` whose address is (`hi`, `lo`), already masked.
 #[inline(always)]
 fn v6_entry(len: u32, hi: u64, lo: u64) -> Option<*mut EntryValue> {
+    // The key is written in 4-byte words, each with a store of its own: the address lies 4
+    // bytes into the key, and 8-byte stores there (which LLVM would merge the bytes into, the
+    // target allowing misaligned access) are misaligned stack stores the verifier refuses.
     let (h, l) = (hi.to_be_bytes(), lo.to_be_bytes());
-    let addr = [
-        h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], l[0], l[1], l[2], l[3], l[4], l[5], l[6],
-        l[7],
-    ];
-    TD_V6_PREFIX.get_ptr_mut(V6PrefixKey { len, addr })
+    let word = |b: &[u8; 8], i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let mut key = [0u32; 5];
+    for (i, w) in [len, word(&h, 0), word(&h, 4), word(&l, 0), word(&l, 4)].into_iter().enumerate()
+    {
+        // SAFETY: `i` < 5, inside `key`.
+        unsafe { core::ptr::write_volatile(key.as_mut_ptr().add(i), w) };
+    }
+    // SAFETY: `V6PrefixKey` is `repr(C)` { u32, [u8; 16] }: 20 bytes aligned to 4, every bit
+    // pattern valid, the layout of [u32; 5]; read in place (a copy would merge the stores).
+    let key = unsafe { &*(key.as_ptr() as *const V6PrefixKey) };
+    TD_V6_PREFIX.get_ptr_mut(key)
 }
 
 /// A matched entry's value in its map. Never null, so that `Option<Entry>` is one register:
