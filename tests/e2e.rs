@@ -62,11 +62,9 @@ fn assert_enforced(t: &Topology) {
     assert_eq!(udp_in(t, Addrs::SERVER_V6, Addrs::CLIENT_V6), 20, "udp from ordinary server v6");
 }
 
-/// The number before " pkts" after `name` on the line starting with "final:".
+/// The packets of counter `name` on the daemon's final line.
 fn final_count(stdout: &str, name: &str) -> u64 {
-    let line = stdout.lines().find(|l| l.starts_with("final:")).expect("final line");
-    let rest = &line[line.find(name).expect("counter name") + name.len()..];
-    rest.split_whitespace().next().unwrap().parse().unwrap()
+    integration_tests::process::final_count(stdout, name).expect("a final line with the counter")
 }
 
 fn enforce_then_detach(mode: &str, expect: &str) {

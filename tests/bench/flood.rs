@@ -107,11 +107,7 @@ pub struct Counted {
 
 impl Counted {
     fn parse(line: &str) -> Self {
-        let count = |name: &str| {
-            let rest = line.split(&format!(" {name} ")).nth(1);
-            rest.and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok())
-        };
-        let count = |name| count(name).unwrap_or(0);
+        let count = |name| integration_tests::process::final_count(line, name).unwrap_or(0);
         Self {
             passed: count("passed"),
             dropped_src: count("dropped_src"),

@@ -8,6 +8,7 @@ mod load;
 mod peers;
 mod programs;
 mod real;
+mod sys;
 mod testrun;
 
 use std::{net::IpAddr, os::fd::AsFd};

@@ -3,12 +3,13 @@
 //! from a table into each frame and sends it out (XDP_TX).
 
 use std::{
-    io,
     net::Ipv4Addr,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsRawFd, OwnedFd},
 };
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
+
+use crate::sys::{bpf, bpf_fd};
 
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
@@ -87,7 +88,8 @@ fn source_table(sources: &[Ipv4Addr]) -> Result<OwnedFd> {
     // max_entries; the rest zero.
     let mut attr = [0u32; 32];
     attr[..4].copy_from_slice(&[2, 4, 4, SOURCES as u32]);
-    let table = new_fd(bpf(BPF_MAP_CREATE, attr.as_ptr().cast(), "create the sender's table")?);
+    let table = bpf_fd(BPF_MAP_CREATE, &mut attr)
+        .map_err(|e| anyhow!("cannot create the sender's table: {e}"))?;
     for (i, a) in (0..SOURCES as u32).zip(sources.iter().cycle()) {
         let value = u32::from_ne_bytes(a.octets());
         // map_fd, pad, key, value, flags.
@@ -95,7 +97,8 @@ fn source_table(sources: &[Ipv4Addr]) -> Result<OwnedFd> {
         attr[0] = table.as_raw_fd() as u64;
         attr[1] = (&raw const i) as u64;
         attr[2] = (&raw const value) as u64;
-        bpf(BPF_MAP_UPDATE_ELEM, attr.as_ptr().cast(), "fill the sender's table")?;
+        bpf(BPF_MAP_UPDATE_ELEM, &mut attr)
+            .map_err(|e| anyhow!("cannot fill the sender's table: {e}"))?;
     }
     Ok(table)
 }
@@ -110,22 +113,6 @@ fn load(insns: &[u64]) -> Result<OwnedFd> {
     attr[4..8].copy_from_slice(&(insns.len() as u32).to_ne_bytes());
     attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
     attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
-    Ok(new_fd(bpf(BPF_PROG_LOAD, attr.as_ptr(), "load the benchmark's XDP program")?))
-}
-
-/// The bpf syscall `cmd` on a 128-byte attribute: what it returned.
-fn bpf(cmd: libc::c_long, attr: *const u8, what: &str) -> Result<i32> {
-    // SAFETY: every caller passes a valid 128-byte attribute for `cmd` whose pointers
-    // outlive the call.
-    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr, 128u32) };
-    if rc < 0 {
-        bail!("cannot {what}: {}", io::Error::last_os_error());
-    }
-    Ok(rc as i32)
-}
-
-/// Owns descriptor `fd`, just returned by the kernel (a map or a program).
-fn new_fd(fd: i32) -> OwnedFd {
-    // SAFETY: the kernel returned a new descriptor that nothing else owns.
-    unsafe { OwnedFd::from_raw_fd(fd) }
+    bpf_fd(BPF_PROG_LOAD, &mut attr)
+        .map_err(|e| anyhow!("cannot load the benchmark's XDP program: {e}"))
 }

@@ -5,7 +5,7 @@
 use std::{
     io,
     mem::size_of,
-    os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+    os::fd::{AsRawFd, BorrowedFd, OwnedFd},
 };
 
 use anyhow::{Context, Result, bail};
@@ -56,17 +56,7 @@ pub fn run(prog: BorrowedFd<'_>, frame: &[u8], repeat: u32) -> Result<(u32, f64)
 
 /// BPF_PROG_TEST_RUN with `attr`, whose pointers must outlive the call.
 fn test_run(attr: &mut TestAttr) -> io::Result<()> {
-    // SAFETY: `attr` is a valid attribute whose pointers (frame, context) the caller keeps
-    // alive across the call; the kernel writes only `attr`'s output fields.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            attr as *mut TestAttr,
-            size_of::<TestAttr>() as u32,
-        )
-    };
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    crate::sys::bpf(BPF_PROG_TEST_RUN, attr).map(drop)
 }
 
 /// `BPF_F_TEST_XDP_LIVE_FRAMES`: the frames really go where the program sends them.
@@ -101,14 +91,9 @@ pub fn run_live(
 
 /// A descriptor of the loaded program with id `id`.
 pub fn prog_by_id(id: u32) -> Result<OwnedFd> {
-    let attr: [u32; 4] = [id, 0, 0, 0];
-    // SAFETY: `attr` is a valid bpf_attr prefix for BPF_PROG_GET_FD_BY_ID.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_GET_FD_BY_ID, attr.as_ptr(), 16u32) };
-    if fd < 0 {
-        bail!("no program with id {id}: {}", io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let mut attr: [u32; 4] = [id, 0, 0, 0];
+    crate::sys::bpf_fd(BPF_PROG_GET_FD_BY_ID, &mut attr)
+        .map_err(|e| anyhow::anyhow!("no program with id {id}: {e}"))
 }
 
 /// One measured case: a program, a frame, the verdict it must give.
@@ -145,11 +130,6 @@ pub fn attach_native(prog: BorrowedFd<'_>, ifindex: u32) -> Result<OwnedFd> {
     // link_create: prog_fd, target_ifindex, attach_type, flags; the rest zero.
     let mut attr = [0u32; 16];
     attr[..4].copy_from_slice(&[prog.as_raw_fd() as u32, ifindex, BPF_XDP, XDP_FLAGS_DRV_MODE]);
-    // SAFETY: `attr` is a valid BPF_LINK_CREATE attribute without pointers.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_LINK_CREATE, attr.as_ptr(), 64u32) };
-    if fd < 0 {
-        bail!("cannot attach the floor's program: {}", io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    crate::sys::bpf_fd(BPF_LINK_CREATE, &mut attr)
+        .map_err(|e| anyhow::anyhow!("cannot attach the floor's program: {e}"))
 }

@@ -175,6 +175,14 @@ impl Drop for Running {
     }
 }
 
+/// The packets of counter `name` on the line starting with "final:" of a daemon's output
+/// (the number right after the name); None when there is no such line or counter.
+pub fn final_count(stdout: &str, name: &str) -> Option<u64> {
+    let line = stdout.lines().find(|l| l.starts_with("final:"))?;
+    let rest = line.split(&format!(" {name} ")).nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
 /// A child process that is killed and reaped when dropped, even when a test fails.
 pub struct KillOnDrop(pub std::process::Child);
 
