@@ -4,8 +4,14 @@
 //! both sides (design promise 8). Nothing here has logic beyond layout helpers.
 #![no_std]
 
-/// Exact IPv4 addresses: key [`V4Key`], value [`EntryValue`] (BPF hash map).
+pub mod exact4;
+pub use exact4::{Bucket, v4_bucket_count};
+
+/// Exact IPv4 addresses' values: array of [`EntryValue`] (mmapable), by the index a slot of
+/// [`MAP_V4_BUCKETS`] gives (see [`exact4`]).
 pub const MAP_V4_EXACT: &str = "TD_V4_EXACT";
+/// Exact IPv4 addresses: array of [`Bucket`]s (mmapable), [`v4_bucket_count`] of them.
+pub const MAP_V4_BUCKETS: &str = "TD_V4_BUCKETS";
 /// Exact IPv6 addresses: key [`V6Key`], value [`EntryValue`] (BPF hash map).
 pub const MAP_V6_EXACT: &str = "TD_V6_EXACT";
 /// IPv4 prefixes shorter than /32: hash map keyed by [`V4PrefixKey`], value [`EntryValue`].
@@ -61,8 +67,9 @@ pub const PROGRAM_EGRESS: &str = "takedown_egress";
 pub const PROGRAM_BASELINE: &str = "takedown_baseline";
 
 /// Every map the program defines, for load-time checks.
-pub const ALL_MAPS: [&str; 20] = [
+pub const ALL_MAPS: [&str; 21] = [
     MAP_V4_EXACT,
+    MAP_V4_BUCKETS,
     MAP_V6_EXACT,
     MAP_V4_PREFIX,
     MAP_V6_PREFIX,
@@ -113,9 +120,10 @@ pub enum Family {
 /// What an address map holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MapKind {
-    /// Whole addresses (hash map), value [`EntryValue`].
+    /// Whole addresses (IPv4: the bucketised table of [`exact4`]; IPv6: a hash map), value
+    /// [`EntryValue`].
     Exact,
-    /// Shorter prefixes (LPM trie), value [`EntryValue`].
+    /// Shorter prefixes (hash maps by length), value [`EntryValue`].
     Prefix,
     /// Networks never dropped (LPM trie), value `u32` 0.
     Allow,
@@ -157,7 +165,7 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 /// The layout of this contract: map set, key and value layouts, flags and indices. Stored in
 /// [`MAP_CONFIG`] at [`CFG_LAYOUT`] by the loader, so that a loader of another build can tell
 /// pins it cannot read. Raise it with every change to anything in this file.
-pub const LAYOUT_VERSION: u32 = 9;
+pub const LAYOUT_VERSION: u32 = 10;
 
 /// An IPv4 address as it appears on the wire (network byte order).
 pub type V4Key = [u8; 4];
@@ -381,8 +389,11 @@ pub const CFG_EVENT_BURST: u32 = 2;
 /// every layout can read the version of any other (pins of the first, unversioned layout have
 /// no such slot).
 pub const CFG_LAYOUT: u32 = 3;
+/// Index of the bucket count of [`MAP_V4_BUCKETS`] in [`MAP_CONFIG`] ([`v4_bucket_count`] of
+/// the capacity of [`MAP_V4_EXACT`]).
+pub const CFG_V4_BUCKETS: u32 = 4;
 /// Number of slots in [`MAP_CONFIG`].
-pub const CFG_COUNT: u32 = 4;
+pub const CFG_COUNT: u32 = 5;
 /// The IPv4 prefix trie holds entries: look it up.
 pub const CFG_V4_PREFIXES: u32 = 1;
 /// The IPv6 prefix trie holds entries: look it up.
@@ -394,9 +405,11 @@ pub const CFG_V6_ALLOW: u32 = 1 << 3;
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: this and the six below are plain `repr(C)` structs of integers without
+    // SAFETY: this and the others below are plain `repr(C)` structs of integers without
     // padding; any bit pattern is a valid value.
     unsafe impl aya::Pod for super::EntryValue {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Bucket {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::V4PrefixKey {}
     // SAFETY: as above.

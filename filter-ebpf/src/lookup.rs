@@ -11,12 +11,14 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, maps::Array};
 use filter_common::{
-    CFG_V4_ALLOW, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue, LenMask, V4Key,
-    V4PrefixKey, V6Key, V6PrefixKey, v4_filter_bit, v4_lens_slot, v6_filter_bit, v6_lens_slot,
+    CFG_V4_ALLOW, CFG_V4_BUCKETS, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue,
+    LenMask, V4Key, V4PrefixKey, V6Key, V6PrefixKey,
+    exact4::{BUCKET_SLOTS, v4_buckets, v4_slot_index, v4_word},
+    v4_filter_bit, v4_lens_slot, v6_filter_bit, v6_lens_slot,
 };
 
 use crate::{
-    TD_V4_ALLOW, TD_V4_ALLOWED, TD_V4_EXACT, TD_V4_FILTER, TD_V4_LENS, TD_V4_PREFIX,
+    TD_V4_ALLOW, TD_V4_ALLOWED, TD_V4_BUCKETS, TD_V4_EXACT, TD_V4_FILTER, TD_V4_LENS, TD_V4_PREFIX,
     TD_V4_PREFIXED, TD_V6_ALLOW, TD_V6_ALLOWED, TD_V6_EXACT, TD_V6_FILTER, TD_V6_LENS,
     TD_V6_PREFIX, TD_V6_PREFIXED,
 };
@@ -76,9 +78,13 @@ impl Family for V4 {
     fn may_be_exact(lens: &LenMask) -> bool {
         lens.lo & LenMask::of(32).lo != 0
     }
+    /// The address's two buckets scanned, slot by slot; its value by the index the slot holds.
     #[inline(always)]
     fn exact(a: &V4Key) -> Option<*mut EntryValue> {
-        TD_V4_EXACT.get_ptr_mut(a)
+        let word = v4_word(a);
+        let buckets = v4_buckets(word, crate::config(CFG_V4_BUCKETS));
+        let index = v4_index(buckets[0], word).or_else(|| v4_index(buckets[1], word))?;
+        TD_V4_EXACT.get_ptr_mut(index)
     }
     /// The longest prefix, by length among those present in the address's /16.
     #[inline(always)]
@@ -176,6 +182,20 @@ impl Family for V6 {
     fn wide(a: &V6Key) -> [u8; 16] {
         *a
     }
+}
+
+/// The value index bucket `b` holds for address word `word`.
+#[inline(always)]
+fn v4_index(b: u32, word: u32) -> Option<u32> {
+    let bucket = TD_V4_BUCKETS.get(b)?;
+    let mut i = 0;
+    while i < BUCKET_SLOTS {
+        if let Some(index) = v4_slot_index(bucket.slots[i], word) {
+            return Some(index);
+        }
+        i += 1;
+    }
+    None
 }
 
 const NOT_FOUND: u32 = u32::MAX;

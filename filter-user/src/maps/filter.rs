@@ -14,9 +14,12 @@ use aya::{
         xdp::XdpLink,
     },
 };
-use filter_common::{ADDRESS_MAPS, ALL_MAPS, PROGRAM_BASELINE, PROGRAM_NAME};
+use filter_common::{
+    ADDRESS_MAPS, ALL_MAPS, MAP_V4_BUCKETS, MAP_V4_EXACT, PROGRAM_BASELINE, PROGRAM_NAME,
+    v4_bucket_count,
+};
 
-use super::{FilterMaps, Named, pins::Pins};
+use super::{FilterMaps, pins::Pins};
 use crate::plan::Plan;
 
 /// How many entries each address map can hold, in `ADDRESS_MAPS` order.
@@ -106,13 +109,13 @@ impl Filter {
     /// Loads the embedded program with new maps of the given sizes (not attached, not pinned).
     pub fn load(caps: &Capacities) -> Result<Self> {
         let (ebpf, maps) = load_object(caps, None)?;
-        Ok(Self { ebpf, maps: FilterMaps::new(maps)?, pins: None, links: Vec::new() })
+        Ok(Self { ebpf, maps, pins: None, links: Vec::new() })
     }
 
     /// Loads the program on the maps pinned at `pins`, with all their entries (adoption).
     pub fn adopt(caps: &Capacities, pins: &Pins) -> Result<Self> {
         let (ebpf, maps) = load_object(caps, Some(pins))?;
-        Ok(Self { ebpf, maps: FilterMaps::new(maps)?, pins: Some(pins.clone()), links: Vec::new() })
+        Ok(Self { ebpf, maps, pins: Some(pins.clone()), links: Vec::new() })
     }
 
     /// Loads the program with new maps, passing them to `fill` before they are pinned at
@@ -122,8 +125,7 @@ impl Filter {
         pins: &Pins,
         fill: impl FnOnce(&mut FilterMaps) -> Result<()>,
     ) -> Result<Self> {
-        let (ebpf, named) = load_object(caps, None)?;
-        let mut maps = FilterMaps::new(named)?;
+        let (ebpf, mut maps) = load_object(caps, None)?;
         fill(&mut maps)?;
         maps.pin(pins)?;
         Ok(Self { ebpf, maps, pins: Some(pins.clone()), links: Vec::new() })
@@ -328,7 +330,7 @@ pub fn check_interface(iface: &str) -> Result<()> {
 
 /// Loads the object with address maps of `caps` sizes (the pinned maps of `reuse`, where
 /// given), loads its program, and takes every map out.
-fn load_object(caps: &Capacities, reuse: Option<&Pins>) -> Result<(Ebpf, Named)> {
+fn load_object(caps: &Capacities, reuse: Option<&Pins>) -> Result<(Ebpf, FilterMaps)> {
     let mut loader = EbpfLoader::new();
     if let Some(p) = reuse {
         p.prepare()?;
@@ -338,6 +340,9 @@ fn load_object(caps: &Capacities, reuse: Option<&Pins>) -> Result<(Ebpf, Named)>
     }
     for (cap, m) in caps.0.iter().zip(&ADDRESS_MAPS) {
         loader.map_max_entries(m.name, *cap);
+        if m.name == MAP_V4_EXACT {
+            loader.map_max_entries(MAP_V4_BUCKETS, v4_bucket_count(*cap));
+        }
     }
     let mut ebpf = loader
         .load(crate::EBPF_OBJECT)
@@ -347,6 +352,7 @@ fn load_object(caps: &Capacities, reuse: Option<&Pins>) -> Result<(Ebpf, Named)>
         .context("the embedded object has no XDP program named takedown")?
         .try_into()?;
     prog.load().map_err(|e| anyhow!("the kernel rejected the XDP program: {e}"))?;
-    let maps = super::take_all(&mut ebpf)?;
+    let mut maps = FilterMaps::new(super::take_all(&mut ebpf)?)?;
+    maps.set_geometry()?;
     Ok((ebpf, maps))
 }

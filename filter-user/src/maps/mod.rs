@@ -11,8 +11,10 @@
 
 pub mod counters;
 mod egress;
+mod exact4;
 pub mod filter;
 pub mod lookup;
+mod mapped;
 pub mod pins;
 pub mod prefilter;
 pub mod privileges;
@@ -28,9 +30,9 @@ use anyhow::{Result, anyhow};
 use aya::maps::{Array, Map, MapData};
 use filter_common::{
     ALL_MAPS, AddressMap, CFG_EVENT_BURST, CFG_EVENT_INTERVAL, Family, LenMask, MAP_CONFIG,
-    MAP_V4_ALLOW, MAP_V4_ALLOWED, MAP_V4_EXACT, MAP_V4_FILTER, MAP_V4_LENS, MAP_V4_PREFIX,
-    MAP_V4_PREFIXED, MAP_V6_ALLOW, MAP_V6_ALLOWED, MAP_V6_EXACT, MAP_V6_FILTER, MAP_V6_LENS,
-    MAP_V6_PREFIX, MAP_V6_PREFIXED, MapKind, V4Key, V6Key,
+    MAP_V4_ALLOW, MAP_V4_ALLOWED, MAP_V4_BUCKETS, MAP_V4_EXACT, MAP_V4_FILTER, MAP_V4_LENS,
+    MAP_V4_PREFIX, MAP_V4_PREFIXED, MAP_V6_ALLOW, MAP_V6_ALLOWED, MAP_V6_EXACT, MAP_V6_FILTER,
+    MAP_V6_LENS, MAP_V6_PREFIX, MAP_V6_PREFIXED, MapKind, V6Key,
 };
 use ipnet::IpNet;
 
@@ -198,7 +200,10 @@ fn words<V: aya::Pod + Sync>(
 
 fn v4(maps: &mut Named) -> Result<FamilyMaps<4>> {
     Ok(FamilyMaps {
-        exact: kernel::<Exact<{ size_of::<V4Key>() }>>(maps, MAP_V4_EXACT)?,
+        exact: Box::new(exact4::Exact4::new(
+            take(maps, MAP_V4_EXACT)?,
+            take(maps, MAP_V4_BUCKETS)?,
+        )?),
         prefix: kernel::<HashPrefix4>(maps, MAP_V4_PREFIX)?,
         allow: kernel::<Allow<4>>(maps, MAP_V4_ALLOW)?,
         filter: words(maps, MAP_V4_FILTER)?,
@@ -249,10 +254,10 @@ impl FilterMaps {
             pin_map(name, map, &pins.map(name))?;
         }
         for m in &filter_common::ADDRESS_MAPS {
-            self.addr.info(m).pin(&pins.map(m.name))?;
+            self.addr.info(m).pin(pins)?;
         }
         for f in self.addr.v4.arrays().into_iter().chain(self.addr.v6.arrays()) {
-            f.pin(&pins.map(f.name()))?;
+            f.pin(pins)?;
         }
         // Last: the layout version it holds marks the pin set complete (see `version`).
         self.addr.settings.pin(&pins.map(MAP_CONFIG))
@@ -312,6 +317,12 @@ impl FilterMaps {
     /// Stamps the maps with this build's contract layout.
     pub fn set_layout(&mut self) -> Result<()> {
         self.addr.settings.set(filter_common::CFG_LAYOUT, filter_common::LAYOUT_VERSION)
+    }
+
+    /// Tells the kernel the geometry of the exact IPv4 table (the same for pinned maps).
+    pub(super) fn set_geometry(&mut self) -> Result<()> {
+        let buckets = filter_common::v4_bucket_count(self.addr.v4.exact.capacity()?);
+        self.addr.settings.set(filter_common::CFG_V4_BUCKETS, buckets)
     }
 
     /// Gives interface index `index` its own counter slot (1..=MAX_IFACES; 0 counts the rest).

@@ -290,10 +290,8 @@ impl<V> MapInfo for KernelWords<V> {
         Ok(self.data.info()?.max_entries())
     }
 
-    fn pin(&self, path: &std::path::Path) -> Result<()> {
-        let _ = std::fs::remove_file(path);
-        let name = self.name;
-        self.data.pin(path).map_err(|e| anyhow!("cannot pin {name} at {}: {e}", path.display()))
+    fn pin(&self, pins: &super::pins::Pins) -> Result<()> {
+        super::table::pin(self.name, &self.data, &pins.map(self.name))
     }
 
     fn memory(&self) -> Result<u64> {

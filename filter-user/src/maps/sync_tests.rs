@@ -25,7 +25,7 @@ impl<K> MapInfo for Memory<K> {
     fn capacity(&self) -> Result<u32> {
         Ok(1 << 20)
     }
-    fn pin(&self, _: &std::path::Path) -> Result<()> {
+    fn pin(&self, _: &crate::maps::pins::Pins) -> Result<()> {
         Ok(())
     }
     fn memory(&self) -> Result<u64> {
@@ -66,7 +66,7 @@ impl<V> MapInfo for MemWords<V> {
     fn capacity(&self) -> Result<u32> {
         Ok(filter_common::FILTER_WORDS)
     }
-    fn pin(&self, _: &std::path::Path) -> Result<()> {
+    fn pin(&self, _: &crate::maps::pins::Pins) -> Result<()> {
         Ok(())
     }
     fn memory(&self) -> Result<u64> {

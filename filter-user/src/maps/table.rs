@@ -13,7 +13,10 @@ use aya::{
 };
 use filter_common::{EntryValue, V4PrefixKey, V6PrefixKey};
 
-use super::raw::{self, BatchError};
+use super::{
+    pins::Pins,
+    raw::{self, BatchError},
+};
 use crate::plan::{Meta, PrefixKey};
 
 /// How entries reach the kernel.
@@ -31,8 +34,8 @@ pub trait MapInfo {
     fn name(&self) -> &'static str;
     /// How many entries it can hold.
     fn capacity(&self) -> Result<u32>;
-    /// Pins it at `path` (replacing what is pinned there).
-    fn pin(&self, path: &Path) -> Result<()>;
+    /// Pins it in `pins` under its name (replacing what is pinned there).
+    fn pin(&self, pins: &Pins) -> Result<()>;
     /// Kernel memory it holds, in bytes (the `memlock` the kernel charges for it).
     fn memory(&self) -> Result<u64>;
 }
@@ -156,6 +159,12 @@ impl<const N: usize> Codec for Allow<N> {
     }
 }
 
+/// Pins map `name` at `path`, replacing what is pinned there.
+pub fn pin(name: &str, data: &MapData, path: &Path) -> Result<()> {
+    let _ = std::fs::remove_file(path);
+    data.pin(path).map_err(|e| anyhow!("cannot pin {name} at {}: {e}", path.display()))
+}
+
 /// Kernel memory a map holds, from its descriptor's `memlock` (/proc/self/fdinfo).
 pub fn memlock(name: &str, data: &MapData) -> Result<u64> {
     use std::os::fd::AsRawFd;
@@ -215,10 +224,8 @@ impl<C: Codec> MapInfo for Kernel<C> {
         memlock(self.name, &self.data)
     }
 
-    fn pin(&self, path: &Path) -> Result<()> {
-        let _ = std::fs::remove_file(path);
-        let name = self.name;
-        self.data.pin(path).map_err(|e| anyhow!("cannot pin {name} at {}: {e}", path.display()))
+    fn pin(&self, pins: &Pins) -> Result<()> {
+        pin(self.name, &self.data, &pins.map(self.name))
     }
 }
 

@@ -1,0 +1,120 @@
+//! The exact IPv4 table (buckets and values written through mmap) against the real program:
+//! filled to its capacity with real addresses, every one is dropped and its neighbours pass;
+//! one more is refused; deleted entries pass and their values serve new entries, while kept
+//! entries keep their hit counters.
+
+use std::{collections::HashSet, net::Ipv4Addr, path::PathBuf};
+
+use filter_common::{ADDRESS_MAPS, EntryValue, FLAG_BOTH, MAP_V4_EXACT};
+use integration_tests::{
+    frames, kernel_test,
+    loaded::{Loaded, XDP_DROP, XDP_PASS},
+};
+use ipnet::IpNet;
+use takedown::{
+    lists::{self, ListOptions},
+    maps::{
+        WriteMode,
+        filter::{Capacities, Filter},
+        sync,
+    },
+    plan::{Meta, Plan},
+};
+
+const INSIDE: [u8; 4] = [198, 51, 100, 42];
+const META: Meta = Meta { flags: FLAG_BOTH, lists: 1 };
+
+/// The first `n` distinct IPv4 addresses of ipsum and stopforumspam (real feeds).
+fn real_addresses(n: usize) -> Vec<[u8; 4]> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/lists");
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for name in ["ipsum.txt", "stopforumspam_180d.ipset"] {
+        let list = lists::parse_file(&dir.join(name), &ListOptions::default()).unwrap();
+        for e in &list.entries {
+            if let IpNet::V4(net) = e.net
+                && net.prefix_len() == 32
+                && out.len() < n
+                && seen.insert(net.addr())
+            {
+                out.push(net.addr().octets());
+            }
+        }
+    }
+    assert_eq!(out.len(), n, "the feeds hold {n} addresses");
+    out
+}
+
+fn plan_of(addrs: &[[u8; 4]]) -> Plan {
+    Plan::build(addrs.iter().map(|a| (IpNet::from(std::net::IpAddr::from(*a)), META)), &[])
+}
+
+/// Capacities of exactly `n` exact IPv4 entries (the others as the plan needs).
+fn exactly(plan: &Plan, n: u32) -> Capacities {
+    let mut caps = Capacities::for_plan(plan, u32::MAX).unwrap();
+    let at = ADDRESS_MAPS.iter().position(|m| m.name == MAP_V4_EXACT).unwrap();
+    caps.0[at] = n;
+    caps
+}
+
+fn verdict(l: &Loaded, a: [u8; 4]) -> u32 {
+    l.verdict(&frames::v4(a, INSIDE))
+}
+
+/// The addresses of `addrs` whose verdict is not `want`.
+fn wrong(l: &Loaded, addrs: &[[u8; 4]], want: u32) -> Vec<Ipv4Addr> {
+    addrs.iter().filter(|a| verdict(l, **a) != want).map(|a| Ipv4Addr::from(*a)).collect()
+}
+
+#[kernel_test]
+fn a_table_filled_to_capacity_drops_every_address_and_refuses_one_more() {
+    const N: usize = 100_000;
+    let addrs = real_addresses(N + 1);
+    let plan = plan_of(&addrs[..N]);
+    let mut filter = Filter::load(&exactly(&plan, N as u32)).unwrap();
+    sync::fill(&mut filter.maps_mut().addr, &plan).unwrap();
+    let mut l = Loaded { filter };
+    let listed: HashSet<[u8; 4]> = addrs[..N].iter().copied().collect();
+    let missed = wrong(&l, &addrs[..N], XDP_DROP);
+    assert!(missed.is_empty(), "{} listed addresses passed: {:?}", missed.len(), &missed[..5]);
+    let next = |a: &[u8; 4]| (u32::from_be_bytes(*a).wrapping_add(1)).to_be_bytes();
+    let unlisted: Vec<[u8; 4]> = addrs.iter().map(next).filter(|a| !listed.contains(a)).collect();
+    let dropped = wrong(&l, &unlisted, XDP_PASS);
+    assert!(dropped.is_empty(), "{} unlisted addresses dropped: {:?}", dropped.len(), dropped);
+    let exact = &mut l.filter.maps_mut().addr.v4.exact;
+    assert_eq!(exact.entries().unwrap().len(), N);
+    let value = EntryValue::new(META.flags, META.lists);
+    let err = exact.put(&[(addrs[N], value)], WriteMode::Batched).unwrap_err();
+    assert!(format!("{err:#}").contains("the TD_V4_EXACT map is full"), "{err:#}");
+    assert_eq!(verdict(&l, addrs[N]), XDP_PASS, "a refused entry is not half written");
+}
+
+#[kernel_test]
+fn deleted_entries_pass_and_their_values_serve_new_entries_while_kept_ones_keep_their_hits() {
+    let addrs = real_addresses(2_000);
+    let (first, kept, later) = (&addrs[..500], &addrs[500..1_000], &addrs[1_000..1_500]);
+    let last = &addrs[1_500..];
+    let plan = plan_of(&addrs[..1_000]);
+    // Room for 1,500: the third plan's new entries need the values the second one freed.
+    let mut l = Loaded { filter: Filter::load(&exactly(&plan, 1_500)).unwrap() };
+    sync::fill(&mut l.filter.maps_mut().addr, &plan).unwrap();
+    // One hit each: the values `first` frees carry hits, which their next entries must not.
+    assert!(wrong(&l, &addrs[..1_000], XDP_DROP).is_empty());
+    let second = plan_of(&[kept, later].concat());
+    sync::apply(&mut l.filter.maps_mut().addr, &plan, &second).unwrap();
+    let third = plan_of(&[kept, last].concat());
+    sync::apply(&mut l.filter.maps_mut().addr, &second, &third).unwrap();
+    assert!(wrong(&l, kept, XDP_DROP).is_empty() && wrong(&l, last, XDP_DROP).is_empty());
+    let gone = [first, later].concat();
+    assert_eq!(wrong(&l, &gone, XDP_PASS), Vec::<Ipv4Addr>::new(), "deleted entries pass");
+    // Every kept entry was hit twice (once before the moves, once after), every new one once.
+    let hits = l.filter.maps().hits().unwrap();
+    let packets = |a: &[u8; 4]| {
+        let net = IpNet::from(std::net::IpAddr::from(*a));
+        hits.iter().find(|h| h.net == net).map(|h| h.packets)
+    };
+    assert!(kept.iter().all(|a| packets(a) == Some(2)), "kept entries keep their hits");
+    assert!(last.iter().all(|a| packets(a) == Some(1)), "new entries start from no hits");
+    assert!(first.iter().chain(later).all(|a| packets(a).is_none()));
+    assert_eq!(hits.len(), 1_000);
+}
