@@ -5,7 +5,9 @@
 #![no_std]
 
 pub mod exact4;
+mod near;
 pub use exact4::{Bucket, v4_bucket_count};
+pub use near::*;
 
 /// Exact IPv4 addresses' values: array of [`EntryValue`] (mmapable), by the index a slot of
 /// [`MAP_V4_BUCKETS`] gives (see [`exact4`]).
@@ -91,25 +93,6 @@ pub const ALL_MAPS: [&str; 21] = [
     MAP_V6_PREFIXED,
 ];
 
-/// Words of a prefilter map: 2^24 bits (2 MiB).
-pub const FILTER_WORDS: u32 = 1 << 18;
-
-/// The prefilter bit of an IPv4 address: its /24.
-pub const fn v4_filter_bit(a: &V4Key) -> u32 {
-    (a[0] as u32) << 16 | (a[1] as u32) << 8 | a[2] as u32
-}
-
-/// The prefilter bit of an IPv6 address: a multiplicative hash of its /32 (a collision only
-/// costs a lookup that finds nothing).
-pub const fn v6_filter_bit(a: &V6Key) -> u32 {
-    v6_filter_bit_of(u32::from_be_bytes([a[0], a[1], a[2], a[3]]))
-}
-
-/// The prefilter bit of the IPv6 /32 whose first 32 bits are `top`.
-pub const fn v6_filter_bit_of(top: u32) -> u32 {
-    top.wrapping_mul(0x9E37_79B1) >> 8
-}
-
 /// An address family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
@@ -188,44 +171,6 @@ pub struct V4PrefixKey {
 pub struct V6PrefixKey {
     pub len: u32,
     pub addr: V6Key,
-}
-
-/// A set of prefix lengths: bit L of `lo` is length L (0..=63), bit L of `hi` length 64 + L.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LenMask {
-    pub lo: u64,
-    pub hi: u64,
-}
-
-impl LenMask {
-    /// The set holding `len` alone.
-    pub const fn of(len: u8) -> Self {
-        match len {
-            0..64 => Self { lo: 1 << len, hi: 0 },
-            _ => Self { lo: 0, hi: 1 << (len - 64) },
-        }
-    }
-}
-
-impl core::ops::BitOr for LenMask {
-    type Output = Self;
-    fn bitor(self, o: Self) -> Self {
-        Self { lo: self.lo | o.lo, hi: self.hi | o.hi }
-    }
-}
-
-/// Slots of [`MAP_V4_LENS`] and [`MAP_V6_LENS`].
-pub const LENS_SLOTS: u32 = 1 << 16;
-
-/// The [`MAP_V4_LENS`] slot of an IPv4 address: its /16.
-pub const fn v4_lens_slot(a: &V4Key) -> u32 {
-    (a[0] as u32) << 8 | a[1] as u32
-}
-
-/// The [`MAP_V6_LENS`] slot of an IPv6 address: a hash of its /32.
-pub const fn v6_lens_slot(a: &V6Key) -> u32 {
-    v6_filter_bit(a) >> 8
 }
 
 /// The entry blocks packets whose source address matches it.

@@ -6,5 +6,8 @@ pub const LARGE: usize = 100_000;
 
 /// Threads for a large job: one a CPU, at most `max` (1: do it on the calling thread).
 pub fn threads(max: usize) -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()).min(max)
+    // Asked once: the answer reads cgroup files, which takes longer than a small write.
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    cpus.min(max)
 }

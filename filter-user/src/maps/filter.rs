@@ -108,25 +108,33 @@ pub struct Filter {
 impl Filter {
     /// Loads the embedded program with new maps of the given sizes (not attached, not pinned).
     pub fn load(caps: &Capacities) -> Result<Self> {
-        let (ebpf, maps) = load_object(caps, None)?;
+        Self::load_filled(caps, |_| Ok(()))
+    }
+
+    /// [`Filter::load`], the maps passed to `fill` while the kernel verifies the program.
+    pub fn load_filled(
+        caps: &Capacities,
+        fill: impl FnOnce(&mut FilterMaps) -> Result<()>,
+    ) -> Result<Self> {
+        let (ebpf, maps) = load_object(caps, None, fill)?;
         Ok(Self { ebpf, maps, pins: None, links: Vec::new() })
     }
 
     /// Loads the program on the maps pinned at `pins`, with all their entries (adoption).
     pub fn adopt(caps: &Capacities, pins: &Pins) -> Result<Self> {
-        let (ebpf, maps) = load_object(caps, Some(pins))?;
+        let (ebpf, maps) = load_object(caps, Some(pins), |_| Ok(()))?;
         Ok(Self { ebpf, maps, pins: Some(pins.clone()), links: Vec::new() })
     }
 
-    /// Loads the program with new maps, passing them to `fill` before they are pinned at
-    /// `pins` (so that pins never show half a list), then pins them.
+    /// Loads the program with new maps, passing them to `fill` (while the kernel verifies the
+    /// program) before they are pinned at `pins` (so that pins never show half a list), then
+    /// pins them.
     pub fn load_pinned(
         caps: &Capacities,
         pins: &Pins,
         fill: impl FnOnce(&mut FilterMaps) -> Result<()>,
     ) -> Result<Self> {
-        let (ebpf, mut maps) = load_object(caps, None)?;
-        fill(&mut maps)?;
+        let (ebpf, maps) = load_object(caps, None, fill)?;
         maps.pin(pins)?;
         Ok(Self { ebpf, maps, pins: Some(pins.clone()), links: Vec::new() })
     }
@@ -328,9 +336,29 @@ pub fn check_interface(iface: &str) -> Result<()> {
     Ok(())
 }
 
-/// Loads the object with address maps of `caps` sizes (the pinned maps of `reuse`, where
-/// given), loads its program, and takes every map out.
-fn load_object(caps: &Capacities, reuse: Option<&Pins>) -> Result<(Ebpf, FilterMaps)> {
+/// Creates the object's maps (the address maps `caps` sizes; the pinned maps of `reuse`,
+/// where given), hands them to `fill` while the kernel verifies the program on another
+/// thread, and returns both once both are done.
+fn load_object(
+    caps: &Capacities,
+    reuse: Option<&Pins>,
+    fill: impl FnOnce(&mut FilterMaps) -> Result<()>,
+) -> Result<(Ebpf, FilterMaps)> {
+    let mut ebpf = create(caps, reuse)?;
+    let mut maps = FilterMaps::new(super::take_all(&mut ebpf)?)?;
+    maps.set_geometry()?;
+    let (verified, filled) = std::thread::scope(|s| {
+        let verifier = s.spawn(|| verify(&mut ebpf));
+        let filled = fill(&mut maps);
+        (verifier.join(), filled)
+    });
+    verified.map_err(|_| anyhow!("the program load panicked"))??;
+    filled?;
+    Ok((ebpf, maps))
+}
+
+/// The object with its maps created (not its program).
+fn create(caps: &Capacities, reuse: Option<&Pins>) -> Result<Ebpf> {
     let mut loader = EbpfLoader::new();
     if let Some(p) = reuse {
         p.prepare()?;
@@ -344,15 +372,16 @@ fn load_object(caps: &Capacities, reuse: Option<&Pins>) -> Result<(Ebpf, FilterM
             loader.map_max_entries(MAP_V4_BUCKETS, v4_bucket_count(*cap));
         }
     }
-    let mut ebpf = loader
+    loader
         .load(crate::EBPF_OBJECT)
-        .map_err(|e| anyhow!("cannot create the filter's maps ({caps:?}): {e}"))?;
+        .map_err(|e| anyhow!("cannot create the filter's maps ({caps:?}): {e}"))
+}
+
+/// Loads the XDP program into the kernel, which verifies it.
+fn verify(ebpf: &mut Ebpf) -> Result<()> {
     let prog: &mut Xdp = ebpf
         .program_mut(PROGRAM_NAME)
         .context("the embedded object has no XDP program named takedown")?
         .try_into()?;
-    prog.load().map_err(|e| anyhow!("the kernel rejected the XDP program: {e}"))?;
-    let mut maps = FilterMaps::new(super::take_all(&mut ebpf)?)?;
-    maps.set_geometry()?;
-    Ok((ebpf, maps))
+    prog.load().map_err(|e| anyhow!("the kernel rejected the XDP program: {e}"))
 }

@@ -1,6 +1,7 @@
-//! An array map created with `BPF_F_MMAPABLE`, mapped into this process: its values read and
-//! written in place with memory loads and stores, no system call an access (the exact IPv4
-//! table writes a million entries this way in tens of milliseconds).
+//! Values of an array map created with `BPF_F_MMAPABLE`, mapped into this process: read and
+//! written in place with memory loads and stores, no system call an access. A mapping covers
+//! a window of the array (all of it, or a run of values read in order); the kernel maps every
+//! page of it at once, so it counts in this process's resident memory while it lives.
 
 use std::{
     marker::PhantomData,
@@ -9,82 +10,98 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use anyhow::{Result, anyhow, bail};
-use aya::maps::{Map, MapData};
+use anyhow::{Result, bail};
+use aya::maps::MapData;
 
-use super::table;
-
-/// The values of an mmapable array map, `T` each, in place.
-pub struct Mapped<T> {
+/// Values `first..first + len` of an mmapable array, `T` each, in place.
+pub struct Mapping<T> {
     name: &'static str,
-    data: MapData,
-    base: NonNull<T>,
-    len: usize,
+    /// Where the mapping starts, and its size (whole pages).
+    at: NonNull<u8>,
     bytes: usize,
+    /// Bytes from `at` to value `first`.
+    skip: usize,
+    first: usize,
+    len: usize,
     value: PhantomData<T>,
 }
 
 // SAFETY: the mapping is plain shared memory owned by this handle; `&self` methods only read
 // it (or store atomically), `&mut self` ones write it.
-unsafe impl<T: Send> Send for Mapped<T> {}
+unsafe impl<T: Send> Send for Mapping<T> {}
 // SAFETY: as above.
-unsafe impl<T: Sync> Sync for Mapped<T> {}
+unsafe impl<T: Sync> Sync for Mapping<T> {}
 
-impl<T: Copy> Mapped<T> {
-    /// Maps the array `map` (whose values must be `T`s) into this process.
-    pub fn new(name: &'static str, map: Map) -> Result<Self> {
-        let Map::Array(data) = map else { bail!("{name} is not an array") };
-        let info = data.info()?;
-        if info.value_size() as usize != size_of::<T>() {
-            bail!("{name} holds values of {} bytes, not {}", info.value_size(), size_of::<T>());
-        }
-        let len = info.max_entries() as usize;
+/// Values in the array `data` (checked to be `T`s).
+pub fn values<T>(name: &'static str, data: &MapData) -> Result<usize> {
+    let info = data.info()?;
+    if info.value_size() as usize != size_of::<T>() {
+        bail!("{name} holds values of {} bytes, not {}", info.value_size(), size_of::<T>());
+    }
+    Ok(info.max_entries() as usize)
+}
+
+impl<T: Copy> Mapping<T> {
+    /// Maps every value of the array `data`.
+    pub fn all(name: &'static str, data: &MapData) -> Result<Self> {
+        Self::window(name, data, 0, values::<T>(name, data)?)
+    }
+
+    /// Maps values `first..first + len` of the array `data` (its values are `T`s).
+    pub fn window(name: &'static str, data: &MapData, first: usize, len: usize) -> Result<Self> {
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-        let bytes = (len * size_of::<T>()).div_ceil(page) * page;
+        let (start, end) = (first * size_of::<T>(), (first + len) * size_of::<T>());
+        let offset = start / page * page;
+        let bytes = (end.div_ceil(page) * page - offset).max(page);
         let fd = data.fd().as_fd().as_raw_fd();
         let prot = libc::PROT_READ | libc::PROT_WRITE;
-        // SAFETY: a new shared mapping of the map's descriptor, of the size the kernel gives
-        // an mmapable array (its values, rounded up to whole pages); nothing else is touched.
-        let at = unsafe { libc::mmap(std::ptr::null_mut(), bytes, prot, libc::MAP_SHARED, fd, 0) };
+        // SAFETY: a new shared mapping of whole pages of the map's values, which the kernel
+        // checks against the array's size; nothing else is touched.
+        let at = unsafe {
+            libc::mmap(std::ptr::null_mut(), bytes, prot, libc::MAP_SHARED, fd, offset as i64)
+        };
         if at == libc::MAP_FAILED {
             let e = std::io::Error::last_os_error();
             bail!("cannot map {name} into memory (was it created mmapable?): {e}");
         }
-        let base = NonNull::new(at.cast::<T>()).ok_or_else(|| anyhow!("{name}: null mapping"))?;
-        Ok(Self { name, data, base, len, bytes, value: PhantomData })
+        let Some(at) = NonNull::new(at.cast::<u8>()) else { bail!("{name}: null mapping") };
+        let skip = start - offset;
+        Ok(Self { name, at, bytes, skip, first, len, value: PhantomData })
     }
 
-    /// Values in the array.
-    pub fn len(&self) -> usize {
-        self.len
+    /// The values it covers.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.first..self.first + self.len
     }
 
-    fn at(&self, i: usize) -> *mut T {
-        assert!(i < self.len, "{}: index {i} out of {}", self.name, self.len);
-        // SAFETY: `i` is within the mapping (checked above).
-        unsafe { self.base.as_ptr().add(i) }
+    fn ptr(&self, i: usize) -> *mut T {
+        assert!(self.range().contains(&i), "{}: value {i} outside {:?}", self.name, self.range());
+        let byte = self.skip + (i - self.first) * size_of::<T>();
+        // SAFETY: value `i` lies within the mapping (checked above).
+        unsafe { self.at.as_ptr().add(byte).cast::<T>() }
     }
 
     /// Value `i`, as it is now.
     pub fn read(&self, i: usize) -> T {
-        // SAFETY: `at` is a valid, aligned pointer into the mapping; the kernel may write it
-        // concurrently, hence the volatile read.
-        unsafe { std::ptr::read_volatile(self.at(i)) }
+        // SAFETY: `ptr` is a valid pointer into the mapping, aligned (value sizes are
+        // multiples of their alignment, and pages are aligned further); the kernel may write
+        // it concurrently, hence the volatile read.
+        unsafe { std::ptr::read_volatile(self.ptr(i)) }
     }
 
     /// Writes value `i` (field by field: a reader may see some fields old, some new).
     pub fn write(&mut self, i: usize, v: T) {
         // SAFETY: as in `read`.
-        unsafe { std::ptr::write_volatile(self.at(i), v) }
+        unsafe { std::ptr::write_volatile(self.ptr(i), v) }
     }
 
     /// The `word`th `u64` of value `i`, as an atomic (the kernel reads it concurrently).
-    pub fn word(&self, i: usize, word: usize) -> &AtomicU64 {
+    fn word(&self, i: usize, word: usize) -> &AtomicU64 {
         assert!((word + 1) * 8 <= size_of::<T>() && align_of::<T>() >= 8);
         // SAFETY: the word lies inside value `i`, 8-byte aligned (T is), and lives as long as
         // the mapping, which `&self` borrows.
-        unsafe { &*(self.at(i).cast::<u64>().add(word).cast::<AtomicU64>()) }
+        unsafe { &*(self.ptr(i).cast::<u64>().add(word).cast::<AtomicU64>()) }
     }
 
     /// Loads word `word` of value `i`.
@@ -97,25 +114,22 @@ impl<T: Copy> Mapped<T> {
         self.word(i, word).store(v, Ordering::Release)
     }
 
-    /// The map's name.
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    /// Pins the map at `path` (replacing what is pinned there).
-    pub fn pin(&self, path: &std::path::Path) -> Result<()> {
-        table::pin(self.name, &self.data, path)
-    }
-
-    /// Kernel memory the map holds.
-    pub fn memory(&self) -> Result<u64> {
-        table::memlock(self.name, &self.data)
+    /// Asks the CPU to fetch value `i` into its cache ahead of a read.
+    pub fn prefetch(&self, i: usize) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch never faults, and the pointer lies within the mapping.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            _mm_prefetch::<_MM_HINT_T0>(self.ptr(i).cast::<i8>());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
     }
 }
 
-impl<T> Drop for Mapped<T> {
+impl<T> Drop for Mapping<T> {
     fn drop(&mut self) {
-        // SAFETY: the mapping made in `new`, of that size, unmapped once.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.bytes) };
+        // SAFETY: the mapping made in `window`, of that size, unmapped once.
+        unsafe { libc::munmap(self.at.as_ptr().cast(), self.bytes) };
     }
 }

@@ -30,8 +30,7 @@ pub enum Start {
 pub fn start(pins: Option<&Pins>, plan: &Plan, max: u32) -> Result<(Filter, Start, Changes)> {
     let fresh = Changes { written: plan.len(), deleted: 0 };
     let Some(pins) = pins else {
-        let mut filter = Filter::load(&Capacities::for_plan(plan, max)?)?;
-        fill(filter.maps_mut(), plan)?;
+        let filter = Filter::load_filled(&Capacities::for_plan(plan, max)?, |m| fill(m, plan))?;
         return Ok((filter, Start::Fresh, fresh));
     };
     let why = match version::pinned(pins) {

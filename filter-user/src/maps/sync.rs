@@ -17,8 +17,8 @@ use super::{
     table,
 };
 use crate::plan::{
-    Meta, Plan,
-    diff::{Diff, FamilyDiff, Write},
+    Meta, Plan, PrefixKey, Tables,
+    diff::{Diff, FamilyDiff, Write, config_flags},
     prefix_key,
 };
 
@@ -36,9 +36,42 @@ pub fn fill(maps: &mut AddressMaps, plan: &Plan) -> Result<()> {
     fill_with(maps, plan, WriteMode::Batched)
 }
 
-/// [`fill`] with a chosen [`WriteMode`].
+/// [`fill`] with a chosen [`WriteMode`]: the moves from no plan, the entries written
+/// straight from the plan (no diff: a million entries are not copied first).
 pub fn fill_with(maps: &mut AddressMaps, plan: &Plan, mode: WriteMode) -> Result<()> {
-    move_with(maps, &Plan::default(), plan, mode).map(|_| ())
+    let arrays = prefilter::moves(&Plan::default(), plan);
+    maps.settings.set(CFG_FLAGS, config_flags(plan))?;
+    put_arrays(maps, &arrays, Step::During)?;
+    fill_family(&mut maps.v4, &plan.v4, mode)?;
+    fill_family(&mut maps.v6, &plan.v6, mode)?;
+    put_arrays(maps, &arrays, Step::After)
+}
+
+fn fill_family<const N: usize>(
+    maps: &mut FamilyMaps<N>,
+    t: &Tables<N>,
+    mode: WriteMode,
+) -> Result<()> {
+    let allow: Vec<(PrefixKey<N>, Meta)> = t.allow.iter().map(|k| (*k, Meta::default())).collect();
+    fill_table(maps.allow.as_mut(), &allow, mode)?;
+    fill_table(maps.exact.as_mut(), &t.exact, mode)?;
+    fill_table(maps.prefix.as_mut(), &t.prefix, mode)
+}
+
+/// Writes `entries` into an empty table, a slab at a time.
+fn fill_table<K: Copy>(
+    table: &mut dyn Table<K>,
+    entries: &[(K, Meta)],
+    mode: WriteMode,
+) -> Result<()> {
+    for (i, slab) in entries.chunks(table::SLAB).enumerate() {
+        let items: Vec<(K, EntryValue)> = slab.iter().map(|(k, m)| (*k, table::value(m))).collect();
+        let first = i * table::SLAB + 1;
+        let at =
+            || format!("writing entries {first}-{} of {}", first + slab.len() - 1, entries.len());
+        table.put(&items, mode).map_err(|e| e.context(at()))?;
+    }
+    Ok(())
 }
 
 /// Moves the maps from `old` (what they hold) to `new`, writing before deleting.

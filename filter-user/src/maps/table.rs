@@ -231,7 +231,7 @@ impl<C: Codec> MapInfo for Kernel<C> {
 
 /// Entries converted to their kernel layout and written at a time (each write is still split
 /// into batches, across threads).
-pub const SLAB: usize = 256 * 1024;
+pub const SLAB: usize = 64 * 1024;
 
 impl<C: Codec> Kernel<C> {
     /// Writes one slab; an error says how many of its entries were written.
