@@ -26,13 +26,14 @@ use crate::plan::Plan;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Capacities(pub [u32; ADDRESS_MAPS.len()]);
 
-/// Smallest size of any address map. Maps are not preallocated, but a hash map's bucket array
-/// is (16 bytes a slot): headroom is kept modest, and a plan that outgrows the maps moves to
-/// larger ones (see `start::grow`).
-pub const MIN_CAPACITY: u32 = 1 << 16;
+/// Smallest size of any address map. Hash maps allocate entries as they come, but their bucket
+/// arrays at once (16 bytes a slot), and the exact IPv4 table all of it (about 37 bytes an
+/// entry): headroom is kept modest, and a plan that outgrows the maps moves to larger ones
+/// (see `start::grow`).
+pub const MIN_CAPACITY: u32 = 1 << 14;
 
 impl Capacities {
-    /// Sizes for `plan`: a quarter more than it needs (at least [`MIN_CAPACITY`]), each at most
+    /// Sizes for `plan`: an eighth more than it needs (at least [`MIN_CAPACITY`]), each at most
     /// `max`.
     /// Fails, naming the map, when the plan needs more than `max` entries in one map.
     pub fn for_plan(plan: &Plan, max: u32) -> Result<Self> {
@@ -46,7 +47,7 @@ impl Capacities {
                     m.name
                 );
             }
-            *cap = (n + n / 4).max(MIN_CAPACITY as usize).min(max as usize) as u32;
+            *cap = (n + n / 8).max(MIN_CAPACITY as usize).min(max as usize) as u32;
         }
         Ok(caps)
     }
