@@ -220,18 +220,8 @@ impl Exact4 {
             values.iter().for_each(|(i, v)| window.write(*i as usize, *v));
             return Ok(());
         }
-        let scattered = values.iter().copied();
-        let (keys, vals): (Vec<u32>, Vec<EntryValue>) = scattered.into_iter().unzip();
-        let fd = self.values.fd().as_fd();
-        let failed = |e: std::io::Error| anyhow!("cannot write {MAP_V4_EXACT}: {e}");
-        match raw::update(fd, &keys, &vals) {
-            Ok(()) => Ok(()),
-            Err(raw::BatchError::Unsupported) => keys
-                .iter()
-                .zip(&vals)
-                .try_for_each(|(k, v)| raw::update_one(fd, k, v).map_err(failed)),
-            Err(raw::BatchError::Failed { error, .. }) => Err(failed(error)),
-        }
+        let (keys, vals): (Vec<u32>, Vec<EntryValue>) = values.iter().copied().unzip();
+        raw::update_array(self.values.fd().as_fd(), MAP_V4_EXACT, &keys, &vals)
     }
 
     fn full(&self, why: &str) -> String {

@@ -3,7 +3,7 @@
 //!
 //! [`FilterMaps`] is the one handle on a filter's maps, loaded or opened from pins. Its address
 //! maps are typed per family ([`FamilyMaps`]): each map is a [`Table`] keyed by the plan's keys,
-//! and the key and value conversion lives in `table` alone. The set of maps is filter-common's
+//! and the key and value conversion lives in `table` (and `exact4`, for the exact IPv4 table). The set of maps is filter-common's
 //! `ALL_MAPS` / `ADDRESS_MAPS`; adding a map touches the contract, the kernel program and the
 //! family constructors below.
 //!

@@ -307,16 +307,7 @@ impl<V: Pod + Sync> Words<V> for KernelWords<V> {
 
     fn put(&mut self, slots: &[(u32, V)]) -> Result<()> {
         let (keys, values): (Vec<u32>, Vec<V>) = slots.iter().copied().unzip();
-        let fd = self.data.fd().as_fd();
-        let failed = |e: std::io::Error| anyhow!("cannot write {}: {e}", self.name);
-        match raw::update(fd, &keys, &values) {
-            Ok(()) => Ok(()),
-            Err(raw::BatchError::Unsupported) => keys
-                .iter()
-                .zip(&values)
-                .try_for_each(|(k, v)| raw::update_one(fd, k, v).map_err(failed)),
-            Err(raw::BatchError::Failed { error, .. }) => Err(failed(error)),
-        }
+        raw::update_array(self.data.fd().as_fd(), self.name, &keys, &values)
     }
 }
 

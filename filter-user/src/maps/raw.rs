@@ -123,6 +123,24 @@ struct ElemAttr {
     flags: u64,
 }
 
+/// Writes `values[i]` at index `keys[i]` of array map `name`: in batches where the kernel
+/// has them, else one by one.
+pub fn update_array<V: Pod + Sync>(
+    fd: BorrowedFd<'_>,
+    name: &str,
+    keys: &[u32],
+    values: &[V],
+) -> anyhow::Result<()> {
+    let failed = |e: io::Error| anyhow::anyhow!("cannot write {name}: {e}");
+    match update(fd, keys, values) {
+        Ok(()) => Ok(()),
+        Err(BatchError::Unsupported) => {
+            keys.iter().zip(values).try_for_each(|(k, v)| update_one(fd, k, v).map_err(failed))
+        }
+        Err(BatchError::Failed { error, .. }) => Err(failed(error)),
+    }
+}
+
 /// One BPF_MAP_UPDATE_ELEM, for kernels or maps without batch updates.
 pub fn update_one<K: Pod, V: Pod>(fd: BorrowedFd<'_>, key: &K, value: &V) -> io::Result<()> {
     elem(BPF_MAP_UPDATE_ELEM, fd, key as *const K as u64, value as *const V as u64)

@@ -1,8 +1,8 @@
-//! One address map seen through the plan's keys: the [`Table`] trait, and its kernel
-//! implementation with one codec per map layout. Key and value conversion between the plan
-//! (`[u8; N]` addresses, `(length, address)` prefixes, [`Meta`]) and the kernel (filter-common's
-//! layouts: prefixes by length in hash maps, the allowlist in tries) lives here and nowhere
-//! else.
+//! One address map seen through the plan's keys: the [`Table`] trait, and its implementation
+//! for BPF hash maps and tries with one codec per map layout (the exact IPv4 table has its
+//! own, `exact4`). Key and value conversion between the plan (`[u8; N]` addresses,
+//! `(length, address)` prefixes, [`Meta`]) and the kernel (filter-common's layouts: prefixes by
+//! length in hash maps, the allowlist in tries) lives here and, for that table, there.
 
 use std::{marker::PhantomData, os::fd::AsFd, path::Path};
 
@@ -69,7 +69,8 @@ pub trait Codec {
     fn entry(v: &Self::Value) -> EntryValue;
 }
 
-/// Exact addresses in a hash map: key the address bytes, value [`EntryValue`].
+/// Exact addresses in a hash map: key the address bytes, value [`EntryValue`] (IPv6; exact
+/// IPv4 addresses have a table of their own, `exact4`).
 pub struct Exact<const N: usize>;
 
 impl<const N: usize> Codec for Exact<N> {
