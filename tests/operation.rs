@@ -125,3 +125,26 @@ fn the_cli_works_on_a_running_filter_with_and_without_the_daemon() {
     assert!(out.contains("is not on the manual list"), "{out}");
     daemon.stop().unwrap();
 }
+
+#[kernel_test]
+fn an_add_the_pinned_maps_cannot_hold_is_saved_and_enforced_by_the_next_start() {
+    let ctx = Ctx { topo: Topology::new("of").unwrap(), place: PinPlace::new("operation-full") };
+    let dir = TempDir::new("operation-full");
+    let list = dir.file("drop.txt", "192.0.2.99\n198.51.100.99\n203.0.113.99\n");
+    // Maps of exactly the list's size (no allowlist of this machine's addresses), then no
+    // daemon: `add` edits the pins, which are full.
+    let args = ["run", "-i", Addrs::GATEWAY_IF, "-l", &list, "--max-entries", "3", "--block-own"];
+    let daemon = ctx.place.start(&ctx.topo.gateway, &args);
+    daemon.stop().unwrap();
+    let (code, out) = ctx.cli(&["add", Addrs::SERVER_V4]);
+    assert_eq!(code, Some(1), "{out}");
+    let full = format!("{}the TD_V4_EXACT{}", m::SAVED_NOT_APPLIED, m::MAP_FULL);
+    assert!(out.contains(&full), "{out}");
+    assert_eq!(ctx.pings(Addrs::SERVER_V4), 2, "not enforced yet");
+    let status = ctx.ok(&["status"]);
+    assert!(status.contains("list manual: 1 "), "saved in the manual list: {status}");
+    // The next start moves the filter to maps that hold it.
+    let daemon = ctx.start(&list);
+    assert_eq!(ctx.pings(Addrs::SERVER_V4), 0, "the next start enforces it");
+    daemon.stop().unwrap();
+}

@@ -20,9 +20,11 @@ pub const SAME_PINS: &str = "another takedown daemon uses the pin directory ";
 pub const SAME_PINS_FIX: &str = ": stop it first, or give this one its own --pin-dir";
 pub const CONFIRM: &str = ": confirm with --yes";
 pub const NO_DAEMON: &str = "no takedown daemon is running (start one with `takedown run`)";
+pub const SAVED_NOT_APPLIED: &str = "the manual list is saved, but the pinned filter could not take the change now (the next `takedown run` applies it): ";
+pub const MAP_FULL: &str = " map is full (";
 
 /// Every fragment, for the README check.
-pub const ALL: [&str; 17] = [
+pub const ALL: [&str; 19] = [
     NEEDS_ROOT,
     NEEDS_ROOT_TO_READ,
     HOSTS_NEEDS_ROOT,
@@ -40,4 +42,6 @@ pub const ALL: [&str; 17] = [
     SAME_PINS_FIX,
     CONFIRM,
     NO_DAEMON,
+    SAVED_NOT_APPLIED,
+    MAP_FULL,
 ];

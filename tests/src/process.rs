@@ -96,11 +96,12 @@ impl Running {
                 return Ok(Self { child, stdout, stderr });
             }
             if let Some(status) = child.try_wait()? {
-                let mut err = String::new();
-                child.stderr.take().unwrap().read_to_string(&mut err)?;
+                // What it wrote is drained into `stdout` and `stderr` (give the drains a moment).
+                std::thread::sleep(Duration::from_millis(200));
                 bail!(
-                    "takedown exited ({status}) before filtering:\n{}{err}",
-                    stdout.lock().unwrap()
+                    "takedown exited ({status}) before filtering:\n{}{}",
+                    stdout.lock().unwrap(),
+                    stderr.lock().unwrap()
                 );
             }
             if Instant::now() > deadline {

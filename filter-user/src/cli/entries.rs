@@ -4,7 +4,7 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use ipnet::IpNet;
 use takedown::{
@@ -158,6 +158,8 @@ fn apply(places: &Places, direct: impl FnOnce(&mut AddressMaps) -> Result<()>) -
         return Ok("no filter runs: it is enforced when `takedown run` starts".into());
     }
     let mut maps = FilterMaps::open(&pins)?;
-    direct(&mut maps.addr)?;
+    direct(&mut maps.addr).context(
+        "the manual list is saved, but the pinned filter could not take the change now (the next `takedown run` applies it)",
+    )?;
     Ok("applied to the pinned filter (no daemon runs)".into())
 }

@@ -277,8 +277,9 @@ impl Table<V4Key> for Exact4 {
         let mut reserved = vec![0u8; self.buckets.range().len()];
         for (i, chunk) in items.chunks(if sorted { CHUNK } else { 1 }).enumerate() {
             let done = i * if sorted { CHUNK } else { 1 };
+            let at = || format!("at entry {} of {}", done + 1, items.len());
             self.put_chunk(chunk, &mut reserved)
-                .map_err(|e| e.context(format!("at entry {} of {}", done + 1, items.len())))?;
+                .map_err(|e| if items.len() > 1 { e.context(at()) } else { e })?;
         }
         Ok(())
     }
