@@ -11,8 +11,8 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, maps::Array};
 use filter_common::{
-    CFG_V4_ALLOW, CFG_V4_BUCKETS, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue,
-    LenMask, V4Key, V4PrefixKey, V6Key, V6PrefixKey,
+    CFG_FLAGS, CFG_V4_ALLOW, CFG_V4_BUCKETS, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES,
+    EntryValue, LenMask, V4Key, V4PrefixKey, V6Key, V6PrefixKey,
     exact4::{BUCKET_SLOTS, v4_buckets, v4_slot_index, v4_word},
     v4_filter_bit, v4_lens_slot, v6_filter_bit, v6_lens_slot,
 };
@@ -277,12 +277,14 @@ fn v6_entry(len: u32, hi: u64, lo: u64) -> Option<*mut EntryValue> {
 /// uninitialised stack slot that kernels before 6.5 refuse to let a program read.
 pub type Entry = core::ptr::NonNull<EntryValue>;
 
-/// The entry that matches `addr` for the directions in `want`, under config flags `cfg`.
+/// The entry that matches `addr` for the directions in `want`. The config flags are read only
+/// past the prefilter: a miss never reads them.
 #[inline(always)]
-pub fn matched<F: Family>(addr: &F::Addr, want: u32, cfg: u32) -> Option<Entry> {
+pub fn matched<F: Family>(addr: &F::Addr, want: u32) -> Option<Entry> {
     if !F::near(addr) {
         return None;
     }
+    let cfg = crate::config(CFG_FLAGS);
     // SAFETY: `e` is a map value a lookup just returned; it stays valid for this run.
     let wanted = |e: &*mut EntryValue| unsafe { (**e).flags } & want != 0;
     let hit = if cfg & F::PREFIXES == 0 {

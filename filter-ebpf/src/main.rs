@@ -24,10 +24,10 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use filter_common::{
-    Bucket, CFG_COUNT, CFG_FLAGS, CNT_COUNT, CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED,
-    CNT_MONITORED, CNT_NON_IP, CNT_PASSED, Counter, EntryValue, FILTER_WORDS, FLAG_DST,
-    FLAG_MON_DST, FLAG_MON_SRC, FLAG_SRC, LENS_SLOTS, LIST_COUNTERS, LenMask, MAX_IFACES,
-    MAX_IFINDEX, RateState, V4Key, V4PrefixKey, V6Key, V6PrefixKey,
+    Bucket, CFG_COUNT, CNT_COUNT, CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED, CNT_MONITORED,
+    CNT_NON_IP, CNT_PASSED, Counter, EntryValue, FILTER_WORDS, FLAG_DST, FLAG_MON_DST,
+    FLAG_MON_SRC, FLAG_SRC, LENS_SLOTS, LIST_COUNTERS, LenMask, MAX_IFACES, MAX_IFINDEX, RateState,
+    V4Key, V4PrefixKey, V6Key, V6PrefixKey,
 };
 use lookup::{Entry, Family, V4, V6, matched};
 use parse::{Addresses, Frame, Packet};
@@ -136,12 +136,11 @@ fn drops<C: Frame>(ctx: &C, len: u64) -> bool {
 /// Looks an IP packet's addresses up, reports a hit, and returns the counter of its verdict.
 #[inline(always)]
 fn check<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>, len: u64) -> u32 {
-    let cfg = config(CFG_FLAGS);
-    let s = matched::<F>(&p.src, FLAG_SRC | FLAG_MON_SRC, cfg);
+    let s = matched::<F>(&p.src, FLAG_SRC | FLAG_MON_SRC);
     // A source entry that blocks decides the verdict: the destination is not looked up.
     let d = match s {
         Some(e) if flags(e) & FLAG_SRC != 0 => None,
-        _ => matched::<F>(&p.dst, FLAG_DST | FLAG_MON_DST, cfg),
+        _ => matched::<F>(&p.dst, FLAG_DST | FLAG_MON_DST),
     };
     let (cnt, hit) = decide(s, d);
     if let Some(h) = &hit {
@@ -176,6 +175,7 @@ fn flags(e: Entry) -> u32 {
     unsafe { (*e.as_ptr()).flags }
 }
 
+/// Slot `index` of the loader's config array.
 #[inline(always)]
 fn config(index: u32) -> u32 {
     TD_CONFIG.get(index).copied().unwrap_or(0)
