@@ -277,14 +277,20 @@ fn v6_entry(len: u32, hi: u64, lo: u64) -> Option<*mut EntryValue> {
 /// uninitialised stack slot that kernels before 6.5 refuse to let a program read.
 pub type Entry = core::ptr::NonNull<EntryValue>;
 
-/// The entry that matches `addr` for the directions in `want`. The config flags are read only
-/// past the prefilter: a miss never reads them.
+/// `cfg` before the config flags are read.
+pub const UNREAD: u32 = u32::MAX;
+
+/// The entry that matches `addr` for the directions in `want`. The config flags (`cfg`) are
+/// read only past the prefilter, once a packet: a miss never reads them.
 #[inline(always)]
-pub fn matched<F: Family>(addr: &F::Addr, want: u32) -> Option<Entry> {
+pub fn matched<F: Family>(addr: &F::Addr, want: u32, cfg: &mut u32) -> Option<Entry> {
     if !F::near(addr) {
         return None;
     }
-    let cfg = crate::config(CFG_FLAGS);
+    if *cfg == UNREAD {
+        *cfg = crate::config(CFG_FLAGS);
+    }
+    let cfg = *cfg;
     // SAFETY: `e` is a map value a lookup just returned; it stays valid for this run.
     let wanted = |e: &*mut EntryValue| unsafe { (**e).flags } & want != 0;
     let hit = if cfg & F::PREFIXES == 0 {

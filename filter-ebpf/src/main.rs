@@ -136,11 +136,13 @@ fn drops<C: Frame>(ctx: &C, len: u64) -> bool {
 /// Looks an IP packet's addresses up, reports a hit, and returns the counter of its verdict.
 #[inline(always)]
 fn check<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>, len: u64) -> u32 {
-    let s = matched::<F>(&p.src, FLAG_SRC | FLAG_MON_SRC);
+    // The config flags, read by the first lookup that gets past the prefilter (never by a miss).
+    let mut cfg = lookup::UNREAD;
+    let s = matched::<F>(&p.src, FLAG_SRC | FLAG_MON_SRC, &mut cfg);
     // A source entry that blocks decides the verdict: the destination is not looked up.
     let d = match s {
         Some(e) if flags(e) & FLAG_SRC != 0 => None,
-        _ => matched::<F>(&p.dst, FLAG_DST | FLAG_MON_DST),
+        _ => matched::<F>(&p.dst, FLAG_DST | FLAG_MON_DST, &mut cfg),
     };
     let (cnt, hit) = decide(s, d);
     if let Some(h) = &hit {
