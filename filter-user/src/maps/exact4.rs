@@ -65,6 +65,9 @@ pub struct Exact4 {
     capacity: usize,
     /// Found on the first write (a reader never scans).
     free: Option<Free>,
+    /// Per bucket, the slots a chunk being written gives out (all clear between writes; made
+    /// on the first write, kept: a one-entry update does not allocate it again).
+    reserved: Vec<u8>,
 }
 
 /// Where an address is: bucket, slot, value index.
@@ -93,7 +96,7 @@ impl Exact4 {
                 buckets.range().len()
             );
         }
-        Ok(Self { buckets, bucket_data, values, capacity, free: None })
+        Ok(Self { buckets, bucket_data, values, capacity, free: None, reserved: Vec::new() })
     }
 
     /// The two buckets of `a`.
@@ -274,14 +277,21 @@ impl Table<V4Key> for Exact4 {
         // Items in strictly rising order (a plan's) hold no key twice and go a chunk at a
         // time; others one by one.
         let sorted = items.windows(2).all(|w| w[0].0 < w[1].0);
-        let mut reserved = vec![0u8; self.buckets.range().len()];
+        let mut reserved = std::mem::take(&mut self.reserved);
+        reserved.resize(self.buckets.range().len(), 0);
+        let mut written = Ok(());
         for (i, chunk) in items.chunks(if sorted { CHUNK } else { 1 }).enumerate() {
             let done = i * if sorted { CHUNK } else { 1 };
             let at = || format!("at entry {} of {}", done + 1, items.len());
-            self.put_chunk(chunk, &mut reserved)
-                .map_err(|e| if items.len() > 1 { e.context(at()) } else { e })?;
+            written = self
+                .put_chunk(chunk, &mut reserved)
+                .map_err(|e| if items.len() > 1 { e.context(at()) } else { e });
+            if written.is_err() {
+                break;
+            }
         }
-        Ok(())
+        self.reserved = reserved;
+        written
     }
 
     fn delete(&mut self, keys: &[V4Key]) -> Result<()> {
