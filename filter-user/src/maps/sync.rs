@@ -17,8 +17,8 @@ use super::{
     table,
 };
 use crate::plan::{
-    Meta, Plan, PrefixKey, Tables,
-    diff::{Diff, FamilyDiff, Write, config_flags},
+    Meta, Plan, Tables,
+    diff::{Diff, FamilyDiff, Write, allow_entries, config_flags},
     prefix_key,
 };
 
@@ -52,8 +52,7 @@ fn fill_family<const N: usize>(
     t: &Tables<N>,
     mode: WriteMode,
 ) -> Result<()> {
-    let allow: Vec<(PrefixKey<N>, Meta)> = t.allow.iter().map(|k| (*k, Meta::default())).collect();
-    fill_table(maps.allow.as_mut(), &allow, mode)?;
+    fill_table(maps.allow.as_mut(), &allow_entries(&t.allow), mode)?;
     fill_table(maps.exact.as_mut(), &t.exact, mode)?;
     fill_table(maps.prefix.as_mut(), &t.prefix, mode)
 }
@@ -66,12 +65,23 @@ fn fill_table<K: Copy>(
 ) -> Result<()> {
     for (i, slab) in entries.chunks(table::SLAB).enumerate() {
         let items: Vec<(K, EntryValue)> = slab.iter().map(|(k, m)| (*k, table::value(m))).collect();
-        let first = i * table::SLAB + 1;
-        let at =
-            || format!("writing entries {first}-{} of {}", first + slab.len() - 1, entries.len());
-        table.put(&items, mode).map_err(|e| e.context(at()))?;
+        let at = i * table::SLAB..i * table::SLAB + slab.len();
+        put_new(table, &items, at, entries.len(), mode)?;
     }
     Ok(())
+}
+
+/// Writes `items`, the new entries of slab `slab` (entry positions) of a write of `total`
+/// (for its messages).
+fn put_new<K>(
+    table: &mut dyn Table<K>,
+    items: &[(K, EntryValue)],
+    slab: std::ops::Range<usize>,
+    total: usize,
+    mode: WriteMode,
+) -> Result<()> {
+    let at = || format!("writing entries {}-{} of {total}", slab.start + 1, slab.end);
+    table.put(items, mode).map_err(|e| e.context(at()))
 }
 
 /// Moves the maps from `old` (what they hold) to `new`, writing before deleting.
@@ -160,9 +170,7 @@ fn put<K: Copy>(table: &mut dyn Table<K>, writes: &[Write<K>], mode: WriteMode) 
             table.put(&[(w.key, v)], WriteMode::PerElement)?;
         }
         if !fresh.is_empty() {
-            let first = i * table::SLAB + 1;
-            let at = || format!("writing entries {first}-{} of {total}", first + slab.len() - 1);
-            table.put(&fresh, mode).map_err(|e| e.context(at()))?;
+            put_new(table, &fresh, i * table::SLAB..i * table::SLAB + slab.len(), total, mode)?;
         }
     }
     Ok(())

@@ -103,14 +103,16 @@ impl<const N: usize> FamilyDiff<N> {
 }
 
 fn family<const N: usize>(old: &Tables<N>, new: &Tables<N>) -> FamilyDiff<N> {
-    let unit = |keys: &[PrefixKey<N>]| -> Vec<(PrefixKey<N>, Meta)> {
-        keys.iter().map(|k| (*k, Meta::default())).collect()
-    };
     FamilyDiff {
         exact: changes(&old.exact, &new.exact),
         prefix: changes(&old.prefix, &new.prefix),
-        allow: changes(&unit(&old.allow), &unit(&new.allow)),
+        allow: changes(&allow_entries(&old.allow), &allow_entries(&new.allow)),
     }
+}
+
+/// Allowlist networks as entries (their maps store no metadata).
+pub fn allow_entries<K: Copy>(keys: &[K]) -> Vec<(K, Meta)> {
+    keys.iter().map(|k| (*k, Meta::default())).collect()
 }
 
 /// The writes and deletes between two key-sorted entry lists (a merge walk: no hashing, no
