@@ -4,20 +4,24 @@
 //! both sides (design promise 8). Nothing here has logic beyond layout helpers.
 #![no_std]
 
-pub mod exact4;
 mod near;
-pub use exact4::{Bucket, v4_bucket_count};
+pub mod table4;
 pub use near::*;
+pub use table4::{Bucket, v4_bucket_count};
 
 /// Exact IPv4 addresses' values: array of [`EntryValue`] (mmapable), by the index a slot of
-/// [`MAP_V4_BUCKETS`] gives (see [`exact4`]).
+/// [`MAP_V4_BUCKETS`] gives (see [`table4`]).
 pub const MAP_V4_EXACT: &str = "TD_V4_EXACT";
 /// Exact IPv4 addresses: array of [`Bucket`]s (mmapable), [`v4_bucket_count`] of them.
 pub const MAP_V4_BUCKETS: &str = "TD_V4_BUCKETS";
 /// Exact IPv6 addresses: key [`V6Key`], value [`EntryValue`] (BPF hash map).
 pub const MAP_V6_EXACT: &str = "TD_V6_EXACT";
-/// IPv4 prefixes shorter than /32: hash map keyed by [`V4PrefixKey`], value [`EntryValue`].
+/// IPv4 prefixes shorter than /32: their values, array of [`EntryValue`] (mmapable), by the
+/// index a slot of [`MAP_V4_PREFIX_BUCKETS`] gives (see [`table4`]).
 pub const MAP_V4_PREFIX: &str = "TD_V4_PREFIX";
+/// IPv4 prefixes shorter than /32: array of [`Bucket`]s (mmapable), [`v4_bucket_count`] of
+/// them, keyed by [`table4::v4_prefix_word`].
+pub const MAP_V4_PREFIX_BUCKETS: &str = "TD_V4_PREFIX_BUCKETS";
 /// Array of [`LENS_SLOTS`] [`LenMask`], one per /16: the lengths (0..=31) of the prefixes in
 /// [`MAP_V4_PREFIX`] that overlap it, and length 32 when [`MAP_V4_EXACT`] holds an address in
 /// it (the kernel skips the exact lookup otherwise, when prefixes are loaded).
@@ -69,11 +73,12 @@ pub const PROGRAM_EGRESS: &str = "takedown_egress";
 pub const PROGRAM_BASELINE: &str = "takedown_baseline";
 
 /// Every map the program defines, for load-time checks.
-pub const ALL_MAPS: [&str; 21] = [
+pub const ALL_MAPS: [&str; 22] = [
     MAP_V4_EXACT,
     MAP_V4_BUCKETS,
     MAP_V6_EXACT,
     MAP_V4_PREFIX,
+    MAP_V4_PREFIX_BUCKETS,
     MAP_V6_PREFIX,
     MAP_V4_ALLOW,
     MAP_V6_ALLOW,
@@ -103,10 +108,11 @@ pub enum Family {
 /// What an address map holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MapKind {
-    /// Whole addresses (IPv4: the bucketised table of [`exact4`]; IPv6: a hash map), value
+    /// Whole addresses (IPv4: a bucketised table of [`table4`]; IPv6: a hash map), value
     /// [`EntryValue`].
     Exact,
-    /// Shorter prefixes (hash maps by length), value [`EntryValue`].
+    /// Shorter prefixes (IPv4: a bucketised table of [`table4`]; IPv6: a hash map keyed by
+    /// length and prefix), value [`EntryValue`].
     Prefix,
     /// Networks never dropped (LPM trie), value `u32` 0.
     Allow,
@@ -148,22 +154,12 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 /// The layout of this contract: map set, key and value layouts, flags and indices. Stored in
 /// [`MAP_CONFIG`] at [`CFG_LAYOUT`] by the loader, so that a loader of another build can tell
 /// pins it cannot read. Raise it with every change to anything in this file.
-pub const LAYOUT_VERSION: u32 = 10;
+pub const LAYOUT_VERSION: u32 = 11;
 
 /// An IPv4 address as it appears on the wire (network byte order).
 pub type V4Key = [u8; 4];
 /// An IPv6 address as it appears on the wire.
 pub type V6Key = [u8; 16];
-/// The key of an IPv4 prefix in [`MAP_V4_PREFIX`]: its length, and its address with every bit
-/// past the length cleared. Prefixes are found by length, longest first, among the lengths
-/// [`MAP_V4_LENS`] names for the address's /16: a few hash lookups instead of a trie walk.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct V4PrefixKey {
-    pub len: u32,
-    pub addr: V4Key,
-}
-
 /// The key of an IPv6 prefix in [`MAP_V6_PREFIX`]: its length, and its address with every bit
 /// past the length cleared.
 #[repr(C)]
@@ -337,11 +333,14 @@ pub const CFG_LAYOUT: u32 = 3;
 /// Index of the bucket count of [`MAP_V4_BUCKETS`] in [`MAP_CONFIG`] ([`v4_bucket_count`] of
 /// the capacity of [`MAP_V4_EXACT`]).
 pub const CFG_V4_BUCKETS: u32 = 4;
+/// Index of the bucket count of [`MAP_V4_PREFIX_BUCKETS`] in [`MAP_CONFIG`] ([`v4_bucket_count`]
+/// of the capacity of [`MAP_V4_PREFIX`]).
+pub const CFG_V4_PREFIX_BUCKETS: u32 = 5;
 /// Number of slots in [`MAP_CONFIG`].
-pub const CFG_COUNT: u32 = 5;
-/// The IPv4 prefix trie holds entries: look it up.
+pub const CFG_COUNT: u32 = 6;
+/// The IPv4 prefix table holds entries: search it.
 pub const CFG_V4_PREFIXES: u32 = 1;
-/// The IPv6 prefix trie holds entries: look it up.
+/// The IPv6 prefix map holds entries: search it.
 pub const CFG_V6_PREFIXES: u32 = 1 << 1;
 /// The IPv4 allowlist holds entries: check a listed address against it before dropping.
 pub const CFG_V4_ALLOW: u32 = 1 << 2;
@@ -355,8 +354,6 @@ mod pod {
     unsafe impl aya::Pod for super::EntryValue {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Bucket {}
-    // SAFETY: as above.
-    unsafe impl aya::Pod for super::V4PrefixKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::V6PrefixKey {}
     // SAFETY: as above.

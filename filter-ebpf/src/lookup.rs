@@ -11,16 +11,16 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, maps::Array};
 use filter_common::{
-    CFG_FLAGS, CFG_V4_ALLOW, CFG_V4_BUCKETS, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES,
-    EntryValue, LenMask, V4Key, V4PrefixKey, V6Key, V6PrefixKey,
-    exact4::{BUCKET_SLOTS, v4_buckets, v4_slot_index, v4_word},
+    Bucket, CFG_FLAGS, CFG_V4_ALLOW, CFG_V4_BUCKETS, CFG_V4_PREFIX_BUCKETS, CFG_V4_PREFIXES,
+    CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue, LenMask, V4Key, V6Key, V6PrefixKey,
+    table4::{BUCKET_SLOTS, v4_buckets, v4_prefix_word, v4_slot_index, v4_word},
     v4_filter_bit, v4_lens_slot, v6_filter_bit, v6_lens_slot,
 };
 
 use crate::{
     TD_V4_ALLOW, TD_V4_ALLOWED, TD_V4_BUCKETS, TD_V4_EXACT, TD_V4_FILTER, TD_V4_LENS, TD_V4_PREFIX,
-    TD_V4_PREFIXED, TD_V6_ALLOW, TD_V6_ALLOWED, TD_V6_EXACT, TD_V6_FILTER, TD_V6_LENS,
-    TD_V6_PREFIX, TD_V6_PREFIXED,
+    TD_V4_PREFIX_BUCKETS, TD_V4_PREFIXED, TD_V6_ALLOW, TD_V6_ALLOWED, TD_V6_EXACT, TD_V6_FILTER,
+    TD_V6_LENS, TD_V6_PREFIX, TD_V6_PREFIXED,
 };
 
 /// An address family: its maps, its key layout and its `CFG_*` flags.
@@ -28,7 +28,7 @@ pub trait Family {
     type Addr;
     /// 4 or 6, as events carry it.
     const VERSION: u8;
-    /// The flag saying its prefix trie holds entries.
+    /// The flag saying its prefix map holds entries.
     const PREFIXES: u32;
     /// The flag saying its allowlist holds entries.
     const ALLOW: u32;
@@ -81,26 +81,25 @@ impl Family for V4 {
     /// The address's two buckets scanned, slot by slot; its value by the index the slot holds.
     #[inline(always)]
     fn exact(a: &V4Key) -> Option<*mut EntryValue> {
-        let word = v4_word(a);
-        let buckets = v4_buckets(word, crate::config(CFG_V4_BUCKETS));
-        let index = v4_index(buckets[0], word).or_else(|| v4_index(buckets[1], word))?;
+        let index = v4_index(&TD_V4_BUCKETS, v4_word(a), crate::config(CFG_V4_BUCKETS))?;
         TD_V4_EXACT.get_ptr_mut(index)
     }
-    /// The longest prefix, by length among those present in the address's /16.
+    /// The longest prefix, by length among those present in the address's /16: the buckets
+    /// of each length's prefix word scanned as the exact table's are.
     #[inline(always)]
     fn prefix(a: &V4Key, lens: &LenMask) -> Option<*mut EntryValue> {
         let lens = lens.lo;
         let addr = u32::from_be_bytes(*a);
+        let count = crate::config(CFG_V4_PREFIX_BUCKETS);
         let mut len = 32u32;
         while len > 0 {
             len -= 1;
             if lens & (1 << len) == 0 {
                 continue;
             }
-            let masked = if len == 0 { 0 } else { addr & (u32::MAX << (32 - len)) };
-            let key = V4PrefixKey { len, addr: masked.to_be_bytes() };
-            if let Some(v) = TD_V4_PREFIX.get_ptr_mut(key) {
-                return Some(v);
+            let word = v4_prefix_word(len, addr);
+            if let Some(index) = v4_index(&TD_V4_PREFIX_BUCKETS, word, count) {
+                return TD_V4_PREFIX.get_ptr_mut(index);
             }
         }
         None
@@ -184,10 +183,18 @@ impl Family for V6 {
     }
 }
 
-/// The value index bucket `b` holds for address word `word`.
+/// The value index that table `buckets` (of `count` buckets) holds for key word `word`: its
+/// two buckets scanned.
 #[inline(always)]
-fn v4_index(b: u32, word: u32) -> Option<u32> {
-    let bucket = TD_V4_BUCKETS.get(b)?;
+fn v4_index(buckets: &Array<Bucket>, word: u32, count: u32) -> Option<u32> {
+    let [b0, b1] = v4_buckets(word, count);
+    in_bucket(buckets, b0, word).or_else(|| in_bucket(buckets, b1, word))
+}
+
+/// The value index bucket `b` of `buckets` holds for key word `word`.
+#[inline(always)]
+fn in_bucket(buckets: &Array<Bucket>, b: u32, word: u32) -> Option<u32> {
+    let bucket = buckets.get(b)?;
     let mut i = 0;
     while i < BUCKET_SLOTS {
         if let Some(index) = v4_slot_index(bucket.slots[i], word) {

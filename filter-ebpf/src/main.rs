@@ -2,7 +2,7 @@
 //! and its tc egress twin, for what the gateway itself sends (same parsing, lookups, counters).
 //!
 //! Per packet: parse (see `parse`), look the source and destination up (see `lookup`: the
-//! exact-address hash maps and, only when the loader says they hold entries, the prefix tries;
+//! exact-address tables and, only when the loader says they hold entries, the prefix tables;
 //! for a listed address, the allowlist, which always wins); count; return the verdict. A hit (drop, or
 //! a monitor-only match that passes) also updates the entry's and its lists' counters and may
 //! report an event (see `report`). No logging, no formatting on the hot path.
@@ -27,7 +27,7 @@ use filter_common::{
     Bucket, CFG_COUNT, CNT_COUNT, CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED, CNT_MONITORED,
     CNT_NON_IP, CNT_PASSED, Counter, EntryValue, FILTER_WORDS, FLAG_DST, FLAG_MON_DST,
     FLAG_MON_SRC, FLAG_SRC, LENS_SLOTS, LIST_COUNTERS, LenMask, MAX_IFACES, MAX_IFINDEX, RateState,
-    V4Key, V4PrefixKey, V6Key, V6PrefixKey,
+    V4Key, V6Key, V6PrefixKey,
 };
 use lookup::{Entry, Family, V4, V6, matched};
 use parse::{Addresses, Frame, Packet};
@@ -40,8 +40,9 @@ static TD_V4_BUCKETS: Array<Bucket> = Array::with_max_entries(1, BPF_F_MMAPABLE)
 #[map]
 static TD_V6_EXACT: HashMap<V6Key, EntryValue> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
 #[map]
-static TD_V4_PREFIX: HashMap<V4PrefixKey, EntryValue> =
-    HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
+static TD_V4_PREFIX: Array<EntryValue> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+#[map]
+static TD_V4_PREFIX_BUCKETS: Array<Bucket> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 #[map]
 static TD_V4_LENS: Array<LenMask> = Array::with_max_entries(LENS_SLOTS, 0);
 #[map]

@@ -15,8 +15,7 @@ use aya::{
     },
 };
 use filter_common::{
-    ADDRESS_MAPS, ALL_MAPS, MAP_V4_BUCKETS, MAP_V4_EXACT, PROGRAM_BASELINE, PROGRAM_NAME,
-    v4_bucket_count,
+    ADDRESS_MAPS, ALL_MAPS, PROGRAM_BASELINE, PROGRAM_NAME, table4::TABLES4, v4_bucket_count,
 };
 
 use super::{FilterMaps, pins::Pins};
@@ -369,8 +368,8 @@ fn create(caps: &Capacities, reuse: Option<&Pins>) -> Result<Ebpf> {
     }
     for (cap, m) in caps.0.iter().zip(&ADDRESS_MAPS) {
         loader.map_max_entries(m.name, *cap);
-        if m.name == MAP_V4_EXACT {
-            loader.map_max_entries(MAP_V4_BUCKETS, v4_bucket_count(*cap));
+        if let Some(t) = TABLES4.iter().find(|t| t.values == m.name) {
+            loader.map_max_entries(t.buckets, v4_bucket_count(*cap));
         }
     }
     loader

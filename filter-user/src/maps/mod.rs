@@ -3,7 +3,7 @@
 //!
 //! [`FilterMaps`] is the one handle on a filter's maps, loaded or opened from pins. Its address
 //! maps are typed per family ([`FamilyMaps`]): each map is a [`Table`] keyed by the plan's keys,
-//! and the key and value conversion lives in `table` (and `exact4`, for the exact IPv4 table). The set of maps is filter-common's
+//! and the key and value conversion lives in `table` (and `table4`, for the IPv4 tables). The set of maps is filter-common's
 //! `ALL_MAPS` / `ADDRESS_MAPS`; adding a map touches the contract, the kernel program and the
 //! family constructors below.
 //!
@@ -11,7 +11,6 @@
 
 pub mod counters;
 mod egress;
-mod exact4;
 pub mod filter;
 pub mod lookup;
 mod mapped;
@@ -22,6 +21,7 @@ mod raw;
 mod start;
 pub mod sync;
 pub mod table;
+mod table4;
 pub mod version;
 
 use std::collections::BTreeMap;
@@ -30,13 +30,14 @@ use anyhow::{Result, anyhow};
 use aya::maps::{Array, Map, MapData};
 use filter_common::{
     ALL_MAPS, AddressMap, CFG_EVENT_BURST, CFG_EVENT_INTERVAL, Family, LenMask, MAP_CONFIG,
-    MAP_V4_ALLOW, MAP_V4_ALLOWED, MAP_V4_BUCKETS, MAP_V4_EXACT, MAP_V4_FILTER, MAP_V4_LENS,
-    MAP_V4_PREFIX, MAP_V4_PREFIXED, MAP_V6_ALLOW, MAP_V6_ALLOWED, MAP_V6_EXACT, MAP_V6_FILTER,
-    MAP_V6_LENS, MAP_V6_PREFIX, MAP_V6_PREFIXED, MapKind, V6Key,
+    MAP_V4_ALLOW, MAP_V4_ALLOWED, MAP_V4_FILTER, MAP_V4_LENS, MAP_V4_PREFIXED, MAP_V6_ALLOW,
+    MAP_V6_ALLOWED, MAP_V6_EXACT, MAP_V6_FILTER, MAP_V6_LENS, MAP_V6_PREFIX, MAP_V6_PREFIXED,
+    MapKind, V6Key,
+    table4::{EXACT4, PREFIX4, Table4},
 };
 use ipnet::IpNet;
 
-use self::table::{Allow, Exact, HashPrefix4, HashPrefix6, Kernel};
+use self::table::{Allow, Exact, HashPrefix6, Kernel};
 pub use self::{
     start::{Start, grow, start},
     table::{MapInfo, Table, WriteMode},
@@ -191,6 +192,14 @@ fn kernel<C: table::Codec + 'static>(
     Ok(Box::new(Kernel::<C>::new(name, take(maps, name)?)?))
 }
 
+/// The IPv4 table `t` (keyed by `K`), its maps taken from `maps`.
+fn table4<K: table4::Word + 'static>(
+    maps: &mut Named,
+    t: Table4,
+) -> Result<Box<table4::Table4Maps<K>>> {
+    Ok(Box::new(table4::Table4Maps::new(t, take(maps, t.values)?, take(maps, t.buckets)?)?))
+}
+
 fn words<V: aya::Pod + Sync>(
     maps: &mut Named,
     name: &'static str,
@@ -200,11 +209,8 @@ fn words<V: aya::Pod + Sync>(
 
 fn v4(maps: &mut Named) -> Result<FamilyMaps<4>> {
     Ok(FamilyMaps {
-        exact: Box::new(exact4::Exact4::new(
-            take(maps, MAP_V4_EXACT)?,
-            take(maps, MAP_V4_BUCKETS)?,
-        )?),
-        prefix: kernel::<HashPrefix4>(maps, MAP_V4_PREFIX)?,
+        exact: table4(maps, EXACT4)?,
+        prefix: table4(maps, PREFIX4)?,
         allow: kernel::<Allow<4>>(maps, MAP_V4_ALLOW)?,
         filter: words(maps, MAP_V4_FILTER)?,
         allowed: words(maps, MAP_V4_ALLOWED)?,
@@ -319,10 +325,15 @@ impl FilterMaps {
         self.addr.settings.set(filter_common::CFG_LAYOUT, filter_common::LAYOUT_VERSION)
     }
 
-    /// Tells the kernel the geometry of the exact IPv4 table (the same for pinned maps).
+    /// Tells the kernel the geometry of the IPv4 tables (the same for pinned maps).
     pub(super) fn set_geometry(&mut self) -> Result<()> {
-        let buckets = filter_common::v4_bucket_count(self.addr.v4.exact.capacity()?);
-        self.addr.settings.set(filter_common::CFG_V4_BUCKETS, buckets)
+        let v4 = &self.addr.v4;
+        for (table, capacity) in [(EXACT4, v4.exact.capacity()?), (PREFIX4, v4.prefix.capacity()?)]
+        {
+            let buckets = filter_common::v4_bucket_count(capacity);
+            self.addr.settings.set(table.config, buckets)?;
+        }
+        Ok(())
     }
 
     /// Gives interface index `index` its own counter slot (1..=MAX_IFACES; 0 counts the rest).

@@ -1,8 +1,9 @@
 //! One address map seen through the plan's keys: the [`Table`] trait, and its implementation
-//! for BPF hash maps and tries with one codec per map layout (the exact IPv4 table has its
-//! own, `exact4`). Key and value conversion between the plan (`[u8; N]` addresses,
-//! `(length, address)` prefixes, [`Meta`]) and the kernel (filter-common's layouts: prefixes by
-//! length in hash maps, the allowlist in tries) lives here and, for that table, there.
+//! for BPF hash maps and tries with one codec per map layout (the IPv4 tables have their
+//! own, `table4`). Key and value conversion between the plan
+//! (`[u8; N]` addresses, `(length, address)` prefixes, [`Meta`]) and the kernel (filter-common's
+//! layouts: IPv6 prefixes by length in a hash map, the allowlist in tries) lives here and, for
+//! the IPv4 tables, there.
 
 use std::{marker::PhantomData, os::fd::AsFd, path::Path};
 
@@ -11,7 +12,7 @@ use aya::{
     Pod,
     maps::{Map, MapData, lpm_trie::Key},
 };
-use filter_common::{EntryValue, V4PrefixKey, V6PrefixKey};
+use filter_common::{EntryValue, V6PrefixKey};
 
 use super::{
     pins::Pins,
@@ -70,7 +71,7 @@ pub trait Codec {
 }
 
 /// Exact addresses in a hash map: key the address bytes, value [`EntryValue`] (IPv6; exact
-/// IPv4 addresses have a table of their own, `exact4`).
+/// IPv4 addresses have a table of their own, `table4`).
 pub struct Exact<const N: usize>;
 
 impl<const N: usize> Codec for Exact<N> {
@@ -83,29 +84,6 @@ impl<const N: usize> Codec for Exact<N> {
     }
     fn plan(k: &[u8; N]) -> [u8; N] {
         *k
-    }
-    fn value(v: &EntryValue) -> EntryValue {
-        *v
-    }
-    fn entry(v: &EntryValue) -> EntryValue {
-        *v
-    }
-}
-
-/// IPv4 prefixes in a hash map keyed by (length, masked address): filter-common's
-/// `V4PrefixKey` (the kernel looks the lengths of `TD_V4_LENS` up, longest first).
-pub struct HashPrefix4;
-
-impl Codec for HashPrefix4 {
-    const TRIE: bool = false;
-    type Plan = PrefixKey<4>;
-    type Key = V4PrefixKey;
-    type Value = EntryValue;
-    fn key((len, addr): &PrefixKey<4>) -> V4PrefixKey {
-        V4PrefixKey { len: u32::from(*len), addr: *addr }
-    }
-    fn plan(k: &V4PrefixKey) -> PrefixKey<4> {
-        (k.len as u8, k.addr)
     }
     fn value(v: &EntryValue) -> EntryValue {
         *v

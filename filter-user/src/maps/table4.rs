@@ -1,15 +1,17 @@
-//! The exact IPv4 table (filter-common's `exact4` layout) as a [`Table`]: the buckets mapped
-//! into this process and written in place; the values written in place too, a window at a
-//! time (a fill's new entries), or with batched system calls (scattered updates), so that a
-//! million values are never all mapped into this process at once.
+//! An IPv4 table (filter-common's `table4` layout: exact addresses, or prefixes) as a
+//! [`Table`]: the buckets mapped into this process and written in place; the values written
+//! in place too, a window at a time (a fill's new entries), or with batched system calls
+//! (scattered updates), so that a million values are never all mapped into this process at
+//! once. A key type ([`Word`]) says how its keys become the table's 32-bit words.
 //!
-//! Writes keep every listed address visible to a packet at every moment: a new entry's value
+//! Writes keep every listed key visible to a packet at every moment: a new entry's value
 //! is written before the slot that points at it (one atomic 8-byte store), an update rewrites
 //! the value in place (its hit counters stay), a delete clears the slot. A deleted entry's
 //! value index is used again only after [`GRACE`], so that no packet still holding it can
 //! count a hit on the new entry; another process finds the free indexes by a scan.
 
 use std::{
+    marker::PhantomData,
     os::fd::AsFd,
     time::{Duration, Instant},
 };
@@ -17,8 +19,11 @@ use std::{
 use anyhow::{Result, anyhow, bail};
 use aya::maps::{Map, MapData};
 use filter_common::{
-    Bucket, EntryValue, MAP_V4_BUCKETS, MAP_V4_EXACT, V4Key,
-    exact4::{BUCKET_SLOTS, v4_buckets, v4_slot, v4_slot_entry, v4_slot_index, v4_word},
+    Bucket, EntryValue, V4Key,
+    table4::{
+        BUCKET_SLOTS, Table4, v4_buckets, v4_prefix_of, v4_prefix_word, v4_slot, v4_slot_entry,
+        v4_slot_index, v4_word,
+    },
     v4_bucket_count,
 };
 
@@ -28,6 +33,42 @@ use super::{
     raw,
     table::{self, MapInfo, Table, WriteMode},
 };
+use crate::plan::PrefixKey;
+
+/// A key of an IPv4 table: how it becomes the table's word, and back.
+pub trait Word: Copy + Ord {
+    fn word(&self) -> u32;
+    fn of_word(word: u32) -> Self;
+    /// The key in messages.
+    fn show(&self) -> String;
+}
+
+/// An exact address.
+impl Word for V4Key {
+    fn word(&self) -> u32 {
+        v4_word(self)
+    }
+    fn of_word(word: u32) -> Self {
+        word.to_ne_bytes()
+    }
+    fn show(&self) -> String {
+        std::net::Ipv4Addr::from(*self).to_string()
+    }
+}
+
+/// A prefix shorter than /32: (length, masked address).
+impl Word for PrefixKey<4> {
+    fn word(&self) -> u32 {
+        v4_prefix_word(u32::from(self.0), u32::from_be_bytes(self.1))
+    }
+    fn of_word(word: u32) -> Self {
+        let (len, addr) = v4_prefix_of(word);
+        (len as u8, addr)
+    }
+    fn show(&self) -> String {
+        format!("{}/{}", std::net::Ipv4Addr::from(self.1), self.0)
+    }
+}
 
 /// How long a deleted entry's value index rests before another entry gets it: far longer
 /// than any one run of the XDP program.
@@ -57,8 +98,9 @@ struct Free {
     resting: Vec<(Instant, u32)>,
 }
 
-/// The exact IPv4 table of a filter.
-pub struct Exact4 {
+/// An IPv4 table of a filter, keyed by `K`.
+pub struct Table4Maps<K> {
+    maps: Table4,
     buckets: Mapping<Bucket>,
     bucket_data: MapData,
     values: MapData,
@@ -68,12 +110,13 @@ pub struct Exact4 {
     /// Per bucket, the slots a chunk being written gives out (all clear between writes; made
     /// on the first write, kept: a one-entry update does not allocate it again).
     reserved: Vec<u8>,
+    key: PhantomData<K>,
 }
 
-/// Where an address is: bucket, slot, value index.
+/// Where a key is: bucket, slot, value index.
 type Place = (usize, usize, u32);
 
-/// What a pass over an address's two buckets found: where it is, or the empty slots of each
+/// What a pass over a key's two buckets found: where it is, or the empty slots of each
 /// bucket (bit s: slot s).
 struct Probe {
     found: Option<Place>,
@@ -81,36 +124,38 @@ struct Probe {
     empty: [u8; 2],
 }
 
-impl Exact4 {
-    /// Maps the buckets (`MAP_V4_BUCKETS`); the values array is `MAP_V4_EXACT`.
-    pub fn new(values: Map, buckets: Map) -> Result<Self> {
+impl<K: Word> Table4Maps<K> {
+    /// Maps the buckets of table `maps`, given its values and buckets maps.
+    pub fn new(maps: Table4, values: Map, buckets: Map) -> Result<Self> {
         let (Map::Array(values), Map::Array(bucket_data)) = (values, buckets) else {
-            bail!("{MAP_V4_EXACT} and {MAP_V4_BUCKETS} are not arrays");
+            bail!("{} and {} are not arrays", maps.values, maps.buckets);
         };
-        let capacity = mapped::values::<EntryValue>(MAP_V4_EXACT, &values)?;
-        let buckets = Mapping::all(MAP_V4_BUCKETS, &bucket_data)?;
+        let capacity = mapped::values::<EntryValue>(maps.values, &values)?;
+        let buckets = Mapping::all(maps.buckets, &bucket_data)?;
         let want = v4_bucket_count(capacity as u32) as usize;
         if buckets.range().len() != want {
             bail!(
-                "{MAP_V4_BUCKETS} has {} buckets where {capacity} values need {want}: the maps do not belong together",
+                "{} has {} buckets where {capacity} values need {want}: the maps do not belong together",
+                maps.buckets,
                 buckets.range().len()
             );
         }
-        Ok(Self { buckets, bucket_data, values, capacity, free: None, reserved: Vec::new() })
+        let (free, reserved, key) = (None, Vec::new(), PhantomData);
+        Ok(Self { maps, buckets, bucket_data, values, capacity, free, reserved, key })
     }
 
     /// The two buckets of `a`.
-    fn buckets_of(&self, a: &V4Key) -> [usize; 2] {
-        v4_buckets(v4_word(a), self.buckets.range().len() as u32).map(|b| b as usize)
+    fn buckets_of(&self, a: &K) -> [usize; 2] {
+        v4_buckets(a.word(), self.buckets.range().len() as u32).map(|b| b as usize)
     }
 
-    fn find(&self, a: &V4Key) -> Option<Place> {
+    fn find(&self, a: &K) -> Option<Place> {
         self.probe(a, self.buckets_of(a)).found
     }
 
     /// One pass over the buckets of `a`.
-    fn probe(&self, a: &V4Key, buckets: [usize; 2]) -> Probe {
-        let word = v4_word(a);
+    fn probe(&self, a: &K, buckets: [usize; 2]) -> Probe {
+        let word = a.word();
         let mut p = Probe { found: None, buckets, empty: [0; 2] };
         for (i, b) in buckets.into_iter().enumerate() {
             for s in 0..BUCKET_SLOTS {
@@ -126,10 +171,10 @@ impl Exact4 {
     }
 
     /// Probes every item, the buckets of later items fetched into the cache meanwhile.
-    fn probe_all(&self, items: &[(V4Key, EntryValue)]) -> Vec<Probe> {
+    fn probe_all(&self, items: &[(K, EntryValue)]) -> Vec<Probe> {
         let buckets: Vec<[usize; 2]> = items.iter().map(|(a, _)| self.buckets_of(a)).collect();
         let ahead = |i: usize| buckets.get(i + AHEAD).into_iter().flatten();
-        let probe = |(i, (a, _)): (usize, &(V4Key, EntryValue))| {
+        let probe = |(i, (a, _)): (usize, &(K, EntryValue))| {
             ahead(i).for_each(|b| self.buckets.prefetch(*b));
             self.probe(a, buckets[i])
         };
@@ -171,16 +216,18 @@ impl Exact4 {
         free.holes.pop()
     }
 
-    /// Every slot in use: address and value index.
-    fn slots(&self) -> impl Iterator<Item = (V4Key, u32)> + '_ {
+    /// Every slot in use: key and value index.
+    fn slots(&self) -> impl Iterator<Item = (K, u32)> + '_ {
         self.buckets.range().flat_map(move |b| {
-            (0..BUCKET_SLOTS).filter_map(move |s| v4_slot_entry(self.buckets.load(b, s)))
+            (0..BUCKET_SLOTS).filter_map(move |s| {
+                v4_slot_entry(self.buckets.load(b, s)).map(|(w, i)| (K::of_word(w), i))
+            })
         })
     }
 
     /// Writes `chunk` (no key twice): values first, then the slots of new entries. `reserved`
     /// marks, per bucket, the slots this chunk gives out (all clear again on return).
-    fn put_chunk(&mut self, chunk: &[(V4Key, EntryValue)], reserved: &mut [u8]) -> Result<()> {
+    fn put_chunk(&mut self, chunk: &[(K, EntryValue)], reserved: &mut [u8]) -> Result<()> {
         let mut values: Vec<(u32, EntryValue)> = Vec::with_capacity(chunk.len());
         let mut slots: Vec<(usize, usize, u64)> = Vec::new();
         let mut placed = Ok(());
@@ -190,7 +237,7 @@ impl Exact4 {
                 continue;
             }
             let Some((b, s)) = room(&p, reserved) else {
-                let why = format!("both buckets of {} are full", std::net::Ipv4Addr::from(*a));
+                let why = format!("both buckets of {} are full", a.show());
                 placed = Err(anyhow!("{}", self.full(&why)));
                 break;
             };
@@ -200,7 +247,7 @@ impl Exact4 {
             };
             reserved[b] |= 1 << s;
             values.push((index, *v));
-            slots.push((b, s, v4_slot(a, index)));
+            slots.push((b, s, v4_slot(a.word(), index)));
         }
         let written = self.write_values(&mut values);
         for &(b, s, slot) in &slots {
@@ -219,16 +266,17 @@ impl Exact4 {
         let (Some(lo), Some(hi)) = (values.first(), values.last()) else { return Ok(()) };
         let (first, span) = (lo.0 as usize, (hi.0 - lo.0) as usize + 1);
         if values.len() >= MAPPED_RUN && span <= 2 * values.len() {
-            let mut window = Mapping::window(MAP_V4_EXACT, &self.values, first, span)?;
+            let mut window = Mapping::window(self.maps.values, &self.values, first, span)?;
             values.iter().for_each(|(i, v)| window.write(*i as usize, *v));
             return Ok(());
         }
         let (keys, vals): (Vec<u32>, Vec<EntryValue>) = values.iter().copied().unzip();
-        raw::update_array(self.values.fd().as_fd(), MAP_V4_EXACT, &keys, &vals)
+        raw::update_array(self.values.fd().as_fd(), self.maps.values, &keys, &vals)
     }
 
     fn full(&self, why: &str) -> String {
-        format!("the {MAP_V4_EXACT} map is full ({why}; it holds {} entries)", self.capacity)
+        let (name, capacity) = (self.maps.values, self.capacity);
+        format!("the {name} map is full ({why}; it holds {capacity} entries)")
     }
 }
 
@@ -242,9 +290,9 @@ fn room(p: &Probe, reserved: &[u8]) -> Option<(usize, usize)> {
     (m != 0).then(|| (b, m.trailing_zeros() as usize))
 }
 
-impl MapInfo for Exact4 {
+impl<K: Word> MapInfo for Table4Maps<K> {
     fn name(&self) -> &'static str {
-        MAP_V4_EXACT
+        self.maps.values
     }
 
     fn capacity(&self) -> Result<u32> {
@@ -252,28 +300,30 @@ impl MapInfo for Exact4 {
     }
 
     fn pin(&self, pins: &Pins) -> Result<()> {
-        table::pin(MAP_V4_BUCKETS, &self.bucket_data, &pins.map(MAP_V4_BUCKETS))?;
-        table::pin(MAP_V4_EXACT, &self.values, &pins.map(MAP_V4_EXACT))
+        let Table4 { values, buckets, .. } = self.maps;
+        table::pin(buckets, &self.bucket_data, &pins.map(buckets))?;
+        table::pin(values, &self.values, &pins.map(values))
     }
 
     fn memory(&self) -> Result<u64> {
-        Ok(table::memlock(MAP_V4_BUCKETS, &self.bucket_data)?
-            + table::memlock(MAP_V4_EXACT, &self.values)?)
+        Ok(table::memlock(self.maps.buckets, &self.bucket_data)?
+            + table::memlock(self.maps.values, &self.values)?)
     }
 }
 
-impl Table<V4Key> for Exact4 {
-    fn get(&self, key: &V4Key) -> Result<Option<EntryValue>> {
+impl<K: Word> Table<K> for Table4Maps<K> {
+    fn get(&self, key: &K) -> Result<Option<EntryValue>> {
         let Some((_, _, index)) = self.find(key) else { return Ok(None) };
         let value = raw::lookup_one::<u32, EntryValue>(self.values.fd().as_fd(), &index);
-        value.map(Some).ok_or_else(|| anyhow!("cannot read value {index} of {MAP_V4_EXACT}"))
+        let name = self.maps.values;
+        value.map(Some).ok_or_else(|| anyhow!("cannot read value {index} of {name}"))
     }
 
-    fn holds(&self, key: &V4Key) -> Result<bool> {
+    fn holds(&self, key: &K) -> Result<bool> {
         Ok(self.find(key).is_some())
     }
 
-    fn put(&mut self, items: &[(V4Key, EntryValue)], _: WriteMode) -> Result<()> {
+    fn put(&mut self, items: &[(K, EntryValue)], _: WriteMode) -> Result<()> {
         // Items in strictly rising order (a plan's) hold no key twice and go a chunk at a
         // time; others one by one.
         let sorted = items.windows(2).all(|w| w[0].0 < w[1].0);
@@ -294,7 +344,7 @@ impl Table<V4Key> for Exact4 {
         written
     }
 
-    fn delete(&mut self, keys: &[V4Key]) -> Result<()> {
+    fn delete(&mut self, keys: &[K]) -> Result<()> {
         // The free indexes are found before any is freed: a freed one must rest first.
         let mut free = self.free.take().unwrap_or_else(|| self.scan_free());
         let now = Instant::now();
@@ -308,14 +358,15 @@ impl Table<V4Key> for Exact4 {
         Ok(())
     }
 
-    fn entries(&self) -> Result<Vec<(V4Key, EntryValue)>> {
-        let mut slots: Vec<(V4Key, u32)> = self.slots().collect();
+    fn entries(&self) -> Result<Vec<(K, EntryValue)>> {
+        let mut slots: Vec<(K, u32)> = self.slots().collect();
         slots.sort_unstable_by_key(|(_, i)| *i);
         let mut out = Vec::with_capacity(slots.len());
         for run in slots.chunk_by(|x, y| x.1 as usize / WINDOW == y.1 as usize / WINDOW) {
             let first = run[0].1 as usize / WINDOW * WINDOW;
             let len = WINDOW.min(self.capacity - first);
-            let window = Mapping::<EntryValue>::window(MAP_V4_EXACT, &self.values, first, len)?;
+            let name = self.maps.values;
+            let window = Mapping::<EntryValue>::window(name, &self.values, first, len)?;
             out.extend(run.iter().map(|(a, i)| (*a, window.read(*i as usize))));
         }
         out.sort_unstable_by_key(|(a, _)| *a);

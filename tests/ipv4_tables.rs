@@ -1,11 +1,11 @@
-//! The exact IPv4 table (buckets and values written through mmap) against the real program:
-//! filled to its capacity with real addresses, every one is dropped and its neighbours pass;
-//! one more is refused; deleted entries pass and their values serve new entries, while kept
-//! entries keep their hit counters.
+//! The IPv4 tables (buckets and values written through mmap) against the real program: the
+//! exact table and the prefix table, each filled to its capacity with real addresses or
+//! prefixes, drop every one and pass their neighbours; one more is refused; deleted entries
+//! pass and their values serve new entries, while kept entries keep their hit counters.
 
 use std::{collections::HashSet, net::Ipv4Addr, path::PathBuf};
 
-use filter_common::{ADDRESS_MAPS, EntryValue, FLAG_BOTH, MAP_V4_EXACT};
+use filter_common::{ADDRESS_MAPS, EntryValue, FLAG_BOTH, MAP_V4_EXACT, MAP_V4_PREFIX};
 use integration_tests::{
     frames, kernel_test,
     loaded::{Loaded, XDP_DROP, XDP_PASS},
@@ -49,12 +49,17 @@ fn plan_of(addrs: &[[u8; 4]]) -> Plan {
     Plan::build(addrs.iter().map(|a| (IpNet::from(std::net::IpAddr::from(*a)), META)), &[])
 }
 
-/// Capacities of exactly `n` exact IPv4 entries (the others as the plan needs).
-fn exactly(plan: &Plan, n: u32) -> Capacities {
+/// Capacities of exactly `n` entries in map `map` (the others as the plan needs).
+fn sized(plan: &Plan, map: &str, n: u32) -> Capacities {
     let mut caps = Capacities::for_plan(plan, u32::MAX).unwrap();
-    let at = ADDRESS_MAPS.iter().position(|m| m.name == MAP_V4_EXACT).unwrap();
+    let at = ADDRESS_MAPS.iter().position(|m| m.name == map).unwrap();
     caps.0[at] = n;
     caps
+}
+
+/// Capacities of exactly `n` exact IPv4 entries.
+fn exactly(plan: &Plan, n: u32) -> Capacities {
+    sized(plan, MAP_V4_EXACT, n)
 }
 
 fn verdict(l: &Loaded, a: [u8; 4]) -> u32 {
@@ -117,4 +122,63 @@ fn deleted_entries_pass_and_their_values_serve_new_entries_while_kept_ones_keep_
     assert!(last.iter().all(|a| packets(a) == Some(1)), "new entries start from no hits");
     assert!(first.iter().chain(later).all(|a| packets(a).is_none()));
     assert_eq!(hits.len(), 1_000);
+}
+
+/// `n` IPv4 prefixes of the country blocks (real RIR allocations, /8 to /31) that a plan
+/// cannot merge: those of the plan of them all.
+fn real_prefixes(n: usize) -> Vec<ipnet::Ipv4Net> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/lists");
+    let list = lists::parse_file(&dir.join("country-blocks-v4.txt"), &ListOptions::default());
+    let plan = Plan::build(list.unwrap().entries.into_iter().map(|e| (e.net, META)), &[]);
+    let nets = plan.v4.prefix.iter().map(|((len, a), _)| ipnet::Ipv4Net::new((*a).into(), *len));
+    let out: Vec<_> = nets.take(n).map(Result::unwrap).collect();
+    assert_eq!(out.len(), n, "the country blocks hold {n} prefixes");
+    out
+}
+
+/// True when a prefix of `set` holds `a`.
+fn covered(set: &HashSet<ipnet::Ipv4Net>, a: Ipv4Addr) -> bool {
+    (0..=32).any(|len| set.contains(&ipnet::Ipv4Net::new(a, len).unwrap().trunc()))
+}
+
+#[kernel_test]
+fn a_prefix_table_filled_to_capacity_drops_inside_every_prefix_and_refuses_one_more() {
+    const N: usize = 15_000;
+    let nets = real_prefixes(N + 1);
+    let (held, extra) = (&nets[..N], nets[N]);
+    let plan = Plan::build(held.iter().map(|n| (IpNet::V4(*n), META)), &[]);
+    assert_eq!(plan.v4.prefix.len(), N, "the plan keeps every prefix");
+    let mut filter = Filter::load(&sized(&plan, MAP_V4_PREFIX, N as u32)).unwrap();
+    sync::fill(&mut filter.maps_mut().addr, &plan).unwrap();
+    let mut l = Loaded { filter };
+    // Each prefix's first and last address drop; the addresses just outside it pass unless
+    // another listed prefix holds them.
+    let inside: Vec<[u8; 4]> =
+        held.iter().flat_map(|n| [n.network(), n.broadcast()]).map(|a| a.octets()).collect();
+    let missed = wrong(&l, &inside, XDP_DROP);
+    assert!(missed.is_empty(), "{} listed addresses passed: {:?}", missed.len(), &missed[..5]);
+    let set: HashSet<_> = held.iter().copied().collect();
+    let step = |a: Ipv4Addr, d: i64| Ipv4Addr::from((u32::from(a) as i64 + d) as u32);
+    let outside: Vec<[u8; 4]> = held
+        .iter()
+        .flat_map(|n| [step(n.network(), -1), step(n.broadcast(), 1)])
+        .filter(|a| !covered(&set, *a))
+        .map(|a| a.octets())
+        .collect();
+    assert!(outside.len() > N / 4, "too few neighbours to check: {}", outside.len());
+    let dropped = wrong(&l, &outside, XDP_PASS);
+    assert!(dropped.is_empty(), "{} unlisted addresses dropped: {:?}", dropped.len(), dropped);
+    let prefix = &mut l.filter.maps_mut().addr.v4.prefix;
+    assert_eq!(prefix.entries().unwrap().len(), N);
+    let key = (extra.prefix_len(), extra.network().octets());
+    let err = prefix.put(&[(key, EntryValue::new(META.flags, META.lists))], WriteMode::Batched);
+    let err = format!("{:#}", err.unwrap_err());
+    assert!(err.contains("the TD_V4_PREFIX map is full"), "{err}");
+    if !covered(&set, extra.network()) {
+        assert_eq!(
+            verdict(&l, extra.network().octets()),
+            XDP_PASS,
+            "a refused entry is not half written"
+        );
+    }
 }

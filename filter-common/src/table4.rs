@@ -1,0 +1,136 @@
+//! The layout of the IPv4 tables (exact addresses, and prefixes shorter than /32): each a
+//! two-choice bucketised hash table in two array maps that user space writes through `mmap`
+//! and the kernel reads with array loads alone.
+//!
+//! A table's buckets map ([`Table4::buckets`]) holds buckets of [`BUCKET_SLOTS`] `u64` slots
+//! (one cache line each); a slot holds a 32-bit key word and the index of its [`EntryValue`]
+//! in the table's values map ([`v4_slot`]; 0: empty). The word of an exact address is its 4
+//! bytes ([`v4_word`]); that of a prefix, its masked address with a marker bit just past the
+//! length ([`v4_prefix_word`]), one word for each (length, prefix). A word lives in one of its
+//! two buckets ([`v4_buckets`]), the less full one when it was written; entries never move, so
+//! a reader that scans both buckets never misses a listed key. The bucket count
+//! ([`v4_bucket_count`], in the table's `CFG_*` slot) keeps at most [`MAX_FILL`] slots in ten
+//! in use at full capacity: a bucket then never fills up in practice (simulated on the
+//! benchmark's 1.24M real addresses at that fill: one bucket in 258,334 full, no address
+//! without room), and a write that finds both full fails as a full map would.
+//!
+//! [`EntryValue`]: crate::EntryValue
+
+use crate::{
+    CFG_V4_BUCKETS, CFG_V4_PREFIX_BUCKETS, MAP_V4_BUCKETS, MAP_V4_EXACT, MAP_V4_PREFIX,
+    MAP_V4_PREFIX_BUCKETS, V4Key,
+};
+
+/// Slots of a bucket: 8 `u64`s, 64 bytes.
+pub const BUCKET_SLOTS: usize = 8;
+
+/// A bucket of a table's buckets map.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bucket {
+    pub slots: [u64; BUCKET_SLOTS],
+}
+
+/// The maps and config slot of one table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Table4 {
+    /// The values: array of `EntryValue` (mmapable); its size is the table's capacity.
+    pub values: &'static str,
+    /// The buckets: array of [`Bucket`] (mmapable), [`v4_bucket_count`] of the capacity.
+    pub buckets: &'static str,
+    /// The index of the bucket count in `MAP_CONFIG`.
+    pub config: u32,
+}
+
+/// Exact IPv4 addresses.
+pub const EXACT4: Table4 =
+    Table4 { values: MAP_V4_EXACT, buckets: MAP_V4_BUCKETS, config: CFG_V4_BUCKETS };
+/// IPv4 prefixes (lengths 0 to 31).
+pub const PREFIX4: Table4 =
+    Table4 { values: MAP_V4_PREFIX, buckets: MAP_V4_PREFIX_BUCKETS, config: CFG_V4_PREFIX_BUCKETS };
+/// Both tables.
+pub const TABLES4: [Table4; 2] = [EXACT4, PREFIX4];
+
+/// Slots in use, in tenths, when the table holds as many entries as its capacity.
+pub const MAX_FILL: u32 = 6;
+
+/// Buckets for a table of `capacity` entries (at least one).
+pub const fn v4_bucket_count(capacity: u32) -> u32 {
+    let slots = capacity as u64 * 10 / MAX_FILL as u64;
+    let buckets = slots.div_ceil(BUCKET_SLOTS as u64);
+    if buckets == 0 { 1 } else { buckets as u32 }
+}
+
+/// The word of an exact address: its 4 bytes in memory order, so that the kernel compares the
+/// packet's bytes as loaded.
+pub const fn v4_word(a: &V4Key) -> u32 {
+    u32::from_ne_bytes(*a)
+}
+
+/// The word of the prefix of length `len` (0 to 31) holding address `addr` (host order): the
+/// address with every bit past the length cleared, and the first of those bits set.
+#[inline(always)]
+pub const fn v4_prefix_word(len: u32, addr: u32) -> u32 {
+    let kept = if len == 0 { 0 } else { addr & (u32::MAX << (32 - len)) };
+    kept | 1 << (31 - len)
+}
+
+/// The length and masked address (network order) of prefix word `word` ([`v4_prefix_word`]).
+pub const fn v4_prefix_of(word: u32) -> (u32, V4Key) {
+    let len = 31 - word.trailing_zeros();
+    (len, (word & !(1 << (31 - len))).to_be_bytes())
+}
+
+/// The slot of key word `word` whose value is at `index`.
+pub const fn v4_slot(word: u32, index: u32) -> u64 {
+    (index as u64 + 1) << 32 | word as u64
+}
+
+/// The value index a slot holds for `word`, if it holds that word.
+#[inline(always)]
+pub const fn v4_slot_index(slot: u64, word: u32) -> Option<u32> {
+    if slot as u32 == word && slot >> 32 != 0 { Some((slot >> 32) as u32 - 1) } else { None }
+}
+
+/// The word and value index of a slot in use.
+pub const fn v4_slot_entry(slot: u64) -> Option<(u32, u32)> {
+    match slot >> 32 {
+        0 => None,
+        i => Some((slot as u32, i as u32 - 1)),
+    }
+}
+
+/// The two buckets (of `count`) where key word `word` may live: the word's halves folded
+/// together (without it, neighbouring addresses crowd), then two multiplicative hashes,
+/// scaled to `count` by a multiply (no division on the packet path).
+#[inline(always)]
+pub const fn v4_buckets(word: u32, count: u32) -> [u32; 2] {
+    let w = (word ^ word >> 16) as u64;
+    [
+        scaled(w.wrapping_mul(0x9E37_79B9_7F4A_7C15), count),
+        scaled(w.wrapping_mul(0xC2B2_AE3D_27D4_EB4F), count),
+    ]
+}
+
+/// The high half of hash `h` scaled to `0..count`.
+#[inline(always)]
+const fn scaled(h: u64, count: u32) -> u32 {
+    (((h >> 32) * count as u64) >> 32) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_words_are_one_to_one() {
+        let addr = u32::from_be_bytes([203, 0, 113, 77]);
+        let words: [u32; 32] = core::array::from_fn(|len| v4_prefix_word(len as u32, addr));
+        for (len, w) in words.iter().enumerate() {
+            let masked = if len == 0 { 0 } else { addr & (u32::MAX << (32 - len)) };
+            assert_eq!(v4_prefix_of(*w), (len as u32, masked.to_be_bytes()));
+            assert!(words[..len].iter().all(|o| o != w), "length {len} collides");
+        }
+        assert_eq!(v4_prefix_of(v4_prefix_word(24, addr)), (24, [203, 0, 113, 0]));
+    }
+}
