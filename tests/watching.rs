@@ -245,6 +245,6 @@ fn hit_counters_survive_list_changes_under_a_flood() {
     eprintln!("{changes} list changes under {FLOOD} hits: the entry counted {}", h.packets);
     assert!(changes >= 10, "the lists changed during the flood: {changes}");
     assert_eq!(l.packets()[CNT_DROP_DST as usize], FLOOD, "the verdict counters miss nothing");
-    // Only hits in the microseconds between reading and writing an entry can be missed.
-    assert!(h.packets <= FLOOD && missed * 100 <= FLOOD, "{missed} hits missed");
+    // A list change rewrites the entry's flags and lists in place, never its counters.
+    assert_eq!(missed, 0, "{missed} hits missed");
 }

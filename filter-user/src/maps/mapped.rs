@@ -7,7 +7,7 @@ use std::{
     marker::PhantomData,
     os::fd::{AsFd, AsRawFd},
     ptr::NonNull,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::atomic::{AtomicU32, AtomicU64, Ordering},
 };
 
 use anyhow::{Result, bail};
@@ -112,6 +112,15 @@ impl<T: Copy> Mapping<T> {
     /// Stores word `word` of value `i`: everything written before it is seen first.
     pub fn store(&mut self, i: usize, word: usize, v: u64) {
         self.word(i, word).store(v, Ordering::Release)
+    }
+
+    /// Stores the `word`th `u32` of value `i` (alone: the kernel may write its neighbours).
+    pub fn store32(&mut self, i: usize, word: usize, v: u32) {
+        assert!((word + 1) * 4 <= size_of::<T>() && align_of::<T>() >= 4);
+        // SAFETY: the word lies inside value `i`, 4-byte aligned (T is), and lives as long as
+        // the mapping, which `&mut self` borrows.
+        let at = unsafe { &*(self.ptr(i).cast::<u32>().add(word).cast::<AtomicU32>()) };
+        at.store(v, Ordering::Release)
     }
 
     /// Asks the CPU to fetch value `i` into its cache ahead of a read.

@@ -151,34 +151,25 @@ fn delete<K>(table: &mut dyn Table<K>, keys: &[K]) -> Result<()> {
     if keys.is_empty() { Ok(()) } else { table.delete(keys) }
 }
 
-/// Writes `writes`; a held entry keeps the hit counters the map has for it, read just before
-/// its own write (so that only the hits of those microseconds can be missed), and new entries
-/// go in batches, a slab at a time (a million entries' values are never all held at once).
+/// Writes `writes`: a held entry gets its new flags and lists and keeps its hit counters
+/// (`Table::update_held`), and new entries go in batches, a slab at a time (a million
+/// entries' values are never all held at once).
 fn put<K: Copy>(table: &mut dyn Table<K>, writes: &[Write<K>], mode: WriteMode) -> Result<()> {
     let total = writes.len();
     for (i, slab) in writes.chunks(table::SLAB).enumerate() {
-        let mut fresh = Vec::with_capacity(slab.len());
-        for w in slab {
-            let mut v = table::value(&w.meta);
-            if !w.held {
-                fresh.push((w.key, v));
-                continue;
-            }
-            if let Some(old) = table.get(&w.key)? {
-                carry_hits(&old, &mut v);
-            }
-            table.put(&[(w.key, v)], WriteMode::PerElement)?;
+        let (held, fresh): (Vec<_>, Vec<_>) = slab.iter().partition(|w| w.held);
+        let values = |ws: Vec<&Write<K>>| -> Vec<(K, EntryValue)> {
+            ws.into_iter().map(|w| (w.key, table::value(&w.meta))).collect()
+        };
+        if !held.is_empty() {
+            table.update_held(&values(held))?;
         }
         if !fresh.is_empty() {
-            put_new(table, &fresh, i * table::SLAB..i * table::SLAB + slab.len(), total, mode)?;
+            let range = i * table::SLAB..i * table::SLAB + slab.len();
+            put_new(table, &values(fresh), range, total, mode)?;
         }
     }
     Ok(())
-}
-
-fn carry_hits(from: &EntryValue, to: &mut EntryValue) {
-    to.packets = from.packets;
-    to.last_hit = from.last_hit;
 }
 
 /// What an edit did.
@@ -263,6 +254,7 @@ fn edit_in<K: Copy>(table: &mut dyn Table<K>, key: K, f: &Change<'_>) -> Result<
         (Some(_), Some(_)) => Edit::Updated,
     };
     match new {
+        Some(v) if edit == Edit::Updated => table.update_held(&[(key, v)])?,
         Some(v) => table.put(&[(key, v)], WriteMode::PerElement)?,
         None => table.delete(&[key])?,
     }

@@ -51,6 +51,23 @@ pub trait Table<K>: MapInfo {
     fn holds(&self, key: &K) -> Result<bool>;
     /// Inserts or updates every item.
     fn put(&mut self, items: &[(K, EntryValue)], mode: WriteMode) -> Result<()>;
+    /// Gives entries the map holds the flags and lists of `items` (inserting the others),
+    /// keeping the hit counters the kernel raises meanwhile. By default each entry's counters
+    /// are read just before the entry is written whole: the hits of those microseconds are
+    /// lost.
+    fn update_held(&mut self, items: &[(K, EntryValue)]) -> Result<()>
+    where
+        K: Copy,
+    {
+        for (key, v) in items {
+            let mut v = *v;
+            if let Some(old) = self.get(key)? {
+                (v.packets, v.last_hit) = (old.packets, old.last_hit);
+            }
+            self.put(&[(*key, v)], WriteMode::PerElement)?;
+        }
+        Ok(())
+    }
     /// Deletes every key (absent keys are not an error).
     fn delete(&mut self, keys: &[K]) -> Result<()>;
     /// Every entry, sorted by key.

@@ -5,8 +5,9 @@
 //! once. A key type ([`Word`]) says how its keys become the table's 32-bit words.
 //!
 //! Writes keep every listed key visible to a packet at every moment: a new entry's value
-//! is written before the slot that points at it (one atomic 8-byte store), an update rewrites
-//! the value in place (its hit counters stay), a delete clears the slot. A deleted entry's
+//! is written before the slot that points at it (one atomic 8-byte store), an update of a held
+//! entry stores its flags and lists in place (never its hit counters, which the kernel keeps
+//! raising), a delete clears the slot. A deleted entry's
 //! value index is used again only after [`GRACE`], so that no packet still holding it can
 //! count a hit on the new entry; another process finds the free indexes by a scan.
 
@@ -84,6 +85,10 @@ const WINDOW: usize = 64 * 1024;
 /// Values written at once from which on a mapping of the pages that hold them is cheaper
 /// than system calls (when they are dense).
 const MAPPED_RUN: usize = 256;
+
+/// Where an `EntryValue`'s flags (in `u32`s) and lists (in `u64`s) lie.
+const FLAGS_WORD32: usize = std::mem::offset_of!(EntryValue, flags) / 4;
+const LISTS_WORD: usize = std::mem::offset_of!(EntryValue, lists) / 8;
 
 /// Buckets probed ahead of the one being read (their cache lines fetched meanwhile).
 const AHEAD: usize = 32;
@@ -342,6 +347,32 @@ impl<K: Word> Table<K> for Table4Maps<K> {
         }
         self.reserved = reserved;
         written
+    }
+
+    /// Held entries' flags and lists are stored in place, through a mapping of their pages
+    /// (a word each, atomically): the kernel's hit counters beside them are never rewritten,
+    /// so no hit is lost.
+    fn update_held(&mut self, items: &[(K, EntryValue)]) -> Result<()> {
+        let mut held: Vec<(u32, EntryValue)> = Vec::with_capacity(items.len());
+        let mut absent = Vec::new();
+        for (key, v) in items {
+            match self.find(key) {
+                Some((_, _, index)) => held.push((index, *v)),
+                None => absent.push((*key, *v)),
+            }
+        }
+        held.sort_unstable_by_key(|(i, _)| *i);
+        for run in held.chunk_by(|x, y| x.0 as usize / WINDOW == y.0 as usize / WINDOW) {
+            let (first, last) = (run[0].0 as usize, run[run.len() - 1].0 as usize);
+            let name = self.maps.values;
+            let mut window =
+                Mapping::<EntryValue>::window(name, &self.values, first, last - first + 1)?;
+            for (i, v) in run {
+                window.store(*i as usize, LISTS_WORD, v.lists);
+                window.store32(*i as usize, FLAGS_WORD32, v.flags);
+            }
+        }
+        if absent.is_empty() { Ok(()) } else { self.put(&absent, WriteMode::Batched) }
     }
 
     fn delete(&mut self, keys: &[K]) -> Result<()> {
