@@ -125,13 +125,15 @@ fn deleted_entries_pass_and_their_values_serve_new_entries_while_kept_ones_keep_
 }
 
 /// `n` IPv4 prefixes of the country blocks (real RIR allocations, /8 to /31) that a plan
-/// cannot merge: those of the plan of them all.
+/// cannot merge (those of the plan of them all), of every length.
 fn real_prefixes(n: usize) -> Vec<ipnet::Ipv4Net> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/lists");
     let list = lists::parse_file(&dir.join("country-blocks-v4.txt"), &ListOptions::default());
     let plan = Plan::build(list.unwrap().entries.into_iter().map(|e| (e.net, META)), &[]);
+    // Spread over the plan's order (by length, then address): every length is in.
+    let step = (plan.v4.prefix.len() / n).max(1);
     let nets = plan.v4.prefix.iter().map(|((len, a), _)| ipnet::Ipv4Net::new((*a).into(), *len));
-    let out: Vec<_> = nets.take(n).map(Result::unwrap).collect();
+    let out: Vec<_> = nets.step_by(step).take(n).map(Result::unwrap).collect();
     assert_eq!(out.len(), n, "the country blocks hold {n} prefixes");
     out
 }
@@ -143,9 +145,10 @@ fn covered(set: &HashSet<ipnet::Ipv4Net>, a: Ipv4Addr) -> bool {
 
 #[kernel_test]
 fn a_prefix_table_filled_to_capacity_drops_inside_every_prefix_and_refuses_one_more() {
-    const N: usize = 15_000;
+    const N: usize = 9_000;
     let nets = real_prefixes(N + 1);
     let (held, extra) = (&nets[..N], nets[N]);
+    assert!(held.iter().any(|n| n.prefix_len() >= 24), "long prefixes are in");
     let plan = Plan::build(held.iter().map(|n| (IpNet::V4(*n), META)), &[]);
     assert_eq!(plan.v4.prefix.len(), N, "the plan keeps every prefix");
     let mut filter = Filter::load(&sized(&plan, MAP_V4_PREFIX, N as u32)).unwrap();
