@@ -280,3 +280,16 @@ fn the_egress_program_parses_vlan_tags_and_passes_what_it_cannot_read() {
     assert_eq!(l.egress_verdict(&bad), TC_ACT_UNSPEC, "not a valid IPv4 header");
     assert_eq!(slots(&l)[3..], [1, 1], "counted as non-IP and malformed");
 }
+
+/// Half the verifier's limit of a million instructions: a lookup that makes the verifier walk
+/// more (inline loops whose every exit is a path of its own through the rest of the program)
+/// would load slowly here and fail on the kernels operators run first.
+const MAX_VERIFIED: u32 = 500_000;
+
+#[kernel_test]
+fn the_program_verifies_well_within_the_kernels_limit() {
+    let l = Loaded::with_plan(&Plan::default()).unwrap();
+    let info = l.filter.program().info().unwrap();
+    let walked = info.verified_instruction_count().expect("the kernel reports it (5.16+)");
+    assert!(walked < MAX_VERIFIED, "the verifier walked {walked} instructions");
+}

@@ -85,33 +85,22 @@ impl Family for V4 {
         TD_V4_EXACT.get_ptr_mut(index)
     }
     /// The longest prefix, by length among those present in the address's /16: the buckets
-    /// of each length's prefix word scanned as the exact table's are.
+    /// of each length's prefix word scanned as the exact table's are, one length a step of
+    /// `bpf_loop` (which the verifier checks once: inline, every slot of every length would
+    /// be a path of its own through the rest of the program).
     #[inline(always)]
     fn prefix(a: &V4Key, lens: &LenMask) -> Option<*mut EntryValue> {
-        let lens = lens.lo;
-        let addr = u32::from_be_bytes(*a);
+        let rest = lens.lo as u32; // lengths 0 to 31 (bit 32: an exact address)
         let count = crate::config(CFG_V4_PREFIX_BUCKETS);
-        // Eight lengths at a time, longest first: a byte of absent lengths costs one test.
-        let mut byte = 4u32;
-        while byte > 0 {
-            byte -= 1;
-            let present = (lens >> (8 * byte)) & 0xff;
-            if present == 0 {
-                continue;
-            }
-            let mut bit = 8u32;
-            while bit > 0 {
-                bit -= 1;
-                if present & (1 << bit) == 0 {
-                    continue;
-                }
-                let word = v4_prefix_word(8 * byte + bit, addr);
-                if let Some(index) = v4_index(&TD_V4_PREFIX_BUCKETS, word, count) {
-                    return TD_V4_PREFIX.get_ptr_mut(index);
-                }
-            }
+        let mut search = V4Search { rest, addr: u32::from_be_bytes(*a), count, found: NOT_FOUND };
+        let ctx = &mut search as *mut V4Search as *mut c_void;
+        // SAFETY: `v4_step` is a callback of the type bpf_loop expects, and `ctx` points at
+        // `search`, which outlives the call.
+        unsafe { bpf_loop(32, v4_step as *mut c_void, ctx, 0) };
+        match search.found {
+            NOT_FOUND => None,
+            index => TD_V4_PREFIX.get_ptr_mut(index),
         }
-        None
     }
     #[inline(always)]
     fn allowed(a: &V4Key) -> bool {
@@ -215,6 +204,36 @@ fn in_bucket(buckets: &Array<Bucket>, b: u32, word: u32) -> Option<u32> {
 }
 
 const NOT_FOUND: u32 = u32::MAX;
+
+/// What `v4_step` searches: the lengths left, the address (host order), the prefix table's
+/// bucket count, and the value index found.
+#[repr(C)]
+struct V4Search {
+    rest: u32,
+    addr: u32,
+    count: u32,
+    found: u32,
+}
+
+/// One step of the IPv4 prefix search: the longest length left, taken out and probed; the
+/// loop ends when it holds the address or no length is left.
+extern "C" fn v4_step(_: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop passes back the pointer to the caller's `V4Search`.
+    let s = unsafe { &mut *(ctx as *mut V4Search) };
+    if s.rest == 0 {
+        return 1;
+    }
+    let len = 31 - s.rest.leading_zeros();
+    s.rest &= !(1 << len);
+    let word = v4_prefix_word(len, s.addr);
+    match v4_index(&TD_V4_PREFIX_BUCKETS, word, s.count) {
+        Some(index) => {
+            s.found = index;
+            1
+        }
+        None => 0,
+    }
+}
 
 /// Every length: what a failed lengths lookup (never seen) is taken for.
 const EVERY_LENGTH: LenMask = LenMask { lo: u64::MAX, hi: u64::MAX };
