@@ -12,6 +12,7 @@
 pub mod counters;
 mod egress;
 pub mod filter;
+mod key4;
 pub mod lookup;
 mod mapped;
 pub mod pins;

@@ -20,56 +20,18 @@ use std::{
 use anyhow::{Result, anyhow, bail};
 use aya::maps::{Map, MapData};
 use filter_common::{
-    Bucket, EntryValue, V4Key,
-    table4::{
-        BUCKET_SLOTS, Table4, v4_buckets, v4_prefix_of, v4_prefix_word, v4_slot, v4_slot_entry,
-        v4_slot_index, v4_word,
-    },
+    Bucket, EntryValue,
+    table4::{BUCKET_SLOTS, Table4, v4_buckets, v4_slot, v4_slot_entry, v4_slot_index},
     v4_bucket_count,
 };
 
+pub use super::key4::Word;
 use super::{
     mapped::{self, Mapping},
     pins::Pins,
     raw,
     table::{self, MapInfo, Table, WriteMode},
 };
-use crate::plan::PrefixKey;
-
-/// A key of an IPv4 table: how it becomes the table's word, and back.
-pub trait Word: Copy + Ord {
-    fn word(&self) -> u32;
-    fn of_word(word: u32) -> Self;
-    /// The key in messages.
-    fn show(&self) -> String;
-}
-
-/// An exact address.
-impl Word for V4Key {
-    fn word(&self) -> u32 {
-        v4_word(self)
-    }
-    fn of_word(word: u32) -> Self {
-        word.to_ne_bytes()
-    }
-    fn show(&self) -> String {
-        std::net::Ipv4Addr::from(*self).to_string()
-    }
-}
-
-/// A prefix shorter than /32: (length, masked address).
-impl Word for PrefixKey<4> {
-    fn word(&self) -> u32 {
-        v4_prefix_word(u32::from(self.0), u32::from_be_bytes(self.1))
-    }
-    fn of_word(word: u32) -> Self {
-        let (len, addr) = v4_prefix_of(word);
-        (len as u8, addr)
-    }
-    fn show(&self) -> String {
-        format!("{}/{}", std::net::Ipv4Addr::from(self.1), self.0)
-    }
-}
 
 /// How long a deleted entry's value index rests before another entry gets it: far longer
 /// than any one run of the XDP program.
