@@ -41,7 +41,7 @@ pub const GRACE: Duration = Duration::from_millis(10);
 /// buckets are still in the CPU's cache when the slots are written.
 const CHUNK: usize = 4 * 1024;
 
-/// Values mapped at a time (1.5 MiB) to read them all.
+/// Values mapped at a time (1.5 MiB at most) to read or update many.
 const WINDOW: usize = 64 * 1024;
 
 /// Values written at once from which on a mapping of the pages that hold them is cheaper
@@ -241,6 +241,23 @@ impl<K: Word> Table4Maps<K> {
         raw::update_array(self.values.fd().as_fd(), self.maps.values, &keys, &vals)
     }
 
+    /// Hands `each` the runs of `sorted` (by value index, `index`) that lie in one [`WINDOW`]
+    /// of values, with a mapping of the values the run spans.
+    fn by_window<T>(
+        &self,
+        sorted: &[T],
+        index: impl Fn(&T) -> u32,
+        mut each: impl FnMut(&mut Mapping<EntryValue>, &[T]),
+    ) -> Result<()> {
+        let at = |t: &T| index(t) as usize;
+        for run in sorted.chunk_by(|x, y| at(x) / WINDOW == at(y) / WINDOW) {
+            let (first, last) = (at(&run[0]), at(&run[run.len() - 1]));
+            let name = self.maps.values;
+            each(&mut Mapping::window(name, &self.values, first, last - first + 1)?, run);
+        }
+        Ok(())
+    }
+
     fn full(&self, why: &str) -> String {
         let (name, capacity) = (self.maps.values, self.capacity);
         format!("the {name} map is full ({why}; it holds {capacity} entries)")
@@ -324,16 +341,16 @@ impl<K: Word> Table<K> for Table4Maps<K> {
             }
         }
         held.sort_unstable_by_key(|(i, _)| *i);
-        for run in held.chunk_by(|x, y| x.0 as usize / WINDOW == y.0 as usize / WINDOW) {
-            let (first, last) = (run[0].0 as usize, run[run.len() - 1].0 as usize);
-            let name = self.maps.values;
-            let mut window =
-                Mapping::<EntryValue>::window(name, &self.values, first, last - first + 1)?;
-            for (i, v) in run {
-                window.store(*i as usize, LISTS_WORD, v.lists);
-                window.store32(*i as usize, FLAGS_WORD32, v.flags);
-            }
-        }
+        self.by_window(
+            &held,
+            |(i, _)| *i,
+            |window, run| {
+                for (i, v) in run {
+                    window.store(*i as usize, LISTS_WORD, v.lists);
+                    window.store32(*i as usize, FLAGS_WORD32, v.flags);
+                }
+            },
+        )?;
         if absent.is_empty() { Ok(()) } else { self.put(&absent, WriteMode::Batched) }
     }
 
@@ -355,13 +372,13 @@ impl<K: Word> Table<K> for Table4Maps<K> {
         let mut slots: Vec<(K, u32)> = self.slots().collect();
         slots.sort_unstable_by_key(|(_, i)| *i);
         let mut out = Vec::with_capacity(slots.len());
-        for run in slots.chunk_by(|x, y| x.1 as usize / WINDOW == y.1 as usize / WINDOW) {
-            let first = run[0].1 as usize / WINDOW * WINDOW;
-            let len = WINDOW.min(self.capacity - first);
-            let name = self.maps.values;
-            let window = Mapping::<EntryValue>::window(name, &self.values, first, len)?;
-            out.extend(run.iter().map(|(a, i)| (*a, window.read(*i as usize))));
-        }
+        self.by_window(
+            &slots,
+            |(_, i)| *i,
+            |window, run| {
+                out.extend(run.iter().map(|(a, i)| (*a, window.read(*i as usize))));
+            },
+        )?;
         out.sort_unstable_by_key(|(a, _)| *a);
         Ok(out)
     }
