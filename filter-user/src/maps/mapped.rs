@@ -96,31 +96,30 @@ impl<T: Copy> Mapping<T> {
         unsafe { std::ptr::write_volatile(self.ptr(i), v) }
     }
 
-    /// The `word`th `u64` of value `i`, as an atomic (the kernel reads it concurrently).
-    fn word(&self, i: usize, word: usize) -> &AtomicU64 {
-        assert!((word + 1) * 8 <= size_of::<T>() && align_of::<T>() >= 8);
-        // SAFETY: the word lies inside value `i`, 8-byte aligned (T is), and lives as long as
-        // the mapping, which `&self` borrows.
-        unsafe { &*(self.ptr(i).cast::<u64>().add(word).cast::<AtomicU64>()) }
+    /// The `word`th word of value `i` in words of atomic `A` (`AtomicU32`, `AtomicU64`): the
+    /// kernel reads and writes values concurrently.
+    fn atomic<A>(&self, i: usize, word: usize) -> &A {
+        let size = size_of::<A>();
+        assert!((word + 1) * size <= size_of::<T>() && align_of::<T>() >= align_of::<A>());
+        // SAFETY: the word lies inside value `i`, aligned for `A` (T is at least as aligned,
+        // and `A`'s size is its alignment), and lives as long as the mapping, which `&self`
+        // borrows.
+        unsafe { &*(self.ptr(i).cast::<u8>().add(word * size).cast::<A>()) }
     }
 
-    /// Loads word `word` of value `i`.
+    /// Loads the `word`th `u64` of value `i`.
     pub fn load(&self, i: usize, word: usize) -> u64 {
-        self.word(i, word).load(Ordering::Acquire)
+        self.atomic::<AtomicU64>(i, word).load(Ordering::Acquire)
     }
 
-    /// Stores word `word` of value `i`: everything written before it is seen first.
+    /// Stores the `word`th `u64` of value `i`: everything written before it is seen first.
     pub fn store(&mut self, i: usize, word: usize, v: u64) {
-        self.word(i, word).store(v, Ordering::Release)
+        self.atomic::<AtomicU64>(i, word).store(v, Ordering::Release)
     }
 
     /// Stores the `word`th `u32` of value `i` (alone: the kernel may write its neighbours).
     pub fn store32(&mut self, i: usize, word: usize, v: u32) {
-        assert!((word + 1) * 4 <= size_of::<T>() && align_of::<T>() >= 4);
-        // SAFETY: the word lies inside value `i`, 4-byte aligned (T is), and lives as long as
-        // the mapping, which `&mut self` borrows.
-        let at = unsafe { &*(self.ptr(i).cast::<u32>().add(word).cast::<AtomicU32>()) };
-        at.store(v, Ordering::Release)
+        self.atomic::<AtomicU32>(i, word).store(v, Ordering::Release)
     }
 
     /// Asks the CPU to fetch value `i` into its cache ahead of a read.

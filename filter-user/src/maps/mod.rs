@@ -3,9 +3,9 @@
 //!
 //! [`FilterMaps`] is the one handle on a filter's maps, loaded or opened from pins. Its address
 //! maps are typed per family ([`FamilyMaps`]): each map is a [`Table`] keyed by the plan's keys,
-//! and the key and value conversion lives in `table` (and `table4`, for the IPv4 tables). The set of maps is filter-common's
-//! `ALL_MAPS` / `ADDRESS_MAPS`; adding a map touches the contract, the kernel program and the
-//! family constructors below.
+//! and the key and value conversion lives in `table` (and, for the IPv4 tables, `key4`). The
+//! set of maps is filter-common's `ALL_MAPS` / `ADDRESS_MAPS`; adding a map touches the
+//! contract, the kernel program and the family constructors below.
 //!
 //! May use `plan` and `lists`; never imports `daemon`.
 

@@ -51,11 +51,8 @@ pub fn update<K: Pod + Sync, V: Pod + Sync>(
     keys: &[K],
     values: &[V],
 ) -> Result<(), BatchError> {
-    if keys.len() < 4 * CHUNK {
-        return update_serial(fd, keys, values);
-    }
     let threads = crate::parallel::threads(4);
-    if threads < 2 {
+    if threads < 2 || keys.len() < 4 * CHUNK {
         return update_serial(fd, keys, values);
     }
     let part = keys.len().div_ceil(threads);
