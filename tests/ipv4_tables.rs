@@ -53,7 +53,7 @@ fn plan_of(addrs: &[[u8; 4]]) -> Plan {
 fn sized(plan: &Plan, map: &str, n: u32) -> Capacities {
     let mut caps = Capacities::for_plan(plan, u32::MAX).unwrap();
     let at = ADDRESS_MAPS.iter().position(|m| m.name == map).unwrap();
-    caps.0[at] = n;
+    caps.tables[at] = n;
     caps
 }
 

@@ -219,8 +219,29 @@ fn pinned_maps_too_small_for_the_lists_grow_without_a_gap() {
         "the pinned TD_V4_EXACT map holds at most 2 entries and the move to the lists needs 3";
     assert!(out.contains(&format!("{why}: moved to new maps (3 entries)")), "{out}");
     let maps = FilterMaps::open(&Pins::new(place.pin_dir())).unwrap();
-    assert_eq!(maps.capacities().unwrap().0[0], MIN_CAPACITY, "sized anew for the plan");
+    assert_eq!(maps.capacities().unwrap().tables[0], MIN_CAPACITY, "sized anew for the plan");
     assert_eq!(maps.plan().unwrap().v4.exact.len(), 3);
+}
+
+#[kernel_test]
+fn a_start_with_the_first_ipv4_prefixes_moves_to_maps_with_prefix_hints_without_a_gap() {
+    let place = PinPlace::new("hints");
+    let pa = place.args();
+    let dir = TempDir::new("pin-hints");
+    let hosts = dir.file("hosts.txt", "192.0.2.66\n");
+    let nets = dir.file("nets.txt", "192.0.2.66\n203.0.113.0/24\n");
+    let topo = Topology::new("ph").unwrap();
+    let (first, then) = (run_args(&hosts, &pa), run_args(&nets, &pa));
+    let out = restart_under_stream(&topo, &place, &first, &then, |p| {
+        let held = FilterMaps::open(p).unwrap().capacities().unwrap();
+        assert!(!held.hints, "maps created without IPv4 prefixes have no hints");
+    });
+    let why = "the pinned maps have no IPv4 prefix hints (they were created without IPv4 prefixes)";
+    assert!(out.contains(&format!("{why}: moved to new maps (2 entries)")), "{out}");
+    let maps = FilterMaps::open(&Pins::new(place.pin_dir())).unwrap();
+    assert!(maps.capacities().unwrap().hints, "the new maps have hints");
+    // 203.0.113.7 is in the prefix alone: its hint leads the kernel to it.
+    assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0, "the prefix enforced");
 }
 
 #[kernel_test]

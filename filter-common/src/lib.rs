@@ -63,6 +63,12 @@ pub const MAP_V6_ALLOWED: &str = "TD_V6_ALLOWED";
 /// prefix covers that /24, and an address there that is not listed itself is a miss without
 /// a prefix search.
 pub const MAP_V4_PREFIXED: &str = "TD_V4_PREFIXED";
+/// IPv4 prefix hints: array of `u64`, [`HINT_WORDS`] of them when IPv4 prefixes were loaded
+/// with the program (one word otherwise: no hints). A byte per /24 ([`v4_hint_at`]): the
+/// longest prefix of at most /24 that covers it ([`hint_of_len`]; 0: none), and [`HINT_LONG`]
+/// when a longer prefix lies in it. The kernel probes the hinted length alone, and searches
+/// the lengths only when the flag is set or the probe fails (an entry not written yet).
+pub const MAP_V4_HINTS: &str = "TD_V4_HINTS";
 /// IPv6 prefix prefilter.
 pub const MAP_V6_PREFIXED: &str = "TD_V6_PREFIXED";
 /// The XDP program's name in the object file.
@@ -73,7 +79,7 @@ pub const PROGRAM_EGRESS: &str = "takedown_egress";
 pub const PROGRAM_BASELINE: &str = "takedown_baseline";
 
 /// Every map the program defines, for load-time checks.
-pub const ALL_MAPS: [&str; 22] = [
+pub const ALL_MAPS: [&str; 23] = [
     MAP_V4_EXACT,
     MAP_V4_BUCKETS,
     MAP_V6_EXACT,
@@ -96,6 +102,7 @@ pub const ALL_MAPS: [&str; 22] = [
     MAP_V6_LENS,
     MAP_V4_PREFIXED,
     MAP_V6_PREFIXED,
+    MAP_V4_HINTS,
 ];
 
 /// An address family.
@@ -154,7 +161,7 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 /// The layout of this contract: map set, key and value layouts, flags and indices. Stored in
 /// [`MAP_CONFIG`] at [`CFG_LAYOUT`] by the loader, so that a loader of another build can tell
 /// pins it cannot read. Raise it with every change to anything in this file.
-pub const LAYOUT_VERSION: u32 = 11;
+pub const LAYOUT_VERSION: u32 = 12;
 
 /// An IPv4 address as it appears on the wire (network byte order).
 pub type V4Key = [u8; 4];

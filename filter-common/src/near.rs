@@ -46,6 +46,27 @@ impl core::ops::BitOr for LenMask {
     }
 }
 
+/// Words of [`MAP_V4_HINTS`](crate::MAP_V4_HINTS) when it is in use: one byte per /24, eight
+/// a word, from word 1 on (16 MiB). A map of one word has no hints: the kernel searches the
+/// lengths instead (word 0 is never read, so that a one-word map yields no hint).
+pub const HINT_WORDS: u32 = (1 << 21) + 1;
+
+/// A hint's flag: a prefix longer than /24 lies in the /24 (its byte's low bits say nothing
+/// about it: the lengths are searched).
+pub const HINT_LONG: u8 = 0x80;
+
+/// The hint of a /24 that a prefix of length `len` (at most 24) covers, when no longer one
+/// does: `len + 1` (0: no prefix covers the /24).
+pub const fn hint_of_len(len: u8) -> u8 {
+    len + 1
+}
+
+/// The [`MAP_V4_HINTS`](crate::MAP_V4_HINTS) word of the /24 numbered `slot` (its prefilter
+/// bit), and the shift of its byte in that word.
+pub const fn v4_hint_at(slot: u32) -> (u32, u32) {
+    (1 + (slot >> 3), (slot & 7) * 8)
+}
+
 /// Slots of [`MAP_V4_LENS`](crate::MAP_V4_LENS) and [`MAP_V6_LENS`](crate::MAP_V6_LENS).
 pub const LENS_SLOTS: u32 = 1 << 16;
 

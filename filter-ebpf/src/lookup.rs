@@ -4,7 +4,8 @@
 //! of the wanted directions, else (when the loader says prefixes are loaded) the longest prefix
 //! if it does, found by trying only the lengths present near the address (which, for IPv4,
 //! also tell whether an exact address lies in its /16: if not, the exact lookup is skipped),
-//! and only when the prefix prefilter says a prefix covers the address's /24;
+//! and only when the prefix prefilter says a prefix covers the address's /24 (for IPv4, where
+//! the hints say which length covers the /24, that length alone);
 //! never an allowlisted address (the allowlist is consulted only for a listed address, so
 //! misses never pay for it).
 
@@ -12,15 +13,15 @@ use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, maps::Array};
 use filter_common::{
     Bucket, CFG_FLAGS, CFG_V4_ALLOW, CFG_V4_BUCKETS, CFG_V4_PREFIX_BUCKETS, CFG_V4_PREFIXES,
-    CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue, LenMask, V4Key, V6Key, V6PrefixKey,
+    CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue, HINT_LONG, LenMask, V4Key, V6Key, V6PrefixKey,
     table4::{BUCKET_SLOTS, v4_buckets, v4_prefix_word, v4_slot_index, v4_word},
-    v4_filter_bit, v4_lens_slot, v6_filter_bit, v6_lens_slot,
+    v4_filter_bit, v4_hint_at, v4_lens_slot, v6_filter_bit, v6_lens_slot,
 };
 
 use crate::{
-    TD_V4_ALLOW, TD_V4_ALLOWED, TD_V4_BUCKETS, TD_V4_EXACT, TD_V4_FILTER, TD_V4_LENS, TD_V4_PREFIX,
-    TD_V4_PREFIX_BUCKETS, TD_V4_PREFIXED, TD_V6_ALLOW, TD_V6_ALLOWED, TD_V6_EXACT, TD_V6_FILTER,
-    TD_V6_LENS, TD_V6_PREFIX, TD_V6_PREFIXED,
+    TD_V4_ALLOW, TD_V4_ALLOWED, TD_V4_BUCKETS, TD_V4_EXACT, TD_V4_FILTER, TD_V4_HINTS, TD_V4_LENS,
+    TD_V4_PREFIX, TD_V4_PREFIX_BUCKETS, TD_V4_PREFIXED, TD_V6_ALLOW, TD_V6_ALLOWED, TD_V6_EXACT,
+    TD_V6_FILTER, TD_V6_LENS, TD_V6_PREFIX, TD_V6_PREFIXED,
 };
 
 /// An address family: its maps, its key layout and its `CFG_*` flags.
@@ -34,14 +35,13 @@ pub trait Family {
     const ALLOW: u32;
     /// False when no entry can cover `a` (its prefilter bit is clear).
     fn near(a: &Self::Addr) -> bool;
-    /// False when no prefix can cover `a` (its prefix prefilter bit is clear).
-    fn prefixed(a: &Self::Addr) -> bool;
     /// The prefix lengths present near `a` (all of them, should the lookup fail).
     fn lens(a: &Self::Addr) -> LenMask;
     /// False when `lens` says that no exact address lies near `a` (IPv4: in its /16).
     fn may_be_exact(lens: &LenMask) -> bool;
     fn exact(a: &Self::Addr) -> Option<*mut EntryValue>;
-    /// The longest prefix holding `a`, among the lengths `lens` names.
+    /// The longest prefix holding `a`, among the lengths `lens` names; none without a search
+    /// where no prefix can cover `a` (its prefix prefilter bit is clear, or its hint is 0).
     fn prefix(a: &Self::Addr, lens: &LenMask) -> Option<*mut EntryValue>;
     fn allowed(a: &Self::Addr) -> bool;
     /// The address in 16 bytes (IPv4 in the first 4), as events carry it.
@@ -67,10 +67,6 @@ impl Family for V4 {
         bit(&TD_V4_FILTER, v4_filter_bit(a))
     }
     #[inline(always)]
-    fn prefixed(a: &V4Key) -> bool {
-        bit(&TD_V4_PREFIXED, v4_filter_bit(a))
-    }
-    #[inline(always)]
     fn lens(a: &V4Key) -> LenMask {
         TD_V4_LENS.get(v4_lens_slot(a)).copied().unwrap_or(EVERY_LENGTH)
     }
@@ -84,14 +80,34 @@ impl Family for V4 {
         let index = v4_index(&TD_V4_BUCKETS, v4_word(a), crate::config(CFG_V4_BUCKETS))?;
         TD_V4_EXACT.get_ptr_mut(index)
     }
-    /// The longest prefix, by length among those present in the address's /16: the buckets
-    /// of each length's prefix word scanned as the exact table's are, one length a step of
-    /// `bpf_loop` (which the verifier checks once: inline, every slot of every length would
-    /// be a path of its own through the rest of the program).
+    /// The longest prefix: where the /24's hint names a length, that length's prefix word
+    /// alone; else (a longer prefix lies in the /24, no hints, or the hinted entry is not
+    /// written yet) by length among those present in the address's /16: the buckets of each
+    /// length's prefix word scanned as the exact table's are, one length a step of `bpf_loop`
+    /// (which the verifier checks once: inline, every slot of every length would be a path of
+    /// its own through the rest of the program).
     #[inline(always)]
     fn prefix(a: &V4Key, lens: &LenMask) -> Option<*mut EntryValue> {
-        let rest = lens.lo as u32; // lengths 0 to 31 (bit 32: an exact address)
+        let slot = v4_filter_bit(a);
         let count = crate::config(CFG_V4_PREFIX_BUCKETS);
+        let (word, shift) = v4_hint_at(slot);
+        match TD_V4_HINTS.get(word) {
+            Some(w) => {
+                let hint = (*w >> shift) as u8;
+                if hint == 0 {
+                    return None;
+                }
+                if hint & HINT_LONG == 0 {
+                    let word = v4_prefix_word(u32::from(hint) - 1, u32::from_be_bytes(*a));
+                    if let Some(index) = v4_index(&TD_V4_PREFIX_BUCKETS, word, count) {
+                        return TD_V4_PREFIX.get_ptr_mut(index);
+                    }
+                }
+            }
+            None if !bit(&TD_V4_PREFIXED, slot) => return None,
+            None => {}
+        }
+        let rest = lens.lo as u32; // lengths 0 to 31 (bit 32: an exact address)
         let mut search = V4Search { rest, addr: u32::from_be_bytes(*a), count, found: NOT_FOUND };
         let ctx = &mut search as *mut V4Search as *mut c_void;
         // SAFETY: `v4_step` is a callback of the type bpf_loop expects, and `ctx` points at
@@ -126,10 +142,6 @@ impl Family for V6 {
         bit(&TD_V6_FILTER, v6_filter_bit(a))
     }
     #[inline(always)]
-    fn prefixed(a: &V6Key) -> bool {
-        bit(&TD_V6_PREFIXED, v6_filter_bit(a))
-    }
-    #[inline(always)]
     fn lens(a: &V6Key) -> LenMask {
         TD_V6_LENS.get(v6_lens_slot(a)).copied().unwrap_or(EVERY_LENGTH)
     }
@@ -147,6 +159,9 @@ impl Family for V6 {
     /// present, which the verifier checks once.
     #[inline(always)]
     fn prefix(a: &V6Key, lens: &LenMask) -> Option<*mut EntryValue> {
+        if !bit(&TD_V6_PREFIXED, v6_filter_bit(a)) {
+            return None;
+        }
         let mut lens = *lens;
         let hi = u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]);
         let lo = u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]);
@@ -335,10 +350,7 @@ pub fn matched<F: Family>(addr: &F::Addr, want: u32, cfg: &mut u32) -> Option<En
         // address lies there: a prefix hit far from every exact entry skips that lookup.
         let lens = F::lens(addr);
         let exact = if F::may_be_exact(&lens) { F::exact(addr).filter(wanted) } else { None };
-        // A prefix search only where some prefix covers the address's /24 (IPv6: /32 hash).
-        exact.or_else(
-            || if F::prefixed(addr) { F::prefix(addr, &lens).filter(wanted) } else { None },
-        )
+        exact.or_else(|| F::prefix(addr, &lens).filter(wanted))
     }?;
     if cfg & F::ALLOW != 0 && F::allowed(addr) {
         return None;

@@ -15,15 +15,20 @@ use aya::{
     },
 };
 use filter_common::{
-    ADDRESS_MAPS, ALL_MAPS, PROGRAM_BASELINE, PROGRAM_NAME, table4::TABLES4, v4_bucket_count,
+    ADDRESS_MAPS, ALL_MAPS, HINT_WORDS, MAP_V4_HINTS, PROGRAM_BASELINE, PROGRAM_NAME,
+    table4::TABLES4, v4_bucket_count,
 };
 
 use super::{FilterMaps, pins::Pins};
 use crate::plan::Plan;
 
-/// How many entries each address map can hold, in `ADDRESS_MAPS` order.
+/// How many entries each address map can hold, in `ADDRESS_MAPS` order; and whether the IPv4
+/// prefix hints are in use (created at full size: when the plan holds IPv4 prefixes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Capacities(pub [u32; ADDRESS_MAPS.len()]);
+pub struct Capacities {
+    pub tables: [u32; ADDRESS_MAPS.len()],
+    pub hints: bool,
+}
 
 /// Smallest size of any address map. Hash maps allocate entries as they come, but their bucket
 /// arrays at once (16 bytes a slot), and the exact IPv4 table all of it (about 37 bytes an
@@ -36,8 +41,8 @@ impl Capacities {
     /// `max`.
     /// Fails, naming the map, when the plan needs more than `max` entries in one map.
     pub fn for_plan(plan: &Plan, max: u32) -> Result<Self> {
-        let mut caps = Self::default();
-        for (cap, m) in caps.0.iter_mut().zip(&ADDRESS_MAPS) {
+        let mut caps = Self { hints: !plan.v4.prefix.is_empty(), ..Self::default() };
+        for (cap, m) in caps.tables.iter_mut().zip(&ADDRESS_MAPS) {
             let n = plan.count(m);
             if n > max as usize {
                 bail!(
@@ -51,12 +56,18 @@ impl Capacities {
         Ok(caps)
     }
 
+    /// True when `plan` holds IPv4 prefixes and the maps have no prefix hints: correct (the
+    /// kernel searches the lengths), but slower; a new start moves to maps with hints.
+    pub fn lacks_hints(&self, plan: &Plan) -> bool {
+        !self.hints && !plan.v4.prefix.is_empty()
+    }
+
     /// The first address map that moving from `old` (what the maps hold) to `new` overflows,
     /// with its capacity and the entries it would hold at the peak of the move (new entries
     /// are written before gone ones are deleted).
     pub fn overflow(&self, old: &Plan, new: &Plan) -> Option<(&'static str, u32, usize)> {
         let diff = crate::plan::diff::Diff::between(old, new);
-        self.0
+        self.tables
             .iter()
             .zip(&ADDRESS_MAPS)
             .map(|(cap, m)| (m.name, *cap, old.count(m) + diff.inserts(m)))
@@ -366,12 +377,13 @@ fn create(caps: &Capacities, reuse: Option<&Pins>) -> Result<Ebpf> {
             loader.map_pin_path(name, p.map(name));
         }
     }
-    for (cap, m) in caps.0.iter().zip(&ADDRESS_MAPS) {
+    for (cap, m) in caps.tables.iter().zip(&ADDRESS_MAPS) {
         loader.map_max_entries(m.name, *cap);
         if let Some(t) = TABLES4.iter().find(|t| t.values == m.name) {
             loader.map_max_entries(t.buckets, v4_bucket_count(*cap));
         }
     }
+    loader.map_max_entries(MAP_V4_HINTS, if caps.hints { HINT_WORDS } else { 1 });
     loader
         .load(crate::EBPF_OBJECT)
         .map_err(|e| anyhow!("cannot create the filter's maps ({caps:?}): {e}"))

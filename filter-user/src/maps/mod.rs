@@ -12,6 +12,7 @@
 pub mod counters;
 mod egress;
 pub mod filter;
+pub mod hints;
 mod key4;
 pub mod lookup;
 mod mapped;
@@ -31,9 +32,9 @@ use anyhow::{Result, anyhow};
 use aya::maps::{Array, Map, MapData};
 use filter_common::{
     ALL_MAPS, AddressMap, CFG_EVENT_BURST, CFG_EVENT_INTERVAL, Family, LenMask, MAP_CONFIG,
-    MAP_V4_ALLOW, MAP_V4_ALLOWED, MAP_V4_FILTER, MAP_V4_LENS, MAP_V4_PREFIXED, MAP_V6_ALLOW,
-    MAP_V6_ALLOWED, MAP_V6_EXACT, MAP_V6_FILTER, MAP_V6_LENS, MAP_V6_PREFIX, MAP_V6_PREFIXED,
-    MapKind, V6Key,
+    MAP_V4_ALLOW, MAP_V4_ALLOWED, MAP_V4_FILTER, MAP_V4_HINTS, MAP_V4_LENS, MAP_V4_PREFIXED,
+    MAP_V6_ALLOW, MAP_V6_ALLOWED, MAP_V6_EXACT, MAP_V6_FILTER, MAP_V6_LENS, MAP_V6_PREFIX,
+    MAP_V6_PREFIXED, MapKind, V6Key,
     table4::{EXACT4, PREFIX4, Table4},
 };
 use ipnet::IpNet;
@@ -93,6 +94,8 @@ pub struct FamilyMaps<const N: usize> {
     pub prefixed: Box<dyn prefilter::Words<u64>>,
     /// The prefix lengths present near each address (IPv4: per /16; IPv6: per hash of a /32).
     pub lens: Box<dyn prefilter::Words<LenMask>>,
+    /// The prefix length that covers each /24 (IPv4 only).
+    pub hints: Option<Box<dyn prefilter::Words<hints::Hints>>>,
 }
 
 impl<const N: usize> FamilyMaps<N> {
@@ -110,7 +113,8 @@ impl<const N: usize> FamilyMaps<N> {
         let words = [self.filter.as_ref(), self.allowed.as_ref(), self.prefixed.as_ref()]
             .map(|w| w as &dyn MapInfo);
         let lens = self.lens.as_ref() as &dyn MapInfo;
-        words.into_iter().chain([lens]).collect()
+        let hints = self.hints.as_ref().map(|h| h.as_ref() as &dyn MapInfo);
+        words.into_iter().chain([lens]).chain(hints).collect()
     }
 
     /// What the maps hold, as a plan's tables.
@@ -217,6 +221,7 @@ fn v4(maps: &mut Named) -> Result<FamilyMaps<4>> {
         allowed: words(maps, MAP_V4_ALLOWED)?,
         prefixed: words(maps, MAP_V4_PREFIXED)?,
         lens: words(maps, MAP_V4_LENS)?,
+        hints: Some(Box::new(hints::KernelHints::new(take(maps, MAP_V4_HINTS)?)?)),
     })
 }
 
@@ -229,6 +234,7 @@ fn v6(maps: &mut Named) -> Result<FamilyMaps<16>> {
         allowed: words(maps, MAP_V6_ALLOWED)?,
         prefixed: words(maps, MAP_V6_PREFIXED)?,
         lens: words(maps, MAP_V6_LENS)?,
+        hints: None,
     })
 }
 
@@ -300,8 +306,11 @@ impl FilterMaps {
     /// How many entries each address map can hold.
     pub fn capacities(&self) -> Result<filter::Capacities> {
         let mut caps = filter::Capacities::default();
-        for (cap, m) in caps.0.iter_mut().zip(&filter_common::ADDRESS_MAPS) {
+        for (cap, m) in caps.tables.iter_mut().zip(&filter_common::ADDRESS_MAPS) {
             *cap = self.addr.info(m).capacity()?;
+        }
+        if let Some(h) = &self.addr.v4.hints {
+            caps.hints = h.capacity()? >= filter_common::HINT_WORDS;
         }
         Ok(caps)
     }

@@ -21,7 +21,11 @@ use filter_common::{
     FILTER_WORDS, LENS_SLOTS, LenMask, v4_filter_bit, v4_lens_slot, v6_filter_bit_of,
 };
 
-use super::{MapInfo, raw};
+use super::{
+    MapInfo,
+    hints::{Hints, hints_of, hints_of_prefixes},
+    raw,
+};
 use crate::plan::{Plan, Tables};
 
 /// An IPv6 prefix this short covers 2^24 /32s or more: every bit is set (a /9 sets 2^23).
@@ -34,6 +38,22 @@ pub struct Dense<V>(Vec<V>);
 impl<V: Copy + Default + PartialEq + BitOr<Output = V>> Dense<V> {
     fn empty(len: u32) -> Self {
         Self(vec![V::default(); len as usize])
+    }
+
+    pub(super) fn from_vec(words: Vec<V>) -> Self {
+        Self(words)
+    }
+
+    /// Its slot `i`.
+    #[cfg(test)]
+    pub(super) fn word(&self, i: u32) -> V {
+        self.0[i as usize]
+    }
+
+    /// How many slots it has.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
     }
 
     fn or(&mut self, i: u32, v: V) {
@@ -182,7 +202,7 @@ impl<V: Copy + Default + PartialEq + BitOr<Output = V>> Moves<V> {
 }
 
 /// Every array's moves between two plans: prefilters and allowlist prefilters of both
-/// families, IPv4 lengths.
+/// families, lengths, IPv4 hints.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AllMoves {
     pub v4: Moves<u64>,
@@ -193,6 +213,7 @@ pub struct AllMoves {
     pub lens_v6: Moves<LenMask>,
     pub prefixed_v4: Moves<u64>,
     pub prefixed_v6: Moves<u64>,
+    pub hints_v4: Moves<Hints>,
 }
 
 /// The moves from `old` to `new`.
@@ -210,17 +231,20 @@ pub fn moves(old: &Plan, new: &Plan) -> AllMoves {
         prefixed_v6: Moves::of(&old.v6, &new.v6, |t| t.prefix.len(), prefixed_of),
         ..Default::default()
     };
+    let hints = || Moves::of(&old.v4, &new.v4, |t| t.prefix.len(), hints_of);
     // A large plan has its lengths' moves computed on a thread of their own.
-    let ((lens_v4, lens_v6), rest) = if old.len().max(new.len()) < crate::parallel::LARGE {
-        (lens(), rest())
+    let ((lens_v4, lens_v6), hints_v4, rest) = if old.len().max(new.len()) < crate::parallel::LARGE
+    {
+        (lens(), hints(), rest())
     } else {
         std::thread::scope(|s| {
             let lens = s.spawn(lens);
+            let hints = s.spawn(hints);
             let rest = rest();
-            (lens.join().expect("lengths' moves"), rest)
+            (lens.join().expect("lengths' moves"), hints.join().expect("hints' moves"), rest)
         })
     };
-    AllMoves { lens_v4, lens_v6, ..rest }
+    AllMoves { lens_v4, lens_v6, hints_v4, ..rest }
 }
 
 /// An array map of `V` (a prefilter, or the lengths).
@@ -241,15 +265,17 @@ fn add<V: Copy + Default + PartialEq + BitOr<Output = V>>(
     map.put(&slots)
 }
 
-/// The array maps an entry needs bits in: the prefilter, the prefix prefilter, the lengths.
+/// The array maps an entry needs bits in: the prefilter, the prefix prefilter, the lengths,
+/// the hints (IPv4).
 pub struct EntryArrays<'a> {
     pub filter: &'a mut dyn Words<u64>,
     pub prefixed: &'a mut dyn Words<u64>,
     pub lens: &'a mut dyn Words<LenMask>,
+    pub hints: Option<&'a mut dyn Words<Hints>>,
 }
 
-/// Sets, in the prefilter (and in the prefix prefilter and the lengths, for a prefix; in the
-/// lengths, for an IPv4 address), what the entry (`len`, `addr`) needs.
+/// Sets, in the prefilter (and in the prefix prefilter, the lengths and the hints, for a
+/// prefix; in the lengths, for an IPv4 address), what the entry (`len`, `addr`) needs.
 pub fn cover_entry<const N: usize>(maps: EntryArrays<'_>, len: u8, addr: &[u8; N]) -> Result<()> {
     let mut bits = Dense::empty(FILTER_WORDS);
     cover(&mut bits, len, addr);
@@ -262,7 +288,10 @@ pub fn cover_entry<const N: usize>(maps: EntryArrays<'_>, len: u8, addr: &[u8; N
         lengths(&mut l, len, addr);
         add(maps.lens, &l)?;
     }
-    Ok(())
+    match (maps.hints, <[u8; 4]>::try_from(&addr[..])) {
+        (Some(hints), Ok(a)) if len < 32 => add(hints, &hints_of_prefixes([(len, a)].iter())),
+        _ => Ok(()),
+    }
 }
 
 /// An array map in the kernel.

@@ -1,6 +1,7 @@
 //! Starting the filter from a plan, whatever the pin directory holds: new maps (filled, then
 //! pinned), adoption of pinned maps of this layout (moved to the plan by `sync`), or migration
-//! of pinned maps of another layout or too small for the plan. A migration fills new maps
+//! of pinned maps of another layout, too small for the plan, or without the IPv4 prefix hints
+//! a plan with IPv4 prefixes uses. A migration fills new maps
 //! first and pins them over the old ones; attaching then replaces the program through each
 //! pinned link, so the old program enforces on the old maps until that moment: no gap.
 
@@ -42,7 +43,13 @@ pub fn start(pins: Option<&Pins>, plan: &Plan, max: u32) -> Result<(Filter, Star
         Pinned::Current => {
             let filter = Filter::adopt(&Capacities::for_plan(plan, max)?, pins)?;
             let held = filter.maps().plan()?;
-            match filter.maps().capacities()?.overflow(&held, plan) {
+            let caps = filter.maps().capacities()?;
+            match caps.overflow(&held, plan) {
+                None if caps.lacks_hints(plan) => Some(
+                    "the pinned maps have no IPv4 prefix hints (they were created without IPv4 \
+                     prefixes)"
+                        .into(),
+                ),
                 None => return adopt(filter, held, plan),
                 Some((name, cap, n)) => Some(format!(
                     "the pinned {name} map holds at most {cap} entries and the move to the \

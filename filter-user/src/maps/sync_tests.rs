@@ -116,6 +116,10 @@ fn family<const N: usize>(tag: &'static [&'static str; 7], log: &Log) -> FamilyM
         allowed: Box::new(MemWords(tag[5], BTreeMap::new(), log.clone())),
         prefixed: Box::new(MemWords(tag[6], BTreeMap::new(), log.clone())),
         lens,
+        hints: (N == 4).then(|| {
+            Box::new(MemWords("h4", BTreeMap::new(), log.clone()))
+                as Box<dyn prefilter::Words<crate::maps::hints::Hints>>
+        }),
     }
 }
 
@@ -167,6 +171,7 @@ fn a_move_writes_everything_before_it_deletes_and_ends_at_the_new_plan() {
             "put f4 1".into(),
             "put l4 1".into(),
             "put x4 1".into(),
+            "put h4 1".into(),
             format!("flags {CFG_V4_ALLOW}"),
         ]
     );
@@ -208,6 +213,9 @@ fn edits_join_lists_and_delete_only_when_no_list_is_left() {
     assert_eq!(slot.unwrap(), filter_common::LenMask::of(24), "and its length in its /16");
     let word = maps.v4.prefixed.get(bit >> 6).unwrap();
     assert_ne!(word & (1 << (bit & 63)), 0, "and its prefix prefilter bit");
+    let (at, shift) = filter_common::v4_hint_at(bit);
+    let hint = (maps.v4.hints.as_ref().unwrap().get(at).unwrap().0 >> shift) as u8;
+    assert_eq!(hint, filter_common::hint_of_len(24), "and its /24's hint");
     assert_eq!(maps.settings.get(CFG_FLAGS).unwrap() & CFG_V4_PREFIXES, CFG_V4_PREFIXES);
     assert_eq!(upsert(&mut maps, net, Meta { flags: FLAG_DST, lists: 2 }).unwrap(), Edit::Updated);
     let v = maps.v4.prefix.get(&(24, [198, 51, 100, 0])).unwrap().unwrap();
@@ -231,4 +239,6 @@ fn an_edited_address_marks_its_slash_16_as_holding_one_and_sets_no_prefix_bit() 
     let bit = filter_common::v4_filter_bit(&[203, 0, 113, 7]);
     assert_ne!(maps.v4.filter.get(bit >> 6).unwrap() & (1 << (bit & 63)), 0);
     assert_eq!(maps.v4.prefixed.get(bit >> 6).unwrap(), 0, "no prefix here");
+    let (at, _) = filter_common::v4_hint_at(bit);
+    assert_eq!(maps.v4.hints.as_ref().unwrap().get(at).unwrap().0, 0, "no hint either");
 }
