@@ -65,9 +65,11 @@ pub const MAP_V6_ALLOWED: &str = "TD_V6_ALLOWED";
 pub const MAP_V4_PREFIXED: &str = "TD_V4_PREFIXED";
 /// IPv4 prefix hints: array of `u64`, [`HINT_WORDS`] of them when IPv4 prefixes were loaded
 /// with the program (one word otherwise: no hints). A byte per /24 ([`v4_hint_at`]): the
-/// longest prefix of at most /24 that covers it ([`hint_of_len`]; 0: none), and [`HINT_LONG`]
-/// when a longer prefix lies in it. The kernel probes the hinted length alone, and searches
-/// the lengths only when the flag is set or the probe fails (an entry not written yet).
+/// longest prefix of at most /24 that covers it ([`hint_of_len`] in [`HINT_LEN`]; 0: none),
+/// [`HINT_LONG`] when a longer prefix lies in it, [`HINT_EXACT`] when an exact address does.
+/// The kernel looks the exact table up only under that flag, probes the hinted length alone,
+/// and searches the lengths only when a longer prefix lies there or the probe fails (an entry
+/// not written yet).
 pub const MAP_V4_HINTS: &str = "TD_V4_HINTS";
 /// IPv6 prefix prefilter.
 pub const MAP_V6_PREFIXED: &str = "TD_V6_PREFIXED";
@@ -250,14 +252,17 @@ pub const LIST_COUNTERS: u32 = MAX_LISTS as u32 * 2;
 
 /// The event budget of one CPU, kept as a virtual schedule (GCRA, no division on the hot
 /// path): an event may go when `next_ns` is at most `burst - 1` intervals ahead of now, and
-/// moves it one interval on.
+/// moves it one interval on. The rate is written by the loader into every CPU's copy, beside
+/// the schedule: a hit reads all of it with one lookup.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RateState {
     /// When this CPU's schedule stands (never behind the clock when used).
     pub next_ns: u64,
-    /// Reserved, zero.
-    pub reserved: u64,
+    /// Nanoseconds between two events of a CPU (`1e9 / rate`; 0: no events).
+    pub interval_ns: u64,
+    /// How far ahead of now the schedule may run: `burst * interval_ns`.
+    pub window_ns: u64,
 }
 
 /// A packet dropped (or monitored) because of an entry, for the infected-host report.
@@ -328,11 +333,7 @@ pub const CNT_NAMES: [&str; CNT_COUNT as usize] = [
 
 /// Index of the flags word in [`MAP_CONFIG`].
 pub const CFG_FLAGS: u32 = 0;
-/// Index of the event interval in [`MAP_CONFIG`]: nanoseconds between the events of one CPU
-/// (`1e9 / rate`; 0: no events).
-pub const CFG_EVENT_INTERVAL: u32 = 1;
-/// Index of the event burst (tokens a CPU can save) in [`MAP_CONFIG`].
-pub const CFG_EVENT_BURST: u32 = 2;
+// Indexes 1 and 2 of [`MAP_CONFIG`] are unused: the event rate is in [`RateState`].
 /// Index of the contract's [`LAYOUT_VERSION`] in [`MAP_CONFIG`]. This index never moves:
 /// every layout can read the version of any other (pins of the first, unversioned layout have
 /// no such slot).

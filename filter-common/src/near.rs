@@ -51,12 +51,20 @@ impl core::ops::BitOr for LenMask {
 /// lengths instead (word 0 is never read, so that a one-word map yields no hint).
 pub const HINT_WORDS: u32 = (1 << 21) + 1;
 
-/// A hint's flag: a prefix longer than /24 lies in the /24 (its byte's low bits say nothing
-/// about it: the lengths are searched).
+/// A hint's flag: a prefix longer than /24 lies in the /24 (its length bits say nothing about
+/// it: the lengths are searched).
 pub const HINT_LONG: u8 = 0x80;
 
-/// The hint of a /24 that a prefix of length `len` (at most 24) covers, when no longer one
-/// does: `len + 1` (0: no prefix covers the /24).
+/// A hint's flag: an exact address lies in the /24 (without it, the exact table is not looked
+/// up).
+pub const HINT_EXACT: u8 = 0x40;
+
+/// A hint's length bits: [`hint_of_len`] of the longest prefix of at most /24 that covers the
+/// /24 (0: none does).
+pub const HINT_LEN: u8 = 0x3f;
+
+/// The length bits of a /24 that a prefix of length `len` (at most 24) covers, when no longer
+/// one does: `len + 1`.
 pub const fn hint_of_len(len: u8) -> u8 {
     len + 1
 }

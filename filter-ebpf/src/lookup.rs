@@ -2,26 +2,22 @@
 //! is written once: first the prefilter (one array load: no entry near this address, no
 //! lookup: a miss costs the same whatever the lists hold), then the exact entry if it has one
 //! of the wanted directions, else (when the loader says prefixes are loaded) the longest prefix
-//! if it does, found by trying only the lengths present near the address (which, for IPv4,
-//! also tell whether an exact address lies in its /16: if not, the exact lookup is skipped),
-//! and only when the prefix prefilter says a prefix covers the address's /24 (for IPv4, where
-//! the hints say which length covers the /24, that length alone);
-//! never an allowlisted address (the allowlist is consulted only for a listed address, so
-//! misses never pay for it).
+//! if it does ([`Family::listed`]: for IPv4 see `lookup4`; for IPv6, where the prefix
+//! prefilter says a prefix may cover the address, trying only the lengths present in the slot
+//! of its /32); never an allowlisted address (the allowlist is consulted only for a listed
+//! address, so misses never pay for it).
 
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, maps::Array};
 use filter_common::{
-    Bucket, CFG_FLAGS, CFG_V4_ALLOW, CFG_V4_BUCKETS, CFG_V4_PREFIX_BUCKETS, CFG_V4_PREFIXES,
-    CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue, HINT_LONG, LenMask, V4Key, V6Key, V6PrefixKey,
-    table4::{BUCKET_SLOTS, v4_buckets, v4_prefix_word, v4_slot_index, v4_word},
-    v4_filter_bit, v4_hint_at, v4_lens_slot, v6_filter_bit, v6_lens_slot,
+    CFG_FLAGS, CFG_V4_ALLOW, CFG_V4_BUCKETS, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES,
+    EntryValue, LenMask, V4Key, V6Key, V6PrefixKey, table4::v4_word, v4_filter_bit, v6_filter_bit,
+    v6_lens_slot,
 };
 
 use crate::{
-    TD_V4_ALLOW, TD_V4_ALLOWED, TD_V4_BUCKETS, TD_V4_EXACT, TD_V4_FILTER, TD_V4_HINTS, TD_V4_LENS,
-    TD_V4_PREFIX, TD_V4_PREFIX_BUCKETS, TD_V4_PREFIXED, TD_V6_ALLOW, TD_V6_ALLOWED, TD_V6_EXACT,
-    TD_V6_FILTER, TD_V6_LENS, TD_V6_PREFIX, TD_V6_PREFIXED,
+    TD_V4_ALLOW, TD_V4_ALLOWED, TD_V4_BUCKETS, TD_V4_EXACT, TD_V4_FILTER, TD_V6_ALLOW,
+    TD_V6_ALLOWED, TD_V6_EXACT, TD_V6_FILTER, TD_V6_LENS, TD_V6_PREFIX, TD_V6_PREFIXED,
 };
 
 /// An address family: its maps, its key layout and its `CFG_*` flags.
@@ -35,14 +31,10 @@ pub trait Family {
     const ALLOW: u32;
     /// False when no entry can cover `a` (its prefilter bit is clear).
     fn near(a: &Self::Addr) -> bool;
-    /// The prefix lengths present near `a` (all of them, should the lookup fail).
-    fn lens(a: &Self::Addr) -> LenMask;
-    /// False when `lens` says that no exact address lies near `a` (IPv4: in its /16).
-    fn may_be_exact(lens: &LenMask) -> bool;
     fn exact(a: &Self::Addr) -> Option<*mut EntryValue>;
-    /// The longest prefix holding `a`, among the lengths `lens` names; none without a search
-    /// where no prefix can cover `a` (its prefix prefilter bit is clear, or its hint is 0).
-    fn prefix(a: &Self::Addr, lens: &LenMask) -> Option<*mut EntryValue>;
+    /// With prefixes loaded: the exact entry holding `a` if it has a direction of `want`,
+    /// else the longest prefix holding `a` if it does.
+    fn listed(a: &Self::Addr, want: u32) -> Option<*mut EntryValue>;
     fn allowed(a: &Self::Addr) -> bool;
     /// The address in 16 bytes (IPv4 in the first 4), as events carry it.
     fn wide(a: &Self::Addr) -> [u8; 16];
@@ -53,7 +45,7 @@ pub struct V6;
 
 /// Bit `n` of a prefilter map.
 #[inline(always)]
-fn bit(filter: &Array<u64>, n: u32) -> bool {
+pub fn bit(filter: &Array<u64>, n: u32) -> bool {
     filter.get(n >> 6).is_some_and(|w| w & (1u64 << (n & 63)) != 0)
 }
 
@@ -66,57 +58,16 @@ impl Family for V4 {
     fn near(a: &V4Key) -> bool {
         bit(&TD_V4_FILTER, v4_filter_bit(a))
     }
-    #[inline(always)]
-    fn lens(a: &V4Key) -> LenMask {
-        TD_V4_LENS.get(v4_lens_slot(a)).copied().unwrap_or(EVERY_LENGTH)
-    }
-    #[inline(always)]
-    fn may_be_exact(lens: &LenMask) -> bool {
-        lens.lo & LenMask::of(32).lo != 0
-    }
     /// The address's two buckets scanned, slot by slot; its value by the index the slot holds.
     #[inline(always)]
     fn exact(a: &V4Key) -> Option<*mut EntryValue> {
-        let index = v4_index(&TD_V4_BUCKETS, v4_word(a), crate::config(CFG_V4_BUCKETS))?;
+        let index =
+            crate::lookup4::index(&TD_V4_BUCKETS, v4_word(a), crate::config(CFG_V4_BUCKETS))?;
         TD_V4_EXACT.get_ptr_mut(index)
     }
-    /// The longest prefix: where the /24's hint names a length, that length's prefix word
-    /// alone; else (a longer prefix lies in the /24, no hints, or the hinted entry is not
-    /// written yet) by length among those present in the address's /16: the buckets of each
-    /// length's prefix word scanned as the exact table's are, one length a step of `bpf_loop`
-    /// (which the verifier checks once: inline, every slot of every length would be a path of
-    /// its own through the rest of the program).
     #[inline(always)]
-    fn prefix(a: &V4Key, lens: &LenMask) -> Option<*mut EntryValue> {
-        let slot = v4_filter_bit(a);
-        let count = crate::config(CFG_V4_PREFIX_BUCKETS);
-        let (word, shift) = v4_hint_at(slot);
-        match TD_V4_HINTS.get(word) {
-            Some(w) => {
-                let hint = (*w >> shift) as u8;
-                if hint == 0 {
-                    return None;
-                }
-                if hint & HINT_LONG == 0 {
-                    let word = v4_prefix_word(u32::from(hint) - 1, u32::from_be_bytes(*a));
-                    if let Some(index) = v4_index(&TD_V4_PREFIX_BUCKETS, word, count) {
-                        return TD_V4_PREFIX.get_ptr_mut(index);
-                    }
-                }
-            }
-            None if !bit(&TD_V4_PREFIXED, slot) => return None,
-            None => {}
-        }
-        let rest = lens.lo as u32; // lengths 0 to 31 (bit 32: an exact address)
-        let mut search = V4Search { rest, addr: u32::from_be_bytes(*a), count, found: NOT_FOUND };
-        let ctx = &mut search as *mut V4Search as *mut c_void;
-        // SAFETY: `v4_step` is a callback of the type bpf_loop expects, and `ctx` points at
-        // `search`, which outlives the call.
-        unsafe { bpf_loop(32, v4_step as *mut c_void, ctx, 0) };
-        match search.found {
-            NOT_FOUND => None,
-            index => TD_V4_PREFIX.get_ptr_mut(index),
-        }
+    fn listed(a: &V4Key, want: u32) -> Option<*mut EntryValue> {
+        crate::lookup4::listed(a, want)
     }
     #[inline(always)]
     fn allowed(a: &V4Key) -> bool {
@@ -142,27 +93,42 @@ impl Family for V6 {
         bit(&TD_V6_FILTER, v6_filter_bit(a))
     }
     #[inline(always)]
-    fn lens(a: &V6Key) -> LenMask {
-        TD_V6_LENS.get(v6_lens_slot(a)).copied().unwrap_or(EVERY_LENGTH)
+    fn exact(a: &V6Key) -> Option<*mut EntryValue> {
+        TD_V6_EXACT.get_ptr_mut(a)
     }
     /// IPv6 slots have no bit to spare for exact addresses: always looked up.
     #[inline(always)]
-    fn may_be_exact(_: &LenMask) -> bool {
-        true
+    fn listed(a: &V6Key, want: u32) -> Option<*mut EntryValue> {
+        V6::exact(a)
+            .filter(|e| wanted(*e, want))
+            .or_else(|| V6::prefix(a).filter(|e| wanted(*e, want)))
     }
     #[inline(always)]
-    fn exact(a: &V6Key) -> Option<*mut EntryValue> {
-        TD_V6_EXACT.get_ptr_mut(a)
+    fn allowed(a: &V6Key) -> bool {
+        bit(&TD_V6_ALLOWED, v6_filter_bit(a)) && TD_V6_ALLOW.get(Key::new(128, *a)).is_some()
+    }
+    #[inline(always)]
+    fn wide(a: &V6Key) -> [u8; 16] {
+        *a
+    }
+}
+
+impl V6 {
+    #[inline(always)]
+    /// The prefix lengths present in the slot of `a`'s /32 (all of them, should the lookup
+    /// fail).
+    fn lens(a: &V6Key) -> LenMask {
+        TD_V6_LENS.get(v6_lens_slot(a)).copied().unwrap_or(EVERY_LENGTH)
     }
     /// The longest prefix, by length among those present in the slot of the address's /32:
     /// the longest length inline, the others (up to 127) in `bpf_loop`, one step a length
     /// present, which the verifier checks once.
     #[inline(always)]
-    fn prefix(a: &V6Key, lens: &LenMask) -> Option<*mut EntryValue> {
+    fn prefix(a: &V6Key) -> Option<*mut EntryValue> {
         if !bit(&TD_V6_PREFIXED, v6_filter_bit(a)) {
             return None;
         }
-        let mut lens = *lens;
+        let mut lens = V6::lens(a);
         let hi = u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]);
         let lo = u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]);
         // The longest length first, inline: where it holds the address (the usual hit), no
@@ -186,72 +152,13 @@ impl Family for V6 {
             }
         }
     }
-    #[inline(always)]
-    fn allowed(a: &V6Key) -> bool {
-        bit(&TD_V6_ALLOWED, v6_filter_bit(a)) && TD_V6_ALLOW.get(Key::new(128, *a)).is_some()
-    }
-    #[inline(always)]
-    fn wide(a: &V6Key) -> [u8; 16] {
-        *a
-    }
 }
 
-/// The value index that table `buckets` (of `count` buckets) holds for key word `word`: its
-/// two buckets scanned.
-#[inline(always)]
-fn v4_index(buckets: &Array<Bucket>, word: u32, count: u32) -> Option<u32> {
-    let [b0, b1] = v4_buckets(word, count);
-    in_bucket(buckets, b0, word).or_else(|| in_bucket(buckets, b1, word))
-}
-
-/// The value index bucket `b` of `buckets` holds for key word `word`.
-#[inline(always)]
-fn in_bucket(buckets: &Array<Bucket>, b: u32, word: u32) -> Option<u32> {
-    let bucket = buckets.get(b)?;
-    let mut i = 0;
-    while i < BUCKET_SLOTS {
-        if let Some(index) = v4_slot_index(bucket.slots[i], word) {
-            return Some(index);
-        }
-        i += 1;
-    }
-    None
-}
-
-const NOT_FOUND: u32 = u32::MAX;
-
-/// What `v4_step` searches: the lengths left, the address (host order), the prefix table's
-/// bucket count, and the value index found.
-#[repr(C)]
-struct V4Search {
-    rest: u32,
-    addr: u32,
-    count: u32,
-    found: u32,
-}
-
-/// One step of the IPv4 prefix search: the longest length left, taken out and probed; the
-/// loop ends when it holds the address or no length is left.
-extern "C" fn v4_step(_: u64, ctx: *mut c_void) -> i64 {
-    // SAFETY: bpf_loop passes back the pointer to the caller's `V4Search`.
-    let s = unsafe { &mut *(ctx as *mut V4Search) };
-    if s.rest == 0 {
-        return 1;
-    }
-    let len = 31 - s.rest.leading_zeros();
-    s.rest &= !(1 << len);
-    let word = v4_prefix_word(len, s.addr);
-    match v4_index(&TD_V4_PREFIX_BUCKETS, word, s.count) {
-        Some(index) => {
-            s.found = index;
-            1
-        }
-        None => 0,
-    }
-}
+/// No prefix found (a search's result).
+pub const NOT_FOUND: u32 = u32::MAX;
 
 /// Every length: what a failed lengths lookup (never seen) is taken for.
-const EVERY_LENGTH: LenMask = LenMask { lo: u64::MAX, hi: u64::MAX };
+pub const EVERY_LENGTH: LenMask = LenMask { lo: u64::MAX, hi: u64::MAX };
 
 /// What `v6_step` searches: a slot's lengths, the address, and the longest length present.
 #[repr(C)]
@@ -322,6 +229,13 @@ fn v6_entry(len: u32, hi: u64, lo: u64) -> Option<*mut EntryValue> {
     TD_V6_PREFIX.get_ptr_mut(key)
 }
 
+/// True when the entry `e` has a direction of `want`.
+#[inline(always)]
+pub fn wanted(e: *mut EntryValue, want: u32) -> bool {
+    // SAFETY: `e` is a map value a lookup just returned; it stays valid for this run.
+    unsafe { (*e).flags & want != 0 }
+}
+
 /// A matched entry's value in its map. Never null, so that `Option<Entry>` is one register:
 /// an `Option<*mut _>` carries a tag beside the pointer, and the pointer of a `None` is an
 /// uninitialised stack slot that kernels before 6.5 refuse to let a program read.
@@ -341,16 +255,10 @@ pub fn matched<F: Family>(addr: &F::Addr, want: u32, cfg: &mut u32) -> Option<En
         *cfg = crate::config(CFG_FLAGS);
     }
     let cfg = *cfg;
-    // SAFETY: `e` is a map value a lookup just returned; it stays valid for this run.
-    let wanted = |e: &*mut EntryValue| unsafe { (**e).flags } & want != 0;
     let hit = if cfg & F::PREFIXES == 0 {
-        F::exact(addr).filter(wanted)
+        F::exact(addr).filter(|e| wanted(*e, want))
     } else {
-        // With prefixes loaded, the lengths near the address also say whether an exact
-        // address lies there: a prefix hit far from every exact entry skips that lookup.
-        let lens = F::lens(addr);
-        let exact = if F::may_be_exact(&lens) { F::exact(addr).filter(wanted) } else { None };
-        exact.or_else(|| F::prefix(addr, &lens).filter(wanted))
+        F::listed(addr, want)
     }?;
     if cfg & F::ALLOW != 0 && F::allowed(addr) {
         return None;

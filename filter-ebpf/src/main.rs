@@ -14,6 +14,7 @@
 #![feature(core_intrinsics)]
 
 mod lookup;
+mod lookup4;
 mod parse;
 mod report;
 

@@ -9,12 +9,12 @@ use aya_ebpf::{
     helpers::{bpf_ktime_get_coarse_ns, bpf_loop},
 };
 use filter_common::{
-    CFG_EVENT_BURST, CFG_EVENT_INTERVAL, CNT_DROP_DST, CNT_DROP_SRC, CNT_EVENTS, CNT_SUPPRESSED,
-    EV_DROPPED, EV_DST, EntryValue, Event, counter_index, list_counter_index,
+    CNT_DROP_DST, CNT_DROP_SRC, CNT_EVENTS, CNT_SUPPRESSED, EV_DROPPED, EV_DST, EntryValue, Event,
+    counter_index, list_counter_index,
 };
 
 use crate::{
-    Hit, TD_COUNTERS, TD_EVENTS, TD_LIST_COUNTERS, TD_RATE, config,
+    Hit, TD_COUNTERS, TD_EVENTS, TD_LIST_COUNTERS, TD_RATE,
     lookup::Family,
     parse::{self, Frame, Packet},
 };
@@ -40,13 +40,10 @@ pub fn hit<F: Family, C: Frame>(ctx: &C, h: &Hit, cnt: u32, len: u64, p: &Packet
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     let lists = touch(h, now);
     count_lists(lists, h.as_src, len);
-    let interval = config(CFG_EVENT_INTERVAL) as u64;
-    if interval == 0 {
-        return; // events off: none to send, none suppressed
-    }
-    if !take_token(now, interval) {
-        bump(CNT_SUPPRESSED);
-        return;
+    match take_token(now) {
+        Token::Off => return, // events off: none to send, none suppressed
+        Token::Spent => return bump(CNT_SUPPRESSED),
+        Token::Taken => {}
     }
     // Only now, for an event: the addresses in 16 bytes and the ports.
     let (src, dst) = (F::wide(&p.src), F::wide(&p.dst));
@@ -150,19 +147,33 @@ fn bump(cnt: u32) {
     count(0, cnt, 0);
 }
 
-/// True when this CPU may send an event now: at most one an `interval` (ns, not 0), in bursts of up to
-/// `CFG_EVENT_BURST` (a virtual schedule: compares and adds only, no division).
+/// What the event budget says of a hit.
+enum Token {
+    /// Events are off.
+    Off,
+    /// This CPU has sent its share: the event is suppressed.
+    Spent,
+    /// An event may go.
+    Taken,
+}
+
+/// Whether this CPU may send an event now: at most one an interval, in bursts (a virtual
+/// schedule: compares and adds only, no division; the rate beside it, one lookup in all).
 #[inline(always)]
-fn take_token(now: u64, interval: u64) -> bool {
-    let window = config(CFG_EVENT_BURST).max(1) as u64 * interval;
-    let Some(b) = TD_RATE.get_ptr_mut(0) else { return false };
-    // SAFETY: per-CPU slot; no other context writes it concurrently.
+fn take_token(now: u64) -> Token {
+    let Some(b) = TD_RATE.get_ptr_mut(0) else { return Token::Off };
+    // SAFETY: per-CPU slot; no other context writes it concurrently (the loader writes the
+    // rate only).
     unsafe {
+        let interval = (*b).interval_ns;
+        if interval == 0 {
+            return Token::Off;
+        }
         let next = (*b).next_ns.max(now);
-        if next + interval - now > window {
-            return false;
+        if next + interval - now > (*b).window_ns {
+            return Token::Spent;
         }
         (*b).next_ns = next + interval;
     }
-    true
+    Token::Taken
 }

@@ -1,6 +1,7 @@
 //! The IPv4 prefix hints (filter-common's `TD_V4_HINTS`): a byte per /24 naming the longest
-//! prefix of at most /24 that covers it, and flagging a /24 in which a longer prefix lies; so
-//! that a prefix hit probes one length, not every length present in its /16. Here: what a plan
+//! prefix of at most /24 that covers it, and flagging a /24 in which a longer prefix or an
+//! exact address lies; so that a prefix hit probes one length, not every length present in its
+//! /16, and the exact table is looked up only where an exact address may be. Here: what a plan
 //! needs, how two plans' hints join during a move, and the kernel array (in use only when it
 //! was created at full size, that is when the program was loaded with IPv4 prefixes).
 //!
@@ -12,7 +13,9 @@ use std::ops::BitOr;
 
 use anyhow::Result;
 use aya::maps::Map;
-use filter_common::{HINT_LONG, HINT_WORDS, MAP_V4_HINTS, hint_of_len, v4_filter_bit};
+use filter_common::{
+    HINT_EXACT, HINT_LEN, HINT_LONG, HINT_WORDS, MAP_V4_HINTS, hint_of_len, v4_filter_bit,
+};
 
 use super::{
     MapInfo,
@@ -39,21 +42,23 @@ impl BitOr for Hints {
 
 /// Two hints of one /24 joined: either flag, the longer length.
 fn join(a: u8, b: u8) -> u8 {
-    ((a | b) & HINT_LONG) | (a & !HINT_LONG).max(b & !HINT_LONG)
+    ((a | b) & !HINT_LEN) | (a & HINT_LEN).max(b & HINT_LEN)
 }
 
-/// The hints `prefixes` need.
-pub fn hints_of_prefixes<'a>(prefixes: impl Iterator<Item = &'a PrefixKey<4>>) -> Dense<Hints> {
+/// The hints the entries `entries` (length and address; 32: an exact address) need.
+pub fn hints_of_entries<'a>(entries: impl Iterator<Item = &'a PrefixKey<4>>) -> Dense<Hints> {
     let mut bytes = vec![0u8; 1 << 24];
-    for (len, addr) in prefixes {
+    for (len, addr) in entries {
         let first = v4_filter_bit(addr) as usize;
-        if *len > 24 {
-            bytes[first] |= HINT_LONG;
-            continue;
-        }
-        let hint = hint_of_len(*len);
-        for b in &mut bytes[first..first + (1 << (24 - len))] {
-            *b = join(*b, hint);
+        match len {
+            32 => bytes[first] |= HINT_EXACT,
+            25.. => bytes[first] |= HINT_LONG,
+            _ => {
+                let hint = hint_of_len(*len);
+                for b in &mut bytes[first..first + (1 << (24 - len))] {
+                    *b = join(*b, hint);
+                }
+            }
         }
     }
     // Word 0 is never read (see `HINT_WORDS`); the /24s from word 1 on, eight a word.
@@ -61,9 +66,10 @@ pub fn hints_of_prefixes<'a>(prefixes: impl Iterator<Item = &'a PrefixKey<4>>) -
     Dense::from_vec(std::iter::once(Hints(0)).chain(words).collect())
 }
 
-/// The hints of `tables`' prefixes.
+/// The hints of `tables`' entries.
 pub fn hints_of(tables: &Tables<4>) -> Dense<Hints> {
-    hints_of_prefixes(tables.prefix.iter().map(|(k, _)| k))
+    let exact: Vec<PrefixKey<4>> = tables.exact.iter().map(|(a, _)| (32, *a)).collect();
+    hints_of_entries(tables.prefix.iter().map(|(k, _)| k).chain(&exact))
 }
 
 /// The kernel's hints array; a one-word array (created without IPv4 prefixes) is not in use:
@@ -122,16 +128,17 @@ mod tests {
     }
 
     #[test]
-    fn the_longest_covering_length_and_the_long_flag() {
+    fn the_longest_covering_length_and_the_flags_of_longer_prefixes_and_addresses() {
         let p =
             [(8, [10, 0, 0, 0]), (16, [10, 1, 0, 0]), (24, [10, 1, 2, 0]), (28, [10, 9, 9, 16])];
-        let h = hints_of_prefixes(p.iter());
+        let h = hints_of_entries(p.iter().chain(&[(32, [10, 1, 3, 9]), (32, [11, 0, 0, 7])]));
         assert_eq!(h.len(), HINT_WORDS as usize);
         assert_eq!(hint(&h, [10, 1, 2, 3]), hint_of_len(24));
-        assert_eq!(hint(&h, [10, 1, 3, 3]), hint_of_len(16));
+        assert_eq!(hint(&h, [10, 1, 3, 3]), hint_of_len(16) | HINT_EXACT);
         assert_eq!(hint(&h, [10, 200, 0, 1]), hint_of_len(8));
         assert_eq!(hint(&h, [10, 9, 9, 1]), hint_of_len(8) | HINT_LONG);
-        assert_eq!(hint(&h, [11, 0, 0, 0]), 0);
+        assert_eq!(hint(&h, [11, 0, 0, 0]), HINT_EXACT);
+        assert_eq!(hint(&h, [11, 0, 1, 0]), 0);
         assert_eq!(hint(&h, [9, 255, 255, 255]), 0);
         assert_eq!(h.word(0), Hints(0), "word 0 is never used");
     }
@@ -140,9 +147,10 @@ mod tests {
     fn a_join_keeps_the_longer_length_and_either_flag() {
         assert_eq!(join(hint_of_len(16), hint_of_len(8)), hint_of_len(16));
         assert_eq!(join(hint_of_len(8) | HINT_LONG, hint_of_len(20)), hint_of_len(20) | HINT_LONG);
+        assert_eq!(join(HINT_EXACT, hint_of_len(24)), hint_of_len(24) | HINT_EXACT);
         assert_eq!(join(0, hint_of_len(0)), hint_of_len(0));
         let w = Hints(u64::from_le_bytes([1, 0, 9, HINT_LONG, 0, 0, 0, 25]));
-        let v = Hints(u64::from_le_bytes([3, 2, 1, 4, 0, 0, 0, 0]));
-        assert_eq!((w | v).0.to_le_bytes(), [3, 2, 9, HINT_LONG | 4, 0, 0, 0, 25]);
+        let v = Hints(u64::from_le_bytes([3, 2, 1, 4, 0, 0, 0, HINT_EXACT]));
+        assert_eq!((w | v).0.to_le_bytes(), [3, 2, 9, HINT_LONG | 4, 0, 0, 0, HINT_EXACT | 25]);
     }
 }

@@ -29,12 +29,12 @@ pub mod version;
 use std::collections::BTreeMap;
 
 use anyhow::{Result, anyhow};
-use aya::maps::{Array, Map, MapData};
+use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuValues};
 use filter_common::{
-    ALL_MAPS, AddressMap, CFG_EVENT_BURST, CFG_EVENT_INTERVAL, Family, LenMask, MAP_CONFIG,
-    MAP_V4_ALLOW, MAP_V4_ALLOWED, MAP_V4_FILTER, MAP_V4_HINTS, MAP_V4_LENS, MAP_V4_PREFIXED,
-    MAP_V6_ALLOW, MAP_V6_ALLOWED, MAP_V6_EXACT, MAP_V6_FILTER, MAP_V6_LENS, MAP_V6_PREFIX,
-    MAP_V6_PREFIXED, MapKind, V6Key,
+    ALL_MAPS, AddressMap, Family, LenMask, MAP_CONFIG, MAP_RATE, MAP_V4_ALLOW, MAP_V4_ALLOWED,
+    MAP_V4_FILTER, MAP_V4_HINTS, MAP_V4_LENS, MAP_V4_PREFIXED, MAP_V6_ALLOW, MAP_V6_ALLOWED,
+    MAP_V6_EXACT, MAP_V6_FILTER, MAP_V6_LENS, MAP_V6_PREFIX, MAP_V6_PREFIXED, MapKind, RateState,
+    V6Key,
     table4::{EXACT4, PREFIX4, Table4},
 };
 use ipnet::IpNet;
@@ -322,12 +322,21 @@ impl FilterMaps {
         Ok(out)
     }
 
-    /// Sets the event rate limit: `rate` events a second per CPU (0: none), bursts of `burst`.
+    /// Sets the event rate limit: `rate` events a second per CPU (0: none), bursts of `burst`,
+    /// in every CPU's budget (its schedule starts anew).
     pub fn set_event_rate(&mut self, rate: u32, burst: u32) -> Result<()> {
         // The kernel's unit: nanoseconds between two events of a CPU (0: none).
-        let interval = 1_000_000_000u32.checked_div(rate).map_or(0, |ns| ns.max(1));
-        self.addr.settings.set(CFG_EVENT_INTERVAL, interval)?;
-        self.addr.settings.set(CFG_EVENT_BURST, burst)
+        let interval = 1_000_000_000u64.checked_div(rate.into()).map_or(0, |ns| ns.max(1));
+        let state = RateState {
+            next_ns: 0,
+            interval_ns: interval,
+            window_ns: interval * u64::from(burst.max(1)),
+        };
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| anyhow!("cannot count the CPUs: {e}"))?;
+        let map = self.map_mut(MAP_RATE)?;
+        let mut rate: PerCpuArray<&mut MapData, RateState> = PerCpuArray::try_from(map)?;
+        let values = PerCpuValues::try_from(vec![state; cpus])?;
+        rate.set(0, values, 0).map_err(|e| anyhow!("cannot write {MAP_RATE}: {e}"))
     }
 
     /// Stamps the maps with this build's contract layout.

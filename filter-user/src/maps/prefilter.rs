@@ -23,7 +23,7 @@ use filter_common::{
 
 use super::{
     MapInfo,
-    hints::{Hints, hints_of, hints_of_prefixes},
+    hints::{Hints, hints_of, hints_of_entries},
     raw,
 };
 use crate::plan::{Plan, Tables};
@@ -216,8 +216,8 @@ pub struct AllMoves {
     pub hints_v4: Moves<Hints>,
 }
 
-/// The moves from `old` to `new`.
-pub fn moves(old: &Plan, new: &Plan) -> AllMoves {
+/// The moves from `old` to `new`; the hints' only where they are in use (`hinted`).
+pub fn moves(old: &Plan, new: &Plan, hinted: bool) -> AllMoves {
     let lens = || {
         let v4 = Moves::of(&old.v4, &new.v4, lens_entries, lens_of);
         (v4, Moves::of(&old.v6, &new.v6, lens_entries, lens_of))
@@ -231,7 +231,10 @@ pub fn moves(old: &Plan, new: &Plan) -> AllMoves {
         prefixed_v6: Moves::of(&old.v6, &new.v6, |t| t.prefix.len(), prefixed_of),
         ..Default::default()
     };
-    let hints = || Moves::of(&old.v4, &new.v4, |t| t.prefix.len(), hints_of);
+    let hints = || match hinted {
+        true => Moves::of(&old.v4, &new.v4, entries, hints_of),
+        false => Moves::default(),
+    };
     // A large plan has its lengths' moves computed on a thread of their own.
     let ((lens_v4, lens_v6), hints_v4, rest) = if old.len().max(new.len()) < crate::parallel::LARGE
     {
@@ -289,7 +292,7 @@ pub fn cover_entry<const N: usize>(maps: EntryArrays<'_>, len: u8, addr: &[u8; N
         add(maps.lens, &l)?;
     }
     match (maps.hints, <[u8; 4]>::try_from(&addr[..])) {
-        (Some(hints), Ok(a)) if len < 32 => add(hints, &hints_of_prefixes([(len, a)].iter())),
+        (Some(hints), Ok(a)) => add(hints, &hints_of_entries([(len, a)].iter())),
         _ => Ok(()),
     }
 }

@@ -8,7 +8,7 @@
 //! direction change keep their hit counters.
 
 use anyhow::Result;
-use filter_common::{CFG_FLAGS, CFG_V4_PREFIXES, CFG_V6_PREFIXES, EntryValue};
+use filter_common::{CFG_FLAGS, CFG_V4_PREFIXES, CFG_V6_PREFIXES, EntryValue, HINT_WORDS};
 use ipnet::IpNet;
 
 use super::{
@@ -39,7 +39,7 @@ pub fn fill(maps: &mut AddressMaps, plan: &Plan) -> Result<()> {
 /// [`fill`] with a chosen [`WriteMode`]: the moves from no plan, the entries written
 /// straight from the plan (no diff: a million entries are not copied first).
 pub fn fill_with(maps: &mut AddressMaps, plan: &Plan, mode: WriteMode) -> Result<()> {
-    let arrays = prefilter::moves(&Plan::default(), plan);
+    let arrays = prefilter::moves(&Plan::default(), plan, hinted(maps));
     maps.settings.set(CFG_FLAGS, config_flags(plan))?;
     put_arrays(maps, &arrays, Step::During)?;
     fill_family(&mut maps.v4, &plan.v4, mode)?;
@@ -91,7 +91,7 @@ pub fn apply(maps: &mut AddressMaps, old: &Plan, new: &Plan) -> Result<Changes> 
 
 /// Applies the diff between `old` and `new`, and the prefilter moves, in the promised order.
 fn move_with(maps: &mut AddressMaps, old: &Plan, new: &Plan, mode: WriteMode) -> Result<Changes> {
-    let (diff, arrays) = diff_and_moves(old, new);
+    let (diff, arrays) = diff_and_moves(old, new, hinted(maps));
     maps.settings.set(CFG_FLAGS, diff.flags_during)?;
     put_arrays(maps, &arrays, Step::During)?;
     write_family(&mut maps.v4, &diff.v4, mode)?;
@@ -105,14 +105,20 @@ fn move_with(maps: &mut AddressMaps, old: &Plan, new: &Plan, mode: WriteMode) ->
 
 /// The diff between `old` and `new`, and the prefilter moves between them (for large plans,
 /// on two threads).
-fn diff_and_moves(old: &Plan, new: &Plan) -> (Diff, prefilter::AllMoves) {
+fn diff_and_moves(old: &Plan, new: &Plan, hinted: bool) -> (Diff, prefilter::AllMoves) {
     if old.len().max(new.len()) < crate::parallel::LARGE {
-        return (Diff::between(old, new), prefilter::moves(old, new));
+        return (Diff::between(old, new), prefilter::moves(old, new, hinted));
     }
     std::thread::scope(|s| {
-        let moves = s.spawn(|| prefilter::moves(old, new));
+        let moves = s.spawn(|| prefilter::moves(old, new, hinted));
         (Diff::between(old, new), moves.join().expect("prefilter moves"))
     })
+}
+
+/// True when the maps' IPv4 prefix hints are in use (created at full size).
+fn hinted(maps: &AddressMaps) -> bool {
+    let hints = maps.v4.hints.as_deref();
+    hints.is_some_and(|h| h.capacity().is_ok_and(|c| c >= HINT_WORDS))
 }
 
 /// Writes one step of the prefilters' and lengths' moves.

@@ -63,8 +63,9 @@ impl<V> MapInfo for MemWords<V> {
     fn name(&self) -> &'static str {
         self.0
     }
+    /// As large as any array map in use (the hints, the largest).
     fn capacity(&self) -> Result<u32> {
-        Ok(filter_common::FILTER_WORDS)
+        Ok(filter_common::HINT_WORDS)
     }
     fn pin(&self, _: &crate::maps::pins::Pins) -> Result<()> {
         Ok(())
@@ -227,7 +228,7 @@ fn edits_join_lists_and_delete_only_when_no_list_is_left() {
 }
 
 #[test]
-fn an_edited_address_marks_its_slash_16_as_holding_one_and_sets_no_prefix_bit() {
+fn an_edited_address_marks_its_slash_16_and_its_hint_as_holding_one_and_sets_no_prefix_bit() {
     let (mut maps, _) = memory();
     let net: IpNet = "203.0.113.7/32".parse().unwrap();
     assert_eq!(
@@ -239,6 +240,7 @@ fn an_edited_address_marks_its_slash_16_as_holding_one_and_sets_no_prefix_bit() 
     let bit = filter_common::v4_filter_bit(&[203, 0, 113, 7]);
     assert_ne!(maps.v4.filter.get(bit >> 6).unwrap() & (1 << (bit & 63)), 0);
     assert_eq!(maps.v4.prefixed.get(bit >> 6).unwrap(), 0, "no prefix here");
-    let (at, _) = filter_common::v4_hint_at(bit);
-    assert_eq!(maps.v4.hints.as_ref().unwrap().get(at).unwrap().0, 0, "no hint either");
+    let (at, shift) = filter_common::v4_hint_at(bit);
+    let word = maps.v4.hints.as_ref().unwrap().get(at).unwrap().0;
+    assert_eq!(word, u64::from(filter_common::HINT_EXACT) << shift, "its /24's hint: an address");
 }
