@@ -263,6 +263,10 @@ pub struct RateState {
     pub interval_ns: u64,
     /// How far ahead of now the schedule may run: `burst * interval_ns`.
     pub window_ns: u64,
+    /// Events this CPU did not send: over its budget, or the ring buffer full (counted here,
+    /// beside the budget, rather than in [`MAP_COUNTERS`], whose [`CNT_SUPPRESSED`] slots stay
+    /// 0: user space shows this count there).
+    pub suppressed: u64,
 }
 
 /// A packet dropped (or monitored) because of an entry, for the infected-host report.

@@ -9,8 +9,8 @@ use aya_ebpf::{
     helpers::{bpf_ktime_get_coarse_ns, bpf_loop},
 };
 use filter_common::{
-    CNT_DROP_DST, CNT_DROP_SRC, CNT_EVENTS, CNT_SUPPRESSED, EV_DROPPED, EV_DST, EntryValue, Event,
-    counter_index, list_counter_index,
+    CNT_DROP_DST, CNT_DROP_SRC, CNT_EVENTS, EV_DROPPED, EV_DST, EntryValue, Event, counter_index,
+    list_counter_index,
 };
 
 use crate::{
@@ -42,7 +42,7 @@ pub fn hit<F: Family, C: Frame>(ctx: &C, h: &Hit, cnt: u32, len: u64, p: &Packet
     count_lists(lists, h.as_src, len);
     match take_token(now) {
         Token::Off => return, // events off: none to send, none suppressed
-        Token::Spent => return bump(CNT_SUPPRESSED),
+        Token::Spent => return,
         Token::Taken => {}
     }
     // Only now, for an event: the addresses in 16 bytes and the ports.
@@ -52,7 +52,10 @@ pub fn hit<F: Family, C: Frame>(ctx: &C, h: &Hit, cnt: u32, len: u64, p: &Packet
         if h.as_src { (dst, src, sport) } else { (src, dst, dport) };
     let (proto, ifindex) = (p.proto, ctx.ifindex());
     let Some(mut slot) = TD_EVENTS.reserve::<Event>(0) else {
-        bump(CNT_SUPPRESSED);
+        if let Some(b) = TD_RATE.get_ptr_mut(0) {
+            // SAFETY: per-CPU slot; only this CPU's programs write its count.
+            unsafe { (*b).suppressed += 1 };
+        }
         return;
     };
     let dropped = cnt == CNT_DROP_SRC || cnt == CNT_DROP_DST;
@@ -151,7 +154,7 @@ fn bump(cnt: u32) {
 enum Token {
     /// Events are off.
     Off,
-    /// This CPU has sent its share: the event is suppressed.
+    /// This CPU has sent its share: the event is suppressed (and counted so).
     Spent,
     /// An event may go.
     Taken,
@@ -171,6 +174,7 @@ fn take_token(now: u64) -> Token {
         }
         let next = (*b).next_ns.max(now);
         if next + interval - now > (*b).window_ns {
+            (*b).suppressed += 1;
             return Token::Spent;
         }
         (*b).next_ns = next + interval;

@@ -5,7 +5,7 @@ use std::{net::IpAddr, time::Duration};
 
 use anyhow::Result;
 use clap::Args;
-use filter_common::{CNT_DROP_DST, CNT_DROP_SRC, CNT_NAMES, MAP_COUNTERS};
+use filter_common::{CNT_DROP_DST, CNT_DROP_SRC, CNT_NAMES};
 use ipnet::IpNet;
 use serde_json::json;
 use takedown::{
@@ -138,10 +138,9 @@ fn lifetime_of(lifetimes: &[(IpNet, String)], net: &IpNet, m: &Meta) -> String {
 
 pub fn stats(args: StatsArgs) -> Result<()> {
     let maps = args.places.maps("takedown stats")?;
-    let counters_map = maps.map(MAP_COUNTERS)?;
-    let first = counters::read_map(counters_map)?;
+    let first = counters::read(&maps)?;
     std::thread::sleep(Duration::from_secs_f64(args.interval.max(0.1)));
-    let second = counters::read_map(counters_map)?;
+    let second = counters::read(&maps)?;
     let rate = |slot: usize| {
         (second.0[slot].packets - first.0[slot].packets) as f64 / args.interval.max(0.1)
     };

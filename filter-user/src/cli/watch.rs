@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::Result;
 use clap::Args;
-use filter_common::{CNT_DROP_DST, CNT_DROP_SRC, CNT_MONITORED, CNT_PASSED, MAP_COUNTERS};
+use filter_common::{CNT_DROP_DST, CNT_DROP_SRC, CNT_MONITORED, CNT_PASSED};
 use ratatui::{
     Frame,
     crossterm::event::{self, Event, KeyCode, KeyModifiers},
@@ -76,7 +76,7 @@ struct Sampler {
 
 impl Sampler {
     fn new(maps: &FilterMaps) -> Result<Self> {
-        let counters = counters::read_map(maps.map(MAP_COUNTERS)?)?;
+        let counters = counters::read(maps)?;
         let now = Instant::now();
         Ok(Self { counters, at: now, hits: HashMap::new(), hits_at: now, top_due: now })
     }
@@ -85,7 +85,7 @@ impl Sampler {
     fn rates(&mut self, maps: &FilterMaps, view: &mut View) -> Result<()> {
         let t = Instant::now();
         let secs = (t - self.at).as_secs_f64().max(0.001);
-        let now_c = counters::read_map(maps.map(MAP_COUNTERS)?)?;
+        let now_c = counters::read(maps)?;
         let d = |c: u32| now_c.packets(c).saturating_sub(self.counters.packets(c));
         view.drop_rate = (d(CNT_DROP_SRC) + d(CNT_DROP_DST)) as f64 / secs;
         view.pass_rate = (d(CNT_PASSED) + d(CNT_MONITORED)) as f64 / secs;

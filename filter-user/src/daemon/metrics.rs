@@ -6,7 +6,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::{Context, Result, bail};
 use filter_common::{
-    CNT_EVENTS, CNT_NAMES, CNT_SUPPRESSED, MAP_COUNTERS, MAP_LIST_COUNTERS, MAX_LISTS,
+    CNT_EVENTS, CNT_NAMES, CNT_SUPPRESSED, MAP_COUNTERS, MAP_LIST_COUNTERS, MAP_RATE, MAX_LISTS,
 };
 use prometheus_client::{
     encoding::text::encode,
@@ -21,6 +21,7 @@ use crate::maps::{FilterMaps, counters};
 /// the daemon.
 pub struct CounterMaps {
     counters: aya::maps::Map,
+    rate: aya::maps::Map,
     lists: aya::maps::Map,
 }
 
@@ -29,6 +30,7 @@ impl CounterMaps {
     pub fn of(maps: &FilterMaps) -> Result<Self> {
         Ok(Self {
             counters: maps.map_copy(MAP_COUNTERS)?,
+            rate: maps.map_copy(MAP_RATE)?,
             lists: maps.map_copy(MAP_LIST_COUNTERS)?,
         })
     }
@@ -154,7 +156,7 @@ pub fn render(s: &Snapshot, maps: &CounterMaps) -> Result<String> {
 fn traffic(reg: &mut Registry, s: &Snapshot, maps: &CounterMaps) -> Result<()> {
     let packets = counter(reg, "takedown_packets", "Packets seen, by interface and verdict");
     let bytes = counter(reg, "takedown_bytes", "Bytes seen, by interface and verdict");
-    let slots = counters::read_slots(&maps.counters)?;
+    let slots = counters::read_slots(&maps.counters, &maps.rate)?;
     for (slot, totals) in slots.iter().enumerate() {
         let name = slot.checked_sub(1).and_then(|i| s.interfaces.get(i));
         let iface = name.map_or("other", String::as_str);
@@ -167,7 +169,7 @@ fn traffic(reg: &mut Registry, s: &Snapshot, maps: &CounterMaps) -> Result<()> {
             }
         }
     }
-    let total = counters::read_map(&maps.counters)?;
+    let total = counters::read_map(&maps.counters, &maps.rate)?;
     let events = counter(reg, "takedown_events", "Events reported by the kernel");
     events.get_or_create(&vec![]).inc_by(total.packets(CNT_EVENTS));
     let help = "Events suppressed by the rate limit or a full ring buffer";

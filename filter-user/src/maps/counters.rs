@@ -5,8 +5,8 @@ use std::fmt;
 use anyhow::Result;
 use aya::maps::{Map, MapData, PerCpuArray};
 use filter_common::{
-    CNT_COUNT, CNT_EVENTS, CNT_NAMES, CNT_SUPPRESSED, Counter, MAP_COUNTERS, MAX_IFACES,
-    counter_index,
+    CNT_COUNT, CNT_EVENTS, CNT_NAMES, CNT_SUPPRESSED, Counter, MAP_COUNTERS, MAP_RATE, MAX_IFACES,
+    RateState, counter_index,
 };
 
 /// Counter totals over all CPUs, indexed by the `CNT_*` constants.
@@ -27,14 +27,14 @@ impl Totals {
 
 /// Sums the counters of a filter over every CPU.
 pub fn read(maps: &super::FilterMaps) -> Result<Totals> {
-    read_map(maps.map(MAP_COUNTERS)?)
+    read_map(maps.map(MAP_COUNTERS)?, maps.map(MAP_RATE)?)
 }
 
-/// Sums the counters of a counters map (loaded or opened from its pin) over every CPU and
-/// interface slot.
-pub fn read_map(map: &Map) -> Result<Totals> {
+/// Sums the counters of a counters map and the suppressed events of an event budget map
+/// (loaded or opened from their pins) over every CPU and interface slot.
+pub fn read_map(counters: &Map, rate: &Map) -> Result<Totals> {
     let mut totals = Totals::default();
-    for slot in read_slots(map)? {
+    for slot in read_slots(counters, rate)? {
         for (t, c) in totals.0.iter_mut().zip(slot.0) {
             t.packets += c.packets;
             t.bytes += c.bytes;
@@ -43,9 +43,10 @@ pub fn read_map(map: &Map) -> Result<Totals> {
     Ok(totals)
 }
 
-/// The counters of each interface slot (index 0: interfaces without a slot), over every CPU.
-pub fn read_slots(map: &Map) -> Result<Vec<Totals>> {
-    let array: PerCpuArray<&MapData, Counter> = PerCpuArray::try_from(map)?;
+/// The counters of each interface slot (index 0: interfaces without a slot, and the events
+/// suppressed, which the budgets count), over every CPU.
+pub fn read_slots(counters: &Map, rate: &Map) -> Result<Vec<Totals>> {
+    let array: PerCpuArray<&MapData, Counter> = PerCpuArray::try_from(counters)?;
     let mut out = vec![Totals::default(); MAX_IFACES as usize + 1];
     for (slot, totals) in out.iter_mut().enumerate() {
         for cnt in 0..CNT_COUNT {
@@ -55,6 +56,9 @@ pub fn read_slots(map: &Map) -> Result<Vec<Totals>> {
             }
         }
     }
+    let budgets: PerCpuArray<&MapData, RateState> = PerCpuArray::try_from(rate)?;
+    out[0].0[CNT_SUPPRESSED as usize].packets =
+        budgets.get(&0, 0)?.iter().map(|b| b.suppressed).sum();
     Ok(out)
 }
 

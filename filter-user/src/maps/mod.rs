@@ -323,20 +323,18 @@ impl FilterMaps {
     }
 
     /// Sets the event rate limit: `rate` events a second per CPU (0: none), bursts of `burst`,
-    /// in every CPU's budget (its schedule starts anew).
+    /// in every CPU's budget (its schedule and its count of suppressed events kept, short of
+    /// what the kernel adds between this read and write).
     pub fn set_event_rate(&mut self, rate: u32, burst: u32) -> Result<()> {
         // The kernel's unit: nanoseconds between two events of a CPU (0: none).
         let interval = 1_000_000_000u64.checked_div(rate.into()).map_or(0, |ns| ns.max(1));
-        let state = RateState {
-            next_ns: 0,
-            interval_ns: interval,
-            window_ns: interval * u64::from(burst.max(1)),
-        };
-        let cpus = aya::util::nr_cpus().map_err(|(_, e)| anyhow!("cannot count the CPUs: {e}"))?;
-        let map = self.map_mut(MAP_RATE)?;
-        let mut rate: PerCpuArray<&mut MapData, RateState> = PerCpuArray::try_from(map)?;
-        let values = PerCpuValues::try_from(vec![state; cpus])?;
-        rate.set(0, values, 0).map_err(|e| anyhow!("cannot write {MAP_RATE}: {e}"))
+        let window = interval * u64::from(burst.max(1));
+        let mut budgets: PerCpuArray<&mut MapData, RateState> =
+            PerCpuArray::try_from(self.map_mut(MAP_RATE)?)?;
+        let held = budgets.get(&0, 0)?;
+        let set = |b: &RateState| RateState { interval_ns: interval, window_ns: window, ..*b };
+        let values = PerCpuValues::try_from(held.iter().map(set).collect::<Vec<_>>())?;
+        budgets.set(0, values, 0).map_err(|e| anyhow!("cannot write {MAP_RATE}: {e}"))
     }
 
     /// Stamps the maps with this build's contract layout.
