@@ -42,9 +42,6 @@ fn main() -> Result<()> {
     let peers = std::env::args().any(|a| a == "--peers");
     println!("# takedown benchmark\n\n{}\n", machine());
     per_packet(peers)?;
-    if std::env::var_os("TD_ONLY_PACKET").is_some() {
-        return Ok(());
-    }
     flood_tables::run(peers)?;
     load::run(peers)?;
     Ok(())
