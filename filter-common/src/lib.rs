@@ -73,6 +73,10 @@ pub const MAP_V4_PREFIXED: &str = "TD_V4_PREFIXED";
 pub const MAP_V4_HINTS: &str = "TD_V4_HINTS";
 /// IPv6 prefix prefilter.
 pub const MAP_V6_PREFIXED: &str = "TD_V6_PREFIXED";
+/// IPv6 exact-address prefilter: like [`MAP_V6_FILTER`], for the exact addresses alone. With
+/// IPv6 prefixes loaded, an address whose bit is clear is not looked up in [`MAP_V6_EXACT`]
+/// (a hash-map lookup saved on a prefix hit).
+pub const MAP_V6_EXACTS: &str = "TD_V6_EXACTS";
 /// The XDP program's name in the object file.
 pub const PROGRAM_NAME: &str = "takedown";
 /// The tc egress program's name in the object file (what the gateway itself sends).
@@ -81,7 +85,7 @@ pub const PROGRAM_EGRESS: &str = "takedown_egress";
 pub const PROGRAM_BASELINE: &str = "takedown_baseline";
 
 /// Every map the program defines, for load-time checks.
-pub const ALL_MAPS: [&str; 23] = [
+pub const ALL_MAPS: [&str; 24] = [
     MAP_V4_EXACT,
     MAP_V4_BUCKETS,
     MAP_V6_EXACT,
@@ -105,6 +109,7 @@ pub const ALL_MAPS: [&str; 23] = [
     MAP_V4_PREFIXED,
     MAP_V6_PREFIXED,
     MAP_V4_HINTS,
+    MAP_V6_EXACTS,
 ];
 
 /// An address family.
@@ -163,7 +168,7 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 /// The layout of this contract: map set, key and value layouts, flags and indices. Stored in
 /// [`MAP_CONFIG`] at [`CFG_LAYOUT`] by the loader, so that a loader of another build can tell
 /// pins it cannot read. Raise it with every change to anything in this file.
-pub const LAYOUT_VERSION: u32 = 12;
+pub const LAYOUT_VERSION: u32 = 13;
 
 /// An IPv4 address as it appears on the wire (network byte order).
 pub type V4Key = [u8; 4];

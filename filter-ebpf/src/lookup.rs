@@ -17,7 +17,8 @@ use filter_common::{
 
 use crate::{
     TD_V4_ALLOW, TD_V4_ALLOWED, TD_V4_BUCKETS, TD_V4_EXACT, TD_V4_FILTER, TD_V6_ALLOW,
-    TD_V6_ALLOWED, TD_V6_EXACT, TD_V6_FILTER, TD_V6_LENS, TD_V6_PREFIX, TD_V6_PREFIXED,
+    TD_V6_ALLOWED, TD_V6_EXACT, TD_V6_EXACTS, TD_V6_FILTER, TD_V6_LENS, TD_V6_PREFIX,
+    TD_V6_PREFIXED,
 };
 
 /// An address family: its maps, its key layout and its `CFG_*` flags.
@@ -96,9 +97,12 @@ impl Family for V6 {
     fn exact(a: &V6Key) -> Option<*mut EntryValue> {
         TD_V6_EXACT.get_ptr_mut(a)
     }
-    /// IPv6 slots have no bit to spare for exact addresses: always looked up.
+    /// The exact address looked up only where the exact-address prefilter says one may lie.
     #[inline(always)]
     fn listed(a: &V6Key, want: u32) -> Option<*mut EntryValue> {
+        if !bit(&TD_V6_EXACTS, v6_filter_bit(a)) {
+            return V6::prefix(a).filter(|e| wanted(*e, want));
+        }
         V6::exact(a)
             .filter(|e| wanted(*e, want))
             .or_else(|| V6::prefix(a).filter(|e| wanted(*e, want)))

@@ -82,6 +82,8 @@ static TD_V4_PREFIXED: Array<u64> = Array::with_max_entries(FILTER_WORDS, 0);
 static TD_V6_PREFIXED: Array<u64> = Array::with_max_entries(FILTER_WORDS, 0);
 #[map]
 static TD_V4_HINTS: Array<u64> = Array::with_max_entries(1, 0);
+#[map]
+static TD_V6_EXACTS: Array<u64> = Array::with_max_entries(FILTER_WORDS, 0);
 
 /// A matched entry: its value in the map, and whether the match was as source.
 pub struct Hit {

@@ -33,8 +33,8 @@ use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuValues};
 use filter_common::{
     ALL_MAPS, AddressMap, Family, LenMask, MAP_CONFIG, MAP_RATE, MAP_V4_ALLOW, MAP_V4_ALLOWED,
     MAP_V4_FILTER, MAP_V4_HINTS, MAP_V4_LENS, MAP_V4_PREFIXED, MAP_V6_ALLOW, MAP_V6_ALLOWED,
-    MAP_V6_EXACT, MAP_V6_FILTER, MAP_V6_LENS, MAP_V6_PREFIX, MAP_V6_PREFIXED, MapKind, RateState,
-    V6Key,
+    MAP_V6_EXACT, MAP_V6_EXACTS, MAP_V6_FILTER, MAP_V6_LENS, MAP_V6_PREFIX, MAP_V6_PREFIXED,
+    MapKind, RateState, V6Key,
     table4::{EXACT4, PREFIX4, Table4},
 };
 use ipnet::IpNet;
@@ -96,6 +96,8 @@ pub struct FamilyMaps<const N: usize> {
     pub lens: Box<dyn prefilter::Words<LenMask>>,
     /// The prefix length that covers each /24 (IPv4 only).
     pub hints: Option<Box<dyn prefilter::Words<hints::Hints>>>,
+    /// The exact addresses' prefilter (IPv6 only).
+    pub exacts: Option<Box<dyn prefilter::Words<u64>>>,
 }
 
 impl<const N: usize> FamilyMaps<N> {
@@ -114,7 +116,8 @@ impl<const N: usize> FamilyMaps<N> {
             .map(|w| w as &dyn MapInfo);
         let lens = self.lens.as_ref() as &dyn MapInfo;
         let hints = self.hints.as_ref().map(|h| h.as_ref() as &dyn MapInfo);
-        words.into_iter().chain([lens]).chain(hints).collect()
+        let exacts = self.exacts.as_ref().map(|x| x.as_ref() as &dyn MapInfo);
+        words.into_iter().chain([lens]).chain(hints).chain(exacts).collect()
     }
 
     /// What the maps hold, as a plan's tables.
@@ -222,6 +225,7 @@ fn v4(maps: &mut Named) -> Result<FamilyMaps<4>> {
         prefixed: words(maps, MAP_V4_PREFIXED)?,
         lens: words(maps, MAP_V4_LENS)?,
         hints: Some(Box::new(hints::KernelHints::new(take(maps, MAP_V4_HINTS)?)?)),
+        exacts: None,
     })
 }
 
@@ -235,6 +239,7 @@ fn v6(maps: &mut Named) -> Result<FamilyMaps<16>> {
         prefixed: words(maps, MAP_V6_PREFIXED)?,
         lens: words(maps, MAP_V6_LENS)?,
         hints: None,
+        exacts: Some(words(maps, MAP_V6_EXACTS)?),
     })
 }
 

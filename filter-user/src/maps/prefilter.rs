@@ -119,6 +119,13 @@ pub fn prefixed_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
     bits
 }
 
+/// The exact-address prefilter bits (`TD_V6_EXACTS`) of `tables`' exact addresses.
+pub fn exacts_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
+    let mut bits = Dense::empty(FILTER_WORDS);
+    tables.exact.iter().for_each(|(addr, _)| cover(&mut bits, (N * 8) as u8, addr));
+    bits
+}
+
 /// The allowlist prefilter bits of `tables`' allowlist.
 pub fn allowed_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
     let mut bits = Dense::empty(FILTER_WORDS);
@@ -214,6 +221,7 @@ pub struct AllMoves {
     pub prefixed_v4: Moves<u64>,
     pub prefixed_v6: Moves<u64>,
     pub hints_v4: Moves<Hints>,
+    pub exacts_v6: Moves<u64>,
 }
 
 /// The moves from `old` to `new`; the hints' only where they are in use (`hinted`).
@@ -229,6 +237,7 @@ pub fn moves(old: &Plan, new: &Plan, hinted: bool) -> AllMoves {
         allowed_v6: Moves::of(&old.v6, &new.v6, |t| t.allow.len(), allowed_of),
         prefixed_v4: Moves::of(&old.v4, &new.v4, |t| t.prefix.len(), prefixed_of),
         prefixed_v6: Moves::of(&old.v6, &new.v6, |t| t.prefix.len(), prefixed_of),
+        exacts_v6: Moves::of(&old.v6, &new.v6, |t| t.exact.len(), exacts_of),
         ..Default::default()
     };
     let hints = || match hinted {
@@ -269,12 +278,13 @@ fn add<V: Copy + Default + PartialEq + BitOr<Output = V>>(
 }
 
 /// The array maps an entry needs bits in: the prefilter, the prefix prefilter, the lengths,
-/// the hints (IPv4).
+/// the hints (IPv4), the exact-address prefilter (IPv6).
 pub struct EntryArrays<'a> {
     pub filter: &'a mut dyn Words<u64>,
     pub prefixed: &'a mut dyn Words<u64>,
     pub lens: &'a mut dyn Words<LenMask>,
     pub hints: Option<&'a mut dyn Words<Hints>>,
+    pub exacts: Option<&'a mut dyn Words<u64>>,
 }
 
 /// Sets, in the prefilter (and in the prefix prefilter, the lengths and the hints, for a
@@ -285,6 +295,8 @@ pub fn cover_entry<const N: usize>(maps: EntryArrays<'_>, len: u8, addr: &[u8; N
     add(maps.filter, &bits)?;
     if usize::from(len) < N * 8 {
         add(maps.prefixed, &bits)?;
+    } else if let Some(exacts) = maps.exacts {
+        add(exacts, &bits)?;
     }
     if usize::from(len) < N * 8 || N == 4 {
         let mut l = Dense::empty(LENS_SLOTS);

@@ -117,6 +117,10 @@ fn family<const N: usize>(tag: &'static [&'static str; 7], log: &Log) -> FamilyM
         allowed: Box::new(MemWords(tag[5], BTreeMap::new(), log.clone())),
         prefixed: Box::new(MemWords(tag[6], BTreeMap::new(), log.clone())),
         lens,
+        exacts: (N == 16).then(|| {
+            Box::new(MemWords("x6e", BTreeMap::new(), log.clone()))
+                as Box<dyn prefilter::Words<u64>>
+        }),
         hints: (N == 4).then(|| {
             Box::new(MemWords("h4", BTreeMap::new(), log.clone()))
                 as Box<dyn prefilter::Words<crate::maps::hints::Hints>>
@@ -164,6 +168,7 @@ fn a_move_writes_everything_before_it_deletes_and_ends_at_the_new_plan() {
             format!("flags {during}"),
             "put f6 1".into(),
             "put w4 1".into(),
+            "put x6e 1".into(),
             "put a4 1".into(),
             "put e4 1".into(),
             "put e6 1".into(),
