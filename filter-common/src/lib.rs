@@ -73,7 +73,8 @@ pub const MAP_V4_PREFIXED: &str = "TD_V4_PREFIXED";
 pub const MAP_V4_HINTS: &str = "TD_V4_HINTS";
 /// IPv6 prefix prefilter.
 pub const MAP_V6_PREFIXED: &str = "TD_V6_PREFIXED";
-/// IPv6 exact-address prefilter: like [`MAP_V6_FILTER`], for the exact addresses alone. With
+/// IPv6 exact-address prefilter: [`EXACTS_WORDS`] `u64`s, a bit per 16 hashes of a /32
+/// ([`v6_exacts_bit_of`]), set where an exact address may lie. With
 /// IPv6 prefixes loaded, an address whose bit is clear is not looked up in [`MAP_V6_EXACT`]
 /// (a hash-map lookup saved on a prefix hit).
 pub const MAP_V6_EXACTS: &str = "TD_V6_EXACTS";

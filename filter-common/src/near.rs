@@ -21,6 +21,16 @@ pub const fn v6_filter_bit_of(top: u32) -> u32 {
     top.wrapping_mul(0x9E37_79B1) >> 8
 }
 
+/// Words of [`MAP_V6_EXACTS`](crate::MAP_V6_EXACTS): 2^20 bits (128 KiB; IPv6 lists hold
+/// few exact addresses).
+pub const EXACTS_WORDS: u32 = FILTER_WORDS >> 4;
+
+/// The [`MAP_V6_EXACTS`](crate::MAP_V6_EXACTS) bit of the IPv6 /32 whose first 32 bits are
+/// `top`: its prefilter bit, shifted into the smaller map.
+pub const fn v6_exacts_bit_of(top: u32) -> u32 {
+    v6_filter_bit_of(top) >> 4
+}
+
 /// A set of prefix lengths: bit L of `lo` is length L (0..=63), bit L of `hi` length 64 + L.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -11,8 +11,8 @@ use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, maps::Array};
 use filter_common::{
     CFG_FLAGS, CFG_V4_ALLOW, CFG_V4_BUCKETS, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES,
-    EntryValue, LenMask, V4Key, V6Key, V6PrefixKey, table4::v4_word, v4_filter_bit, v6_filter_bit,
-    v6_lens_slot,
+    EntryValue, LenMask, V4Key, V6Key, V6PrefixKey, table4::v4_word, v4_filter_bit,
+    v6_exacts_bit_of, v6_filter_bit, v6_lens_slot,
 };
 
 use crate::{
@@ -100,7 +100,8 @@ impl Family for V6 {
     /// The exact address looked up only where the exact-address prefilter says one may lie.
     #[inline(always)]
     fn listed(a: &V6Key, want: u32) -> Option<*mut EntryValue> {
-        if !bit(&TD_V6_EXACTS, v6_filter_bit(a)) {
+        let top = u32::from_be_bytes([a[0], a[1], a[2], a[3]]);
+        if !bit(&TD_V6_EXACTS, v6_exacts_bit_of(top)) {
             return V6::prefix(a).filter(|e| wanted(*e, want));
         }
         V6::exact(a)

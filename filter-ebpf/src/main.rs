@@ -26,9 +26,9 @@ use aya_ebpf::{
 };
 use filter_common::{
     Bucket, CFG_COUNT, CNT_COUNT, CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED, CNT_MONITORED,
-    CNT_NON_IP, CNT_PASSED, Counter, EntryValue, FILTER_WORDS, FLAG_DST, FLAG_MON_DST,
-    FLAG_MON_SRC, FLAG_SRC, LENS_SLOTS, LIST_COUNTERS, LenMask, MAX_IFACES, MAX_IFINDEX, RateState,
-    V4Key, V6Key, V6PrefixKey,
+    CNT_NON_IP, CNT_PASSED, Counter, EXACTS_WORDS, EntryValue, FILTER_WORDS, FLAG_DST,
+    FLAG_MON_DST, FLAG_MON_SRC, FLAG_SRC, LENS_SLOTS, LIST_COUNTERS, LenMask, MAX_IFACES,
+    MAX_IFINDEX, RateState, V4Key, V6Key, V6PrefixKey,
 };
 use lookup::{Entry, Family, V4, V6, matched};
 use parse::{Addresses, Frame, Packet};
@@ -83,7 +83,7 @@ static TD_V6_PREFIXED: Array<u64> = Array::with_max_entries(FILTER_WORDS, 0);
 #[map]
 static TD_V4_HINTS: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
-static TD_V6_EXACTS: Array<u64> = Array::with_max_entries(FILTER_WORDS, 0);
+static TD_V6_EXACTS: Array<u64> = Array::with_max_entries(EXACTS_WORDS, 0);
 
 /// A matched entry: its value in the map, and whether the match was as source.
 pub struct Hit {

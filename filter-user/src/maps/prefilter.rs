@@ -18,7 +18,8 @@ use aya::{
     maps::{Map, MapData},
 };
 use filter_common::{
-    FILTER_WORDS, LENS_SLOTS, LenMask, v4_filter_bit, v4_lens_slot, v6_filter_bit_of,
+    EXACTS_WORDS, FILTER_WORDS, LENS_SLOTS, LenMask, v4_filter_bit, v4_lens_slot, v6_exacts_bit_of,
+    v6_filter_bit_of,
 };
 
 use super::{
@@ -119,11 +120,19 @@ pub fn prefixed_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
     bits
 }
 
+/// The exact-address prefilter bits (`TD_V6_EXACTS`) of exact addresses `addrs`.
+fn exacts_of_addrs<'a, const N: usize>(addrs: impl Iterator<Item = &'a [u8; N]>) -> Dense<u64> {
+    let mut bits = Dense::empty(EXACTS_WORDS);
+    for a in addrs {
+        let bit = v6_exacts_bit_of(u32::from_be_bytes([a[0], a[1], a[2], a[3]]));
+        bits.or(bit >> 6, 1u64 << (bit & 63));
+    }
+    bits
+}
+
 /// The exact-address prefilter bits (`TD_V6_EXACTS`) of `tables`' exact addresses.
 pub fn exacts_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
-    let mut bits = Dense::empty(FILTER_WORDS);
-    tables.exact.iter().for_each(|(addr, _)| cover(&mut bits, (N * 8) as u8, addr));
-    bits
+    exacts_of_addrs(tables.exact.iter().map(|(a, _)| a))
 }
 
 /// The allowlist prefilter bits of `tables`' allowlist.
@@ -296,7 +305,7 @@ pub fn cover_entry<const N: usize>(maps: EntryArrays<'_>, len: u8, addr: &[u8; N
     if usize::from(len) < N * 8 {
         add(maps.prefixed, &bits)?;
     } else if let Some(exacts) = maps.exacts {
-        add(exacts, &bits)?;
+        add(exacts, &exacts_of_addrs([*addr].iter()))?;
     }
     if usize::from(len) < N * 8 || N == 4 {
         let mut l = Dense::empty(LENS_SLOTS);
