@@ -53,11 +53,11 @@ pub const MAP_CONFIG: &str = "TD_CONFIG";
 pub const MAP_V4_FILTER: &str = "TD_V4_FILTER";
 /// IPv6 prefilter: the same, one bit per hash of the /32 ([`v6_filter_bit`]).
 pub const MAP_V6_FILTER: &str = "TD_V6_FILTER";
-/// IPv4 allowlist prefilter: like [`MAP_V4_FILTER`], for the allowlist's networks. A clear bit:
-/// no allowlist entry covers that /24, and a listed address there is dropped without a trie
-/// lookup.
+/// IPv4 allowlist prefilter: [`ALLOWED_WORDS`] `u64`s, a bit per /20 (a prefilter bit shifted
+/// by [`ALLOWED_SHIFT`]), set where an allowlist entry may cover an address. A clear bit: a
+/// listed address there is dropped without a trie lookup.
 pub const MAP_V4_ALLOWED: &str = "TD_V4_ALLOWED";
-/// IPv6 allowlist prefilter.
+/// IPv6 allowlist prefilter: the same, a bit per 16 hashes of a /32.
 pub const MAP_V6_ALLOWED: &str = "TD_V6_ALLOWED";
 /// IPv4 prefix prefilter: like [`MAP_V4_FILTER`], for the prefixes alone. A clear bit: no
 /// prefix covers that /24, and an address there that is not listed itself is a miss without
@@ -73,7 +73,12 @@ pub const MAP_V4_PREFIXED: &str = "TD_V4_PREFIXED";
 pub const MAP_V4_HINTS: &str = "TD_V4_HINTS";
 /// IPv6 prefix prefilter.
 pub const MAP_V6_PREFIXED: &str = "TD_V6_PREFIXED";
-/// IPv6 exact-address prefilter: [`EXACTS_WORDS`] `u64`s, a bit per 16 hashes of a /32
+/// IPv4 exact-address prefilter: [`V4_EXACTS_WORDS`] `u64`s, a bit per hash of an address
+/// ([`v4_exacts_bit`]), set for every exact address: an address whose bit is clear is not
+/// looked up in the exact table (a miss next to a listed address costs one load more than a
+/// miss, not a table probe).
+pub const MAP_V4_EXACTS: &str = "TD_V4_EXACTS";
+/// IPv6 exact-address prefilter: [`V6_EXACTS_WORDS`] `u64`s, a bit per 16 hashes of a /32
 /// ([`v6_exacts_bit_of`]), set where an exact address may lie. With
 /// IPv6 prefixes loaded, an address whose bit is clear is not looked up in [`MAP_V6_EXACT`]
 /// (a hash-map lookup saved on a prefix hit).
@@ -86,7 +91,7 @@ pub const PROGRAM_EGRESS: &str = "takedown_egress";
 pub const PROGRAM_BASELINE: &str = "takedown_baseline";
 
 /// Every map the program defines, for load-time checks.
-pub const ALL_MAPS: [&str; 24] = [
+pub const ALL_MAPS: [&str; 25] = [
     MAP_V4_EXACT,
     MAP_V4_BUCKETS,
     MAP_V6_EXACT,
@@ -111,6 +116,7 @@ pub const ALL_MAPS: [&str; 24] = [
     MAP_V6_PREFIXED,
     MAP_V4_HINTS,
     MAP_V6_EXACTS,
+    MAP_V4_EXACTS,
 ];
 
 /// An address family.
@@ -169,7 +175,7 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 /// The layout of this contract: map set, key and value layouts, flags and indices. Stored in
 /// [`MAP_CONFIG`] at [`CFG_LAYOUT`] by the loader, so that a loader of another build can tell
 /// pins it cannot read. Raise it with every change to anything in this file.
-pub const LAYOUT_VERSION: u32 = 13;
+pub const LAYOUT_VERSION: u32 = 14;
 
 /// An IPv4 address as it appears on the wire (network byte order).
 pub type V4Key = [u8; 4];

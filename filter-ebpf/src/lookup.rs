@@ -1,23 +1,24 @@
 //! One lookup for both address families. A [`Family`] names its maps and key layout; `matched`
-//! is written once: first the prefilter (one array load: no entry near this address, no
-//! lookup: a miss costs the same whatever the lists hold), then the exact entry if it has one
-//! of the wanted directions, else (when the loader says prefixes are loaded) the longest prefix
-//! if it does ([`Family::listed`]: for IPv4 see `lookup4`; for IPv6, where the prefix
-//! prefilter says a prefix may cover the address, trying only the lengths present in the slot
-//! of its /32); never an allowlisted address (the allowlist is consulted only for a listed
-//! address, so misses never pay for it).
+//! is written once: first a prefilter (one array load: no entry near this address, no lookup:
+//! a miss costs the same whatever the lists hold; without prefixes loaded, IPv4 uses the
+//! exact-address one, a bit per hash of the address, so that a miss next to a listed address
+//! costs no more), then the exact entry if it has one of the wanted directions, else (when the
+//! loader says prefixes are loaded) the longest prefix if it does ([`Family::listed`]: for
+//! IPv4 see `lookup4`; for IPv6, where the prefix prefilter says a prefix may cover the
+//! address, trying only the lengths present in the slot of its /32); never an allowlisted
+//! address (the allowlist is consulted only for a listed address, so misses never pay for it).
 
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, maps::Array};
 use filter_common::{
-    CFG_FLAGS, CFG_V4_ALLOW, CFG_V4_BUCKETS, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES,
-    EntryValue, LenMask, V4Key, V6Key, V6PrefixKey, table4::v4_word, v4_filter_bit,
-    v6_exacts_bit_of, v6_filter_bit, v6_lens_slot,
+    ALLOWED_SHIFT, CFG_FLAGS, CFG_V4_ALLOW, CFG_V4_BUCKETS, CFG_V4_PREFIXES, CFG_V6_ALLOW,
+    CFG_V6_PREFIXES, EntryValue, LenMask, V4Key, V6Key, V6PrefixKey, table4::v4_word,
+    v4_exacts_bit, v4_filter_bit, v6_exacts_bit_of, v6_filter_bit, v6_lens_slot,
 };
 
 use crate::{
-    TD_V4_ALLOW, TD_V4_ALLOWED, TD_V4_BUCKETS, TD_V4_EXACT, TD_V4_FILTER, TD_V6_ALLOW,
-    TD_V6_ALLOWED, TD_V6_EXACT, TD_V6_EXACTS, TD_V6_FILTER, TD_V6_LENS, TD_V6_PREFIX,
+    TD_V4_ALLOW, TD_V4_ALLOWED, TD_V4_BUCKETS, TD_V4_EXACT, TD_V4_EXACTS, TD_V4_FILTER,
+    TD_V6_ALLOW, TD_V6_ALLOWED, TD_V6_EXACT, TD_V6_EXACTS, TD_V6_FILTER, TD_V6_LENS, TD_V6_PREFIX,
     TD_V6_PREFIXED,
 };
 
@@ -33,6 +34,11 @@ pub trait Family {
     /// False when no entry can cover `a` (its prefilter bit is clear).
     fn near(a: &Self::Addr) -> bool;
     fn exact(a: &Self::Addr) -> Option<*mut EntryValue>;
+    /// Without prefixes loaded: the exact entry holding `a`, behind the prefilter.
+    #[inline(always)]
+    fn unprefixed(a: &Self::Addr) -> Option<*mut EntryValue> {
+        if Self::near(a) { Self::exact(a) } else { None }
+    }
     /// With prefixes loaded: the exact entry holding `a` if it has a direction of `want`,
     /// else the longest prefix holding `a` if it does.
     fn listed(a: &Self::Addr, want: u32) -> Option<*mut EntryValue>;
@@ -62,9 +68,19 @@ impl Family for V4 {
     /// The address's two buckets scanned, slot by slot; its value by the index the slot holds.
     #[inline(always)]
     fn exact(a: &V4Key) -> Option<*mut EntryValue> {
+        // The exact-address prefilter (a bit per hash of the address) first.
+        if !bit(&TD_V4_EXACTS, v4_exacts_bit(a)) {
+            return None;
+        }
         let index =
             crate::lookup4::index(&TD_V4_BUCKETS, v4_word(a), crate::config(CFG_V4_BUCKETS))?;
         TD_V4_EXACT.get_ptr_mut(index)
+    }
+    /// Without prefixes, the exact-address prefilter in `exact` is the only one: a bit per
+    /// hash of the address, which an address next to a listed one finds clear.
+    #[inline(always)]
+    fn unprefixed(a: &V4Key) -> Option<*mut EntryValue> {
+        V4::exact(a)
     }
     #[inline(always)]
     fn listed(a: &V4Key, want: u32) -> Option<*mut EntryValue> {
@@ -72,7 +88,8 @@ impl Family for V4 {
     }
     #[inline(always)]
     fn allowed(a: &V4Key) -> bool {
-        bit(&TD_V4_ALLOWED, v4_filter_bit(a)) && TD_V4_ALLOW.get(Key::new(32, *a)).is_some()
+        bit(&TD_V4_ALLOWED, v4_filter_bit(a) >> ALLOWED_SHIFT)
+            && TD_V4_ALLOW.get(Key::new(32, *a)).is_some()
     }
     #[inline(always)]
     fn wide(a: &V4Key) -> [u8; 16] {
@@ -110,7 +127,8 @@ impl Family for V6 {
     }
     #[inline(always)]
     fn allowed(a: &V6Key) -> bool {
-        bit(&TD_V6_ALLOWED, v6_filter_bit(a)) && TD_V6_ALLOW.get(Key::new(128, *a)).is_some()
+        bit(&TD_V6_ALLOWED, v6_filter_bit(a) >> ALLOWED_SHIFT)
+            && TD_V6_ALLOW.get(Key::new(128, *a)).is_some()
     }
     #[inline(always)]
     fn wide(a: &V6Key) -> [u8; 16] {
@@ -250,20 +268,19 @@ pub type Entry = core::ptr::NonNull<EntryValue>;
 pub const UNREAD: u32 = u32::MAX;
 
 /// The entry that matches `addr` for the directions in `want`. The config flags (`cfg`) are
-/// read only past the prefilter, once a packet: a miss never reads them.
+/// read once a packet, by the first lookup.
 #[inline(always)]
 pub fn matched<F: Family>(addr: &F::Addr, want: u32, cfg: &mut u32) -> Option<Entry> {
-    if !F::near(addr) {
-        return None;
-    }
     if *cfg == UNREAD {
         *cfg = crate::config(CFG_FLAGS);
     }
     let cfg = *cfg;
     let hit = if cfg & F::PREFIXES == 0 {
-        F::exact(addr).filter(|e| wanted(*e, want))
-    } else {
+        F::unprefixed(addr).filter(|e| wanted(*e, want))
+    } else if F::near(addr) {
         F::listed(addr, want)
+    } else {
+        None
     }?;
     if cfg & F::ALLOW != 0 && F::allowed(addr) {
         return None;

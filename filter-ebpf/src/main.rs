@@ -25,10 +25,10 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use filter_common::{
-    Bucket, CFG_COUNT, CNT_COUNT, CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED, CNT_MONITORED,
-    CNT_NON_IP, CNT_PASSED, Counter, EXACTS_WORDS, EntryValue, FILTER_WORDS, FLAG_DST,
+    ALLOWED_WORDS, Bucket, CFG_COUNT, CNT_COUNT, CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED,
+    CNT_MONITORED, CNT_NON_IP, CNT_PASSED, Counter, EntryValue, FILTER_WORDS, FLAG_DST,
     FLAG_MON_DST, FLAG_MON_SRC, FLAG_SRC, LENS_SLOTS, LIST_COUNTERS, LenMask, MAX_IFACES,
-    MAX_IFINDEX, RateState, V4Key, V6Key, V6PrefixKey,
+    MAX_IFINDEX, RateState, V4_EXACTS_WORDS, V4Key, V6_EXACTS_WORDS, V6Key, V6PrefixKey,
 };
 use lookup::{Entry, Family, V4, V6, matched};
 use parse::{Addresses, Frame, Packet};
@@ -73,9 +73,9 @@ static TD_V4_FILTER: Array<u64> = Array::with_max_entries(FILTER_WORDS, 0);
 #[map]
 static TD_V6_FILTER: Array<u64> = Array::with_max_entries(FILTER_WORDS, 0);
 #[map]
-static TD_V4_ALLOWED: Array<u64> = Array::with_max_entries(FILTER_WORDS, 0);
+static TD_V4_ALLOWED: Array<u64> = Array::with_max_entries(ALLOWED_WORDS, 0);
 #[map]
-static TD_V6_ALLOWED: Array<u64> = Array::with_max_entries(FILTER_WORDS, 0);
+static TD_V6_ALLOWED: Array<u64> = Array::with_max_entries(ALLOWED_WORDS, 0);
 #[map]
 static TD_V4_PREFIXED: Array<u64> = Array::with_max_entries(FILTER_WORDS, 0);
 #[map]
@@ -83,7 +83,9 @@ static TD_V6_PREFIXED: Array<u64> = Array::with_max_entries(FILTER_WORDS, 0);
 #[map]
 static TD_V4_HINTS: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
-static TD_V6_EXACTS: Array<u64> = Array::with_max_entries(EXACTS_WORDS, 0);
+static TD_V6_EXACTS: Array<u64> = Array::with_max_entries(V6_EXACTS_WORDS, 0);
+#[map]
+static TD_V4_EXACTS: Array<u64> = Array::with_max_entries(V4_EXACTS_WORDS, 0);
 
 /// A matched entry: its value in the map, and whether the match was as source.
 pub struct Hit {
@@ -142,7 +144,7 @@ fn drops<C: Frame>(ctx: &C, len: u64) -> bool {
 /// Looks an IP packet's addresses up, reports a hit, and returns the counter of its verdict.
 #[inline(always)]
 fn check<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>, len: u64) -> u32 {
-    // The config flags, read by the first lookup that gets past the prefilter (never by a miss).
+    // The config flags, read by the first lookup.
     let mut cfg = lookup::UNREAD;
     let s = matched::<F>(&p.src, FLAG_SRC | FLAG_MON_SRC, &mut cfg);
     // A source entry that blocks decides the verdict: the destination is not looked up.

@@ -32,9 +32,9 @@ use anyhow::{Result, anyhow};
 use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuValues};
 use filter_common::{
     ALL_MAPS, AddressMap, Family, LenMask, MAP_CONFIG, MAP_RATE, MAP_V4_ALLOW, MAP_V4_ALLOWED,
-    MAP_V4_FILTER, MAP_V4_HINTS, MAP_V4_LENS, MAP_V4_PREFIXED, MAP_V6_ALLOW, MAP_V6_ALLOWED,
-    MAP_V6_EXACT, MAP_V6_EXACTS, MAP_V6_FILTER, MAP_V6_LENS, MAP_V6_PREFIX, MAP_V6_PREFIXED,
-    MapKind, RateState, V6Key,
+    MAP_V4_EXACTS, MAP_V4_FILTER, MAP_V4_HINTS, MAP_V4_LENS, MAP_V4_PREFIXED, MAP_V6_ALLOW,
+    MAP_V6_ALLOWED, MAP_V6_EXACT, MAP_V6_EXACTS, MAP_V6_FILTER, MAP_V6_LENS, MAP_V6_PREFIX,
+    MAP_V6_PREFIXED, MapKind, RateState, V6Key,
     table4::{EXACT4, PREFIX4, Table4},
 };
 use ipnet::IpNet;
@@ -96,7 +96,7 @@ pub struct FamilyMaps<const N: usize> {
     pub lens: Box<dyn prefilter::Words<LenMask>>,
     /// The prefix length that covers each /24 (IPv4 only).
     pub hints: Option<Box<dyn prefilter::Words<hints::Hints>>>,
-    /// The exact addresses' prefilter (IPv6 only).
+    /// The exact addresses' prefilter.
     pub exacts: Option<Box<dyn prefilter::Words<u64>>>,
 }
 
@@ -225,7 +225,7 @@ fn v4(maps: &mut Named) -> Result<FamilyMaps<4>> {
         prefixed: words(maps, MAP_V4_PREFIXED)?,
         lens: words(maps, MAP_V4_LENS)?,
         hints: Some(Box::new(hints::KernelHints::new(take(maps, MAP_V4_HINTS)?)?)),
-        exacts: None,
+        exacts: Some(words(maps, MAP_V4_EXACTS)?),
     })
 }
 

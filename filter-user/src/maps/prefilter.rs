@@ -18,7 +18,8 @@ use aya::{
     maps::{Map, MapData},
 };
 use filter_common::{
-    EXACTS_WORDS, FILTER_WORDS, LENS_SLOTS, LenMask, v4_filter_bit, v4_lens_slot, v6_exacts_bit_of,
+    ALLOWED_SHIFT, ALLOWED_WORDS, FILTER_WORDS, LENS_SLOTS, LenMask, V4_EXACTS_WORDS,
+    V6_EXACTS_WORDS, v4_exacts_bit, v4_filter_bit, v4_lens_slot, v6_exacts_bit_of,
     v6_filter_bit_of,
 };
 
@@ -120,25 +121,38 @@ pub fn prefixed_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
     bits
 }
 
-/// The exact-address prefilter bits (`TD_V6_EXACTS`) of exact addresses `addrs`.
+/// The exact-address prefilter bits (`TD_V4_EXACTS`, `TD_V6_EXACTS`) of exact addresses
+/// `addrs`.
 fn exacts_of_addrs<'a, const N: usize>(addrs: impl Iterator<Item = &'a [u8; N]>) -> Dense<u64> {
-    let mut bits = Dense::empty(EXACTS_WORDS);
+    let mut bits = Dense::empty(if N == 4 { V4_EXACTS_WORDS } else { V6_EXACTS_WORDS });
     for a in addrs {
-        let bit = v6_exacts_bit_of(u32::from_be_bytes([a[0], a[1], a[2], a[3]]));
+        let top = [a[0], a[1], a[2], a[3]];
+        let bit =
+            if N == 4 { v4_exacts_bit(&top) } else { v6_exacts_bit_of(u32::from_be_bytes(top)) };
         bits.or(bit >> 6, 1u64 << (bit & 63));
     }
     bits
 }
 
-/// The exact-address prefilter bits (`TD_V6_EXACTS`) of `tables`' exact addresses.
+/// The exact-address prefilter bits of `tables`' exact addresses.
 pub fn exacts_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
     exacts_of_addrs(tables.exact.iter().map(|(a, _)| a))
 }
 
-/// The allowlist prefilter bits of `tables`' allowlist.
+/// The allowlist prefilter bits of `tables`' allowlist: its prefilter bits, each
+/// [`ALLOWED_SHIFT`] coarser.
 pub fn allowed_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
-    let mut bits = Dense::empty(FILTER_WORDS);
-    tables.allow.iter().for_each(|(len, addr)| cover(&mut bits, *len, addr));
+    let mut fine = Dense::empty(FILTER_WORDS);
+    tables.allow.iter().for_each(|(len, addr)| cover(&mut fine, *len, addr));
+    let mut bits = Dense::empty(ALLOWED_WORDS);
+    for (word, w) in fine.slots() {
+        let mut w = w;
+        while w != 0 {
+            let bit = (word * 64 + w.trailing_zeros()) >> ALLOWED_SHIFT;
+            bits.or(bit >> 6, 1u64 << (bit & 63));
+            w &= w - 1;
+        }
+    }
     bits
 }
 
@@ -230,6 +244,7 @@ pub struct AllMoves {
     pub prefixed_v4: Moves<u64>,
     pub prefixed_v6: Moves<u64>,
     pub hints_v4: Moves<Hints>,
+    pub exacts_v4: Moves<u64>,
     pub exacts_v6: Moves<u64>,
 }
 
@@ -246,6 +261,7 @@ pub fn moves(old: &Plan, new: &Plan, hinted: bool) -> AllMoves {
         allowed_v6: Moves::of(&old.v6, &new.v6, |t| t.allow.len(), allowed_of),
         prefixed_v4: Moves::of(&old.v4, &new.v4, |t| t.prefix.len(), prefixed_of),
         prefixed_v6: Moves::of(&old.v6, &new.v6, |t| t.prefix.len(), prefixed_of),
+        exacts_v4: Moves::of(&old.v4, &new.v4, |t| t.exact.len(), exacts_of),
         exacts_v6: Moves::of(&old.v6, &new.v6, |t| t.exact.len(), exacts_of),
         ..Default::default()
     };
@@ -287,7 +303,7 @@ fn add<V: Copy + Default + PartialEq + BitOr<Output = V>>(
 }
 
 /// The array maps an entry needs bits in: the prefilter, the prefix prefilter, the lengths,
-/// the hints (IPv4), the exact-address prefilter (IPv6).
+/// the hints (IPv4), the exact-address prefilter.
 pub struct EntryArrays<'a> {
     pub filter: &'a mut dyn Words<u64>,
     pub prefixed: &'a mut dyn Words<u64>,

@@ -73,3 +73,21 @@ fn ipv4_lengths_mark_every_slash_16_a_prefix_overlaps_and_each_holding_an_addres
     let v6 = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
     assert_eq!(lens_of(&tables(&[v6], &[])).slots().count(), 0, "IPv6: prefixes only");
 }
+
+#[test]
+fn the_allowlist_prefilter_has_a_bit_per_slash_20() {
+    let t = Tables::<4> {
+        allow: vec![(24, [192, 0, 2, 0]), (32, [10, 9, 8, 7])],
+        ..Default::default()
+    };
+    let bits = allowed_of(&t);
+    assert_eq!(bits.0.len(), ALLOWED_WORDS as usize);
+    let set = |a: [u8; 4]| {
+        let b = v4_filter_bit(&a) >> ALLOWED_SHIFT;
+        bits.0[(b >> 6) as usize] & (1u64 << (b & 63)) != 0
+    };
+    assert!(set([192, 0, 2, 1]) && set([192, 0, 15, 255]), "the /24's /20");
+    assert!(!set([192, 0, 16, 0]), "the next /20");
+    assert!(set([10, 9, 0, 1]) && !set([10, 9, 16, 1]));
+    assert_eq!(count(&bits), 2);
+}

@@ -131,6 +131,9 @@ fn put_arrays(maps: &mut AddressMaps, m: &prefilter::AllMoves, step: Step) -> Re
     put_slots(maps.v6.lens.as_mut(), m.lens_v6.step(step))?;
     put_slots(maps.v4.prefixed.as_mut(), m.prefixed_v4.step(step))?;
     put_slots(maps.v6.prefixed.as_mut(), m.prefixed_v6.step(step))?;
+    if let Some(exacts) = maps.v4.exacts.as_mut() {
+        put_slots(exacts.as_mut(), m.exacts_v4.step(step))?;
+    }
     if let Some(exacts) = maps.v6.exacts.as_mut() {
         put_slots(exacts.as_mut(), m.exacts_v6.step(step))?;
     }

@@ -106,7 +106,7 @@ fn memory_table<K>(name: &'static str, log: &Log) -> Memory<K> {
     Memory { name, items: BTreeMap::new(), log: log.clone() }
 }
 
-fn family<const N: usize>(tag: &'static [&'static str; 7], log: &Log) -> FamilyMaps<N> {
+fn family<const N: usize>(tag: &'static [&'static str; 8], log: &Log) -> FamilyMaps<N> {
     let lens: Box<dyn prefilter::Words<filter_common::LenMask>> =
         Box::new(MemWords(tag[4], BTreeMap::new(), log.clone()));
     FamilyMaps {
@@ -117,10 +117,7 @@ fn family<const N: usize>(tag: &'static [&'static str; 7], log: &Log) -> FamilyM
         allowed: Box::new(MemWords(tag[5], BTreeMap::new(), log.clone())),
         prefixed: Box::new(MemWords(tag[6], BTreeMap::new(), log.clone())),
         lens,
-        exacts: (N == 16).then(|| {
-            Box::new(MemWords("x6e", BTreeMap::new(), log.clone()))
-                as Box<dyn prefilter::Words<u64>>
-        }),
+        exacts: Some(Box::new(MemWords(tag[7], BTreeMap::new(), log.clone()))),
         hints: (N == 4).then(|| {
             Box::new(MemWords("h4", BTreeMap::new(), log.clone()))
                 as Box<dyn prefilter::Words<crate::maps::hints::Hints>>
@@ -131,8 +128,8 @@ fn family<const N: usize>(tag: &'static [&'static str; 7], log: &Log) -> FamilyM
 fn memory() -> (AddressMaps, Log) {
     let log = Log::default();
     let maps = AddressMaps {
-        v4: family(&["e4", "p4", "a4", "f4", "l4", "w4", "x4"], &log),
-        v6: family(&["e6", "p6", "a6", "f6", "l6", "w6", "x6"], &log),
+        v4: family(&["e4", "p4", "a4", "f4", "l4", "w4", "x4", "x4e"], &log),
+        v6: family(&["e6", "p6", "a6", "f6", "l6", "w6", "x6", "x6e"], &log),
         settings: Box::new(MemSettings([0; 4], log.clone())),
     };
     (maps, log)
@@ -168,6 +165,7 @@ fn a_move_writes_everything_before_it_deletes_and_ends_at_the_new_plan() {
             format!("flags {during}"),
             "put f6 1".into(),
             "put w4 1".into(),
+            "put x4e 1".into(),
             "put x6e 1".into(),
             "put a4 1".into(),
             "put e4 1".into(),
@@ -177,6 +175,7 @@ fn a_move_writes_everything_before_it_deletes_and_ends_at_the_new_plan() {
             "put f4 1".into(),
             "put l4 1".into(),
             "put x4 1".into(),
+            "put x4e 1".into(),
             "put h4 1".into(),
             format!("flags {CFG_V4_ALLOW}"),
         ]
