@@ -175,7 +175,7 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 /// The layout of this contract: map set, key and value layouts, flags and indices. Stored in
 /// [`MAP_CONFIG`] at [`CFG_LAYOUT`] by the loader, so that a loader of another build can tell
 /// pins it cannot read. Raise it with every change to anything in this file.
-pub const LAYOUT_VERSION: u32 = 14;
+pub const LAYOUT_VERSION: u32 = 15;
 
 /// An IPv4 address as it appears on the wire (network byte order).
 pub type V4Key = [u8; 4];
@@ -279,6 +279,10 @@ pub struct RateState {
     /// beside the budget, rather than in [`MAP_COUNTERS`], whose [`CNT_SUPPRESSED`] slots stay
     /// 0: user space shows this count there).
     pub suppressed: u64,
+    /// The jiffies at which this CPU last read the coarse clock, and what it read: the clock
+    /// is read again only once jiffies moved (see the kernel's `report::clock`).
+    pub clock_jiffies: u64,
+    pub clock_ns: u64,
 }
 
 /// A packet dropped (or monitored) because of an entry, for the infected-host report.

@@ -6,11 +6,11 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
     cty::c_void,
-    helpers::{bpf_ktime_get_coarse_ns, bpf_loop},
+    helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns, bpf_loop},
 };
 use filter_common::{
-    CNT_DROP_DST, CNT_DROP_SRC, CNT_EVENTS, EV_DROPPED, EV_DST, EntryValue, Event, counter_index,
-    list_counter_index,
+    CNT_DROP_DST, CNT_DROP_SRC, CNT_EVENTS, EV_DROPPED, EV_DST, EntryValue, Event, RateState,
+    counter_index, list_counter_index,
 };
 
 use crate::{
@@ -34,13 +34,13 @@ pub fn count(slot: u32, cnt: u32, len: u64) {
 /// Records a hit: entry counters, list counters, and an event if the rate allows.
 #[inline(always)]
 pub fn hit<F: Family, C: Frame>(ctx: &C, h: &Hit, cnt: u32, len: u64, p: &Packet<F::Addr>) {
-    // The coarse clock (a tick's resolution) is enough for last-hit times and the event budget,
-    // and much cheaper than bpf_ktime_get_ns.
-    // SAFETY: a helper without arguments or memory effects.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    // This CPU's budget (and clock cache). A non-null pointer: one register, where an
+    // `Option<*mut _>` would leave a slot older verifiers refuse to read.
+    let budget = TD_RATE.get_ptr_mut(0).and_then(Budget::new);
+    let now = clock(budget);
     let lists = touch(h, now);
     count_lists(lists, h.as_src, len);
-    match take_token(now) {
+    match take_token(budget, now) {
         Token::Off => return, // events off: none to send, none suppressed
         Token::Spent => return,
         Token::Taken => {}
@@ -52,9 +52,9 @@ pub fn hit<F: Family, C: Frame>(ctx: &C, h: &Hit, cnt: u32, len: u64, p: &Packet
         if h.as_src { (dst, src, sport) } else { (src, dst, dport) };
     let (proto, ifindex) = (p.proto, ctx.ifindex());
     let Some(mut slot) = TD_EVENTS.reserve::<Event>(0) else {
-        if let Some(b) = TD_RATE.get_ptr_mut(0) {
+        if let Some(b) = budget {
             // SAFETY: per-CPU slot; only this CPU's programs write its count.
-            unsafe { (*b).suppressed += 1 };
+            unsafe { (*b.as_ptr()).suppressed += 1 };
         }
         return;
     };
@@ -150,6 +150,30 @@ fn bump(cnt: u32) {
     count(0, cnt, 0);
 }
 
+/// This CPU's event budget (and clock cache) in `TD_RATE`.
+type Budget = core::ptr::NonNull<RateState>;
+
+/// The coarse clock (a tick's resolution: enough for last-hit times and the event budget).
+/// It moves only on a tick, as jiffies do, and jiffies cost a far cheaper helper: it is read
+/// only when they moved since this CPU last read it (its value is then kept beside the
+/// budget). Should the timekeeping lag the tick's jiffies by a moment, the clock is a tick
+/// behind until the next one.
+#[inline(always)]
+fn clock(budget: Option<Budget>) -> u64 {
+    // SAFETY: helpers without arguments or memory effects.
+    let Some(b) = budget else { return unsafe { bpf_ktime_get_coarse_ns() } };
+    let b = b.as_ptr();
+    // SAFETY: per-CPU slot; only this CPU's programs write its clock cache.
+    unsafe {
+        let jiffies = bpf_jiffies64();
+        if (*b).clock_jiffies != jiffies || (*b).clock_ns == 0 {
+            (*b).clock_jiffies = jiffies;
+            (*b).clock_ns = bpf_ktime_get_coarse_ns();
+        }
+        (*b).clock_ns
+    }
+}
+
 /// What the event budget says of a hit.
 enum Token {
     /// Events are off.
@@ -163,8 +187,9 @@ enum Token {
 /// Whether this CPU may send an event now: at most one an interval, in bursts (a virtual
 /// schedule: compares and adds only, no division; the rate beside it, one lookup in all).
 #[inline(always)]
-fn take_token(now: u64) -> Token {
-    let Some(b) = TD_RATE.get_ptr_mut(0) else { return Token::Off };
+fn take_token(budget: Option<Budget>, now: u64) -> Token {
+    let Some(b) = budget else { return Token::Off };
+    let b = b.as_ptr();
     // SAFETY: per-CPU slot; no other context writes it concurrently (the loader writes the
     // rate only).
     unsafe {
