@@ -20,6 +20,7 @@ use takedown::{
     },
     plan::{Meta, Plan},
 };
+use test_case::test_case;
 
 const INSIDE: [u8; 4] = [198, 51, 100, 42];
 const META: Meta = Meta { flags: FLAG_BOTH, lists: 1 };
@@ -92,6 +93,25 @@ fn a_table_filled_to_capacity_drops_every_address_and_refuses_one_more() {
     let err = exact.put(&[(addrs[N], value)], WriteMode::Batched).unwrap_err();
     assert!(format!("{err:#}").contains("the TD_V4_EXACT map is full"), "{err:#}");
     assert_eq!(verdict(&l, addrs[N]), XDP_PASS, "a refused entry is not half written");
+}
+
+/// Runs of addresses (a range expanded, one host a /24) hash into structured bucket patterns:
+/// the placement must still fill the table to its capacity (preferring the first bucket while
+/// it had three empty slots refused a write of consecutive addresses below capacity).
+#[kernel_test]
+#[test_case(1 ; "consecutive addresses")]
+#[test_case(256 ; "one address a slash 24")]
+fn runs_of_addresses_fill_a_table_to_its_capacity(stride: u32) {
+    const N: u32 = 50_000;
+    let base = u32::from_be_bytes([30, 0, 0, 0]);
+    let addrs: Vec<[u8; 4]> = (0..N).map(|i| (base + i * stride).to_be_bytes()).collect();
+    let plan = plan_of(&addrs);
+    assert_eq!(plan.v4.exact.len(), N as usize, "every address an exact entry");
+    let mut filter = Filter::load(&exactly(&plan, N)).unwrap();
+    sync::fill(&mut filter.maps_mut().addr, &plan).unwrap();
+    let l = Loaded { filter };
+    let missed = wrong(&l, &addrs, XDP_DROP);
+    assert!(missed.is_empty(), "{} listed addresses passed: {:?}", missed.len(), &missed[..5]);
 }
 
 #[kernel_test]

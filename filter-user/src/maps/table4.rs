@@ -264,21 +264,15 @@ impl<K: Word> Table4Maps<K> {
     }
 }
 
-/// Empty slots the first bucket keeps for entries to which it is the second choice.
-const SPARE: u32 = 3;
-
-/// The empty slot a new entry takes, leaving out slots `reserved` for others: in its first
-/// bucket (the one the kernel scans first) while that has at least [`SPARE`] empty slots,
-/// else in the emptier of its buckets (the first on a tie). Hits then scan a third fewer
-/// slots than with the emptier bucket always (3.8 against 5.5 on average at full capacity,
-/// in a simulation of 1.24M random keys), and no write is refused at the table's capacity
-/// there (a spare of 2 refused 75, of 1, 1,870).
+/// The empty slot a new entry takes: in the emptier of its buckets (the first on a tie),
+/// leaving out slots `reserved` for others. (Preferring the first bucket while it had three
+/// empty slots made hits scan a third fewer slots, but refused writes below capacity on
+/// runs of consecutive addresses: the two choices' balance is what lets the table fill.)
 fn room(p: &Probe, reserved: &[u8]) -> Option<(usize, usize)> {
     let [b0, b1] = p.buckets;
     let m0 = p.empty[0] & !reserved[b0];
     let m1 = if b1 == b0 { 0 } else { p.empty[1] & !reserved[b1] };
-    let emptier = m1.count_ones() > m0.count_ones() && m0.count_ones() < SPARE;
-    let (b, m) = if emptier { (b1, m1) } else { (b0, m0) };
+    let (b, m) = if m1.count_ones() > m0.count_ones() { (b1, m1) } else { (b0, m0) };
     (m != 0).then(|| (b, m.trailing_zeros() as usize))
 }
 
