@@ -117,13 +117,14 @@ impl Family for V6 {
     /// The exact address looked up only where the exact-address prefilter says one may lie.
     #[inline(always)]
     fn listed(a: &V6Key, want: u32) -> Option<*mut EntryValue> {
+        // One prefix search, written once: inlined twice, it was a second copy for the
+        // verifier to walk.
         let top = u32::from_be_bytes([a[0], a[1], a[2], a[3]]);
-        if !bit(&TD_V6_EXACTS, v6_exacts_bit_of(top)) {
-            return V6::prefix(a).filter(|e| wanted(*e, want));
-        }
-        V6::exact(a)
-            .filter(|e| wanted(*e, want))
-            .or_else(|| V6::prefix(a).filter(|e| wanted(*e, want)))
+        let exact = match bit(&TD_V6_EXACTS, v6_exacts_bit_of(top)) {
+            true => V6::exact(a).filter(|e| wanted(*e, want)),
+            false => None,
+        };
+        exact.or_else(|| V6::prefix(a).filter(|e| wanted(*e, want)))
     }
     #[inline(always)]
     fn allowed(a: &V6Key) -> bool {

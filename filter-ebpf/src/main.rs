@@ -33,7 +33,9 @@ use filter_common::{
 use lookup::{Entry, Family, V4, V6, matched};
 use parse::{Addresses, Frame, Packet};
 
-// Names must match filter_common::MAP_*; sizes are set by the loader before loading.
+// Names must match filter_common::MAP_*; sizes are set by the loader before loading. The
+// tables and the arrays beside them (prefilters, lengths, hints) are mmapable: the loader
+// writes them with memory stores.
 #[map]
 static TD_V4_EXACT: Array<EntryValue> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 #[map]
@@ -45,12 +47,12 @@ static TD_V4_PREFIX: Array<EntryValue> = Array::with_max_entries(1, BPF_F_MMAPAB
 #[map]
 static TD_V4_PREFIX_BUCKETS: Array<Bucket> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 #[map]
-static TD_V4_LENS: Array<LenMask> = Array::with_max_entries(LENS_SLOTS, 0);
+static TD_V4_LENS: Array<LenMask> = Array::with_max_entries(LENS_SLOTS, BPF_F_MMAPABLE);
 #[map]
 static TD_V6_PREFIX: HashMap<V6PrefixKey, EntryValue> =
     HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
 #[map]
-static TD_V6_LENS: Array<LenMask> = Array::with_max_entries(LENS_SLOTS, 0);
+static TD_V6_LENS: Array<LenMask> = Array::with_max_entries(LENS_SLOTS, BPF_F_MMAPABLE);
 #[map]
 static TD_V4_ALLOW: LpmTrie<V4Key, u32> = LpmTrie::with_max_entries(1, BPF_F_NO_PREALLOC);
 #[map]
@@ -69,23 +71,23 @@ static TD_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 #[map]
 static TD_RATE: PerCpuArray<RateState> = PerCpuArray::with_max_entries(1, 0);
 #[map]
-static TD_V4_FILTER: Array<u64> = Array::with_max_entries(FILTER_WORDS, 0);
+static TD_V4_FILTER: Array<u64> = Array::with_max_entries(FILTER_WORDS, BPF_F_MMAPABLE);
 #[map]
-static TD_V6_FILTER: Array<u64> = Array::with_max_entries(FILTER_WORDS, 0);
+static TD_V6_FILTER: Array<u64> = Array::with_max_entries(FILTER_WORDS, BPF_F_MMAPABLE);
 #[map]
-static TD_V4_ALLOWED: Array<u64> = Array::with_max_entries(ALLOWED_WORDS, 0);
+static TD_V4_ALLOWED: Array<u64> = Array::with_max_entries(ALLOWED_WORDS, BPF_F_MMAPABLE);
 #[map]
-static TD_V6_ALLOWED: Array<u64> = Array::with_max_entries(ALLOWED_WORDS, 0);
+static TD_V6_ALLOWED: Array<u64> = Array::with_max_entries(ALLOWED_WORDS, BPF_F_MMAPABLE);
 #[map]
-static TD_V4_PREFIXED: Array<u64> = Array::with_max_entries(FILTER_WORDS, 0);
+static TD_V4_PREFIXED: Array<u64> = Array::with_max_entries(FILTER_WORDS, BPF_F_MMAPABLE);
 #[map]
-static TD_V6_PREFIXED: Array<u64> = Array::with_max_entries(FILTER_WORDS, 0);
+static TD_V6_PREFIXED: Array<u64> = Array::with_max_entries(FILTER_WORDS, BPF_F_MMAPABLE);
 #[map]
-static TD_V4_HINTS: Array<u64> = Array::with_max_entries(1, 0);
+static TD_V4_HINTS: Array<u64> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 #[map]
-static TD_V6_EXACTS: Array<u64> = Array::with_max_entries(V6_EXACTS_WORDS, 0);
+static TD_V6_EXACTS: Array<u64> = Array::with_max_entries(V6_EXACTS_WORDS, BPF_F_MMAPABLE);
 #[map]
-static TD_V4_EXACTS: Array<u64> = Array::with_max_entries(V4_EXACTS_WORDS, 0);
+static TD_V4_EXACTS: Array<u64> = Array::with_max_entries(V4_EXACTS_WORDS, BPF_F_MMAPABLE);
 
 /// A matched entry: its value in the map, and whether the match was as source.
 pub struct Hit {

@@ -26,6 +26,7 @@ use filter_common::{
 use super::{
     MapInfo,
     hints::{Hints, hints_of, hints_of_entries},
+    mapped::Mapping,
     raw,
 };
 use crate::plan::{Plan, Tables};
@@ -374,9 +375,14 @@ impl<V: Pod + Sync> Words<V> for KernelWords<V> {
         found.ok_or_else(|| anyhow!("cannot read slot {slot} of {}", self.name))
     }
 
+    /// Through a mapping of the array (at most 16 MiB, most 2 MiB or less): a store a slot,
+    /// no system call (a batched update copies each slot in on its own), each `u64` whole.
     fn put(&mut self, slots: &[(u32, V)]) -> Result<()> {
-        let (keys, values): (Vec<u32>, Vec<V>) = slots.iter().copied().unzip();
-        raw::update_array(self.data.fd().as_fd(), self.name, &keys, &values)
+        let mut m = Mapping::<V>::all(self.name, &self.data)?;
+        slots.iter().for_each(|(i, v)| m.write(*i as usize, *v));
+        // What follows (entry writes, deletes) is seen after these.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 }
 
