@@ -46,15 +46,15 @@ fn join(a: u8, b: u8) -> u8 {
 }
 
 /// The hints the entries `entries` (length and address; 32: an exact address) need.
-pub fn hints_of_entries<'a>(entries: impl Iterator<Item = &'a PrefixKey<4>>) -> Dense<Hints> {
+pub fn hints_of_entries(entries: impl Iterator<Item = PrefixKey<4>>) -> Dense<Hints> {
     let mut bytes = vec![0u8; 1 << 24];
     for (len, addr) in entries {
-        let first = v4_filter_bit(addr) as usize;
+        let first = v4_filter_bit(&addr) as usize;
         match len {
             32 => bytes[first] |= HINT_EXACT,
             25.. => bytes[first] |= HINT_LONG,
             _ => {
-                let hint = hint_of_len(*len);
+                let hint = hint_of_len(len);
                 for b in &mut bytes[first..first + (1 << (24 - len))] {
                     *b = join(*b, hint);
                 }
@@ -68,8 +68,8 @@ pub fn hints_of_entries<'a>(entries: impl Iterator<Item = &'a PrefixKey<4>>) -> 
 
 /// The hints of `tables`' entries.
 pub fn hints_of(tables: &Tables<4>) -> Dense<Hints> {
-    let exact: Vec<PrefixKey<4>> = tables.exact.iter().map(|(a, _)| (32, *a)).collect();
-    hints_of_entries(tables.prefix.iter().map(|(k, _)| k).chain(&exact))
+    let exact = tables.exact.iter().map(|(a, _)| (32, *a));
+    hints_of_entries(tables.prefix.iter().map(|(k, _)| *k).chain(exact))
 }
 
 /// The kernel's hints array; a one-word array (created without IPv4 prefixes) is not in use:
@@ -131,7 +131,7 @@ mod tests {
     fn the_longest_covering_length_and_the_flags_of_longer_prefixes_and_addresses() {
         let p =
             [(8, [10, 0, 0, 0]), (16, [10, 1, 0, 0]), (24, [10, 1, 2, 0]), (28, [10, 9, 9, 16])];
-        let h = hints_of_entries(p.iter().chain(&[(32, [10, 1, 3, 9]), (32, [11, 0, 0, 7])]));
+        let h = hints_of_entries(p.into_iter().chain([(32, [10, 1, 3, 9]), (32, [11, 0, 0, 7])]));
         assert_eq!(h.len(), HINT_WORDS as usize);
         assert_eq!(hint(&h, [10, 1, 2, 3]), hint_of_len(24));
         assert_eq!(hint(&h, [10, 1, 3, 3]), hint_of_len(16) | HINT_EXACT);

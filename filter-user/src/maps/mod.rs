@@ -97,7 +97,7 @@ pub struct FamilyMaps<const N: usize> {
     /// The prefix length that covers each /24 (IPv4 only).
     pub hints: Option<Box<dyn prefilter::Words<hints::Hints>>>,
     /// The exact addresses' prefilter.
-    pub exacts: Option<Box<dyn prefilter::Words<u64>>>,
+    pub exacts: Box<dyn prefilter::Words<u64>>,
 }
 
 impl<const N: usize> FamilyMaps<N> {
@@ -110,14 +110,13 @@ impl<const N: usize> FamilyMaps<N> {
         }
     }
 
-    /// Its array maps: prefilters and lengths.
+    /// Its array maps: prefilters, lengths, hints.
     fn arrays(&self) -> Vec<&dyn MapInfo> {
-        let words = [self.filter.as_ref(), self.allowed.as_ref(), self.prefixed.as_ref()]
-            .map(|w| w as &dyn MapInfo);
+        let words = [&self.filter, &self.allowed, &self.prefixed, &self.exacts]
+            .map(|w| w.as_ref() as &dyn MapInfo);
         let lens = self.lens.as_ref() as &dyn MapInfo;
         let hints = self.hints.as_ref().map(|h| h.as_ref() as &dyn MapInfo);
-        let exacts = self.exacts.as_ref().map(|x| x.as_ref() as &dyn MapInfo);
-        words.into_iter().chain([lens]).chain(hints).chain(exacts).collect()
+        words.into_iter().chain([lens]).chain(hints).collect()
     }
 
     /// What the maps hold, as a plan's tables.
@@ -225,7 +224,7 @@ fn v4(maps: &mut Named) -> Result<FamilyMaps<4>> {
         prefixed: words(maps, MAP_V4_PREFIXED)?,
         lens: words(maps, MAP_V4_LENS)?,
         hints: Some(Box::new(hints::KernelHints::new(take(maps, MAP_V4_HINTS)?)?)),
-        exacts: Some(words(maps, MAP_V4_EXACTS)?),
+        exacts: words(maps, MAP_V4_EXACTS)?,
     })
 }
 
@@ -239,7 +238,7 @@ fn v6(maps: &mut Named) -> Result<FamilyMaps<16>> {
         prefixed: words(maps, MAP_V6_PREFIXED)?,
         lens: words(maps, MAP_V6_LENS)?,
         hints: None,
-        exacts: Some(words(maps, MAP_V6_EXACTS)?),
+        exacts: words(maps, MAP_V6_EXACTS)?,
     })
 }
 

@@ -310,7 +310,7 @@ pub struct EntryArrays<'a> {
     pub prefixed: &'a mut dyn Words<u64>,
     pub lens: &'a mut dyn Words<LenMask>,
     pub hints: Option<&'a mut dyn Words<Hints>>,
-    pub exacts: Option<&'a mut dyn Words<u64>>,
+    pub exacts: &'a mut dyn Words<u64>,
 }
 
 /// Sets, in the prefilter (and in the prefix prefilter, the lengths and the hints, for a
@@ -321,8 +321,8 @@ pub fn cover_entry<const N: usize>(maps: EntryArrays<'_>, len: u8, addr: &[u8; N
     add(maps.filter, &bits)?;
     if usize::from(len) < N * 8 {
         add(maps.prefixed, &bits)?;
-    } else if let Some(exacts) = maps.exacts {
-        add(exacts, &exacts_of_addrs([*addr].iter()))?;
+    } else {
+        add(maps.exacts, &exacts_of_addrs([*addr].iter()))?;
     }
     if usize::from(len) < N * 8 || N == 4 {
         let mut l = Dense::empty(LENS_SLOTS);
@@ -330,7 +330,7 @@ pub fn cover_entry<const N: usize>(maps: EntryArrays<'_>, len: u8, addr: &[u8; N
         add(maps.lens, &l)?;
     }
     match (maps.hints, <[u8; 4]>::try_from(&addr[..])) {
-        (Some(hints), Ok(a)) => add(hints, &hints_of_entries([(len, a)].iter())),
+        (Some(hints), Ok(a)) => add(hints, &hints_of_entries([(len, a)].into_iter())),
         _ => Ok(()),
     }
 }

@@ -131,12 +131,8 @@ fn put_arrays(maps: &mut AddressMaps, m: &prefilter::AllMoves, step: Step) -> Re
     put_slots(maps.v6.lens.as_mut(), m.lens_v6.step(step))?;
     put_slots(maps.v4.prefixed.as_mut(), m.prefixed_v4.step(step))?;
     put_slots(maps.v6.prefixed.as_mut(), m.prefixed_v6.step(step))?;
-    if let Some(exacts) = maps.v4.exacts.as_mut() {
-        put_slots(exacts.as_mut(), m.exacts_v4.step(step))?;
-    }
-    if let Some(exacts) = maps.v6.exacts.as_mut() {
-        put_slots(exacts.as_mut(), m.exacts_v6.step(step))?;
-    }
+    put_slots(maps.v4.exacts.as_mut(), m.exacts_v4.step(step))?;
+    put_slots(maps.v6.exacts.as_mut(), m.exacts_v6.step(step))?;
     match maps.v4.hints.as_mut() {
         Some(hints) => put_slots(hints.as_mut(), m.hints_v4.step(step)),
         None => Ok(()),
@@ -250,7 +246,7 @@ fn edit_family<const N: usize>(
         prefixed: maps.prefixed.as_mut(),
         lens: maps.lens.as_mut(),
         hints: maps.hints.as_mut().map(|h| h.as_mut() as &mut dyn prefilter::Words<_>),
-        exacts: maps.exacts.as_mut().map(|x| x.as_mut() as &mut dyn prefilter::Words<_>),
+        exacts: maps.exacts.as_mut(),
     };
     prefilter::cover_entry(arrays, len, &addr)?;
     if usize::from(len) == N * 8 {

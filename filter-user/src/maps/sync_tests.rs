@@ -117,7 +117,7 @@ fn family<const N: usize>(tag: &'static [&'static str; 8], log: &Log) -> FamilyM
         allowed: Box::new(MemWords(tag[5], BTreeMap::new(), log.clone())),
         prefixed: Box::new(MemWords(tag[6], BTreeMap::new(), log.clone())),
         lens,
-        exacts: Some(Box::new(MemWords(tag[7], BTreeMap::new(), log.clone()))),
+        exacts: Box::new(MemWords(tag[7], BTreeMap::new(), log.clone())),
         hints: (N == 4).then(|| {
             Box::new(MemWords("h4", BTreeMap::new(), log.clone()))
                 as Box<dyn prefilter::Words<crate::maps::hints::Hints>>
