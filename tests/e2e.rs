@@ -164,6 +164,43 @@ fn keeps_filtering_when_its_output_reader_goes_away() {
     assert!(status.success(), "exit after SIGINT: {status}");
 }
 
+/// Started as a script's background job is (SIGINT ignored until takedown watches it), and
+/// sent SIGINT as soon as it reports its lists, before it filters: the stop waits for the
+/// loop, then takedown detaches and exits cleanly (a signal lost there left it running).
+#[kernel_test]
+fn a_sigint_during_the_start_stops_it_once_it_filters() {
+    use std::os::unix::process::CommandExt as _;
+    let dir = TempDir::new("e2e-early-stop");
+    let list = dir.file("list.txt", LIST);
+    let topo = Topology::new("es").unwrap();
+    let mut cmd = topo.gateway.command(takedown_bin().to_str().unwrap());
+    cmd.args(["run", "-i", Addrs::GATEWAY_IF, "-l", &list, "--ephemeral"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: signal(2) is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        })
+    };
+    let mut child = integration_tests::process::KillOnDrop(cmd.spawn().unwrap());
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a first line").unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGINT) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "still running 20 s after SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let out = format!("{first}\n{}", rest.join("\n"));
+    assert!(child.0.wait().unwrap().success(), "{out}");
+    assert!(out.contains("\nfiltering") && out.contains("\nfinal:"), "{out}");
+    assert!(!xdp_attached(&topo.gateway, Addrs::GATEWAY_IF), "detached");
+}
+
 #[kernel_test]
 fn auto_mode_falls_back_to_skb_with_a_warning() {
     // Loopback has no native XDP: auto mode must attach in generic mode and say so.

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use takedown::{
     daemon::{
-        self, Daemon, ServeOptions, Settings,
+        self, Daemon, ServeOptions, Settings, Signals,
         config::{self, Config, Dns, Guards, ListConfig},
     },
     maps::{
@@ -164,6 +164,8 @@ async fn start_and_serve(
     interval: u64,
     metrics: Option<std::net::SocketAddr>,
 ) -> Result<()> {
+    // Watched before anything else: a stop asked for during the load is answered once serving.
+    let signals = Signals::watch()?;
     let mut d = Daemon::new(settings).await?;
     report_lists(&d);
     let resolver = d.resolve_first().await?;
@@ -201,8 +203,12 @@ async fn start_and_serve(
         ),
         None => say!("filtering; Ctrl-C or SIGTERM detaches and exits"),
     }
-    daemon::serve(&mut d, resolver, ServeOptions { interval, say: |l| say!("{l}"), metrics })
-        .await?;
+    daemon::serve(
+        &mut d,
+        resolver,
+        ServeOptions { signals, interval, say: |l| say!("{l}"), metrics },
+    )
+    .await?;
     finish(&mut d, pinned.is_some())
 }
 

@@ -34,7 +34,7 @@ pub mod taxii;
 
 use anyhow::{Context, Result};
 pub use resolve::Resolver;
-pub use serve::{ServeOptions, serve};
+pub use serve::{ServeOptions, Signals, serve};
 use slots::Slot;
 
 use self::{

@@ -13,7 +13,7 @@ use tokio::{
     io::unix::AsyncFd,
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::{TcpListener, UnixListener, UnixStream},
-    signal::unix::{SignalKind, signal},
+    signal::unix::{Signal, SignalKind, signal},
 };
 
 use super::{
@@ -24,8 +24,29 @@ use super::{
 };
 use crate::maps::counters;
 
+/// The signals the loop answers, watched from the start of `takedown run`: a signal sent while
+/// the lists load (or right after "filtering" is printed) waits for the loop instead of being
+/// lost. A process started with SIGINT ignored (a background job of a script) would otherwise
+/// drop it until the loop began, and run on.
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    /// Starts watching SIGTERM, SIGINT and SIGHUP (inside the runtime).
+    pub fn watch() -> Result<Self> {
+        let watch = |kind| signal(kind).context("cannot watch signals");
+        let (term, int) = (watch(SignalKind::terminate())?, watch(SignalKind::interrupt())?);
+        Ok(Self { term, int, hup: watch(SignalKind::hangup())? })
+    }
+}
+
 /// How the loop reports.
 pub struct ServeOptions {
+    /// The signals watched since the start.
+    pub signals: Signals,
     /// Seconds between counter lines (0: none).
     pub interval: u64,
     /// Prints a line (the CLI's stdout).
@@ -38,9 +59,7 @@ type Events = AsyncFd<aya::maps::RingBuf<aya::maps::MapData>>;
 
 /// Runs until SIGTERM or SIGINT.
 pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOptions) -> Result<()> {
-    let watch = |kind| signal(kind).context("cannot watch signals");
-    let (mut term, mut int) = (watch(SignalKind::terminate())?, watch(SignalKind::interrupt())?);
-    let mut hup = watch(SignalKind::hangup())?;
+    let Signals { mut term, mut int, mut hup } = opts.signals;
     let control = control_listener(d)?;
     let mut dns = resolver.map(|r| r.spawn(d.domain_names()));
     let mut events = event_reader(d)?;
