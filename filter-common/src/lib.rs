@@ -14,8 +14,13 @@ pub use table4::{Bucket, v4_bucket_count};
 pub const MAP_V4_EXACT: &str = "TD_V4_EXACT";
 /// Exact IPv4 addresses: array of [`Bucket`]s (mmapable), [`v4_bucket_count`] of them.
 pub const MAP_V4_BUCKETS: &str = "TD_V4_BUCKETS";
-/// Exact IPv6 addresses: key [`V6Key`], value [`EntryValue`] (BPF hash map).
+/// Exact IPv6 addresses' values: array of [`EntryValue`] (mmapable), by the index a slot of
+/// [`MAP_V6_BUCKETS`] gives (see [`table4`]).
 pub const MAP_V6_EXACT: &str = "TD_V6_EXACT";
+/// Exact IPv6 addresses: array of [`Bucket`]s (mmapable), keyed by a hash of the address.
+pub const MAP_V6_BUCKETS: &str = "TD_V6_BUCKETS";
+/// Exact IPv6 addresses: array of [`table4::V6Stored`] (mmapable), beside the values.
+pub const MAP_V6_KEYS: &str = "TD_V6_KEYS";
 /// IPv4 prefixes shorter than /32: their values, array of [`EntryValue`] (mmapable), by the
 /// index a slot of [`MAP_V4_PREFIX_BUCKETS`] gives (see [`table4`]).
 pub const MAP_V4_PREFIX: &str = "TD_V4_PREFIX";
@@ -26,8 +31,13 @@ pub const MAP_V4_PREFIX_BUCKETS: &str = "TD_V4_PREFIX_BUCKETS";
 /// [`MAP_V4_PREFIX`] that overlap it, and length 32 when [`MAP_V4_EXACT`] holds an address in
 /// it (the kernel skips the exact lookup otherwise, when prefixes are loaded).
 pub const MAP_V4_LENS: &str = "TD_V4_LENS";
-/// IPv6 prefixes shorter than /128: hash map keyed by [`V6PrefixKey`], value [`EntryValue`].
+/// IPv6 prefixes shorter than /128: their values, array of [`EntryValue`] (mmapable), by the
+/// index a slot of [`MAP_V6_PREFIX_BUCKETS`] gives (see [`table4`]).
 pub const MAP_V6_PREFIX: &str = "TD_V6_PREFIX";
+/// IPv6 prefixes: array of [`Bucket`]s (mmapable), keyed by a hash of (length, prefix).
+pub const MAP_V6_PREFIX_BUCKETS: &str = "TD_V6_PREFIX_BUCKETS";
+/// IPv6 prefixes: array of [`table4::V6Stored`] (mmapable), beside the values.
+pub const MAP_V6_PREFIX_KEYS: &str = "TD_V6_PREFIX_KEYS";
 /// Array of [`LENS_SLOTS`] [`LenMask`], one per hash of a /32 ([`v6_lens_slot`]): the lengths
 /// of the prefixes in [`MAP_V6_PREFIX`] that overlap it.
 pub const MAP_V6_LENS: &str = "TD_V6_LENS";
@@ -91,7 +101,7 @@ pub const PROGRAM_EGRESS: &str = "takedown_egress";
 pub const PROGRAM_BASELINE: &str = "takedown_baseline";
 
 /// Every map the program defines, for load-time checks.
-pub const ALL_MAPS: [&str; 25] = [
+pub const ALL_MAPS: [&str; 29] = [
     MAP_V4_EXACT,
     MAP_V4_BUCKETS,
     MAP_V6_EXACT,
@@ -117,6 +127,10 @@ pub const ALL_MAPS: [&str; 25] = [
     MAP_V4_HINTS,
     MAP_V6_EXACTS,
     MAP_V4_EXACTS,
+    MAP_V6_BUCKETS,
+    MAP_V6_KEYS,
+    MAP_V6_PREFIX_BUCKETS,
+    MAP_V6_PREFIX_KEYS,
 ];
 
 /// An address family.
@@ -129,11 +143,9 @@ pub enum Family {
 /// What an address map holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MapKind {
-    /// Whole addresses (IPv4: a bucketised table of [`table4`]; IPv6: a hash map), value
-    /// [`EntryValue`].
+    /// Whole addresses (a bucketised table of [`table4`]), value [`EntryValue`].
     Exact,
-    /// Shorter prefixes (IPv4: a bucketised table of [`table4`]; IPv6: a hash map keyed by
-    /// length and prefix), value [`EntryValue`].
+    /// Shorter prefixes (a bucketised table of [`table4`]), value [`EntryValue`].
     Prefix,
     /// Networks never dropped (LPM trie), value `u32` 0.
     Allow,
@@ -175,20 +187,12 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 /// The layout of this contract: map set, key and value layouts, flags and indices. Stored in
 /// [`MAP_CONFIG`] at [`CFG_LAYOUT`] by the loader, so that a loader of another build can tell
 /// pins it cannot read. Raise it with every change to anything in this file.
-pub const LAYOUT_VERSION: u32 = 16;
+pub const LAYOUT_VERSION: u32 = 17;
 
 /// An IPv4 address as it appears on the wire (network byte order).
 pub type V4Key = [u8; 4];
 /// An IPv6 address as it appears on the wire.
 pub type V6Key = [u8; 16];
-/// The key of an IPv6 prefix in [`MAP_V6_PREFIX`]: its length, and its address with every bit
-/// past the length cleared.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct V6PrefixKey {
-    pub len: u32,
-    pub addr: V6Key,
-}
 
 /// The entry blocks packets whose source address matches it.
 pub const FLAG_SRC: u32 = 1;
@@ -204,8 +208,7 @@ pub const FLAG_MON_DST: u32 = 1 << 3;
 /// Most lists one filter can tell apart (bits of [`EntryValue::lists`]).
 pub const MAX_LISTS: usize = 64;
 
-/// The value of every address map entry: 24 bytes (a BPF hash element of a 4-byte key takes
-/// 96 bytes of slab with it, 128 with a 40-byte value). On a hit the kernel adds one to
+/// The value of every address map entry: 24 bytes. On a hit the kernel adds one to
 /// `packets` (one atomic add: the entry's only write on most packets) and sets `last_hit` when
 /// its coarse clock has moved on (once in 134 ms at most).
 #[repr(C)]
@@ -353,7 +356,10 @@ pub const CNT_NAMES: [&str; CNT_COUNT as usize] = [
 
 /// Index of the flags word in [`MAP_CONFIG`].
 pub const CFG_FLAGS: u32 = 0;
-// Indexes 1 and 2 of [`MAP_CONFIG`] are unused: the event rate is in [`RateState`].
+/// Index of the bucket count of [`MAP_V6_BUCKETS`] in [`MAP_CONFIG`].
+pub const CFG_V6_BUCKETS: u32 = 1;
+/// Index of the bucket count of [`MAP_V6_PREFIX_BUCKETS`] in [`MAP_CONFIG`].
+pub const CFG_V6_PREFIX_BUCKETS: u32 = 2;
 /// Index of the contract's [`LAYOUT_VERSION`] in [`MAP_CONFIG`]. This index never moves:
 /// every layout can read the version of any other (pins of the first, unversioned layout have
 /// no such slot).
@@ -383,7 +389,7 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Bucket {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::V6PrefixKey {}
+    unsafe impl aya::Pod for super::table4::V6Stored {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::LenMask {}
     // SAFETY: as above.

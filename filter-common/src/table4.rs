@@ -1,8 +1,8 @@
-//! The layout of the IPv4 tables (exact addresses, and prefixes shorter than /32): each a
-//! two-choice bucketised hash table in two array maps that user space writes through `mmap`
-//! and the kernel reads with array loads alone.
+//! The layout of the bucketised tables (exact IPv4 addresses, IPv4 prefixes shorter than
+//! /32, exact IPv6 addresses, IPv6 prefixes): each a two-choice bucketised hash table in array
+//! maps that user space writes through `mmap` and the kernel reads with array loads alone.
 //!
-//! A table's buckets map ([`Table4::buckets`]) holds buckets of [`BUCKET_SLOTS`] `u64` slots
+//! A table's buckets map ([`TableMaps::buckets`]) holds buckets of [`BUCKET_SLOTS`] `u64` slots
 //! (one cache line each); a slot holds a 32-bit key word and the index of its [`EntryValue`]
 //! in the table's values map ([`v4_slot`]; 0: empty). The word of an exact address is its 4
 //! bytes ([`v4_word`]); that of a prefix, its masked address with a marker bit just past the
@@ -14,11 +14,17 @@
 //! benchmark's 1.24M real addresses at that fill: one bucket in 258,334 full, no address
 //! without room), and a write that finds both full fails as a full map would.
 //!
+//! An IPv6 key does not fit a word: its table's word is a hash of it ([`v6_hash`]), and the
+//! key itself lies beside the value, at the same index of the table's keys map
+//! ([`TableMaps::keys`], array of [`V6Stored`]). No bucket holds a word twice, so the kernel
+//! compares the key of at most one slot a bucket.
+//!
 //! [`EntryValue`]: crate::EntryValue
 
 use crate::{
-    CFG_V4_BUCKETS, CFG_V4_PREFIX_BUCKETS, MAP_V4_BUCKETS, MAP_V4_EXACT, MAP_V4_PREFIX,
-    MAP_V4_PREFIX_BUCKETS, V4Key,
+    CFG_V4_BUCKETS, CFG_V4_PREFIX_BUCKETS, CFG_V6_BUCKETS, CFG_V6_PREFIX_BUCKETS, MAP_V4_BUCKETS,
+    MAP_V4_EXACT, MAP_V4_PREFIX, MAP_V4_PREFIX_BUCKETS, MAP_V6_BUCKETS, MAP_V6_EXACT, MAP_V6_KEYS,
+    MAP_V6_PREFIX, MAP_V6_PREFIX_BUCKETS, MAP_V6_PREFIX_KEYS, V4Key,
 };
 
 /// Slots of a bucket: 8 `u64`s, 64 bytes.
@@ -33,23 +39,77 @@ pub struct Bucket {
 
 /// The maps and config slot of one table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Table4 {
+pub struct TableMaps {
     /// The values: array of `EntryValue` (mmapable); its size is the table's capacity.
     pub values: &'static str,
     /// The buckets: array of [`Bucket`] (mmapable), [`v4_bucket_count`] of the capacity.
     pub buckets: &'static str,
     /// The index of the bucket count in `MAP_CONFIG`.
     pub config: u32,
+    /// The keys (IPv6 tables): array of [`V6Stored`] (mmapable), as many as the values.
+    pub keys: Option<&'static str>,
 }
 
 /// Exact IPv4 addresses.
-pub const EXACT4: Table4 =
-    Table4 { values: MAP_V4_EXACT, buckets: MAP_V4_BUCKETS, config: CFG_V4_BUCKETS };
+pub const EXACT4: TableMaps =
+    TableMaps { values: MAP_V4_EXACT, buckets: MAP_V4_BUCKETS, config: CFG_V4_BUCKETS, keys: None };
 /// IPv4 prefixes (lengths 0 to 31).
-pub const PREFIX4: Table4 =
-    Table4 { values: MAP_V4_PREFIX, buckets: MAP_V4_PREFIX_BUCKETS, config: CFG_V4_PREFIX_BUCKETS };
-/// Both tables.
-pub const TABLES4: [Table4; 2] = [EXACT4, PREFIX4];
+pub const PREFIX4: TableMaps = TableMaps {
+    values: MAP_V4_PREFIX,
+    buckets: MAP_V4_PREFIX_BUCKETS,
+    config: CFG_V4_PREFIX_BUCKETS,
+    keys: None,
+};
+/// Exact IPv6 addresses.
+pub const EXACT6: TableMaps = TableMaps {
+    values: MAP_V6_EXACT,
+    buckets: MAP_V6_BUCKETS,
+    config: CFG_V6_BUCKETS,
+    keys: Some(MAP_V6_KEYS),
+};
+/// IPv6 prefixes (lengths 0 to 127).
+pub const PREFIX6: TableMaps = TableMaps {
+    values: MAP_V6_PREFIX,
+    buckets: MAP_V6_PREFIX_BUCKETS,
+    config: CFG_V6_PREFIX_BUCKETS,
+    keys: Some(MAP_V6_PREFIX_KEYS),
+};
+/// Every table.
+pub const TABLES: [TableMaps; 4] = [EXACT4, PREFIX4, EXACT6, PREFIX6];
+
+/// The key of an IPv6 table's entry, beside its value: the address (masked to the length for
+/// a prefix) in two big-endian halves, and the length (128: an exact address).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct V6Stored {
+    pub hi: u64,
+    pub lo: u64,
+    pub len: u32,
+    pub pad: u32,
+}
+
+/// The hash of an IPv6 key (address halves `hi`, `lo`, already masked, and length `len`): its
+/// high half is the slot's word ([`v6_word`]), its low half picks the buckets
+/// ([`v6_buckets`]). Multiplies, shifts and xors only.
+#[inline(always)]
+pub const fn v6_hash(hi: u64, lo: u64, len: u32) -> u64 {
+    let x = hi.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (lo ^ len as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    let x = (x ^ x >> 31).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    x ^ x >> 32
+}
+
+/// The slot word of an IPv6 key's hash.
+#[inline(always)]
+pub const fn v6_word(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
+
+/// The two buckets (of `count`) of an IPv6 key's hash.
+#[inline(always)]
+pub const fn v6_buckets(hash: u64, count: u32) -> [u32; 2] {
+    v4_buckets(hash as u32, count)
+}
 
 /// Slots in use, in tenths, when the table holds as many entries as its capacity.
 pub const MAX_FILL: u32 = 6;

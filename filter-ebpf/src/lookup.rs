@@ -12,14 +12,13 @@ use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, maps::Array};
 use filter_common::{
     ALLOWED_SHIFT, CFG_FLAGS, CFG_V4_ALLOW, CFG_V4_BUCKETS, CFG_V4_PREFIXES, CFG_V6_ALLOW,
-    CFG_V6_PREFIXES, EntryValue, LenMask, V4Key, V6Key, V6PrefixKey, table4::v4_word,
-    v4_exacts_bit, v4_filter_bit, v6_exacts_bit_of, v6_filter_bit, v6_lens_slot,
+    CFG_V6_PREFIXES, EntryValue, LenMask, V4Key, V6Key, table4::v4_word, v4_exacts_bit,
+    v4_filter_bit, v6_exacts_bit_of, v6_filter_bit, v6_lens_slot,
 };
 
 use crate::{
     TD_V4_ALLOW, TD_V4_ALLOWED, TD_V4_BUCKETS, TD_V4_EXACT, TD_V4_EXACTS, TD_V4_FILTER,
-    TD_V6_ALLOW, TD_V6_ALLOWED, TD_V6_EXACT, TD_V6_EXACTS, TD_V6_FILTER, TD_V6_LENS, TD_V6_PREFIX,
-    TD_V6_PREFIXED,
+    TD_V6_ALLOW, TD_V6_ALLOWED, TD_V6_EXACTS, TD_V6_FILTER, TD_V6_LENS, TD_V6_PREFIXED,
 };
 
 /// An address family: its maps, its key layout and its `CFG_*` flags.
@@ -112,7 +111,8 @@ impl Family for V6 {
     }
     #[inline(always)]
     fn exact(a: &V6Key) -> Option<*mut EntryValue> {
-        TD_V6_EXACT.get_ptr_mut(a)
+        let (hi, lo) = halves(a);
+        crate::lookup6::exact(hi, lo)
     }
     /// The exact address looked up only where the exact-address prefilter says one may lie.
     #[inline(always)]
@@ -128,8 +128,7 @@ impl Family for V6 {
     }
     #[inline(always)]
     fn allowed(a: &V6Key) -> bool {
-        bit(&TD_V6_ALLOWED, v6_filter_bit(a) >> ALLOWED_SHIFT)
-            && TD_V6_ALLOW.get(Key::new(128, *a)).is_some()
+        bit(&TD_V6_ALLOWED, v6_filter_bit(a) >> ALLOWED_SHIFT) && v6_allowlisted(a)
     }
     #[inline(always)]
     fn wide(a: &V6Key) -> [u8; 16] {
@@ -139,10 +138,12 @@ impl Family for V6 {
 
 impl V6 {
     #[inline(always)]
-    /// The prefix lengths present in the slot of `a`'s /32 (all of them, should the lookup
-    /// fail).
-    fn lens(a: &V6Key) -> LenMask {
-        TD_V6_LENS.get(v6_lens_slot(a)).copied().unwrap_or(EVERY_LENGTH)
+    /// The prefix lengths present in the slot of `a`'s /32. The slot always lies inside the
+    /// array, whose size is fixed: the lookup cannot fail. (Taking every length should it fail
+    /// had the verifier walk a search of 128 lengths known exactly, one step a length, for
+    /// every state that reaches it: with the IPv6 table's probe in each step, over its limit.)
+    fn lens(a: &V6Key) -> Option<LenMask> {
+        TD_V6_LENS.get(v6_lens_slot(a)).copied()
     }
     /// The longest prefix, by length among those present in the slot of the address's /32:
     /// the longest length inline, the others (up to 127) in `bpf_loop`, one step a length
@@ -152,9 +153,8 @@ impl V6 {
         if !bit(&TD_V6_PREFIXED, v6_filter_bit(a)) {
             return None;
         }
-        let mut lens = V6::lens(a);
-        let hi = u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]);
-        let lo = u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]);
+        let mut lens = V6::lens(a)?;
+        let (hi, lo) = halves(a);
         // The longest length first, inline: where it holds the address (the usual hit), no
         // helper call and no second lookup.
         let longest = take_longest(&mut lens)?;
@@ -236,21 +236,33 @@ fn take_longest(lens: &mut LenMask) -> Option<u32> {
 /// The IPv6 prefix entry of length `len` whose address is (`hi`, `lo`), already masked.
 #[inline(always)]
 fn v6_entry(len: u32, hi: u64, lo: u64) -> Option<*mut EntryValue> {
-    // The key is written in 4-byte words, each with a store of its own: the address lies 4
-    // bytes into the key, and 8-byte stores there (which LLVM would merge the bytes into, the
-    // target allowing misaligned access) are misaligned stack stores the verifier refuses.
-    let (h, l) = (hi.to_be_bytes(), lo.to_be_bytes());
-    let word = |b: &[u8; 8], i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    crate::lookup6::prefix(len, hi, lo)
+}
+
+/// True when the allowlist trie holds `a`: looked up by a key of length 128, written in 4-byte words,
+/// each with a store of its own: the address lies 4 bytes into the key, and 8-byte stores
+/// there (which LLVM would merge the bytes into, the target allowing misaligned access) are
+/// misaligned stack stores the verifier refuses.
+#[inline(always)]
+fn v6_allowlisted(a: &V6Key) -> bool {
+    let word = |i: usize| u32::from_ne_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
     let mut key = [0u32; 5];
-    for (i, w) in [len, word(&h, 0), word(&h, 4), word(&l, 0), word(&l, 4)].into_iter().enumerate()
-    {
+    for (i, w) in [128, word(0), word(4), word(8), word(12)].into_iter().enumerate() {
         // SAFETY: `i` < 5, inside `key`.
         unsafe { core::ptr::write_volatile(key.as_mut_ptr().add(i), w) };
     }
-    // SAFETY: `V6PrefixKey` is `repr(C)` { u32, [u8; 16] }: 20 bytes aligned to 4, every bit
+    // SAFETY: `Key<V6Key>` is `repr(C)` { u32, [u8; 16] }: 20 bytes aligned to 4, every bit
     // pattern valid, the layout of [u32; 5]; read in place (a copy would merge the stores).
-    let key = unsafe { &*(key.as_ptr() as *const V6PrefixKey) };
-    TD_V6_PREFIX.get_ptr_mut(key)
+    let key = unsafe { &*(key.as_ptr() as *const Key<V6Key>) };
+    TD_V6_ALLOW.get(key).is_some()
+}
+
+/// An IPv6 address in two big-endian halves.
+#[inline(always)]
+fn halves(a: &V6Key) -> (u64, u64) {
+    let hi = u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]);
+    let lo = u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]);
+    (hi, lo)
 }
 
 /// True when the entry `e` has a direction of `want`.

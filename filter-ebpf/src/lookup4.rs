@@ -97,7 +97,7 @@ pub fn index(buckets: &Array<Bucket>, word: u32, count: u32) -> Option<u32> {
 
 /// The value index bucket `b` of `buckets` holds for key word `word`.
 #[inline(always)]
-fn in_bucket(buckets: &Array<Bucket>, b: u32, word: u32) -> Option<u32> {
+pub fn in_bucket(buckets: &Array<Bucket>, b: u32, word: u32) -> Option<u32> {
     let bucket = buckets.get(b)?;
     let mut i = 0;
     while i < BUCKET_SLOTS {

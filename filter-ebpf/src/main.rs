@@ -15,20 +15,21 @@
 
 mod lookup;
 mod lookup4;
+mod lookup6;
 mod parse;
 mod report;
 
 use aya_ebpf::{
     bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
     macros::{classifier, map, xdp},
-    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
+    maps::{Array, LpmTrie, PerCpuArray, RingBuf},
     programs::{TcContext, XdpContext},
 };
 use filter_common::{
     ALLOWED_WORDS, Bucket, CFG_COUNT, CNT_COUNT, CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED,
     CNT_MONITORED, CNT_NON_IP, CNT_PASSED, Counter, EntryValue, FILTER_WORDS, FLAG_DST,
     FLAG_MON_DST, FLAG_MON_SRC, FLAG_SRC, LENS_SLOTS, LIST_COUNTERS, LenMask, MAX_IFACES,
-    MAX_IFINDEX, RateState, V4_EXACTS_WORDS, V4Key, V6_EXACTS_WORDS, V6Key, V6PrefixKey,
+    MAX_IFINDEX, RateState, V4_EXACTS_WORDS, V4Key, V6_EXACTS_WORDS, V6Key, table4::V6Stored,
 };
 use lookup::{Entry, Family, V4, V6, matched};
 use parse::{Addresses, Frame, Packet};
@@ -41,7 +42,11 @@ static TD_V4_EXACT: Array<EntryValue> = Array::with_max_entries(1, BPF_F_MMAPABL
 #[map]
 static TD_V4_BUCKETS: Array<Bucket> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 #[map]
-static TD_V6_EXACT: HashMap<V6Key, EntryValue> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
+static TD_V6_EXACT: Array<EntryValue> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+#[map]
+static TD_V6_BUCKETS: Array<Bucket> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+#[map]
+static TD_V6_KEYS: Array<V6Stored> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 #[map]
 static TD_V4_PREFIX: Array<EntryValue> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 #[map]
@@ -49,8 +54,11 @@ static TD_V4_PREFIX_BUCKETS: Array<Bucket> = Array::with_max_entries(1, BPF_F_MM
 #[map]
 static TD_V4_LENS: Array<LenMask> = Array::with_max_entries(LENS_SLOTS, BPF_F_MMAPABLE);
 #[map]
-static TD_V6_PREFIX: HashMap<V6PrefixKey, EntryValue> =
-    HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
+static TD_V6_PREFIX: Array<EntryValue> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+#[map]
+static TD_V6_PREFIX_BUCKETS: Array<Bucket> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+#[map]
+static TD_V6_PREFIX_KEYS: Array<V6Stored> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 #[map]
 static TD_V6_LENS: Array<LenMask> = Array::with_max_entries(LENS_SLOTS, BPF_F_MMAPABLE);
 #[map]

@@ -16,7 +16,7 @@ use aya::{
 };
 use filter_common::{
     ADDRESS_MAPS, ALL_MAPS, HINT_WORDS, MAP_V4_HINTS, PROGRAM_BASELINE, PROGRAM_NAME,
-    table4::TABLES4, v4_bucket_count,
+    table4::TABLES, v4_bucket_count,
 };
 
 use super::{FilterMaps, pins::Pins};
@@ -30,10 +30,9 @@ pub struct Capacities {
     pub hints: bool,
 }
 
-/// Smallest size of any address map. Hash maps allocate entries as they come, but their bucket
-/// arrays at once (16 bytes a slot), and the exact IPv4 table all of it (about 37 bytes an
-/// entry): headroom is kept modest, and a plan that outgrows the maps moves to larger ones
-/// (see `start::grow`).
+/// Smallest size of any address map. The tables are allocated whole (about 37 bytes an IPv4
+/// entry, 61 an IPv6 one, with its key): headroom is kept modest, and a plan that outgrows
+/// the maps moves to larger ones (see `start::grow`).
 pub const MIN_CAPACITY: u32 = 1 << 14;
 
 impl Capacities {
@@ -379,8 +378,9 @@ fn create(caps: &Capacities, reuse: Option<&Pins>) -> Result<Ebpf> {
     }
     for (cap, m) in caps.tables.iter().zip(&ADDRESS_MAPS) {
         loader.map_max_entries(m.name, *cap);
-        if let Some(t) = TABLES4.iter().find(|t| t.values == m.name) {
+        if let Some(t) = TABLES.iter().find(|t| t.values == m.name) {
             loader.map_max_entries(t.buckets, v4_bucket_count(*cap));
+            t.keys.map(|k| loader.map_max_entries(k, *cap));
         }
     }
     loader.map_max_entries(MAP_V4_HINTS, if caps.hints { HINT_WORDS } else { 1 });

@@ -3,7 +3,7 @@
 //!
 //! [`FilterMaps`] is the one handle on a filter's maps, loaded or opened from pins. Its address
 //! maps are typed per family ([`FamilyMaps`]): each map is a [`Table`] keyed by the plan's keys,
-//! and the key and value conversion lives in `table` (and, for the IPv4 tables, `key4`). The
+//! and the key and value conversion lives in `table` (and, for the bucketised tables, `table_keys`). The
 //! set of maps is filter-common's `ALL_MAPS` / `ADDRESS_MAPS`; adding a map touches the
 //! contract, the kernel program and the family constructors below.
 //!
@@ -13,7 +13,6 @@ pub mod counters;
 mod egress;
 pub mod filter;
 pub mod hints;
-mod key4;
 pub mod lookup;
 mod mapped;
 pub mod pins;
@@ -24,6 +23,7 @@ mod start;
 pub mod sync;
 pub mod table;
 mod table4;
+mod table_keys;
 pub mod version;
 
 use std::collections::BTreeMap;
@@ -33,13 +33,12 @@ use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuValues};
 use filter_common::{
     ALL_MAPS, AddressMap, Family, LenMask, MAP_CONFIG, MAP_RATE, MAP_V4_ALLOW, MAP_V4_ALLOWED,
     MAP_V4_EXACTS, MAP_V4_FILTER, MAP_V4_HINTS, MAP_V4_LENS, MAP_V4_PREFIXED, MAP_V6_ALLOW,
-    MAP_V6_ALLOWED, MAP_V6_EXACT, MAP_V6_EXACTS, MAP_V6_FILTER, MAP_V6_LENS, MAP_V6_PREFIX,
-    MAP_V6_PREFIXED, MapKind, RateState, V6Key,
-    table4::{EXACT4, PREFIX4, Table4},
+    MAP_V6_ALLOWED, MAP_V6_EXACTS, MAP_V6_FILTER, MAP_V6_LENS, MAP_V6_PREFIXED, MapKind, RateState,
+    table4::{EXACT4, EXACT6, PREFIX4, PREFIX6, TABLES, TableMaps},
 };
 use ipnet::IpNet;
 
-use self::table::{Allow, Exact, HashPrefix6, Kernel};
+use self::table::{Allow, Kernel};
 pub use self::{
     start::{Start, grow, start},
     table::{MapInfo, Table, WriteMode},
@@ -199,12 +198,13 @@ fn kernel<C: table::Codec + 'static>(
     Ok(Box::new(Kernel::<C>::new(name, take(maps, name)?)?))
 }
 
-/// The IPv4 table `t` (keyed by `K`), its maps taken from `maps`.
+/// The table `t` (keyed by `K`), its maps taken from `maps`.
 fn table4<K: table4::Word + 'static>(
     maps: &mut Named,
-    t: Table4,
+    t: TableMaps,
 ) -> Result<Box<table4::Table4Maps<K>>> {
-    Ok(Box::new(table4::Table4Maps::new(t, take(maps, t.values)?, take(maps, t.buckets)?)?))
+    let keys = t.keys.map(|k| take(maps, k)).transpose()?;
+    Ok(Box::new(table4::Table4Maps::new(t, take(maps, t.values)?, take(maps, t.buckets)?, keys)?))
 }
 
 fn words<V: aya::Pod + Sync>(
@@ -230,8 +230,8 @@ fn v4(maps: &mut Named) -> Result<FamilyMaps<4>> {
 
 fn v6(maps: &mut Named) -> Result<FamilyMaps<16>> {
     Ok(FamilyMaps {
-        exact: kernel::<Exact<{ size_of::<V6Key>() }>>(maps, MAP_V6_EXACT)?,
-        prefix: kernel::<HashPrefix6>(maps, MAP_V6_PREFIX)?,
+        exact: table4(maps, EXACT6)?,
+        prefix: table4(maps, PREFIX6)?,
         allow: kernel::<Allow<16>>(maps, MAP_V6_ALLOW)?,
         filter: words(maps, MAP_V6_FILTER)?,
         allowed: words(maps, MAP_V6_ALLOWED)?,
@@ -346,12 +346,14 @@ impl FilterMaps {
         self.addr.settings.set(filter_common::CFG_LAYOUT, filter_common::LAYOUT_VERSION)
     }
 
-    /// Tells the kernel the geometry of the IPv4 tables (the same for pinned maps).
+    /// Tells the kernel the geometry of the tables (the same for pinned maps).
     pub(super) fn set_geometry(&mut self) -> Result<()> {
-        let v4 = &self.addr.v4;
-        for (table, capacity) in [(EXACT4, v4.exact.capacity()?), (PREFIX4, v4.prefix.capacity()?)]
-        {
-            let buckets = filter_common::v4_bucket_count(capacity);
+        for table in TABLES {
+            let m = filter_common::ADDRESS_MAPS
+                .iter()
+                .find(|m| m.name == table.values)
+                .expect("a table's map");
+            let buckets = filter_common::v4_bucket_count(self.addr.info(m).capacity()?);
             self.addr.settings.set(table.config, buckets)?;
         }
         Ok(())

@@ -1,9 +1,8 @@
 //! One address map seen through the plan's keys: the [`Table`] trait, and its implementation
-//! for BPF hash maps and tries with one codec per map layout (the IPv4 tables have their
-//! own, `table4`). Key and value conversion between the plan
-//! (`[u8; N]` addresses, `(length, address)` prefixes, [`Meta`]) and the kernel (filter-common's
-//! layouts: IPv6 prefixes by length in a hash map, the allowlist in tries) lives here and, for
-//! the IPv4 tables, there.
+//! for the allowlists' LPM tries with one codec per map layout (the bucketised tables of
+//! entries have their own, `table4`). Key and value conversion between the plan
+//! (`(length, address)` prefixes, [`Meta`]) and the kernel's tries lives here; for the tables,
+//! in `table_keys`.
 
 use std::{marker::PhantomData, os::fd::AsFd, path::Path};
 
@@ -12,7 +11,7 @@ use aya::{
     Pod,
     maps::{Map, MapData, lpm_trie::Key},
 };
-use filter_common::{EntryValue, V6PrefixKey};
+use filter_common::EntryValue;
 
 use super::{
     pins::Pins,
@@ -85,52 +84,6 @@ pub trait Codec {
     fn plan(k: &Self::Key) -> Self::Plan;
     fn value(v: &EntryValue) -> Self::Value;
     fn entry(v: &Self::Value) -> EntryValue;
-}
-
-/// Exact addresses in a hash map: key the address bytes, value [`EntryValue`] (IPv6; exact
-/// IPv4 addresses have a table of their own, `table4`).
-pub struct Exact<const N: usize>;
-
-impl<const N: usize> Codec for Exact<N> {
-    const TRIE: bool = false;
-    type Plan = [u8; N];
-    type Key = [u8; N];
-    type Value = EntryValue;
-    fn key(p: &[u8; N]) -> [u8; N] {
-        *p
-    }
-    fn plan(k: &[u8; N]) -> [u8; N] {
-        *k
-    }
-    fn value(v: &EntryValue) -> EntryValue {
-        *v
-    }
-    fn entry(v: &EntryValue) -> EntryValue {
-        *v
-    }
-}
-
-/// IPv6 prefixes in a hash map keyed by (length, masked address): filter-common's
-/// `V6PrefixKey` (the kernel looks the lengths of `TD_V6_LENS` up, longest first).
-pub struct HashPrefix6;
-
-impl Codec for HashPrefix6 {
-    const TRIE: bool = false;
-    type Plan = PrefixKey<16>;
-    type Key = V6PrefixKey;
-    type Value = EntryValue;
-    fn key((len, addr): &PrefixKey<16>) -> V6PrefixKey {
-        V6PrefixKey { len: u32::from(*len), addr: *addr }
-    }
-    fn plan(k: &V6PrefixKey) -> PrefixKey<16> {
-        (k.len as u8, k.addr)
-    }
-    fn value(v: &EntryValue) -> EntryValue {
-        *v
-    }
-    fn entry(v: &EntryValue) -> EntryValue {
-        *v
-    }
 }
 
 /// Allowlist networks in an LPM trie: key (length, address), value `u32` 0.

@@ -1,5 +1,6 @@
-//! An IPv4 table (filter-common's `table4` layout: exact addresses, or prefixes) as a
-//! [`Table`]: the buckets mapped into this process and written in place; the values written
+//! A bucketised table (filter-common's `table4` layout: exact addresses, or prefixes, of
+//! either family) as a [`Table`]: the buckets (and an IPv6 table's keys) mapped into this
+//! process and written in place; the values written
 //! in place too, a window at a time (a fill's new entries), or with batched system calls
 //! (scattered updates), so that a million values are never all mapped into this process at
 //! once. A key type ([`Word`]) says how its keys become the table's 32-bit words.
@@ -12,6 +13,7 @@
 //! count a hit on the new entry; another process finds the free indexes by a scan.
 
 use std::{
+    collections::HashSet,
     marker::PhantomData,
     os::fd::AsFd,
     time::{Duration, Instant},
@@ -21,11 +23,11 @@ use anyhow::{Result, anyhow, bail};
 use aya::maps::{Map, MapData};
 use filter_common::{
     Bucket, EntryValue,
-    table4::{BUCKET_SLOTS, Table4, v4_buckets, v4_slot, v4_slot_entry, v4_slot_index},
+    table4::{BUCKET_SLOTS, TableMaps, V6Stored, v4_slot, v4_slot_entry, v4_slot_index},
     v4_bucket_count,
 };
 
-pub use super::key4::Word;
+pub use super::table_keys::Word;
 use super::{
     mapped::{self, Mapping},
     pins::Pins,
@@ -65,12 +67,14 @@ struct Free {
     resting: Vec<(Instant, u32)>,
 }
 
-/// An IPv4 table of a filter, keyed by `K`.
+/// A table of a filter, keyed by `K`.
 pub struct Table4Maps<K> {
-    maps: Table4,
+    maps: TableMaps,
     buckets: Mapping<Bucket>,
     bucket_data: MapData,
     values: MapData,
+    /// The keys beside the values (IPv6 tables), mapped.
+    keys: Option<(Mapping<V6Stored>, MapData)>,
     capacity: usize,
     /// Found on the first write (a reader never scans).
     free: Option<Free>,
@@ -84,16 +88,18 @@ pub struct Table4Maps<K> {
 type Place = (usize, usize, u32);
 
 /// What a pass over a key's two buckets found: where it is, or the empty slots of each
-/// bucket (bit s: slot s).
+/// bucket (bit s: slot s), and whether the bucket holds another key of the same word (an
+/// IPv6 hash's: it cannot take this key, for the kernel compares one key a bucket).
 struct Probe {
     found: Option<Place>,
     buckets: [usize; 2],
     empty: [u8; 2],
+    clash: [bool; 2],
 }
 
 impl<K: Word> Table4Maps<K> {
-    /// Maps the buckets of table `maps`, given its values and buckets maps.
-    pub fn new(maps: Table4, values: Map, buckets: Map) -> Result<Self> {
+    /// Maps the buckets (and keys) of table `maps`, given its values, buckets and keys maps.
+    pub fn new(maps: TableMaps, values: Map, buckets: Map, keys: Option<Map>) -> Result<Self> {
         let (Map::Array(values), Map::Array(bucket_data)) = (values, buckets) else {
             bail!("{} and {} are not arrays", maps.values, maps.buckets);
         };
@@ -107,13 +113,27 @@ impl<K: Word> Table4Maps<K> {
                 buckets.range().len()
             );
         }
+        let keys = match keys {
+            Some(Map::Array(data)) => Some((keyed(maps, &data, capacity)?, data)),
+            Some(_) => bail!("{:?} is not an array", maps.keys),
+            None => None,
+        };
         let (free, reserved, key) = (None, Vec::new(), PhantomData);
-        Ok(Self { maps, buckets, bucket_data, values, capacity, free, reserved, key })
+        Ok(Self { maps, buckets, bucket_data, values, keys, capacity, free, reserved, key })
     }
 
     /// The two buckets of `a`.
     fn buckets_of(&self, a: &K) -> [usize; 2] {
-        v4_buckets(a.word(), self.buckets.range().len() as u32).map(|b| b as usize)
+        a.buckets(self.buckets.range().len() as u32).map(|b| b as usize)
+    }
+
+    /// True when the value at `index` is that of a key stored as `stored` (always, in a table
+    /// whose words are its keys).
+    fn holds_at(&self, index: u32, stored: Option<V6Stored>) -> bool {
+        match (&self.keys, stored) {
+            (Some((keys, _)), Some(k)) => keys.read(index as usize) == k,
+            _ => true,
+        }
     }
 
     fn find(&self, a: &K) -> Option<Place> {
@@ -122,14 +142,17 @@ impl<K: Word> Table4Maps<K> {
 
     /// One pass over the buckets of `a`.
     fn probe(&self, a: &K, buckets: [usize; 2]) -> Probe {
-        let word = a.word();
-        let mut p = Probe { found: None, buckets, empty: [0; 2] };
+        let (word, stored) = (a.word(), a.stored());
+        let mut p = Probe { found: None, buckets, empty: [0; 2], clash: [false; 2] };
         for (i, b) in buckets.into_iter().enumerate() {
             for s in 0..BUCKET_SLOTS {
                 let slot = self.buckets.load(b, s);
                 if let Some(index) = v4_slot_index(slot, word) {
-                    p.found = Some((b, s, index));
-                    return p;
+                    if self.holds_at(index, stored) {
+                        p.found = Some((b, s, index));
+                        return p;
+                    }
+                    p.clash[i] = true;
                 }
                 p.empty[i] |= u8::from(slot == 0) << s;
             }
@@ -185,9 +208,10 @@ impl<K: Word> Table4Maps<K> {
 
     /// Every slot in use: key and value index.
     fn slots(&self) -> impl Iterator<Item = (K, u32)> + '_ {
+        let stored = |i: u32| self.keys.as_ref().map(|(keys, _)| keys.read(i as usize));
         self.buckets.range().flat_map(move |b| {
             (0..BUCKET_SLOTS).filter_map(move |s| {
-                v4_slot_entry(self.buckets.load(b, s)).map(|(w, i)| (K::of_word(w), i))
+                v4_slot_entry(self.buckets.load(b, s)).map(|(w, i)| (K::of_slot(w, stored(i)), i))
             })
         })
     }
@@ -198,12 +222,14 @@ impl<K: Word> Table4Maps<K> {
         let mut values: Vec<(u32, EntryValue)> = Vec::with_capacity(chunk.len());
         let mut slots: Vec<(usize, usize, u64)> = Vec::new();
         let mut placed = Ok(());
+        // Hashed words this chunk places, by bucket (the probes ran before any was placed).
+        let mut words = self.keys.as_ref().map(|_| std::collections::HashSet::new());
         for ((a, v), p) in chunk.iter().zip(self.probe_all(chunk)) {
             if let Some((_, _, index)) = p.found {
                 values.push((index, *v));
                 continue;
             }
-            let Some((b, s)) = room(&p, reserved) else {
+            let Some((b, s)) = room(&p, reserved, words.as_mut(), a.word()) else {
                 let why = format!("both buckets of {} are full", a.show());
                 placed = Err(anyhow!("{}", self.full(&why)));
                 break;
@@ -213,6 +239,9 @@ impl<K: Word> Table4Maps<K> {
                 break;
             };
             reserved[b] |= 1 << s;
+            if let (Some((keys, _)), Some(k)) = (self.keys.as_mut(), a.stored()) {
+                keys.write(index as usize, k);
+            }
             values.push((index, *v));
             slots.push((b, s, v4_slot(a.word(), index)));
         }
@@ -264,16 +293,41 @@ impl<K: Word> Table4Maps<K> {
     }
 }
 
-/// The empty slot a new entry takes: in the emptier of its buckets (the first on a tie),
-/// leaving out slots `reserved` for others. (Preferring the first bucket while it had three
-/// empty slots made hits scan a third fewer slots, but refused writes below capacity on
-/// runs of consecutive addresses: the two choices' balance is what lets the table fill.)
-fn room(p: &Probe, reserved: &[u8]) -> Option<(usize, usize)> {
+/// The empty slot a new entry of word `word` takes: in the emptier of its buckets (the first
+/// on a tie), leaving out slots `reserved` for others and buckets that hold the word for
+/// another key (`words`: the hashed words placed so far, by bucket). (Preferring the first
+/// bucket while it had three empty slots made hits scan a third fewer slots, but refused
+/// writes below capacity on runs of consecutive addresses: the two choices' balance is what
+/// lets the table fill.)
+fn room(
+    p: &Probe,
+    reserved: &[u8],
+    mut words: Option<&mut HashSet<(usize, u32)>>,
+    word: u32,
+) -> Option<(usize, usize)> {
     let [b0, b1] = p.buckets;
-    let m0 = p.empty[0] & !reserved[b0];
-    let m1 = if b1 == b0 { 0 } else { p.empty[1] & !reserved[b1] };
+    let taken = |i: usize, b: usize, w: &Option<&mut HashSet<(usize, u32)>>| {
+        p.clash[i] || w.as_ref().is_some_and(|w| w.contains(&(b, word)))
+    };
+    let m0 = if taken(0, b0, &words) { 0 } else { p.empty[0] & !reserved[b0] };
+    let m1 = if b1 == b0 || taken(1, b1, &words) { 0 } else { p.empty[1] & !reserved[b1] };
     let (b, m) = if m1.count_ones() > m0.count_ones() { (b1, m1) } else { (b0, m0) };
+    if m != 0
+        && let Some(w) = words.as_mut()
+    {
+        w.insert((b, word));
+    }
     (m != 0).then(|| (b, m.trailing_zeros() as usize))
+}
+
+/// The keys map of `maps` (as many keys as `capacity` values), mapped.
+fn keyed(maps: TableMaps, data: &MapData, capacity: usize) -> Result<Mapping<V6Stored>> {
+    let name = maps.keys.unwrap_or(maps.values);
+    let keys = Mapping::all(name, data)?;
+    if keys.range().len() != capacity {
+        bail!("{name} holds {} keys for {capacity} values", keys.range().len());
+    }
+    Ok(keys)
 }
 
 impl<K: Word> MapInfo for Table4Maps<K> {
@@ -286,14 +340,22 @@ impl<K: Word> MapInfo for Table4Maps<K> {
     }
 
     fn pin(&self, pins: &Pins) -> Result<()> {
-        let Table4 { values, buckets, .. } = self.maps;
+        let TableMaps { values, buckets, keys, .. } = self.maps;
         table::pin(buckets, &self.bucket_data, &pins.map(buckets))?;
+        if let (Some(name), Some((_, data))) = (keys, &self.keys) {
+            table::pin(name, data, &pins.map(name))?;
+        }
         table::pin(values, &self.values, &pins.map(values))
     }
 
     fn memory(&self) -> Result<u64> {
+        let keys = match (self.maps.keys, &self.keys) {
+            (Some(name), Some((_, data))) => table::memlock(name, data)?,
+            _ => 0,
+        };
         Ok(table::memlock(self.maps.buckets, &self.bucket_data)?
-            + table::memlock(self.maps.values, &self.values)?)
+            + table::memlock(self.maps.values, &self.values)?
+            + keys)
     }
 }
 
