@@ -126,13 +126,20 @@ fn a_prefix_table_filled_to_capacity_drops_inside_every_prefix_and_refuses_one_m
     assert!(err.contains("the TD_V6_PREFIX map is full"), "{err}");
 }
 
-/// Pairs of addresses of 2001:db8::/64 whose hashes give the same slot word and the same
+/// Pairs of addresses of 2001:db8::/64 (random interface identifiers) whose hashes give the same slot word and the same
 /// first bucket in a table of `count` buckets (each key's two buckets distinct): in an empty
 /// table, both would take that bucket (the first, when both are as empty).
 fn same_word_pairs(count: u32, pairs: usize) -> Vec<[Ipv6Addr; 2]> {
     let hi = 0x2001_0db8_0000_0000u64;
+    // Interface identifiers drawn at random (splitmix64 of a counter): the hash of a run of
+    // consecutive ones spreads them evenly, and shares no word at all.
+    let random = |i: u64| {
+        let z = (i.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i >> 7)
+            .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        (z ^ z >> 27).wrapping_mul(0x94D0_49BB_1331_11EB) ^ z >> 31
+    };
     let mut words: Vec<(u32, u64)> =
-        (0..2_000_000u64).map(|lo| (v6_word(v6_hash(hi, lo, 128)), lo)).collect();
+        (0..2_000_000u64).map(random).map(|lo| (v6_word(v6_hash(hi, lo, 128)), lo)).collect();
     words.sort_unstable();
     let buckets = |lo: u64| v6_buckets(v6_hash(hi, lo, 128), count);
     let addr = |lo: u64| Ipv6Addr::from((u128::from(hi) << 64) | u128::from(lo));

@@ -89,14 +89,15 @@ pub struct V6Stored {
 }
 
 /// The hash of an IPv6 key (address halves `hi`, `lo`, already masked, and length `len`): its
-/// high half is the slot's word ([`v6_word`]), its low half picks the buckets
-/// ([`v6_buckets`]). Multiplies, shifts and xors only.
+/// high half is the slot's word ([`v6_word`]), its lower bits pick the buckets
+/// ([`v6_buckets`]). Two multiplies: the first spreads `hi` over the high bits, the second
+/// everything (the high bits of a product depend on every lower bit), and a fold brings the
+/// high bits down to the buckets'.
 #[inline(always)]
 pub const fn v6_hash(hi: u64, lo: u64, len: u32) -> u64 {
-    let x = hi.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ (lo ^ len as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-    let x = (x ^ x >> 31).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-    x ^ x >> 32
+    let x = (hi.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ lo ^ len as u64)
+        .wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    x ^ x >> 29
 }
 
 /// The slot word of an IPv6 key's hash.
@@ -105,10 +106,10 @@ pub const fn v6_word(hash: u64) -> u32 {
     (hash >> 32) as u32
 }
 
-/// The two buckets (of `count`) of an IPv6 key's hash.
+/// The two buckets (of `count`) of an IPv6 key's hash: bits 0 to 31 and 12 to 43, scaled.
 #[inline(always)]
 pub const fn v6_buckets(hash: u64, count: u32) -> [u32; 2] {
-    v4_buckets(hash as u32, count)
+    [scaled(hash << 32, count), scaled(hash << 20, count)]
 }
 
 /// Slots in use, in tenths, when the table holds as many entries as its capacity.

@@ -58,7 +58,9 @@ pub extern "C" fn td_v6_prefix_index(key: *const V6Stored) -> u32 {
     find(&TD_V6_PREFIX_BUCKETS, &TD_V6_PREFIX_KEYS, count, key).unwrap_or(NOT_FOUND)
 }
 
-/// The value index of `key` in the table of `buckets` (`count` of them) and `keys`.
+/// The value index of `key` in the table of `buckets` (`count` of them) and `keys`. Written
+/// without closures: one that is not inlined becomes a function both tables share, and the
+/// verifier then leaves its map lookups to the (slower) helper call.
 #[inline(always)]
 fn find(
     buckets: &Array<Bucket>,
@@ -66,11 +68,24 @@ fn find(
     count: u32,
     key: &V6Stored,
 ) -> Option<u32> {
-    let (hi, lo, len) = (key.hi, key.lo, key.len);
-    let hash = v6_hash(hi, lo, len);
+    let hash = v6_hash(key.hi, key.lo, key.len);
     let (word, [b0, b1]) = (v6_word(hash), v6_buckets(hash, count));
-    let holds = |i: &u32| keys.get(*i).is_some_and(|k| k.hi == hi && k.lo == lo && k.len == len);
-    in_bucket(buckets, b0, word)
-        .filter(holds)
-        .or_else(|| in_bucket(buckets, b1, word).filter(holds))
+    if let Some(i) = in_bucket(buckets, b0, word)
+        && holds(keys, i, key)
+    {
+        return Some(i);
+    }
+    match in_bucket(buckets, b1, word) {
+        Some(i) if holds(keys, i, key) => Some(i),
+        _ => None,
+    }
+}
+
+/// True when the key at `i` of `keys` is `key`.
+#[inline(always)]
+fn holds(keys: &Array<V6Stored>, i: u32, key: &V6Stored) -> bool {
+    match keys.get(i) {
+        Some(k) => k.hi == key.hi && k.lo == key.lo && k.len == key.len,
+        None => false,
+    }
 }
