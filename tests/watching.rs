@@ -1,6 +1,6 @@
 //! Watching the filter, in the kernel: per-entry and per-list counters exact after known
 //! traffic, monitor entries that count and pass, the event stream with its rate limit, and
-//! per-entry counters carried across list changes, under a flood too.
+//! per-entry counters carried across list changes, under a flood too (IPv4 and IPv6).
 
 use aya::maps::{MapData, RingBuf};
 use filter_common::{
@@ -16,6 +16,7 @@ use takedown::{
     maps::{counters, sync},
     plan::{Meta, Plan},
 };
+use test_case::test_case;
 
 const INSIDE: [u8; 4] = [192, 0, 2, 10];
 
@@ -214,8 +215,11 @@ fn hit_counters_survive_a_change_of_lists() {
 }
 
 #[kernel_test]
-fn hit_counters_survive_list_changes_under_a_flood() {
-    let entries = |lists: u64| [("203.0.113.7/32", meta(Direction::Both, false, lists))];
+#[test_case("203.0.113.7/32", "192.0.2.10" ; "an IPv4 address")]
+#[test_case("2001:db8::7/128", "2001:db8:ffff::10" ; "an IPv6 address")]
+#[test_case("2001:db8:7::/48", "2001:db8:ffff::10" ; "an IPv6 prefix")]
+fn hit_counters_survive_list_changes_under_a_flood(listed: &str, inside: &str) {
+    let entries = |lists: u64| [(listed, meta(Direction::Both, false, lists))];
     let plan =
         |lists: u64| Plan::build(entries(lists).iter().map(|(n, m)| (n.parse().unwrap(), *m)), &[]);
     let (a, b) = (plan(0b01), plan(0b11));
@@ -223,7 +227,8 @@ fn hit_counters_survive_list_changes_under_a_flood() {
     // Another process floods the program with hits while this one changes the entry's lists.
     let dir = TempDir::new("counters-flood");
     let frame = dir.0.join("frame.bin");
-    std::fs::write(&frame, frames::v4(INSIDE, [203, 0, 113, 7])).unwrap();
+    let target = listed.parse::<ipnet::IpNet>().unwrap().addr().to_string();
+    std::fs::write(&frame, frames::ip(inside, &target)).unwrap();
     const FLOOD: u64 = 40_000_000;
     let id = l.filter.program_id().unwrap().to_string();
     let mut flood = std::process::Command::new("bpftool")
@@ -240,7 +245,7 @@ fn hit_counters_survive_list_changes_under_a_flood() {
     }
     assert!(flood.wait().unwrap().success());
     let all = l.filter.maps().hits().unwrap();
-    let h = all.iter().find(|h| h.net.to_string() == "203.0.113.7/32").unwrap();
+    let h = all.iter().find(|h| h.net.to_string() == listed).unwrap();
     let missed = FLOOD - h.packets;
     eprintln!("{changes} list changes under {FLOOD} hits: the entry counted {}", h.packets);
     assert!(changes >= 10, "the lists changed during the flood: {changes}");

@@ -17,9 +17,9 @@ pub const MAP_V4_BUCKETS: &str = "TD_V4_BUCKETS";
 /// Exact IPv6 addresses' values: array of [`EntryValue`] (mmapable), by the index a slot of
 /// [`MAP_V6_BUCKETS`] gives (see [`table4`]).
 pub const MAP_V6_EXACT: &str = "TD_V6_EXACT";
-/// Exact IPv6 addresses: array of [`Bucket`]s (mmapable), keyed by a hash of the address.
+/// Exact IPv6 addresses: array of [`Bucket`]s (mmapable), by a hash of the address; and
+/// the keys, array of [`table4::V6Stored`] (mmapable), beside the values.
 pub const MAP_V6_BUCKETS: &str = "TD_V6_BUCKETS";
-/// Exact IPv6 addresses: array of [`table4::V6Stored`] (mmapable), beside the values.
 pub const MAP_V6_KEYS: &str = "TD_V6_KEYS";
 /// IPv4 prefixes shorter than /32: their values, array of [`EntryValue`] (mmapable), by the
 /// index a slot of [`MAP_V4_PREFIX_BUCKETS`] gives (see [`table4`]).
@@ -34,9 +34,9 @@ pub const MAP_V4_LENS: &str = "TD_V4_LENS";
 /// IPv6 prefixes shorter than /128: their values, array of [`EntryValue`] (mmapable), by the
 /// index a slot of [`MAP_V6_PREFIX_BUCKETS`] gives (see [`table4`]).
 pub const MAP_V6_PREFIX: &str = "TD_V6_PREFIX";
-/// IPv6 prefixes: array of [`Bucket`]s (mmapable), keyed by a hash of (length, prefix).
+/// IPv6 prefixes: array of [`Bucket`]s (mmapable), by a hash of (length, prefix); and the
+/// keys, array of [`table4::V6Stored`] (mmapable), beside the values.
 pub const MAP_V6_PREFIX_BUCKETS: &str = "TD_V6_PREFIX_BUCKETS";
-/// IPv6 prefixes: array of [`table4::V6Stored`] (mmapable), beside the values.
 pub const MAP_V6_PREFIX_KEYS: &str = "TD_V6_PREFIX_KEYS";
 /// Array of [`LENS_SLOTS`] [`LenMask`], one per hash of a /32 ([`v6_lens_slot`]): the lengths
 /// of the prefixes in [`MAP_V6_PREFIX`] that overlap it.
