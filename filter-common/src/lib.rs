@@ -89,9 +89,7 @@ pub const MAP_V6_PREFIXED: &str = "TD_V6_PREFIXED";
 /// miss, not a table probe).
 pub const MAP_V4_EXACTS: &str = "TD_V4_EXACTS";
 /// IPv6 exact-address prefilter: [`V6_EXACTS_WORDS`] `u64`s, a bit per 16 hashes of a /32
-/// ([`v6_exacts_bit_of`]), set where an exact address may lie. With
-/// IPv6 prefixes loaded, an address whose bit is clear is not looked up in [`MAP_V6_EXACT`]
-/// (a hash-map lookup saved on a prefix hit).
+/// ([`v6_exacts_bit_of`]): with IPv6 prefixes loaded, no probe of [`MAP_V6_EXACT`] where clear.
 pub const MAP_V6_EXACTS: &str = "TD_V6_EXACTS";
 /// The XDP program's name in the object file.
 pub const PROGRAM_NAME: &str = "takedown";
