@@ -5,10 +5,10 @@
 
 use std::{collections::HashSet, net::Ipv4Addr, path::PathBuf};
 
-use filter_common::{ADDRESS_MAPS, EntryValue, FLAG_BOTH, MAP_V4_EXACT, MAP_V4_PREFIX};
+use filter_common::{EntryValue, FLAG_BOTH, MAP_V4_EXACT, MAP_V4_PREFIX};
 use integration_tests::{
     frames, kernel_test,
-    loaded::{Loaded, XDP_DROP, XDP_PASS},
+    loaded::{Loaded, XDP_DROP, XDP_PASS, sized},
 };
 use ipnet::IpNet;
 use takedown::{
@@ -48,14 +48,6 @@ fn real_addresses(n: usize) -> Vec<[u8; 4]> {
 
 fn plan_of(addrs: &[[u8; 4]]) -> Plan {
     Plan::build(addrs.iter().map(|a| (IpNet::from(std::net::IpAddr::from(*a)), META)), &[])
-}
-
-/// Capacities of exactly `n` entries in map `map` (the others as the plan needs).
-fn sized(plan: &Plan, map: &str, n: u32) -> Capacities {
-    let mut caps = Capacities::for_plan(plan, u32::MAX).unwrap();
-    let at = ADDRESS_MAPS.iter().position(|m| m.name == map).unwrap();
-    caps.tables[at] = n;
-    caps
 }
 
 /// Capacities of exactly `n` exact IPv4 entries.

@@ -7,13 +7,13 @@
 use std::{collections::HashSet, net::Ipv6Addr, path::PathBuf};
 
 use filter_common::{
-    ADDRESS_MAPS, EntryValue, FLAG_BOTH, MAP_V6_EXACT, MAP_V6_PREFIX,
+    EntryValue, FLAG_BOTH, MAP_V6_EXACT, MAP_V6_PREFIX,
     table4::{v6_buckets, v6_hash, v6_word},
     v4_bucket_count,
 };
 use integration_tests::{
     frames, kernel_test,
-    loaded::{Loaded, XDP_DROP, XDP_PASS},
+    loaded::{Loaded, XDP_DROP, XDP_PASS, sized},
 };
 use ipnet::{IpNet, Ipv6Net};
 use takedown::{
@@ -40,14 +40,6 @@ fn real_prefixes() -> Vec<Ipv6Net> {
 
 fn plan_of(nets: impl Iterator<Item = IpNet>) -> Plan {
     Plan::build(nets.map(|n| (n, META)), &[])
-}
-
-/// Capacities of exactly `n` entries in map `map` (the others as the plan needs).
-fn sized(plan: &Plan, map: &str, n: u32) -> Capacities {
-    let mut caps = Capacities::for_plan(plan, u32::MAX).unwrap();
-    let at = ADDRESS_MAPS.iter().position(|m| m.name == map).unwrap();
-    caps.tables[at] = n;
-    caps
 }
 
 fn loaded(plan: &Plan, caps: &Capacities) -> Loaded {

@@ -21,6 +21,15 @@ pub const XDP_PASS: u32 = 2;
 pub const TC_ACT_SHOT: i32 = 2;
 pub const TC_ACT_UNSPEC: i32 = -1;
 
+/// Capacities for `plan` with exactly `n` entries in address map `map` (the others as the plan
+/// needs): a table filled to its capacity.
+pub fn sized(plan: &Plan, map: &str, n: u32) -> Capacities {
+    let mut caps = Capacities::for_plan(plan, u32::MAX).expect("capacities");
+    let at = filter_common::ADDRESS_MAPS.iter().position(|m| m.name == map).expect("a map");
+    caps.tables[at] = n;
+    caps
+}
+
 /// A loaded, filled filter.
 pub struct Loaded {
     pub filter: Filter,
