@@ -12,10 +12,12 @@
 pub mod counters;
 mod egress;
 pub mod filter;
+mod free_values;
 pub mod hints;
 pub mod lookup;
 mod mapped;
 pub mod pins;
+mod placement;
 pub mod prefilter;
 pub mod privileges;
 mod raw;

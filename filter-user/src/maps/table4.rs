@@ -8,16 +8,10 @@
 //! Writes keep every listed key visible to a packet at every moment: a new entry's value
 //! is written before the slot that points at it (one atomic 8-byte store), an update of a held
 //! entry stores its flags and lists in place (never its hit counters, which the kernel keeps
-//! raising), a delete clears the slot. A deleted entry's
-//! value index is used again only after [`GRACE`], so that no packet still holding it can
-//! count a hit on the new entry; another process finds the free indexes by a scan.
+//! raising), a delete clears the slot. A deleted entry's value index rests before it serves
+//! again (see `free_values`); where a new entry goes is `placement`'s.
 
-use std::{
-    collections::HashSet,
-    marker::PhantomData,
-    os::fd::AsFd,
-    time::{Duration, Instant},
-};
+use std::{marker::PhantomData, os::fd::AsFd, time::Instant};
 
 use anyhow::{Result, anyhow, bail};
 use aya::maps::{Map, MapData};
@@ -29,15 +23,13 @@ use filter_common::{
 
 pub use super::table_keys::Word;
 use super::{
+    free_values::Free,
     mapped::{self, Mapping},
     pins::Pins,
+    placement::{Place, Probe, room},
     raw,
     table::{self, MapInfo, Table, WriteMode},
 };
-
-/// How long a deleted entry's value index rests before another entry gets it: far longer
-/// than any one run of the XDP program.
-pub const GRACE: Duration = Duration::from_millis(10);
 
 /// Entries probed, then written, at a time (values, then slots): few enough that their
 /// buckets are still in the CPU's cache when the slots are written.
@@ -57,16 +49,6 @@ const LISTS_WORD: usize = std::mem::offset_of!(EntryValue, lists) / 8;
 /// Buckets probed ahead of the one being read (their cache lines fetched meanwhile).
 const AHEAD: usize = 32;
 
-/// Value indexes not in use.
-struct Free {
-    /// Indexes below `next` that no slot holds (popped from the end).
-    holes: Vec<u32>,
-    /// No index from here on was ever used.
-    next: u32,
-    /// Deleted, and when.
-    resting: Vec<(Instant, u32)>,
-}
-
 /// A table of a filter, keyed by `K`.
 pub struct Table4Maps<K> {
     maps: TableMaps,
@@ -82,19 +64,6 @@ pub struct Table4Maps<K> {
     /// on the first write, kept: a one-entry update does not allocate it again).
     reserved: Vec<u8>,
     key: PhantomData<K>,
-}
-
-/// Where a key is: bucket, slot, value index.
-type Place = (usize, usize, u32);
-
-/// What a pass over a key's two buckets found: where it is, or the empty slots of each
-/// bucket (bit s: slot s), and whether the bucket holds another key of the same word (an
-/// IPv6 hash's: it cannot take this key, for the kernel compares one key a bucket).
-struct Probe {
-    found: Option<Place>,
-    buckets: [usize; 2],
-    empty: [u8; 2],
-    clash: [bool; 2],
 }
 
 impl<K: Word> Table4Maps<K> {
@@ -173,37 +142,17 @@ impl<K: Word> Table4Maps<K> {
 
     /// Every value index no slot holds.
     fn scan_free(&self) -> Free {
-        let mut used = vec![0u64; self.capacity.div_ceil(64)];
-        let mut next = 0;
-        for (_, i) in self.slots() {
-            used[i as usize / 64] |= 1 << (i % 64);
-            next = next.max(i + 1);
-        }
-        let holes = (0..next).rev().filter(|&i| used[i as usize / 64] & (1 << (i % 64)) == 0);
-        Free { holes: holes.collect(), next, resting: Vec::new() }
+        Free::scan(self.capacity, self.slots().map(|(_, i)| i))
     }
 
-    /// A free value index: a never-used or long-deleted one, else (waiting out the rest of its
-    /// grace) a recently deleted one.
+    /// A free value index (see [`Free::take`]), the free ones found on the first write.
     fn take_index(&mut self) -> Option<u32> {
         let capacity = self.capacity as u32;
-        let free = match self.free.take() {
+        match self.free.take() {
             Some(free) => self.free.insert(free),
             None => self.free.insert(self.scan_free()),
-        };
-        if let Some(i) = free.holes.pop() {
-            return Some(i);
         }
-        if free.next < capacity {
-            free.next += 1;
-            return Some(free.next - 1);
-        }
-        let oldest = free.resting.first()?.0;
-        std::thread::sleep(GRACE.saturating_sub(oldest.elapsed()));
-        let (done, resting) = free.resting.drain(..).partition(|(t, _)| t.elapsed() >= GRACE);
-        free.resting = resting;
-        free.holes.extend(done.into_iter().map(|(_, i): (Instant, u32)| i).rev());
-        free.holes.pop()
+        .take(capacity)
     }
 
     /// Every slot in use: key and value index.
@@ -291,33 +240,6 @@ impl<K: Word> Table4Maps<K> {
         let (name, capacity) = (self.maps.values, self.capacity);
         format!("the {name} map is full ({why}; it holds {capacity} entries)")
     }
-}
-
-/// The empty slot a new entry of word `word` takes: in the emptier of its buckets (the first
-/// on a tie), leaving out slots `reserved` for others and buckets that hold the word for
-/// another key (`words`: the hashed words placed so far, by bucket). (Preferring the first
-/// bucket while it had three empty slots made hits scan a third fewer slots, but refused
-/// writes below capacity on runs of consecutive addresses: the two choices' balance is what
-/// lets the table fill.)
-fn room(
-    p: &Probe,
-    reserved: &[u8],
-    mut words: Option<&mut HashSet<(usize, u32)>>,
-    word: u32,
-) -> Option<(usize, usize)> {
-    let [b0, b1] = p.buckets;
-    let taken = |i: usize, b: usize, w: &Option<&mut HashSet<(usize, u32)>>| {
-        p.clash[i] || w.as_ref().is_some_and(|w| w.contains(&(b, word)))
-    };
-    let m0 = if taken(0, b0, &words) { 0 } else { p.empty[0] & !reserved[b0] };
-    let m1 = if b1 == b0 || taken(1, b1, &words) { 0 } else { p.empty[1] & !reserved[b1] };
-    let (b, m) = if m1.count_ones() > m0.count_ones() { (b1, m1) } else { (b0, m0) };
-    if m != 0
-        && let Some(w) = words.as_mut()
-    {
-        w.insert((b, word));
-    }
-    (m != 0).then(|| (b, m.trailing_zeros() as usize))
 }
 
 /// The keys map of `maps` (as many keys as `capacity` values), mapped.
@@ -425,7 +347,7 @@ impl<K: Word> Table<K> for Table4Maps<K> {
         for a in keys {
             if let Some((b, s, index)) = self.find(a) {
                 self.buckets.store(b, s, 0);
-                free.resting.push((now, index));
+                free.rest(now, index);
             }
         }
         self.free = Some(free);
