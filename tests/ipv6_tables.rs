@@ -2,12 +2,12 @@
 //! key, the key lies beside the value) against the real program: the exact table and the
 //! prefix table, each filled to its capacity with real allocations, drop every entry and pass
 //! their neighbours; one more is refused; keys whose hashes share a slot word in a bucket are
-//! all found; deleted entries pass.
+//! all found; deleted entries pass; empty tables are small.
 
 use std::{collections::HashSet, net::Ipv6Addr, path::PathBuf};
 
 use filter_common::{
-    EntryValue, FLAG_BOTH, MAP_V6_EXACT, MAP_V6_PREFIX,
+    ADDRESS_MAPS, EntryValue, FLAG_BOTH, Family, MAP_V6_EXACT, MAP_V6_PREFIX, MapKind,
     table4::{v6_buckets, v6_hash, v6_word},
     v4_bucket_count,
 };
@@ -20,7 +20,7 @@ use takedown::{
     lists::{self, ListOptions},
     maps::{
         WriteMode,
-        filter::{Capacities, Filter},
+        filter::{Capacities, Filter, MIN_CAPACITY_V6},
         sync,
     },
     plan::{Meta, Plan},
@@ -178,4 +178,19 @@ fn keys_whose_hashes_share_a_word_and_a_bucket_are_all_found() {
     assert_eq!(wrong(&l, &second, XDP_DROP), Vec::<Ipv6Addr>::new(), "kept addresses passed");
     assert_eq!(wrong(&l, &first, XDP_PASS), Vec::<Ipv6Addr>::new(), "deleted addresses dropped");
     assert_eq!(l.filter.maps().addr.v6.exact.entries().unwrap().len(), second.len());
+}
+
+/// A filter holds both IPv6 tables even when its lists hold no IPv6 entry: empty, they are
+/// sized at the IPv6 minimum and take little kernel memory.
+#[kernel_test]
+fn empty_ipv6_tables_take_little_kernel_memory() {
+    let caps = Capacities::for_plan(&Plan::default(), u32::MAX).unwrap();
+    let l = loaded(&Plan::default(), &caps);
+    let tables = ADDRESS_MAPS.iter().filter(|m| m.family == Family::V6 && m.kind != MapKind::Allow);
+    for m in tables {
+        let info = l.filter.maps().addr.info(m);
+        assert_eq!(info.capacity().unwrap(), MIN_CAPACITY_V6, "{}", m.name);
+        let bytes = info.memory().unwrap();
+        assert!(bytes < 512 * 1024, "{} takes {bytes} bytes", m.name);
+    }
 }

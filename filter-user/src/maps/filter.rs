@@ -15,7 +15,7 @@ use aya::{
     },
 };
 use filter_common::{
-    ADDRESS_MAPS, ALL_MAPS, HINT_WORDS, MAP_V4_HINTS, PROGRAM_BASELINE, PROGRAM_NAME,
+    ADDRESS_MAPS, ALL_MAPS, Family, HINT_WORDS, MAP_V4_HINTS, PROGRAM_BASELINE, PROGRAM_NAME,
     table4::TABLES, v4_bucket_count,
 };
 
@@ -30,14 +30,15 @@ pub struct Capacities {
     pub hints: bool,
 }
 
-/// Smallest size of any address map. The tables are allocated whole (about 37 bytes an IPv4
-/// entry, 61 an IPv6 one, with its key): headroom is kept modest, and a plan that outgrows
-/// the maps moves to larger ones (see `start::grow`).
+/// Smallest size of an IPv4 map, and of an IPv6 one (fewer: an IPv6 entry with its key takes
+/// 61 bytes, an IPv4 one 37, tables being allocated whole). A plan that outgrows the maps
+/// moves to larger ones (see `start::grow`).
 pub const MIN_CAPACITY: u32 = 1 << 14;
+pub const MIN_CAPACITY_V6: u32 = 1 << 12;
 
 impl Capacities {
-    /// Sizes for `plan`: an eighth more than it needs (at least [`MIN_CAPACITY`]), each at most
-    /// `max`.
+    /// Sizes for `plan`: an eighth more than it needs (at least [`MIN_CAPACITY`], or
+    /// [`MIN_CAPACITY_V6`]), each at most `max`.
     /// Fails, naming the map, when the plan needs more than `max` entries in one map.
     pub fn for_plan(plan: &Plan, max: u32) -> Result<Self> {
         let mut caps = Self { hints: !plan.v4.prefix.is_empty(), ..Self::default() };
@@ -50,7 +51,8 @@ impl Capacities {
                     m.name
                 );
             }
-            *cap = (n + n / 8).max(MIN_CAPACITY as usize).min(max as usize) as u32;
+            let min = if m.family == Family::V6 { MIN_CAPACITY_V6 } else { MIN_CAPACITY };
+            *cap = (n + n / 8).max(min as usize).min(max as usize) as u32;
         }
         Ok(caps)
     }
@@ -297,27 +299,16 @@ impl Filter {
 
 /// An error with every cause, in one line (aya's errors keep the errno in their source).
 fn causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    out
+    let chain = std::iter::successors(Some(e), |c| c.source());
+    chain.map(ToString::to_string).collect::<Vec<_>>().join(": ")
 }
 
 /// True when the interface already holds another XDP program (EBUSY, EEXIST).
 fn busy(e: &aya::programs::ProgramError) -> bool {
-    let mut next: Option<&dyn std::error::Error> = Some(e);
-    while let Some(cause) = next {
-        let errno = cause.downcast_ref::<std::io::Error>().and_then(std::io::Error::raw_os_error);
-        if matches!(errno, Some(libc::EBUSY | libc::EEXIST)) {
-            return true;
-        }
-        next = cause.source();
-    }
-    false
+    std::iter::successors(Some(e as &dyn std::error::Error), |c| c.source()).any(|c| {
+        let errno = c.downcast_ref::<std::io::Error>().and_then(std::io::Error::raw_os_error);
+        matches!(errno, Some(libc::EBUSY | libc::EEXIST))
+    })
 }
 
 /// One sentence for a failed attachment, naming the cause and, where known, the fix.
