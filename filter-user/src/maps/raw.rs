@@ -45,7 +45,7 @@ pub enum BatchError {
 }
 
 /// Writes `keys[i] -> values[i]` for every i, in chunks of [`CHUNK`]; a large write is split
-/// across up to four threads (hash map updates lock per bucket, so they scale).
+/// across up to four threads.
 pub fn update<K: Pod + Sync, V: Pod + Sync>(
     fd: BorrowedFd<'_>,
     keys: &[K],

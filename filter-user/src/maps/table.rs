@@ -73,10 +73,9 @@ pub trait Table<K>: MapInfo {
     fn entries(&self) -> Result<Vec<(K, EntryValue)>>;
 }
 
-/// A map layout: the plan key as kernel key, and [`EntryValue`] as kernel value.
+/// An LPM trie's layout (a lookup answers the longest match): the plan key as kernel key, and
+/// [`EntryValue`] as kernel value.
 pub trait Codec {
-    /// The map is an LPM trie (a lookup answers the longest match).
-    const TRIE: bool;
     type Plan: Copy + Ord;
     type Key: Pod + Sync;
     type Value: Pod + Sync;
@@ -90,7 +89,6 @@ pub trait Codec {
 pub struct Allow<const N: usize>;
 
 impl<const N: usize> Codec for Allow<N> {
-    const TRIE: bool = true;
     type Plan = PrefixKey<N>;
     type Key = Key<[u8; N]>;
     type Value = u32;
@@ -143,11 +141,11 @@ pub struct Kernel<C> {
 }
 
 impl<C: Codec> Kernel<C> {
-    /// Wraps a loaded or pinned hash map or LPM trie.
+    /// Wraps a loaded or pinned LPM trie.
     pub fn new(name: &'static str, map: Map) -> Result<Self> {
         match map {
-            Map::HashMap(data) | Map::LpmTrie(data) => Ok(Self { name, data, codec: PhantomData }),
-            _ => Err(anyhow!("{name} is not a hash map or LPM trie")),
+            Map::LpmTrie(data) => Ok(Self { name, data, codec: PhantomData }),
+            _ => Err(anyhow!("{name} is not an LPM trie")),
         }
     }
 
@@ -216,9 +214,6 @@ impl<C: Codec> Table<C::Plan> for Kernel<C> {
     }
 
     fn holds(&self, key: &C::Plan) -> Result<bool> {
-        if !C::TRIE {
-            return Ok(self.get(key)?.is_some());
-        }
         Ok(self.get(key)?.is_some() && self.entries()?.iter().any(|(k, _)| k == key))
     }
 
