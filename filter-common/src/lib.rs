@@ -39,7 +39,7 @@ pub const MAP_V6_PREFIX: &str = "TD_V6_PREFIX";
 pub const MAP_V6_PREFIX_BUCKETS: &str = "TD_V6_PREFIX_BUCKETS";
 pub const MAP_V6_PREFIX_KEYS: &str = "TD_V6_PREFIX_KEYS";
 /// Array of [`LENS_SLOTS`] [`LenMask`], one per hash of a /32 ([`v6_lens_slot`]): the lengths
-/// of the prefixes in [`MAP_V6_PREFIX`] that overlap it.
+/// of the prefixes in [`MAP_V6_PREFIX`] that overlap it, longest first ([`LenMask::of_v6`]).
 pub const MAP_V6_LENS: &str = "TD_V6_LENS";
 /// IPv4 allowlist (never dropped): LPM trie keyed by (prefix length, [`V4Key`]), value `u32` 0.
 pub const MAP_V4_ALLOW: &str = "TD_V4_ALLOW";
@@ -185,7 +185,7 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 /// The layout of this contract: map set, key and value layouts, flags and indices. Stored in
 /// [`MAP_CONFIG`] at [`CFG_LAYOUT`] by the loader, so that a loader of another build can tell
 /// pins it cannot read. Raise it with every change to anything in this file.
-pub const LAYOUT_VERSION: u32 = 17;
+pub const LAYOUT_VERSION: u32 = 18;
 
 /// An IPv4 address as it appears on the wire (network byte order).
 pub type V4Key = [u8; 4];

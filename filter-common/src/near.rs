@@ -64,6 +64,15 @@ impl LenMask {
             _ => Self { lo: 0, hi: 1 << (len - 64) },
         }
     }
+
+    /// The set holding IPv6 length `len` alone, in the order of
+    /// [`MAP_V6_LENS`](crate::MAP_V6_LENS): longest first, bit `127 - len` (lengths 127 to 64
+    /// in `lo`, 63 to 0 in `hi`). The longest length present is then the lowest bit set,
+    /// which the kernel finds with a count of trailing zeros of that bit alone (BPF has no
+    /// instruction to count zeros: leading ones took twice the work).
+    pub const fn of_v6(len: u8) -> Self {
+        Self::of(127 - len)
+    }
 }
 
 impl core::ops::BitOr for LenMask {
@@ -113,4 +122,18 @@ pub const fn v4_lens_slot(a: &V4Key) -> u32 {
 /// The [`MAP_V6_LENS`](crate::MAP_V6_LENS) slot of an IPv6 address: a hash of its /32.
 pub const fn v6_lens_slot(a: &V6Key) -> u32 {
     v6_filter_bit(a) >> 8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LenMask;
+
+    #[test]
+    fn ipv6_lengths_lie_longest_first() {
+        let bit = |m: LenMask| (m.lo.trailing_zeros(), m.hi.trailing_zeros());
+        assert_eq!(bit(LenMask::of_v6(127)), (0, 64), "the longest: lo's lowest bit");
+        assert_eq!(bit(LenMask::of_v6(64)), (63, 64));
+        assert_eq!(bit(LenMask::of_v6(63)), (64, 0));
+        assert_eq!(bit(LenMask::of_v6(0)), (64, 63), "the shortest: hi's highest bit");
+    }
 }

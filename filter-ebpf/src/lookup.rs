@@ -217,17 +217,18 @@ extern "C" fn v6_step(_: u64, ctx: *mut c_void) -> i64 {
     0
 }
 
-/// The longest length left in `lens`, taken out of it.
+/// The longest length left in `lens` (in the IPv6 order of [`LenMask::of_v6`]: the lowest
+/// bit set), taken out of it.
 #[inline(always)]
 fn take_longest(lens: &mut LenMask) -> Option<u32> {
-    if lens.hi != 0 {
-        let bit = 63 - lens.hi.leading_zeros();
-        lens.hi &= !(1u64 << bit);
-        Some(64 + bit)
-    } else if lens.lo != 0 {
-        let bit = 63 - lens.lo.leading_zeros();
-        lens.lo &= !(1u64 << bit);
-        Some(bit)
+    if lens.lo != 0 {
+        let bit = lens.lo.trailing_zeros();
+        lens.lo &= lens.lo - 1;
+        Some(127 - bit)
+    } else if lens.hi != 0 {
+        let bit = lens.hi.trailing_zeros();
+        lens.hi &= lens.hi - 1;
+        Some(63 - bit)
     } else {
         None
     }

@@ -90,7 +90,7 @@ fn cover<const N: usize>(bits: &mut Dense<u64>, len: u8, addr: &[u8; N]) {
 /// (IPv4; an address, length 32, in its own), or the hash of every /32 (IPv6; every slot from
 /// /16 down).
 fn lengths<const N: usize>(lens: &mut Dense<LenMask>, len: u8, addr: &[u8; N]) {
-    let bit = LenMask::of(len);
+    let bit = if N == 4 { LenMask::of(len) } else { LenMask::of_v6(len) };
     let top = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
     let mut set = |slot: u32| lens.or(slot, bit);
     if N == 4 {
