@@ -178,7 +178,8 @@ impl<K: Word> Table4Maps<K> {
                 values.push((index, *v));
                 continue;
             }
-            let Some((b, s)) = room(&p, reserved, words.as_mut(), a.word()) else {
+            let word = a.word();
+            let Some((b, s)) = room(&p, reserved, words.as_mut(), word) else {
                 let why = format!("both buckets of {} are full", a.show());
                 placed = Err(anyhow!("{}", self.full(&why)));
                 break;
@@ -192,7 +193,7 @@ impl<K: Word> Table4Maps<K> {
                 keys.write(index as usize, k);
             }
             values.push((index, *v));
-            slots.push((b, s, v4_slot(a.word(), index)));
+            slots.push((b, s, v4_slot(word, index)));
         }
         let written = self.write_values(&mut values);
         for &(b, s, slot) in &slots {

@@ -75,17 +75,19 @@ fn addr6(s: &V6Stored) -> V6Key {
     ((u128::from(s.hi) << 64) | u128::from(s.lo)).to_be_bytes()
 }
 
-fn hash6(s: &V6Stored) -> u64 {
+/// The hash of an IPv6 key, from the key as it is stored ([`Word::stored`]).
+fn hash6(k: &impl Word) -> u64 {
+    let s = k.stored().unwrap_or_default();
     v6_hash(s.hi, s.lo, s.len)
 }
 
 /// An exact IPv6 address.
 impl Word for V6Key {
     fn word(&self) -> u32 {
-        v6_word(hash6(&stored6(self, 128)))
+        v6_word(hash6(self))
     }
     fn buckets(&self, count: u32) -> [u32; 2] {
-        v6_buckets(hash6(&stored6(self, 128)), count)
+        v6_buckets(hash6(self), count)
     }
     fn stored(&self) -> Option<V6Stored> {
         Some(stored6(self, 128))
@@ -101,10 +103,10 @@ impl Word for V6Key {
 /// An IPv6 prefix shorter than /128: (length, masked address).
 impl Word for PrefixKey<16> {
     fn word(&self) -> u32 {
-        v6_word(hash6(&stored6(&self.1, u32::from(self.0))))
+        v6_word(hash6(self))
     }
     fn buckets(&self, count: u32) -> [u32; 2] {
-        v6_buckets(hash6(&stored6(&self.1, u32::from(self.0))), count)
+        v6_buckets(hash6(self), count)
     }
     fn stored(&self) -> Option<V6Stored> {
         Some(stored6(&self.1, u32::from(self.0)))
