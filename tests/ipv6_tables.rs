@@ -8,7 +8,7 @@ use std::{collections::HashSet, net::Ipv6Addr, path::PathBuf};
 
 use filter_common::{
     ADDRESS_MAPS, EntryValue, FLAG_BOTH, Family, MAP_V6_EXACT, MAP_V6_PREFIX, MapKind,
-    table4::{v6_buckets, v6_hash, v6_word},
+    table4::{V6_EXACT_TAG, v6_buckets, v6_hash, v6_tag, v6_word},
     v4_bucket_count,
 };
 use integration_tests::{
@@ -118,6 +118,32 @@ fn a_prefix_table_filled_to_capacity_drops_inside_every_prefix_and_refuses_one_m
     assert!(err.contains("the TD_V6_PREFIX map is full"), "{err}");
 }
 
+/// Each of a key's two buckets, on its own, spreads the real allocations (all 65,000 merged
+/// country blocks, as prefixes and as the address after each) as chance would: 4.8 keys a
+/// bucket on average, and at most 18 in one (chance puts more there in under one table in a
+/// hundred). A hash that put 31 in one second bucket could not fill a table of 20,000 of them.
+#[test]
+fn real_allocations_spread_over_each_choice_of_bucket() {
+    let nets = real_prefixes();
+    let prefixes: Vec<(Ipv6Addr, u64)> =
+        nets.iter().map(|n| (n.network(), v6_tag(n.prefix_len().into()))).collect();
+    let addresses: Vec<(Ipv6Addr, u64)> =
+        nets.iter().map(|n| (step(n.network(), 1), V6_EXACT_TAG)).collect();
+    for (what, keys) in [("prefixes", prefixes), ("addresses", addresses)] {
+        let count = v4_bucket_count(keys.len() as u32);
+        for choice in 0..2 {
+            let mut load = vec![0u32; count as usize];
+            for (a, tag) in &keys {
+                let a = u128::from(*a);
+                load[v6_buckets(v6_hash((a >> 64) as u64, a as u64, *tag), count)[choice]
+                    as usize] += 1;
+            }
+            let most = load.iter().max().unwrap();
+            assert!(*most <= 18, "{what}: {most} keys in one bucket of choice {choice}");
+        }
+    }
+}
+
 /// Pairs of addresses of 2001:db8::/64 (random interface identifiers) whose hashes give the same slot word and the same
 /// first bucket in a table of `count` buckets (each key's two buckets distinct): in an empty
 /// table, both would take that bucket (the first, when both are as empty).
@@ -130,10 +156,12 @@ fn same_word_pairs(count: u32, pairs: usize) -> Vec<[Ipv6Addr; 2]> {
             .wrapping_mul(0xBF58_476D_1CE4_E5B9);
         (z ^ z >> 27).wrapping_mul(0x94D0_49BB_1331_11EB) ^ z >> 31
     };
-    let mut words: Vec<(u32, u64)> =
-        (0..2_000_000u64).map(random).map(|lo| (v6_word(v6_hash(hi, lo, 128)), lo)).collect();
+    let mut words: Vec<(u32, u64)> = (0..2_000_000u64)
+        .map(random)
+        .map(|lo| (v6_word(v6_hash(hi, lo, V6_EXACT_TAG)), lo))
+        .collect();
     words.sort_unstable();
-    let buckets = |lo: u64| v6_buckets(v6_hash(hi, lo, 128), count);
+    let buckets = |lo: u64| v6_buckets(v6_hash(hi, lo, V6_EXACT_TAG), count);
     let addr = |lo: u64| Ipv6Addr::from((u128::from(hi) << 64) | u128::from(lo));
     let out: Vec<[Ipv6Addr; 2]> = words
         .windows(2)

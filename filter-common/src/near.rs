@@ -68,11 +68,48 @@ impl LenMask {
     /// The set holding IPv6 length `len` alone, in the order of
     /// [`MAP_V6_LENS`](crate::MAP_V6_LENS): longest first, bit `127 - len` (lengths 127 to 64
     /// in `lo`, 63 to 0 in `hi`). The longest length present is then the lowest bit set,
-    /// which the kernel finds with a count of trailing zeros of that bit alone (BPF has no
-    /// instruction to count zeros: leading ones took twice the work).
+    /// which the kernel isolates and turns into masks and a tag
+    /// ([`LenMask::take_longest_v6`]).
     pub const fn of_v6(len: u8) -> Self {
         Self::of(127 - len)
     }
+
+    /// The longest IPv6 length left in the set (in the order of [`LenMask::of_v6`]: the lowest
+    /// bit set), taken out of it: the masks of an address's halves and the key's tag for that
+    /// length. Ands, shifts and negations of that bit alone: BPF has no instruction to count
+    /// zeros, which a length as a number would take.
+    #[inline(always)]
+    pub fn take_longest_v6(&mut self) -> Option<V6Probe> {
+        if self.lo != 0 {
+            // Bit 127 - len: the mask keeps len - 64 bits of the low half (none for /64, whose
+            // bit shifts out).
+            let bit = self.lo & self.lo.wrapping_neg();
+            self.lo ^= bit;
+            let above = bit << 1;
+            Some(V6Probe {
+                hi_mask: u64::MAX,
+                lo_mask: above.wrapping_neg(),
+                tag: above.wrapping_sub(1),
+            })
+        } else if self.hi != 0 {
+            let bit = self.hi & self.hi.wrapping_neg();
+            self.hi ^= bit;
+            let mask = (bit << 1).wrapping_neg();
+            Some(V6Probe { hi_mask: mask, lo_mask: 0, tag: mask })
+        } else {
+            None
+        }
+    }
+}
+
+/// One IPv6 prefix length to probe ([`LenMask::take_longest_v6`]): the masks of the
+/// address's halves and the tag of the length in the key
+/// ([`v6_tag`](crate::table4::v6_tag)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct V6Probe {
+    pub hi_mask: u64,
+    pub lo_mask: u64,
+    pub tag: u64,
 }
 
 impl core::ops::BitOr for LenMask {
@@ -126,7 +163,8 @@ pub const fn v6_lens_slot(a: &V6Key) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::LenMask;
+    use super::{LenMask, V6Probe};
+    use crate::table4::v6_tag;
 
     #[test]
     fn ipv6_lengths_lie_longest_first() {
@@ -135,5 +173,19 @@ mod tests {
         assert_eq!(bit(LenMask::of_v6(64)), (63, 64));
         assert_eq!(bit(LenMask::of_v6(63)), (64, 0));
         assert_eq!(bit(LenMask::of_v6(0)), (64, 63), "the shortest: hi's highest bit");
+    }
+
+    #[test]
+    fn ipv6_lengths_are_taken_longest_first_as_masks_and_tags() {
+        let mask = |bits: u32| if bits == 0 { 0 } else { u64::MAX << (64 - bits) };
+        let mut all = (0..128).fold(LenMask::default(), |m, len| m | LenMask::of_v6(len));
+        for len in (0..128u32).rev() {
+            let (hi_mask, lo_mask) =
+                if len >= 64 { (u64::MAX, mask(len - 64)) } else { (mask(len), 0) };
+            let probe = V6Probe { hi_mask, lo_mask, tag: v6_tag(len) };
+            assert_eq!(LenMask::of_v6(len as u8).take_longest_v6(), Some(probe), "/{len} alone");
+            assert_eq!(all.take_longest_v6(), Some(probe), "/{len} of every length");
+        }
+        assert_eq!(all.take_longest_v6(), None);
     }
 }

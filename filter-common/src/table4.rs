@@ -78,25 +78,48 @@ pub const PREFIX6: TableMaps = TableMaps {
 pub const TABLES: [TableMaps; 4] = [EXACT4, PREFIX4, EXACT6, PREFIX6];
 
 /// The key of an IPv6 table's entry, beside its value: the address (masked to the length for
-/// a prefix) in two big-endian halves, and the length (128: an exact address).
+/// a prefix) in two big-endian halves, and the length's tag ([`v6_tag`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct V6Stored {
     pub hi: u64,
     pub lo: u64,
-    pub len: u32,
-    pub pad: u32,
+    pub tag: u64,
 }
 
-/// The hash of an IPv6 key (address halves `hi`, `lo`, already masked, and length `len`): its
-/// high half is the slot's word ([`v6_word`]), its lower bits pick the buckets
-/// ([`v6_buckets`]). Two multiplies: the first spreads `hi` over the high bits, the second
-/// everything (the high bits of a product depend on every lower bit), and a fold brings the
-/// high bits down to the buckets'.
+/// What stands for IPv6 prefix length `len` in a key: the mask of the half the length ends
+/// in, the high half's as is (`len` < 64), the low half's inverted (`len` >= 64), so that no
+/// two lengths share a tag. The kernel makes it from a length's bit in a slot's lengths with
+/// shifts and negations alone ([`LenMask::take_longest_v6`](crate::LenMask::take_longest_v6)):
+/// a number would take a count of zeros, which BPF has no instruction for. 128 (an exact
+/// address, in a table of its own): [`V6_EXACT_TAG`].
+pub const fn v6_tag(len: u32) -> u64 {
+    match len {
+        0 => 0,
+        1..64 => u64::MAX << (64 - len),
+        64..128 => u64::MAX >> (len - 64),
+        _ => V6_EXACT_TAG,
+    }
+}
+
+/// The tag of an exact IPv6 address's key.
+pub const V6_EXACT_TAG: u64 = 0;
+
+/// The prefix length (0 to 127) that tag `tag` stands for ([`v6_tag`]).
+pub const fn v6_len_of_tag(tag: u64) -> u32 {
+    if tag & 1 != 0 { 64 + tag.leading_zeros() } else { tag.count_ones() }
+}
+
+/// The hash of an IPv6 key (address halves `hi`, `lo`, already masked, and length tag `tag`):
+/// its high half is the slot's word ([`v6_word`]), its lower bits pick the buckets
+/// ([`v6_buckets`]). Two multiplies, each followed by a fold of its high bits (which depend on
+/// every bit of the factors) onto its low ones (which depend only on the factors' low bits: a
+/// prefix's are zeros). Without the first fold, real allocations crowded into some second
+/// buckets (31 keys where chance puts 15) and a table of 20,000 of them could not be filled.
 #[inline(always)]
-pub const fn v6_hash(hi: u64, lo: u64, len: u32) -> u64 {
-    let x = (hi.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ lo ^ len as u64)
-        .wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+pub const fn v6_hash(hi: u64, lo: u64, tag: u64) -> u64 {
+    let x = (hi ^ tag).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let x = (x ^ x >> 32 ^ lo).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     x ^ x >> 29
 }
 
@@ -193,5 +216,14 @@ mod tests {
             assert!(words[..len].iter().all(|o| o != w), "length {len} collides");
         }
         assert_eq!(v4_prefix_of(v4_prefix_word(24, addr)), (24, [203, 0, 113, 0]));
+    }
+
+    #[test]
+    fn ipv6_tags_are_one_to_one() {
+        let tags: [u64; 128] = core::array::from_fn(|len| v6_tag(len as u32));
+        for (len, tag) in tags.iter().enumerate() {
+            assert_eq!(v6_len_of_tag(*tag), len as u32);
+            assert!(tags[..len].iter().all(|o| o != tag), "length {len} collides");
+        }
     }
 }

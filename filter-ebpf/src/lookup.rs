@@ -18,7 +18,7 @@ use filter_common::{
 
 use crate::{
     TD_V4_ALLOW, TD_V4_ALLOWED, TD_V4_BUCKETS, TD_V4_EXACT, TD_V4_EXACTS, TD_V4_FILTER,
-    TD_V6_ALLOW, TD_V6_ALLOWED, TD_V6_EXACTS, TD_V6_FILTER, TD_V6_LENS, TD_V6_PREFIXED,
+    TD_V6_ALLOW, TD_V6_ALLOWED, TD_V6_EXACTS, TD_V6_FILTER, TD_V6_LENS, TD_V6_PREFIXED, lookup6,
 };
 
 /// An address family: its maps, its key layout and its `CFG_*` flags.
@@ -157,10 +157,10 @@ impl V6 {
         let (hi, lo) = halves(a);
         // The longest length first, inline: where it holds the address (the usual hit), no
         // helper call and no second lookup.
-        let longest = take_longest(&mut lens)?;
-        let (h, l) = v6_masked(hi, lo, longest);
-        if let Some(v) = v6_entry(longest, h, l) {
-            return Some(v);
+        let longest = lens.take_longest_v6()?;
+        let index = lookup6::prefix_index(&longest, hi, lo);
+        if index != NOT_FOUND {
+            return lookup6::prefix_entry(index);
         }
         let mut search = V6Search { lens, hi, lo, found: NOT_FOUND };
         let ctx = &mut search as *mut V6Search as *mut c_void;
@@ -168,13 +168,7 @@ impl V6 {
         // SAFETY: `v6_step` is a callback of the type bpf_loop expects, and `ctx` points at
         // `search`, which outlives the call.
         unsafe { bpf_loop(present, v6_step as *mut c_void, ctx, 0) };
-        match search.found {
-            NOT_FOUND => None,
-            len => {
-                let (hi, lo) = v6_masked(hi, lo, len);
-                v6_entry(len, hi, lo)
-            }
-        }
+        lookup6::prefix_entry(search.found)
     }
 }
 
@@ -184,7 +178,7 @@ pub const NOT_FOUND: u32 = u32::MAX;
 /// Every length: what a failed lengths lookup (never seen) is taken for.
 pub const EVERY_LENGTH: LenMask = LenMask { lo: u64::MAX, hi: u64::MAX };
 
-/// What `v6_step` searches: a slot's lengths, the address, and the longest length present.
+/// What `v6_step` searches: a slot's lengths left, the address, and the value index found.
 #[repr(C)]
 struct V6Search {
     lens: LenMask,
@@ -193,51 +187,15 @@ struct V6Search {
     found: u32,
 }
 
-/// The address (`hi`, `lo`) with every bit past `len` cleared.
-#[inline(always)]
-fn v6_masked(hi: u64, lo: u64, len: u32) -> (u64, u64) {
-    let mask = |bits: u32| if bits == 0 { 0 } else { u64::MAX << (64 - bits) };
-    match len {
-        64.. => (hi, lo & mask(len - 64)),
-        _ => (hi & mask(len), 0),
-    }
-}
-
-/// One step of the search: the longest length left in the set, taken out of it; when that
-/// prefix is listed, the loop ends. bpf_loop runs as many steps as the set holds lengths.
+/// One step of the search: the longest length left in the set, taken out of it and probed;
+/// when that prefix is listed, the loop ends. bpf_loop runs as many steps as the set holds
+/// lengths.
 extern "C" fn v6_step(_: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes back the pointer to the caller's `V6Search`.
     let s = unsafe { &mut *(ctx as *mut V6Search) };
-    let Some(len) = take_longest(&mut s.lens) else { return 1 };
-    let (hi, lo) = v6_masked(s.hi, s.lo, len);
-    if v6_entry(len, hi, lo).is_some() {
-        s.found = len;
-        return 1;
-    }
-    0
-}
-
-/// The longest length left in `lens` (in the IPv6 order of [`LenMask::of_v6`]: the lowest
-/// bit set), taken out of it.
-#[inline(always)]
-fn take_longest(lens: &mut LenMask) -> Option<u32> {
-    if lens.lo != 0 {
-        let bit = lens.lo.trailing_zeros();
-        lens.lo &= lens.lo - 1;
-        Some(127 - bit)
-    } else if lens.hi != 0 {
-        let bit = lens.hi.trailing_zeros();
-        lens.hi &= lens.hi - 1;
-        Some(63 - bit)
-    } else {
-        None
-    }
-}
-
-/// The IPv6 prefix entry of length `len` whose address is (`hi`, `lo`), already masked.
-#[inline(always)]
-fn v6_entry(len: u32, hi: u64, lo: u64) -> Option<*mut EntryValue> {
-    crate::lookup6::prefix(len, hi, lo)
+    let Some(probe) = s.lens.take_longest_v6() else { return 1 };
+    s.found = lookup6::prefix_index(&probe, s.hi, s.lo);
+    i64::from(s.found != NOT_FOUND)
 }
 
 /// True when the allowlist trie holds `a`: looked up by a key of length 128, written in 4-byte words,

@@ -4,8 +4,8 @@
 
 use aya_ebpf::maps::Array;
 use filter_common::{
-    Bucket, CFG_V6_BUCKETS, CFG_V6_PREFIX_BUCKETS, EntryValue,
-    table4::{V6Stored, v6_buckets, v6_hash, v6_word},
+    Bucket, CFG_V6_BUCKETS, CFG_V6_PREFIX_BUCKETS, EntryValue, V6Probe,
+    table4::{V6_EXACT_TAG, V6Stored, v6_buckets, v6_hash, v6_word},
 };
 
 use crate::{
@@ -16,16 +16,23 @@ use crate::{
 /// The exact entry of the address whose halves are `hi`, `lo`.
 #[inline(always)]
 pub fn exact(hi: u64, lo: u64) -> Option<*mut EntryValue> {
-    match td_v6_exact_index(&V6Stored { hi, lo, len: 128, pad: 0 }) {
+    match td_v6_exact_index(&V6Stored { hi, lo, tag: V6_EXACT_TAG }) {
         NOT_FOUND => None,
         index => TD_V6_EXACT.get_ptr_mut(index),
     }
 }
 
-/// The prefix entry of length `len` whose address halves are `hi`, `lo` (already masked).
+/// The value index of the prefix of the address whose halves are `hi`, `lo` at the length
+/// `p` stands for, or [`NOT_FOUND`].
 #[inline(always)]
-pub fn prefix(len: u32, hi: u64, lo: u64) -> Option<*mut EntryValue> {
-    match td_v6_prefix_index(&V6Stored { hi, lo, len, pad: 0 }) {
+pub fn prefix_index(p: &V6Probe, hi: u64, lo: u64) -> u32 {
+    td_v6_prefix_index(&V6Stored { hi: hi & p.hi_mask, lo: lo & p.lo_mask, tag: p.tag })
+}
+
+/// The prefix entry at value index `index` ([`NOT_FOUND`]: none).
+#[inline(always)]
+pub fn prefix_entry(index: u32) -> Option<*mut EntryValue> {
+    match index {
         NOT_FOUND => None,
         index => TD_V6_PREFIX.get_ptr_mut(index),
     }
@@ -68,7 +75,7 @@ fn find(
     count: u32,
     key: &V6Stored,
 ) -> Option<u32> {
-    let hash = v6_hash(key.hi, key.lo, key.len);
+    let hash = v6_hash(key.hi, key.lo, key.tag);
     let (word, [b0, b1]) = (v6_word(hash), v6_buckets(hash, count));
     if let Some(i) = in_bucket(buckets, b0, word)
         && holds(keys, i, key)
@@ -85,7 +92,7 @@ fn find(
 #[inline(always)]
 fn holds(keys: &Array<V6Stored>, i: u32, key: &V6Stored) -> bool {
     match keys.get(i) {
-        Some(k) => k.hi == key.hi && k.lo == key.lo && k.len == key.len,
+        Some(k) => k.hi == key.hi && k.lo == key.lo && k.tag == key.tag,
         None => false,
     }
 }

@@ -5,7 +5,8 @@
 use filter_common::{
     V4Key, V6Key,
     table4::{
-        V6Stored, v4_buckets, v4_prefix_of, v4_prefix_word, v4_word, v6_buckets, v6_hash, v6_word,
+        V6Stored, v4_buckets, v4_prefix_of, v4_prefix_word, v4_word, v6_buckets, v6_hash,
+        v6_len_of_tag, v6_tag, v6_word,
     },
 };
 
@@ -64,10 +65,10 @@ impl Word for PrefixKey<4> {
     }
 }
 
-/// An IPv6 key as stored: its halves and length.
+/// An IPv6 key as stored: its halves and the tag of its length.
 fn stored6(addr: &V6Key, len: u32) -> V6Stored {
     let n = u128::from_be_bytes(*addr);
-    V6Stored { hi: (n >> 64) as u64, lo: n as u64, len, pad: 0 }
+    V6Stored { hi: (n >> 64) as u64, lo: n as u64, tag: v6_tag(len) }
 }
 
 /// The address of a stored IPv6 key.
@@ -78,7 +79,7 @@ fn addr6(s: &V6Stored) -> V6Key {
 /// The hash of an IPv6 key, from the key as it is stored ([`Word::stored`]).
 fn hash6(k: &impl Word) -> u64 {
     let s = k.stored().unwrap_or_default();
-    v6_hash(s.hi, s.lo, s.len)
+    v6_hash(s.hi, s.lo, s.tag)
 }
 
 /// An exact IPv6 address.
@@ -113,7 +114,7 @@ impl Word for PrefixKey<16> {
     }
     fn of_slot(_: u32, stored: Option<V6Stored>) -> Self {
         let s = stored.unwrap_or_default();
-        (s.len as u8, addr6(&s))
+        (v6_len_of_tag(s.tag) as u8, addr6(&s))
     }
     fn show(&self) -> String {
         format!("{}/{}", std::net::Ipv6Addr::from(self.1), self.0)
