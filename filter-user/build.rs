@@ -58,10 +58,12 @@ fn build_ebpf(root: &Path) -> PathBuf {
         .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
         .arg("--target-dir")
         .arg(&target_dir)
+        // BTF for the loader; packet words read unaligned (x86-64 and arm64 allow it); BPF CPU
+        // v3 (32-bit compares and arithmetic, Linux 5.1 and later; the program needs 5.17).
         .env(
             "CARGO_ENCODED_RUSTFLAGS",
             format!(
-                "--cfg=bpf_target_arch=\"{arch}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf\x1f-Ctarget-feature=+allows-misaligned-mem-access"
+                "--cfg=bpf_target_arch=\"{arch}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf\x1f-Ctarget-feature=+allows-misaligned-mem-access\x1f-Ctarget-cpu=v3"
             ),
         );
     if toolchain == "stable" {
