@@ -16,7 +16,11 @@ use anyhow::{Context, Result, bail};
 use integration_tests::process::takedown_bin;
 use td_netns::in_netns;
 
-use crate::{peers::Bed, programs, testrun};
+use crate::{
+    peers::Bed,
+    programs::{self, Work},
+    testrun,
+};
 
 /// Frames a flood sends, and how many a batch.
 pub const FRAMES: u32 = 4_000_000;
@@ -140,15 +144,12 @@ pub fn takedown(list: &Path, frames: &Frames) -> Result<(Flooded, Counted)> {
     Ok((flooded, Counted::parse(&last)))
 }
 
-/// A floor: a program that returns `action` (after reading the frame's EtherType when
-/// `reads`), natively on the bed's `tdb0`: the rate.
-pub fn floor(action: i32, reads: bool, frames: &Frames) -> Result<f64> {
+/// A floor: a program that does `work`, then returns `action`, natively on the bed's `tdb0`:
+/// the rate.
+pub fn floor(action: i32, work: Work, frames: &Frames) -> Result<f64> {
     let bed = Bed::new()?;
     let link = in_netns(&bed.ns, move || {
-        let prog = match reads {
-            true => programs::reads_then(action)?,
-            false => programs::verdict_only(action)?,
-        };
+        let prog = programs::floor(action, work)?;
         testrun::attach_native(prog.as_fd(), ifindex(c"tdb0")?)
     })?;
     let flooded = flood(&bed, frames);

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use crate::{
     flood::{self, Case, Counted, FRAMES, Frames, ROUNDS},
     load::write_list,
-    programs::SOURCES,
+    programs::{COUNT, SOURCES, Work},
     real,
 };
 
@@ -89,19 +89,24 @@ fn dropped(peers: bool, lists: &Lists) -> Result<()> {
     let varied = Frames { frame: crate::frame(IpAddr::V4(sources[0]), to), sources };
     println!("\n## Flood (veth, XDP live frames): listed sources\n");
     println!(
-        "{FRAMES} 64-byte frames a flood, sent by an XDP_TX program with live frames into a veth pair (on CPU 0); the filter on the other end, in native mode, drops them in the receiver's NAPI thread (on CPU 1). Millions of frames the receiver took in a second (the sender outruns every filter; the rest overflow the veth's ring); the median of {ROUNDS} floods a filter, the filters taking turns. The sender writes each frame's source from a table of {SOURCES} slots drawn at random: one listed address, or (\"varied\") {} addresses of the big list and as many unlisted ones right after listed addresses, to a listed destination (takedown drops the first half by source, the second by destination). The second row reads each frame's EtherType before it drops: a frame written on another CPU costs its first cache line to any filter.\n",
+        "{FRAMES} 64-byte frames a flood, sent by an XDP_TX program with live frames into a veth pair (on CPU 0); the filter on the other end, in native mode, drops them in the receiver's NAPI thread (on CPU 1). Millions of frames the receiver took in a second (the sender outruns every filter; the rest overflow the veth's ring); the median of {ROUNDS} floods a filter, the filters taking turns. The sender writes each frame's source from a table of {SOURCES} slots drawn at random: one listed address, or (\"varied\") {} addresses of the big list and as many unlisted ones right after listed addresses, to a listed destination (takedown drops the first half by source, the second by destination). The second row reads each frame's EtherType before it drops: a frame written on another CPU costs its first cache line to any filter. The third then counts to {COUNT} before it drops: about a filter's time a frame (the per-packet table measures it), with no map at all.\n",
         SOURCES / 2
     );
     let mut cases: Vec<Case> = vec![
         (
             "a program that drops everything (floor)".into(),
-            Box::new(|| flood::floor(XDP_DROP, false, &one)),
+            Box::new(|| flood::floor(XDP_DROP, Work::Nothing, &one)),
         ),
         (
             "a program that reads the EtherType, then drops".into(),
-            Box::new(|| flood::floor(XDP_DROP, true, &one)),
+            Box::new(|| flood::floor(XDP_DROP, Work::Reads, &one)),
+        ),
+        (
+            format!("a program that reads the EtherType, counts to {COUNT}, then drops"),
+            Box::new(|| flood::floor(XDP_DROP, Work::ReadsAndCounts(COUNT), &one)),
         ),
     ];
+    let xdp_filter_at = cases.len();
     if peers {
         cases.extend(xdp_filter_cases(lists, &one));
     }
@@ -113,7 +118,7 @@ fn dropped(peers: bool, lists: &Lists) -> Result<()> {
     cases.push(takedown("takedown, 10k IPs", &lists.small, &one, by_source));
     cases.push(takedown("takedown, 1.24M IPs", &lists.big_file, &one, by_source));
     cases.push(takedown("takedown, 1.24M IPs, varied sources", &lists.big_file, &varied, halves));
-    let rates = flood::table(&cases, peers.then_some((2, "xdp-filter")))?;
+    let rates = flood::table(&cases, peers.then_some((xdp_filter_at, "xdp-filter")))?;
     let n = rates.len();
     println!(
         "\nThe varied flood runs at {:.2}x the one-source flood on the same 1.24M list.",
@@ -141,8 +146,10 @@ fn passed(peers: bool, lists: &Lists) -> Result<()> {
     );
     let mut cases: Vec<Case> = vec![(
         "a program that passes everything (floor)".into(),
-        Box::new(|| flood::floor(XDP_PASS, false, &misses)),
+        Box::new(|| flood::floor(XDP_PASS, Work::Nothing, &misses)),
     )];
+    // xdp-filter -f ipv4: the second of its cases.
+    let ipv4_at = cases.len() + 1;
     if peers {
         cases.extend(xdp_filter_cases(lists, &misses));
     }
@@ -151,6 +158,6 @@ fn passed(peers: bool, lists: &Lists) -> Result<()> {
     let name = format!("takedown, 1.24M IPs + {} real CIDRs", cidrs.len());
     cases.push(takedown(&name, &file, &misses, passes));
     cases.push(takedown(&format!("{name}, misses anywhere"), &file, &anywhere, passes));
-    flood::table(&cases, peers.then_some((2, "xdp-filter -f ipv4")))?;
+    flood::table(&cases, peers.then_some((ipv4_at, "xdp-filter -f ipv4")))?;
     Ok(())
 }

@@ -16,6 +16,7 @@ use std::{net::IpAddr, os::fd::AsFd};
 use anyhow::{Result, bail};
 use integration_tests::{TempDir, frames};
 use ipnet::IpNet;
+use programs::Work;
 use takedown::{
     maps::filter::{Capacities, Filter},
     maps::sync,
@@ -179,9 +180,14 @@ fn per_packet(peers: bool) -> Result<()> {
         }
         None => None,
     };
-    let mut cases =
-        vec![Case { prog: base_prog.as_fd(), frame: frame(inside, other), verdict: PASS }];
-    let mut rows: Vec<(String, &'static str)> = vec![("bare XDP_PASS".into(), "any")];
+    let counts = programs::floor(PASS as i32, Work::ReadsAndCounts(programs::COUNT))?;
+    let mut cases = vec![
+        Case { prog: base_prog.as_fd(), frame: frame(inside, other), verdict: PASS },
+        Case { prog: counts.as_fd(), frame: frame(inside, other), verdict: PASS },
+    ];
+    let counting = format!("reads the EtherType, counts to {}, XDP_PASS", programs::COUNT);
+    let mut rows: Vec<(String, &'static str)> =
+        vec![("bare XDP_PASS".into(), "any"), (counting, "any")];
     if let Some((all, ip4)) = &xdp {
         for (name, fd) in [("xdp-filter, 10k IPs", all), ("xdp-filter -f ipv4, 10k IPs", ip4)] {
             cases.push(Case { prog: fd.as_fd(), frame: frame(inside, listed), verdict: DROP });

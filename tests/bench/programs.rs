@@ -28,25 +28,47 @@ const fn insn(op: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
         | (imm as u32 as u64) << 32
 }
 
-/// A program that returns `action` and does nothing else (XDP_DROP: the drop floor, XDP_PASS:
-/// the pass floor).
-pub fn verdict_only(action: i32) -> Result<OwnedFd> {
-    load(&[insn(0xb7, 0, 0, 0, action), insn(0x95, 0, 0, 0, 0)])
+/// What a floor program does before it returns its verdict.
+#[derive(Clone, Copy)]
+pub enum Work {
+    /// Nothing: the cheapest program there is.
+    Nothing,
+    /// Reads the frame's EtherType: the first cache line any filter must touch.
+    Reads,
+    /// Reads the EtherType, then counts down from this number (two instructions a step, no
+    /// memory): about what a filter's lookups cost, without their maps.
+    ReadsAndCounts(i32),
 }
 
-/// A program that reads a frame's EtherType (the first cache line a filter must touch), then
-/// returns `action` whatever it read: a floor that pays for bringing the frame in.
-pub fn reads_then(action: i32) -> Result<OwnedFd> {
-    load(&[
-        insn(0x61, 2, 1, 0, 0),      // r2 = ctx->data
-        insn(0x61, 3, 1, 4, 0),      // r3 = ctx->data_end
-        insn(0xbf, 4, 2, 0, 0),      // r4 = r2
-        insn(0x07, 4, 0, 0, 14),     // r4 += 14
-        insn(0x2d, 4, 3, 1, 0),      // if r4 > r3 goto out
-        insn(0x69, 5, 2, 12, 0),     // r5 = *(u16 *)(data + 12): the EtherType
-        insn(0xb7, 0, 0, 0, action), // out: r0 = action
-        insn(0x95, 0, 0, 0, 0),      // exit
-    ])
+/// Steps of the [`Work::ReadsAndCounts`] floor: about as many nanoseconds a packet as a
+/// takedown hit (the per-packet table measures it).
+pub const COUNT: i32 = 48;
+
+/// A program that does `work`, then returns `action` whatever it read (XDP_DROP: the drop
+/// floor, XDP_PASS: the pass floor).
+pub fn floor(action: i32, work: Work) -> Result<OwnedFd> {
+    let reads = [
+        insn(0x61, 2, 1, 0, 0),  // r2 = ctx->data
+        insn(0x61, 3, 1, 4, 0),  // r3 = ctx->data_end
+        insn(0xbf, 4, 2, 0, 0),  // r4 = r2
+        insn(0x07, 4, 0, 0, 14), // r4 += 14
+        insn(0x2d, 4, 3, 1, 0),  // if r4 > r3 goto out (past the next instruction)
+        insn(0x69, 5, 2, 12, 0), // r5 = *(u16 *)(data + 12): the EtherType
+    ];
+    let counts = |n: i32| {
+        [
+            insn(0xb7, 6, 0, 0, n),  // out: r6 = n
+            insn(0x17, 6, 0, 0, 1),  // loop: r6 -= 1
+            insn(0x55, 6, 0, -2, 0), // if r6 != 0 goto loop
+        ]
+    };
+    let mut prog = match work {
+        Work::Nothing => vec![],
+        Work::Reads => reads.to_vec(),
+        Work::ReadsAndCounts(n) => [&reads[..], &counts(n)].concat(),
+    };
+    prog.extend([insn(0xb7, 0, 0, 0, action), insn(0x95, 0, 0, 0, 0)]); // r0 = action; exit
+    load(&prog)
 }
 
 /// The floods' sender and its table: every frame leaves (XDP_TX) with its IPv4 source replaced
