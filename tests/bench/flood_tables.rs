@@ -89,7 +89,7 @@ fn dropped(peers: bool, lists: &Lists) -> Result<()> {
     let varied = Frames { frame: crate::frame(IpAddr::V4(sources[0]), to), sources };
     println!("\n## Flood (veth, XDP live frames): listed sources\n");
     println!(
-        "{FRAMES} 64-byte frames a flood, sent by an XDP_TX program with live frames into a veth pair (on CPU 0); the filter on the other end, in native mode, drops them in the receiver's NAPI thread (on CPU 1). Millions of frames the receiver took in a second (the sender outruns every filter; the rest overflow the veth's ring); the median of {ROUNDS} floods a filter, the filters taking turns. The sender writes each frame's source from a table of {SOURCES} slots drawn at random: one listed address, or (\"varied\") {} addresses of the big list and as many unlisted ones right after listed addresses, to a listed destination (takedown drops the first half by source, the second by destination). The second row reads each frame's EtherType before it drops: a frame written on another CPU costs its first cache line to any filter. The third then counts to {COUNT} before it drops: about a filter's time a frame (the per-packet table measures it), with no map at all.\n",
+        "{FRAMES} 64-byte frames a flood, sent by an XDP_TX program with live frames into a veth pair (on CPU 0); the filter on the other end, in native mode, drops them in the receiver's NAPI thread (on CPU 1). Millions of frames the receiver took in a second (the sender outruns every filter; the rest overflow the veth's ring); the median of {ROUNDS} floods a filter, the filters taking turns. The sender writes each frame's source from a table of {SOURCES} slots drawn at random: one listed address, or (\"varied\") {} addresses of the big list and as many unlisted ones right after listed addresses, to a listed destination (takedown drops the first half by source, the second by destination). The second row reads each frame's source address before it drops, as any filter must: the sender has just written it, and the cache line it lies in comes from the sender's CPU. The third then counts to {COUNT} before it drops: about a filter's time a frame (the per-packet table measures it), with no map at all.\n",
         SOURCES / 2
     );
     let mut cases: Vec<Case> = vec![
@@ -98,11 +98,11 @@ fn dropped(peers: bool, lists: &Lists) -> Result<()> {
             Box::new(|| flood::floor(XDP_DROP, Work::Nothing, &one)),
         ),
         (
-            "a program that reads the EtherType, then drops".into(),
+            "a program that reads the source address, then drops".into(),
             Box::new(|| flood::floor(XDP_DROP, Work::Reads, &one)),
         ),
         (
-            format!("a program that reads the EtherType, counts to {COUNT}, then drops"),
+            format!("a program that reads the source address, counts to {COUNT}, then drops"),
             Box::new(|| flood::floor(XDP_DROP, Work::ReadsAndCounts(COUNT), &one)),
         ),
     ];

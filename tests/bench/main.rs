@@ -185,7 +185,7 @@ fn per_packet(peers: bool) -> Result<()> {
         Case { prog: base_prog.as_fd(), frame: frame(inside, other), verdict: PASS },
         Case { prog: counts.as_fd(), frame: frame(inside, other), verdict: PASS },
     ];
-    let counting = format!("reads the EtherType, counts to {}, XDP_PASS", programs::COUNT);
+    let counting = format!("reads the source, counts to {}, XDP_PASS", programs::COUNT);
     let mut rows: Vec<(String, &'static str)> =
         vec![("bare XDP_PASS".into(), "any"), (counting, "any")];
     if let Some((all, ip4)) = &xdp {

@@ -33,10 +33,11 @@ const fn insn(op: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
 pub enum Work {
     /// Nothing: the cheapest program there is.
     Nothing,
-    /// Reads the frame's EtherType: the first cache line any filter must touch.
+    /// Reads the frame's IPv4 source address, which any filter must: in the floods, the cache
+    /// line the sender's CPU has just written it to.
     Reads,
-    /// Reads the EtherType, then counts down from this number (two instructions a step, no
-    /// memory): about what a filter's lookups cost, without their maps.
+    /// Reads the source address, then counts down from this number (two instructions a step,
+    /// no memory): about what a filter's lookups cost, without their maps.
     ReadsAndCounts(i32),
 }
 
@@ -48,12 +49,12 @@ pub const COUNT: i32 = 48;
 /// floor, XDP_PASS: the pass floor).
 pub fn floor(action: i32, work: Work) -> Result<OwnedFd> {
     let reads = [
-        insn(0x61, 2, 1, 0, 0),  // r2 = ctx->data
-        insn(0x61, 3, 1, 4, 0),  // r3 = ctx->data_end
-        insn(0xbf, 4, 2, 0, 0),  // r4 = r2
-        insn(0x07, 4, 0, 0, 14), // r4 += 14
-        insn(0x2d, 4, 3, 1, 0),  // if r4 > r3 goto out (past the next instruction)
-        insn(0x69, 5, 2, 12, 0), // r5 = *(u16 *)(data + 12): the EtherType
+        insn(0x61, 2, 1, 0, 0),                     // r2 = ctx->data
+        insn(0x61, 3, 1, 4, 0),                     // r3 = ctx->data_end
+        insn(0xbf, 4, 2, 0, 0),                     // r4 = r2
+        insn(0x07, 4, 0, 0, i32::from(SRC_AT) + 4), // r4 += end of the source field
+        insn(0x2d, 4, 3, 1, 0),                     // if r4 > r3 goto out (past the next one)
+        insn(0x61, 5, 2, SRC_AT, 0),                // r5 = *(u32 *)(data + SRC_AT): the source
     ];
     let counts = |n: i32| {
         [
