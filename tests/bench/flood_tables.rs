@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use crate::{
     flood::{self, Case, Counted, FRAMES, Frames, ROUNDS},
     load::write_list,
-    programs::{COUNT, SOURCES, Work},
+    programs::{COUNT, LINES, SOURCES, Work},
     real,
 };
 
@@ -89,7 +89,7 @@ fn dropped(peers: bool, lists: &Lists) -> Result<()> {
     let varied = Frames { frame: crate::frame(IpAddr::V4(sources[0]), to), sources };
     println!("\n## Flood (veth, XDP live frames): listed sources\n");
     println!(
-        "{FRAMES} 64-byte frames a flood, sent by an XDP_TX program with live frames into a veth pair (on CPU 0); the filter on the other end, in native mode, drops them in the receiver's NAPI thread (on CPU 1). Millions of frames the receiver took in a second (the sender outruns every filter; the rest overflow the veth's ring); the median of {ROUNDS} floods a filter, the filters taking turns. The sender writes each frame's source from a table of {SOURCES} slots drawn at random: one listed address, or (\"varied\") {} addresses of the big list and as many unlisted ones right after listed addresses, to a listed destination (takedown drops the first half by source, the second by destination). The second row reads each frame's source address before it drops, as any filter must: the sender has just written it, and the cache line it lies in comes from the sender's CPU. The third then counts to {COUNT} before it drops: about a filter's time a frame (the per-packet table measures it), with no map at all.\n",
+        "{FRAMES} 64-byte frames a flood, sent by an XDP_TX program with live frames into a veth pair (on CPU 0); the filter on the other end, in native mode, drops them in the receiver's NAPI thread (on CPU 1). Millions of frames the receiver took in a second (the sender outruns every filter; the rest overflow the veth's ring); the median of {ROUNDS} floods a filter, the filters taking turns. The sender writes each frame's source from a table of {SOURCES} slots drawn at random: one listed address, or (\"varied\") {} addresses of the big list and as many unlisted ones right after listed addresses, to a listed destination (takedown drops the first half by source, the second by destination). The second row reads each frame's source address before it drops, as any filter must: the sender has just written it, and the cache line it lies in comes from the sender's CPU. The third then counts to {COUNT} before it drops: about a filter's time a frame (the per-packet table measures it), with no map at all; the fourth also loads a word from each of {LINES} cache lines of an array map, about as many lines as a takedown hit reads.\n",
         SOURCES / 2
     );
     let mut cases: Vec<Case> = vec![
@@ -104,6 +104,12 @@ fn dropped(peers: bool, lists: &Lists) -> Result<()> {
         (
             format!("a program that reads the source address, counts to {COUNT}, then drops"),
             Box::new(|| flood::floor(XDP_DROP, Work::ReadsAndCounts(COUNT), &one)),
+        ),
+        (
+            format!(
+                "a program that reads the source address, counts to {COUNT}, loads {LINES} cache lines of a map, then drops"
+            ),
+            Box::new(|| flood::floor(XDP_DROP, Work::ReadsCountsAndLoads(LINES), &one)),
         ),
     ];
     let xdp_filter_at = cases.len();

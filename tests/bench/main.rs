@@ -180,14 +180,18 @@ fn per_packet(peers: bool) -> Result<()> {
         }
         None => None,
     };
-    let counts = programs::floor(PASS as i32, Work::ReadsAndCounts(programs::COUNT))?;
+    let (count, lines) = (programs::COUNT, programs::LINES);
+    let counts = programs::floor(PASS as i32, Work::ReadsAndCounts(count))?;
+    let loads = programs::floor(PASS as i32, Work::ReadsCountsAndLoads(lines))?;
     let mut cases = vec![
         Case { prog: base_prog.as_fd(), frame: frame(inside, other), verdict: PASS },
         Case { prog: counts.as_fd(), frame: frame(inside, other), verdict: PASS },
+        Case { prog: loads.as_fd(), frame: frame(inside, other), verdict: PASS },
     ];
-    let counting = format!("reads the source, counts to {}, XDP_PASS", programs::COUNT);
+    let counting = format!("reads the source, counts to {count}, XDP_PASS");
+    let loading = format!("reads the source, counts to {count}, loads {lines} lines, XDP_PASS");
     let mut rows: Vec<(String, &'static str)> =
-        vec![("bare XDP_PASS".into(), "any"), (counting, "any")];
+        vec![("bare XDP_PASS".into(), "any"), (counting, "any"), (loading, "any")];
     if let Some((all, ip4)) = &xdp {
         for (name, fd) in [("xdp-filter, 10k IPs", all), ("xdp-filter -f ipv4, 10k IPs", ip4)] {
             cases.push(Case { prog: fd.as_fd(), frame: frame(inside, listed), verdict: DROP });

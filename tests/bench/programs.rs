@@ -7,7 +7,7 @@ use std::{
     os::fd::{AsRawFd, OwnedFd},
 };
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 
 use crate::sys::{bpf, bpf_fd};
 
@@ -39,11 +39,18 @@ pub enum Work {
     /// Reads the source address, then counts down from this number (two instructions a step,
     /// no memory): about what a filter's lookups cost, without their maps.
     ReadsAndCounts(i32),
+    /// Reads the source address, counts to [`COUNT`], then loads a word from each of this
+    /// many cache lines of an array map: a filter's time and memory, without its lookups.
+    ReadsCountsAndLoads(i32),
 }
 
 /// Steps of the [`Work::ReadsAndCounts`] floor: about as many nanoseconds a packet as a
 /// takedown hit (the per-packet table measures it).
 pub const COUNT: i32 = 48;
+
+/// Cache lines of the [`Work::ReadsCountsAndLoads`] floor: about as many as a takedown hit
+/// reads (interface slot, flags, prefilter, bucket, entry, three per-CPU counters).
+pub const LINES: i32 = 8;
 
 /// A program that does `work`, then returns `action` whatever it read (XDP_DROP: the drop
 /// floor, XDP_PASS: the pass floor).
@@ -63,13 +70,53 @@ pub fn floor(action: i32, work: Work) -> Result<OwnedFd> {
             insn(0x55, 6, 0, -2, 0), // if r6 != 0 goto loop
         ]
     };
+    // The map the loads read, open until the program holds it.
+    let mut map = None;
     let mut prog = match work {
         Work::Nothing => vec![],
         Work::Reads => reads.to_vec(),
         Work::ReadsAndCounts(n) => [&reads[..], &counts(n)].concat(),
+        Work::ReadsCountsAndLoads(lines) => {
+            let (loads, m) = loads(lines)?;
+            map = Some(m);
+            [&reads[..], &counts(COUNT), &loads].concat()
+        }
     };
     prog.extend([insn(0xb7, 0, 0, 0, action), insn(0x95, 0, 0, 0, 0)]); // r0 = action; exit
-    load(&prog)
+    let prog = load(&prog);
+    drop(map);
+    prog
+}
+
+/// Instructions that load a word from each of `lines` cache lines of a new array map (values
+/// two 64-byte values apart: a value need not start a line), and the map.
+fn loads(lines: i32) -> Result<(Vec<u64>, OwnedFd)> {
+    let map = array_map(64, lines as u32 * 2)?;
+    let fd = map.as_raw_fd();
+    let mut prog = vec![];
+    for i in 0..lines {
+        prog.extend([
+            insn(0xb7, 7, 0, 0, i * 2), // r7 = 2i
+            insn(0x63, 10, 7, -4, 0),   // *(u32 *)(fp - 4) = r7
+            insn(0x18, 1, 1, 0, fd),    // r1 = the map (BPF_PSEUDO_MAP_FD)
+            0,
+            insn(0xbf, 2, 10, 0, 0), // r2 = fp
+            insn(0x07, 2, 0, 0, -4), // r2 -= 4
+            insn(0x85, 0, 0, 0, 1),  // r0 = bpf_map_lookup_elem(map, &key)
+            insn(0x15, 0, 0, 1, 0),  // if r0 == 0 goto next
+            insn(0x79, 8, 0, 0, 0),  // r8 = *(u64 *)r0
+        ]);
+    }
+    Ok((prog, map))
+}
+
+/// A new array map of `entries` values of `value_size` bytes, keyed by `u32`.
+fn array_map(value_size: u32, entries: u32) -> Result<OwnedFd> {
+    // bpf_attr for BPF_MAP_CREATE: map_type (BPF_MAP_TYPE_ARRAY), key_size, value_size,
+    // max_entries; the rest zero.
+    let mut attr = [0u32; 32];
+    attr[..4].copy_from_slice(&[2, 4, value_size, entries]);
+    bpf_fd(BPF_MAP_CREATE, &mut attr).map_err(|e| anyhow!("cannot create an array map: {e}"))
 }
 
 /// The floods' sender and its table: every frame leaves (XDP_TX) with its IPv4 source replaced
@@ -107,12 +154,7 @@ fn source_table(sources: &[Ipv4Addr]) -> Result<OwnedFd> {
     if sources.is_empty() {
         bail!("the flood's sender needs at least one source address");
     }
-    // bpf_attr for BPF_MAP_CREATE: map_type (BPF_MAP_TYPE_ARRAY), key_size, value_size,
-    // max_entries; the rest zero.
-    let mut attr = [0u32; 32];
-    attr[..4].copy_from_slice(&[2, 4, 4, SOURCES as u32]);
-    let table = bpf_fd(BPF_MAP_CREATE, &mut attr)
-        .map_err(|e| anyhow!("cannot create the sender's table: {e}"))?;
+    let table = array_map(4, SOURCES as u32).context("cannot create the sender's table")?;
     for (i, a) in (0..SOURCES as u32).zip(sources.iter().cycle()) {
         let value = u32::from_ne_bytes(a.octets());
         // map_fd, pad, key, value, flags.
