@@ -95,19 +95,27 @@ fn loads(lines: i32) -> Result<(Vec<u64>, OwnedFd)> {
     let fd = map.as_raw_fd();
     let mut prog = vec![];
     for i in 0..lines {
+        prog.push(insn(0xb7, 7, 0, 0, i * 2)); // r7 = 2i
+        prog.extend(lookup(fd, 7));
         prog.extend([
-            insn(0xb7, 7, 0, 0, i * 2), // r7 = 2i
-            insn(0x63, 10, 7, -4, 0),   // *(u32 *)(fp - 4) = r7
-            insn(0x18, 1, 1, 0, fd),    // r1 = the map (BPF_PSEUDO_MAP_FD)
-            0,
-            insn(0xbf, 2, 10, 0, 0), // r2 = fp
-            insn(0x07, 2, 0, 0, -4), // r2 -= 4
-            insn(0x85, 0, 0, 0, 1),  // r0 = bpf_map_lookup_elem(map, &key)
-            insn(0x15, 0, 0, 1, 0),  // if r0 == 0 goto next
-            insn(0x79, 8, 0, 0, 0),  // r8 = *(u64 *)r0
+            insn(0x15, 0, 0, 1, 0), // if r0 == 0 goto next
+            insn(0x79, 8, 0, 0, 0), // r8 = *(u64 *)r0
         ]);
     }
     Ok((prog, map))
+}
+
+/// Instructions that look up, in map `fd`, the `u32` key in register `key`: r0 = the value's
+/// address, or 0 (r1 to r5 clobbered).
+fn lookup(fd: i32, key: u8) -> [u64; 6] {
+    [
+        insn(0x63, 10, key, -4, 0), // *(u32 *)(fp - 4) = key
+        insn(0x18, 1, 1, 0, fd),    // r1 = the map (BPF_PSEUDO_MAP_FD)
+        0,
+        insn(0xbf, 2, 10, 0, 0), // r2 = fp
+        insn(0x07, 2, 0, 0, -4), // r2 -= 4
+        insn(0x85, 0, 0, 0, 1),  // r0 = bpf_map_lookup_elem(map, &key)
+    ]
 }
 
 /// A new array map of `entries` values of `value_size` bytes, keyed by `u32`.
@@ -125,16 +133,12 @@ fn array_map(value_size: u32, entries: u32) -> Result<OwnedFd> {
 pub fn sender(sources: &[Ipv4Addr]) -> Result<(OwnedFd, OwnedFd)> {
     let table = source_table(sources)?;
     let fd = table.as_raw_fd();
-    let prog = [
+    let head = [
         insn(0xbf, 6, 1, 0, 0),                  // r6 = ctx
         insn(0x85, 0, 0, 0, 7),                  // r0 = bpf_get_prandom_u32()
         insn(0x57, 0, 0, 0, SOURCES as i32 - 1), // r0 &= SOURCES - 1
-        insn(0x63, 10, 0, -4, 0),                // *(u32 *)(fp - 4) = r0
-        insn(0x18, 1, 1, 0, fd),                 // r1 = the table (BPF_PSEUDO_MAP_FD)
-        0,
-        insn(0xbf, 2, 10, 0, 0),                    // r2 = fp
-        insn(0x07, 2, 0, 0, -4),                    // r2 -= 4
-        insn(0x85, 0, 0, 0, 1),                     // r0 = bpf_map_lookup_elem(table, &index)
+    ];
+    let tail = [
         insn(0x15, 0, 0, 7, 0),                     // if r0 == 0 goto send
         insn(0x61, 1, 0, 0, 0),                     // r1 = *(u32 *)r0: the source
         insn(0x61, 2, 6, 0, 0),                     // r2 = ctx->data
@@ -146,6 +150,8 @@ pub fn sender(sources: &[Ipv4Addr]) -> Result<(OwnedFd, OwnedFd)> {
         insn(0xb7, 0, 0, 0, XDP_TX),                // send: r0 = XDP_TX
         insn(0x95, 0, 0, 0, 0),                     // exit
     ];
+    // r0 = the table's slot at that index.
+    let prog = [&head[..], &lookup(fd, 0), &tail].concat();
     Ok((load(&prog)?, table))
 }
 
