@@ -123,7 +123,7 @@ fn text_report_names_formats_guards_and_skipped_lines() {
     );
     assert_eq!(
         text.matches("maltrail-redline.txt:").count(),
-        129 + 1,
+        129 + 2, // and the list's name and path in its first line
         "--verbose shows every line"
     );
     assert!(text.contains("plan: "));
@@ -188,15 +188,26 @@ fn check_config_validates_the_file_and_its_file_lists() {
     let good = dir.file(
         "good.toml",
         &format!(
-            "interfaces = [\"eth0\"]\n[[list]]\nname = \"ex\"\nfile = \"{}\"\n[[list]]\nname = \"feed\"\nurl = \"https://feeds.example/x.txt\"\n",
+            "interfaces = [\"eth0\"]\n[[list]]\nname = \"ex\"\nfile = \"{0}\"\n\
+             [[list]]\nname = \"watch\"\nfile = \"{0}\"\nmonitor = true\n\
+             [[list]]\nname = \"feed\"\nurl = \"https://feeds.example/x.txt\"\n\
+             [[list]]\nname = \"later\"\nfile = \"/nonexistent/later.txt\"\nenabled = false\n",
             example.display()
         ),
     );
     let out = run_cli(None, &["check", "--config", &good]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("feed: https://feeds.example/x.txt: not fetched by check"), "{text}");
-    assert!(text.contains("takedown-list.txt: format plain"), "{text}");
+    // Each list by its name, with what it does to packets.
+    let feed = "list feed: https://feeds.example/x.txt: enforced; not fetched by check";
+    assert!(text.contains(feed), "{text}");
+    let ex = format!("list ex: {}: format plain, direction both, enforced", example.display());
+    assert!(text.contains(&ex), "{text}");
+    let watch =
+        format!("list watch: {}: format plain, direction both, monitor only", example.display());
+    assert!(text.contains(&watch), "{text}");
+    let later = "list later: /nonexistent/later.txt: disabled (enabled = false), not checked";
+    assert!(text.contains(later), "{text}");
     let bad = dir.file("bad.toml", "interfaces = [\"eth0\"]\n[[list]]\nname = \"x\"\n");
     let out = run_cli(None, &["check", "--config", &bad]);
     assert_eq!(out.status.code(), Some(1));

@@ -28,6 +28,26 @@ fn usage_errors_exit_2() {
     }
 }
 
+#[kernel_test]
+fn run_with_both_interfaces_and_a_configuration_shows_both_real_usages() {
+    let ns = NetNs::new("cr").unwrap();
+    for args in [
+        ["run", "--iface", "eth0", "--config", "x.toml"],
+        ["run", "--config", "x.toml", "--iface", "eth0"],
+    ] {
+        let out = run_cli(Some(&ns), &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("cannot be used with"), "{err}");
+        // The usage shown is one the user can type, never "--iface with --list" after --config.
+        assert!(
+            err.contains("Usage: takedown run --iface IF... --list FILE... [OPTIONS]"),
+            "{err}"
+        );
+        assert!(err.contains("takedown run [--config FILE] [OPTIONS]"), "{err}");
+    }
+}
+
 #[test]
 fn without_privileges_it_refuses_in_one_sentence() {
     // As root, drop every capability (setpriv clears the bounding set) to act as an

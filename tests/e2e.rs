@@ -242,14 +242,17 @@ fn egress_filters_what_the_gateway_itself_sends() {
     let with: Vec<&str> = args.iter().copied().chain(["--egress"]).collect();
     let run = place.start(&topo.gateway, &with);
     let out = run.stdout();
-    assert!(out.contains("in its existing (adopted) mode and tc egress"), "{out}");
+    assert!(
+        out.contains("its pinned attachment adopted, the program replaced in place and tc egress"),
+        "{out}"
+    );
     assert_eq!(sent(Addrs::TAKEDOWN_V4), 0, "the gateway's datagrams to a listed address");
     assert_eq!(sent(Addrs::TAKEDOWN_V6), 0, "and over IPv6");
     assert_eq!(ping(&topo.gateway, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0, "its ping");
     assert_eq!(sent(Addrs::SERVER_V4), 3, "ordinary traffic gets out");
     assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0, "inside hosts: XDP");
     let (_, status, _) = place.cli(&topo.gateway, &["status"]);
-    assert!(status.contains("td-o (its existing (adopted), tc egress)"), "{status}");
+    assert!(status.contains("td-o (adopted, tc egress)"), "{status}");
     // The daemon stops, the egress filter stays; detach removes it.
     run.stop().unwrap();
     assert_eq!(sent(Addrs::TAKEDOWN_V4), 0, "pinned: still filtering");

@@ -5,6 +5,7 @@
 use std::{
     io::{Read, Write},
     net::TcpStream,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -19,11 +20,16 @@ fn get(ns: &NetNs, path: &str) -> String {
 }
 
 fn get_from(ns: &NetNs, addr: &str, path: &str) -> String {
-    let (addr, path) = (addr.to_string(), path.to_string());
+    get_with(ns, addr, path, "")
+}
+
+/// The whole answer (status line, headers, body) to a GET with `headers` (each ending in CRLF).
+fn get_with(ns: &NetNs, addr: &str, path: &str, headers: &str) -> String {
+    let (addr, path, headers) = (addr.to_string(), path.to_string(), headers.to_string());
     in_netns(ns, move || {
         let mut s = TcpStream::connect(addr)?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n")?;
         let mut out = String::new();
         s.read_to_string(&mut out)?;
         Ok(out)
@@ -133,6 +139,90 @@ fn a_metrics_port_held_by_another_process_is_an_error_in_the_log_and_in_status()
     assert!(json.contains("\"error\"") && json.contains(why), "{json}");
     run.stop().unwrap();
     drop(squatter);
+}
+
+/// Runs `program` with `input` on its stdin; its exit code and output.
+fn checker(program: &str, args: &[&str], input: &str) -> (Option<i32>, String) {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} (cargo xtask setup installs it): {e}"));
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code(), text + &String::from_utf8_lossy(&out.stderr))
+}
+
+/// The official Python client's OpenMetrics parser (strict: `# EOF`, HELP and TYPE of each
+/// family, `_total` suffixes, units).
+const OPENMETRICS_CHECK: &str = "import sys\n\
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse\n\
+families = list(parse(sys.stdin.read()))\n\
+print(len(families), 'families')\n";
+
+#[kernel_test]
+fn both_formats_pass_the_reference_checkers_and_the_readme_names_every_series() {
+    let topo = Topology::new("mf").unwrap();
+    let dir = TempDir::new("metrics-formats");
+    let list = dir.file("drop.txt", "203.0.113.7\n");
+    let place = PinPlace::new("metrics-formats");
+    let args = ["run", "-i", Addrs::GATEWAY_IF, "-l", &list, "--metrics", "127.0.0.1:9648"];
+    let run = place.start(&topo.gateway, &args);
+    let scrape = |headers: &str| get_with(&topo.gateway, "127.0.0.1:9648", "/metrics", headers);
+    // As promtool and curl ask: the Prometheus text format, promtool-clean.
+    let text = scrape("Accept: text/plain;version=0.0.4\r\n");
+    assert!(text.contains("content-type: text/plain; version=0.0.4"), "{text}");
+    let body = text.split_once("\r\n\r\n").unwrap().1;
+    let (code, out) = checker("promtool", &["check", "metrics"], body);
+    assert_eq!((code, out.as_str()), (Some(0), ""), "promtool on:\n{body}");
+    // Before any hit, each list's (and the manual list's) drop series are there, at zero.
+    for list in ["drop.txt", "manual"] {
+        for dir in ["src", "dst"] {
+            let series =
+                format!("takedown_dropped_packets_total{{list=\"{list}\",direction=\"{dir}\"}}");
+            assert_eq!(value(body, &series), Some(0.0), "{series} in:\n{body}");
+        }
+    }
+    readme_table_matches(body);
+    // As Prometheus asks: OpenMetrics, which the reference parser reads whole.
+    let accept =
+        "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n";
+    let om = scrape(accept);
+    assert!(om.contains("content-type: application/openmetrics-text; version=1.0.0"), "{om}");
+    let body = om.split_once("\r\n\r\n").unwrap().1;
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    let (code, out) = checker("/usr/bin/python3", &["-c", OPENMETRICS_CHECK], body);
+    assert_eq!(code, Some(0), "the OpenMetrics parser: {out}\non:\n{body}");
+    run.stop().unwrap();
+}
+
+/// The README's metrics table names exactly the series of a scrape in the text format, and
+/// the `map` label's values.
+fn readme_table_matches(scrape: &str) {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+    let readme = readme.unwrap();
+    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `takedown_")).collect();
+    let mut documented: Vec<&str> = rows
+        .iter()
+        .flat_map(|r| r.split('|').nth(1).unwrap().split('`'))
+        .filter(|w| w.starts_with("takedown_"))
+        .collect();
+    let mut served: Vec<&str> =
+        scrape.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    documented.sort();
+    served.sort();
+    assert_eq!(documented, served, "the README's metrics table and a scrape");
+    let maps = rows.iter().find(|r| r.starts_with("| `takedown_entries`")).unwrap();
+    for line in scrape.lines().filter_map(|l| l.strip_prefix("takedown_entries{map=\"")) {
+        let map = line.split('"').next().unwrap();
+        assert!(
+            maps.contains(&format!(" {map},")) || maps.contains(&format!(" {map} ")),
+            "{map} is not in the README's row: {maps}"
+        );
+    }
 }
 
 /// Every series the shipped Grafana dashboard queries is in a real scrape.

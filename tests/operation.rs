@@ -55,7 +55,7 @@ fn the_cli_works_on_a_running_filter_with_and_without_the_daemon() {
     assert!(out.contains("daemon: running (pid"), "{out}");
     assert!(out.contains("interfaces: td-g (native)"), "{out}");
     assert!(out.contains("list drop.txt: 1 in the maps; last refresh ok"), "{out}");
-    assert!(out.contains("list manual: 1 entries, 1 in the maps"), "{out}");
+    assert!(out.contains("list manual: 1 entry, 1 in the maps"), "{out}");
     let out = ctx.ok(&["stats", "--interval", "0.2"]);
     let dropped: u64 = out
         .lines()

@@ -1,10 +1,13 @@
-//! The Debian package (`cargo xtask package`): its contents, an install with `dpkg -i` that
-//! gives a working `takedown`, its man page and private state and log directories, and a
-//! clean `dpkg --purge` (remove and purge).
+//! The Debian package (`cargo xtask package`), built with cargo-deb installed afresh into an
+//! empty install root (as on a fresh machine's first run): lintian finds no error and no
+//! warning, and each info it gives is explained in the README; its contents, an install with
+//! `dpkg -i` that gives a working `takedown`, a shipped configuration that passes its own
+//! check, section-8 man pages whose synopsis is the real command, private state and log
+//! directories, and a clean `dpkg --purge` (remove and purge).
 
 use std::{os::unix::fs::PermissionsExt, path::Path, process::Command};
 
-use integration_tests::kernel_test;
+use integration_tests::{TempDir, kernel_test};
 
 fn sh(program: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(program).args(args).output().expect(program);
@@ -29,10 +32,24 @@ fn the_debian_package_installs_works_and_purges_cleanly() {
         "a takedown package is installed here: this test will not replace it"
     );
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = Command::new("cargo").current_dir(&root).args(["xtask", "package"]).output().unwrap();
+    // cargo-deb's first install, as a fresh machine has it: nothing in the install root.
+    let tools = TempDir::new("package-tools");
+    let out = Command::new("cargo")
+        .current_dir(&root)
+        .args(["xtask", "package"])
+        .env("CARGO_INSTALL_ROOT", &tools.0)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    let deb = text.lines().find_map(|l| l.strip_prefix("package: ")).expect("package path");
+    let progress = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{text}{progress}");
+    assert!(progress.contains("setup: installing cargo-deb"), "{progress}");
+    assert!(tools.0.join("bin/cargo-deb").is_file(), "{progress}");
+    // stdout is the package's path alone.
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let deb = text.trim_end();
+    assert!(deb.ends_with("_amd64.deb") && Path::new(deb).is_file(), "{text}");
+    lintian_is_clean(&root, deb);
 
     let (ok, contents) = sh("dpkg-deb", &["-c", deb]);
     assert!(ok, "{contents}");
@@ -40,8 +57,11 @@ fn the_debian_package_installs_works_and_purges_cleanly() {
         "./usr/sbin/takedown",
         "./lib/systemd/system/takedown.service",
         "./etc/takedown/takedown.toml",
-        "./usr/share/man/man1/takedown.1",
-        "./usr/share/man/man1/takedown-run.1",
+        "./usr/share/man/man8/takedown.8.gz",
+        "./usr/share/man/man8/takedown-run.8.gz",
+        "./usr/share/doc/takedown/changelog.Debian.gz",
+        "./usr/share/doc/takedown/copyright",
+        "./etc/takedown/allow.txt",
         "./usr/share/bash-completion/completions/takedown",
         "./usr/share/zsh/vendor-completions/_takedown",
         "./usr/share/fish/vendor_completions.d/takedown.fish",
@@ -49,7 +69,9 @@ fn the_debian_package_installs_works_and_purges_cleanly() {
         assert!(contents.contains(path), "{path} not in the package:\n{contents}");
     }
     let (_, conffiles) = sh("dpkg-deb", &["-I", deb, "conffiles"]);
-    assert_eq!(conffiles.trim(), "/etc/takedown/takedown.toml", "the configuration is a conffile");
+    let mut conffiles: Vec<&str> = conffiles.lines().collect();
+    conffiles.sort();
+    assert_eq!(conffiles, ["/etc/takedown/allow.txt", "/etc/takedown/takedown.toml"]);
 
     let _guard = Installed;
     let (ok, out) = sh("dpkg", &["-i", deb]);
@@ -57,8 +79,19 @@ fn the_debian_package_installs_works_and_purges_cleanly() {
     let list = root.join("examples/takedown-list.txt");
     let (ok, out) = sh("/usr/sbin/takedown", &["check", list.to_str().unwrap()]);
     assert!(ok && out.contains("plan: "), "{out}");
-    let (ok, page) = sh("man", &["-P", "cat", "takedown"]);
+    // The shipped configuration passes its own check, as installed.
+    let (ok, out) = sh("/usr/sbin/takedown", &["check", "--config", "/etc/takedown/takedown.toml"]);
+    assert!(ok, "{out}");
+    let (ok, page) = sh("man", &["-P", "cat", "8", "takedown"]);
     assert!(ok && page.contains("takedown") && page.contains("SUBCOMMANDS"), "{page}");
+    assert!(page.contains("takedown-run(8)"), "{page}");
+    let (ok, page) = sh("man", &["-P", "cat", "8", "takedown-run"]);
+    let page =
+        page.replace(['\u{2010}', '\n'], " ").split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        ok && page.contains("SYNOPSIS takedown run [-c|--config FILE] [-i|--iface IF...]"),
+        "{page}"
+    );
     for dir in ["/var/lib/takedown", "/var/log/takedown"] {
         let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700, "{dir}");
@@ -70,4 +103,19 @@ fn the_debian_package_installs_works_and_purges_cleanly() {
         assert!(!Path::new(gone).exists(), "{gone} left behind");
     }
     assert!(!sh("dpkg", &["-s", "takedown"]).0, "still registered");
+}
+
+/// lintian reports no error and no warning, and each info it gives is named in the README's
+/// package section with the reason it stays.
+fn lintian_is_clean(root: &Path, deb: &str) {
+    let (_, out) = sh("lintian", &["--info", "--fail-on", "none", deb]);
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for line in out.lines().filter(|l| l.len() > 2 && l.as_bytes()[1] == b':') {
+        assert!(line.starts_with("I: takedown: "), "lintian: {line}\n{out}");
+        let tag = line["I: takedown: ".len()..].split_whitespace().next().unwrap();
+        assert!(
+            readme.contains(&format!("`{tag}`")),
+            "lintian info {tag} is not explained in the README"
+        );
+    }
 }

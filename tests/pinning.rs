@@ -111,8 +111,8 @@ fn restart_and_program_replacement_let_no_listed_packet_through() {
     std::thread::sleep(Duration::from_millis(300));
     let run = Running::start(&topo.gateway, &run_args(&list, &pa)).unwrap();
     let out = run.stdout();
-    assert!(out.contains("adopted the pinned filter (1 entries): 0 written, 0 deleted"), "{out}");
-    assert!(out.contains("attached to td-g in its existing (adopted) mode"), "{out}");
+    assert!(out.contains("adopted the pinned filter (1 entry): 0 written, 0 deleted"), "{out}");
+    assert!(out.contains("attached to td-g: its pinned attachment adopted"), "{out}");
     let after = prog_id(&topo, Addrs::GATEWAY_IF).expect("program attached");
     assert_ne!(before, after, "the new daemon's program replaced the old one on the same link");
     streams.stop("stop/start/replace");
@@ -196,7 +196,7 @@ fn pins_of_another_contract_layout_move_to_new_maps_without_a_gap() {
     let why =
         format!("the pinned maps have contract layout {other}, this build uses {LAYOUT_VERSION}");
     assert!(out.contains(&format!("{why}: moved to new maps (3 entries)")), "{out}");
-    assert!(out.contains("attached to td-g in its existing (adopted) mode"), "{out}");
+    assert!(out.contains("attached to td-g: its pinned attachment adopted"), "{out}");
     let out = cli(&topo, &["status", "--json"], &pa);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let e = &status["entries"];
@@ -311,6 +311,6 @@ fn pins_removed_under_a_running_daemon_are_pinned_again_and_enforcement_never_st
     assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0, "enforcing after stop");
     // And a new daemon adopts the pins made again.
     let run = Running::start(&topo.gateway, &run_args(&list, &pa)).unwrap();
-    assert!(run.stdout().contains("adopted the pinned filter (1 entries)"), "{}", run.stdout());
+    assert!(run.stdout().contains("adopted the pinned filter (1 entry)"), "{}", run.stdout());
     run.stop().unwrap();
 }

@@ -14,6 +14,7 @@ pub mod lists;
 pub mod maps;
 pub mod parallel;
 pub mod plan;
+pub mod words;
 
 /// The compiled XDP program (filter-ebpf), embedded at build time.
 pub static EBPF_OBJECT: &[u8] =

@@ -20,6 +20,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Load the filter on interfaces, fill it from list files, show counters until stopped.
+    #[command(override_usage = "takedown run --iface IF... --list FILE... [OPTIONS]\n       \
+                                takedown run [--config FILE] [OPTIONS]")]
     Run(cli::run::RunArgs),
     /// Parse, guard and plan list files without touching the kernel (no root needed).
     Check(cli::check::CheckArgs),

@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::Command};
 
 use anyhow::Result;
 
-use crate::setup::{self, run_ok};
+use crate::setup::{self, progress, run_ok};
 
 /// The workspace root (xtask's parent directory), as `cargo run` reports it at run time.
 pub fn root() -> PathBuf {
@@ -16,14 +16,14 @@ pub fn root() -> PathBuf {
 
 /// Builds the release `takedown` binary (its build script builds the eBPF object) and returns its path.
 pub fn release() -> Result<PathBuf> {
-    run_ok(Command::new("cargo").current_dir(root()).args([
+    progress(Command::new("cargo").current_dir(root()).args([
         "build",
         "--release",
         "-p",
         "filter-user",
     ]))?;
     let bin = root().join("target/release/takedown");
-    println!("built {}", bin.display());
+    eprintln!("built {}", bin.display());
     Ok(bin)
 }
 

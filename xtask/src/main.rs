@@ -6,6 +6,7 @@ mod kernels;
 mod package;
 mod setup;
 mod test;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -20,7 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install what building and testing need (idempotent): rust-src, bpf-linker, Debian packages.
+    /// Install what building and testing need (idempotent): rust-src, bpf-linker, cargo-deb,
+    /// Debian packages.
     Setup,
     /// Build the eBPF object and the `takedown` binary (release) that embeds it.
     Build,

@@ -3,25 +3,26 @@
 //!
 //! - rust-src for the toolchain that builds the eBPF object (nightly if installed, else stable,
 //!   which then builds with RUSTC_BOOTSTRAP=1);
-//! - bpf-linker 0.13, built against that toolchain's own libLLVM 22, which is copied (not
-//!   linked: `rustup update` renames it) into a prefix under $CARGO_HOME;
-//! - the Debian packages the tests and demo use.
+//! - the cargo tools of [`tools`]: bpf-linker and cargo-deb;
+//! - the Debian packages the tests, demo, package checks and benchmark use.
+//!
+//! Progress goes to stderr, and so does the output of the commands run: a command's stdout
+//! holds its result alone (`cargo xtask package` ends with the package's path).
 
-use std::{
-    env,
-    path::PathBuf,
-    process::{Command, Stdio},
-};
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
+use crate::tools;
+
 /// Debian packages the demo, tests and benchmark run: ip, ping, sysctl, trafgen, setpriv, tmux,
 /// bpftool (tests ask the kernel's verdict of a running filter with `bpftool prog run`),
-/// systemd-analyze (the unit's security rating), man (the package test), minisign (signed
-/// lists are signed in tests as a CERT signs them), the peers `bench --peers` measures takedown
+/// systemd-analyze (the unit's security rating), man and lintian (the package test), promtool
+/// from prometheus and the reference OpenMetrics parser (the metrics test), minisign (signed lists are signed in tests as a CERT
+/// signs them), the peers `bench --peers` measures takedown
 /// against (xdp-filter, ipset, nft), and what `test --kernels` boots stock kernels with (QEMU,
 /// a static busybox, cpio).
-const PACKAGES: [&str; 16] = [
+const PACKAGES: [&str; 19] = [
     "iproute2",
     "iputils-ping",
     "procps",
@@ -31,6 +32,9 @@ const PACKAGES: [&str; 16] = [
     "bpftool",
     "systemd",
     "man-db",
+    "lintian",
+    "prometheus",
+    "python3-prometheus-client",
     "minisign",
     "xdp-tools",
     "ipset",
@@ -39,7 +43,6 @@ const PACKAGES: [&str; 16] = [
     "busybox-static",
     "cpio",
 ];
-const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// `cargo xtask setup`.
 pub fn run() -> Result<()> {
@@ -59,8 +62,8 @@ pub fn ensure() -> Result<Vec<String>> {
     // rust-src builds the eBPF object; clippy lints it.
     for component in ["rust-src", "clippy"] {
         if !has_component(&toolchain, component)? {
-            println!("setup: adding {component} to the {toolchain} toolchain");
-            run_ok(Command::new("rustup").args([
+            eprintln!("setup: adding {component} to the {toolchain} toolchain");
+            progress(Command::new("rustup").args([
                 "component",
                 "add",
                 component,
@@ -70,10 +73,7 @@ pub fn ensure() -> Result<Vec<String>> {
             changed.push(format!("{component} ({toolchain})"));
         }
     }
-    if !bpf_linker_ok() {
-        install_bpf_linker(&toolchain)?;
-        changed.push(format!("bpf-linker {BPF_LINKER_VERSION}"));
-    }
+    changed.extend(tools::ensure(&toolchain)?);
     let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !deb_installed(p)).collect();
     if !missing.is_empty() {
         install_debs(&missing)?;
@@ -113,64 +113,6 @@ pub fn ebpf_cargo(toolchain: &str) -> Command {
     c
 }
 
-fn cargo_home() -> PathBuf {
-    env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env::var_os("HOME").unwrap_or_default()).join(".cargo"))
-}
-
-fn bpf_linker_ok() -> bool {
-    Command::new(cargo_home().join("bin/bpf-linker"))
-        .arg("--version")
-        .output()
-        .map(|o| {
-            o.status.success() && String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION)
-        })
-        .unwrap_or(false)
-}
-
-fn install_bpf_linker(toolchain: &str) -> Result<()> {
-    let sysroot = String::from_utf8(
-        Command::new("rustc")
-            .args([&format!("+{toolchain}"), "--print", "sysroot"])
-            .env_remove("RUSTUP_TOOLCHAIN")
-            .output()?
-            .stdout,
-    )?;
-    let libdir = PathBuf::from(sysroot.trim()).join("lib");
-    let llvm = std::fs::read_dir(&libdir)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libLLVM.so.22"))
-        })
-        .with_context(|| {
-            format!("no libLLVM.so.22* in {}: the toolchain's LLVM is not 22", libdir.display())
-        })?;
-    let prefix = cargo_home().join("takedown-llvm");
-    let lib = prefix.join("lib");
-    std::fs::create_dir_all(&lib)?;
-    let name = llvm.file_name().unwrap();
-    std::fs::copy(&llvm, lib.join(name))?;
-    std::fs::copy(&llvm, lib.join("libLLVM.so"))?;
-    println!(
-        "setup: building bpf-linker {BPF_LINKER_VERSION} against {} (about a minute)",
-        llvm.display()
-    );
-    run_ok(
-        Command::new("cargo")
-            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--force"])
-            .args(["--no-default-features", "--features", "llvm-22"])
-            .env("LLVM_PREFIX", &prefix)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTUP_TOOLCHAIN"),
-    )?;
-    if !bpf_linker_ok() {
-        bail!("bpf-linker was built but does not run; see the output above");
-    }
-    Ok(())
-}
-
 fn deb_installed(package: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f", "${Status}", package])
@@ -188,14 +130,19 @@ fn install_debs(packages: &[&str]) -> Result<()> {
             packages.join(" ")
         );
     }
-    println!("setup: installing {}", packages.join(" "));
-    run_ok(Command::new("apt-get").args(["update", "-qq"]))?;
-    run_ok(
+    eprintln!("setup: installing {}", packages.join(" "));
+    progress(Command::new("apt-get").args(["update", "-qq"]))?;
+    progress(
         Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
             .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
+}
+
+/// Runs a command of setting up or building, its output sent to stderr; fails when it fails.
+pub fn progress(cmd: &mut Command) -> Result<()> {
+    run_ok(cmd.stdout(std::io::stderr()))
 }
 
 /// Runs a command with inherited output; fails when it fails.

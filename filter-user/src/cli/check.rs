@@ -92,6 +92,9 @@ fn print(c: &Checked, verbose: bool) {
 /// CrowdSec and TAXII lists are reported, not fetched).
 fn from_config(path: &std::path::Path) -> Result<(Pipeline, Vec<(u32, ListSpec)>)> {
     let config = Config::load(path)?;
+    for l in config.lists.iter().filter(|l| !l.enabled) {
+        say!("list {}: {}: disabled (enabled = false), not checked", l.name, l.source());
+    }
     let mut files = Vec::new();
     for (bit, (l, spec)) in config.enabled().zip(config.specs()?).enumerate() {
         if let Some(w) = l.insecure_warning() {
@@ -99,7 +102,10 @@ fn from_config(path: &std::path::Path) -> Result<(Pipeline, Vec<(u32, ListSpec)>
         }
         match &l.file {
             Some(_) => files.push((bit as u32, spec)),
-            None => say!("{}: {}: not fetched by check", l.name, l.source()),
+            None => {
+                let mode = report::mode(l.monitor);
+                say!("list {}: {}: {mode}; not fetched by check", l.name, l.source());
+            }
         }
     }
     Ok((config.pipeline()?, files))

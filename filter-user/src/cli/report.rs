@@ -15,11 +15,18 @@ pub const SHOWN_LINES: usize = 5;
 pub fn print_list(r: &ListReport, verbose: bool) {
     let l = &r.list;
     if let Some(e) = &r.error {
-        say!("{}: cannot be used: {e}", l.path.display());
+        say!("list {}: {}: cannot be used: {e}", l.name, l.path.display());
         return;
     }
     let [v4, v6, p4, p6] = r.kinds;
-    say!("{}: format {}, direction {}", l.path.display(), l.format, r.direction);
+    say!(
+        "list {}: {}: format {}, direction {}, {}",
+        l.name,
+        l.path.display(),
+        l.format,
+        r.direction,
+        mode(r.monitor)
+    );
     say!(
         "  entries: {v4} IPv4, {v6} IPv6, {p4} IPv4 prefixes, {p6} IPv6 prefixes, {} domains",
         l.domains.len()
@@ -45,6 +52,11 @@ pub fn print_list(r: &ListReport, verbose: bool) {
     say!("  skipped: {} lines", l.skipped.len());
     print_notes(l.path.display(), &l.skipped, "skipped", verbose);
     print_notes(l.path.display(), &l.warnings, "warning", verbose);
+}
+
+/// How a list's entries act: "enforced", or "monitor only" (matched and counted, never dropped).
+pub fn mode(monitor: bool) -> &'static str {
+    if monitor { "monitor only (matched and counted, not dropped)" } else { "enforced" }
 }
 
 fn print_notes(path: impl std::fmt::Display, notes: &[LineNote], what: &str, verbose: bool) {

@@ -14,11 +14,13 @@ use takedown::{
     },
     maps::{
         Start, counters,
-        filter::{self, Mode},
+        filter::{self, Attached, Mode},
         pins::Pins,
         privileges,
     },
 };
+
+use takedown::words::entries;
 
 use super::{dns::DnsArgs, places::Places, report, sources::SourceArgs};
 
@@ -179,20 +181,26 @@ async fn start_and_serve(
     let secs = started.elapsed().as_secs_f64();
     match start {
         Start::Adopted { held } => say!(
-            "adopted the pinned filter ({held} entries): {} written, {} deleted in {secs:.3} s",
+            "adopted the pinned filter ({}): {} written, {} deleted in {secs:.3} s",
+            entries(held),
             ch.written,
             ch.deleted
         ),
         Start::Migrated { why } => say!(
-            "{why}: moved to new maps ({} entries) in {secs:.3} s; the program is replaced through the pinned links",
-            ch.written
+            "{why}: moved to new maps ({}) in {secs:.3} s; the program is replaced through the pinned links",
+            entries(ch.written)
         ),
-        Start::Fresh => say!("loaded {} entries into the kernel in {secs:.3} s", ch.written),
+        Start::Fresh => say!("loaded {} into the kernel in {secs:.3} s", entries(ch.written)),
     }
     // Filled before attaching: the filter never runs with half a list.
     for (iface, mode) in d.attach()? {
         let egress = if d.settings.config.egress { " and tc egress" } else { "" };
-        say!("attached to {iface} in {mode} mode{egress}");
+        match mode {
+            Attached::Adopted => say!(
+                "attached to {iface}: its pinned attachment adopted, the program replaced in place{egress}"
+            ),
+            mode => say!("attached to {iface} in {mode} mode{egress}"),
+        }
     }
     let metrics = bind_metrics(metrics, &mut d).await;
     d.write_status();
@@ -218,7 +226,7 @@ fn report_lists(d: &Daemon) {
         report::print_list(r, false);
         if r.refused > 0 {
             let path = r.list.path.display();
-            log::warn!("{path}: {} entries refused as too broad (not loaded)", r.refused);
+            log::warn!("{path}: {} refused as too broad (not loaded)", entries(r.refused));
         }
     }
     say!(

@@ -10,6 +10,7 @@ use takedown::{
         status::{Status, now},
     },
     plan::Plan,
+    words::entries,
 };
 
 use super::{inspect, places::Places};
@@ -112,7 +113,7 @@ fn print(s: &Seen, places: &Places) {
         );
     }
     let manual = s.plan.list_count(MANUAL_BIT.trailing_zeros());
-    say!("list manual: {} entries, {manual} in the maps", s.manual_entries);
+    say!("list manual: {}, {manual} in the maps", entries(s.manual_entries));
     match (&s.st.metrics, s.daemon) {
         (Some(Ok(url)), Some(_)) => say!("metrics: {url}"),
         (Some(Err(why)), Some(_)) => say!("metrics: FAILED: {why}"),

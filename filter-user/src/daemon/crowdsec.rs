@@ -66,6 +66,9 @@ fn null_is_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Decision>
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decisions {
     pub active: BTreeMap<String, u64>,
+    /// When the stream was last read successfully (Unix seconds; 0: never).
+    #[serde(default)]
+    pub polled: u64,
     /// The stream has been read from its start (`startup=true`) since the daemon started.
     #[serde(skip)]
     pub started: bool,
@@ -151,6 +154,7 @@ impl Decisions {
             self.active.clear();
         }
         self.started = true;
+        self.polled = now;
         Ok(self.apply(delta, now))
     }
 }

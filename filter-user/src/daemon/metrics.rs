@@ -1,8 +1,13 @@
-//! Prometheus metrics of a running daemon (prometheus-client's text encoding), built afresh at
-//! each scrape from the kernel's counters and a [`Snapshot`] the daemon publishes. The HTTP
-//! server that answers scrapes is `metrics_http`.
+//! Prometheus metrics of a running daemon (prometheus-client's OpenMetrics encoding), built
+//! afresh at each scrape from the kernel's counters and a [`Snapshot`] the daemon publishes.
+//! Every series a configured list, interface or map can have exists from the start, at zero
+//! (alerts on `rate()` need them). The HTTP server that answers scrapes is `metrics_http`; the
+//! format it answers in, `metrics_format`.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, atomic::AtomicU64},
+};
 
 use anyhow::{Context, Result, bail};
 use filter_common::{
@@ -11,10 +16,10 @@ use filter_common::{
 use prometheus_client::{
     encoding::text::encode,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
-    registry::Registry,
+    registry::{Registry, Unit},
 };
 
-use super::Daemon;
+use super::{Daemon, manual::MANUAL_BIT};
 use crate::maps::{FilterMaps, counters};
 
 /// The filter's counter maps, on descriptors of their own so that a scrape reads them without
@@ -77,6 +82,9 @@ pub struct Snapshot {
     pub interfaces: Vec<String>,
     /// Names of list bits 0..64.
     pub list_names: Vec<String>,
+    /// The bits of the lists configured, and of the manual list: their series exist from the
+    /// start, at zero.
+    pub list_bits: Vec<u32>,
     pub lists: Vec<ListMetrics>,
     /// (map label, entries) of the plan in force.
     pub entries: [(&'static str, usize); filter_common::ADDRESS_MAPS.len()],
@@ -91,7 +99,8 @@ pub struct ListMetrics {
     pub refreshed_ok: u64,
     pub refreshed_failed: u64,
     pub last_success: u64,
-    pub duration_ms: i64,
+    /// How long the last refresh took, in seconds.
+    pub duration: f64,
 }
 
 impl Daemon {
@@ -104,11 +113,17 @@ impl Daemon {
             refreshed_ok: s.refreshed_ok,
             refreshed_failed: s.refreshed_failed,
             last_success: s.status.last_success.unwrap_or(0),
-            duration_ms: (s.last_duration * 1000.0) as i64,
+            duration: s.last_duration,
         });
         Snapshot {
             interfaces: self.settings.config.interfaces.clone(),
             list_names: (0..MAX_LISTS as u32).map(|b| status.list_name(b)).collect(),
+            list_bits: status
+                .lists
+                .iter()
+                .map(|l| l.bit)
+                .chain([MANUAL_BIT.trailing_zeros()])
+                .collect(),
             lists: lists.collect(),
             entries: self.applied().counts(),
             hosts: self.host_count(),
@@ -162,11 +177,9 @@ fn traffic(reg: &mut Registry, s: &Snapshot, maps: &CounterMaps) -> Result<()> {
         let iface = name.map_or("other", String::as_str);
         for (i, verdict) in CNT_NAMES.iter().enumerate().take(CNT_EVENTS as usize) {
             let c = totals.0[i];
-            if c.packets > 0 || slot > 0 {
-                let labels = l(&[("interface", iface), ("verdict", verdict)]);
-                packets.get_or_create(&labels).inc_by(c.packets);
-                bytes.get_or_create(&labels).inc_by(c.bytes);
-            }
+            let labels = l(&[("interface", iface), ("verdict", verdict)]);
+            packets.get_or_create(&labels).inc_by(c.packets);
+            bytes.get_or_create(&labels).inc_by(c.bytes);
         }
     }
     let total = counters::read_map(&maps.counters, &maps.rate)?;
@@ -184,7 +197,13 @@ fn matched(reg: &mut Registry, s: &Snapshot, maps: &CounterMaps) -> Result<()> {
     let dropped = counter(reg, "takedown_dropped_packets", help);
     let help = "Bytes dropped (or matched) because of a list, by direction";
     let dropped_bytes = counter(reg, "takedown_dropped_bytes", help);
-    for (bit, src, dst) in counters::read_lists(&maps.lists)? {
+    let mut counted = counters::read_lists(&maps.lists)?;
+    for &bit in &s.list_bits {
+        if !counted.iter().any(|(b, ..)| *b == bit) {
+            counted.push((bit, Default::default(), Default::default()));
+        }
+    }
+    for (bit, src, dst) in counted {
         let name = &s.list_names[bit as usize];
         for (dir, c) in [("src", src), ("dst", dst)] {
             dropped.get_or_create(&l(&[("list", name), ("direction", dir)])).inc_by(c.packets);
@@ -202,7 +221,8 @@ fn refreshes(reg: &mut Registry, s: &Snapshot) {
     let help = "When each list last refreshed successfully";
     let last_success = gauge(reg, "takedown_last_refresh_success_timestamp_seconds", help);
     let help = "How long each list's last refresh took";
-    let duration = gauge(reg, "takedown_fetch_duration_milliseconds", help);
+    let duration = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    reg.register_with_unit("takedown_fetch_duration", help, Unit::Seconds, duration.clone());
     for x in &s.lists {
         let list = l(&[("list", &x.name)]);
         list_entries.get_or_create(&list).set(x.entries as i64);
@@ -211,7 +231,7 @@ fn refreshes(reg: &mut Registry, s: &Snapshot) {
         let failed = l(&[("list", &x.name), ("result", "failure")]);
         refreshes.get_or_create(&failed).inc_by(x.refreshed_failed);
         last_success.get_or_create(&list).set(x.last_success as i64);
-        duration.get_or_create(&list).set(x.duration_ms);
+        duration.get_or_create(&list).set(x.duration);
     }
 }
 

@@ -17,6 +17,7 @@ use tokio::{
 use super::{
     Daemon,
     metrics::{CounterMaps, Published},
+    metrics_format::Format,
 };
 
 /// Connections served at once; more wait in the listen queue.
@@ -27,8 +28,6 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 /// The read buffer, and so the largest request head, in bytes.
 pub const MAX_REQUEST: usize = 16 * 1024;
-
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Publishes the daemon's state to the metrics server.
 pub struct Feed {
@@ -118,7 +117,7 @@ async fn connection(stream: tokio::net::TcpStream, feed: watch::Receiver<Publish
     }
 }
 
-/// The metrics on GET /metrics, an error elsewhere.
+/// The metrics on GET /metrics in the format the client accepts, an error elsewhere.
 fn answer(req: &Request<Incoming>, published: &Published) -> Response<Full<Bytes>> {
     if req.uri().path() != "/metrics" {
         return reply(StatusCode::NOT_FOUND, "text/plain", "metrics are at /metrics\n".into());
@@ -126,8 +125,10 @@ fn answer(req: &Request<Incoming>, published: &Published) -> Response<Full<Bytes
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use GET\n".into());
     }
+    let accept = req.headers().get(header::ACCEPT).and_then(|a| a.to_str().ok());
+    let format = Format::accepted(accept);
     match published.render() {
-        Ok(body) => reply(StatusCode::OK, OPENMETRICS, body),
+        Ok(body) => reply(StatusCode::OK, format.content_type(), format.write(body)),
         Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("{e:#}\n")),
     }
 }

@@ -22,6 +22,7 @@ pub mod hosts;
 mod list_config;
 pub mod manual;
 pub mod metrics;
+pub mod metrics_format;
 pub mod metrics_http;
 mod pull;
 mod resolve;
@@ -273,7 +274,7 @@ impl Daemon {
         let r = &self.settings.config.report;
         filter.maps_mut().set_event_rate(r.event_rate, r.event_burst)?;
         attach_to(&mut filter, &self.settings.config)?;
-        log::warn!("{why}: moved to new maps ({} entries)", plan.len());
+        log::warn!("{why}: moved to new maps ({})", crate::words::entries(plan.len()));
         self.filter = Some(filter);
         self.generation += 1;
         let written = plan.len();

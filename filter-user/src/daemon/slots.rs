@@ -203,9 +203,9 @@ impl Daemon {
     /// The cached copy of list `i` (none without a state directory).
     fn cached(&self, i: usize) -> Cached {
         if let Some(d) = &self.slots[i].decisions {
-            // A CrowdSec list's last decisions, each still with its own end.
-            let meta =
-                CacheMeta { url: self.slots[i].cfg.source(), fetched: now(), ..Default::default() };
+            // A CrowdSec list's last decisions, each still with its own end, as last polled.
+            let fetched = if d.polled > 0 { d.polled } else { now() };
+            let meta = CacheMeta { url: self.slots[i].cfg.source(), fetched, ..Default::default() };
             return Ok((!d.active.is_empty()).then(|| (d.text().into_bytes(), meta)));
         }
         let Some(cache) = self.cache() else { return Ok(None) };
@@ -221,6 +221,8 @@ impl Daemon {
                     format!("{why}, and the cached copy cannot be used either: {e}")
                 })?;
                 let when = super::status::utc(meta.fetched);
+                // Fetched then, by this daemon or the one before it (after a restart).
+                self.slots[i].status.last_success.get_or_insert(meta.fetched);
                 self.slots[i].cached = Some(meta);
                 Err(format!("{why}; using the cached copy of {when}: {took}"))
             }

@@ -102,7 +102,7 @@ impl fmt::Display for Attached {
         f.write_str(match self {
             Self::Native => "native",
             Self::Skb => "skb (generic)",
-            Self::Adopted => "its existing (adopted)",
+            Self::Adopted => "adopted",
         })
     }
 }
