@@ -71,6 +71,10 @@ fn a_restart_applies_the_shrink_guard_and_falls_back_to_the_last_accepted_copy()
     assert!(status.contains("list feed.txt: 200 in the maps; last refresh FAILED"), "{status}");
     assert!(status.contains("less than half of the 200"), "{status}");
     assert!(status.contains("using the cached copy of 20"), "{status}");
+    // The copy in force was fetched by the daemon before the crash: that is the last success.
+    let line = status.lines().find(|l| l.starts_with("list feed.txt:")).unwrap();
+    let when = line.split(", last success ").nth(1).unwrap_or_default();
+    assert!(when.split('s').next().unwrap().parse::<u64>().is_ok(), "{line}");
 
     // The file is deleted, then turned into junk: each restart still enforces the cached copy.
     let mut daemon = daemon;
