@@ -148,3 +148,63 @@ fn an_add_the_pinned_maps_cannot_hold_is_saved_and_enforced_by_the_next_start() 
     assert_eq!(ctx.pings(Addrs::SERVER_V4), 0, "the next start enforces it");
     daemon.stop().unwrap();
 }
+
+/// `takedown CMD ADDR` for every address at once, each in a process of its own; every one
+/// must succeed.
+fn all_at_once(ctx: &Ctx, cmd: &str, addrs: &[String]) {
+    std::thread::scope(|s| {
+        let runs: Vec<_> = addrs.iter().map(|a| s.spawn(move || ctx.cli(&[cmd, a]))).collect();
+        for (run, addr) in runs.into_iter().zip(addrs) {
+            let (code, out) = run.join().unwrap();
+            assert_eq!(code, Some(0), "takedown {cmd} {addr}: {out}");
+        }
+    });
+}
+
+/// The manual list's entries in the maps (sorted), and the networks saved in manual.txt.
+fn manual_now(ctx: &Ctx) -> (Vec<String>, Vec<String>) {
+    let out = ctx.ok(&["list", "--list", "manual"]);
+    let mut maps: Vec<String> =
+        out.lines().filter_map(|l| l.split_whitespace().next()).map(String::from).collect();
+    let text = std::fs::read_to_string(format!("{}/manual.txt", ctx.place.state_dir())).unwrap();
+    let saved = text.lines().filter(|l| !l.starts_with('#'));
+    let mut saved: Vec<String> =
+        saved.filter_map(|l| l.split_whitespace().next()).map(String::from).collect();
+    maps.sort();
+    saved.sort();
+    (maps, saved)
+}
+
+#[kernel_test]
+fn parallel_adds_and_removes_are_all_kept_with_and_without_the_daemon() {
+    let ctx = Ctx { topo: Topology::new("oc").unwrap(), place: PinPlace::new("operation-par") };
+    let dir = TempDir::new("operation-par");
+    let list = dir.file("drop.txt", "203.0.113.0/24\n");
+    let net = |i: usize| format!("198.51.100.{i}/32");
+    let daemon = ctx.start(&list);
+    // 20 adds at once, acknowledged by the daemon: all saved, all in the maps (before the
+    // lock, 6 to 10 of 200 were kept).
+    let added: Vec<String> = (100..120).map(net).collect();
+    all_at_once(&ctx, "add", &added);
+    let mut want = added.clone();
+    want.sort();
+    assert_eq!(manual_now(&ctx), (want.clone(), want.clone()));
+    let blocked = |addr: &str| ctx.place.blocked(&ctx.topo.gateway, Addrs::GATEWAY_IF, addr);
+    assert!(blocked("198.51.100.105"), "enforced");
+    // 12 removes at once: all gone, the other 8 stay.
+    all_at_once(&ctx, "remove", &added[..12]);
+    let want: Vec<String> = want.into_iter().filter(|n| !added[..12].contains(n)).collect();
+    assert_eq!(manual_now(&ctx), (want.clone(), want.clone()));
+    assert!(!blocked("198.51.100.105"), "removed: passes again");
+    // No daemon: 20 adds at once edit the pins and the file; the next start keeps them all.
+    daemon.stop().unwrap();
+    let more: Vec<String> = (200..220).map(net).collect();
+    all_at_once(&ctx, "add", &more);
+    let mut want: Vec<String> = want.into_iter().chain(more).collect();
+    want.sort();
+    assert_eq!(manual_now(&ctx), (want.clone(), want.clone()));
+    let daemon = ctx.start(&list);
+    assert_eq!(manual_now(&ctx), (want.clone(), want));
+    assert!(blocked("198.51.100.210"), "enforced after the start");
+    daemon.stop().unwrap();
+}

@@ -1,6 +1,8 @@
 //! `takedown add` and `takedown remove`: the manual list. The entry is saved in the state
 //! directory first; then the daemon applies it (when one runs), or it is written straight into
-//! the pinned maps (when none runs). Either way it survives refreshes and restarts.
+//! the pinned maps (when none runs). Either way it survives refreshes and restarts. A change
+//! holds the manual list's lock from its read to the daemon's reply, so parallel changes are
+//! applied one after another and none is lost.
 
 use std::{net::IpAddr, time::Duration};
 
@@ -82,6 +84,8 @@ pub fn add(args: AddArgs) -> Result<()> {
     let expires = manual::expiry(args.lifetime.as_deref(), args.until.as_deref(), now)?;
     let state = args.places.state();
     state.prepare()?;
+    // One change at a time, from the read to the daemon's reply: none is lost.
+    let _lock = state.lock_manual()?;
     let mut entries = manual::load(&state.manual())?;
     let entry = ManualEntry {
         net,
@@ -132,6 +136,8 @@ pub fn remove(args: RemoveArgs) -> Result<()> {
     takedown::maps::privileges::require_bpf_admin("takedown remove")?;
     let net = args.net.trunc();
     let state = args.places.state();
+    state.prepare()?;
+    let _lock = state.lock_manual()?;
     let mut entries = manual::load(&state.manual())?;
     if !manual::remove(&mut entries, &net) {
         bail!("{net} is not on the manual list (`takedown list --list manual` shows it)");

@@ -15,7 +15,9 @@ use super::{
 };
 use crate::maps::sync::Changes;
 
-/// The manual list of `state` without its expired entries (which leave the file too).
+/// The manual list of `state` without its expired entries (which leave the file too, unless
+/// an `add` or `remove` is changing it: it is left to the next read then, which takes them out
+/// again).
 pub fn read_manual(state: &StateDir) -> Result<Vec<ManualEntry>> {
     let mut entries = manual::load(&state.manual())?;
     let gone = manual::take_expired(&mut entries, now());
@@ -27,7 +29,13 @@ pub fn read_manual(state: &StateDir) -> Result<Vec<ManualEntry>> {
                 super::status::utc(e.expires.unwrap_or(0))
             );
         }
-        manual::save(&state.manual(), &entries)?;
+        // Read again under the lock: a change saved since the read above is kept.
+        if let Some(_lock) = state.try_lock_manual()? {
+            let mut fresh = manual::load(&state.manual())?;
+            manual::take_expired(&mut fresh, now());
+            manual::save(&state.manual(), &fresh)?;
+            return Ok(fresh);
+        }
     }
     Ok(entries)
 }

@@ -47,6 +47,14 @@ pub struct DaemonLock {
     _file: File,
 }
 
+/// Held while the manual list is read, changed, saved and applied: one writer at a time.
+pub struct ManualLock {
+    _file: File,
+}
+
+/// How long `add` or `remove` waits for another one to finish.
+pub const MANUAL_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 impl StateDir {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }
@@ -123,6 +131,44 @@ impl StateDir {
         writeln!(file, "{}", std::process::id())?;
         file.sync_all()?;
         Ok(DaemonLock { _file: file })
+    }
+
+    /// Locks the manual list for a change (`add`, `remove`), waiting up to
+    /// [`MANUAL_LOCK_WAIT`] for the change under way.
+    pub fn lock_manual(&self) -> Result<ManualLock> {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(lock) = self.try_lock_manual()? {
+                return Ok(lock);
+            }
+            if started.elapsed() > MANUAL_LOCK_WAIT {
+                bail!(
+                    "another change of the manual list has held {} for {} s: try again",
+                    self.manual_lock().display(),
+                    MANUAL_LOCK_WAIT.as_secs()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Locks the manual list when nobody changes it now (the daemon, which must never wait
+    /// on a command that waits on it).
+    pub fn try_lock_manual(&self) -> Result<Option<ManualLock>> {
+        let path = self.manual_lock();
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        // SAFETY: flock on a descriptor we own; released when `file` closes.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        Ok(locked.then_some(ManualLock { _file: file }))
+    }
+
+    fn manual_lock(&self) -> PathBuf {
+        self.dir.join("manual.lock")
     }
 
     /// The pid of the running daemon, if one holds the lock.
