@@ -113,7 +113,12 @@ fn takedown_enforces_crowdsec_decisions_as_they_come_go_and_end() {
     daemon.stop().unwrap();
     let daemon = ctx.start();
     assert!(ctx.blocked("198.51.100.9") && ctx.blocked("192.0.2.200"), "saved decisions enforced");
-    assert!(ctx.status().contains("using the cached copy"), "{}", ctx.status());
+    // Said at the start and at every failed poll after it (refresh = 1 s), with the time of
+    // the last good poll.
+    let status = ctx.status();
+    assert!(status.contains("using the cached copy of 20"), "{status}");
+    let status = ctx.status_once("still using the cached copy of 20");
+    assert!(status.contains("still using the cached copy of 20"), "{status}");
 
     // A wrong key is refused in one sentence; what is enforced stays.
     lapi.set_key("another-key");
@@ -126,4 +131,43 @@ fn takedown_enforces_crowdsec_decisions_as_they_come_go_and_end() {
     let saved = std::fs::read_to_string(ctx.place.state.0.join("crowdsec-crowdsec.json")).unwrap();
     assert!(saved.contains("198.51.100.9") && !saved.contains(KEY), "{saved}");
     daemon.stop().unwrap();
+}
+
+#[kernel_test]
+fn durations_past_what_64_bits_hold_are_bans_that_never_stop_the_daemon() {
+    let topo = Topology::new("cd").unwrap();
+    // Each once panicked the daemon at start, at its expiry, or wrapped to a past time.
+    let startup = format!(
+        r#"{{"new":[{},{},{}],"deleted":null}}"#,
+        ban(Addrs::TAKEDOWN_V4, "Ip", "99999999999999999999h"),
+        ban(Addrs::SERVER_V4, "Ip", "10000000000000000000s"),
+        ban("198.51.100.9", "Ip", "18446744073000000000s"),
+    );
+    let lapi = Lapi::start(&topo.gateway, KEY, &startup).unwrap();
+    let dir = TempDir::new("crowdsec-durations");
+    let key_file = dir.file("bouncer.key", &format!("{KEY}\n"));
+    let config = dir.file(
+        "takedown.toml",
+        &format!(
+            "interfaces = [\"{}\"]\n[[list]]\nname = \"crowdsec\"\nrefresh = 1\ntimeout = 2\n\
+             crowdsec = {{ url = \"{}\", api_key_file = \"{key_file}\" }}\n",
+            Addrs::GATEWAY_IF,
+            lapi.url()
+        ),
+    );
+    let ctx = Ctx { topo, place: PinPlace::new("crowdsec-durations"), config };
+    let addrs = [Addrs::TAKEDOWN_V4, Addrs::SERVER_V4, "198.51.100.9"];
+    for round in ["first start", "restart from the saved decisions, the Local API down"] {
+        let daemon = ctx.start();
+        // Polls, expiry checks and the decisions' next end come and go meanwhile.
+        std::thread::sleep(Duration::from_secs(3));
+        for a in addrs {
+            assert!(ctx.blocked(a), "{round}: {a} is not blocked");
+        }
+        let err = daemon.stderr();
+        let (status, _) = daemon.stop().unwrap();
+        assert!(status.success(), "{round}: the daemon ended {status}: {err}");
+        assert!(!err.contains("panicked"), "{round}: {err}");
+        lapi.set_down(true);
+    }
 }

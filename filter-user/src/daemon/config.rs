@@ -292,6 +292,21 @@ mod tests {
     }
 
     #[test]
+    fn times_past_what_the_daemon_can_count_are_refused() {
+        let list =
+            "interfaces = [\"eth0\"]\n[[list]]\nname = \"a\"\nurl = \"https://x.example/l\"\n";
+        for (line, why) in [
+            ("refresh = 9223372036854775807", "refresh = 9223372036854775807 is more than"),
+            ("timeout = 86400", "timeout = 86400 is more than the 3600"),
+            ("attempts = 1000", "attempts = 1000 is more than the 10 tries"),
+        ] {
+            let err = format!("{:#}", Config::parse(&format!("{list}{line}\n")).unwrap_err());
+            assert!(err.contains(why), "{line}: {err}");
+        }
+        assert!(Config::parse(&format!("{list}refresh = 31536000\n")).is_ok());
+    }
+
+    #[test]
     fn a_monitor_list_reaches_the_pipeline_as_one() {
         let text = "interfaces = [\"eth0\"]\n[[list]]\nname = \"a\"\nfile = \"/a\"\n\
                     [[list]]\nname = \"w\"\nfile = \"/w\"\nmonitor = true\n";

@@ -90,7 +90,7 @@ impl Decisions {
             }
             match go_duration(&d.duration) {
                 Some(left) => {
-                    let until = now + left.as_secs().max(1);
+                    let until = now.saturating_add(left.as_secs().max(1));
                     let e = self.active.entry(d.value).or_insert(until);
                     *e = (*e).max(until);
                 }
@@ -159,8 +159,9 @@ impl Decisions {
     }
 }
 
-/// A Go duration ("4h", "3h59m58.123s", "-1s", "150ms") as a length of time; None when it is
-/// not one or is negative.
+/// A Go duration ("4h", "3h59m58.123s", "-1s", "150ms") as a length of time, at most
+/// [`super::expiry::FURTHEST`] (a longer one, even past what 64 bits hold, is cut to that: a
+/// ban stays a ban); None when it is not one or is negative.
 fn go_duration(s: &str) -> Option<Duration> {
     if s.starts_with('-') || s.is_empty() {
         return None;
@@ -184,7 +185,7 @@ fn go_duration(s: &str) -> Option<Duration> {
         };
         rest = next;
     }
-    Some(Duration::from_secs_f64(total))
+    total.is_finite().then(|| Duration::from_secs_f64(total.min(super::expiry::FURTHEST as f64)))
 }
 
 #[cfg(test)]
@@ -197,6 +198,11 @@ mod tests {
         assert_eq!(go_duration("3h59m58.5s"), Some(Duration::from_secs_f64(14_398.5)));
         assert_eq!(go_duration("150ms"), Some(Duration::from_millis(150)));
         assert_eq!(go_duration("-1s"), None);
+        // Past what 64 bits of seconds hold: cut to the furthest end, never wrapped.
+        let furthest = Some(Duration::from_secs(crate::daemon::expiry::FURTHEST));
+        for huge in ["99999999999999999999h", "10000000000000000000s", "18446744073000000000s"] {
+            assert_eq!(go_duration(huge), furthest, "{huge}");
+        }
         assert_eq!(go_duration("4 hours"), None);
     }
 

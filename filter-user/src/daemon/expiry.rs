@@ -15,6 +15,11 @@ use super::{
 };
 use crate::maps::sync::Changes;
 
+/// The furthest end any source may give an entry, from now: ten years, in seconds. A longer
+/// duration or a later time (a CrowdSec decision, a manual entry's `--for`) is cut to it, so
+/// that no sum of times overflows.
+pub const FURTHEST: u64 = 10 * 365 * 86_400;
+
 /// The manual list of `state` without its expired entries (which leave the file too, unless
 /// an `add` or `remove` is changing it: it is left to the next read then, which takes them out
 /// again).
@@ -46,7 +51,9 @@ impl Daemon {
     pub fn next_expiry(&self) -> Option<Instant> {
         let lists = self.slots.iter().filter_map(|s| s.report.as_ref()?.list.expires).min();
         let next = [manual::next_expiry(&self.manual), self.next_decision_end(), lists];
-        let at = std::time::UNIX_EPOCH + Duration::from_secs(next.into_iter().flatten().min()?);
+        // An end saved by an older build may lie past what an Instant holds: cut it too.
+        let secs = next.into_iter().flatten().min()?.min(now().saturating_add(FURTHEST));
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(secs);
         Some(Instant::now() + at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
     }
 

@@ -12,6 +12,13 @@ use crate::{
 };
 
 /// One list.
+/// The longest `refresh`: a year, in seconds.
+pub const MOST_REFRESH: u64 = 365 * 86_400;
+/// The longest `timeout` of one fetch: an hour, in seconds.
+pub const MOST_TIMEOUT: u64 = 3_600;
+/// The most `attempts` of one refresh.
+pub const MOST_ATTEMPTS: u64 = 10;
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListConfig {
@@ -177,6 +184,15 @@ impl ListConfig {
         ] {
             if zero {
                 out.push(format!("{what} is 0"));
+            }
+        }
+        for (what, value, most, unit) in [
+            ("refresh", self.refresh, MOST_REFRESH, "seconds (a year)"),
+            ("timeout", self.timeout, MOST_TIMEOUT, "seconds (an hour)"),
+            ("attempts", u64::from(self.attempts), MOST_ATTEMPTS, "tries"),
+        ] {
+            if value > most {
+                out.push(format!("{what} = {value} is more than the {most} {unit} allowed"));
             }
         }
         out

@@ -72,6 +72,12 @@ pub fn expiry(duration: Option<&str>, until: Option<&str>, now: u64) -> Result<O
         (None, None) => return Ok(None),
     };
     anyhow::ensure!(at > now as i64, "that time has already passed");
+    let furthest = super::expiry::FURTHEST;
+    anyhow::ensure!(
+        at - now as i64 <= furthest as i64,
+        "that is more than {} years from now: leave out --for and --until for an entry that stays",
+        furthest / (365 * 86_400)
+    );
     Ok(Some(at as u64))
 }
 
@@ -222,6 +228,10 @@ mod expiry_tests {
         assert!(err(None, Some("2020-01-01T00:00Z")).contains("already passed"));
         assert!(err(Some("1mo"), None).contains("weeks, days, hours"));
         assert!(err(None, Some("tomorrow")).contains("not a time"));
+        // Ends past ten years would overflow or print as junk: refused.
+        assert!(err(Some("175307616h"), None).contains("more than 10 years from now"));
+        assert!(err(None, Some("9999-01-01T00:00Z")).contains("more than 10 years"));
+        assert!(expiry(Some("3650d"), None, now).is_ok());
     }
 
     #[test]

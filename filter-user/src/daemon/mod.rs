@@ -16,7 +16,7 @@ pub mod control;
 pub mod crowdsec;
 pub mod domains;
 mod events;
-mod expiry;
+pub mod expiry;
 mod feed;
 pub mod hosts;
 mod list_config;

@@ -28,6 +28,9 @@ pub struct Slot {
     pub status: ListStatus,
     /// Validators of the cached copy (URL lists).
     pub cached: Option<CacheMeta>,
+    /// When the cached copy in force was fetched, while the list runs on it (since a start
+    /// whose fetch failed, until a load succeeds).
+    on_cache: Option<u64>,
     /// When its next scheduled refresh is due.
     pub next: Option<Instant>,
     /// Refreshes that succeeded and failed, and how long the last one took.
@@ -65,6 +68,7 @@ impl Slot {
             report: None,
             status,
             cached: None,
+            on_cache: None,
             next: None,
             refreshed_ok: 0,
             refreshed_failed: 0,
@@ -101,6 +105,7 @@ impl Slot {
         }
         match result {
             Ok(message) => {
+                self.on_cache = None;
                 self.refreshed_ok += 1;
                 self.status.last_success = Some(now());
                 self.status.message.clone_from(message);
@@ -108,8 +113,13 @@ impl Slot {
             Err(e) => {
                 self.refreshed_failed += 1;
                 // A load that failed but changed the content fell back to the cached copy.
-                self.status.message = match &self.report {
-                    Some(_) if !self.changed => format!("{e}; keeping the previous content"),
+                self.status.message = match (&self.report, self.on_cache) {
+                    (Some(_), Some(t)) if !self.changed => {
+                        format!("{e}; still using the cached copy of {}", super::status::utc(t))
+                    }
+                    (Some(_), None) if !self.changed => {
+                        format!("{e}; keeping the previous content")
+                    }
                     _ => e.clone(),
                 };
             }
@@ -223,6 +233,7 @@ impl Daemon {
                 let when = super::status::utc(meta.fetched);
                 // Fetched then, by this daemon or the one before it (after a restart).
                 self.slots[i].status.last_success.get_or_insert(meta.fetched);
+                self.slots[i].on_cache = Some(meta.fetched);
                 self.slots[i].cached = Some(meta);
                 Err(format!("{why}; using the cached copy of {when}: {took}"))
             }
