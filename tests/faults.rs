@@ -180,3 +180,38 @@ fn a_full_state_filesystem_does_not_stop_refreshes() {
     assert!(cached.ends_with("}\n198.51.100.7\n"), "{cached}");
     daemon.stop().unwrap();
 }
+
+#[kernel_test]
+fn endless_crowdsec_and_taxii_answers_are_cut_at_max_bytes() {
+    use integration_tests::http::{Behaviour, HttpServer};
+    let topo = Topology::new("fe").unwrap();
+    // Chunks without end (bounded here at 2 GB), to each source kind's request.
+    let endless = HttpServer::start(&topo.gateway, Behaviour::Chunked(2 << 30)).unwrap();
+    let dir = TempDir::new("faults-endless");
+    let key = dir.file("bouncer.key", "k\n");
+    let file = dir.file("drop.txt", "203.0.113.7\n");
+    let base = format!("http://{}/", endless.addr);
+    let config = dir.file(
+        "takedown.toml",
+        &format!(
+            "interfaces = [\"{}\"]\n\
+             [[list]]\nname = \"local\"\nfile = \"{file}\"\n\
+             [[list]]\nname = \"cs\"\nmax_bytes = 1048576\ntimeout = 30\n\
+             crowdsec = {{ url = \"{base}\", api_key_file = \"{key}\" }}\n\
+             [[list]]\nname = \"tx\"\nmax_bytes = 1048576\ntimeout = 30\ninsecure = true\n\
+             taxii = {{ url = \"{base}api1/\", collection = \"91a7b528-80eb-42ed-a74d-c6fbd5a26116\" }}\n",
+            Addrs::GATEWAY_IF
+        ),
+    );
+    let place = PinPlace::new("faults-endless");
+    let daemon = place.start(&topo.gateway, &["run", "--config", &config]);
+    assert!(blocked(&topo, &place, "203.0.113.7"), "the file list is enforced");
+    let (_, status, _) = place.cli(&topo.gateway, &["status"]);
+    for list in ["cs", "tx"] {
+        let line = status.lines().find(|l| l.starts_with(&format!("list {list}:"))).unwrap();
+        assert!(line.contains("exceeds the 1048576 byte limit (max_bytes)"), "{status}");
+    }
+    let rss_mib = daemon.rss_kib() / 1024;
+    assert!(rss_mib < 100, "the daemon holds {rss_mib} MiB");
+    daemon.stop().unwrap();
+}

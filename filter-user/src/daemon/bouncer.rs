@@ -39,9 +39,10 @@ impl Daemon {
     /// One poll of list `i`'s decision stream; the content is the active decisions.
     pub(super) async fn poll_crowdsec(&mut self, i: usize, source: &Source) -> Result<Got, String> {
         let client = self.client.clone().ok_or("no HTTP client")?;
-        let timeout = Duration::from_secs(self.slots[i].cfg.timeout);
+        let (timeout, max) =
+            (Duration::from_secs(self.slots[i].cfg.timeout), self.slots[i].cfg.max_bytes);
         let mut decisions = self.slots[i].decisions.take().unwrap_or_default();
-        let polled = decisions.poll(&client, source, timeout, now()).await;
+        let polled = decisions.poll(&client, source, timeout, max, now()).await;
         decisions.expire(now());
         let text = decisions.text();
         self.slots[i].decisions = Some(decisions);

@@ -124,6 +124,7 @@ impl Decisions {
         client: &reqwest::Client,
         source: &Source,
         timeout: Duration,
+        max_bytes: u64,
         now: u64,
     ) -> Result<Vec<String>> {
         let key = source.key()?;
@@ -146,7 +147,8 @@ impl Decisions {
         if !status.is_success() {
             bail!("the Local API answered HTTP {status}");
         }
-        let body = resp.bytes().await.context("the Local API's answer was cut short")?;
+        let body = super::source::bounded_body(resp, max_bytes).await;
+        let body = body.map_err(|(_, why)| anyhow::anyhow!("the Local API's answer: {why}"))?;
         let delta: Delta = serde_json::from_slice(&body)
             .context("the Local API's answer is not a decision stream")?;
         if !self.started {

@@ -190,7 +190,7 @@ async fn fetch_once(
             req = req.header(header::IF_MODIFIED_SINCE, lm);
         }
     }
-    let mut resp = req.send().await.map_err(|e| (true, describe(e)))?;
+    let resp = req.send().await.map_err(|e| (true, describe(e)))?;
     let status = resp.status();
     if status == StatusCode::NOT_MODIFIED {
         return if cached.is_some() {
@@ -202,12 +202,6 @@ async fn fetch_once(
     if !status.is_success() {
         return Err((status.is_server_error(), format!("HTTP {status}")));
     }
-    if let Some(len) = resp.content_length().filter(|l| *l > policy.max_bytes) {
-        return Err((
-            false,
-            format!("body of {len} bytes exceeds the {} byte limit", policy.max_bytes),
-        ));
-    }
     let header_str = |h| {
         resp.headers().get(h).and_then(|v: &header::HeaderValue| v.to_str().ok()).map(String::from)
     };
@@ -218,16 +212,33 @@ async fn fetch_once(
         fetched: super::status::now(),
         entries: 0,
     };
+    let body = bounded_body(resp, policy.max_bytes).await?;
+    Ok(Fetched::New { body, meta })
+}
+
+/// The body of `resp`, read as it comes and given up past `max` bytes (a `Content-Length`
+/// over it is refused before a byte is read): every source reads through this, so an endless
+/// answer costs at most `max` bytes of memory. The error says whether a retry may help.
+pub async fn bounded_body(
+    mut resp: reqwest::Response,
+    max: u64,
+) -> Result<Vec<u8>, (bool, String)> {
+    if let Some(len) = resp.content_length().filter(|l| *l > max) {
+        return Err((
+            false,
+            format!("body of {len} bytes exceeds the {max} byte limit (max_bytes)"),
+        ));
+    }
     let mut body = Vec::new();
     while let Some(chunk) =
         resp.chunk().await.map_err(|e| (true, format!("body cut short: {}", describe(e))))?
     {
         body.extend_from_slice(&chunk);
-        if body.len() as u64 > policy.max_bytes {
-            return Err((false, format!("body exceeds the {} byte limit", policy.max_bytes)));
+        if body.len() as u64 > max {
+            return Err((false, format!("body exceeds the {max} byte limit (max_bytes)")));
         }
     }
-    Ok(Fetched::New { body, meta })
+    Ok(body)
 }
 
 /// Where the signature of the list at `url` is: `.minisig` added to its path, its query (a

@@ -146,9 +146,10 @@ impl Collection {
         let mut next = self.clone();
         let (mut cursor, mut bytes, mut added) = (None::<String>, 0u64, 0);
         for _ in 0..MAX_PAGES {
+            let room = max_bytes - bytes;
+            let (added_after, cursor_now) = (next.added_after.as_deref(), cursor.as_deref());
             let (page, last) =
-                get_page(client, source, next.added_after.as_deref(), cursor.as_deref(), timeout)
-                    .await?;
+                get_page(client, source, added_after, cursor_now, timeout, room).await?;
             bytes += page.len() as u64;
             if bytes > max_bytes {
                 bail!("the collection's answers exceed the {max_bytes} byte limit");
@@ -182,6 +183,7 @@ async fn get_page(
     added_after: Option<&str>,
     cursor: Option<&str>,
     timeout: Duration,
+    max: u64,
 ) -> Result<(Vec<u8>, Option<String>)> {
     let mut url = reqwest::Url::parse(&source.objects_url()).context("taxii url")?;
     {
@@ -211,8 +213,9 @@ async fn get_page(
     }
     let last = resp.headers().get("x-taxii-date-added-last");
     let last = last.and_then(|v| v.to_str().ok()).map(String::from);
-    let body = resp.bytes().await.context("the TAXII server's answer was cut short")?;
-    Ok((body.to_vec(), last))
+    let body = super::source::bounded_body(resp, max).await;
+    let body = body.map_err(|(_, why)| anyhow::anyhow!("the TAXII server's answer: {why}"))?;
+    Ok((body, last))
 }
 
 #[cfg(test)]
