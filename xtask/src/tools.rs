@@ -5,7 +5,7 @@
 //! - cargo-deb, for `cargo xtask package`, installed under `install_root()`
 //!   ($CARGO_INSTALL_ROOT, else $CARGO_HOME) and run from there by path, so a test can give it
 //!   an empty root and see the first install as a fresh machine does. Its build is kept in
-//!   `target/tools`, so such a reinstall takes seconds.
+//!   `$CARGO_HOME/takedown-tools-build`, so such a reinstall takes seconds.
 
 use std::{
     env,
@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use crate::{build::root, setup::progress};
+use crate::setup::progress;
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const CARGO_DEB_VERSION: &str = "3.8.0";
@@ -70,7 +70,7 @@ fn install_cargo_deb() -> Result<()> {
     eprintln!("setup: installing cargo-deb {CARGO_DEB_VERSION} (a minute or two, once)");
     progress(
         cargo_install("cargo-deb", CARGO_DEB_VERSION, &install_root())
-            .env("CARGO_TARGET_DIR", root().join("target/tools")),
+            .env("CARGO_TARGET_DIR", cargo_home().join("takedown-tools-build")),
     )?;
     if !runs(&cargo_deb(), CARGO_DEB_VERSION) {
         bail!("cargo-deb was installed but {} does not run", cargo_deb().display());
