@@ -83,6 +83,26 @@ fn unknown_interface() {
 }
 
 #[kernel_test]
+fn a_layer_3_interface_is_refused_not_attached() {
+    let ns = NetNs::new("cl").unwrap();
+    let mut links = vec!["td-tun0"];
+    ns.exec("ip", &["tuntap", "add", "dev", "td-tun0", "mode", "tun"]).unwrap();
+    // WireGuard too, where the kernel has the module.
+    let wg = ns.exec("ip", &["link", "add", "td-wg0", "type", "wireguard"]).unwrap();
+    if wg.status.success() {
+        links.push("td-wg0");
+    }
+    for link in links {
+        ns.exec("ip", &["link", "set", link, "up"]).unwrap();
+        let out = run_cli(Some(&ns), &["run", "-i", link, "-l", &example_list()]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let want = format!("interface {link}{}", m::NO_ETHERNET);
+        assert!(stderr(&out).contains(&want), "{}", stderr(&out));
+        assert!(!integration_tests::xdp_attached(&ns, link), "{link}: something attached");
+    }
+}
+
+#[kernel_test]
 fn unreadable_list_file() {
     let ns = NetNs::new("cr").unwrap();
     let out = run_cli(Some(&ns), &["run", "-i", "lo", "-l", "/nonexistent/takedown.txt"]);
@@ -275,7 +295,8 @@ fn add_on_a_full_disk_names_the_cause_and_changes_nothing() {
         .filter(|n| n != "cache")
         .collect();
     left.sort();
-    assert_eq!(left, ["manual.txt"], "no temporary file is left behind");
+    // The lock file stays (empty: what it holds is the lock); no temporary file is left.
+    assert_eq!(left, ["manual.lock", "manual.txt"], "no temporary file is left behind");
 }
 
 #[kernel_test]

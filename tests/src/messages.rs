@@ -7,6 +7,7 @@ pub const NEEDS_ROOT_TO_READ: &str =
     "needs root (CAP_BPF) to read the filter; run it as root or with sudo";
 pub const HOSTS_NEEDS_ROOT: &str = "takedown hosts needs root: ";
 pub const NO_INTERFACE: &str = " does not exist";
+pub const NO_ETHERNET: &str = " carries no Ethernet header (link type ";
 pub const UNREADABLE_LIST: &str = "cannot read list file ";
 pub const UNRECOGNISABLE: &str = ": no known format fits (tried stix, misp, crowdsec-json, spamhaus-json, misp-csv, csv with a header, hosts, plain/trail lines; read as ";
 pub const NO_LIST_LOADS: &str = "no list could be loaded: list ";
@@ -24,8 +25,9 @@ pub const SAVED_NOT_APPLIED: &str = "the manual list is saved, but the pinned fi
 pub const MAP_FULL: &str = " map is full (";
 
 /// Every fragment, for the README check.
-pub const ALL: [&str; 19] = [
+pub const ALL: [&str; 20] = [
     NEEDS_ROOT,
+    NO_ETHERNET,
     NEEDS_ROOT_TO_READ,
     HOSTS_NEEDS_ROOT,
     NO_INTERFACE,

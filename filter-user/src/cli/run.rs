@@ -14,7 +14,7 @@ use takedown::{
     },
     maps::{
         Start, counters,
-        filter::{self, Attached, Mode},
+        filter::{Attached, Mode},
         pins::Pins,
         privileges,
     },
@@ -141,7 +141,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let metrics =
         takedown::daemon::metrics::address(&config.report.metrics, config.report.metrics_remote)?;
     for iface in &config.interfaces {
-        filter::check_interface(iface)?;
+        takedown::maps::interface::check(iface)?;
     }
     let pins = (!args.ephemeral)
         .then(|| Pins::new(config.pin_dir.clone().unwrap_or(args.places.pin_dir.clone())));

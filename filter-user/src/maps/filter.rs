@@ -3,7 +3,7 @@
 //! A [`Filter`] owns the loaded program and its maps. Attachments are BPF links owned by the
 //! program: dropping the `Filter` detaches from every interface and frees the maps.
 
-use std::{ffi::CString, fmt};
+use std::fmt;
 
 use anyhow::{Context, Result, anyhow, bail};
 use aya::{
@@ -284,7 +284,7 @@ impl Filter {
 
     /// Gives `iface` its own counter slot (1..=MAX_IFACES; 0 counts the rest).
     pub fn set_interface_slot(&mut self, iface: &str, slot: u32) -> Result<()> {
-        let index = if_index(iface)?;
+        let index = super::interface::index(iface)?;
         if index == 0 || index >= filter_common::MAX_IFINDEX || slot > filter_common::MAX_IFACES {
             return Ok(()); // counted in slot 0 with the others
         }
@@ -320,21 +320,6 @@ fn attach_error(iface: &str, how: &str, e: &aya::programs::ProgramError) -> anyh
         );
     }
     anyhow!("cannot attach {how}to {iface}: {}", causes(e))
-}
-
-/// The index of `iface` in this network namespace (0: no such interface).
-fn if_index(iface: &str) -> Result<u32> {
-    let name = CString::new(iface).map_err(|_| anyhow!("invalid interface name {iface:?}"))?;
-    // SAFETY: `name` is a valid NUL-terminated string.
-    Ok(unsafe { libc::if_nametoindex(name.as_ptr()) })
-}
-
-/// Fails with one sentence when `iface` does not exist in this network namespace.
-pub fn check_interface(iface: &str) -> Result<()> {
-    if if_index(iface)? == 0 {
-        bail!("interface {iface} does not exist");
-    }
-    Ok(())
 }
 
 /// Creates the object's maps (the address maps `caps` sizes; the pinned maps of `reuse`,

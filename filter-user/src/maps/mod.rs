@@ -14,6 +14,7 @@ mod egress;
 pub mod filter;
 mod free_values;
 pub mod hints;
+pub mod interface;
 pub mod lookup;
 mod mapped;
 pub mod pins;
