@@ -19,6 +19,9 @@ use takedown::{
 use test_case::test_case;
 
 const INSIDE: [u8; 4] = [192, 0, 2, 10];
+const V6_INSIDE: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10];
+const V6_LISTED: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0x0b, 0xad, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+const V6_IN_PREFIX: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0x0b, 0xad, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1];
 
 fn meta(dir: Direction, monitor: bool, lists: u64) -> Meta {
     Meta { flags: dir.flags_for(monitor), lists }
@@ -71,6 +74,25 @@ fn entry_and_list_counters_are_exact() {
         assert_eq!(of(bit), Some((0, 2)), "an entry on three lists, one of them the last");
     }
     assert_eq!(lists.len(), 6);
+}
+
+/// A flood of one listed address on every CPU at once: each hit counts once, in the entry, its
+/// list and the interface's counters (exact, IPv4 and IPv6 alike).
+#[kernel_test]
+#[test_case("203.0.113.7/32", frames::v4(INSIDE, [203, 0, 113, 7]) ; "an exact IPv4 entry")]
+#[test_case("198.51.100.0/24", frames::v4(INSIDE, [198, 51, 100, 42]) ; "an IPv4 prefix")]
+#[test_case("2001:db8:bad::7/128", frames::v6(V6_INSIDE, V6_LISTED) ; "an exact IPv6 entry")]
+#[test_case("2001:db8:bad::/48", frames::v6(V6_INSIDE, V6_IN_PREFIX) ; "an IPv6 prefix")]
+fn a_flood_on_every_cpu_at_once_is_counted_exactly(net: &str, frame: Vec<u8>) {
+    const REPEAT: u32 = 300_000;
+    let l = load(&[(net, meta(Direction::Both, false, 0b10))]);
+    let cpus = l.flood_on_every_cpu(&frame, REPEAT) as u64;
+    let sent = cpus * u64::from(REPEAT);
+    assert_eq!(hits_of(&l, net).0, sent, "the entry's hits on {cpus} CPUs");
+    let lists = counters::read_lists(l.filter.maps().map(MAP_LIST_COUNTERS).unwrap()).unwrap();
+    let list = lists.iter().find(|(b, _, _)| *b == 1).map(|(_, s, d)| s.packets + d.packets);
+    assert_eq!(list, Some(sent), "its list's");
+    assert_eq!(l.packets()[CNT_DROP_DST as usize], sent, "the interface's");
 }
 
 #[kernel_test]

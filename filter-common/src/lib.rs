@@ -4,8 +4,10 @@
 //! both sides (design promise 8). Nothing here has logic beyond layout helpers.
 #![no_std]
 
+mod hits;
 mod near;
 pub mod table4;
+pub use hits::*;
 pub use near::*;
 pub use table4::{Bucket, v4_bucket_count};
 
@@ -99,7 +101,8 @@ pub const PROGRAM_EGRESS: &str = "takedown_egress";
 pub const PROGRAM_BASELINE: &str = "takedown_baseline";
 
 /// Every map the program defines, for load-time checks.
-pub const ALL_MAPS: [&str; 29] = [
+pub const ALL_MAPS: [&str; 30] = [
+    MAP_HITS,
     MAP_V4_EXACT,
     MAP_V4_BUCKETS,
     MAP_V6_EXACT,
@@ -185,7 +188,7 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 /// The layout of this contract: map set, key and value layouts, flags and indices. Stored in
 /// [`MAP_CONFIG`] at [`CFG_LAYOUT`] by the loader, so that a loader of another build can tell
 /// pins it cannot read. Raise it with every change to anything in this file.
-pub const LAYOUT_VERSION: u32 = 19;
+pub const LAYOUT_VERSION: u32 = 20;
 
 /// An IPv4 address as it appears on the wire (network byte order).
 pub type V4Key = [u8; 4];
@@ -206,9 +209,8 @@ pub const FLAG_MON_DST: u32 = 1 << 3;
 /// Most lists one filter can tell apart (bits of [`EntryValue::lists`]).
 pub const MAX_LISTS: usize = 64;
 
-/// The value of every address map entry: 24 bytes. On a hit the kernel adds one to
-/// `packets` (one atomic add: the entry's only write on most packets) and sets `last_hit` when
-/// its coarse clock has moved on (once in 134 ms at most).
+/// The value of every address map entry: 24 bytes. Hits are counted in a CPU's [`HitSlot`],
+/// added to `packets` once a tick at most; `last_hit` is set when the coarse clock moved on.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EntryValue {
@@ -381,8 +383,8 @@ pub const CFG_V6_ALLOW: u32 = 1 << 3;
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: this and the others below are plain `repr(C)` structs of integers without
-    // padding; any bit pattern is a valid value.
+    // SAFETY: these are plain `repr(C)` structs of integers without padding: any bit pattern
+    // is a valid value.
     unsafe impl aya::Pod for super::EntryValue {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Bucket {}
@@ -394,6 +396,8 @@ mod pod {
     unsafe impl aya::Pod for super::Counter {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::RateState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::HitSlots {}
     // SAFETY: as above (`pad` makes the tail explicit).
     unsafe impl aya::Pod for super::Event {}
 }

@@ -48,17 +48,25 @@ pub struct TableMaps {
     pub config: u32,
     /// The keys (IPv6 tables): array of [`V6Stored`] (mmapable), as many as the values.
     pub keys: Option<&'static str>,
+    /// How [`entry_at`](crate::entry_at) names it (an `AT_*`).
+    pub at: u32,
 }
 
 /// Exact IPv4 addresses.
-pub const EXACT4: TableMaps =
-    TableMaps { values: MAP_V4_EXACT, buckets: MAP_V4_BUCKETS, config: CFG_V4_BUCKETS, keys: None };
+pub const EXACT4: TableMaps = TableMaps {
+    values: MAP_V4_EXACT,
+    buckets: MAP_V4_BUCKETS,
+    config: CFG_V4_BUCKETS,
+    keys: None,
+    at: crate::AT_V4_EXACT,
+};
 /// IPv4 prefixes (lengths 0 to 31).
 pub const PREFIX4: TableMaps = TableMaps {
     values: MAP_V4_PREFIX,
     buckets: MAP_V4_PREFIX_BUCKETS,
     config: CFG_V4_PREFIX_BUCKETS,
     keys: None,
+    at: crate::AT_V4_PREFIX,
 };
 /// Exact IPv6 addresses.
 pub const EXACT6: TableMaps = TableMaps {
@@ -66,6 +74,7 @@ pub const EXACT6: TableMaps = TableMaps {
     buckets: MAP_V6_BUCKETS,
     config: CFG_V6_BUCKETS,
     keys: Some(MAP_V6_KEYS),
+    at: crate::AT_V6_EXACT,
 };
 /// IPv6 prefixes (lengths 0 to 127).
 pub const PREFIX6: TableMaps = TableMaps {
@@ -73,6 +82,7 @@ pub const PREFIX6: TableMaps = TableMaps {
     buckets: MAP_V6_PREFIX_BUCKETS,
     config: CFG_V6_PREFIX_BUCKETS,
     keys: Some(MAP_V6_PREFIX_KEYS),
+    at: crate::AT_V6_PREFIX,
 };
 /// Every table.
 pub const TABLES: [TableMaps; 4] = [EXACT4, PREFIX4, EXACT6, PREFIX6];

@@ -11,14 +11,16 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, maps::Array};
 use filter_common::{
-    ALLOWED_SHIFT, CFG_FLAGS, CFG_V4_ALLOW, CFG_V4_BUCKETS, CFG_V4_PREFIXES, CFG_V6_ALLOW,
-    CFG_V6_PREFIXES, EntryValue, LenMask, V4Key, V6Key, table4::v4_word, v4_exacts_bit,
-    v4_filter_bit, v6_exacts_bit_of, v6_filter_bit, v6_lens_slot,
+    ALLOWED_SHIFT, AT_V4_EXACT, AT_V4_PREFIX, AT_V6_EXACT, AT_V6_PREFIX, CFG_FLAGS, CFG_V4_ALLOW,
+    CFG_V4_BUCKETS, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue, LenMask, V4Key,
+    V6Key, entry_at, table4::v4_word, v4_exacts_bit, v4_filter_bit, v6_exacts_bit_of,
+    v6_filter_bit, v6_lens_slot,
 };
 
 use crate::{
     TD_V4_ALLOW, TD_V4_ALLOWED, TD_V4_BUCKETS, TD_V4_EXACT, TD_V4_EXACTS, TD_V4_FILTER,
-    TD_V6_ALLOW, TD_V6_ALLOWED, TD_V6_EXACTS, TD_V6_FILTER, TD_V6_LENS, TD_V6_PREFIXED, lookup6,
+    TD_V4_PREFIX, TD_V6_ALLOW, TD_V6_ALLOWED, TD_V6_EXACT, TD_V6_EXACTS, TD_V6_FILTER, TD_V6_LENS,
+    TD_V6_PREFIX, TD_V6_PREFIXED, lookup6,
 };
 
 /// An address family: its maps, its key layout and its `CFG_*` flags.
@@ -44,6 +46,9 @@ pub trait Family {
     fn allowed(a: &Self::Addr) -> bool;
     /// The address in 16 bytes (IPv4 in the first 4), as events carry it.
     fn wide(a: &Self::Addr) -> [u8; 16];
+    /// Where the matched value `e` lies (filter-common's `entry_at`): 0 when that cannot be
+    /// told.
+    fn at(e: Entry) -> u32;
 }
 
 pub struct V4;
@@ -91,6 +96,10 @@ impl Family for V4 {
             && TD_V4_ALLOW.get(Key::new(32, *a)).is_some()
     }
     #[inline(always)]
+    fn at(e: Entry) -> u32 {
+        at_in(e, &TD_V4_EXACT, &TD_V4_PREFIX, AT_V4_EXACT, AT_V4_PREFIX)
+    }
+    #[inline(always)]
     fn wide(a: &V4Key) -> [u8; 16] {
         // Two 8-byte words rather than a 16-byte memset and four byte stores; on this
         // little-endian target the address's bytes come first.
@@ -134,6 +143,10 @@ impl Family for V6 {
     fn wide(a: &V6Key) -> [u8; 16] {
         *a
     }
+    #[inline(always)]
+    fn at(e: Entry) -> u32 {
+        at_in(e, &TD_V6_EXACT, &TD_V6_PREFIX, AT_V6_EXACT, AT_V6_PREFIX)
+    }
 }
 
 impl V6 {
@@ -169,6 +182,28 @@ impl V6 {
         // `search`, which outlives the call.
         unsafe { bpf_loop(present, v6_step as *mut c_void, ctx, 0) };
         lookup6::prefix_entry(search.found)
+    }
+}
+
+/// Where value `e` lies: in the exact table (`exact`, named `at_exact`) or the prefix table
+/// (`prefix`, `at_prefix`) of its family, at its byte offset from the first value. Each table's
+/// values are one array: `e` lies in the one it is the least above (the differences of
+/// pointers, scalars to a loader with CAP_PERFMON, as takedown's is).
+#[inline(always)]
+fn at_in(
+    e: Entry,
+    exact: &Array<EntryValue>,
+    prefix: &Array<EntryValue>,
+    at_exact: u32,
+    at_prefix: u32,
+) -> u32 {
+    let (Some(x), Some(p)) = (exact.get_ptr_mut(0), prefix.get_ptr_mut(0)) else { return 0 };
+    let e = e.as_ptr() as u64;
+    let (in_exact, in_prefix) = (e.wrapping_sub(x as u64), e.wrapping_sub(p as u64));
+    if in_exact <= in_prefix {
+        entry_at(at_exact, in_exact)
+    } else {
+        entry_at(at_prefix, in_prefix)
     }
 }
 

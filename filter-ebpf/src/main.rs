@@ -28,7 +28,7 @@ use aya_ebpf::{
 use filter_common::{
     ALLOWED_WORDS, Bucket, CFG_COUNT, CNT_COUNT, CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED,
     CNT_MONITORED, CNT_NON_IP, CNT_PASSED, Counter, EntryValue, FILTER_WORDS, FLAG_DST,
-    FLAG_MON_DST, FLAG_MON_SRC, FLAG_SRC, LENS_SLOTS, LIST_COUNTERS, LenMask, MAX_IFACES,
+    FLAG_MON_DST, FLAG_MON_SRC, FLAG_SRC, HitSlots, LENS_SLOTS, LIST_COUNTERS, LenMask, MAX_IFACES,
     MAX_IFINDEX, RateState, V4_EXACTS_WORDS, V4Key, V6_EXACTS_WORDS, V6Key, table4::V6Stored,
 };
 use lookup::{Entry, Family, V4, V6, matched};
@@ -78,6 +78,8 @@ static TD_IFSLOT: Array<u32> = Array::with_max_entries(MAX_IFINDEX, 0);
 static TD_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 #[map]
 static TD_RATE: PerCpuArray<RateState> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+static TD_HITS: PerCpuArray<HitSlots> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static TD_V4_FILTER: Array<u64> = Array::with_max_entries(FILTER_WORDS, BPF_F_MMAPABLE);
 #[map]

@@ -1,6 +1,6 @@
-//! The hit path: the matched entry's packet count (shared, one atomic add) and last-hit stamp,
-//! its lists' counters (per CPU), the per-interface verdict counters, and rate-limited events
-//! to user space.
+//! The hit path: the matched entry's packet count (in this CPU's hit slot, see filter-common's
+//! `hits`: no cache line that another CPU writes) and last-hit stamp, its lists' counters (per
+//! CPU), the per-interface verdict counters (per CPU), and rate-limited events to user space.
 
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
@@ -9,12 +9,14 @@ use aya_ebpf::{
     helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns, bpf_loop},
 };
 use filter_common::{
-    CNT_DROP_DST, CNT_DROP_SRC, CNT_EVENTS, EV_DROPPED, EV_DST, EntryValue, Event, RateState,
-    counter_index, list_counter_index,
+    AT_V4_EXACT, AT_V4_PREFIX, AT_V6_EXACT, AT_V6_PREFIX, CNT_DROP_DST, CNT_DROP_SRC, CNT_EVENTS,
+    EV_DROPPED, EV_DST, EntryValue, Event, HIT_SLOTS, HitSlot, LAST_HIT_SHIFT, RateState,
+    counter_index, entry_of, hit_slot, list_counter_index,
 };
 
 use crate::{
-    Hit, TD_COUNTERS, TD_EVENTS, TD_LIST_COUNTERS, TD_RATE,
+    Hit, TD_COUNTERS, TD_EVENTS, TD_HITS, TD_LIST_COUNTERS, TD_RATE, TD_V4_EXACT, TD_V4_PREFIX,
+    TD_V6_EXACT, TD_V6_PREFIX,
     lookup::Family,
     parse::{self, Frame, Packet},
 };
@@ -38,7 +40,7 @@ pub fn hit<F: Family, C: Frame>(ctx: &C, h: &Hit, cnt: u32, len: u64, p: &Packet
     // `Option<*mut _>` would leave a slot older verifiers refuse to read.
     let budget = TD_RATE.get_ptr_mut(0).and_then(Budget::new);
     let now = clock(budget);
-    let lists = touch(h, now);
+    let lists = touch::<F>(h, now);
     count_lists(lists, h.as_src, len);
     match take_token(budget, now) {
         Token::Off => return, // events off: none to send, none suppressed
@@ -77,19 +79,74 @@ pub fn hit<F: Family, C: Frame>(ctx: &C, h: &Hit, cnt: u32, len: u64, p: &Packet
 
 /// Counts a hit on the matched entry at time `now` and returns its lists.
 #[inline(always)]
-fn touch(h: &Hit, now: u64) -> u64 {
+fn touch<F: Family>(h: &Hit, now: u64) -> u64 {
     let stamp = EntryValue::last_hit_of(now);
-    // SAFETY: `h.entry` points at a writable map value a lookup returned, valid for this run;
-    // its packet count is only added to atomically. The last-hit stamp is written only when
-    // it changes: most packets of a flood write nothing but the count.
+    let e = h.entry.as_ptr();
+    count_hit(e, F::at(h.entry), (now >> LAST_HIT_SHIFT) as u16);
+    // SAFETY: `e` points at a writable map value a lookup returned, valid for this run. The
+    // last-hit stamp is written only when it changes: once a tick, whatever the packet rate.
     unsafe {
-        let e = h.entry.as_ptr();
-        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*e).packets, 1);
         if (*e).last_hit != stamp {
             (*e).last_hit = stamp;
         }
         (*e).lists
     }
+}
+
+/// Counts a hit on value `e` (which lies at `at`) in tick `tick`: in this CPU's slot for it;
+/// where another entry hit that slot in this tick, on the value itself, atomically; where the
+/// slot rests, the slot is taken, its count first added to the value it named.
+#[inline(always)]
+fn count_hit(e: *mut EntryValue, at: u32, tick: u16) {
+    let slots = TD_HITS.get_ptr_mut(0);
+    // SAFETY: per-CPU value; only this CPU's programs write it (user space only reads).
+    let slot = slots.and_then(|s| unsafe { (*s).slots.get_mut(hit_slot(at) & (HIT_SLOTS - 1)) });
+    let Some(s) = slot.filter(|_| at != 0) else {
+        add(e, 1);
+        return;
+    };
+    // SAFETY: `e` is a map value a lookup returned, valid for this run.
+    let generation = unsafe { (*e).generation() };
+    if s.at == at && s.generation == generation {
+        s.packets += 1;
+        s.tick = tick;
+    } else if s.at != 0 && s.tick == tick {
+        add(e, 1);
+    } else {
+        if s.packets != 0 {
+            td_flush_hits(s.at, u32::from(s.generation), s.packets);
+        }
+        *s = HitSlot { at, generation, tick, packets: 1 };
+    }
+}
+
+/// Adds `n` to value `e`'s packet count, atomically (other CPUs may add at the same time).
+#[inline(always)]
+fn add(e: *mut EntryValue, n: u64) {
+    // SAFETY: `e` points at a writable map value a lookup returned, valid for this run; its
+    // packet count is only added to atomically.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*e).packets, n) };
+}
+
+/// Adds `n` hits that a slot held to the value at `at` if it is still of generation
+/// `generation` (else its entry is gone, and its hits with it): a global function, which the
+/// verifier checks once (it reaches all four value arrays).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn td_flush_hits(at: u32, generation: u32, n: u64) -> u32 {
+    let (table, index) = entry_of(at);
+    let value = match table {
+        AT_V4_EXACT => TD_V4_EXACT.get_ptr_mut(index),
+        AT_V4_PREFIX => TD_V4_PREFIX.get_ptr_mut(index),
+        AT_V6_EXACT => TD_V6_EXACT.get_ptr_mut(index),
+        AT_V6_PREFIX => TD_V6_PREFIX.get_ptr_mut(index),
+        _ => None,
+    };
+    // SAFETY: `v` is a map value the lookup just returned.
+    if let Some(v) = value.filter(|v| u32::from(unsafe { (**v).generation() }) == generation) {
+        add(v, n);
+    }
+    0
 }
 
 /// Adds a packet of `len` bytes to the (per-CPU) counters of every list in `lists`, matched

@@ -14,6 +14,7 @@ mod egress;
 pub mod filter;
 mod free_values;
 pub mod hints;
+pub mod hits;
 pub mod interface;
 pub mod lookup;
 mod mapped;
@@ -26,22 +27,27 @@ mod start;
 pub mod sync;
 pub mod table;
 mod table4;
+mod table4_values;
 mod table_keys;
 pub mod version;
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuValues};
 use filter_common::{
-    ALL_MAPS, AddressMap, Family, LenMask, MAP_CONFIG, MAP_RATE, MAP_V4_ALLOW, MAP_V4_ALLOWED,
-    MAP_V4_EXACTS, MAP_V4_FILTER, MAP_V4_HINTS, MAP_V4_LENS, MAP_V4_PREFIXED, MAP_V6_ALLOW,
-    MAP_V6_ALLOWED, MAP_V6_EXACTS, MAP_V6_FILTER, MAP_V6_LENS, MAP_V6_PREFIXED, MapKind, RateState,
+    ALL_MAPS, AddressMap, Family, LenMask, MAP_CONFIG, MAP_HITS, MAP_RATE, MAP_V4_ALLOW,
+    MAP_V4_ALLOWED, MAP_V4_EXACTS, MAP_V4_FILTER, MAP_V4_HINTS, MAP_V4_LENS, MAP_V4_PREFIXED,
+    MAP_V6_ALLOW, MAP_V6_ALLOWED, MAP_V6_EXACTS, MAP_V6_FILTER, MAP_V6_LENS, MAP_V6_PREFIXED,
+    MapKind, RateState,
     table4::{EXACT4, EXACT6, PREFIX4, PREFIX6, TABLES, TableMaps},
 };
 use ipnet::IpNet;
 
-use self::table::{Allow, Kernel};
+use self::{
+    hits::Hits,
+    table::{Allow, Kernel},
+};
 pub use self::{
     start::{Start, grow, start},
     table::{MapInfo, Table, WriteMode},
@@ -205,9 +211,11 @@ fn kernel<C: table::Codec + 'static>(
 fn table4<K: table4::Word + 'static>(
     maps: &mut Named,
     t: TableMaps,
+    hits: &Arc<Hits>,
 ) -> Result<Box<table4::Table4Maps<K>>> {
     let keys = t.keys.map(|k| take(maps, k)).transpose()?;
-    Ok(Box::new(table4::Table4Maps::new(t, take(maps, t.values)?, take(maps, t.buckets)?, keys)?))
+    let (values, buckets) = (take(maps, t.values)?, take(maps, t.buckets)?);
+    Ok(Box::new(table4::Table4Maps::new(t, values, buckets, keys, hits.clone())?))
 }
 
 fn words<V: aya::Pod + Sync>(
@@ -217,10 +225,10 @@ fn words<V: aya::Pod + Sync>(
     Ok(Box::new(prefilter::KernelWords::new(name, take(maps, name)?)?))
 }
 
-fn v4(maps: &mut Named) -> Result<FamilyMaps<4>> {
+fn v4(maps: &mut Named, hits: &Arc<Hits>) -> Result<FamilyMaps<4>> {
     Ok(FamilyMaps {
-        exact: table4(maps, EXACT4)?,
-        prefix: table4(maps, PREFIX4)?,
+        exact: table4(maps, EXACT4, hits)?,
+        prefix: table4(maps, PREFIX4, hits)?,
         allow: kernel::<Allow<4>>(maps, MAP_V4_ALLOW)?,
         filter: words(maps, MAP_V4_FILTER)?,
         allowed: words(maps, MAP_V4_ALLOWED)?,
@@ -231,10 +239,10 @@ fn v4(maps: &mut Named) -> Result<FamilyMaps<4>> {
     })
 }
 
-fn v6(maps: &mut Named) -> Result<FamilyMaps<16>> {
+fn v6(maps: &mut Named, hits: &Arc<Hits>) -> Result<FamilyMaps<16>> {
     Ok(FamilyMaps {
-        exact: table4(maps, EXACT6)?,
-        prefix: table4(maps, PREFIX6)?,
+        exact: table4(maps, EXACT6, hits)?,
+        prefix: table4(maps, PREFIX6, hits)?,
         allow: kernel::<Allow<16>>(maps, MAP_V6_ALLOW)?,
         filter: words(maps, MAP_V6_FILTER)?,
         allowed: words(maps, MAP_V6_ALLOWED)?,
@@ -254,9 +262,11 @@ pub struct FilterMaps {
 impl FilterMaps {
     /// Wraps every map of `ALL_MAPS`, taken from a loaded object or opened from pins.
     pub fn new(mut maps: Named) -> Result<Self> {
+        let hits =
+            Arc::new(Hits::of(maps.get(MAP_HITS).context("the filter has no map TD_HITS")?)?);
         let addr = AddressMaps {
-            v4: v4(&mut maps)?,
-            v6: v6(&mut maps)?,
+            v4: v4(&mut maps, &hits)?,
+            v6: v6(&mut maps, &hits)?,
             settings: Box::new(KernelSettings(take(&mut maps, MAP_CONFIG)?)),
         };
         Ok(Self { addr, others: maps })

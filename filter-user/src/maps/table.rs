@@ -130,7 +130,7 @@ pub fn value(meta: &Meta) -> EntryValue {
 
 /// The plan metadata of an entry value.
 pub fn meta(v: &EntryValue) -> Meta {
-    Meta { flags: v.flags, lists: v.lists }
+    Meta { flags: v.flag_bits(), lists: v.lists }
 }
 
 /// A kernel map read and written through codec `C`.

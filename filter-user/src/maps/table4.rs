@@ -11,7 +11,7 @@
 //! raising), a delete clears the slot. A deleted entry's value index rests before it serves
 //! again (see `free_values`); where a new entry goes is `placement`'s.
 
-use std::{marker::PhantomData, os::fd::AsFd, time::Instant};
+use std::{marker::PhantomData, os::fd::AsFd, sync::Arc, time::Instant};
 
 use anyhow::{Result, anyhow, bail};
 use aya::maps::{Map, MapData};
@@ -24,6 +24,7 @@ use filter_common::{
 pub use super::table_keys::Word;
 use super::{
     free_values::Free,
+    hits::Hits,
     mapped::{self, Mapping},
     pins::Pins,
     placement::{Place, Probe, room},
@@ -36,11 +37,11 @@ use super::{
 const CHUNK: usize = 4 * 1024;
 
 /// Values mapped at a time (1.5 MiB at most) to read or update many.
-const WINDOW: usize = 64 * 1024;
+pub(super) const WINDOW: usize = 64 * 1024;
 
 /// Values written at once from which on a mapping of the pages that hold them is cheaper
 /// than system calls (when they are dense).
-const MAPPED_RUN: usize = 256;
+pub(super) const MAPPED_RUN: usize = 256;
 
 /// Where an `EntryValue`'s flags (in `u32`s) and lists (in `u64`s) lie.
 const FLAGS_WORD32: usize = std::mem::offset_of!(EntryValue, flags) / 4;
@@ -51,24 +52,32 @@ const AHEAD: usize = 32;
 
 /// A table of a filter, keyed by `K`.
 pub struct Table4Maps<K> {
-    maps: TableMaps,
-    buckets: Mapping<Bucket>,
-    bucket_data: MapData,
-    values: MapData,
+    pub(super) maps: TableMaps,
+    pub(super) buckets: Mapping<Bucket>,
+    pub(super) bucket_data: MapData,
+    pub(super) values: MapData,
     /// The keys beside the values (IPv6 tables), mapped.
-    keys: Option<(Mapping<V6Stored>, MapData)>,
-    capacity: usize,
+    pub(super) keys: Option<(Mapping<V6Stored>, MapData)>,
+    pub(super) capacity: usize,
     /// Found on the first write (a reader never scans).
-    free: Option<Free>,
+    pub(super) free: Option<Free>,
     /// Per bucket, the slots a chunk being written gives out (all clear between writes; made
     /// on the first write, kept: a one-entry update does not allocate it again).
-    reserved: Vec<u8>,
-    key: PhantomData<K>,
+    pub(super) reserved: Vec<u8>,
+    /// The CPUs' hit slots (hits not yet in the values).
+    pub(super) hits: Arc<Hits>,
+    pub(super) key: PhantomData<K>,
 }
 
 impl<K: Word> Table4Maps<K> {
     /// Maps the buckets (and keys) of table `maps`, given its values, buckets and keys maps.
-    pub fn new(maps: TableMaps, values: Map, buckets: Map, keys: Option<Map>) -> Result<Self> {
+    pub fn new(
+        maps: TableMaps,
+        values: Map,
+        buckets: Map,
+        keys: Option<Map>,
+        hits: Arc<Hits>,
+    ) -> Result<Self> {
         let (Map::Array(values), Map::Array(bucket_data)) = (values, buckets) else {
             bail!("{} and {} are not arrays", maps.values, maps.buckets);
         };
@@ -88,7 +97,7 @@ impl<K: Word> Table4Maps<K> {
             None => None,
         };
         let (free, reserved, key) = (None, Vec::new(), PhantomData);
-        Ok(Self { maps, buckets, bucket_data, values, keys, capacity, free, reserved, key })
+        Ok(Self { maps, buckets, bucket_data, values, keys, capacity, free, reserved, hits, key })
     }
 
     /// The two buckets of `a`.
@@ -170,12 +179,13 @@ impl<K: Word> Table4Maps<K> {
     fn put_chunk(&mut self, chunk: &[(K, EntryValue)], reserved: &mut [u8]) -> Result<()> {
         let mut values: Vec<(u32, EntryValue)> = Vec::with_capacity(chunk.len());
         let mut slots: Vec<(usize, usize, u64)> = Vec::new();
-        let mut placed = Ok(());
+        let (mut placed, mut renewed) = (Ok(()), Vec::with_capacity(chunk.len()));
         // Hashed words this chunk places, by bucket (the probes ran before any was placed).
         let mut words = self.keys.as_ref().map(|_| std::collections::HashSet::new());
         for ((a, v), p) in chunk.iter().zip(self.probe_all(chunk)) {
             if let Some((_, _, index)) = p.found {
                 values.push((index, *v));
+                renewed.push(false);
                 continue;
             }
             let word = a.word();
@@ -193,9 +203,11 @@ impl<K: Word> Table4Maps<K> {
                 keys.write(index as usize, k);
             }
             values.push((index, *v));
+            renewed.push(true);
             slots.push((b, s, v4_slot(word, index)));
         }
-        let written = self.write_values(&mut values);
+        let written =
+            self.generations(&mut values, &renewed).and_then(|_| self.write_values(&mut values));
         for &(b, s, slot) in &slots {
             reserved[b] = 0;
             if written.is_ok() {
@@ -203,38 +215,6 @@ impl<K: Word> Table4Maps<K> {
             }
         }
         written.and(placed)
-    }
-
-    /// Writes values by index: a dense run of many (a fill's new entries) through a mapping
-    /// of the pages that hold it; others in a batched system call.
-    fn write_values(&self, values: &mut [(u32, EntryValue)]) -> Result<()> {
-        values.sort_unstable_by_key(|(i, _)| *i);
-        let (Some(lo), Some(hi)) = (values.first(), values.last()) else { return Ok(()) };
-        let (first, span) = (lo.0 as usize, (hi.0 - lo.0) as usize + 1);
-        if values.len() >= MAPPED_RUN && span <= 2 * values.len() {
-            let mut window = Mapping::window(self.maps.values, &self.values, first, span)?;
-            values.iter().for_each(|(i, v)| window.write(*i as usize, *v));
-            return Ok(());
-        }
-        let (keys, vals): (Vec<u32>, Vec<EntryValue>) = values.iter().copied().unzip();
-        raw::update_array(self.values.fd().as_fd(), self.maps.values, &keys, &vals)
-    }
-
-    /// Hands `each` the runs of `sorted` (by value index, `index`) that lie in one [`WINDOW`]
-    /// of values, with a mapping of the values the run spans.
-    fn by_window<T>(
-        &self,
-        sorted: &[T],
-        index: impl Fn(&T) -> u32,
-        mut each: impl FnMut(&mut Mapping<EntryValue>, &[T]),
-    ) -> Result<()> {
-        let at = |t: &T| index(t) as usize;
-        for run in sorted.chunk_by(|x, y| at(x) / WINDOW == at(y) / WINDOW) {
-            let (first, last) = (at(&run[0]), at(&run[run.len() - 1]));
-            let name = self.maps.values;
-            each(&mut Mapping::window(name, &self.values, first, last - first + 1)?, run);
-        }
-        Ok(())
     }
 
     fn full(&self, why: &str) -> String {
@@ -283,11 +263,14 @@ impl<K: Word> MapInfo for Table4Maps<K> {
 }
 
 impl<K: Word> Table<K> for Table4Maps<K> {
+    /// Its value, with the hits the CPUs' slots hold for it.
     fn get(&self, key: &K) -> Result<Option<EntryValue>> {
         let Some((_, _, index)) = self.find(key) else { return Ok(None) };
         let value = raw::lookup_one::<u32, EntryValue>(self.values.fd().as_fd(), &index);
         let name = self.maps.values;
-        value.map(Some).ok_or_else(|| anyhow!("cannot read value {index} of {name}"))
+        let mut value = value.ok_or_else(|| anyhow!("cannot read value {index} of {name}"))?;
+        value.packets += self.hits.read()?.of(self.maps.at, index, value.generation());
+        Ok(Some(value))
     }
 
     fn holds(&self, key: &K) -> Result<bool> {
@@ -333,8 +316,10 @@ impl<K: Word> Table<K> for Table4Maps<K> {
             |(i, _)| *i,
             |window, run| {
                 for (i, v) in run {
+                    // The flags' word keeps its generation: the same entry, the same hits.
+                    let generation = window.read(*i as usize).generation();
                     window.store(*i as usize, LISTS_WORD, v.lists);
-                    window.store32(*i as usize, FLAGS_WORD32, v.flags);
+                    window.store32(*i as usize, FLAGS_WORD32, v.with_generation(generation).flags);
                 }
             },
         )?;
@@ -355,15 +340,21 @@ impl<K: Word> Table<K> for Table4Maps<K> {
         Ok(())
     }
 
+    /// Every entry with its value, the hits the CPUs' slots hold added.
     fn entries(&self) -> Result<Vec<(K, EntryValue)>> {
         let mut slots: Vec<(K, u32)> = self.slots().collect();
         slots.sort_unstable_by_key(|(_, i)| *i);
         let mut out = Vec::with_capacity(slots.len());
+        let (pending, at) = (self.hits.read()?, self.maps.at);
         self.by_window(
             &slots,
             |(_, i)| *i,
             |window, run| {
-                out.extend(run.iter().map(|(a, i)| (*a, window.read(*i as usize))));
+                out.extend(run.iter().map(|(a, i)| {
+                    let mut v: EntryValue = window.read(*i as usize);
+                    v.packets += pending.of(at, *i, v.generation());
+                    (*a, v)
+                }));
             },
         )?;
         out.sort_unstable_by_key(|(a, _)| *a);
