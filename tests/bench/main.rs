@@ -2,6 +2,7 @@
 //! refresh times on real lists, and, with `--peers`, the same figures for xdp-filter, `ipset`
 //! and `nft` measured in the same run, printed as ratios. Asserts nothing about speed.
 
+mod cpus;
 mod flood;
 mod flood_tables;
 mod load;
@@ -43,8 +44,11 @@ fn main() -> Result<()> {
     let peers = std::env::args().any(|a| a == "--peers");
     println!("# takedown benchmark\n\n{}\n", machine());
     per_packet(peers)?;
-    flood_tables::run(peers)?;
-    load::run(peers)?;
+    // `--per-packet`: that section alone (the floods and loads take minutes).
+    if !std::env::args().any(|a| a == "--per-packet") {
+        flood_tables::run(peers)?;
+        load::run(peers)?;
+    }
     Ok(())
 }
 
@@ -208,6 +212,10 @@ fn per_packet(peers: bool) -> Result<()> {
     }
     let ns = testrun::measure(&cases)?;
     report(&rows, &ns, xdp.is_some());
+    // Every CPU at once: the cases that hit or miss in a filter (not the floors).
+    let filters = rows.iter().position(|(_, col)| *col != "any").unwrap_or(rows.len());
+    let at_once = cpus::measure(&cases[filters..])?;
+    cpus::report(&rows[filters..], &at_once);
     Ok(())
 }
 

@@ -29,7 +29,7 @@ pub fn release() -> Result<PathBuf> {
 
 /// `cargo xtask bench [--peers]`: the benchmark binary of the integration-test crate, in release
 /// mode, running the release `takedown` binary.
-pub fn bench(peers: bool) -> Result<()> {
+pub fn bench(peers: bool, per_packet: bool) -> Result<()> {
     setup::ensure()?;
     let bin = release()?;
     let mut cmd = Command::new("cargo");
@@ -38,6 +38,9 @@ pub fn bench(peers: bool) -> Result<()> {
         .env("TAKEDOWN_BIN", bin);
     if peers {
         cmd.arg("--peers");
+    }
+    if per_packet {
+        cmd.arg("--per-packet");
     }
     run_ok(&mut cmd)
 }

@@ -51,6 +51,9 @@ enum Cmd {
         /// Measure xdp-filter, ipset and nft in the same run, and print ratios to them.
         #[arg(long)]
         peers: bool,
+        /// Only the per-packet tables (one CPU and every CPU at once): seconds, not minutes.
+        #[arg(long)]
+        per_packet: bool,
     },
 }
 
@@ -64,7 +67,7 @@ fn main() -> ExitCode {
         Cmd::Test { args, .. } => test::run(&args).and_then(|_| kernels::run()),
         Cmd::Fuzz { cases } => test::fuzz(cases),
         Cmd::Package => package::run().map(|_| ()),
-        Cmd::Bench { peers } => build::bench(peers),
+        Cmd::Bench { peers, per_packet } => build::bench(peers, per_packet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

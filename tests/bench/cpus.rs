@@ -1,0 +1,81 @@
+//! Every CPU at once: each case run on one CPU, then on every CPU at the same moment (a thread
+//! pinned to each, started together), as a flood spread over a NIC's receive queues runs the
+//! program. A write that two CPUs share per packet shows here and nowhere else.
+
+use std::sync::Barrier;
+
+use anyhow::Result;
+
+use crate::testrun::{self, Case, REPEAT, ROUNDS};
+
+/// (one CPU, every CPU at once: the mean of the CPUs) median ns a packet, for every case.
+pub fn measure(cases: &[Case<'_>]) -> Result<Vec<(f64, f64)>> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut one = vec![Vec::with_capacity(ROUNDS); cases.len()];
+    let mut all = vec![Vec::with_capacity(ROUNDS); cases.len()];
+    for _ in 0..ROUNDS {
+        for (i, c) in cases.iter().enumerate() {
+            one[i].push(on(&[cpus - 1], c)?);
+            all[i].push(on(&(0..cpus).collect::<Vec<_>>(), c)?);
+        }
+    }
+    let m = |s: &mut Vec<f64>| crate::median(s);
+    Ok(one.iter_mut().zip(all.iter_mut()).map(|(o, a)| (m(o), m(a))).collect())
+}
+
+/// The mean ns a packet of case `c` run on each of `cpus` at once.
+fn on(cpus: &[usize], c: &Case<'_>) -> Result<f64> {
+    let start = Barrier::new(cpus.len());
+    let times: Vec<Result<f64>> = std::thread::scope(|s| {
+        let runs: Vec<_> = cpus
+            .iter()
+            .map(|&cpu| {
+                let start = &start;
+                s.spawn(move || {
+                    pin(cpu)?;
+                    start.wait();
+                    let (verdict, ns) = testrun::run(c.prog, &c.frame, REPEAT)?;
+                    anyhow::ensure!(verdict == c.verdict, "verdict {verdict} on CPU {cpu}");
+                    Ok(ns)
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().expect("a measuring thread")).collect()
+    });
+    let times = times.into_iter().collect::<Result<Vec<f64>>>()?;
+    Ok(times.iter().sum::<f64>() / times.len() as f64)
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin(cpu: usize) -> Result<()> {
+    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET and sched_setaffinity write only into it.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set)
+    };
+    anyhow::ensure!(rc == 0, "cannot pin to CPU {cpu}: {}", std::io::Error::last_os_error());
+    Ok(())
+}
+
+/// Prints the table: each case on one CPU and on every CPU at once, with the ratio between the
+/// two and to xdp-filter's hit on every CPU at once.
+pub fn report(rows: &[(String, &str)], ns: &[(f64, f64)]) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "\n## Every CPU at once\n\nThe same frames, BPF_PROG_TEST_RUN on one CPU, then on all {cpus} CPUs at the same moment (a thread pinned to each): a flood from one address spread over a NIC's queues. ns a packet (every CPU: the mean of the CPUs), the median of {ROUNDS} rounds of {REPEAT} packets.\n"
+    );
+    let peer = rows.iter().zip(ns).find(|((n, c), _)| n == "xdp-filter, 10k IPs" && *c == "hit");
+    let peer = peer.map(|(_, (_, all))| *all);
+    println!(
+        "| program and lists | frame | one CPU | every CPU | every / one | every / xdp-filter hit every CPU |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for ((name, col), (one, all)) in rows.iter().zip(ns) {
+        let vs = match (peer, col.contains("hit")) {
+            (Some(p), true) => format!("{:.2}x", all / p),
+            _ => String::new(),
+        };
+        println!("| {name} | {col} | {one:.1} | {all:.1} | {:.2}x | {vs} |", all / one);
+    }
+}
