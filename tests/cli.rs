@@ -74,6 +74,24 @@ fn without_privileges_it_refuses_in_one_sentence() {
 }
 
 #[kernel_test]
+fn without_cap_perfmon_run_says_so_before_loading() {
+    // CAP_BPF and CAP_NET_ADMIN alone: the program's per-CPU hit counts need CAP_PERFMON.
+    let ns = NetNs::new("cq").unwrap();
+    let list = example_list();
+    let out = ns
+        .command("setpriv")
+        .args(["--bounding-set=-all,+bpf,+net_admin", "--inh-caps=-all"])
+        .arg(integration_tests::process::takedown_bin())
+        .args(["run", "-i", "lo", "-l", list.as_str(), "--ephemeral"])
+        .output()
+        .expect("setpriv");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("takedown run {}", m::NEEDS_PERFMON)), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[kernel_test]
 fn unknown_interface() {
     let ns = NetNs::new("ci").unwrap();
     let out = run_cli(Some(&ns), &["run", "-i", "td-nosuch0", "-l", &example_list()]);

@@ -6,6 +6,8 @@ pub const NEEDS_ROOT: &str = "needs root (CAP_BPF and CAP_NET_ADMIN); run it as 
 pub const NEEDS_ROOT_TO_READ: &str =
     "needs root (CAP_BPF) to read the filter; run it as root or with sudo";
 pub const HOSTS_NEEDS_ROOT: &str = "takedown hosts needs root: ";
+pub const NEEDS_PERFMON: &str =
+    "needs CAP_PERFMON as well to load its program (the systemd unit grants it)";
 pub const NO_INTERFACE: &str = " does not exist";
 pub const NO_ETHERNET: &str = " carries no Ethernet header (link type ";
 pub const UNREADABLE_LIST: &str = "cannot read list file ";
@@ -25,8 +27,9 @@ pub const SAVED_NOT_APPLIED: &str = "the manual list is saved, but the pinned fi
 pub const MAP_FULL: &str = " map is full (";
 
 /// Every fragment, for the README check.
-pub const ALL: [&str; 20] = [
+pub const ALL: [&str; 21] = [
     NEEDS_ROOT,
+    NEEDS_PERFMON,
     NO_ETHERNET,
     NEEDS_ROOT_TO_READ,
     HOSTS_NEEDS_ROOT,

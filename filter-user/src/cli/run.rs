@@ -126,6 +126,7 @@ fn configuration(args: &RunArgs) -> Result<Config> {
 
 pub fn run(args: RunArgs) -> Result<()> {
     privileges::require_bpf_admin("takedown run")?;
+    privileges::require_program_loader("takedown run")?;
     let mut config = configuration(&args)?;
     config.egress |= args.egress;
     if let Some(m) = &args.metrics {

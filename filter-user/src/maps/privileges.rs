@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 
 const CAP_NET_ADMIN: u32 = 12;
 const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
 /// The effective capability set of this process, from /proc/self/status.
@@ -31,6 +32,19 @@ pub fn require_bpf_admin(what: &str) -> Result<()> {
     let has = |cap: u32| caps & (1u64 << cap) != 0;
     if !(has(CAP_NET_ADMIN) && (has(CAP_BPF) || has(CAP_SYS_ADMIN))) {
         bail!("{what} needs root (CAP_BPF and CAP_NET_ADMIN); run it as root or with sudo");
+    }
+    Ok(())
+}
+
+/// Fails with one sentence unless the process may also load takedown's program: CAP_PERFMON
+/// (or CAP_SYS_ADMIN), under which the verifier lets the program tell an entry by its value's
+/// place (a difference of pointers), as its per-CPU hit counts do.
+pub fn require_program_loader(what: &str) -> Result<()> {
+    let caps = effective_caps().unwrap_or(0);
+    if caps & (1u64 << CAP_PERFMON | 1u64 << CAP_SYS_ADMIN) == 0 {
+        bail!(
+            "{what} needs CAP_PERFMON as well to load its program (the systemd unit grants it); run it as root or with sudo"
+        );
     }
     Ok(())
 }
