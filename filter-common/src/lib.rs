@@ -86,7 +86,7 @@ pub const MAP_V4_HINTS: &str = "TD_V4_HINTS";
 /// IPv6 prefix prefilter.
 pub const MAP_V6_PREFIXED: &str = "TD_V6_PREFIXED";
 /// IPv4 exact-address prefilter: [`V4_EXACTS_WORDS`] `u64`s, a bit per hash of an address
-/// ([`v4_exacts_bit`]), set for every exact address: an address whose bit is clear is not
+/// ([`v4_exacts_of`]), set for every exact address: an address whose bit is clear is not
 /// looked up in the exact table (a miss next to a listed address costs one load more than a
 /// miss, not a table probe).
 pub const MAP_V4_EXACTS: &str = "TD_V4_EXACTS";

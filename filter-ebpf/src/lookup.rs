@@ -13,8 +13,8 @@ use aya_ebpf::{cty::c_void, helpers::bpf_loop, maps::Array};
 use filter_common::{
     ALLOWED_SHIFT, AT_V4_EXACT, AT_V4_PREFIX, AT_V6_EXACT, AT_V6_PREFIX, CFG_FLAGS, CFG_V4_ALLOW,
     CFG_V4_BUCKETS, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue, LenMask, V4Key,
-    V6Key, entry_at, table4::v4_word, v4_exacts_bit, v4_filter_bit, v6_exacts_bit_of,
-    v6_filter_bit, v6_lens_slot,
+    V6Key, entry_at, table4::v4_word, v4_exacts_of, v4_filter_bit, v6_exacts_bit_of, v6_filter_bit,
+    v6_lens_slot,
 };
 
 use crate::{
@@ -73,7 +73,8 @@ impl Family for V4 {
     #[inline(always)]
     fn exact(a: &V4Key) -> Option<*mut EntryValue> {
         // The exact-address prefilter (a bit per hash of the address) first.
-        if !bit(&TD_V4_EXACTS, v4_exacts_bit(a)) {
+        let (word, bits) = v4_exacts_of(a);
+        if !TD_V4_EXACTS.get(word).is_some_and(|w| w & bits == bits) {
             return None;
         }
         let index =

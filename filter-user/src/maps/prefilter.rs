@@ -19,8 +19,7 @@ use aya::{
 };
 use filter_common::{
     ALLOWED_SHIFT, ALLOWED_WORDS, FILTER_WORDS, LENS_SLOTS, LenMask, V4_EXACTS_WORDS,
-    V6_EXACTS_WORDS, v4_exacts_bit, v4_filter_bit, v4_lens_slot, v6_exacts_bit_of,
-    v6_filter_bit_of,
+    V6_EXACTS_WORDS, v4_exacts_of, v4_filter_bit, v4_lens_slot, v6_exacts_bit_of, v6_filter_bit_of,
 };
 
 use super::{
@@ -128,9 +127,13 @@ fn exacts_of_addrs<'a, const N: usize>(addrs: impl Iterator<Item = &'a [u8; N]>)
     let mut bits = Dense::empty(if N == 4 { V4_EXACTS_WORDS } else { V6_EXACTS_WORDS });
     for a in addrs {
         let top = [a[0], a[1], a[2], a[3]];
-        let bit =
-            if N == 4 { v4_exacts_bit(&top) } else { v6_exacts_bit_of(u32::from_be_bytes(top)) };
-        bits.or(bit >> 6, 1u64 << (bit & 63));
+        let (word, set) = if N == 4 {
+            v4_exacts_of(&top)
+        } else {
+            let bit = v6_exacts_bit_of(u32::from_be_bytes(top));
+            (bit >> 6, 1u64 << (bit & 63))
+        };
+        bits.or(word, set);
     }
     bits
 }

@@ -91,3 +91,66 @@ fn the_allowlist_prefilter_has_a_bit_per_slash_20() {
     assert!(set([10, 9, 0, 1]) && !set([10, 9, 16, 1]));
     assert_eq!(count(&bits), 2);
 }
+
+/// Real listed addresses, as the benchmark's big list takes them: ipsum's and stopforumspam's,
+/// then every address of spamhaus DROP's /19 to /24 networks, up to `n`; past what they hold,
+/// pseudo-random public ones.
+fn listed_addresses(n: usize) -> Vec<[u8; 4]> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/lists");
+    let read = |name: &str| {
+        let list = crate::lists::parse_file(&dir.join(name), &Default::default()).unwrap();
+        list.entries.into_iter().map(|e| e.net).collect::<Vec<_>>()
+    };
+    let drop = read("spamhaus-drop.txt");
+    let expanded = drop.into_iter().filter(|n| (19..=24).contains(&n.prefix_len()));
+    let hosts = [read("ipsum.txt"), read("stopforumspam_180d.ipset")].concat().into_iter();
+    let real = hosts
+        .filter(|n| n.prefix_len() == 32)
+        .chain(expanded.flat_map(|n| n.hosts().map(ipnet::IpNet::from)));
+    let mut rng = fastrand::Rng::with_seed(7);
+    let random = std::iter::repeat_with(move || {
+        ipnet::IpNet::from(std::net::IpAddr::from(std::net::Ipv4Addr::from(
+            rng.u32(0x0100_0000..0xdf00_0000),
+        )))
+    });
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    let v4 = real.chain(random).filter_map(|n| match n.addr() {
+        std::net::IpAddr::V4(a) => Some(a.octets()),
+        std::net::IpAddr::V6(_) => None,
+    });
+    v4.filter(|a| seen.insert(*a)).take(n).collect()
+}
+
+/// The share of `probes` whose four bits are all set in `bits` (they would pay a table probe).
+fn false_positives(bits: &Dense<u64>, probes: &[[u8; 4]]) -> f64 {
+    let set = probes.iter().filter(|a| {
+        let (word, mask) = v4_exacts_of(a);
+        bits.0[word as usize] & mask == mask
+    });
+    set.count() as f64 / probes.len() as f64
+}
+
+#[test]
+fn the_exact_address_prefilter_lets_one_inside_host_in_a_hundred_through_at_1_24m() {
+    let probes: Vec<[u8; 4]> = {
+        let mut rng = fastrand::Rng::with_seed(11);
+        // Inside hosts: private addresses of every range.
+        let ranges = [(0x0a00_0000u32, 24), (0xac10_0000, 20), (0xc0a8_0000, 16)];
+        (0..200_000)
+            .map(|i| {
+                let (base, bits) = ranges[i % 3];
+                (base | rng.u32(..) >> (32 - bits)).to_be_bytes()
+            })
+            .collect()
+    };
+    for (n, most) in [(1_240_000, 0.012), (5_000_000, 0.30)] {
+        let listed = listed_addresses(n);
+        assert_eq!(listed.len(), n);
+        let bits = exacts_of_addrs(listed.iter());
+        let rate = false_positives(&bits, &probes);
+        eprintln!("{n} exact addresses: {:.2}% of inside hosts pay a table probe", rate * 100.0);
+        assert!(rate <= most, "{n}: {rate}");
+        // Every listed address finds its bits (none is skipped).
+        assert_eq!(false_positives(&bits, &listed[..10_000]), 1.0);
+    }
+}
