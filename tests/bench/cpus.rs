@@ -15,16 +15,16 @@ pub fn measure(cases: &[Case<'_>]) -> Result<Vec<(f64, f64)>> {
     let mut all = vec![Vec::with_capacity(ROUNDS); cases.len()];
     for _ in 0..ROUNDS {
         for (i, c) in cases.iter().enumerate() {
-            one[i].push(on(&[cpus - 1], c)?);
-            all[i].push(on(&(0..cpus).collect::<Vec<_>>(), c)?);
+            one[i].push(on(&[cpus - 1], c, REPEAT)?);
+            all[i].push(on(&(0..cpus).collect::<Vec<_>>(), c, REPEAT)?);
         }
     }
     let m = |s: &mut Vec<f64>| crate::median(s);
     Ok(one.iter_mut().zip(all.iter_mut()).map(|(o, a)| (m(o), m(a))).collect())
 }
 
-/// The mean ns a packet of case `c` run on each of `cpus` at once.
-fn on(cpus: &[usize], c: &Case<'_>) -> Result<f64> {
+/// The mean ns a packet of case `c` run `repeat` times on each of `cpus` at once.
+pub fn on(cpus: &[usize], c: &Case<'_>, repeat: u32) -> Result<f64> {
     let start = Barrier::new(cpus.len());
     let times: Vec<Result<f64>> = std::thread::scope(|s| {
         let runs: Vec<_> = cpus
@@ -34,7 +34,7 @@ fn on(cpus: &[usize], c: &Case<'_>) -> Result<f64> {
                 s.spawn(move || {
                     pin(cpu)?;
                     start.wait();
-                    let (verdict, ns) = testrun::run(c.prog, &c.frame, REPEAT)?;
+                    let (verdict, ns) = testrun::run(c.prog, &c.frame, repeat)?;
                     anyhow::ensure!(verdict == c.verdict, "verdict {verdict} on CPU {cpu}");
                     Ok(ns)
                 })

@@ -6,6 +6,7 @@ mod cpus;
 mod flood;
 mod flood_tables;
 mod load;
+mod misses;
 mod peers;
 mod programs;
 mod real;
@@ -32,6 +33,10 @@ const PASS: u32 = 2;
 struct Scenario {
     name: String,
     filter: Filter,
+    /// Its plan and the networks it was made of (for misses that no entry covers).
+    plan: Plan,
+    listed: Vec<IpNet>,
+    v4: bool,
     /// (column, frame, expected verdict).
     frames: Vec<(&'static str, Vec<u8>, u32)>,
 }
@@ -105,7 +110,8 @@ fn scenario(
     {
         frames.push(("miss next to an entry", frame(inside, near), PASS));
     }
-    Ok(Scenario { name: name.into(), filter: loaded(&plan, events)?, frames })
+    let filter = loaded(&plan, events)?;
+    Ok(Scenario { name: name.into(), filter, plan, listed: nets.to_vec(), v4, frames })
 }
 
 fn step_far(a: IpAddr) -> IpAddr {
@@ -216,6 +222,28 @@ fn per_packet(peers: bool) -> Result<()> {
     let filters = rows.iter().position(|(_, col)| *col != "any").unwrap_or(rows.len());
     let at_once = cpus::measure(&cases[filters..])?;
     cpus::report(&rows[filters..], &at_once);
+    let peers = xdp.as_ref().map(|(all, ip4)| (all.as_fd(), ip4.as_fd()));
+    distributions(&scenarios, peers)
+}
+
+/// Misses over many address pairs, for every list mix, beside xdp-filter on the same frames.
+fn distributions(
+    scenarios: &[Scenario],
+    peers: Option<(std::os::fd::BorrowedFd<'_>, std::os::fd::BorrowedFd<'_>)>,
+) -> Result<()> {
+    let mut rows = Vec::new();
+    for s in scenarios {
+        let remotes = misses::remotes(&s.plan, &s.listed, s.v4);
+        let frames = misses::frames(&remotes, s.v4);
+        let ours = misses::measure(s.filter.program().fd()?.as_fd(), &frames)?;
+        let peer = match peers {
+            Some((_, ip4)) if s.v4 => Some(("xdp-filter -f ipv4", misses::measure(ip4, &frames)?)),
+            Some((all, _)) => Some(("xdp-filter", misses::measure(all, &frames)?)),
+            None => None,
+        };
+        rows.push((s.name.clone(), frames.len(), ours, peer));
+    }
+    misses::report(&rows);
     Ok(())
 }
 
