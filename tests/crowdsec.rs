@@ -19,6 +19,26 @@ struct Ctx {
     topo: Topology,
     place: PinPlace,
     config: String,
+    _dir: TempDir,
+}
+
+/// A scripted Local API in a new topology (`ns`) that starts its stream with `startup`, and a
+/// daemon configuration with one CrowdSec list polled every second, its state in `name`.
+fn with_lapi(ns: &str, name: &str, startup: &str) -> (Lapi, Ctx) {
+    let topo = Topology::new(ns).unwrap();
+    let lapi = Lapi::start(&topo.gateway, KEY, startup).unwrap();
+    let dir = TempDir::new(name);
+    let key_file = dir.file("bouncer.key", &format!("{KEY}\n"));
+    let config = dir.file(
+        "takedown.toml",
+        &format!(
+            "interfaces = [\"{}\"]\n[[list]]\nname = \"crowdsec\"\nrefresh = 1\ntimeout = 2\n\
+             crowdsec = {{ url = \"{}\", api_key_file = \"{key_file}\" }}\n",
+            Addrs::GATEWAY_IF,
+            lapi.url()
+        ),
+    );
+    (lapi, Ctx { topo, place: PinPlace::new(name), config, _dir: dir })
 }
 
 impl Ctx {
@@ -62,26 +82,13 @@ impl Ctx {
 
 #[kernel_test]
 fn takedown_enforces_crowdsec_decisions_as_they_come_go_and_end() {
-    let topo = Topology::new("cs").unwrap();
     let startup = format!(
         r#"{{"new":[{},{},{}],"deleted":null}}"#,
         ban(Addrs::TAKEDOWN_V4, "Ip", "4h"),
         ban(Addrs::SERVER_V4, "Ip", "3s"),
         ban("192.0.2.128/25", "Range", "1h"),
     );
-    let lapi = Lapi::start(&topo.gateway, KEY, &startup).unwrap();
-    let dir = TempDir::new("crowdsec");
-    let key_file = dir.file("bouncer.key", &format!("{KEY}\n"));
-    let config = dir.file(
-        "takedown.toml",
-        &format!(
-            "interfaces = [\"{}\"]\n[[list]]\nname = \"crowdsec\"\nrefresh = 1\ntimeout = 2\n\
-             crowdsec = {{ url = \"{}\", api_key_file = \"{key_file}\" }}\n",
-            Addrs::GATEWAY_IF,
-            lapi.url()
-        ),
-    );
-    let ctx = Ctx { topo, place: PinPlace::new("crowdsec"), config };
+    let (lapi, ctx) = with_lapi("cs", "crowdsec", &startup);
     let daemon = ctx.start();
     assert!(ctx.blocked(Addrs::TAKEDOWN_V4) && ctx.blocked("192.0.2.200"), "the stream's start");
     assert_eq!(lapi.startups().first(), Some(&true), "startup=true first");
@@ -135,7 +142,6 @@ fn takedown_enforces_crowdsec_decisions_as_they_come_go_and_end() {
 
 #[kernel_test]
 fn durations_past_what_64_bits_hold_are_bans_that_never_stop_the_daemon() {
-    let topo = Topology::new("cd").unwrap();
     // Each once panicked the daemon at start, at its expiry, or wrapped to a past time.
     let startup = format!(
         r#"{{"new":[{},{},{}],"deleted":null}}"#,
@@ -143,19 +149,7 @@ fn durations_past_what_64_bits_hold_are_bans_that_never_stop_the_daemon() {
         ban(Addrs::SERVER_V4, "Ip", "10000000000000000000s"),
         ban("198.51.100.9", "Ip", "18446744073000000000s"),
     );
-    let lapi = Lapi::start(&topo.gateway, KEY, &startup).unwrap();
-    let dir = TempDir::new("crowdsec-durations");
-    let key_file = dir.file("bouncer.key", &format!("{KEY}\n"));
-    let config = dir.file(
-        "takedown.toml",
-        &format!(
-            "interfaces = [\"{}\"]\n[[list]]\nname = \"crowdsec\"\nrefresh = 1\ntimeout = 2\n\
-             crowdsec = {{ url = \"{}\", api_key_file = \"{key_file}\" }}\n",
-            Addrs::GATEWAY_IF,
-            lapi.url()
-        ),
-    );
-    let ctx = Ctx { topo, place: PinPlace::new("crowdsec-durations"), config };
+    let (lapi, ctx) = with_lapi("cd", "crowdsec-durations", &startup);
     let addrs = [Addrs::TAKEDOWN_V4, Addrs::SERVER_V4, "198.51.100.9"];
     for round in ["first start", "restart from the saved decisions, the Local API down"] {
         let daemon = ctx.start();

@@ -32,7 +32,8 @@ pub fn on(cpus: &[usize], c: &Case<'_>, repeat: u32) -> Result<f64> {
             .map(|&cpu| {
                 let start = &start;
                 s.spawn(move || {
-                    pin(cpu)?;
+                    integration_tests::test_run::pin_to(cpu)
+                        .map_err(|e| anyhow::anyhow!("cannot pin to CPU {cpu}: {e}"))?;
                     start.wait();
                     let (verdict, ns) = testrun::run(c.prog, &c.frame, repeat)?;
                     anyhow::ensure!(verdict == c.verdict, "verdict {verdict} on CPU {cpu}");
@@ -44,18 +45,6 @@ pub fn on(cpus: &[usize], c: &Case<'_>, repeat: u32) -> Result<f64> {
     });
     let times = times.into_iter().collect::<Result<Vec<f64>>>()?;
     Ok(times.iter().sum::<f64>() / times.len() as f64)
-}
-
-/// Pins the calling thread to `cpu`.
-fn pin(cpu: usize) -> Result<()> {
-    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET and sched_setaffinity write only into it.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set)
-    };
-    anyhow::ensure!(rc == 0, "cannot pin to CPU {cpu}: {}", std::io::Error::last_os_error());
-    Ok(())
 }
 
 /// Prints the table: each case on one CPU and on every CPU at once, with the ratio between the

@@ -144,6 +144,10 @@ pub fn frames(remotes: &[IpAddr], v4: bool) -> Vec<Vec<u8>> {
 /// (mean, 95th percentile) ns a packet of `prog` over `frames`, on one CPU and on every CPU at
 /// once.
 pub fn measure(prog: std::os::fd::BorrowedFd<'_>, frames: &[Vec<u8>]) -> Result<Spread> {
+    for f in frames {
+        let (verdict, _) = crate::testrun::run(prog, f, 1)?;
+        anyhow::ensure!(verdict == crate::PASS, "a miss frame was dropped: {}", show(f));
+    }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let every: Vec<usize> = (0..cpus).collect();
     let (mut one, mut all) = (Vec::new(), Vec::new());
@@ -159,6 +163,18 @@ pub fn measure(prog: std::os::fd::BorrowedFd<'_>, frames: &[Vec<u8>]) -> Result<
         all.push(crate::median(&mut a));
     }
     Ok([stats(one), stats(all)])
+}
+
+/// A frame's addresses, for a message.
+fn show(f: &[u8]) -> String {
+    let (src, dst): (IpAddr, IpAddr) = if f[12..14] == [0x08, 0x00] {
+        let a = |o: usize| IpAddr::from([f[o], f[o + 1], f[o + 2], f[o + 3]]);
+        (a(26), a(30))
+    } else {
+        let a = |o: usize| IpAddr::from(<[u8; 16]>::try_from(&f[o..o + 16]).unwrap());
+        (a(22), a(38))
+    };
+    format!("{src} -> {dst}")
 }
 
 /// The mean and the 95th percentile of `ns`.

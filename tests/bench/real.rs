@@ -10,6 +10,7 @@ use std::{
 use anyhow::{Context, Result};
 use filter_common::FLAG_BOTH;
 use ipnet::{IpNet, Ipv4Net};
+use takedown::plan::guards;
 use takedown::{
     lists::{self, ListOptions},
     plan::{Meta, Plan},
@@ -90,9 +91,18 @@ pub fn cidrs_v6() -> Result<Vec<IpNet>> {
     Ok(out)
 }
 
-/// A plan of `nets` (one list, both directions), with `allow` never dropped.
+/// A plan of `nets` (one list, both directions), with `allow` never dropped, held to the
+/// guards as `takedown run --force-broad` holds a list: what lies in special ranges (private,
+/// loopback, ...: firehol level 1 lists 10.0.0.0/8) is left out or split around them, so that
+/// inside hosts stay unlisted.
 pub fn plan(nets: &[IpNet], allow: &[IpNet]) -> Plan {
-    Plan::build(nets.iter().map(|n| (*n, ONE_LIST)), allow)
+    let opts = guards::GuardOptions { force_broad: true, allow_special: false };
+    let guarded = nets.iter().flat_map(|n| match guards::check(*n, opts) {
+        guards::Verdict::Keep => vec![*n],
+        guards::Verdict::Split(pieces, _) => pieces,
+        _ => vec![],
+    });
+    Plan::build(guarded.map(|n| (n, ONE_LIST)), allow)
 }
 
 /// True when an entry of `plan` covers `addr` (binary searches in the sorted tables).

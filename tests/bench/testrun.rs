@@ -3,41 +3,18 @@
 //! so that the machine's drift touches every program alike.
 
 use std::{
-    io,
     mem::size_of,
     os::fd::{AsRawFd, BorrowedFd, OwnedFd},
 };
 
 use anyhow::{Context, Result, bail};
+use integration_tests::test_run::{TestAttr, test_run};
 
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
 /// Packets a sample runs.
 pub const REPEAT: u32 = 1_000_000;
 /// Samples a case gets (interleaved with every other case).
 pub const ROUNDS: usize = 11;
-
-#[repr(C)]
-#[derive(Default)]
-struct TestAttr {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-    ctx_size_in: u32,
-    ctx_size_out: u32,
-    ctx_in: u64,
-    ctx_out: u64,
-    flags: u32,
-    cpu: u32,
-    batch_size: u32,
-    /// Explicit padding: the kernel refuses an attribute whose unused bytes are not zero.
-    pad: u32,
-}
 
 /// Runs `prog` on `frame` `repeat` times: (verdict, nanoseconds a packet).
 pub fn run(prog: BorrowedFd<'_>, frame: &[u8], repeat: u32) -> Result<(u32, f64)> {
@@ -52,11 +29,6 @@ pub fn run(prog: BorrowedFd<'_>, frame: &[u8], repeat: u32) -> Result<(u32, f64)
         bail!("BPF_PROG_TEST_RUN on fd {} ({} bytes): {e}", prog.as_raw_fd(), frame.len());
     }
     Ok((attr.retval, f64::from(attr.duration)))
-}
-
-/// BPF_PROG_TEST_RUN with `attr`, whose pointers must outlive the call.
-fn test_run(attr: &mut TestAttr) -> io::Result<()> {
-    crate::sys::bpf(BPF_PROG_TEST_RUN, attr).map(drop)
 }
 
 /// `BPF_F_TEST_XDP_LIVE_FRAMES`: the frames really go where the program sends them.

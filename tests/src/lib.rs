@@ -12,6 +12,7 @@ pub mod minisign;
 pub mod process;
 pub mod reference;
 pub mod taxii;
+pub mod test_run;
 
 pub use td_netns;
 pub use td_test_macros::kernel_test;

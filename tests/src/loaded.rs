@@ -75,9 +75,10 @@ impl Loaded {
             for cpu in 0..cpus {
                 let start = &start;
                 s.spawn(move || {
-                    pin_to(cpu);
+                    crate::test_run::pin_to(cpu).expect("pin to a CPU");
                     start.wait();
-                    assert_eq!(test_run(fd, frame, repeat), XDP_DROP, "on CPU {cpu}");
+                    let (verdict, _) = crate::test_run::run(fd, frame, repeat).expect("test run");
+                    assert_eq!(verdict, XDP_DROP, "on CPU {cpu}");
                 });
             }
         });
@@ -101,44 +102,4 @@ impl Loaded {
     pub fn packets(&self) -> [u64; CNT_COUNT as usize] {
         self.counters().0.map(|c| c.packets)
     }
-}
-
-/// Pins the calling thread to `cpu`.
-fn pin_to(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET and sched_setaffinity write only into it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        assert_eq!(libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set), 0, "CPU {cpu}");
-    }
-}
-
-/// BPF_PROG_TEST_RUN of program `fd` on `frame`, `repeat` times, on this CPU: the verdict.
-fn test_run(fd: i32, frame: &[u8], repeat: u32) -> u32 {
-    #[repr(C)]
-    #[derive(Default)]
-    struct Attr {
-        prog_fd: u32,
-        retval: u32,
-        data_size_in: u32,
-        data_size_out: u32,
-        data_in: u64,
-        data_out: u64,
-        repeat: u32,
-        duration: u32,
-    }
-    let mut attr = Attr {
-        prog_fd: fd as u32,
-        data_size_in: frame.len() as u32,
-        data_in: frame.as_ptr() as u64,
-        repeat,
-        ..Default::default()
-    };
-    // SAFETY: `attr` is a bpf_attr for BPF_PROG_TEST_RUN (10), zero where unused; `frame`
-    // outlives the call, and the kernel writes only inside `attr`.
-    let rc = unsafe {
-        libc::syscall(libc::SYS_bpf, 10, &mut attr as *mut Attr, std::mem::size_of::<Attr>() as u32)
-    };
-    assert_eq!(rc, 0, "BPF_PROG_TEST_RUN: {}", std::io::Error::last_os_error());
-    attr.retval
 }
