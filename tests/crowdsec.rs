@@ -165,3 +165,53 @@ fn durations_past_what_64_bits_hold_are_bans_that_never_stop_the_daemon() {
         lapi.set_down(true);
     }
 }
+
+#[kernel_test]
+fn the_bouncer_key_never_follows_a_redirect_to_another_origin() {
+    use std::{
+        io::Write,
+        sync::{Arc, Mutex},
+    };
+
+    use integration_tests::http::{listen, read_head};
+    let topo = Topology::new("ck").unwrap();
+    // Another origin (another port), which records the key of any request that reaches it.
+    let keys: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let seen = keys.clone();
+    let (other, _stop_other) = listen(&topo.gateway, move |mut conn| {
+        let (_, key) = read_head(&conn, "x-api-key").unwrap_or_default();
+        seen.lock().unwrap().push(key);
+        let body = format!(r#"{{"new":[{}],"deleted":null}}"#, ban("198.51.100.9", "Ip", "1h"));
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        let _ = conn.write_all(format!("{head}{body}").as_bytes());
+    })
+    .unwrap();
+    // The Local API's address answers every request with a redirect there.
+    let (lapi, _stop_lapi) = listen(&topo.gateway, move |mut conn| {
+        let (first, _) = read_head(&conn, "x-api-key").unwrap_or_default();
+        let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let to = format!("http://{other}{path}");
+        let _ = write!(conn, "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n");
+    })
+    .unwrap();
+    let dir = TempDir::new("crowdsec-redirect");
+    let key_file = dir.file("bouncer.key", &format!("{KEY}\n"));
+    let config = dir.file(
+        "takedown.toml",
+        &format!(
+            "interfaces = [\"{}\"]\n[[list]]\nname = \"crowdsec\"\nrefresh = 1\ntimeout = 2\n\
+             crowdsec = {{ url = \"http://{lapi}\", api_key_file = \"{key_file}\" }}\n\
+             [[list]]\nname = \"local\"\nfile = \"{}\"\n",
+            Addrs::GATEWAY_IF,
+            dir.file("local.txt", "203.0.113.7\n"),
+        ),
+    );
+    let ctx = Ctx { topo, place: PinPlace::new("crowdsec-redirect"), config, _dir: dir };
+    let daemon = ctx.start();
+    let status = ctx.status_once("another origin");
+    assert!(status.contains("redirected to another origin: refused"), "{status}");
+    assert!(!ctx.blocked("198.51.100.9"), "nothing came from the other origin");
+    daemon.stop().unwrap();
+    let keys = keys.lock().unwrap();
+    assert!(keys.iter().all(|k| k.is_none()), "the key went to another origin: {keys:?}");
+}

@@ -38,7 +38,7 @@ impl Daemon {
 
     /// One poll of list `i`'s decision stream; the content is the active decisions.
     pub(super) async fn poll_crowdsec(&mut self, i: usize, source: &Source) -> Result<Got, String> {
-        let client = self.client.clone().ok_or("no HTTP client")?;
+        let client = self.keyed.clone().ok_or("no HTTP client")?;
         let (timeout, max) =
             (Duration::from_secs(self.slots[i].cfg.timeout), self.slots[i].cfg.max_bytes);
         let mut decisions = self.slots[i].decisions.take().unwrap_or_default();

@@ -90,6 +90,8 @@ pub struct Daemon {
     filter: Option<Filter>,
     applied: Plan,
     client: Option<reqwest::Client>,
+    /// The client of sources that send credentials (same-origin redirects only).
+    keyed: Option<reqwest::Client>,
     interfaces: Vec<InterfaceStatus>,
     started: u64,
     hosts: hosts::HostTable,
@@ -116,6 +118,8 @@ impl Daemon {
         let needs_http =
             cfg.enabled().any(|l| l.url.is_some() || l.crowdsec.is_some() || l.taxii.is_some());
         let client = needs_http.then(|| source::client(&Default::default())).transpose()?;
+        let keyed = cfg.enabled().any(|l| l.crowdsec.is_some() || l.taxii.is_some());
+        let keyed = keyed.then(|| source::keyed_client(&Default::default())).transpose()?;
         let hosts = match &settings.state {
             Some(s) => hosts::HostTable::load(&s.hosts_file(), cfg.report.max_hosts),
             None => hosts::HostTable::new(cfg.report.max_hosts),
@@ -131,6 +135,7 @@ impl Daemon {
             filter: None,
             applied: Plan::default(),
             client,
+            keyed,
             interfaces: vec![],
             started: now(),
             hosts,

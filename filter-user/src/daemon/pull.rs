@@ -33,7 +33,7 @@ impl Daemon {
 
     /// One pull of list `i`'s collection; the content is all of it, as a bundle.
     pub(super) async fn pull_taxii(&mut self, i: usize, source: &Source) -> Result<Got, String> {
-        let client = self.client.clone().ok_or("no HTTP client")?;
+        let client = self.keyed.clone().ok_or("no HTTP client")?;
         let cfg = &self.slots[i].cfg;
         let (timeout, max) = (std::time::Duration::from_secs(cfg.timeout), cfg.max_bytes);
         let mut c = self.slots[i].collection.take().unwrap_or_default();

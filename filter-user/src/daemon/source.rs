@@ -119,15 +119,30 @@ pub enum Fetched {
 
 /// A client with rustls and the platform's certificate verification.
 pub fn client(policy: &FetchPolicy) -> Result<reqwest::Client> {
+    build(policy, false)
+}
+
+/// The same, for sources that send credentials (CrowdSec's key, TAXII's password or token): a
+/// redirect is followed only within the origin the request went to, so no credential is sent
+/// anywhere else (reqwest drops `Authorization` across origins, but not `X-Api-Key` or a
+/// token header of the operator's choosing).
+pub fn keyed_client(policy: &FetchPolicy) -> Result<reqwest::Client> {
+    build(policy, true)
+}
+
+fn build(policy: &FetchPolicy, same_origin: bool) -> Result<reqwest::Client> {
     // One process-wide crypto provider; a second install is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let redirects = reqwest::redirect::Policy::custom(|attempt| {
+    let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+        let first = attempt.previous().first().map(|u| u.origin());
         let from = attempt.previous().last().map(|u| u.scheme().to_string());
         match (attempt.previous().len(), from) {
             (n, _) if n >= MAX_REDIRECTS => attempt.error("too many redirects"),
             (_, Some(from)) if downgrade(&from, attempt.url().scheme()) => {
                 attempt.error("an https list redirected to plain http: refused")
             }
+            _ if same_origin && first.is_some_and(|o| o != attempt.url().origin()) => attempt
+                .error("redirected to another origin: refused (the credentials would go there)"),
             _ => attempt.follow(),
         }
     });
