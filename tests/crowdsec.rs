@@ -15,6 +15,11 @@ fn ban(value: &str, scope: &str, duration: &str) -> String {
     )
 }
 
+/// A stream's answer with these new decisions and no deleted one.
+fn start_of_stream(new: &[String]) -> String {
+    format!(r#"{{"new":[{}],"deleted":null}}"#, new.join(","))
+}
+
 struct Ctx {
     topo: Topology,
     place: PinPlace,
@@ -82,12 +87,11 @@ impl Ctx {
 
 #[kernel_test]
 fn takedown_enforces_crowdsec_decisions_as_they_come_go_and_end() {
-    let startup = format!(
-        r#"{{"new":[{},{},{}],"deleted":null}}"#,
+    let startup = start_of_stream(&[
         ban(Addrs::TAKEDOWN_V4, "Ip", "4h"),
         ban(Addrs::SERVER_V4, "Ip", "3s"),
         ban("192.0.2.128/25", "Range", "1h"),
-    );
+    ]);
     let (lapi, ctx) = with_lapi("cs", "crowdsec", &startup);
     let daemon = ctx.start();
     assert!(ctx.blocked(Addrs::TAKEDOWN_V4) && ctx.blocked("192.0.2.200"), "the stream's start");
@@ -143,12 +147,11 @@ fn takedown_enforces_crowdsec_decisions_as_they_come_go_and_end() {
 #[kernel_test]
 fn durations_past_what_64_bits_hold_are_bans_that_never_stop_the_daemon() {
     // Each once panicked the daemon at start, at its expiry, or wrapped to a past time.
-    let startup = format!(
-        r#"{{"new":[{},{},{}],"deleted":null}}"#,
+    let startup = start_of_stream(&[
         ban(Addrs::TAKEDOWN_V4, "Ip", "99999999999999999999h"),
         ban(Addrs::SERVER_V4, "Ip", "10000000000000000000s"),
         ban("198.51.100.9", "Ip", "18446744073000000000s"),
-    );
+    ]);
     let (lapi, ctx) = with_lapi("cd", "crowdsec-durations", &startup);
     let addrs = [Addrs::TAKEDOWN_V4, Addrs::SERVER_V4, "198.51.100.9"];
     for round in ["first start", "restart from the saved decisions, the Local API down"] {
@@ -181,7 +184,7 @@ fn the_bouncer_key_never_follows_a_redirect_to_another_origin() {
     let (other, _stop_other) = listen(&topo.gateway, move |mut conn| {
         let (_, key) = read_head(&conn, "x-api-key").unwrap_or_default();
         seen.lock().unwrap().push(key);
-        let body = format!(r#"{{"new":[{}],"deleted":null}}"#, ban("198.51.100.9", "Ip", "1h"));
+        let body = start_of_stream(&[ban("198.51.100.9", "Ip", "1h")]);
         let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
         let _ = conn.write_all(format!("{head}{body}").as_bytes());
     })

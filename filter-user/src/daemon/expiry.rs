@@ -15,9 +15,9 @@ use super::{
 };
 use crate::maps::sync::Changes;
 
-/// The furthest end any source may give an entry, from now: ten years, in seconds. A longer
-/// duration or a later time (a CrowdSec decision, a manual entry's `--for`) is cut to it, so
-/// that no sum of times overflows.
+/// The furthest end a source's decision may have, from now: ten years, in seconds. A longer
+/// CrowdSec duration is cut to it, and the daemon schedules no wake-up further than that, so
+/// that no sum of times overflows (manual entries have a limit of their own).
 pub const FURTHEST: u64 = 10 * 365 * 86_400;
 
 /// The manual list of `state` without its expired entries (which leave the file too, unless
