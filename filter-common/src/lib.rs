@@ -185,14 +185,12 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
     address_map(MAP_V6_ALLOW, "ipv6_allow", "IPv6 allowlist entries", Family::V6, MapKind::Allow),
 ];
 
-/// The layout of this contract: map set, key and value layouts, flags and indices. Stored in
-/// [`MAP_CONFIG`] at [`CFG_LAYOUT`] by the loader, so that a loader of another build can tell
-/// pins it cannot read. Raise it with every change to anything in this file.
+/// The layout of this contract (maps, layouts, flags, indices), stored at [`CFG_LAYOUT`] so that
+/// a loader of another build tells pins it cannot read. Raised with every change here.
 pub const LAYOUT_VERSION: u32 = 20;
 
-/// An IPv4 address as it appears on the wire (network byte order).
+/// An IPv4 address as it appears on the wire (network byte order); an IPv6 one.
 pub type V4Key = [u8; 4];
-/// An IPv6 address as it appears on the wire.
 pub type V6Key = [u8; 16];
 
 /// The entry blocks packets whose source address matches it.
@@ -256,8 +254,7 @@ pub const fn counter_index(slot: u32, cnt: u32) -> u32 {
     slot * CNT_COUNT + cnt
 }
 
-/// The [`MAP_LIST_COUNTERS`] index for list bit `bit`, matched as source (`dst` false) or
-/// destination.
+/// The [`MAP_LIST_COUNTERS`] index for list bit `bit`, as source (`dst` false) or destination.
 pub const fn list_counter_index(bit: u32, dst: bool) -> u32 {
     bit * 2 + dst as u32
 }
