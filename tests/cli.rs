@@ -225,6 +225,22 @@ fn commands_on_the_running_filter_say_they_need_root() {
         assert_eq!(out.status.code(), Some(1), "{cmd:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(&want), "{cmd:?}: {}", stderr(&out));
     }
+    // A state directory of root's alone (as a daemon makes it): refresh says so, rather than
+    // "no daemon is running".
+    std::fs::set_permissions(&state.0, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .unwrap();
+    let out = ns
+        .command("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["--bounding-set=-all", "--inh-caps=-all"])
+        .arg(&bin)
+        .arg("refresh")
+        .args(places)
+        .output()
+        .expect("setpriv");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("takedown refresh {}", m::REFRESH_NEEDS_ROOT)), "{err}");
 }
 
 #[kernel_test]

@@ -95,6 +95,9 @@ fn the_host_report_names_exactly_the_inside_hosts_that_contacted_listed_addresse
 
     let log = std::fs::read_to_string(&siem).unwrap();
     assert_eq!(log.lines().count(), 3, "one line per new host: {log}");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&siem).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the new-host log names inside hosts: root's alone");
     assert!(log.lines().all(|l| l.contains("\"event\":\"takedown_infected_host\"")));
 
     let top: Vec<Value> = serde_json::from_str(&cli(

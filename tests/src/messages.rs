@@ -6,6 +6,7 @@ pub const NEEDS_ROOT: &str = "needs root (CAP_BPF and CAP_NET_ADMIN); run it as 
 pub const NEEDS_ROOT_TO_READ: &str =
     "needs root (CAP_BPF) to read the filter; run it as root or with sudo";
 pub const HOSTS_NEEDS_ROOT: &str = "takedown hosts needs root: ";
+pub const REFRESH_NEEDS_ROOT: &str = "needs root: ";
 pub const NEEDS_PERFMON: &str =
     "needs CAP_PERFMON as well to load its program (the systemd unit grants it)";
 pub const NO_INTERFACE: &str = " does not exist";
@@ -27,8 +28,9 @@ pub const SAVED_NOT_APPLIED: &str = "the manual list is saved, but the pinned fi
 pub const MAP_FULL: &str = " map is full (";
 
 /// Every fragment, for the README check.
-pub const ALL: [&str; 21] = [
+pub const ALL: [&str; 22] = [
     NEEDS_ROOT,
+    REFRESH_NEEDS_ROOT,
     NEEDS_PERFMON,
     NO_ETHERNET,
     NEEDS_ROOT_TO_READ,

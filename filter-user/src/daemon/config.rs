@@ -211,9 +211,18 @@ impl Config {
             out.push("no interface configured".into());
         }
         let mut names = std::collections::HashSet::new();
+        let mut files = std::collections::HashMap::new();
         for l in &self.lists {
             if l.name == super::manual::MANUAL || !names.insert(&l.name) {
                 out.push(format!("list name {:?} is reserved or used twice", l.name));
+            }
+            // Names become the names of the list's cache and state files: one file a name.
+            let file = super::state::safe_name(&l.name);
+            if let Some(other) = files.insert(file, &l.name).filter(|o| **o != l.name) {
+                out.push(format!(
+                    "list names {other:?} and {:?} name the same cache and state files: rename one",
+                    l.name
+                ));
             }
             out.extend(l.problems().into_iter().map(|p| format!("list {:?}: {p}", l.name)));
         }
@@ -289,6 +298,15 @@ mod tests {
         let names: Vec<&str> = examples.lists.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["crowdsec", "cert-signed", "misp-osint", "cert-taxii"]);
         assert!(examples.lists[3].taxii.as_ref().is_some_and(|t| t.problems().is_empty()));
+    }
+
+    #[test]
+    fn names_that_would_share_a_cache_file_are_refused() {
+        let list =
+            |name: &str| format!("[[list]]\nname = \"{name}\"\nurl = \"https://x.example/l\"\n");
+        let text = format!("interfaces = [\"eth0\"]\n{}{}", list("cert feed"), list("cert_feed"));
+        let err = format!("{:#}", Config::parse(&text).unwrap_err());
+        assert!(err.contains("\"cert feed\" and \"cert_feed\" name the same cache"), "{err}");
     }
 
     #[test]

@@ -83,6 +83,12 @@ impl Decisions {
             self.active.remove(&d.value);
         }
         for d in delta.new {
+            // One address or network a decision: a value with a line break or a space in it
+            // would become two lines of the list.
+            if d.value.contains(|c: char| c.is_whitespace() || c.is_control()) {
+                skipped.push(format!("{:?}: not one address or network", d.value));
+                continue;
+            }
             let scope = d.scope.to_ascii_lowercase();
             if d.kind != "ban" || !matches!(scope.as_str(), "ip" | "range") {
                 skipped.push(format!("{} {}: only ban decisions on Ip or Range", d.kind, d.scope));
@@ -232,5 +238,18 @@ mod tests {
         assert!(!d.expire(1009));
         assert!(d.expire(1010));
         assert_eq!(d.text(), "");
+    }
+
+    #[test]
+    fn a_value_with_a_line_break_is_one_skipped_decision_not_two_entries() {
+        let mut d = Decisions::default();
+        let delta: Delta = serde_json::from_str(
+            r#"{"new":[{"scope":"Ip","value":"192.0.2.7\n198.51.100.9","type":"ban","duration":"1h"}],
+                "deleted":null}"#,
+        )
+        .unwrap();
+        let skipped = d.apply(delta, 1000);
+        assert_eq!(d.text(), "");
+        assert!(skipped[0].contains("not one address or network"), "{skipped:?}");
     }
 }

@@ -3,6 +3,7 @@
 //! directory every few seconds when it changed.
 
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
 
 use super::{Daemon, hosts::Names, status::now};
 
@@ -38,9 +39,11 @@ impl Daemon {
 
     fn append_new_host(&self, line: &serde_json::Value) {
         let Some(path) = &self.settings.config.report.new_host_log else { return };
+        // It names inside hosts that contacted takedown infrastructure: the operator's alone.
         let written = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(path)
             .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
         if let Err(e) = written {
