@@ -365,3 +365,23 @@ fn the_readme_error_table_quotes_what_the_code_prints() {
         assert!(table.contains(fragment), "the README's error table lacks {fragment:?}");
     }
 }
+
+#[kernel_test]
+fn a_state_directory_too_long_for_its_socket_is_refused_before_loading() {
+    let ns = NetNs::new("cs").unwrap();
+    let place = integration_tests::PinPlace::new("long-state");
+    let long = TempDir::new(&"d".repeat(100));
+    let state = long.0.join("state");
+    let args = ["run", "-i", "lo", "-l", &example_list(), "--pin-dir", &place.pin_dir()];
+    let args = [&args[..], &["--state-dir", state.to_str().unwrap()]].concat();
+    // Bounded: a start that reached "filtering" is stopped, and fails the test.
+    let err = match integration_tests::process::Running::start(&ns, &args) {
+        Ok(run) => {
+            run.stop().unwrap();
+            panic!("it started filtering")
+        }
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("is too long: its control socket's path would be"), "{err}");
+    assert!(!integration_tests::xdp_attached(&ns, "lo"), "nothing attached");
+}

@@ -229,6 +229,8 @@ impl Config {
         if !self.lists.iter().any(|l| l.enabled) {
             out.push("no enabled list configured".into());
         }
+        let state = self.state_dir.as_ref().map(super::state::StateDir::new);
+        out.extend(state.and_then(|s| s.path_problem()));
         if self.dns.min_ttl > self.dns.max_ttl {
             out.push(format!(
                 "dns: min_ttl ({}) is above max_ttl ({})",
@@ -298,6 +300,18 @@ mod tests {
         let names: Vec<&str> = examples.lists.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["crowdsec", "cert-signed", "misp-osint", "cert-taxii"]);
         assert!(examples.lists[3].taxii.as_ref().is_some_and(|t| t.problems().is_empty()));
+    }
+
+    #[test]
+    fn a_state_directory_too_long_for_its_socket_is_refused() {
+        let dir = format!("/var/lib/{}", "d".repeat(100));
+        let text = format!(
+            "interfaces = [\"eth0\"]\nstate_dir = \"{dir}\"\n[[list]]\nname = \"a\"\nfile = \"/a\"\n"
+        );
+        let err = format!("{:#}", Config::parse(&text).unwrap_err());
+        assert!(err.contains("is too long: its control socket's path would be 122 bytes"), "{err}");
+        let short = text.replace(&"d".repeat(100), "takedown");
+        assert!(Config::parse(&short).is_ok());
     }
 
     #[test]

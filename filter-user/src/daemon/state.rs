@@ -10,6 +10,9 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
+/// The longest path a Unix socket can be bound to (`sun_path` less its terminating NUL).
+const SOCKET_PATH_MAX: usize = 107;
+
 /// The default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/takedown";
 
@@ -64,8 +67,24 @@ impl StateDir {
         &self.dir
     }
 
+    /// What is wrong with the directory's path itself: a path so long that the control
+    /// socket's cannot be bound (a Unix socket's path holds at most 107 bytes).
+    pub fn path_problem(&self) -> Option<String> {
+        let len = self.socket().as_os_str().len();
+        (len > SOCKET_PATH_MAX).then(|| {
+            format!(
+                "state directory {} is too long: its control socket's path would be {len} bytes, \
+                 at most {SOCKET_PATH_MAX} can be bound; choose a shorter one",
+                self.dir.display()
+            )
+        })
+    }
+
     /// Creates the directory (mode 0700) if needed.
     pub fn prepare(&self) -> Result<()> {
+        if let Some(why) = self.path_problem() {
+            bail!("{why}");
+        }
         for d in [self.dir.clone(), self.cache_dir()] {
             fs::DirBuilder::new()
                 .recursive(true)
