@@ -53,20 +53,20 @@ const AHEAD: usize = 32;
 /// A table of a filter, keyed by `K`.
 pub struct Table4Maps<K> {
     pub(super) maps: TableMaps,
-    pub(super) buckets: Mapping<Bucket>,
-    pub(super) bucket_data: MapData,
+    buckets: Mapping<Bucket>,
+    bucket_data: MapData,
     pub(super) values: MapData,
     /// The keys beside the values (IPv6 tables), mapped.
-    pub(super) keys: Option<(Mapping<V6Stored>, MapData)>,
-    pub(super) capacity: usize,
+    keys: Option<(Mapping<V6Stored>, MapData)>,
+    capacity: usize,
     /// Found on the first write (a reader never scans).
-    pub(super) free: Option<Free>,
+    free: Option<Free>,
     /// Per bucket, the slots a chunk being written gives out (all clear between writes; made
     /// on the first write, kept: a one-entry update does not allocate it again).
-    pub(super) reserved: Vec<u8>,
+    reserved: Vec<u8>,
     /// The CPUs' hit slots (hits not yet in the values).
-    pub(super) hits: Arc<Hits>,
-    pub(super) key: PhantomData<K>,
+    hits: Arc<Hits>,
+    key: PhantomData<K>,
 }
 
 impl<K: Word> Table4Maps<K> {
