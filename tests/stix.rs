@@ -1,7 +1,7 @@
 //! STIX 2.1 bundles as lists: indicators with address patterns (single, OR-ed, IN, CIDR) and
 //! address objects load; revoked, expired and narrowed (AND) indicators are skipped with a
 //! note naming the object; an indicator whose `valid_until` comes while the daemon runs
-//! leaves the maps at that moment.
+//! leaves the maps at that moment, and one whose `valid_from` comes enters them then.
 
 use std::time::{Duration, Instant};
 
@@ -45,7 +45,7 @@ fn bundle(until: &str) -> String {
             r#","valid_until":"2020-01-01T00:00:00Z""#,
         ),
         indicator("e", "[ipv4-addr:value = '192.0.2.98']", r#","revoked":true"#),
-        indicator("f", "[ipv4-addr:value = '192.0.2.97' AND network-traffic:dst_port = 443]", ""),
+        indicator("f", "[ipv4-addr:value = '192.0.2.97'] AND [network-traffic:dst_port = 443]", ""),
         r#"{"type":"ipv4-addr","id":"ipv4-addr--g","value":"198.51.100.201"}"#.to_string(),
         // Traffic from it, not to it.
         indicator("i", "[network-traffic:src_ref.value = '203.0.113.50']", ""),
@@ -68,7 +68,7 @@ fn check_reads_a_stix_bundle_and_names_what_it_skips() {
     for why in [
         "indicator--d: valid until 2020-01-01T00:00:00Z, passed",
         "indicator--e: revoked",
-        "indicator--f: the pattern needs more than an address (AND)",
+        "indicator--f: the pattern needs two observations at once (AND between [...])",
     ] {
         assert!(text.contains(why), "{why}: {text}");
     }
@@ -128,5 +128,30 @@ fn entries_of_a_url_bundle_end_on_time_even_when_the_server_says_unchanged() {
     assert!(asked.iter().skip(1).any(|(_, inm)| inm.is_some()), "304s were asked for: {asked:?}");
     let (_, status, _) = place.cli(&topo.gateway, &["status"]);
     assert!(status.contains("list stix: 0 in the maps") && !status.contains("FAILED"), "{status}");
+    daemon.stop().unwrap();
+}
+
+#[kernel_test]
+fn an_indicator_enters_the_maps_when_its_validity_begins() {
+    let topo = Topology::new("sf").unwrap();
+    let dir = TempDir::new("stix-from");
+    let from = takedown::daemon::status::utc(takedown::daemon::status::now() + 3);
+    let objects = [
+        indicator("a", "[ipv4-addr:value = '203.0.113.7']", ""),
+        indicator("b", "[ipv4-addr:value = '198.51.100.7']", "")
+            .replace("2026-01-01T00:00:00Z", &from),
+    ];
+    let text = format!(r#"{{"type":"bundle","id":"bundle--3","objects":[{}]}}"#, objects.join(","));
+    let list = dir.file("bundle.json", &text);
+    let place = PinPlace::new("stix-from");
+    let daemon = place.start(&topo.gateway, &["run", "-i", Addrs::GATEWAY_IF, "-l", &list]);
+    let blocked = |a| place.blocked(&topo.gateway, Addrs::GATEWAY_IF, a);
+    assert!(blocked(Addrs::TAKEDOWN_V4));
+    assert!(!blocked("198.51.100.7"), "valid from {from}: not yet");
+    let end = Instant::now() + Duration::from_secs(10);
+    while !blocked("198.51.100.7") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(blocked("198.51.100.7"), "not enforced after {from}: {}", daemon.stderr());
     daemon.stop().unwrap();
 }

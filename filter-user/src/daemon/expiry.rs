@@ -49,7 +49,7 @@ impl Daemon {
     /// When the next manual entry, CrowdSec decision or list entry (STIX `valid_until`, MISP
     /// decay) expires.
     pub fn next_expiry(&self) -> Option<Instant> {
-        let lists = self.slots.iter().filter_map(|s| s.report.as_ref()?.list.expires).min();
+        let lists = self.slots.iter().filter_map(|s| s.report.as_ref()?.list.changes_at).min();
         let next = [manual::next_expiry(&self.manual), self.next_decision_end(), lists];
         // An end saved by an older build may lie past what an Instant holds: cut it too.
         let secs = next.into_iter().flatten().min()?.min(now().saturating_add(FURTHEST));
@@ -64,7 +64,7 @@ impl Daemon {
         let mut changed = false;
         for i in 0..self.slots.len() {
             let report = self.slots[i].report.as_ref();
-            if report.and_then(|r| r.list.expires).is_none_or(|t| t > now()) {
+            if report.and_then(|r| r.list.changes_at).is_none_or(|t| t > now()) {
                 continue;
             }
             let Some(bytes) = self.slots[i].expiring.take() else { continue };

@@ -328,11 +328,11 @@ impl Daemon {
         let report =
             self.pipeline.list(&slot.spec, slot.bit, &text).map_err(|e| format!("{e:#}"))?;
         // A CrowdSec list or TAXII collection may hold nothing at all (yet), and so may a list
-        // whose entries all ended; any other list must hold an entry.
+        // whose entries all ended (`unusable` says so); any other list must hold an entry.
         let stream = slot.cfg.crowdsec.is_some() || slot.cfg.taxii.is_some();
-        let ended = report.list.expired;
-        let nothing = report.error.is_none() && report.list.skipped.len() == ended;
-        if let Some(why) = report.unusable().filter(|_| !((stream || ended > 0) && nothing)) {
+        let ended = report.list.expired + report.list.pending;
+        let nothing = report.error.is_none() && report.list.skipped.is_empty();
+        if let Some(why) = report.unusable().filter(|_| !(stream && nothing)) {
             return Err(why);
         }
         // Decisions come and go by the thousand, and a collection only loses what its
@@ -364,7 +364,7 @@ impl Daemon {
             report.refused + report.guarded
         );
         let slot = &mut self.slots[i];
-        slot.expiring = report.list.expires.map(|_| bytes.to_vec());
+        slot.expiring = report.list.changes_at.map(|_| bytes.to_vec());
         slot.report = Some(report);
         slot.content = stored.then(|| crate::lists::content_hash(bytes));
         slot.changed = true;

@@ -115,11 +115,13 @@ struct Envelope {
 }
 
 impl Collection {
-    /// Takes in `objects`: a version replaces the one kept unless it is older (`modified`).
+    /// Takes in `objects`: a version replaces the one kept unless it is older (`modified`,
+    /// compared as a time).
     fn merge(&mut self, objects: Vec<Value>) {
         for o in objects {
             let Some(id) = o.get("id").and_then(Value::as_str).map(String::from) else { continue };
-            let modified = |v: &Value| v.get("modified").and_then(Value::as_str).map(String::from);
+            let modified =
+                |v: &Value| crate::lists::version_time(v.get("modified").and_then(Value::as_str));
             let newer = self.objects.get(&id).is_none_or(|old| modified(&o) >= modified(old));
             if newer {
                 self.objects.insert(id, o);
@@ -237,9 +239,15 @@ mod tests {
             obj("indicator--a", "2026-01-01T00:00:00Z"),
             obj("indicator--b", "2026-01-03T00:00:00Z"),
         ]);
-        let modified = |id: &str| c.objects[id]["modified"].as_str().unwrap().to_string();
-        assert_eq!(modified("indicator--a"), "2026-01-02T00:00:00Z", "an older version is ignored");
-        assert_eq!(modified("indicator--b"), "2026-01-03T00:00:00Z");
+        let modified =
+            |c: &Collection, id: &str| c.objects[id]["modified"].as_str().unwrap().to_string();
+        assert_eq!(modified(&c, "indicator--a"), "2026-01-02T00:00:00Z", "older version ignored");
+        assert_eq!(modified(&c, "indicator--b"), "2026-01-03T00:00:00Z");
+        // Times, not strings: medallion writes a later version with more digits.
+        c.merge(vec![obj("indicator--b", "2026-01-03T00:00:00.500Z")]);
+        assert_eq!(modified(&c, "indicator--b"), "2026-01-03T00:00:00.500Z");
+        c.merge(vec![obj("indicator--b", "2026-01-03T00:00:00Z")]);
+        assert_eq!(modified(&c, "indicator--b"), "2026-01-03T00:00:00.500Z");
         let bundle: Value = serde_json::from_slice(&c.bundle()).unwrap();
         assert_eq!(bundle["type"], "bundle");
         assert_eq!(bundle["objects"].as_array().unwrap().len(), 2);

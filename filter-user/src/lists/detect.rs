@@ -82,33 +82,80 @@ pub const SINKS: [&str; 5] = ["0.0.0.0", "127.0.0.1", "::", "::1", "0:0:0:0:0:0:
 /// How many data lines detection looks at.
 const SAMPLE: usize = 200;
 
-/// Which JSON list `text` is: a STIX bundle, MISP events, a CrowdSec stream, else Spamhaus
-/// JSON lines.
-fn detect_json(text: &str) -> Format {
-    let misp = |v: &serde_json::Value| v.get("Event").is_some();
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(serde_json::Value::Object(o)) => {
-            if o.get("type").and_then(|t| t.as_str()) == Some("bundle") {
-                Format::Stix
-            } else if o.contains_key("new") || o.contains_key("deleted") {
-                Format::Crowdsec
-            } else if o.contains_key("Event") || o.contains_key("response") {
-                Format::Misp
-            } else {
-                Format::SpamhausJson
-            }
+/// The top-level keys that tell JSON lists apart; values are skipped unread (a bundle of
+/// 100,000 indicators is not built in memory to be told apart).
+#[derive(serde::Deserialize)]
+struct Keys {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    objects: Option<serde::de::IgnoredAny>,
+    more: Option<serde::de::IgnoredAny>,
+    new: Option<serde::de::IgnoredAny>,
+    deleted: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "Event")]
+    event: Option<serde::de::IgnoredAny>,
+    response: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "Attribute")]
+    attribute: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "Object")]
+    object: Option<serde::de::IgnoredAny>,
+    info: Option<serde::de::IgnoredAny>,
+}
+
+impl Keys {
+    /// The format these keys say, if they say one.
+    fn format(&self) -> Option<Format> {
+        // A bundle, or a TAXII 2.1 envelope (`{"more":...,"objects":[...]}`) saved to a file.
+        let envelope = self.objects.is_some() && (self.more.is_some() || self.kind.is_none());
+        if self.kind.as_deref() == Some("bundle") || envelope {
+            Some(Format::Stix)
+        } else if self.new.is_some() || self.deleted.is_some() {
+            Some(Format::Crowdsec)
+        } else if self.event.is_some() || self.response.is_some() || self.is_bare_event() {
+            Some(Format::Misp)
+        } else {
+            None
         }
-        Ok(serde_json::Value::Array(a)) if a.iter().any(misp) => Format::Misp,
-        _ => Format::SpamhausJson,
+    }
+
+    /// An event as pymisp's `MISPEvent.to_json()` writes it: no `"Event"` wrapper.
+    fn is_bare_event(&self) -> bool {
+        self.info.is_some() && (self.attribute.is_some() || self.object.is_some())
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Top {
+    One(Keys),
+    Many(Vec<Keys>),
+}
+
+/// Which JSON list `text` is: a STIX bundle, MISP events, a CrowdSec stream (each told by its
+/// structure, so certain), else Spamhaus JSON lines (a guess).
+fn detect_json(text: &str) -> (Format, bool) {
+    match serde_json::from_str::<Top>(text) {
+        Ok(Top::One(k)) => k.format().map_or((Format::SpamhausJson, false), |f| (f, true)),
+        Ok(Top::Many(a)) if a.iter().any(|k| k.event.is_some() || k.is_bare_event()) => {
+            (Format::Misp, true)
+        }
+        _ => (Format::SpamhausJson, false),
     }
 }
 
 /// Detects the format of `text`. `has_column`: the caller named a CSV column.
-pub fn detect(text: &str, has_column: bool) -> Format {
+/// Detects the format of `text`, and whether its structure says so for certain (a JSON
+/// document of a known shape) rather than a guess from its lines.
+pub fn detect_how(text: &str, has_column: bool) -> (Format, bool) {
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with(['{', '[']) {
         return detect_json(trimmed);
     }
+    (detect_lines(text, has_column), false)
+}
+
+/// Detects the format of a text that is no JSON document.
+fn detect_lines(text: &str, has_column: bool) -> Format {
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     if !has_column && super::misp::is_csv_header(&super::csv::split_header(first)) {
         return Format::MispCsv;

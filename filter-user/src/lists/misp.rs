@@ -2,13 +2,15 @@
 //!
 //! JSON: one event `{"Event":{...}}` (a feed's event file), a search result
 //! `{"response":[{"Event":...},...]}`, or an array of events (what a feed becomes once its
-//! events are fetched). The attributes of each event and of its objects count. Types
-//! `ip-dst`, `ip-src` (and their `|port` forms), `domain`, `hostname` and `domain|ip` are
-//! entries; `ip-src` blocks packets from the address and `ip-dst` packets to it, unless the
-//! list gives a direction. Only attributes marked `to_ids` load unless the list says
-//! `misp_all`; deleted and decayed attributes never do. Every skipped attribute is noted with
-//! its uuid; attributes of other types (hashes, URLs, ...) are not addresses and are passed
-//! over. The "line" of an attribute is its rank in the document.
+//! events are fetched), or one event with no wrapper (pymisp's `MISPEvent.to_json()`). The
+//! attributes of each event and of its objects count. Types `ip-dst`, `ip-src`, `hostname`
+//! (and their `|port` forms, the port coming off), `domain` and `domain|ip` are entries;
+//! `ip-src` blocks packets from the address and `ip-dst` packets to it, unless the list gives a
+//! direction. Only attributes marked `to_ids` load unless the list says `misp_all`; deleted and
+//! decayed attributes (and the attributes of deleted objects) never do. Every skipped
+//! attribute or object is noted with its uuid; attributes of other types (hashes, URLs, ...)
+//! are not addresses and are passed over. The "line" of an attribute is its rank in the
+//! document.
 
 use anyhow::{Result, bail};
 use serde_json::Value;
@@ -25,19 +27,22 @@ struct Attribute<'a> {
 }
 
 /// Parses a MISP JSON document at time `now` (Unix seconds): an attribute whose decay ends
-/// later sets the list's `expires`.
+/// later sets the list's `changes_at`.
 pub fn parse_json(text: &str, list: &mut ParsedList, now: u64) -> Result<()> {
     let doc: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => bail!("invalid JSON at line {}: {e}", e.line()),
     };
     let Some(events) = events(&doc) else {
-        bail!("not a MISP event (no \"Event\" object, \"response\" or array of events)");
+        bail!(
+            "not a MISP event (no \"Event\" object, \"response\", array of events, or event \
+             with \"info\" and \"Attribute\")"
+        );
     };
     let mut rank = 0;
     for event in events {
         let objects = event.get("Object").and_then(Value::as_array).into_iter().flatten();
-        let nested = objects.filter(|o| !truthy(o.get("deleted")));
+        let nested = objects.clone().filter(|o| !truthy(o.get("deleted")));
         let attrs = event.get("Attribute").and_then(Value::as_array).into_iter().flatten();
         let nested = nested.flat_map(|o| o.get("Attribute").and_then(Value::as_array));
         for a in attrs.chain(nested.flatten()) {
@@ -60,17 +65,28 @@ pub fn parse_json(text: &str, list: &mut ParsedList, now: u64) -> Result<()> {
             let before = list.len();
             attribute(list, rank, &attr);
             if let Some(t) = decays.filter(|_| list.len() > before) {
-                list.expires = Some(list.expires.map_or(t, |e| e.min(t)));
+                list.changes_at = Some(list.changes_at.map_or(t, |e| e.min(t)));
             }
+        }
+        // Deleted objects are noted after the attributes, so that ranks stay those of attributes.
+        for o in objects.clone().filter(|o| truthy(o.get("deleted"))) {
+            rank += 1;
+            let uuid = shown(o.get("uuid").and_then(Value::as_str).unwrap_or("?"));
+            list.skip(rank, format!("object {uuid}: deleted (its attributes with it)"));
         }
     }
     Ok(())
 }
 
-/// The events of a document: `{"Event":...}`, `{"response":[...]}` or `[...]`.
+/// The events of a document: `{"Event":...}`, `{"response":[...]}`, `[...]`, or one event
+/// with no wrapper (pymisp's `MISPEvent.to_json()`).
 fn events(doc: &Value) -> Option<Vec<&Value>> {
     if let Some(e) = doc.get("Event") {
         return Some(vec![e]);
+    }
+    let has = |k: &str| doc.get(k).is_some();
+    if has("info") && (has("Attribute") || has("Object")) {
+        return Some(vec![doc]);
     }
     let items = doc.get("response").unwrap_or(doc).as_array()?;
     Some(items.iter().map(|v| v.get("Event").unwrap_or(v)).collect())
@@ -141,6 +157,7 @@ fn attribute(list: &mut ParsedList, line: usize, a: &Attribute) {
         "ip-dst|port" => (Some(Direction::Dst), vec![without_port(a.value)]),
         "ip-src|port" => (Some(Direction::Src), vec![without_port(a.value)]),
         "domain" | "hostname" => (None, vec![a.value]),
+        "hostname|port" => (None, vec![without_port(a.value)]),
         "domain|ip" => (None, a.value.splitn(2, '|').collect()),
         _ => return, // hashes, URLs, e-mail addresses...: not network entries
     };
@@ -229,11 +246,12 @@ mod tests {
         );
         let notes: Vec<String> =
             l.skipped.iter().map(|n| format!("{}: {}", n.line, n.reason)).collect();
-        assert_eq!(notes.len(), 4, "{notes:?}");
+        assert_eq!(notes.len(), 5, "{notes:?}");
         assert!(notes[0].starts_with("6: attribute a6: to_ids is off"), "{notes:?}");
         assert_eq!(notes[1], "7: attribute a7: deleted");
         assert!(notes[2].starts_with("9: ") && notes[2].contains("not-an-ip"), "{notes:?}");
         assert_eq!(notes[3], "10: attribute a10: decayed");
+        assert_eq!(notes[4], "13: object ?: deleted (its attributes with it)");
     }
 
     #[test]

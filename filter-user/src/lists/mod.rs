@@ -18,6 +18,8 @@ mod misp_decay;
 pub mod misp_feed;
 pub mod signature;
 mod stix;
+pub use stix::version_time;
+mod stix_pattern;
 pub mod token;
 
 use std::{
@@ -143,12 +145,14 @@ pub struct ParsedList {
     pub warnings: Vec<LineNote>,
     /// Entries whose host bits were masked.
     pub masked: usize,
-    /// The earliest end of validity of what loaded (STIX `valid_until`, the decay of a MISP
-    /// attribute; Unix seconds): the list is parsed again then.
-    pub expires: Option<u64>,
-    /// Records skipped because their validity has passed (a list of nothing else is a list
-    /// whose entries all ended, not a broken one).
+    /// The next moment what loads changes (Unix seconds): the earliest end of validity of what
+    /// loaded (STIX `valid_until`, the decay of a MISP attribute) or start of validity of what
+    /// did not yet (STIX `valid_from`). The list is parsed again then.
+    pub changes_at: Option<u64>,
+    /// Records skipped because their validity has passed.
     pub expired: usize,
+    /// Records skipped because their validity has not begun (STIX `valid_from` to come).
+    pub pending: usize,
     /// How many loaded fields were of each kind.
     pub kinds: BTreeMap<Kind, usize>,
 }
@@ -192,7 +196,8 @@ impl ParsedList {
         self.warnings.extend(shift(part.warnings));
         self.masked += part.masked;
         self.expired += part.expired;
-        self.expires = self.expires.into_iter().chain(part.expires).min();
+        self.pending += part.pending;
+        self.changes_at = self.changes_at.into_iter().chain(part.changes_at).min();
         for (kind, n) in part.kinds {
             *self.kinds.entry(kind).or_default() += n;
         }
@@ -272,15 +277,22 @@ impl ParsedList {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// True when the list holds nothing now only because of time: every record it skipped had
+    /// ended or had not begun (an empty list in force, not a broken one).
+    pub fn all_out_of_time(&self) -> bool {
+        let timed = self.expired + self.pending;
+        self.is_empty() && timed > 0 && self.skipped.len() == timed
+    }
 }
 
 /// Parses a list text.
 pub fn parse_text(path: &Path, text: &str, opts: &ListOptions) -> Result<ParsedList> {
     // A UTF-8 byte order mark is no part of the first entry, whatever the format.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let format = match opts.format {
-        Some(f) => f,
-        None => detect::detect(text, opts.column.is_some()),
+    let (format, certain) = match opts.format {
+        Some(f) => (f, true),
+        None => detect::detect_how(text, opts.column.is_some()),
     };
     let mut list = ParsedList::new(path, format, opts);
     match format {
@@ -300,8 +312,10 @@ pub fn parse_text(path: &Path, text: &str, opts: &ListOptions) -> Result<ParsedL
         Format::MispCsv => misp::parse_csv(text, &mut list)
             .with_context(|| format!("{} (misp-csv)", path.display()))?,
     }
-    // Records that ended are a list that ended, not an unknown format.
-    if list.is_empty() && list.skipped.len() > list.expired && opts.format.is_none() {
+    // Records that ended (or not begun) are a list that holds nothing now, not an unknown format.
+    let timed = list.expired + list.pending;
+    // A document whose structure said its format is that format, whatever it holds.
+    if list.is_empty() && list.skipped.len() > timed && !certain {
         let first = &list.skipped[0];
         bail!(
             "{}: no known format fits (tried stix, misp, crowdsec-json, spamhaus-json, misp-csv, csv with a \

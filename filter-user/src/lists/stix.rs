@@ -1,198 +1,195 @@
-//! STIX 2.1 bundles (format `stix`): indicators whose pattern compares addresses or domains
-//! (`ipv4-addr:value`, `ipv6-addr:value`, `domain-name:value`,
-//! `network-traffic:dst_ref.value`, `network-traffic:src_ref.value`; single or OR-ed
-//! comparisons, `IN (...)` lists, CIDR values), and `ipv4-addr`, `ipv6-addr` and `domain-name`
-//! objects given directly. Revoked indicators, indicators whose `valid_until` has passed and
-//! patterns that need more than an address (AND with a port or URL, ...) are skipped with a
-//! note naming the object. The earliest `valid_until` still to come is kept, so that the
-//! daemon reads the list again at that moment.
+//! STIX 2.1 bundles and TAXII envelopes (format `stix`): indicators whose pattern compares
+//! addresses or domains (see [`super::stix_pattern`]), and address objects given alone.
+//!
+//! - Of the versions of one indicator (same `id`), only the newest (`modified`, compared as a
+//!   time) counts: a newest version that is revoked revokes.
+//! - An indicator counts from its `valid_from` to its `valid_until`; the earliest of those
+//!   moments still to come is kept, and the daemon reads the list again then.
+//! - An `ipv4-addr`, `ipv6-addr` or `domain-name` object is an entry only when given alone: one
+//!   that observed-data holds (or another object points to) is a sighting, and one an indicator
+//!   is based on lives and ends with that indicator's pattern (an object cannot be revoked).
+//!
+//! Each object is read on its own, so that one malformed object costs only itself; the
+//! "line" of an object is its rank in the bundle.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{Result, bail};
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
-use super::{ParsedList, entry::Direction};
+use super::{ParsedList, token::shown};
 
-/// The properties a pattern may compare, and the direction each says.
-const ADDRESS_PATHS: [(&str, Option<Direction>); 5] = [
-    ("ipv4-addr:value", None),
-    ("ipv6-addr:value", None),
-    ("domain-name:value", None),
-    ("network-traffic:dst_ref.value", Some(Direction::Dst)),
-    ("network-traffic:src_ref.value", Some(Direction::Src)),
-];
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    objects: Option<Vec<&'a RawValue>>,
+}
 
-/// Pattern keywords that make a pattern need more than an address.
-const NARROWING: [&str; 14] = [
-    "AND",
-    "FOLLOWEDBY",
-    "!=",
-    "<",
-    ">",
-    "LIKE",
-    "MATCHES",
-    "NOT",
-    "ISSUBSET",
-    "ISSUPERSET",
-    "WITHIN",
-    "REPEATS",
-    "START",
-    "STOP",
-];
+/// The properties of an object that takedown reads; the rest are skipped unread.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Object<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    value: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pattern: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pattern_type: Option<Cow<'a, str>>,
+    revoked: bool,
+    #[serde(borrow)]
+    modified: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    valid_from: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    valid_until: Option<Cow<'a, str>>,
+    object_refs: Vec<String>,
+    src_ref: Option<String>,
+    dst_ref: Option<String>,
+    resolves_to_refs: Vec<String>,
+    source_ref: Option<String>,
+    target_ref: Option<String>,
+}
+
+const ADDRESS_OBJECTS: [&str; 3] = ["ipv4-addr", "ipv6-addr", "domain-name"];
 
 /// Parses a bundle at time `now` (Unix seconds).
 pub fn parse(text: &str, list: &mut ParsedList, now: u64) -> Result<()> {
-    let doc: Value = match serde_json::from_str(text) {
+    let envelope: Envelope = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => bail!("invalid JSON at line {}: {e}", e.line()),
     };
-    let Some(objects) = doc.get("objects").and_then(Value::as_array) else {
+    let Some(raw) = envelope.objects else {
         bail!("a STIX bundle without \"objects\"");
     };
-    for (i, obj) in objects.iter().enumerate() {
-        let line = i + 1;
-        let id = super::token::shown(obj.get("id").and_then(Value::as_str).unwrap_or("?"));
-        match obj.get("type").and_then(Value::as_str) {
-            Some("ipv4-addr" | "ipv6-addr" | "domain-name") => {
-                match obj.get("value").and_then(Value::as_str) {
-                    Some(v) => list.push_field(line, v),
-                    None => list.skip(line, format!("{id}: no value")),
+    let mut objects = Vec::with_capacity(raw.len());
+    for (i, r) in raw.iter().enumerate() {
+        match serde_json::from_str::<Object>(r.get()) {
+            Ok(o) => objects.push((i + 1, o)),
+            Err(e) => list.skip(i + 1, format!("object {}: unreadable: {e}", i + 1)),
+        }
+    }
+    let newest = newest_versions(&objects);
+    let held = held_objects(&objects);
+    let mut sightings = None;
+    for (line, obj) in &objects {
+        let id = shown(&obj.id);
+        match obj.kind.as_ref() {
+            k if ADDRESS_OBJECTS.contains(&k) => {
+                if held.contains(obj.id.as_ref()) {
+                    let (first, n) = sightings.get_or_insert((*line, 0));
+                    *first = (*first).min(*line);
+                    *n += 1;
+                    continue;
+                }
+                match &obj.value {
+                    Some(v) => list.push_field(*line, v),
+                    None => list.skip(*line, format!("{id}: no value")),
                 }
             }
-            Some("indicator") => indicator(obj, &id, line, list, now),
-            _ => {} // malware, relationships, identities...: not entries
+            "indicator" if newest.get(obj.id.as_ref()) == Some(line) => {
+                indicator(obj, &id, *line, list, now)
+            }
+            _ => {} // older versions, malware, relationships, identities...: not entries
         }
+    }
+    if let Some((line, n)) = sightings {
+        let what = "held by observed-data, another object or an indicator's pattern";
+        list.warn(line, format!("{n} address objects {what}: sightings, not entries"));
     }
     Ok(())
 }
 
-fn indicator(obj: &Value, id: &str, line: usize, list: &mut ParsedList, now: u64) {
-    if obj.get("revoked").and_then(Value::as_bool) == Some(true) {
+/// The time of an object's version (its `modified`), compared as a time (`...00.500Z` is
+/// after `...00Z`); `None`, older than any, when missing or unreadable.
+pub fn version_time(modified: Option<&str>) -> Option<jiff::Timestamp> {
+    modified.and_then(|m| m.parse::<jiff::Timestamp>().ok())
+}
+
+/// The line of the newest version of each indicator id.
+fn newest_versions<'a>(objects: &'a [(usize, Object)]) -> HashMap<&'a str, usize> {
+    let mut newest: HashMap<&str, (Option<jiff::Timestamp>, usize)> = HashMap::new();
+    for (line, o) in objects.iter().filter(|(_, o)| o.kind == "indicator") {
+        let at = version_time(o.modified.as_deref());
+        let seen = newest.entry(&o.id).or_insert((at, *line));
+        if at > seen.0 {
+            *seen = (at, *line);
+        }
+    }
+    newest.into_iter().map(|(id, (_, line))| (id, line)).collect()
+}
+
+/// The ids of the address objects that are no entries of their own: held by observed-data,
+/// pointed to by another object (a network-traffic's `dst_ref`, a domain's
+/// `resolves_to_refs`), or at one end of a relationship with an indicator.
+fn held_objects<'a>(objects: &'a [(usize, Object)]) -> HashSet<&'a str> {
+    let mut held = HashSet::new();
+    for (_, o) in objects {
+        match o.kind.as_ref() {
+            "observed-data" => held.extend(o.object_refs.iter().map(String::as_str)),
+            "relationship" => {
+                let ends = [&o.source_ref, &o.target_ref].map(|r| r.as_deref().unwrap_or(""));
+                if ends.iter().any(|e| e.starts_with("indicator--")) {
+                    held.extend(ends);
+                }
+            }
+            _ => {
+                let refs = [&o.src_ref, &o.dst_ref].into_iter().flatten();
+                held.extend(refs.chain(&o.resolves_to_refs).map(String::as_str));
+            }
+        }
+    }
+    held
+}
+
+/// A moment of an indicator's validity, in Unix seconds, or a note on why it is unreadable.
+fn moment(obj_id: &str, name: &str, at: Option<&str>) -> Result<Option<u64>, String> {
+    let Some(at) = at else { return Ok(None) };
+    match at.parse::<jiff::Timestamp>() {
+        Ok(t) => Ok(Some(t.as_second().max(0) as u64)),
+        Err(_) => Err(format!("{obj_id}: unreadable {name} {:?}", shown(at))),
+    }
+}
+
+fn indicator(obj: &Object, id: &str, line: usize, list: &mut ParsedList, now: u64) {
+    if obj.revoked {
         return list.skip(line, format!("{id}: revoked"));
     }
-    let until = obj.get("valid_until").and_then(Value::as_str);
-    let until =
-        until.map(|u| (u, u.parse::<jiff::Timestamp>().map(|t| t.as_second().max(0) as u64)));
-    match until {
-        Some((u, Ok(t))) if t <= now => {
-            list.expired += 1;
-            return list.skip(line, format!("{id}: valid until {u}, passed"));
-        }
-        Some((u, Err(_))) => {
-            return list
-                .skip(line, format!("{id}: unreadable valid_until {:?}", super::token::shown(u)));
-        }
-        _ => {}
+    let (from, until) = match (
+        moment(id, "valid_from", obj.valid_from.as_deref()),
+        moment(id, "valid_until", obj.valid_until.as_deref()),
+    ) {
+        (Ok(f), Ok(u)) => (f, u),
+        (Err(why), _) | (_, Err(why)) => return list.skip(line, why),
+    };
+    if until.is_some_and(|u| u <= now) {
+        list.expired += 1;
+        let u = obj.valid_until.as_deref().map(shown).unwrap_or_default();
+        return list.skip(line, format!("{id}: valid until {u}, passed"));
     }
-    if obj.get("pattern_type").and_then(Value::as_str).is_some_and(|t| t != "stix") {
+    if let Some(f) = from.filter(|f| *f > now) {
+        list.pending += 1;
+        list.changes_at = Some(list.changes_at.map_or(f, |c| c.min(f)));
+        let f = obj.valid_from.as_deref().map(shown).unwrap_or_default();
+        return list.skip(line, format!("{id}: valid from {f}, not yet"));
+    }
+    if obj.pattern_type.as_deref().is_some_and(|t| t != "stix") {
         return list.skip(line, format!("{id}: not a STIX pattern"));
     }
-    let pattern = obj.get("pattern").and_then(Value::as_str).unwrap_or("");
-    match values(pattern) {
+    match super::stix_pattern::values(obj.pattern.as_deref().unwrap_or("")) {
         Ok(values) => {
             for (v, said) in values {
                 list.push_field_as(line, &v, said);
             }
-            if let Some((_, Ok(t))) = until {
-                list.expires = Some(list.expires.map_or(t, |e| e.min(t)));
+            if let Some(t) = until {
+                list.changes_at = Some(list.changes_at.map_or(t, |e| e.min(t)));
             }
         }
         Err(why) => list.skip(line, format!("{id}: {why}")),
-    }
-}
-
-/// The quoted values an address-only pattern compares, each with the direction its path says
-/// (`src_ref` / `dst_ref`), or why the pattern is not one.
-fn values(pattern: &str) -> Result<Vec<(String, Option<Direction>)>, String> {
-    let (skeleton, quoted) = unquote(pattern);
-    let mut out = Vec::with_capacity(quoted.len());
-    let mut said = None;
-    let words = skeleton.split(|c: char| c.is_whitespace() || "[]()=,".contains(c));
-    for w in words.filter(|w| !w.is_empty()) {
-        if let Some(n) = w.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
-            out.extend(quoted.get(n).map(|v| (v.clone(), said)));
-            continue;
-        }
-        let narrowing = NARROWING.iter().any(|k| w.eq_ignore_ascii_case(k));
-        if narrowing || w.contains(['!', '<', '>']) {
-            return Err(format!(
-                "the pattern needs more than an address ({})",
-                super::token::shown(w)
-            ));
-        }
-        if w.contains(':') {
-            said = match ADDRESS_PATHS.iter().find(|(p, _)| *p == w) {
-                Some((_, d)) => *d,
-                None => {
-                    let w = super::token::shown(w);
-                    return Err(format!("the pattern compares {w}, not an address"));
-                }
-            };
-        }
-    }
-    if out.is_empty() {
-        return Err("the pattern compares no value".into());
-    }
-    Ok(out)
-}
-
-/// The pattern with each quoted string replaced by `$n`, and the strings.
-fn unquote(pattern: &str) -> (String, Vec<String>) {
-    let (mut skeleton, mut quoted) = (String::new(), Vec::new());
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        if c != '\'' {
-            skeleton.push(c);
-            continue;
-        }
-        let mut s = String::new();
-        while let Some(q) = chars.next() {
-            match q {
-                '\\' => s.extend(chars.next()),
-                '\'' => break,
-                other => s.push(other),
-            }
-        }
-        skeleton.push_str(&format!(" ${} ", quoted.len()));
-        quoted.push(s);
-    }
-    (skeleton, quoted)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn address_patterns_give_their_values_and_others_say_why_not() {
-        let ok = |p: &str| -> Vec<String> { values(p).unwrap().into_iter().map(|v| v.0).collect() };
-        assert_eq!(ok("[ipv4-addr:value = '198.51.100.1']"), ["198.51.100.1"]);
-        assert_eq!(
-            ok("[ipv4-addr:value = '192.0.2.0/24' OR ipv6-addr:value = '2001:db8::1']"),
-            ["192.0.2.0/24", "2001:db8::1"]
-        );
-        assert_eq!(
-            ok("[domain-name:value IN ('a.example', 'b.example')]"),
-            ["a.example", "b.example"]
-        );
-        assert_eq!(
-            ok(
-                "[network-traffic:dst_ref.value = '203.0.113.7'] OR [ipv4-addr:value = '203.0.113.8']"
-            ),
-            ["203.0.113.7", "203.0.113.8"]
-        );
-        let said = values(
-            "[network-traffic:src_ref.value = '192.0.2.1' OR network-traffic:dst_ref.value IN ('192.0.2.2', '192.0.2.3')] OR [ipv4-addr:value = '192.0.2.4']",
-        )
-        .unwrap();
-        let dirs: Vec<_> = said.iter().map(|v| v.1).collect();
-        let (src, dst) = (Some(Direction::Src), Some(Direction::Dst));
-        assert_eq!(dirs, [src, dst, dst, None]);
-        let why = |p: &str| values(p).unwrap_err();
-        assert!(
-            why("[ipv4-addr:value = '1.2.3.4' AND network-traffic:dst_port = 443]")
-                .contains("more than an address")
-        );
-        assert!(why("[url:value = 'http://x.example/']").contains("compares url:value"));
-        assert!(why("[ipv4-addr:value != '1.2.3.4']").contains("more than an address"));
     }
 }

@@ -187,7 +187,8 @@ impl ListReport {
         if let Some(e) = &self.error {
             return Some(e.clone());
         }
-        if self.usable() > 0 {
+        // A list whose records all ended (or not yet begun) is in force and empty.
+        if self.usable() > 0 || (self.list.all_out_of_time() && self.guard_notes.is_empty()) {
             return None;
         }
         let first = self
