@@ -48,8 +48,15 @@ impl Daemon {
         self.slots[i].decisions = Some(decisions);
         let skipped = polled.map_err(|e| format!("{e:#}"))?;
         let name = &self.slots[i].cfg.name;
-        for s in &skipped {
-            log::debug!("list {name}: decision skipped: {s}");
+        if !skipped.is_empty() {
+            let n: usize = skipped.values().map(|(n, _)| n).sum();
+            let each: Vec<String> =
+                skipped.iter().map(|(why, (n, first))| format!("{n} {why} (first {first:?})")).collect();
+            log::info!(
+                "list {name}: {n} decisions not taken (takedown enforces ban decisions on Ip and \
+                 Range): {}",
+                each.join(", ")
+            );
         }
         self.save_decisions(i);
         let meta =

@@ -1,9 +1,11 @@
 //! CrowdSec bouncer mode: a list whose source is a CrowdSec Local API. takedown polls
 //! `GET /v1/decisions/stream` with the bouncer's `X-Api-Key` (`startup=true` first, then the
-//! deltas), keeps the active `ban` decisions of scope `Ip` and `Range` with their end of
-//! validity, and the list's content is those decisions. The decisions survive restarts (a file
-//! in the state directory), deleted ones leave at once, and each leaves the maps when its
-//! duration ends.
+//! deltas), keeps the active `ban` decisions of scope `Ip` and `Range`, each by its id with its
+//! end of validity, and the list's content is the values those decisions ban. The decisions
+//! survive restarts (a file in the state directory); a deleted one leaves at once (only that
+//! decision: a `captcha` deleted beside a `ban` on the same address leaves the ban, as does
+//! one of two bans), and each leaves when its duration ends; a value leaves the maps when its
+//! last ban has left.
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
@@ -39,6 +41,9 @@ impl Source {
 /// One decision as the stream gives it.
 #[derive(Debug, Deserialize)]
 struct Decision {
+    /// The Local API's id of the decision (0 when a server gives none).
+    #[serde(default)]
+    id: i64,
     #[serde(default)]
     scope: String,
     #[serde(default)]
@@ -62,10 +67,14 @@ fn null_is_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Decision>
     Ok(Option::<Vec<Decision>>::deserialize(d)?.unwrap_or_default())
 }
 
-/// The active decisions: value (an address or network) -> end of validity (Unix seconds).
+/// The active ban decisions of one value: decision id -> end of validity (Unix seconds).
+pub type Bans = BTreeMap<i64, u64>;
+
+/// The active decisions: value (an address or network) -> its bans.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decisions {
-    pub active: BTreeMap<String, u64>,
+    #[serde(deserialize_with = "bans_of_each_value")]
+    pub active: BTreeMap<String, Bans>,
     /// When the stream was last read successfully (Unix seconds; 0: never).
     #[serde(default)]
     pub polled: u64,
@@ -74,48 +83,95 @@ pub struct Decisions {
     pub started: bool,
 }
 
+/// Reads what a state file holds for each value: its bans (decision id -> end), or one end
+/// (written before ids were kept: a ban of no known id).
+fn bans_of_each_value<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, Bans>, D::Error> {
+    use serde::de::Error;
+    let saved = BTreeMap::<String, serde_json::Value>::deserialize(d)?;
+    let bans = |v: serde_json::Value| -> Option<Bans> {
+        if let Some(until) = v.as_u64() {
+            return Some(Bans::from([(0, until)]));
+        }
+        let each = v.as_object()?.iter();
+        each.map(|(id, until)| Some((id.parse().ok()?, until.as_u64()?))).collect()
+    };
+    let each = saved.into_iter().map(|(value, v)| match bans(v) {
+        Some(b) => Ok((value, b)),
+        None => Err(D::Error::custom(format!("unreadable decisions of {value:?}"))),
+    });
+    each.collect()
+}
+
+/// Decisions not taken in one answer, by kind (`captcha on Ip`): how many, and the first value.
+pub type Skipped = BTreeMap<String, (usize, String)>;
+
+impl Decision {
+    /// Why takedown does not take this decision, if it does not.
+    fn not_taken(&self) -> Option<String> {
+        // One address or network a decision: a value with a line break or a space in it
+        // would become two lines of the list.
+        if self.value.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Some("not one address or network".into());
+        }
+        let scope = self.scope.to_ascii_lowercase();
+        if self.kind != "ban" || !matches!(scope.as_str(), "ip" | "range") {
+            return Some(format!("{} on {}", self.kind, self.scope));
+        }
+        None
+    }
+}
+
 impl Decisions {
-    /// Applies one answer of the stream at `now`: bans of scope Ip or Range join (or extend),
-    /// deleted ones leave. Returns the decisions skipped, with why.
-    fn apply(&mut self, delta: Delta, now: u64) -> Vec<String> {
-        let mut skipped = Vec::new();
-        for d in delta.deleted {
-            self.active.remove(&d.value);
+    /// Applies one answer of the stream at `now`: bans of scope Ip or Range join, deleted ones
+    /// leave (that decision only). Returns the decisions not taken, by kind.
+    fn apply(&mut self, delta: Delta, now: u64) -> Skipped {
+        let mut skipped = Skipped::new();
+        for d in delta.deleted.iter().filter(|d| d.not_taken().is_none()) {
+            self.delete(d);
         }
         for d in delta.new {
-            // One address or network a decision: a value with a line break or a space in it
-            // would become two lines of the list.
-            if d.value.contains(|c: char| c.is_whitespace() || c.is_control()) {
-                skipped.push(format!("{:?}: not one address or network", d.value));
-                continue;
-            }
-            let scope = d.scope.to_ascii_lowercase();
-            if d.kind != "ban" || !matches!(scope.as_str(), "ip" | "range") {
-                skipped.push(format!("{} {}: only ban decisions on Ip or Range", d.kind, d.scope));
-                continue;
-            }
-            match go_duration(&d.duration) {
-                Some(left) => {
+            let why = match (d.not_taken(), go_duration(&d.duration)) {
+                (Some(why), _) => why,
+                (None, None) => format!("unreadable duration {:?}", d.duration),
+                (None, Some(left)) => {
                     let until = now.saturating_add(left.as_secs().max(1));
-                    let e = self.active.entry(d.value).or_insert(until);
-                    *e = (*e).max(until);
+                    let end = self.active.entry(d.value).or_default().entry(d.id).or_insert(until);
+                    *end = (*end).max(until);
+                    continue;
                 }
-                None => skipped.push(format!("{}: unreadable duration {:?}", d.value, d.duration)),
-            }
+            };
+            skipped.entry(why).or_insert((0, d.value)).0 += 1;
         }
         skipped
     }
 
-    /// Takes out the decisions whose time has passed at `now`; true when one did.
+    /// Takes out one deleted ban: by its id; a ban whose id is unknown (a server that gives
+    /// none, a state written before ids were kept) takes out the value's bans of no known id.
+    fn delete(&mut self, d: &Decision) {
+        let Some(bans) = self.active.get_mut(&d.value) else { return };
+        if bans.remove(&d.id).is_none() {
+            bans.remove(&0);
+        }
+        if bans.is_empty() {
+            self.active.remove(&d.value);
+        }
+    }
+
+    /// Takes out the decisions whose time has passed at `now`; true when a value left.
     pub fn expire(&mut self, now: u64) -> bool {
         let before = self.active.len();
-        self.active.retain(|_, until| *until > now);
+        for bans in self.active.values_mut() {
+            bans.retain(|_, until| *until > now);
+        }
+        self.active.retain(|_, bans| !bans.is_empty());
         self.active.len() != before
     }
 
     /// When the next decision ends.
     pub fn next_expiry(&self) -> Option<u64> {
-        self.active.values().copied().min()
+        self.active.values().flat_map(|b| b.values()).copied().min()
     }
 
     /// The list's content: one address or network a line.
@@ -124,7 +180,7 @@ impl Decisions {
     }
 
     /// Reads the stream once (from its start the first time) and applies it at `now`; returns
-    /// the decisions skipped.
+    /// the decisions not taken.
     pub async fn poll(
         &mut self,
         client: &reqwest::Client,
@@ -132,7 +188,7 @@ impl Decisions {
         timeout: Duration,
         max_bytes: u64,
         now: u64,
-    ) -> Result<Vec<String>> {
+    ) -> Result<Skipped> {
         let key = source.key()?;
         let startup = if self.started { "false" } else { "true" };
         let url =
@@ -226,7 +282,8 @@ mod tests {
         )
         .unwrap();
         let skipped = d.apply(delta, 1000);
-        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert_eq!(skipped["captcha on Ip"], (1, "203.0.113.9".into()), "{skipped:?}");
+        assert_eq!(skipped["ban on Country"], (1, "XX".into()), "{skipped:?}");
         assert_eq!(d.text(), "192.0.2.7\n198.51.100.0/24\n");
         assert_eq!(d.next_expiry(), Some(1010));
         let delta: Delta = serde_json::from_str(
@@ -250,6 +307,58 @@ mod tests {
         .unwrap();
         let skipped = d.apply(delta, 1000);
         assert_eq!(d.text(), "");
-        assert!(skipped[0].contains("not one address or network"), "{skipped:?}");
+        assert!(skipped.contains_key("not one address or network"), "{skipped:?}");
+    }
+
+    fn delta(text: &str) -> Delta {
+        serde_json::from_str(text).unwrap()
+    }
+
+    /// As crowdsec 1.4.6's stream gives them: each decision with its id; deleting a captcha
+    /// (or one of two bans) on an address leaves the other ban in force.
+    #[test]
+    fn a_deletion_takes_out_that_decision_only() {
+        let mut d = Decisions::default();
+        d.apply(
+            delta(
+                r#"{"new":[{"id":1,"scope":"Ip","value":"192.0.2.7","type":"ban","duration":"1h"},
+                          {"id":2,"scope":"Ip","value":"192.0.2.7","type":"captcha","duration":"1h"},
+                          {"id":3,"scope":"Ip","value":"192.0.2.7","type":"ban","duration":"2h"}],
+                    "deleted":[]}"#,
+            ),
+            1000,
+        );
+        let gone = |id: i64, kind: &str| {
+            delta(&format!(
+                r#"{{"new":[],"deleted":[{{"id":{id},"scope":"Ip","value":"192.0.2.7","type":"{kind}","duration":"-1s"}}]}}"#
+            ))
+        };
+        d.apply(gone(2, "captcha"), 1001);
+        assert_eq!(d.text(), "192.0.2.7\n", "a captcha deleted: the bans stay");
+        d.apply(gone(3, "ban"), 1002);
+        assert_eq!(d.text(), "192.0.2.7\n", "one of two bans deleted: the other stays");
+        assert_eq!(d.next_expiry(), Some(4600));
+        d.apply(gone(1, "ban"), 1003);
+        assert_eq!(d.text(), "", "the last ban deleted");
+    }
+
+    /// A state file written before ids were kept reads as one ban of no known id, which the
+    /// next deletion of a ban on that value takes out.
+    #[test]
+    fn a_state_file_without_ids_still_reads() {
+        let mut d: Decisions =
+            serde_json::from_str(r#"{"active":{"192.0.2.7":5000,"192.0.2.8":6000},"polled":9}"#)
+                .unwrap();
+        assert_eq!(d.text(), "192.0.2.7\n192.0.2.8\n");
+        assert_eq!(d.next_expiry(), Some(5000));
+        d.apply(
+            delta(
+                r#"{"new":[],"deleted":[{"id":41,"scope":"Ip","value":"192.0.2.7","type":"ban","duration":"-1s"}]}"#,
+            ),
+            1000,
+        );
+        assert_eq!(d.text(), "192.0.2.8\n");
+        let saved = serde_json::to_string(&d).unwrap();
+        assert_eq!(serde_json::from_str::<Decisions>(&saved).unwrap(), d);
     }
 }

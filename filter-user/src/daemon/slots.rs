@@ -356,12 +356,16 @@ impl Daemon {
                 }
             };
         }
+        // Name what a guard held back: the operator sees it in `status` and the log.
+        let first_guarded =
+            report.guard_notes.first().map(|n| format!(" (the first: {})", n.reason));
         let message = format!(
-            "{} entries ({} domains), {} lines skipped, {} refused or guarded",
+            "{} entries ({} domains), {} lines skipped, {} refused or guarded{}",
             report.usable(),
             report.list.domains.len(),
             report.list.skipped.len(),
-            report.refused + report.guarded
+            report.refused + report.guarded,
+            first_guarded.unwrap_or_default()
         );
         let slot = &mut self.slots[i];
         slot.expiring = report.list.changes_at.map(|_| bytes.to_vec());

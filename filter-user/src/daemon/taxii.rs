@@ -11,7 +11,7 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 use anyhow::{Context, Result, bail};
 use reqwest::{StatusCode, header};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// The TAXII 2.1 media type.
 const MEDIA_TYPE: &str = "application/taxii+json;version=2.1";
@@ -96,12 +96,32 @@ impl Source {
 }
 
 /// A collection as pulled so far (kept in `<state>/taxii-<list>.json`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Collection {
     /// `added_after` of the next pull.
     pub added_after: Option<String>,
-    /// The newest version of each object, by id.
-    pub objects: BTreeMap<String, Value>,
+    /// The newest version of each object, by id, as its JSON text (a collection of 100,000
+    /// indicators is kept as text, not as a tree of values).
+    pub objects: BTreeMap<String, Box<RawValue>>,
+}
+
+/// What merging reads of an object.
+#[derive(Deserialize)]
+struct Version<'a> {
+    #[serde(borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    modified: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl Version<'_> {
+    fn of(raw: &RawValue) -> Option<Version<'_>> {
+        serde_json::from_str(raw.get()).ok()
+    }
+
+    fn time(&self) -> Option<jiff::Timestamp> {
+        crate::lists::version_time(self.modified.as_deref())
+    }
 }
 
 /// One page of the objects endpoint.
@@ -111,19 +131,18 @@ struct Envelope {
     more: bool,
     next: Option<String>,
     #[serde(default)]
-    objects: Vec<Value>,
+    objects: Vec<Box<RawValue>>,
 }
 
 impl Collection {
     /// Takes in `objects`: a version replaces the one kept unless it is older (`modified`,
     /// compared as a time).
-    fn merge(&mut self, objects: Vec<Value>) {
+    fn merge(&mut self, objects: Vec<Box<RawValue>>) {
         for o in objects {
-            let Some(id) = o.get("id").and_then(Value::as_str).map(String::from) else { continue };
-            let modified =
-                |v: &Value| crate::lists::version_time(v.get("modified").and_then(Value::as_str));
-            let newer = self.objects.get(&id).is_none_or(|old| modified(&o) >= modified(old));
-            if newer {
+            let Some(v) = Version::of(&o) else { continue };
+            let Some(id) = v.id.as_deref().map(String::from) else { continue };
+            let kept = self.objects.get(&id).and_then(|old| Version::of(old));
+            if kept.is_none_or(|old| v.time() >= old.time()) {
                 self.objects.insert(id, o);
             }
         }
@@ -131,9 +150,16 @@ impl Collection {
 
     /// The objects as one STIX bundle (the list's content).
     pub fn bundle(&self) -> Vec<u8> {
-        let objects: Vec<&Value> = self.objects.values().collect();
-        let bundle = serde_json::json!({"type": "bundle", "id": "bundle--takedown-taxii", "objects": objects});
-        serde_json::to_vec_pretty(&bundle).unwrap_or_default()
+        #[derive(Serialize)]
+        struct Bundle<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            id: &'a str,
+            objects: Vec<&'a RawValue>,
+        }
+        let objects = self.objects.values().map(AsRef::as_ref).collect();
+        let bundle = Bundle { kind: "bundle", id: "bundle--takedown-taxii", objects };
+        serde_json::to_vec(&bundle).unwrap_or_default()
     }
 
     /// Pulls what was added since the last pull (everything the first time), at most
@@ -224,8 +250,9 @@ async fn get_page(
 mod tests {
     use super::*;
 
-    fn obj(id: &str, modified: &str) -> Value {
-        serde_json::json!({"type": "indicator", "id": id, "modified": modified})
+    fn obj(id: &str, modified: &str) -> Box<RawValue> {
+        let v = serde_json::json!({"type": "indicator", "id": id, "modified": modified});
+        RawValue::from_string(v.to_string()).unwrap()
     }
 
     #[test]
@@ -239,8 +266,10 @@ mod tests {
             obj("indicator--a", "2026-01-01T00:00:00Z"),
             obj("indicator--b", "2026-01-03T00:00:00Z"),
         ]);
-        let modified =
-            |c: &Collection, id: &str| c.objects[id]["modified"].as_str().unwrap().to_string();
+        let modified = |c: &Collection, id: &str| {
+            let v: serde_json::Value = serde_json::from_str(c.objects[id].get()).unwrap();
+            v["modified"].as_str().unwrap().to_string()
+        };
         assert_eq!(modified(&c, "indicator--a"), "2026-01-02T00:00:00Z", "older version ignored");
         assert_eq!(modified(&c, "indicator--b"), "2026-01-03T00:00:00Z");
         // Times, not strings: medallion writes a later version with more digits.
@@ -248,7 +277,7 @@ mod tests {
         assert_eq!(modified(&c, "indicator--b"), "2026-01-03T00:00:00.500Z");
         c.merge(vec![obj("indicator--b", "2026-01-03T00:00:00Z")]);
         assert_eq!(modified(&c, "indicator--b"), "2026-01-03T00:00:00.500Z");
-        let bundle: Value = serde_json::from_slice(&c.bundle()).unwrap();
+        let bundle: serde_json::Value = serde_json::from_slice(&c.bundle()).unwrap();
         assert_eq!(bundle["type"], "bundle");
         assert_eq!(bundle["objects"].as_array().unwrap().len(), 2);
     }

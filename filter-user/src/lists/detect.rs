@@ -124,26 +124,21 @@ impl Keys {
     }
 }
 
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum Top {
-    One(Keys),
-    Many(Vec<Keys>),
-}
-
 /// Which JSON list `text` is: a STIX bundle, MISP events, a CrowdSec stream (each told by its
 /// structure, so certain), else Spamhaus JSON lines (a guess).
 fn detect_json(text: &str) -> (Format, bool) {
-    match serde_json::from_str::<Top>(text) {
-        Ok(Top::One(k)) => k.format().map_or((Format::SpamhausJson, false), |f| (f, true)),
-        Ok(Top::Many(a)) if a.iter().any(|k| k.event.is_some() || k.is_bare_event()) => {
-            (Format::Misp, true)
-        }
-        _ => (Format::SpamhausJson, false),
+    // Told by the first character, not an untagged enum: that would buffer the whole document.
+    if text.starts_with('[') {
+        let events = serde_json::from_str::<Vec<Keys>>(text)
+            .is_ok_and(|a| a.iter().any(|k| k.event.is_some() || k.is_bare_event()));
+        return if events { (Format::Misp, true) } else { (Format::SpamhausJson, false) };
+    }
+    match serde_json::from_str::<Keys>(text).ok().and_then(|k| k.format()) {
+        Some(f) => (f, true),
+        None => (Format::SpamhausJson, false),
     }
 }
 
-/// Detects the format of `text`. `has_column`: the caller named a CSV column.
 /// Detects the format of `text`, and whether its structure says so for certain (a JSON
 /// document of a known shape) rather than a guess from its lines.
 pub fn detect_how(text: &str, has_column: bool) -> (Format, bool) {

@@ -67,33 +67,29 @@ pub fn parse(text: &str, list: &mut ParsedList, now: u64) -> Result<()> {
     let Some(raw) = envelope.objects else {
         bail!("a STIX bundle without \"objects\"");
     };
-    let mut objects = Vec::with_capacity(raw.len());
-    for (i, r) in raw.iter().enumerate() {
-        match serde_json::from_str::<Object>(r.get()) {
-            Ok(o) => objects.push((i + 1, o)),
-            Err(e) => list.skip(i + 1, format!("object {}: unreadable: {e}", i + 1)),
-        }
-    }
-    let newest = newest_versions(&objects);
-    let held = held_objects(&objects);
+    // Two passes over the objects, each read and dropped at once: a bundle of 100,000
+    // indicators never lives in memory as objects, only as its text.
+    let seen = Seen::of(&raw, list);
     let mut sightings = None;
-    for (line, obj) in &objects {
+    for (i, r) in raw.iter().enumerate() {
+        let line = i + 1;
+        let Ok(obj) = serde_json::from_str::<Object>(r.get()) else { continue };
         let id = shown(&obj.id);
         match obj.kind.as_ref() {
             k if ADDRESS_OBJECTS.contains(&k) => {
-                if held.contains(obj.id.as_ref()) {
-                    let (first, n) = sightings.get_or_insert((*line, 0));
-                    *first = (*first).min(*line);
+                if seen.held.contains(obj.id.as_ref()) {
+                    let (first, n) = sightings.get_or_insert((line, 0));
+                    *first = (*first).min(line);
                     *n += 1;
                     continue;
                 }
                 match &obj.value {
-                    Some(v) => list.push_field(*line, v),
-                    None => list.skip(*line, format!("{id}: no value")),
+                    Some(v) => list.push_field(line, v),
+                    None => list.skip(line, format!("{id}: no value")),
                 }
             }
-            "indicator" if newest.get(obj.id.as_ref()) == Some(line) => {
-                indicator(obj, &id, *line, list, now)
+            "indicator" if seen.newest.get(obj.id.as_ref()).map(|n| n.1) == Some(line) => {
+                indicator(&obj, &id, line, list, now)
             }
             _ => {} // older versions, malware, relationships, identities...: not entries
         }
@@ -111,40 +107,52 @@ pub fn version_time(modified: Option<&str>) -> Option<jiff::Timestamp> {
     modified.and_then(|m| m.parse::<jiff::Timestamp>().ok())
 }
 
-/// The line of the newest version of each indicator id.
-fn newest_versions<'a>(objects: &'a [(usize, Object)]) -> HashMap<&'a str, usize> {
-    let mut newest: HashMap<&str, (Option<jiff::Timestamp>, usize)> = HashMap::new();
-    for (line, o) in objects.iter().filter(|(_, o)| o.kind == "indicator") {
-        let at = version_time(o.modified.as_deref());
-        let seen = newest.entry(&o.id).or_insert((at, *line));
-        if at > seen.0 {
-            *seen = (at, *line);
-        }
-    }
-    newest.into_iter().map(|(id, (_, line))| (id, line)).collect()
+/// What the first pass over a bundle learns.
+#[derive(Default)]
+struct Seen<'a> {
+    /// The newest version of each indicator id: its time and line.
+    newest: HashMap<Cow<'a, str>, (Option<jiff::Timestamp>, usize)>,
+    /// The ids of the address objects that are no entries of their own: held by
+    /// observed-data, pointed to by another object (a network-traffic's `dst_ref`, a domain's
+    /// `resolves_to_refs`), or at one end of a relationship with an indicator.
+    held: HashSet<String>,
 }
 
-/// The ids of the address objects that are no entries of their own: held by observed-data,
-/// pointed to by another object (a network-traffic's `dst_ref`, a domain's
-/// `resolves_to_refs`), or at one end of a relationship with an indicator.
-fn held_objects<'a>(objects: &'a [(usize, Object)]) -> HashSet<&'a str> {
-    let mut held = HashSet::new();
-    for (_, o) in objects {
+impl<'a> Seen<'a> {
+    /// Reads every object once; notes those that cannot be read.
+    fn of(raw: &[&'a RawValue], list: &mut ParsedList) -> Self {
+        let mut seen = Seen::default();
+        for (i, r) in raw.iter().enumerate() {
+            match serde_json::from_str::<Object>(r.get()) {
+                Ok(o) => seen.take(o, i + 1),
+                Err(e) => list.skip(i + 1, format!("object {}: unreadable: {e}", i + 1)),
+            }
+        }
+        seen
+    }
+
+    fn take(&mut self, o: Object<'a>, line: usize) {
         match o.kind.as_ref() {
-            "observed-data" => held.extend(o.object_refs.iter().map(String::as_str)),
+            "indicator" => {
+                let at = version_time(o.modified.as_deref());
+                let newest = self.newest.entry(o.id).or_insert((at, line));
+                if at > newest.0 {
+                    *newest = (at, line);
+                }
+            }
+            "observed-data" => self.held.extend(o.object_refs),
             "relationship" => {
-                let ends = [&o.source_ref, &o.target_ref].map(|r| r.as_deref().unwrap_or(""));
+                let ends = [o.source_ref, o.target_ref].map(Option::unwrap_or_default);
                 if ends.iter().any(|e| e.starts_with("indicator--")) {
-                    held.extend(ends);
+                    self.held.extend(ends);
                 }
             }
             _ => {
-                let refs = [&o.src_ref, &o.dst_ref].into_iter().flatten();
-                held.extend(refs.chain(&o.resolves_to_refs).map(String::as_str));
+                let refs = [o.src_ref, o.dst_ref].into_iter().flatten();
+                self.held.extend(refs.chain(o.resolves_to_refs));
             }
         }
     }
-    held
 }
 
 /// A moment of an indicator's validity, in Unix seconds, or a note on why it is unreadable.
