@@ -1,6 +1,7 @@
 //! Harness for takedown's kernel tests: the root check, crafted frames, a filter loaded for
 //! BPF_PROG_TEST_RUN, and the `takedown` binary run inside test namespaces.
 
+pub mod crowdsec_lapi;
 pub mod dns;
 pub mod frames;
 pub mod http;

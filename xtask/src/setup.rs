@@ -4,7 +4,9 @@
 //! - rust-src for the toolchain that builds the eBPF object (nightly if installed, else stable,
 //!   which then builds with RUSTC_BOOTSTRAP=1);
 //! - the cargo tools of [`tools`]: bpf-linker and cargo-deb;
-//! - the Debian packages the tests, demo, package checks and benchmark use.
+//! - the Debian packages the tests, demo, package checks and benchmark use (crowdsec for its
+//!   Local API, its own service disabled);
+//! - a Python virtual environment with medallion, the OASIS TAXII 2.1 reference server.
 //!
 //! Progress goes to stderr, and so does the output of the commands run: a command's stdout
 //! holds its result alone (`cargo xtask package` ends with the package's path).
@@ -20,9 +22,11 @@ use crate::tools;
 /// systemd-analyze (the unit's security rating), man and lintian (the package test), promtool
 /// from prometheus and the reference OpenMetrics parser (the metrics test), minisign (signed lists are signed in tests as a CERT
 /// signs them), the peers `bench --peers` measures takedown
-/// against (xdp-filter, ipset, nft), and what `test --kernels` boots stock kernels with (QEMU,
-/// a static busybox, cpio).
-const PACKAGES: [&str; 19] = [
+/// against (xdp-filter, ipset, nft), what `test --kernels` boots stock kernels with (QEMU,
+/// a static busybox, cpio), CrowdSec, whose own Local API the CrowdSec tests run, and
+/// python3-venv for the virtual environment of [`python_tools`], curl (tests ask a server
+/// started in a namespace whether it answers yet).
+const PACKAGES: [&str; 22] = [
     "iproute2",
     "iputils-ping",
     "procps",
@@ -42,6 +46,9 @@ const PACKAGES: [&str; 19] = [
     "qemu-system-x86",
     "busybox-static",
     "cpio",
+    "crowdsec",
+    "python3-venv",
+    "curl",
 ];
 
 /// `cargo xtask setup`.
@@ -77,9 +84,45 @@ pub fn ensure() -> Result<Vec<String>> {
     let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !deb_installed(p)).collect();
     if !missing.is_empty() {
         install_debs(&missing)?;
+        if missing.contains(&"crowdsec") {
+            // Installed for its Local API, which the tests start privately: the package's own
+            // service (an agent reading this machine's logs) is not wanted.
+            let _ = Command::new("systemctl").args(["disable", "--now", "crowdsec"]).output();
+        }
         changed.extend(missing.iter().map(|p| p.to_string()));
     }
+    changed.extend(python_tools()?);
     Ok(changed)
+}
+
+/// Where the Python tools the tests run are installed (the tests find them there too).
+pub const VENV: &str = "/opt/takedown-tests/venv";
+
+/// PyPI packages the tests run, pinned: medallion, the OASIS TAXII 2.1 reference server.
+const PYTHON_TOOLS: [(&str, &str); 1] = [("medallion", "3.0.0")];
+
+/// Installs [`PYTHON_TOOLS`] into [`VENV`] unless each is there at its version.
+fn python_tools() -> Result<Vec<String>> {
+    let venv = std::path::Path::new(VENV);
+    let pip = venv.join("bin/pip");
+    let has = |name: &str, version: &str| {
+        let out = Command::new(&pip).args(["show", name]).output();
+        out.is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout).contains(&format!("Version: {version}"))
+        })
+    };
+    let missing: Vec<String> =
+        PYTHON_TOOLS.iter().filter(|(n, v)| !has(n, v)).map(|(n, v)| format!("{n}=={v}")).collect();
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !pip.exists() {
+        eprintln!("setup: making the Python environment {VENV}");
+        progress(Command::new("/usr/bin/python3").args(["-m", "venv"]).arg(venv))?;
+    }
+    eprintln!("setup: installing {} into {VENV}", missing.join(" "));
+    progress(Command::new(&pip).args(["install", "-q"]).args(&missing))?;
+    Ok(missing)
 }
 
 /// nightly when rustup has it, else stable.
@@ -130,6 +173,9 @@ fn install_debs(packages: &[&str]) -> Result<()> {
             packages.join(" ")
         );
     }
+    if packages.contains(&"crowdsec") {
+        crowdsec_offline()?;
+    }
     eprintln!("setup: installing {}", packages.join(" "));
     progress(Command::new("apt-get").args(["update", "-qq"]))?;
     progress(
@@ -138,6 +184,18 @@ fn install_debs(packages: &[&str]) -> Result<()> {
             .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
+}
+
+/// Lets Debian's crowdsec install on a machine that cannot reach CrowdSec's central API: its
+/// install script registers with it unless this file exists (the package's README.Debian).
+/// The tests start a private Local API of their own; the package's service is not used.
+fn crowdsec_offline() -> Result<()> {
+    let file = std::path::Path::new("/etc/crowdsec/online_api_credentials.yaml");
+    if !file.exists() {
+        std::fs::create_dir_all("/etc/crowdsec")?;
+        std::fs::write(file, "# no central API: takedown's tests run a private Local API\n")?;
+    }
+    Ok(())
 }
 
 /// Runs a command of setting up or building, its output sent to stderr; fails when it fails.

@@ -50,8 +50,10 @@ impl Daemon {
         let name = &self.slots[i].cfg.name;
         if !skipped.is_empty() {
             let n: usize = skipped.values().map(|(n, _)| n).sum();
-            let each: Vec<String> =
-                skipped.iter().map(|(why, (n, first))| format!("{n} {why} (first {first:?})")).collect();
+            let each: Vec<String> = skipped
+                .iter()
+                .map(|(why, (n, first))| format!("{n} {why} (first {first:?})"))
+                .collect();
             log::info!(
                 "list {name}: {n} decisions not taken (takedown enforces ban decisions on Ip and \
                  Range): {}",
