@@ -8,6 +8,7 @@ pub mod http;
 pub mod https;
 pub mod lapi;
 pub mod loaded;
+pub mod medallion;
 pub mod messages;
 pub mod minisign;
 pub mod process;

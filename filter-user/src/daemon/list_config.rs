@@ -127,11 +127,30 @@ impl ListConfig {
         }
     }
 
-    /// A warning for a list fetched over plain http without `insecure = true`.
+    /// A warning for a list fetched over plain http without `insecure = true` (a URL list, a
+    /// TAXII server, a CrowdSec Local API off this machine).
     pub fn insecure_warning(&self) -> Option<String> {
-        let url = self.url.as_deref().filter(|u| u.starts_with("http://") && !self.insecure)?;
+        let (url, what) = match (&self.url, &self.taxii, &self.crowdsec) {
+            (Some(u), _, _) => (u, "anyone on the path can change what is blocked"),
+            (_, Some(t), _) => {
+                (&t.url, "anyone on the path can read the credentials and change what is blocked")
+            }
+            (_, _, Some(c)) => {
+                (&c.url, "anyone on the path can read the bouncer key and change what is blocked")
+            }
+            _ => return None,
+        };
+        let host = reqwest::Url::parse(url).ok()?.host_str()?.to_string();
+        let loopback = host == "localhost"
+            || host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback());
+        if !url.starts_with("http://") || self.insecure || (loopback && self.url.is_none()) {
+            return None;
+        }
         Some(format!(
-            "list {}: {} is fetched over plain http: anyone on the path can change what is blocked (use https, or say insecure = true)",
+            "list {}: {} is fetched over plain http: {what} (use https, or say insecure = true)",
             self.name,
             source::redact(url)
         ))

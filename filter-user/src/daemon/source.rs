@@ -300,6 +300,14 @@ pub(super) fn describe(e: reqwest::Error) -> String {
         s.push_str(&cause.to_string());
         src = cause.source();
     }
+    if s.contains("UnknownIssuer") {
+        // A private CA (a CERT's own TAXII server): say how to trust it.
+        s.push_str(
+            " (the server's certificate is signed by an authority this machine does not trust: \
+             give its CA to takedown with SSL_CERT_FILE=/path/ca.pem or SSL_CERT_DIR in its \
+             environment)",
+        );
+    }
     if e.is_timeout() { format!("timed out ({s})") } else { s }
 }
 

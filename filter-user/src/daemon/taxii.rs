@@ -233,9 +233,7 @@ async fn get_page(
         s if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN => {
             bail!("the TAXII server refused the credentials (HTTP {s})")
         }
-        StatusCode::NOT_FOUND => {
-            bail!("the TAXII server has no collection {} (HTTP 404)", source.collection)
-        }
+        StatusCode::NOT_FOUND => bail!("{}", not_found(client, source, timeout).await),
         s if !s.is_success() => bail!("the TAXII server answered HTTP {s}"),
         _ => {}
     }
@@ -244,6 +242,27 @@ async fn get_page(
     let body = super::source::bounded_body(resp, max).await;
     let body = body.map_err(|(_, why)| anyhow::anyhow!("the TAXII server's answer: {why}"))?;
     Ok((body, last))
+}
+
+/// What a 404 of the objects endpoint means: no such API root (a wrong `url`), or no such
+/// collection in it; the API root is asked to tell.
+async fn not_found(client: &reqwest::Client, source: &Source, timeout: Duration) -> String {
+    let ask = source.authorize(client.get(&source.url).timeout(timeout));
+    let ask = ask.map(|r| r.header(header::ACCEPT, MEDIA_TYPE));
+    let root = match ask {
+        Ok(req) => req.send().await.ok().map(|r| r.status()),
+        Err(_) => None,
+    };
+    let url = super::source::redact(&source.url);
+    match root {
+        Some(StatusCode::NOT_FOUND) => {
+            format!("the TAXII server has no API root {url} (HTTP 404): check the list's taxii url")
+        }
+        _ => format!(
+            "the TAXII server's API root {url} has no collection {} (HTTP 404)",
+            source.collection
+        ),
+    }
 }
 
 #[cfg(test)]
