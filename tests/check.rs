@@ -281,3 +281,41 @@ fn check_config_warns_of_plain_http_unless_told() {
     let out = run_cli(None, &["check", "--config", &config(true)]);
     assert!(!String::from_utf8_lossy(&out.stdout).contains("warning:"));
 }
+
+#[test]
+fn check_config_warns_of_a_taxii_server_or_a_remote_local_api_over_plain_http() {
+    let dir = TempDir::new("check-http-sources");
+    let key = dir.file("key", "k\n");
+    let config = |taxii: &str, lapi: &str, insecure: bool| {
+        dir.file(
+            "c.toml",
+            &format!(
+                "interfaces = [\"eth0\"]\n[[list]]\nname = \"cert\"\ninsecure = {insecure}\n\
+                 taxii = {{ url = \"{taxii}\", collection = \"c1\" }}\n\
+                 [[list]]\nname = \"cs\"\ninsecure = {insecure}\n\
+                 crowdsec = {{ url = \"{lapi}\", api_key_file = \"{key}\" }}\n"
+            ),
+        )
+    };
+    let check = |path: &str| {
+        let out = run_cli(None, &["check", "--config", path]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = check(&config("http://cti.example/api1/", "http://10.0.0.5:8080", false));
+    let taxii = "warning: list cert: http://cti.example/api1/ is fetched over plain http: anyone \
+                 on the path can read the credentials";
+    assert!(text.contains(taxii), "{text}");
+    let lapi = "warning: list cs: http://10.0.0.5:8080/ is fetched over plain http: anyone on the \
+                path can read the bouncer key";
+    assert!(text.contains(lapi), "{text}");
+    // Told (insecure = true), over https, or a Local API on this machine: no warning.
+    let quiet = [
+        config("http://cti.example/api1/", "http://10.0.0.5:8080", true),
+        config("https://cti.example/api1/", "http://127.0.0.1:8080", false),
+    ];
+    for path in quiet {
+        let text = check(&path);
+        assert!(!text.contains("warning:"), "{text}");
+    }
+}

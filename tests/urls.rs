@@ -1,12 +1,14 @@
 //! URL lists against a scripted HTTP server on loopback inside the test's gateway namespace:
 //! conditional GET, failures that keep the last good content (500, timeout, oversized and
-//! truncated bodies, a list shrunk by half), and the cache used when the server is down.
+//! truncated bodies, a list shrunk by half), and the cache used when the server is down; an
+//! HTTPS server whose CA the machine does not trust is refused with the way to trust it.
 
 use std::time::Duration;
 
 use integration_tests::{
     PinPlace, TempDir,
     http::{Behaviour, HttpServer},
+    https::HttpsFiles,
     kernel_test,
     process::{Running, run_cli},
 };
@@ -204,4 +206,18 @@ fn a_failing_source_at_start_does_not_keep_the_good_ones_from_enforcing() {
     assert!(status.contains("damaged cache file") && status.contains("feed.cache"), "{status}");
     assert!(daemon.stderr().contains("starting without it"), "{}", daemon.stderr());
     daemon.stop().unwrap();
+}
+
+#[kernel_test]
+fn a_server_of_an_untrusted_ca_is_refused_naming_ssl_cert_file() {
+    let topo = Topology::new("uc").unwrap();
+    let files = vec![("/list.txt".to_string(), V1.to_string())];
+    let server = HttpsFiles::start(&topo.gateway, "127.0.0.1", files).unwrap();
+    let dir = TempDir::new("urls-ca");
+    let config = dir.url_config("feed", &server.url("/list.txt"), "attempts = 1\n");
+    let place = PinPlace::new("urls-ca");
+    // The test CA is not given (no SSL_CERT_FILE): the start fails, saying how to trust it.
+    let (code, out, err) = place.cli(&topo.gateway, &["run", "--config", &config]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains(integration_tests::messages::UNTRUSTED_CA), "{err}");
 }

@@ -26,9 +26,11 @@ pub const CONFIRM: &str = ": confirm with --yes";
 pub const NO_DAEMON: &str = "no takedown daemon is running (start one with `takedown run`)";
 pub const SAVED_NOT_APPLIED: &str = "the manual list is saved, but the pinned filter could not take the change now (the next `takedown run` applies it): ";
 pub const MAP_FULL: &str = " map is full (";
+pub const UNTRUSTED_CA: &str = "UnknownIssuer (the server's certificate is signed by an authority this machine does not trust: give its CA to takedown with SSL_CERT_FILE=/path/ca.pem or SSL_CERT_DIR in its environment)";
+pub const NO_API_ROOT: &str = "(HTTP 404): check the list's taxii url";
 
 /// Every fragment, for the README check.
-pub const ALL: [&str; 22] = [
+pub const ALL: [&str; 24] = [
     NEEDS_ROOT,
     REFRESH_NEEDS_ROOT,
     NEEDS_PERFMON,
@@ -51,4 +53,6 @@ pub const ALL: [&str; 22] = [
     NO_DAEMON,
     SAVED_NOT_APPLIED,
     MAP_FULL,
+    UNTRUSTED_CA,
+    NO_API_ROOT,
 ];
