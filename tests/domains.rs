@@ -8,8 +8,8 @@ use std::{
 
 use integration_tests::{TempDir, dns::DnsServer, kernel_test, process::Running};
 use takedown::{
-    daemon::domains::{DnsLookup, Domains, Policy},
     plan::Meta,
+    sources::dns::{DnsLookup, Domains, Policy},
 };
 use td_netns::{Addrs, NetNs, Topology, in_netns, ping};
 

@@ -4,16 +4,22 @@
 //! - [`lists`]: list text -> entries, with file:line notes.
 //! - [`plan`]: guards, own addresses, allowlist, the plan and its diff; the one pipeline from
 //!   sources to plan. Pure: no kernel.
+//! - [`sources`]: where lists come from: files and URLs with their cache, TAXII collections,
+//!   the CrowdSec decision stream, DNS. No kernel.
 //! - [`maps`]: load, pin, adopt, write (`sync`) and read the kernel maps.
-//! - [`daemon`]: sources, refresh loop, state directory, hosts, metrics, control socket.
+//! - [`daemon`]: the refresh loop, state directory, hosts, metrics, control socket.
+//!
+//! Below them all: [`clock`], [`words`], [`parallel`].
 //!
 //! The `takedown` binary (`cli/`) is a thin face over them.
 
+pub mod clock;
 pub mod daemon;
 pub mod lists;
 pub mod maps;
 pub mod parallel;
 pub mod plan;
+pub mod sources;
 pub mod words;
 
 /// The compiled XDP program (filter-ebpf), embedded at build time.
@@ -35,15 +41,17 @@ mod layers {
         }
     }
 
-    /// No arrow runs from `lists` or `plan` to `maps` or `daemon`, nor from `maps` to `daemon`
-    /// (nor from `lists` to `plan`).
+    /// No arrow runs from `lists` or `plan` to `sources`, `maps` or `daemon`, nor from
+    /// `sources` or `maps` to `daemon`, nor between `sources` and `maps` (nor from `lists` to
+    /// `plan`).
     #[test]
     fn a_lower_layer_never_imports_an_upper_one() {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let rules: [(&str, &[&str]); 3] = [
-            ("lists", &["crate::plan", "crate::maps", "crate::daemon"]),
-            ("plan", &["crate::maps", "crate::daemon"]),
-            ("maps", &["crate::daemon"]),
+        let rules: [(&str, &[&str]); 4] = [
+            ("lists", &["crate::plan", "crate::sources", "crate::maps", "crate::daemon"]),
+            ("plan", &["crate::sources", "crate::maps", "crate::daemon"]),
+            ("sources", &["crate::maps", "crate::daemon"]),
+            ("maps", &["crate::sources", "crate::daemon"]),
         ];
         for (layer, upper) in rules {
             let mut files = Vec::new();

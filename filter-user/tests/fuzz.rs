@@ -12,7 +12,7 @@ use std::{path::Path, sync::mpsc, time::Duration};
 
 use proptest::{prelude::*, test_runner::Config};
 use takedown::{
-    daemon::{config::Config as TakedownConfig, control::Request, hosts, manual, source, status},
+    daemon::{config::Config as TakedownConfig, control::Request, hosts, manual, status},
     lists::{self, Format, ListOptions},
 };
 
@@ -198,7 +198,7 @@ fn check_request(input: &[u8]) {
 fn check_state(input: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("feed.cache"), input).unwrap();
-    if let Ok(Some((body, _))) = source::Cache::new(dir.path()).load("feed") {
+    if let Ok(Some((body, _))) = takedown::sources::http::Cache::new(dir.path()).load("feed") {
         assert!(body.len() <= input.len());
     }
     let path = dir.path().join("manual.txt");
@@ -259,7 +259,7 @@ fn the_seeds_are_good_inputs() {
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("feed.cache"), STATE_SEEDS[0]).unwrap();
-    assert!(source::Cache::new(dir.path()).load("feed").unwrap().is_some());
+    assert!(takedown::sources::http::Cache::new(dir.path()).load("feed").unwrap().is_some());
     std::fs::write(dir.path().join("m.txt"), STATE_SEEDS[1]).unwrap();
     assert_eq!(manual::load(&dir.path().join("m.txt")).unwrap().len(), 2);
     std::fs::write(dir.path().join("h.json"), STATE_SEEDS[2]).unwrap();

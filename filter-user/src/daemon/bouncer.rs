@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use super::{
     Daemon,
-    crowdsec::{Decisions, Source},
     slots::Got,
-    source::CacheMeta,
     state::{load_json, save_json},
     status::now,
+};
+use crate::sources::{
+    crowdsec::{Decisions, Source},
+    http::CacheMeta,
 };
 
 impl Daemon {

@@ -15,10 +15,9 @@ use super::{
 };
 use crate::maps::sync::Changes;
 
-/// The furthest end a source's decision may have, from now: ten years, in seconds. A longer
-/// CrowdSec duration is cut to it, and the daemon schedules no wake-up further than that, so
-/// that no sum of times overflows (manual entries have a limit of their own).
-pub const FURTHEST: u64 = 10 * 365 * 86_400;
+/// The daemon schedules no wake-up further than this, so that no sum of times overflows
+/// (manual entries have a limit of their own).
+pub use crate::clock::FURTHEST;
 
 /// The manual list of `state` without its expired entries (which leave the file too, unless
 /// an `add` or `remove` is changing it: it is left to the next read then, which takes them out

@@ -6,12 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use super::{
-    Daemon,
-    slots::Got,
-    source::{self, Fetched},
+use super::{Daemon, slots::Got};
+use crate::{
+    lists::misp_feed::{self, FeedEvent},
+    sources::http::{self, Fetched},
 };
-use crate::lists::misp_feed::{self, FeedEvent};
 
 /// The events of a feed as last fetched: uuid -> (timestamp, body).
 pub type FeedEvents = BTreeMap<String, (String, Vec<u8>)>;
@@ -28,8 +27,7 @@ impl Daemon {
         let client = self.client.clone().ok_or("no HTTP client")?;
         let policy = cfg.fetch_policy(cfg.max_bytes);
         let validators = self.slots[i].report.as_ref().and(self.slots[i].cached.clone());
-        let (manifest, meta) = match source::fetch(&client, url, validators.as_ref(), &policy).await
-        {
+        let (manifest, meta) = match http::fetch(&client, url, validators.as_ref(), &policy).await {
             Ok(Fetched::NotModified) => {
                 return Ok(Got::Unchanged("manifest not modified (304): feed unchanged".into()));
             }
@@ -56,7 +54,7 @@ async fn fetch_events(
     manifest_url: &str,
     events: &[FeedEvent],
     known: &mut FeedEvents,
-    policy: &source::FetchPolicy,
+    policy: &http::FetchPolicy,
 ) -> Result<(FeedEvents, usize), String> {
     let mut out = FeedEvents::new();
     let fetched = fill(client, manifest_url, events, known, &mut out, policy).await;
@@ -73,7 +71,7 @@ async fn fill(
     events: &[FeedEvent],
     known: &mut FeedEvents,
     out: &mut FeedEvents,
-    policy: &source::FetchPolicy,
+    policy: &http::FetchPolicy,
 ) -> Result<usize, String> {
     let base = reqwest::Url::parse(manifest_url).map_err(|e| e.to_string())?;
     let (mut fresh, mut total) = (0, 0u64);
@@ -83,7 +81,7 @@ async fn fill(
             _ => {
                 let url = base.join(&format!("{}.json", e.uuid)).map_err(|e| e.to_string())?;
                 fresh += 1;
-                match source::fetch(client, url.as_str(), None, policy).await {
+                match http::fetch(client, url.as_str(), None, policy).await {
                     Ok(Fetched::New { body, .. }) => body,
                     Ok(Fetched::NotModified) => return Err("event: unexpected 304".into()),
                     Err(why) => return Err(format!("fetch failed: event {}: {why}", e.uuid)),

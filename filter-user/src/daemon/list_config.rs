@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{crowdsec, source, taxii};
+use crate::sources::{Kind, crowdsec, http, taxii};
 use crate::{
     lists::{Format, ListOptions, entry::Direction},
     plan::pipeline::ListSpec,
@@ -118,8 +118,8 @@ impl ListConfig {
     }
 
     /// How its URLs are fetched, with bodies of at most `max_bytes`.
-    pub fn fetch_policy(&self, max_bytes: u64) -> source::FetchPolicy {
-        source::FetchPolicy {
+    pub fn fetch_policy(&self, max_bytes: u64) -> http::FetchPolicy {
+        http::FetchPolicy {
             max_bytes,
             timeout: std::time::Duration::from_secs(self.timeout),
             attempts: self.attempts,
@@ -152,7 +152,7 @@ impl ListConfig {
         Some(format!(
             "list {}: {} is fetched over plain http: {what} (use https, or say insecure = true)",
             self.name,
-            source::redact(url)
+            http::redact(url)
         ))
     }
 
@@ -173,19 +173,20 @@ impl ListConfig {
         let urls = urls.chain(self.taxii.as_ref().map(|t| &t.url));
         for url in urls {
             match reqwest::Url::parse(url) {
-                Ok(u) if !matches!(u.scheme(), "http" | "https") => out
-                    .push(format!("url {}: only http and https are fetched", source::redact(url))),
+                Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                    out.push(format!("url {}: only http and https are fetched", http::redact(url)))
+                }
                 Ok(u) if u.host_str().is_none_or(str::is_empty) => {
-                    out.push(format!("url {}: no host", source::redact(url)))
+                    out.push(format!("url {}: no host", http::redact(url)))
                 }
                 Ok(_) => {}
-                Err(e) => out.push(format!("url {}: {e}", source::redact(url))),
+                Err(e) => out.push(format!("url {}: {e}", http::redact(url))),
             }
         }
         if self.minisign_key.is_some() && self.minisign_key_file.is_some() {
             out.push("give one of `minisign_key` and `minisign_key_file`".into());
         }
-        if (self.crowdsec.is_some() || self.taxii.is_some()) && self.minisign_key().is_some() {
+        if self.kind().is_stream() && self.minisign_key().is_some() {
             out.push("a CrowdSec list or TAXII collection is not signed: no minisign key".into());
         }
         let feed = self.url.as_deref().is_some_and(super::feed::is_feed_url)
@@ -235,18 +236,21 @@ impl ListConfig {
         self.minisign_key.clone().or(file)
     }
 
+    /// Its source, by kind (one of `file`, `url`, `crowdsec` and `taxii` is given: checked by
+    /// `problems`; a list with none reads as an empty file name).
+    pub fn kind(&self) -> Kind<'_> {
+        match (&self.file, &self.url, &self.taxii, &self.crowdsec) {
+            (Some(f), ..) => Kind::File(f),
+            (_, Some(u), ..) if super::feed::is_feed_url(u) => Kind::MispFeed(u),
+            (_, Some(u), ..) => Kind::Url(u),
+            (_, _, Some(t), _) => Kind::Taxii(t),
+            (_, _, _, Some(c)) => Kind::Crowdsec(c),
+            _ => Kind::File(std::path::Path::new("")),
+        }
+    }
+
     /// Where it comes from, for messages.
     pub fn source(&self) -> String {
-        match (&self.file, &self.url) {
-            (Some(f), _) => f.display().to_string(),
-            (_, Some(u)) => source::redact(u),
-            _ => match (&self.crowdsec, &self.taxii) {
-                (Some(c), _) => format!("CrowdSec Local API {}", source::redact(&c.url)),
-                (_, Some(t)) => {
-                    format!("TAXII collection {} at {}", t.collection, source::redact(&t.url))
-                }
-                _ => "nowhere".into(),
-            },
-        }
+        self.kind().describe()
     }
 }

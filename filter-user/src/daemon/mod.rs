@@ -13,8 +13,6 @@
 mod bouncer;
 pub mod config;
 pub mod control;
-pub mod crowdsec;
-pub mod domains;
 mod events;
 pub mod expiry;
 mod feed;
@@ -28,10 +26,8 @@ mod pull;
 mod resolve;
 mod serve;
 mod slots;
-pub mod source;
 pub mod state;
 pub mod status;
-pub mod taxii;
 
 use anyhow::{Context, Result};
 pub use resolve::Resolver;
@@ -115,11 +111,12 @@ impl Daemon {
             None => vec![],
         };
         cfg.enabled().filter_map(ListConfig::insecure_warning).for_each(|w| log::warn!("{w}"));
-        let needs_http =
-            cfg.enabled().any(|l| l.url.is_some() || l.crowdsec.is_some() || l.taxii.is_some());
-        let client = needs_http.then(|| source::client(&Default::default())).transpose()?;
-        let keyed = cfg.enabled().any(|l| l.crowdsec.is_some() || l.taxii.is_some());
-        let keyed = keyed.then(|| source::keyed_client(&Default::default())).transpose()?;
+        let needs_http = cfg.enabled().any(|l| l.kind().is_remote());
+        let client =
+            needs_http.then(|| crate::sources::http::client(&Default::default())).transpose()?;
+        let keyed = cfg.enabled().any(|l| l.kind().has_credentials());
+        let keyed =
+            keyed.then(|| crate::sources::http::keyed_client(&Default::default())).transpose()?;
         let hosts = match &settings.state {
             Some(s) => hosts::HostTable::load(&s.hosts_file(), cfg.report.max_hosts),
             None => hosts::HostTable::new(cfg.report.max_hosts),

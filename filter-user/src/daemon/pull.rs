@@ -5,9 +5,11 @@
 use super::{
     Daemon,
     slots::Got,
-    source::CacheMeta,
     state::{load_json, save_json},
     status::now,
+};
+use crate::sources::{
+    http::CacheMeta,
     taxii::{Collection, Source},
 };
 

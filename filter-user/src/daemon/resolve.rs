@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tokio::sync::watch;
 
-use super::{
-    Daemon,
-    domains::{self, DnsLookup, Domains, Policy},
+use super::Daemon;
+use crate::{
+    plan::{Meta, pipeline::Resolved},
+    sources::dns::{self as domains, DnsLookup, Domains, Policy},
 };
-use crate::plan::{Meta, pipeline::Resolved};
 
 /// The domains of the lists and their lookup.
 pub struct Resolver {

@@ -11,10 +11,15 @@ use super::{
     Daemon,
     config::ListConfig,
     control::RefreshResult,
-    source::{self, CacheMeta, Fetched},
     status::{ListStatus, now},
 };
-use crate::plan::{guards, pipeline::ListSpec};
+use crate::{
+    plan::{guards, pipeline::ListSpec},
+    sources::{
+        Kind,
+        http::{self, CacheMeta, Fetched},
+    },
+};
 
 /// Seconds between two tries of a list that never loaded.
 const RETRY: u64 = 60;
@@ -42,9 +47,9 @@ pub struct Slot {
     /// The last load replaced the content in force.
     pub changed: bool,
     /// A CrowdSec list's active decisions.
-    pub decisions: Option<super::crowdsec::Decisions>,
+    pub decisions: Option<crate::sources::crowdsec::Decisions>,
     /// A TAXII list's collection as last pulled.
-    pub collection: Option<super::taxii::Collection>,
+    pub collection: Option<crate::sources::taxii::Collection>,
     /// A MISP feed's events as last fetched.
     pub feed: super::feed::FeedEvents,
     /// The bytes of the content in force, kept only when entries of it expire (STIX
@@ -193,16 +198,16 @@ impl Daemon {
         if let Some(path) = &cfg.file {
             return crate::lists::signature::verify_file(path, bytes, &key).map_err(failed);
         }
-        let url = source::signature_url(cfg.url.as_deref().ok_or("no file or url")?);
+        let url = http::signature_url(cfg.url.as_deref().ok_or("no file or url")?);
         let client = self.client.as_ref().ok_or("no HTTP client")?;
         let policy = cfg.fetch_policy(crate::lists::signature::MAX_SIGNATURE);
-        let sig = match source::fetch(client, &url, None, &policy).await {
+        let sig = match http::fetch(client, &url, None, &policy).await {
             Ok(Fetched::New { body, .. }) => body,
             Ok(Fetched::NotModified) => return Err("signature: unexpected 304".into()),
             Err(e) => {
                 return Err(format!(
                     "signature check failed: cannot fetch {}: {e}",
-                    source::redact(&url)
+                    http::redact(&url)
                 ));
             }
         };
@@ -283,28 +288,26 @@ impl Daemon {
 
     async fn fetch(&mut self, i: usize) -> Result<Got, String> {
         let cfg = self.slots[i].cfg.clone();
-        if let Some(source) = &cfg.crowdsec {
-            return self.poll_crowdsec(i, source).await;
-        }
-        if let Some(source) = &cfg.taxii {
-            return self.pull_taxii(i, source).await;
-        }
-        if let Some(path) = &cfg.file {
-            let bytes =
-                crate::lists::read_list(path, cfg.max_bytes).map_err(|e| format!("{e:#}"))?;
-            let meta =
-                CacheMeta { url: path.display().to_string(), fetched: now(), ..Default::default() };
-            return Ok(Got::Bytes(bytes, meta));
-        }
-        let url = cfg.url.as_deref().ok_or("no file or url")?;
-        if super::feed::is_feed_url(url) {
-            return self.fetch_feed(i, url).await;
-        }
+        let url = match cfg.kind() {
+            Kind::Crowdsec(source) => return self.poll_crowdsec(i, source).await,
+            Kind::Taxii(source) => return self.pull_taxii(i, source).await,
+            Kind::MispFeed(url) => return self.fetch_feed(i, url).await,
+            Kind::File(path) => {
+                let bytes =
+                    crate::lists::read_list(path, cfg.max_bytes).map_err(|e| format!("{e:#}"))?;
+                let url = path.display().to_string();
+                return Ok(Got::Bytes(
+                    bytes,
+                    CacheMeta { url, fetched: now(), ..Default::default() },
+                ));
+            }
+            Kind::Url(url) => url,
+        };
         let client = self.client.as_ref().ok_or("no HTTP client")?;
         let policy = cfg.fetch_policy(cfg.max_bytes);
         // Validators only when content is in force: a 304 must confirm what is enforced.
         let validators = self.slots[i].report.as_ref().and(self.slots[i].cached.clone());
-        match source::fetch(client, url, validators.as_ref(), &policy).await {
+        match http::fetch(client, url, validators.as_ref(), &policy).await {
             Ok(Fetched::NotModified) => {
                 Ok(Got::Unchanged("not modified (304): content unchanged".into()))
             }
@@ -329,7 +332,7 @@ impl Daemon {
             self.pipeline.list(&slot.spec, slot.bit, &text).map_err(|e| format!("{e:#}"))?;
         // A CrowdSec list or TAXII collection may hold nothing at all (yet), and so may a list
         // whose entries all ended (`unusable` says so); any other list must hold an entry.
-        let stream = slot.cfg.crowdsec.is_some() || slot.cfg.taxii.is_some();
+        let stream = slot.cfg.kind().is_stream();
         let ended = report.list.expired + report.list.pending;
         let nothing = report.error.is_none() && report.list.skipped.is_empty();
         if let Some(why) = report.unusable().filter(|_| !(stream && nothing)) {
@@ -375,7 +378,7 @@ impl Daemon {
         Ok(message)
     }
 
-    fn cache(&self) -> Option<source::Cache> {
-        self.settings.state.as_ref().map(|s| source::Cache::new(s.cache_dir()))
+    fn cache(&self) -> Option<http::Cache> {
+        self.settings.state.as_ref().map(|s| http::Cache::new(s.cache_dir()))
     }
 }

@@ -1,11 +1,7 @@
 //! The daemon's status file (`status.json` in the state directory), written after every change:
 //! what `takedown status` and `takedown lookup` report about lists when the daemon is not asked.
 
-use std::{
-    collections::BTreeMap,
-    path::Path,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{collections::BTreeMap, path::Path};
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -15,16 +11,7 @@ use super::{
     state::write_atomic,
 };
 
-/// Seconds since the Unix epoch.
-pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// Unix seconds as an RFC 3339 UTC time ("2026-11-28T07:27:01Z").
-pub fn utc(secs: u64) -> String {
-    jiff::Timestamp::from_second(secs as i64)
-        .map_or_else(|_| format!("{secs} s"), |t| t.to_string())
-}
+pub use crate::clock::{now, utc};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Status {

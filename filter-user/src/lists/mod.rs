@@ -305,9 +305,9 @@ pub fn parse_text(path: &Path, text: &str, opts: &ListOptions) -> Result<ParsedL
         Format::SpamhausJson => json::parse_spamhaus(text, &mut list),
         Format::Crowdsec => json::parse_crowdsec(text, &mut list)
             .with_context(|| format!("{} (crowdsec)", path.display()))?,
-        Format::Stix => stix::parse(text, &mut list, now())
+        Format::Stix => stix::parse(text, &mut list, crate::clock::now())
             .with_context(|| format!("{} (stix)", path.display()))?,
-        Format::Misp => misp::parse_json(text, &mut list, now())
+        Format::Misp => misp::parse_json(text, &mut list, crate::clock::now())
             .with_context(|| format!("{} (misp)", path.display()))?,
         Format::MispCsv => misp::parse_csv(text, &mut list)
             .with_context(|| format!("{} (misp-csv)", path.display()))?,
@@ -327,12 +327,6 @@ pub fn parse_text(path: &Path, text: &str, opts: &ListOptions) -> Result<ParsedL
         );
     }
     Ok(list)
-}
-
-/// Seconds since the Unix epoch (what STIX validity is compared with).
-fn now() -> u64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since.map_or(0, |d| d.as_secs())
 }
 
 /// Reads and parses a list file. Invalid UTF-8 is replaced, so one bad byte costs one line.

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use reqwest::{StatusCode, header};
 use serde::{Deserialize, Serialize};
 
-use super::state::write_atomic;
+use super::files::write_atomic;
 
 /// How a URL is fetched.
 #[derive(Clone, Copy, Debug)]
@@ -71,7 +71,7 @@ impl Cache {
     /// One file a list: a JSON header line (the metadata), then the body. Written atomically,
     /// so the body and the validators that describe it can never disagree.
     fn path(&self, list: &str) -> PathBuf {
-        self.dir.join(format!("{}.cache", super::state::safe_name(list)))
+        self.dir.join(format!("{}.cache", super::files::safe_name(list)))
     }
 
     /// The cached body and its metadata; `Ok(None)` when there is none, an error naming the
@@ -224,7 +224,7 @@ async fn fetch_once(
         url: redact(url),
         etag: header_str(header::ETAG),
         last_modified: header_str(header::LAST_MODIFIED),
-        fetched: super::status::now(),
+        fetched: crate::clock::now(),
         entries: 0,
     };
     let body = bounded_body(resp, policy.max_bytes).await?;

@@ -271,5 +271,5 @@ fn fail(
 }
 
 #[cfg(test)]
-#[path = "domains_tests.rs"]
+#[path = "dns_tests.rs"]
 mod tests;

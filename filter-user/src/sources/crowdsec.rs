@@ -193,15 +193,12 @@ impl Decisions {
         let startup = if self.started { "false" } else { "true" };
         let url =
             format!("{}/v1/decisions/stream?startup={startup}", source.url.trim_end_matches('/'));
-        let resp = client
-            .get(&url)
-            .header("X-Api-Key", key)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!("the Local API cannot be reached: {}", super::source::describe(e))
-            })?;
+        let resp =
+            client.get(&url).header("X-Api-Key", key).timeout(timeout).send().await.map_err(
+                |e| {
+                    anyhow::anyhow!("the Local API cannot be reached: {}", super::http::describe(e))
+                },
+            )?;
         let status = resp.status();
         if status == reqwest::StatusCode::FORBIDDEN || status == reqwest::StatusCode::UNAUTHORIZED {
             bail!("the Local API refused the bouncer API key (HTTP {status})");
@@ -209,7 +206,7 @@ impl Decisions {
         if !status.is_success() {
             bail!("the Local API answered HTTP {status}");
         }
-        let body = super::source::bounded_body(resp, max_bytes).await;
+        let body = super::http::bounded_body(resp, max_bytes).await;
         let body = body.map_err(|(_, why)| anyhow::anyhow!("the Local API's answer: {why}"))?;
         let delta: Delta = serde_json::from_slice(&body)
             .context("the Local API's answer is not a decision stream")?;
@@ -224,7 +221,7 @@ impl Decisions {
 }
 
 /// A Go duration ("4h", "3h59m58.123s", "-1s", "150ms") as a length of time, at most
-/// [`super::expiry::FURTHEST`] (a longer one, even past what 64 bits hold, is cut to that: a
+/// [`crate::clock::FURTHEST`] (a longer one, even past what 64 bits hold, is cut to that: a
 /// ban stays a ban); None when it is not one or is negative.
 fn go_duration(s: &str) -> Option<Duration> {
     if s.starts_with('-') || s.is_empty() {
@@ -249,7 +246,7 @@ fn go_duration(s: &str) -> Option<Duration> {
         };
         rest = next;
     }
-    total.is_finite().then(|| Duration::from_secs_f64(total.min(super::expiry::FURTHEST as f64)))
+    total.is_finite().then(|| Duration::from_secs_f64(total.min(crate::clock::FURTHEST as f64)))
 }
 
 #[cfg(test)]
@@ -263,7 +260,7 @@ mod tests {
         assert_eq!(go_duration("150ms"), Some(Duration::from_millis(150)));
         assert_eq!(go_duration("-1s"), None);
         // Past what 64 bits of seconds hold: cut to the furthest end, never wrapped.
-        let furthest = Some(Duration::from_secs(crate::daemon::expiry::FURTHEST));
+        let furthest = Some(Duration::from_secs(crate::clock::FURTHEST));
         for huge in ["99999999999999999999h", "10000000000000000000s", "18446744073000000000s"] {
             assert_eq!(go_duration(huge), furthest, "{huge}");
         }

@@ -227,7 +227,7 @@ async fn get_page(
     let req = client.get(url).timeout(timeout);
     let req = source.authorize(req.header(header::ACCEPT, MEDIA_TYPE))?;
     let resp = req.send().await.map_err(|e| {
-        anyhow::anyhow!("the TAXII server cannot be reached: {}", super::source::describe(e))
+        anyhow::anyhow!("the TAXII server cannot be reached: {}", super::http::describe(e))
     })?;
     match resp.status() {
         s if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN => {
@@ -239,7 +239,7 @@ async fn get_page(
     }
     let last = resp.headers().get("x-taxii-date-added-last");
     let last = last.and_then(|v| v.to_str().ok()).map(String::from);
-    let body = super::source::bounded_body(resp, max).await;
+    let body = super::http::bounded_body(resp, max).await;
     let body = body.map_err(|(_, why)| anyhow::anyhow!("the TAXII server's answer: {why}"))?;
     Ok((body, last))
 }
@@ -253,7 +253,7 @@ async fn not_found(client: &reqwest::Client, source: &Source, timeout: Duration)
         Ok(req) => req.send().await.ok().map(|r| r.status()),
         Err(_) => None,
     };
-    let url = super::source::redact(&source.url);
+    let url = super::http::redact(&source.url);
     match root {
         Some(StatusCode::NOT_FOUND) => {
             format!("the TAXII server has no API root {url} (HTTP 404): check the list's taxii url")
