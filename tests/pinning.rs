@@ -314,3 +314,43 @@ fn pins_removed_under_a_running_daemon_are_pinned_again_and_enforcement_never_st
     assert!(run.stdout().contains("adopted the pinned filter (1 entry)"), "{}", run.stdout());
     run.stop().unwrap();
 }
+
+#[kernel_test]
+fn the_cli_reaches_an_ephemeral_daemon_which_leaves_nothing_behind() {
+    let place = PinPlace::new("ephemeral");
+    let pa = place.args();
+    let dir = TempDir::new("pin-ephemeral");
+    let list = dir.file("list.txt", "203.0.113.7\n");
+    let topo = Topology::new("pe").unwrap();
+    let mut args = run_args(&list, &pa);
+    args.push("--ephemeral");
+    let run = Running::start(&topo.gateway, &args).unwrap();
+    assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0);
+    // Every command that reads the filter or asks the daemon finds it.
+    let ok = |args: &[&str]| {
+        let out = cli(&topo, args, &pa);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        text(&out)
+    };
+    let status = ok(&["status"]);
+    assert!(status.contains(&format!("pid {}", run.pid())), "{status}");
+    assert!(ok(&["lookup", Addrs::TAKEDOWN_V4]).contains("blocked"));
+    assert!(ok(&["list"]).contains(Addrs::TAKEDOWN_V4));
+    assert!(ok(&["stats"]).contains("drop"));
+    assert!(ok(&["refresh"]).contains("list.txt"));
+    ok(&["add", "198.51.100.9"]);
+    assert_eq!(ping(&topo.client, None, "198.51.100.9", 2).unwrap(), 0, "added through it");
+    let (status, log) = run.stop().unwrap();
+    assert!(status.success(), "{log}");
+    // Gone with it: the filter, and the places it was reached at.
+    assert!(!xdp_attached(&topo.gateway, Addrs::GATEWAY_IF));
+    let beside = |d: &str| {
+        let (parent, name) = d.rsplit_once('/').unwrap();
+        let prefix = format!("{name}-ephemeral-");
+        let left: Vec<_> = std::fs::read_dir(parent).unwrap().flatten().collect();
+        left.iter().any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+    };
+    assert!(!beside(&place.pin_dir()) && !beside(&place.state_dir()), "places left behind");
+    let out = cli(&topo, &["status"], &pa);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}

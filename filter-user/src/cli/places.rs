@@ -5,8 +5,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 use takedown::{
-    daemon::{hosts::HostTable, state::StateDir},
-    maps::{FilterMaps, pins::Pins, privileges},
+    daemon::{ephemeral, hosts::HostTable, state::StateDir},
+    maps::{
+        FilterMaps,
+        pins::Pins,
+        privileges,
+        version::{self, Pinned},
+    },
 };
 
 #[derive(Args, Debug, Clone)]
@@ -38,10 +43,24 @@ impl Places {
     }
 
     pub fn pins(&self) -> Pins {
-        Pins::new(&self.pin_dir)
+        Pins::new(self.in_use().0)
     }
 
     pub fn state(&self) -> StateDir {
-        StateDir::new(&self.state_dir)
+        StateDir::new(self.in_use().1)
+    }
+
+    /// The pin and state directories in use: these, or, when they hold no filter and no
+    /// daemon, those of the one ephemeral run beside them that is running (`run --ephemeral`).
+    fn in_use(&self) -> (PathBuf, PathBuf) {
+        let usual = (self.pin_dir.clone(), self.state_dir.clone());
+        let pinned = !matches!(version::pinned(&Pins::new(&self.pin_dir)), Pinned::Nothing);
+        if pinned || StateDir::new(&self.state_dir).daemon_pid().is_some() {
+            return usual;
+        }
+        match ephemeral::running(&self.pin_dir, &self.state_dir).as_slice() {
+            [(_, pins, state)] => (pins.clone(), state.clone()),
+            _ => usual,
+        }
     }
 }

@@ -11,6 +11,8 @@ use takedown::{
     daemon::{
         self, Daemon, ServeOptions, Settings, Signals,
         config::{self, Config, Dns, Guards, ListConfig},
+        ephemeral::Ephemeral,
+        state::StateDir,
     },
     maps::{
         Start, counters,
@@ -58,7 +60,8 @@ pub struct RunArgs {
     /// Largest size of any one map (exact IPv4, exact IPv6, IPv4 prefixes, IPv6 prefixes).
     #[arg(long, value_name = "N", default_value_t = 16_777_216)]
     max_entries: u32,
-    /// Do not pin: the filter is detached when takedown exits (for trials).
+    /// Pin nothing that outlives it: the filter is detached when takedown exits (for trials);
+    /// the CLI still reaches it (places of its own, removed at exit).
     #[arg(long)]
     ephemeral: bool,
     /// Serve Prometheus metrics on this address ("" to disable; default 127.0.0.1:9645).
@@ -144,16 +147,25 @@ pub fn run(args: RunArgs) -> Result<()> {
     for iface in &config.interfaces {
         takedown::maps::interface::check(iface)?;
     }
-    let pins = (!args.ephemeral)
-        .then(|| Pins::new(config.pin_dir.clone().unwrap_or(args.places.pin_dir.clone())));
-    let state = (!args.ephemeral).then(|| {
-        takedown::daemon::state::StateDir::new(
-            config.state_dir.clone().unwrap_or(args.places.state_dir.clone()),
-        )
-    });
+    let pin_dir = config.pin_dir.clone().unwrap_or(args.places.pin_dir.clone());
+    let state_dir = config.state_dir.clone().unwrap_or(args.places.state_dir.clone());
+    // Ephemeral: places of its own, removed at exit (after the daemon, declared later, ends).
+    let ephemeral = args.ephemeral.then(|| Ephemeral::create(&pin_dir, &state_dir));
+    let ephemeral = match ephemeral.transpose() {
+        Ok(e) => e,
+        Err(e) => {
+            log::warn!("the CLI cannot reach this ephemeral run: {e:#}");
+            None
+        }
+    };
+    let (pins, state, shown) = match (&ephemeral, args.ephemeral) {
+        (Some(e), _) => (None, Some(e.state.clone()), Some(e.pins.clone())),
+        (None, true) => (None, None, None),
+        (None, false) => (Some(Pins::new(pin_dir)), Some(StateDir::new(state_dir)), None),
+    };
     let _lock = state.as_ref().map(|s| s.lock_daemon()).transpose()?;
     let _pin_lock = pins.as_ref().map(Pins::lock).transpose()?;
-    let settings = Settings { config, pins, state, max_entries: args.max_entries };
+    let settings = Settings { config, pins, shown, state, max_entries: args.max_entries };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -63,7 +63,7 @@ fn to_json(s: &Seen, places: &Places) -> Value {
             })
             .collect();
     json!({
-        "daemon": s.daemon, "pin_dir": places.pin_dir, "interfaces": s.interfaces,
+        "daemon": s.daemon, "pin_dir": places.pins().dir(), "interfaces": s.interfaces,
         "program_id": s.st.program_id, "entries": entries, "manual_entries": s.manual_entries,
         "lists": lists, "metrics": metrics_json(s),
     })
@@ -82,7 +82,7 @@ fn print(s: &Seen, places: &Places) {
         Some(pid) => say!("daemon: running (pid {pid})"),
         None => say!("daemon: not running (the pinned filter enforces on its own)"),
     }
-    say!("pinned at: {}", places.pin_dir.display());
+    say!("pinned at: {}", places.pins().dir().display());
     let modes: Vec<String> = s
         .interfaces
         .iter()

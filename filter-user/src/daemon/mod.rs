@@ -13,6 +13,7 @@
 mod bouncer;
 pub mod config;
 pub mod control;
+pub mod ephemeral;
 mod events;
 pub mod expiry;
 mod feed;
@@ -72,6 +73,8 @@ pub struct Settings {
     pub config: Config,
     /// None: ephemeral (nothing pinned; detached at exit).
     pub pins: Option<Pins>,
+    /// Ephemeral: where its maps are shown to the CLI (maps only, no link: see `ephemeral`).
+    pub shown: Option<Pins>,
     /// None: no state (no manual list, cache, status or control socket).
     pub state: Option<StateDir>,
     pub max_entries: u32,
@@ -192,6 +195,12 @@ impl Daemon {
     pub fn load(&mut self, plan: Plan) -> Result<(Start, Changes)> {
         let pins = self.settings.pins.as_ref();
         let (mut filter, start, changes) = maps::start(pins, &plan, self.settings.max_entries)?;
+        if let Some(shown) = &self.settings.shown
+            && let Err(e) = filter.maps().pin(shown)
+        {
+            let at = shown.dir().display();
+            log::warn!("the CLI cannot reach this ephemeral run (no maps shown at {at}): {e:#}");
+        }
         let r = &self.settings.config.report;
         filter.maps_mut().set_event_rate(r.event_rate, r.event_burst)?;
         self.filter = Some(filter);
@@ -300,7 +309,7 @@ impl Daemon {
 
     /// The daemon's state as `takedown status` and the metrics show it.
     pub fn status(&self) -> Status {
-        let pins = self.settings.pins.as_ref();
+        let pins = self.settings.pins.as_ref().or(self.settings.shown.as_ref());
         Status {
             pid: std::process::id(),
             started: self.started,
