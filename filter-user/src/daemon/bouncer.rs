@@ -2,18 +2,12 @@
 //! decision stream, its decisions are saved in the state directory after each change and read
 //! back at start, and a decision leaves the maps when its duration ends.
 
-use std::time::Duration;
-
 use super::{
     Daemon,
-    slots::Got,
     state::{load_json, save_json},
     status::now,
 };
-use crate::sources::{
-    crowdsec::{Decisions, Source},
-    http::CacheMeta,
-};
+use crate::sources::crowdsec::{Decisions, Skipped};
 
 impl Daemon {
     /// Reads each CrowdSec list's saved decisions (at start), without those that ended.
@@ -38,17 +32,11 @@ impl Daemon {
         }
     }
 
-    /// One poll of list `i`'s decision stream; the content is the active decisions.
-    pub(super) async fn poll_crowdsec(&mut self, i: usize, source: &Source) -> Result<Got, String> {
-        let client = self.keyed.clone().ok_or("no HTTP client")?;
-        let (timeout, max) =
-            (Duration::from_secs(self.slots[i].cfg.timeout), self.slots[i].cfg.max_bytes);
-        let mut decisions = self.slots[i].decisions.take().unwrap_or_default();
-        let polled = decisions.poll(&client, source, timeout, max, now()).await;
+    /// Keeps list `i`'s decisions after a poll (saved), and says which were not taken.
+    pub(super) fn keep_decisions(&mut self, i: usize, mut decisions: Decisions, skipped: &Skipped) {
+        // Decisions that ended while the poll ran stay ended.
         decisions.expire(now());
-        let text = decisions.text();
         self.slots[i].decisions = Some(decisions);
-        let skipped = polled.map_err(|e| format!("{e:#}"))?;
         let name = &self.slots[i].cfg.name;
         if !skipped.is_empty() {
             let n: usize = skipped.values().map(|(n, _)| n).sum();
@@ -63,9 +51,6 @@ impl Daemon {
             );
         }
         self.save_decisions(i);
-        let meta =
-            CacheMeta { url: self.slots[i].cfg.source(), fetched: now(), ..Default::default() };
-        Ok(Got::Bytes(text.into_bytes(), meta))
     }
 
     /// When the next CrowdSec decision ends.

@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use super::{Daemon, slots::Got};
+use super::{config::ListConfig, fetch::Carried, slots::Got};
 use crate::{
     lists::misp_feed::{self, FeedEvent},
-    sources::http::{self, Fetched},
+    sources::http::{self, CacheMeta, Fetched},
 };
 
 /// The events of a feed as last fetched: uuid -> (timestamp, body).
@@ -20,28 +20,36 @@ pub fn is_feed_url(url: &str) -> bool {
     reqwest::Url::parse(url).is_ok_and(|u| u.path().ends_with(&format!("/{}", misp_feed::MANIFEST)))
 }
 
-impl Daemon {
-    /// Fetches the feed whose manifest is at `url` for list `i`.
-    pub(super) async fn fetch_feed(&mut self, i: usize, url: &str) -> Result<Got, String> {
-        let cfg = self.slots[i].cfg.clone();
-        let client = self.client.clone().ok_or("no HTTP client")?;
-        let policy = cfg.fetch_policy(cfg.max_bytes);
-        let validators = self.slots[i].report.as_ref().and(self.slots[i].cached.clone());
-        let (manifest, meta) = match http::fetch(&client, url, validators.as_ref(), &policy).await {
-            Ok(Fetched::NotModified) => {
-                return Ok(Got::Unchanged("manifest not modified (304): feed unchanged".into()));
-            }
-            Ok(Fetched::New { body, meta }) => (body, meta),
-            Err(e) => return Err(format!("fetch failed: manifest: {e}")),
-        };
-        let events = misp_feed::events(&manifest).map_err(|e| format!("manifest: {e:#}"))?;
-        let mut known = std::mem::take(&mut self.slots[i].feed);
-        let fetched = fetch_events(&client, url, &events, &mut known, &policy).await;
-        let (bodies, fresh) = fetched.inspect_err(|_| self.slots[i].feed = known)?;
-        log::info!("list {}: {} events, {fresh} fetched", cfg.name, events.len());
-        let joined = misp_feed::join(events.iter().map(|e| bodies[&e.uuid].1.as_slice()));
-        self.slots[i].feed = bodies;
-        Ok(Got::Bytes(joined, meta))
+/// Fetches the feed whose manifest is at `url`, reusing the `known` events whose timestamp
+/// is the same; the events come back with the outcome (all of them on success, the known ones
+/// and those fetched so far on failure, so that the next try fetches only what changed).
+pub(super) async fn fetch(
+    client: &reqwest::Client,
+    cfg: &ListConfig,
+    url: &str,
+    validators: Option<CacheMeta>,
+    mut known: FeedEvents,
+) -> (Result<Got, String>, Carried) {
+    let policy = cfg.fetch_policy(cfg.max_bytes);
+    let (manifest, meta) = match http::fetch(client, url, validators.as_ref(), &policy).await {
+        Ok(Fetched::NotModified) => {
+            let unchanged = "manifest not modified (304): feed unchanged".to_string();
+            return (Ok(Got::Unchanged(unchanged)), Carried::Feed(known));
+        }
+        Ok(Fetched::New { body, meta }) => (body, meta),
+        Err(e) => return (Err(format!("fetch failed: manifest: {e}")), Carried::Feed(known)),
+    };
+    let events = match misp_feed::events(&manifest) {
+        Ok(events) => events,
+        Err(e) => return (Err(format!("manifest: {e:#}")), Carried::Feed(known)),
+    };
+    match fetch_events(client, url, &events, &mut known, &policy).await {
+        Ok((bodies, fresh)) => {
+            log::info!("list {}: {} events, {fresh} fetched", cfg.name, events.len());
+            let joined = misp_feed::join(events.iter().map(|e| bodies[&e.uuid].1.as_slice()));
+            (Ok(Got::Bytes(joined, meta)), Carried::Feed(bodies))
+        }
+        Err(e) => (Err(e), Carried::Feed(known)),
     }
 }
 

@@ -16,6 +16,8 @@ use crate::{
 pub const MOST_REFRESH: u64 = 365 * 86_400;
 /// The longest `timeout` of one fetch: an hour, in seconds.
 pub const MOST_TIMEOUT: u64 = 3_600;
+/// The longest `deadline` a list may give one refresh: a day.
+pub const MOST_DEADLINE: u64 = 86_400;
 /// The most `attempts` of one refresh.
 pub const MOST_ATTEMPTS: u64 = 10;
 
@@ -56,6 +58,10 @@ pub struct ListConfig {
     /// Tries per refresh (the first and the retries, with a doubling back-off from 1 s).
     #[serde(default = "d3u")]
     pub attempts: u32,
+    /// Seconds one refresh may take in all (every page, event, retry and the signature): past
+    /// it the refresh fails, and what is enforced stays.
+    #[serde(default = "d300")]
+    pub deadline: u64,
     /// A plain http:// URL is intended (no warning).
     #[serde(default)]
     pub insecure: bool,
@@ -68,6 +74,9 @@ pub struct ListConfig {
 
 fn d30() -> u64 {
     30
+}
+fn d300() -> u64 {
+    300
 }
 fn d3u() -> u32 {
     3
@@ -104,6 +113,7 @@ impl ListConfig {
             max_bytes: d64m(),
             timeout: d30(),
             attempts: d3u(),
+            deadline: d300(),
         }
     }
 
@@ -201,6 +211,7 @@ impl ListConfig {
             ("timeout", self.timeout == 0),
             ("max_bytes", self.max_bytes == 0),
             ("attempts", self.attempts == 0),
+            ("deadline", self.deadline == 0),
         ] {
             if zero {
                 out.push(format!("{what} is 0"));
@@ -210,6 +221,7 @@ impl ListConfig {
             ("refresh", self.refresh, MOST_REFRESH, "seconds (a year)"),
             ("timeout", self.timeout, MOST_TIMEOUT, "seconds (an hour)"),
             ("attempts", u64::from(self.attempts), MOST_ATTEMPTS, "tries"),
+            ("deadline", self.deadline, MOST_DEADLINE, "seconds (a day)"),
         ] {
             if value > most {
                 out.push(format!("{what} = {value} is more than the {most} {unit} allowed"));

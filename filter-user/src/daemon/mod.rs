@@ -17,6 +17,7 @@ pub mod ephemeral;
 mod events;
 pub mod expiry;
 mod feed;
+mod fetch;
 pub mod hosts;
 mod list_config;
 pub mod manual;

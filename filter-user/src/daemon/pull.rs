@@ -4,14 +4,9 @@
 
 use super::{
     Daemon,
-    slots::Got,
     state::{load_json, save_json},
-    status::now,
 };
-use crate::sources::{
-    http::CacheMeta,
-    taxii::{Collection, Source},
-};
+use crate::sources::taxii::Collection;
 
 impl Daemon {
     /// Reads each TAXII list's collection as last pulled (at start).
@@ -33,31 +28,14 @@ impl Daemon {
         }
     }
 
-    /// One pull of list `i`'s collection; the content is all of it, as a bundle.
-    pub(super) async fn pull_taxii(&mut self, i: usize, source: &Source) -> Result<Got, String> {
-        let client = self.keyed.clone().ok_or("no HTTP client")?;
-        let cfg = &self.slots[i].cfg;
-        let (timeout, max) = (std::time::Duration::from_secs(cfg.timeout), cfg.max_bytes);
-        let mut c = self.slots[i].collection.take().unwrap_or_default();
-        let added = match c.pull(&client, source, timeout, max).await {
-            Ok(n) => n,
-            Err(e) => {
-                // A failed pull changed nothing: the collection stays, and no bundle is made.
-                self.slots[i].collection = Some(c);
-                return Err(format!("{e:#}"));
-            }
-        };
-        log::info!("list {}: {added} objects pulled", self.slots[i].cfg.name);
+    /// Keeps list `i`'s collection after a pull (saved).
+    pub(super) fn keep_collection(&mut self, i: usize, c: Collection) {
         if let Some(path) = self.collection_file(i)
             && let Err(e) = save_json(&path, &c)
         {
             log::warn!("list {}: cannot save the collection: {e:#}", self.slots[i].cfg.name);
         }
-        let bundle = c.bundle();
         self.slots[i].collection = Some(c);
-        let meta =
-            CacheMeta { url: self.slots[i].cfg.source(), fetched: now(), ..Default::default() };
-        Ok(Got::Bytes(bundle, meta))
     }
 
     fn collection_file(&self, i: usize) -> Option<std::path::PathBuf> {

@@ -14,11 +14,13 @@ use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::{TcpListener, UnixListener, UnixStream},
     signal::unix::{Signal, SignalKind, signal},
+    task::JoinSet,
 };
 
 use super::{
     Daemon, Resolver,
     control::{RefreshResult, Reply, Request},
+    fetch::Outcome,
     metrics_http::Feed,
     resolve::Channels,
 };
@@ -68,6 +70,8 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let mut save = tokio::time::interval(Duration::from_secs(2));
     let mut feed = Feed::new(d);
+    // Scheduled refreshes run as jobs beside the loop: nothing here waits on a fetch.
+    let mut jobs: JoinSet<Outcome> = JoinSet::new();
     if let Some(listener) = opts.metrics {
         feed.serve(listener);
     }
@@ -86,8 +90,15 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
             }
             _ = tokio::time::sleep_until(sleep_to.into()), if next.is_some() => {
                 expire(d);
-                for name in d.due() {
-                    let _ = refresh(d, &dns, Some(&name)).await;
+                for i in d.due() {
+                    let job = d.start_job(i);
+                    jobs.spawn_local(job.run());
+                }
+            }
+            done = jobs.join_next(), if !jobs.is_empty() => {
+                if let Some(Ok(outcome)) = done {
+                    d.finish_job(outcome);
+                    send_names(d, &dns);
                 }
             }
             _ = save.tick() => housekeeping(d),
@@ -205,6 +216,12 @@ async fn refresh(
     if let Err(e) = &r {
         log::error!("refresh: {e}");
     }
+    send_names(d, dns);
+    r
+}
+
+/// Gives the resolver the lists' domain names, when they changed.
+fn send_names(d: &Daemon, dns: &Option<Channels>) {
     if let Some(dns) = dns {
         let set = d.domain_names();
         dns.names.send_if_modified(|old| {
@@ -213,7 +230,6 @@ async fn refresh(
             changed
         });
     }
-    r
 }
 
 /// Answers one control request (one JSON line each way).

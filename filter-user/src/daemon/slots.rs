@@ -15,10 +15,7 @@ use super::{
 };
 use crate::{
     plan::{guards, pipeline::ListSpec},
-    sources::{
-        Kind,
-        http::{self, CacheMeta, Fetched},
-    },
+    sources::http::{self, CacheMeta},
 };
 
 /// Seconds between two tries of a list that never loaded.
@@ -38,6 +35,8 @@ pub struct Slot {
     on_cache: Option<u64>,
     /// When its next scheduled refresh is due.
     pub next: Option<Instant>,
+    /// A scheduled refresh of it runs (a job beside the loop).
+    pub fetching: bool,
     /// Refreshes that succeeded and failed, and how long the last one took.
     pub refreshed_ok: u64,
     pub refreshed_failed: u64,
@@ -75,6 +74,7 @@ impl Slot {
             cached: None,
             on_cache: None,
             next: None,
+            fetching: false,
             refreshed_ok: 0,
             refreshed_failed: 0,
             last_duration: 0.0,
@@ -88,12 +88,17 @@ impl Slot {
     }
 
     /// True when `bytes` are the bytes of the content in force.
-    fn same_content(&self, bytes: &[u8]) -> bool {
+    pub(super) fn same_content(&self, bytes: &[u8]) -> bool {
         self.report.is_some() && self.content == Some(crate::lists::content_hash(bytes))
     }
 
     /// Records the outcome of a load that took `took`.
-    fn record(&mut self, result: &Result<String, String>, took: Duration, at_start: bool) {
+    pub(super) fn record(
+        &mut self,
+        result: &Result<String, String>,
+        took: Duration,
+        at_start: bool,
+    ) {
         self.last_duration = took.as_secs_f64();
         self.status.last_attempt = Some(now());
         // A list that never loaded is retried within a minute, whatever its interval.
@@ -174,45 +179,11 @@ impl Daemon {
         result.map(|_| ())
     }
 
-    /// Fetches or reads list `i` and accepts what is new; `before`: the usable entries of the
-    /// content it replaces, for the shrink guard.
+    /// Fetches or reads list `i` (a job, awaited here) and accepts what is new; `before`: the
+    /// usable entries of the content it replaces, for the shrink guard.
     async fn load_new(&mut self, i: usize, before: Option<usize>) -> Result<String, String> {
-        let got = self.fetch(i).await?;
-        if let Got::Bytes(bytes, _) = &got {
-            self.check_signature(i, bytes).await?;
-        }
-        match got {
-            Got::Unchanged(message) => Ok(message),
-            Got::Bytes(bytes, _) if self.slots[i].same_content(&bytes) => {
-                Ok("content unchanged".into())
-            }
-            Got::Bytes(bytes, meta) => self.accept(i, &bytes, Some(meta), before),
-        }
-    }
-
-    /// For a signed list, checks the signature beside its file or URL (`.minisig`).
-    async fn check_signature(&self, i: usize, bytes: &[u8]) -> Result<(), String> {
-        let cfg = &self.slots[i].cfg;
-        let Some(key) = cfg.minisign_key() else { return Ok(()) };
-        let failed = |e: anyhow::Error| format!("signature check failed: {e:#}");
-        if let Some(path) = &cfg.file {
-            return crate::lists::signature::verify_file(path, bytes, &key).map_err(failed);
-        }
-        let url = http::signature_url(cfg.url.as_deref().ok_or("no file or url")?);
-        let client = self.client.as_ref().ok_or("no HTTP client")?;
-        let policy = cfg.fetch_policy(crate::lists::signature::MAX_SIGNATURE);
-        let sig = match http::fetch(client, &url, None, &policy).await {
-            Ok(Fetched::New { body, .. }) => body,
-            Ok(Fetched::NotModified) => return Err("signature: unexpected 304".into()),
-            Err(e) => {
-                return Err(format!(
-                    "signature check failed: cannot fetch {}: {e}",
-                    http::redact(&url)
-                ));
-            }
-        };
-        let sig = String::from_utf8_lossy(&sig);
-        crate::lists::signature::verify(bytes, &sig, &key).map_err(failed)
+        let outcome = self.job(i).run().await;
+        self.take_in(outcome, before)
     }
 
     /// The cached copy of list `i` (none without a state directory).
@@ -258,6 +229,13 @@ impl Daemon {
         let mut results = Vec::new();
         let mut changed = false;
         for i in picked {
+            if self.slots[i].fetching {
+                // Two fetches at once would each apply a stream's delta to the same state.
+                let list = self.slots[i].cfg.name.clone();
+                let message = "a refresh of it is under way: its result comes in the log".into();
+                results.push(RefreshResult { list, ok: true, message });
+                continue;
+            }
             let r = self.load_slot(i, false).await;
             let s = &self.slots[i];
             changed |= s.changed;
@@ -279,41 +257,11 @@ impl Daemon {
         self.slots.iter().filter_map(|s| s.next).min()
     }
 
-    /// The lists whose scheduled refresh is due.
-    pub fn due(&self) -> Vec<String> {
+    /// The lists whose scheduled refresh is due (none already under way).
+    pub fn due(&self) -> Vec<usize> {
         let now = Instant::now();
-        let due = self.slots.iter().filter(|s| s.next.is_some_and(|n| n <= now));
-        due.map(|s| s.cfg.name.clone()).collect()
-    }
-
-    async fn fetch(&mut self, i: usize) -> Result<Got, String> {
-        let cfg = self.slots[i].cfg.clone();
-        let url = match cfg.kind() {
-            Kind::Crowdsec(source) => return self.poll_crowdsec(i, source).await,
-            Kind::Taxii(source) => return self.pull_taxii(i, source).await,
-            Kind::MispFeed(url) => return self.fetch_feed(i, url).await,
-            Kind::File(path) => {
-                let bytes =
-                    crate::lists::read_list(path, cfg.max_bytes).map_err(|e| format!("{e:#}"))?;
-                let url = path.display().to_string();
-                return Ok(Got::Bytes(
-                    bytes,
-                    CacheMeta { url, fetched: now(), ..Default::default() },
-                ));
-            }
-            Kind::Url(url) => url,
-        };
-        let client = self.client.as_ref().ok_or("no HTTP client")?;
-        let policy = cfg.fetch_policy(cfg.max_bytes);
-        // Validators only when content is in force: a 304 must confirm what is enforced.
-        let validators = self.slots[i].report.as_ref().and(self.slots[i].cached.clone());
-        match http::fetch(client, url, validators.as_ref(), &policy).await {
-            Ok(Fetched::NotModified) => {
-                Ok(Got::Unchanged("not modified (304): content unchanged".into()))
-            }
-            Ok(Fetched::New { body, meta }) => Ok(Got::Bytes(body, meta)),
-            Err(e) => Err(format!("fetch failed: {e}")),
-        }
+        let due = |s: &&Slot| s.next.is_some_and(|n| n <= now) && !s.fetching;
+        self.slots.iter().enumerate().filter(|(_, s)| due(s)).map(|(i, _)| i).collect()
     }
 
     /// Runs `bytes` through the pipeline; a usable list that keeps at least half of `before`
