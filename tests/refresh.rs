@@ -1,6 +1,8 @@
 //! Refreshes under traffic: the gap test (100 refreshes, zero listed packets through) and the
 //! crash test (SIGKILL in the middle of applying a large diff); a file list that goes bad keeps
-//! its content; lists refresh on their interval and on SIGHUP.
+//! its content; lists refresh on their interval and on SIGHUP; a source that never answers
+//! stalls nothing (the control socket, expiry and SIGTERM go on; the refresh fails at its
+//! deadline and what is enforced stays).
 
 use std::{
     process::Stdio,
@@ -8,7 +10,9 @@ use std::{
 };
 
 use integration_tests::{
-    PinPlace, TempDir, kernel_test,
+    PinPlace, TempDir,
+    http::{Behaviour, HttpServer},
+    kernel_test,
     process::{Running, takedown_bin},
 };
 use td_netns::{Addrs, Stream, Topology, ping};
@@ -224,4 +228,45 @@ fn a_file_list_that_goes_bad_keeps_its_content_in_force() {
         assert!(place.blocked(&topo.gateway, Addrs::GATEWAY_IF, Addrs::SERVER_V4), "{what}");
     }
     daemon.stop().unwrap();
+}
+
+#[kernel_test]
+fn a_source_that_never_answers_stalls_nothing() {
+    let topo = Topology::new("rn").unwrap();
+    let gw = &topo.gateway;
+    let body = format!("{}\n", Addrs::TAKEDOWN_V4);
+    let server = HttpServer::start(gw, Behaviour::Serve { body, etag: "\"v1\"".into() }).unwrap();
+    let dir = TempDir::new("refresh-stall");
+    let extra = "refresh = 1\ntimeout = 60\nattempts = 1\ndeadline = 5\n";
+    let config = dir.url_config("feed", &server.url("/list.txt"), extra);
+    let place = PinPlace::new("refresh-stall");
+    let daemon = place.start(gw, &["run", "--config", &config]);
+    // From now on the server answers only after a minute: each refresh waits on it.
+    server.set(Behaviour::Slow(Duration::from_secs(60)));
+    std::thread::sleep(Duration::from_secs(2));
+    let blocked = |a| place.blocked(gw, Addrs::GATEWAY_IF, a);
+    // The control socket answers at once, and a manual entry ends on time meanwhile.
+    let asked = Instant::now();
+    let (code, out) = cli(&topo, &place, &["add", "198.51.100.9", "--for", "2s"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(asked.elapsed() < Duration::from_secs(3), "add took {:?}", asked.elapsed());
+    assert!(blocked("198.51.100.9"), "{out}");
+    while blocked("198.51.100.9") && asked.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(asked.elapsed() < Duration::from_secs(5), "ended after {:?}", asked.elapsed());
+    // The refresh fails at its deadline; what is enforced stays.
+    let end = Instant::now() + Duration::from_secs(15);
+    let mut status = String::new();
+    while !status.contains("deadline of 5 s") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(300));
+        status = cli(&topo, &place, &["status"]).1;
+    }
+    assert!(status.contains("the refresh took longer than its deadline of 5 s"), "{status}");
+    assert!(blocked(Addrs::TAKEDOWN_V4));
+    // SIGINT is answered at once, a refresh under way or not.
+    let asked = Instant::now();
+    let (exit, log) = daemon.stop().unwrap();
+    assert!(exit.success(), "{log}");
+    assert!(asked.elapsed() < Duration::from_secs(3), "stop took {:?}", asked.elapsed());
 }
