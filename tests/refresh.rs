@@ -2,7 +2,8 @@
 //! crash test (SIGKILL in the middle of applying a large diff); a file list that goes bad keeps
 //! its content; lists refresh on their interval and on SIGHUP; a source that never answers
 //! stalls nothing (the control socket, expiry and SIGTERM go on; the refresh fails at its
-//! deadline and what is enforced stays).
+//! deadline and what is enforced stays), and a start enforces its cached copy without waiting
+//! on it.
 
 use std::{
     process::Stdio,
@@ -268,5 +269,29 @@ fn a_source_that_never_answers_stalls_nothing() {
     let asked = Instant::now();
     let (exit, log) = daemon.stop().unwrap();
     assert!(exit.success(), "{log}");
+    assert!(asked.elapsed() < Duration::from_secs(3), "stop took {:?}", asked.elapsed());
+}
+
+#[kernel_test]
+fn a_start_enforces_the_cached_copy_at_once_when_the_source_is_slow() {
+    let topo = Topology::new("rc").unwrap();
+    let gw = &topo.gateway;
+    let body = format!("{}\n", Addrs::TAKEDOWN_V4);
+    let server = HttpServer::start(gw, Behaviour::Serve { body, etag: "\"v1\"".into() }).unwrap();
+    let dir = TempDir::new("refresh-cache-first");
+    // Default timeout and attempts: a dead source would hold a start for a minute and more.
+    let config = dir.url_config("feed", &server.url("/list.txt"), "");
+    let place = PinPlace::new("refresh-cache-first");
+    place.start(gw, &["run", "--config", &config]).stop().unwrap();
+    server.set(Behaviour::Slow(Duration::from_secs(120)));
+    let asked = Instant::now();
+    let daemon = place.start(gw, &["run", "--config", &config]);
+    assert!(asked.elapsed() < Duration::from_secs(10), "the start took {:?}", asked.elapsed());
+    assert!(place.blocked(gw, Addrs::GATEWAY_IF, Addrs::TAKEDOWN_V4));
+    let status = cli(&topo, &place, &["status"]).1;
+    assert!(status.contains("using the cached copy of 20"), "{status}");
+    assert!(status.contains("until the first refresh, under way"), "{status}");
+    let asked = Instant::now();
+    daemon.stop().unwrap();
     assert!(asked.elapsed() < Duration::from_secs(3), "stop took {:?}", asked.elapsed());
 }

@@ -171,6 +171,18 @@ impl Daemon {
             (None, Ok(Some((_, meta)))) => Some(meta.entries),
             _ => None,
         };
+        // At start, a fetched list with a cached copy enforces it at once; the fetch follows
+        // beside the loop, so that a slow or dead source delays nothing.
+        let remote = self.slots[i].cfg.kind().is_remote();
+        if at_start
+            && remote
+            && let Ok(Some((body, meta))) = &cached
+        {
+            match self.start_on_cache(i, body, meta.clone()) {
+                Ok(()) => return Ok(()),
+                Err(e) => log::warn!("list {}: the cached copy: {e}", self.slots[i].cfg.name),
+            }
+        }
         let mut result = self.load_new(i, before).await;
         if at_start && let Err(why) = &result {
             result = self.fall_back(i, why, cached);
@@ -196,6 +208,25 @@ impl Daemon {
         }
         let Some(cache) = self.cache() else { return Ok(None) };
         cache.load(&self.slots[i].cfg.name).map_err(|e| format!("{e:#}"))
+    }
+
+    /// Enforces the cached copy of list `i` at start, and has it fetched at once (beside the
+    /// loop, which runs by then).
+    fn start_on_cache(&mut self, i: usize, body: &[u8], meta: CacheMeta) -> Result<(), String> {
+        let took = self.accept(i, body, None, None)?;
+        let when = super::status::utc(meta.fetched);
+        let slot = &mut self.slots[i];
+        if let Some(r) = &slot.report {
+            (slot.status.entries, slot.status.domains) = (r.usable(), r.list.domains.len());
+        }
+        slot.status.ok = true;
+        slot.status.last_success.get_or_insert(meta.fetched);
+        slot.status.message =
+            format!("using the cached copy of {when} until the first refresh, under way: {took}");
+        slot.on_cache = Some(meta.fetched);
+        slot.cached = Some(meta);
+        slot.next = Some(Instant::now());
+        Ok(())
     }
 
     /// Enforces the cached copy of list `i` instead of new content refused for `why`; the
