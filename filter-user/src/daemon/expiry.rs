@@ -49,7 +49,7 @@ impl Daemon {
     /// decay) expires.
     pub fn next_expiry(&self) -> Option<Instant> {
         let lists = self.slots.iter().filter_map(|s| s.report.as_ref()?.list.changes_at).min();
-        let next = [manual::next_expiry(&self.manual), self.next_decision_end(), lists];
+        let next = [manual::next_expiry(&self.manual), self.next_state_end(), lists];
         // An end saved by an older build may lie past what an Instant holds: cut it too.
         let secs = next.into_iter().flatten().min()?.min(now().saturating_add(FURTHEST));
         let at = std::time::UNIX_EPOCH + Duration::from_secs(secs);
@@ -78,7 +78,7 @@ impl Daemon {
     /// Takes out the manual entries and decisions whose time has passed, if any (re-reading the
     /// manual list, which `takedown add` may have changed since).
     pub fn expire(&mut self) -> Result<Option<Changes>> {
-        let mut changed = self.end_decisions() | self.end_list_entries();
+        let mut changed = self.end_state_entries() | self.end_list_entries();
         if manual::next_expiry(&self.manual).is_some_and(|t| t <= now()) {
             match &self.settings.state {
                 Some(s) => self.manual = read_manual(s)?,

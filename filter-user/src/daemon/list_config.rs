@@ -199,7 +199,7 @@ impl ListConfig {
         if self.kind().is_stream() && self.minisign_key().is_some() {
             out.push("a CrowdSec list or TAXII collection is not signed: no minisign key".into());
         }
-        let feed = self.url.as_deref().is_some_and(super::feed::is_feed_url)
+        let feed = self.url.as_deref().is_some_and(crate::sources::misp_feed::is_feed_url)
             || self.file.as_deref().and_then(crate::lists::misp_feed::feed_dir).is_some();
         if feed && self.minisign_key().is_some() {
             out.push("a MISP feed is many files, not one signed list: no minisign key".into());
@@ -253,7 +253,7 @@ impl ListConfig {
     pub fn kind(&self) -> Kind<'_> {
         match (&self.file, &self.url, &self.taxii, &self.crowdsec) {
             (Some(f), ..) => Kind::File(f),
-            (_, Some(u), ..) if super::feed::is_feed_url(u) => Kind::MispFeed(u),
+            (_, Some(u), ..) if crate::sources::misp_feed::is_feed_url(u) => Kind::MispFeed(u),
             (_, Some(u), ..) => Kind::Url(u),
             (_, _, Some(t), _) => Kind::Taxii(t),
             (_, _, _, Some(c)) => Kind::Crowdsec(c),

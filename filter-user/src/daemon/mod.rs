@@ -10,13 +10,11 @@
 //! `resolve`), kernel events (`events`), metrics and the control socket. It may use every
 //! layer below; nothing below imports it.
 
-mod bouncer;
 pub mod config;
 pub mod control;
 pub mod ephemeral;
 mod events;
 pub mod expiry;
-mod feed;
 mod fetch;
 pub mod hosts;
 mod list_config;
@@ -24,10 +22,10 @@ pub mod manual;
 pub mod metrics;
 pub mod metrics_format;
 pub mod metrics_http;
-mod pull;
 mod resolve;
 mod serve;
 mod slots;
+mod source_state;
 pub mod state;
 pub mod status;
 
@@ -143,8 +141,7 @@ impl Daemon {
             generation: 0,
             metrics: None,
         };
-        d.load_decisions();
-        d.load_collections();
+        d.load_states();
         let mut failures = Vec::new();
         for i in 0..d.slots.len() {
             if let Err(e) = d.load_slot(i, true).await {

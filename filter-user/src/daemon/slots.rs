@@ -15,7 +15,10 @@ use super::{
 };
 use crate::{
     plan::{guards, pipeline::ListSpec},
-    sources::http::{self, CacheMeta},
+    sources::{
+        http::{self, CacheMeta},
+        state::State,
+    },
 };
 
 /// Seconds between two tries of a list that never loaded.
@@ -45,12 +48,8 @@ pub struct Slot {
     content: Option<u64>,
     /// The last load replaced the content in force.
     pub changed: bool,
-    /// A CrowdSec list's active decisions.
-    pub decisions: Option<crate::sources::crowdsec::Decisions>,
-    /// A TAXII list's collection as last pulled.
-    pub collection: Option<crate::sources::taxii::Collection>,
-    /// A MISP feed's events as last fetched.
-    pub feed: super::feed::FeedEvents,
+    /// Its source's state between fetches (a feed's events, a collection, decisions).
+    pub state: State,
     /// The bytes of the content in force, kept only when entries of it expire (STIX
     /// `valid_until`): they are parsed again at that moment, without a fetch.
     pub expiring: Option<Vec<u8>>,
@@ -66,6 +65,7 @@ impl Slot {
             ..Default::default()
         };
         Slot {
+            state: State::fresh(&cfg.kind()),
             cfg,
             spec,
             bit,
@@ -80,9 +80,6 @@ impl Slot {
             last_duration: 0.0,
             content: None,
             changed: false,
-            decisions: None,
-            collection: None,
-            feed: Default::default(),
             expiring: None,
         }
     }
@@ -147,14 +144,6 @@ impl Slot {
     }
 }
 
-/// What a fetch brought.
-pub(super) enum Got {
-    /// The server says the content in force is current.
-    Unchanged(String),
-    /// New bytes, with what to cache them under.
-    Bytes(Vec<u8>, CacheMeta),
-}
-
 /// A list's cached copy, or why it cannot be used.
 type Cached = Result<Option<(Vec<u8>, CacheMeta)>, String>;
 
@@ -200,11 +189,11 @@ impl Daemon {
 
     /// The cached copy of list `i` (none without a state directory).
     fn cached(&self, i: usize) -> Cached {
-        if let Some(d) = &self.slots[i].decisions {
+        if let Some((text, polled)) = self.slots[i].state.content() {
             // A CrowdSec list's last decisions, each still with its own end, as last polled.
-            let fetched = if d.polled > 0 { d.polled } else { now() };
+            let fetched = if polled > 0 { polled } else { now() };
             let meta = CacheMeta { url: self.slots[i].cfg.source(), fetched, ..Default::default() };
-            return Ok((!d.active.is_empty()).then(|| (d.text().into_bytes(), meta)));
+            return Ok((!text.is_empty()).then_some((text, meta)));
         }
         let Some(cache) = self.cache() else { return Ok(None) };
         cache.load(&self.slots[i].cfg.name).map_err(|e| format!("{e:#}"))

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 /// The longest path a Unix socket can be bound to (`sun_path` less its terminating NUL).
 const SOCKET_PATH_MAX: usize = 107;
 
-pub use crate::sources::files::{safe_name, write_atomic};
+pub use crate::sources::files::{load_json, safe_name, save_json, write_atomic};
 
 /// The default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/takedown";
@@ -22,22 +22,6 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/takedown";
 #[derive(Clone, Debug)]
 pub struct StateDir {
     dir: PathBuf,
-}
-
-/// The JSON file at `path` (the default when there is none yet).
-pub fn load_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T> {
-    match fs::read(path) {
-        Ok(b) => {
-            serde_json::from_slice(&b).with_context(|| format!("{} is corrupt", path.display()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-/// Saves `value` as JSON at `path`, atomically.
-pub fn save_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    write_atomic(path, &serde_json::to_vec(value)?)
 }
 
 /// Held while a daemon runs: the locked pid file.

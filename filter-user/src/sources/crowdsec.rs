@@ -220,6 +220,20 @@ impl Decisions {
     }
 }
 
+/// Says in the log which decisions of one answer were not taken, by kind.
+pub fn log_not_taken(list: &str, skipped: &Skipped) {
+    if skipped.is_empty() {
+        return;
+    }
+    let n: usize = skipped.values().map(|(n, _)| n).sum();
+    let each: Vec<String> =
+        skipped.iter().map(|(why, (n, first))| format!("{n} {why} (first {first:?})")).collect();
+    log::info!(
+        "list {list}: {n} decisions not taken (takedown enforces ban decisions on Ip and Range): {}",
+        each.join(", ")
+    );
+}
+
 /// A Go duration ("4h", "3h59m58.123s", "-1s", "150ms") as a length of time, at most
 /// [`crate::clock::FURTHEST`] (a longer one, even past what 64 bits hold, is cut to that: a
 /// ban stays a ban); None when it is not one or is negative.

@@ -1,7 +1,11 @@
-//! Files a source keeps in the state directory: named after their list, one to one, and
-//! written atomically, so that a crash leaves the old copy or the new one, never a mix.
+//! Files a source keeps in the state directory: named after their list, one to one, written
+//! atomically (a crash leaves the old copy or the new one, never a mix), JSON state files.
 
-use std::{fs::File, io::Write, path::Path};
+use std::{
+    fs::{self, File},
+    io::Write,
+    path::Path,
+};
 
 use anyhow::{Context, Result};
 
@@ -40,4 +44,20 @@ fn cannot_write(path: &Path, e: std::io::Error) -> anyhow::Error {
         _ => String::new(),
     };
     anyhow::anyhow!("cannot write {}: {e}{fix}; it is unchanged", path.display())
+}
+
+/// The JSON file at `path` (the default when there is none yet).
+pub fn load_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T> {
+    match fs::read(path) {
+        Ok(b) => {
+            serde_json::from_slice(&b).with_context(|| format!("{} is corrupt", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Saves `value` as JSON at `path`, atomically.
+pub fn save_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    write_atomic(path, &serde_json::to_vec(value)?)
 }

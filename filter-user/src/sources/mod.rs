@@ -6,6 +6,8 @@
 //! - `taxii`: TAXII 2.1 collections, pulled page by page and kept newest version first;
 //! - `crowdsec`: the CrowdSec Local API's decision stream, each decision by its id;
 //! - `dns`: the addresses of the lists' domains, resolved and kept fresh;
+//! - `misp_feed`: MISP feeds over http(s), only new or changed events fetched;
+//! - `fetch`: one fetch of any kind, from the source's `state` before to its state after;
 //! - `files`: the files sources keep in the state directory, named one to one after their list
 //!   and written atomically.
 //!
@@ -14,8 +16,11 @@
 
 pub mod crowdsec;
 pub mod dns;
+pub mod fetch;
 pub mod files;
 pub mod http;
+pub mod misp_feed;
+pub mod state;
 pub mod taxii;
 
 use std::path::Path;

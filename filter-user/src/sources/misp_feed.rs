@@ -1,16 +1,16 @@
-//! The daemon's side of MISP feeds served over http(s): a list whose `url` ends in
-//! `/manifest.json`. Each refresh asks for the manifest (conditionally: a 304 means the feed
-//! is unchanged), then fetches only the events that are new or whose `timestamp` changed;
-//! the others are reused from the previous refresh. The joined events are the list's content
-//! (cached like any URL list's).
+//! MISP feeds served over http(s): a list whose `url` ends in `/manifest.json`. Each refresh
+//! asks for the manifest (conditionally: a 304 means the feed is unchanged), then fetches only
+//! the events that are new or whose `timestamp` changed; the others are reused from the
+//! previous refresh. The joined events are the list's content (cached like any URL list's).
 
 use std::collections::BTreeMap;
 
-use super::{config::ListConfig, fetch::Carried, slots::Got};
-use crate::{
-    lists::misp_feed::{self, FeedEvent},
-    sources::http::{self, CacheMeta, Fetched},
+use super::{
+    fetch::{Ask, Got},
+    http::{self, Fetched},
+    state::State,
 };
+use crate::lists::misp_feed::{self, FeedEvent};
 
 /// The events of a feed as last fetched: uuid -> (timestamp, body).
 pub type FeedEvents = BTreeMap<String, (String, Vec<u8>)>;
@@ -25,31 +25,30 @@ pub fn is_feed_url(url: &str) -> bool {
 /// and those fetched so far on failure, so that the next try fetches only what changed).
 pub(super) async fn fetch(
     client: &reqwest::Client,
-    cfg: &ListConfig,
+    ask: &Ask,
     url: &str,
-    validators: Option<CacheMeta>,
     mut known: FeedEvents,
-) -> (Result<Got, String>, Carried) {
-    let policy = cfg.fetch_policy(cfg.max_bytes);
-    let (manifest, meta) = match http::fetch(client, url, validators.as_ref(), &policy).await {
+) -> (Result<Got, String>, State) {
+    let policy = &ask.policy;
+    let (manifest, meta) = match http::fetch(client, url, ask.validators.as_ref(), policy).await {
         Ok(Fetched::NotModified) => {
             let unchanged = "manifest not modified (304): feed unchanged".to_string();
-            return (Ok(Got::Unchanged(unchanged)), Carried::Feed(known));
+            return (Ok(Got::Unchanged(unchanged)), State::Feed(known));
         }
         Ok(Fetched::New { body, meta }) => (body, meta),
-        Err(e) => return (Err(format!("fetch failed: manifest: {e}")), Carried::Feed(known)),
+        Err(e) => return (Err(format!("fetch failed: manifest: {e}")), State::Feed(known)),
     };
     let events = match misp_feed::events(&manifest) {
         Ok(events) => events,
-        Err(e) => return (Err(format!("manifest: {e:#}")), Carried::Feed(known)),
+        Err(e) => return (Err(format!("manifest: {e:#}")), State::Feed(known)),
     };
-    match fetch_events(client, url, &events, &mut known, &policy).await {
+    match fetch_events(client, url, &events, &mut known, policy).await {
         Ok((bodies, fresh)) => {
-            log::info!("list {}: {} events, {fresh} fetched", cfg.name, events.len());
+            log::info!("list {}: {} events, {fresh} fetched", ask.name, events.len());
             let joined = misp_feed::join(events.iter().map(|e| bodies[&e.uuid].1.as_slice()));
-            (Ok(Got::Bytes(joined, meta)), Carried::Feed(bodies))
+            (Ok(Got::Bytes(joined, meta)), State::Feed(bodies))
         }
-        Err(e) => (Err(e), Carried::Feed(known)),
+        Err(e) => (Err(e), State::Feed(known)),
     }
 }
 

@@ -1,0 +1,109 @@
+//! One fetch of a source, by kind: from what the daemon gives it ([`Ask`]: clients, the
+//! fetch policy, the validators of the content in force) and the source's state before, it
+//! gives back what it brought and the state after. A fetch that fails leaves the state as it
+//! was (a feed's events come back as they were, or with those fetched so far).
+
+use super::{
+    Kind,
+    http::{self, CacheMeta, FetchPolicy, Fetched},
+    state::State,
+};
+
+/// What a fetch brought.
+pub enum Got {
+    /// The server says the content in force is current.
+    Unchanged(String),
+    /// New bytes, with what to cache them under.
+    Bytes(Vec<u8>, CacheMeta),
+}
+
+/// What the daemon gives a fetch.
+pub struct Ask {
+    pub plain: Option<reqwest::Client>,
+    /// The client that keeps credentials within their origin (TAXII, CrowdSec).
+    pub keyed: Option<reqwest::Client>,
+    pub policy: FetchPolicy,
+    /// The cached copy's validators, when content is in force (a 304 must confirm it).
+    pub validators: Option<CacheMeta>,
+    /// The list's name and where it comes from, for log lines and the content's metadata.
+    pub name: String,
+    pub source: String,
+}
+
+impl Ask {
+    fn meta(&self) -> CacheMeta {
+        CacheMeta { url: self.source.clone(), fetched: crate::clock::now(), ..Default::default() }
+    }
+}
+
+impl Kind<'_> {
+    /// Fetches the source once, from `state`; what it brought, and the state after.
+    pub async fn fetch(&self, ask: &Ask, state: State) -> (Result<Got, String>, State) {
+        let plain = ask.plain.as_ref().ok_or_else(|| "no HTTP client".to_string());
+        let keyed = ask.keyed.as_ref().ok_or_else(|| "no HTTP client".to_string());
+        let timeout = ask.policy.timeout;
+        let max = ask.policy.max_bytes;
+        match (self, state) {
+            (Kind::File(path), state) => {
+                let bytes = crate::lists::read_list(path, max).map_err(|e| format!("{e:#}"));
+                let meta = CacheMeta { url: path.display().to_string(), ..ask.meta() };
+                (bytes.map(|b| Got::Bytes(b, meta)), state)
+            }
+            (Kind::Url(url), state) => {
+                let got = match plain {
+                    Ok(c) => fetch_url(c, ask, url).await,
+                    Err(e) => Err(e),
+                };
+                (got, state)
+            }
+            (Kind::MispFeed(url), State::Feed(known)) => match plain {
+                Ok(c) => super::misp_feed::fetch(c, ask, url, known).await,
+                Err(e) => (Err(e), State::Feed(known)),
+            },
+            (Kind::Taxii(source), State::Collection(mut c)) => {
+                let before = c.clone();
+                let pulled = match keyed {
+                    Ok(k) => c.pull(k, source, timeout, max).await.map_err(|e| format!("{e:#}")),
+                    Err(e) => Err(e),
+                };
+                match pulled {
+                    Ok(added) => {
+                        log::info!("list {}: {added} objects pulled", ask.name);
+                        (Ok(Got::Bytes(c.bundle(), ask.meta())), State::Collection(c))
+                    }
+                    Err(e) => (Err(e), State::Collection(before)),
+                }
+            }
+            (Kind::Crowdsec(source), State::Decisions(mut d)) => {
+                let before = d.clone();
+                let now = crate::clock::now();
+                let polled = match keyed {
+                    Ok(k) => {
+                        d.poll(k, source, timeout, max, now).await.map_err(|e| format!("{e:#}"))
+                    }
+                    Err(e) => Err(e),
+                };
+                match polled {
+                    Ok(skipped) => {
+                        super::crowdsec::log_not_taken(&ask.name, &skipped);
+                        d.expire(crate::clock::now());
+                        (Ok(Got::Bytes(d.text().into_bytes(), ask.meta())), State::Decisions(d))
+                    }
+                    Err(e) => (Err(e), State::Decisions(before)),
+                }
+            }
+            (_, state) => (Err("the source's state does not fit its kind".into()), state),
+        }
+    }
+}
+
+/// A URL list: a conditional GET when content is in force.
+async fn fetch_url(client: &reqwest::Client, ask: &Ask, url: &str) -> Result<Got, String> {
+    match http::fetch(client, url, ask.validators.as_ref(), &ask.policy).await {
+        Ok(Fetched::NotModified) => {
+            Ok(Got::Unchanged("not modified (304): content unchanged".into()))
+        }
+        Ok(Fetched::New { body, meta }) => Ok(Got::Bytes(body, meta)),
+        Err(e) => Err(format!("fetch failed: {e}")),
+    }
+}
