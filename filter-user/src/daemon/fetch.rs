@@ -126,14 +126,18 @@ impl Daemon {
     /// Takes in a job's outcome: the source's state after (saved), then its bytes, accepted
     /// unless unchanged; `before`: the usable entries of the content it replaces.
     pub(super) fn take_in(&mut self, o: Outcome, before: Option<usize>) -> Result<String, String> {
-        let i = o.i;
+        let (i, mut got) = (o.i, o.got);
         if let Some(mut state) = o.state {
-            // What ended while the fetch ran stays ended.
+            // What ended while the fetch ran stays ended, in the state and in the content it
+            // makes (CrowdSec decisions).
             state.expire(crate::clock::now());
+            if let (Ok(Got::Bytes(bytes, _)), Some((text, _))) = (&mut got, state.content()) {
+                *bytes = text;
+            }
             self.slots[i].state = state;
             self.save_state(i);
         }
-        match o.got? {
+        match got? {
             Got::Unchanged(message) => Ok(message),
             Got::Bytes(bytes, _) if self.slots[i].same_content(&bytes) => {
                 Ok("content unchanged".into())
