@@ -268,9 +268,18 @@ pub fn signature_url(url: &str) -> String {
     }
 }
 
-/// Query parameters whose value is a secret.
-const SECRET_PARAMS: [&str; 9] =
-    ["key", "apikey", "api_key", "token", "access_token", "secret", "password", "auth", "sig"];
+/// Words that make a query parameter's value a secret, wherever they appear in its name
+/// (letters and digits only, any case): `key`, `api-key`, `access_key`, `X-Amz-Credential`,
+/// `X-Amz-Signature`, `client_secret`, `sig`... A harmless parameter redacted too is the safe
+/// mistake.
+const SECRET_WORDS: [&str; 8] =
+    ["key", "token", "secret", "password", "passwd", "credential", "auth", "sig"];
+
+fn is_secret(name: &str) -> bool {
+    let name: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+    let name = name.to_ascii_lowercase();
+    SECRET_WORDS.iter().any(|w| name.contains(w))
+}
 
 /// `url` as it may be shown or stored: its password and secret query values replaced by `***`.
 pub fn redact(url: &str) -> String {
@@ -278,7 +287,7 @@ pub fn redact(url: &str) -> String {
     if u.password().is_some() {
         let _ = u.set_password(Some("***"));
     }
-    let secret = |k: &str| SECRET_PARAMS.iter().any(|s| k.eq_ignore_ascii_case(s));
+    let secret = |k: &str| is_secret(k);
     if u.query_pairs().any(|(k, _)| secret(&k)) {
         let pairs: Vec<(String, String)> = u
             .query_pairs()
@@ -363,6 +372,12 @@ mod tests {
             "https://cert:***@feeds.example/list.txt?key=***&day=1&Token=***"
         );
         assert_eq!(redact("https://feeds.example/list.txt"), "https://feeds.example/list.txt");
+        // Presigned URLs and the usual spellings of keys.
+        let presigned = "https://b.s3.example/l.txt?X-Amz-Algorithm=AWS4&X-Amz-Credential=AKIA%2F1&X-Amz-Signature=f00d&api-key=1&access_key=2&client_secret=3&day=4";
+        assert_eq!(
+            redact(presigned),
+            "https://b.s3.example/l.txt?X-Amz-Algorithm=AWS4&X-Amz-Credential=***&X-Amz-Signature=***&api-key=***&access_key=***&client_secret=***&day=4"
+        );
         assert_eq!(redact("not a url"), "not a url");
     }
 }
