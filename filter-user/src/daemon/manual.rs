@@ -97,50 +97,62 @@ pub fn next_expiry(entries: &[ManualEntry]) -> Option<u64> {
 }
 
 /// Reads the manual list (none when the file does not exist); a line that is not an entry is
-/// logged and skipped.
+/// logged and skipped (and kept in the file by the next [`save`]).
 pub fn load(path: &Path) -> Result<Vec<ManualEntry>> {
-    // Invalid UTF-8 costs the line it is on, like in any list.
-    let text = match std::fs::read(path) {
-        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let (data, comment) = line.split_once('#').unwrap_or((line, ""));
-        let mut fields = data.split_whitespace();
-        let Some(net) = fields.next() else { continue };
-        // A bad line is reported and skipped, like in any list: the rest is enforced.
-        let parsed = net.parse::<IpNet>().or_else(|_| net.parse::<IpAddr>().map(IpNet::from));
-        let Ok(net) = parsed else {
-            log::warn!("{}:{}: skipped: not a network: {:?}", path.display(), i + 1, shown(net));
-            continue;
-        };
-        let mut entry = ManualEntry {
-            net,
-            direction: Direction::Both,
-            monitor: false,
-            comment: comment.trim().to_string(),
-            expires: None,
-        };
-        for field in fields {
-            match field {
-                "src" => entry.direction = Direction::Src,
-                "dst" => entry.direction = Direction::Dst,
-                "both" => entry.direction = Direction::Both,
-                "monitor" => entry.monitor = true,
-                f => match f.strip_prefix("until=").map(str::parse::<jiff::Timestamp>) {
-                    Some(Ok(t)) => entry.expires = Some(t.as_second().max(0) as u64),
-                    _ => log::warn!("{}:{}: ignored: {:?}", path.display(), i + 1, shown(f)),
-                },
-            }
+    for (i, line) in read_lines(path)?.iter().enumerate() {
+        match parse_line(line) {
+            Ok(Some(entry)) => out.push(entry),
+            Ok(None) => {}
+            Err(why) => log::warn!("{}:{}: skipped: {why}", path.display(), i + 1),
         }
-        out.push(entry);
     }
     Ok(out)
 }
 
-/// Writes the manual list atomically.
+/// The file's lines (none when it does not exist). Invalid UTF-8 costs the line it is on,
+/// like in any list.
+fn read_lines(path: &Path) -> Result<Vec<String>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(String::from_utf8_lossy(&b).lines().map(String::from).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// One line: an entry, nothing (blank or a comment), or why it is no entry. An entry whose end
+/// (`until=`) cannot be read is none: enforced for good, it would outlast what was meant.
+fn parse_line(line: &str) -> Result<Option<ManualEntry>, String> {
+    let (data, comment) = line.split_once('#').unwrap_or((line, ""));
+    let mut fields = data.split_whitespace();
+    let Some(net) = fields.next() else { return Ok(None) };
+    let parsed = net.parse::<IpNet>().or_else(|_| net.parse::<IpAddr>().map(IpNet::from));
+    let net = parsed.map_err(|_| format!("not a network: {:?}", shown(net)))?;
+    let mut entry = ManualEntry {
+        net,
+        direction: Direction::Both,
+        monitor: false,
+        comment: comment.trim().to_string(),
+        expires: None,
+    };
+    for field in fields {
+        match field {
+            "src" => entry.direction = Direction::Src,
+            "dst" => entry.direction = Direction::Dst,
+            "both" => entry.direction = Direction::Both,
+            "monitor" => entry.monitor = true,
+            f => match f.strip_prefix("until=").map(str::parse::<jiff::Timestamp>) {
+                Some(Ok(t)) => entry.expires = Some(t.as_second().max(0) as u64),
+                Some(Err(_)) => return Err(format!("unreadable end {:?}", shown(f))),
+                None => return Err(format!("unknown field {:?}", shown(f))),
+            },
+        }
+    }
+    Ok(Some(entry))
+}
+
+/// Writes the manual list atomically; the lines of the file it replaces that are no entry
+/// (hand-written, unreadable) are kept as written, after the entries.
 pub fn save(path: &Path, entries: &[ManualEntry]) -> Result<()> {
     let mut text = String::from(
         "# takedown manual entries: NETWORK DIRECTION [monitor] [until=TIME] # comment\n",
@@ -155,6 +167,9 @@ pub fn save(path: &Path, entries: &[ManualEntry]) -> Result<()> {
             let _ = write!(text, " # {}", e.comment);
         }
         text.push('\n');
+    }
+    for line in read_lines(path)?.iter().filter(|l| parse_line(l).is_err()) {
+        let _ = writeln!(text, "{line}");
     }
     write_atomic(path, text.as_bytes())
 }
@@ -207,10 +222,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("td-manual-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("manual.txt");
-        std::fs::write(&path, "junk\n203.0.113.7/32 both # ok\n\u{1}\u{2}\n").unwrap();
+        let bad = ["junk", "198.51.100.9/32 both until=next-week # hand-written", "\u{1}\u{2}"];
+        let text = format!("{}\n203.0.113.7/32 both # ok\n{}\n{}\n", bad[0], bad[1], bad[2]);
+        std::fs::write(&path, text).unwrap();
         let back = load(&path).unwrap();
-        assert_eq!(back.len(), 1);
+        assert_eq!(back.len(), 1, "an unreadable end is no entry for good: {back:?}");
         assert_eq!(back[0].net, "203.0.113.7/32".parse::<IpNet>().unwrap());
+        // The next save (an `add`) keeps what it cannot read, as written.
+        save(&path, &back).unwrap();
+        let saved = std::fs::read_to_string(&path).unwrap();
+        for line in bad {
+            assert!(saved.lines().any(|l| l == line), "{line:?} lost: {saved}");
+        }
+        assert_eq!(load(&path).unwrap(), back);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
