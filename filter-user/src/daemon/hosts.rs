@@ -73,15 +73,15 @@ impl HostTable {
     }
 
     /// The table saved at `path` (empty if none), holding at most `max` hosts. A file that
-    /// does not parse is evidence: it is kept aside as `<path>.corrupt`, and said so.
+    /// does not parse is evidence: it is kept aside as `<path>.corrupt` (`.corrupt.2`, ... when
+    /// an earlier one is there), and said so.
     pub fn load(path: &Path, max: usize) -> Self {
         let parsed = std::fs::read(path).ok().map(|b| serde_json::from_slice::<Vec<Host>>(&b));
         let hosts = match parsed {
             Some(Ok(hosts)) => hosts,
             Some(Err(e)) => {
-                let aside = path.with_extension("json.corrupt");
-                match std::fs::rename(path, &aside) {
-                    Ok(()) => log::error!(
+                match crate::sources::files::set_aside(path) {
+                    Ok(aside) => log::error!(
                         "{} is corrupt ({e}): kept as {}, starting a new table",
                         path.display(),
                         aside.display()
@@ -246,6 +246,12 @@ mod tests {
         assert!(HostTable::load(&path, 10).is_empty());
         let aside = std::fs::read_to_string(dir.join("hosts.json.corrupt")).unwrap();
         assert_eq!(aside, "[{\"address\": truncated", "the evidence is kept");
+        // A second corrupt table never overwrites the first one's copy.
+        std::fs::write(&path, "[{\"second\"").unwrap();
+        assert!(HostTable::load(&path, 10).is_empty());
+        assert_eq!(std::fs::read_to_string(dir.join("hosts.json.corrupt")).unwrap(), aside);
+        let second = std::fs::read_to_string(dir.join("hosts.json.corrupt.2")).unwrap();
+        assert_eq!(second, "[{\"second\"");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -14,10 +14,14 @@ impl Daemon {
             let kind = self.slots[i].cfg.kind();
             match State::load(&kind, &path, now()) {
                 Ok(state) => self.slots[i].state = state,
-                Err(e) => log::error!(
-                    "list {}: {e:#}: starting from nothing (the source is read whole again)",
-                    self.slots[i].cfg.name
-                ),
+                Err(e) => {
+                    let aside = match crate::sources::files::set_aside(&path) {
+                        Ok(p) => format!("kept as {}", p.display()),
+                        Err(r) => format!("cannot be moved aside: {r}"),
+                    };
+                    let name = &self.slots[i].cfg.name;
+                    log::error!("list {name}: {e:#} ({aside}): the source is read whole again");
+                }
             }
         }
     }

@@ -61,3 +61,18 @@ pub fn load_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Resul
 pub fn save_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, &serde_json::to_vec(value)?)
 }
+
+/// Moves a file that does not parse out of the way, as evidence: `<path>.corrupt`, or
+/// `<path>.corrupt.2`, `.3`... when an earlier one is there (never over it). Returns where.
+pub fn set_aside(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let free = (1..1000u32)
+        .map(|n| match n {
+            1 => path.with_file_name(format!("{name}.corrupt")),
+            n => path.with_file_name(format!("{name}.corrupt.{n}")),
+        })
+        .find(|p| !p.exists())
+        .ok_or_else(|| std::io::Error::other("a thousand corrupt copies are kept already"))?;
+    fs::rename(path, &free)?;
+    Ok(free)
+}
