@@ -3,7 +3,7 @@
 //! protocol's own POST) and is read page by page; a newer version of an indicator published
 //! while takedown runs (its `modified` 500 ms later, as medallion keeps it) replaces the older
 //! one, and a revoked version takes it out; a wrong API root is named as such (not as a
-//! missing collection).
+//! missing collection); a collection larger than the list's `max_objects` is refused.
 
 use std::time::{Duration, Instant};
 
@@ -37,13 +37,18 @@ fn version(modified: &str, addr: &str, extra: Value) -> Value {
 }
 
 fn config(dir: &TempDir, url: &str) -> String {
+    config_with(dir, url, "")
+}
+
+/// With `extra` inside the `taxii = { ... }` table (`, max_objects = 10`).
+fn config_with(dir: &TempDir, url: &str, extra: &str) -> String {
     let password = dir.file("taxii.pass", &format!("{PASSWORD}\n"));
     dir.file(
         "takedown.toml",
         &format!(
             "interfaces = [\"{}\"]\n[[list]]\nname = \"cert\"\nrefresh = 1\ntimeout = 5\n\
              taxii = {{ url = \"{url}\", collection = \"{COLLECTION}\", user = \"{USER}\", \
-             password_file = \"{password}\", page_size = 7 }}\n",
+             password_file = \"{password}\", page_size = 7{extra} }}\n",
             Addrs::GATEWAY_IF
         ),
     )
@@ -99,4 +104,20 @@ fn a_wrong_api_root_is_named_as_such() {
     assert_eq!(code, Some(1), "{err}");
     let want = format!("the TAXII server has no API root {wrong} ");
     assert!(err.contains(&want) && err.contains(integration_tests::messages::NO_API_ROOT), "{err}");
+}
+
+#[kernel_test]
+fn a_collection_larger_than_max_objects_is_refused() {
+    let topo = Topology::new("to").unwrap();
+    let gw: &NetNs = &topo.gateway;
+    let server = Medallion::start(gw, USER, PASSWORD).unwrap();
+    server.add(&misp_stix_objects()).unwrap();
+    let dir = TempDir::new("taxii-medallion-max");
+    let place = PinPlace::new("taxii-medallion-max");
+    let config = config_with(&dir, &server.api_root(), ", max_objects = 10");
+    let (code, _, err) = place.cli(gw, &["run", "--config", &config]);
+    assert_eq!(code, Some(1), "{err}");
+    let want =
+        "the collection would hold more than 10 objects (raise the list's taxii max_objects)";
+    assert!(err.contains(want), "{err}");
 }

@@ -38,6 +38,14 @@ pub struct Source {
     /// Objects asked for a page.
     #[serde(default = "page")]
     pub page_size: u32,
+    /// Objects the collection may hold at most (every version kept is its newest): a pull that
+    /// would pass it fails, and the collection stays as it was.
+    #[serde(default = "most_objects")]
+    pub max_objects: usize,
+}
+
+fn most_objects() -> usize {
+    1_000_000
 }
 
 fn page() -> u32 {
@@ -60,6 +68,9 @@ impl Source {
         let ok = |c: char| c.is_ascii_alphanumeric() || "-_.~".contains(c);
         if self.collection.is_empty() || !self.collection.chars().all(ok) {
             out.push(format!("taxii: collection {:?} is not a collection id", self.collection));
+        }
+        if self.max_objects == 0 {
+            out.push("taxii: max_objects is 0".into());
         }
         if self.page_size == 0 {
             out.push("taxii: page_size is 0".into());
@@ -186,6 +197,13 @@ impl Collection {
                 .context("the TAXII server's answer is not an envelope")?;
             added += env.objects.len();
             next.merge(env.objects);
+            if next.objects.len() > source.max_objects {
+                bail!(
+                    "the collection would hold more than {} objects (raise the list's taxii \
+                     max_objects)",
+                    source.max_objects
+                );
+            }
             // Without `next`, a server pages by `added_after` alone.
             match (env.more, env.next, last) {
                 (true, Some(n), _) => cursor = Some(n),
