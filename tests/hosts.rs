@@ -1,11 +1,12 @@
 //! The infected-host report end to end: real traffic from inside hosts to listed addresses,
 //! an enforce list and a monitor list; `takedown hosts` lists exactly the senders that
 //! contacted listed addresses, the SIEM log has one line per new host, `takedown top` ranks the
-//! entries, and the table survives a restart.
+//! entries, and the table survives a restart. A listed scanner reaching many inside hosts makes
+//! none of them infected and pushes no infected host out.
 
 use std::time::{Duration, Instant};
 
-use integration_tests::{PinPlace, TempDir, kernel_test, process::Running};
+use integration_tests::{PinPlace, TempDir, frames, kernel_test, kernel_verdict, process::Running};
 use serde_json::Value;
 use td_netns::{Addrs, Topology, ping, udp_count};
 
@@ -121,5 +122,54 @@ fn the_host_report_names_exactly_the_inside_hosts_that_contacted_listed_addresse
     let daemon = Running::start(&topo.gateway, &args).unwrap();
     let doc: Vec<Value> = serde_json::from_str(&cli(&topo, &place, &["hosts", "--json"])).unwrap();
     assert_eq!(doc.len(), 3);
+    daemon.stop().unwrap();
+}
+
+#[kernel_test]
+fn a_listed_scanner_makes_no_infected_host_and_evicts_none() {
+    let place = PinPlace::new("hosts-scan");
+    let topo = Topology::new("hs").unwrap();
+    let dir = TempDir::new("hosts-scan");
+    let config = dir.file(
+        "takedown.toml",
+        &format!(
+            "interfaces = [\"{}\"]\n[report]\nmax_hosts = 50\nevent_rate = 10000\n\
+             event_burst = 10000\n[[list]]\nname = \"drop\"\nfile = \"{}\"\n",
+            Addrs::GATEWAY_IF,
+            dir.file("drop.txt", "203.0.113.7\n"),
+        ),
+    );
+    let daemon = place.start(&topo.gateway, &["run", "--config", &config]);
+    let gw = &topo.gateway;
+    // One inside host talks to the listed address: infected.
+    let out = frames::ip("192.0.2.10", Addrs::TAKEDOWN_V4);
+    assert_eq!(kernel_verdict(gw, Addrs::GATEWAY_IF, &out), 1, "XDP_DROP");
+    std::thread::sleep(Duration::from_millis(300));
+    // Then the listed address reaches 61 other inside hosts (a scan): dropped, not infected.
+    for k in 0..61 {
+        let scan = frames::ip(Addrs::TAKEDOWN_V4, &format!("192.0.2.{}", 100 + k));
+        assert_eq!(kernel_verdict(gw, Addrs::GATEWAY_IF, &scan), 1, "XDP_DROP");
+    }
+    let end = Instant::now() + Duration::from_secs(15);
+    let hosts = loop {
+        let doc: Vec<Value> =
+            serde_json::from_str(&cli(&topo, &place, &["hosts", "--json"])).unwrap();
+        if doc.len() >= 50 || Instant::now() > end {
+            break doc;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(hosts.len(), 50, "the table's bound");
+    let infected: Vec<&Value> = hosts.iter().filter(|h| h["sent"].as_u64() > Some(0)).collect();
+    assert_eq!(infected.len(), 1, "{hosts:#?}");
+    assert_eq!(infected[0]["address"], "192.0.2.10", "the real one stays");
+    let text = cli(&topo, &place, &["hosts"]);
+    assert!(text.starts_with("192.0.2.10  last seen"), "{text}");
+    assert!(
+        text.contains(
+            "reached by listed addresses only (they sent nothing to them: not infected): 192.0.2."
+        ),
+        "{text}"
+    );
     daemon.stop().unwrap();
 }

@@ -6,7 +6,10 @@ use anyhow::{Result, bail};
 use clap::Args;
 use serde_json::json;
 use takedown::{
-    daemon::status::{Status, now},
+    daemon::{
+        hosts::Host,
+        status::{Status, now},
+    },
     maps::{EntryHits, monotonic_ns},
 };
 
@@ -63,47 +66,61 @@ fn set(items: &std::collections::BTreeSet<String>, sep: &str) -> String {
 pub fn hosts(args: HostsArgs) -> Result<()> {
     let table = args.places.hosts()?;
     let since = args.since.map_or(0, |p| now().saturating_sub(p));
-    let hosts = table.recent(since);
+    let all = table.recent(since);
     if args.json {
-        say!("{}", serde_json::to_string_pretty(&hosts)?);
-    } else if args.csv {
-        say!("host,first_seen,last_seen,events,dropped,contacted,lists,services,interfaces");
-        for h in &hosts {
-            say!(
-                "{},{},{},{},{},{},{},{},{}",
-                h.address,
-                h.first_seen,
-                h.last_seen,
-                h.events,
-                h.dropped,
-                set(&h.contacted, " "),
-                set(&h.lists, " "),
-                set(&h.services, " "),
-                set(&h.interfaces, " ")
-            );
-        }
-    } else {
-        if hosts.is_empty() {
-            say!(
-                "no inside host has contacted takedown infrastructure{}",
-                if args.since.is_some() { " in that period" } else { "" }
-            );
-        }
-        for h in &hosts {
-            let ago = now().saturating_sub(h.last_seen);
-            say!(
-                "{}  last seen {ago}s ago, {} events ({} dropped): {} [{}] via {} on {}",
-                h.address,
-                h.events,
-                h.dropped,
-                set(&h.contacted, ", "),
-                set(&h.lists, ", "),
-                set(&h.services, " "),
-                set(&h.interfaces, ", ")
-            );
-        }
+        say!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
+    // Infected hosts first; those listed addresses only reached apart.
+    let (infected, reached): (Vec<Host>, Vec<Host>) = all.into_iter().partition(Host::infected);
+    if args.csv {
+        hosts_csv(infected.iter().chain(&reached));
+        return Ok(());
+    }
+    if infected.is_empty() {
+        let when = if args.since.is_some() { " in that period" } else { "" };
+        say!("no inside host has contacted takedown infrastructure{when}");
+    }
+    for h in &infected {
+        let ago = now().saturating_sub(h.last_seen);
+        say!(
+            "{}  last seen {ago}s ago, {} events ({} dropped): {} [{}] via {} on {}",
+            h.address,
+            h.events,
+            h.dropped,
+            set(&h.contacted, ", "),
+            set(&h.lists, ", "),
+            set(&h.services, " "),
+            set(&h.interfaces, ", ")
+        );
+    }
+    if !reached.is_empty() {
+        let who: Vec<&str> = reached.iter().map(|h| h.address.as_str()).collect();
+        say!(
+            "reached by listed addresses only (they sent nothing to them: not infected): {}",
+            who.join(", ")
+        );
     }
     Ok(())
+}
+
+fn hosts_csv<'a>(hosts: impl Iterator<Item = &'a Host>) {
+    say!("host,first_seen,last_seen,events,dropped,contacted,lists,services,interfaces,sent");
+    for h in hosts {
+        say!(
+            "{},{},{},{},{},{},{},{},{},{}",
+            h.address,
+            h.first_seen,
+            h.last_seen,
+            h.events,
+            h.dropped,
+            set(&h.contacted, " "),
+            set(&h.lists, " "),
+            set(&h.services, " "),
+            set(&h.interfaces, " "),
+            h.sent
+        );
+    }
 }
 
 pub fn top(args: TopArgs) -> Result<()> {

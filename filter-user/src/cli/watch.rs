@@ -149,7 +149,7 @@ fn watch(
 
 fn newest_hosts(places: &Places) -> Vec<(String, u64, String)> {
     let table = HostTable::read(&places.state().hosts_file()).unwrap_or_else(|_| HostTable::new(1));
-    let newest = table.recent(0).into_iter().take(6);
+    let newest = table.recent(0).into_iter().filter(|h| h.infected()).take(6);
     newest
         .map(|h| {
             let contacted = h.contacted.into_iter().next().unwrap_or_default();

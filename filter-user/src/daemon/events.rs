@@ -60,9 +60,9 @@ impl Daemon {
         }
     }
 
-    /// Inside hosts in the table.
+    /// Infected inside hosts in the table (those that sent to a listed address).
     pub fn host_count(&self) -> usize {
-        self.hosts.len()
+        self.hosts.infected()
     }
 
     /// The event ring buffer of the loaded filter, on a descriptor of its own (the filter keeps

@@ -2,6 +2,11 @@
 //! takedown infrastructure, which listed addresses, lists, ports and interfaces, and how often.
 //! Fed by the kernel's events; kept in the state directory (`hosts.json`, bounded: the hosts
 //! seen longest ago are forgotten first), so it survives daemon restarts.
+//!
+//! A host is infected when it sent to a listed address (it talked to the infrastructure, or
+//! answered it). One that listed addresses only reached (a scan of the network, a spoofed
+//! source) is kept apart: never called infected, and first to go when the table is full; it
+//! never pushes an infected host out.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -10,7 +15,7 @@ use std::{
 };
 
 use anyhow::Result;
-use filter_common::{EV_DROPPED, Event};
+use filter_common::{EV_DROPPED, EV_DST, Event};
 use serde::{Deserialize, Serialize};
 
 use super::state::write_atomic;
@@ -27,12 +32,22 @@ pub struct Host {
     pub events: u64,
     /// Of which dropped (the others matched monitor lists only).
     pub dropped: u64,
+    /// Of which it sent to a listed address; 0: listed addresses only reached it.
+    #[serde(default)]
+    pub sent: u64,
     /// Takedown addresses it talked to (or that talked to it).
     pub contacted: BTreeSet<String>,
     pub lists: BTreeSet<String>,
     /// "udp/443", "tcp/8080", "icmp", ...
     pub services: BTreeSet<String>,
     pub interfaces: BTreeSet<String>,
+}
+
+impl Host {
+    /// It sent to a listed address.
+    pub fn infected(&self) -> bool {
+        self.sent > 0
+    }
 }
 
 /// Every known host.
@@ -127,16 +142,15 @@ impl HostTable {
         Ok(())
     }
 
-    /// Records one event at wall-clock time `now`; returns the host if it is new.
+    /// Records one event at wall-clock time `now`; returns the host when this event makes it
+    /// infected (its first packet to a listed address).
     pub fn record(&mut self, ev: &Event, now: u64, names: &Names<'_>) -> Option<Host> {
         let inside = addr(ev.family, &ev.inside).to_string();
-        let new = !self.hosts.contains_key(&inside);
-        if new
-            && self.hosts.len() >= self.max
-            && let Some(oldest) =
-                self.hosts.values().min_by_key(|h| h.last_seen).map(|h| h.address.clone())
-        {
-            self.hosts.remove(&oldest);
+        let sent = ev.kind & EV_DST != 0;
+        let known = self.hosts.get(&inside);
+        let was_infected = known.is_some_and(Host::infected);
+        if known.is_none() && self.hosts.len() >= self.max && !self.make_room(sent) {
+            return None;
         }
         let h = self.hosts.entry(inside.clone()).or_insert_with(|| Host {
             address: inside,
@@ -148,6 +162,9 @@ impl HostTable {
         if ev.kind & EV_DROPPED != 0 {
             h.dropped += 1;
         }
+        if sent {
+            h.sent += 1;
+        }
         if h.contacted.len() < MAX_CONTACTED {
             h.contacted.insert(addr(ev.family, &ev.remote).to_string());
         }
@@ -155,7 +172,24 @@ impl HostTable {
         h.services.insert(service(ev.proto, ev.remote_port));
         h.interfaces.insert((names.interface)(ev.ifindex));
         self.dirty = true;
-        new.then(|| h.clone())
+        (!was_infected && h.infected()).then(|| h.clone())
+    }
+
+    /// Forgets the host seen longest ago among those listed addresses only reached, or, for
+    /// a host that sent (`sent`), among all; false when there is none to forget.
+    fn make_room(&mut self, sent: bool) -> bool {
+        let candidates = self.hosts.values().filter(|h| sent || !h.infected());
+        let Some(oldest) = candidates.min_by_key(|h| (h.infected(), h.last_seen)) else {
+            return false;
+        };
+        let oldest = oldest.address.clone();
+        self.hosts.remove(&oldest);
+        true
+    }
+
+    /// Infected hosts in the table.
+    pub fn infected(&self) -> usize {
+        self.hosts.values().filter(|h| h.infected()).count()
     }
 
     /// Hosts seen at or after `since` (Unix seconds), most recent first.
@@ -178,8 +212,6 @@ impl HostTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    use filter_common::EV_DST;
 
     fn ev(inside: [u8; 4], remote: [u8; 4], dst: bool) -> Event {
         let mut e = Event {
@@ -233,6 +265,30 @@ mod tests {
         t.record(&ev([192, 0, 2, 12], [203, 0, 113, 7], true), 120, &names);
         let addrs: Vec<String> = t.recent(0).into_iter().map(|h| h.address).collect();
         assert_eq!(addrs, ["192.0.2.12", "192.0.2.11"]);
+    }
+
+    /// A listed scanner (or a spoofed listed source) reaching many inside hosts makes none of
+    /// them infected, and never pushes an infected host out of a full table.
+    #[test]
+    fn hosts_only_reached_are_apart_and_never_evict_an_infected_one() {
+        let names = Names { lists: &|_| vec![], interface: &|_| "eth1".into() };
+        let mut t = HostTable::new(3);
+        assert!(t.record(&ev([192, 0, 2, 10], [203, 0, 113, 7], true), 1, &names).is_some());
+        for k in 0..61u8 {
+            let reached = ev([192, 0, 2, 100 + k], [203, 0, 113, 7], false);
+            assert!(t.record(&reached, 2 + u64::from(k), &names).is_none(), "not infected");
+        }
+        assert_eq!((t.len(), t.infected()), (3, 1));
+        assert!(t.recent(0).iter().any(|h| h.address == "192.0.2.10" && h.infected()));
+        // A reached host that answers the listed address becomes infected, said once.
+        let answers = ev([192, 0, 2, 160], [203, 0, 113, 7], true);
+        assert!(t.record(&answers, 100, &names).is_some(), "infected now");
+        assert!(t.record(&answers, 101, &names).is_none(), "said once");
+        // Two infected hosts and a full table: a new sender pushes the reached one out first.
+        t.record(&ev([192, 0, 2, 11], [203, 0, 113, 7], true), 102, &names);
+        assert_eq!((t.len(), t.infected()), (3, 3));
+        t.record(&ev([192, 0, 2, 99], [203, 0, 113, 7], false), 103, &names);
+        assert_eq!(t.infected(), 3, "an inbound contact pushes out no infected host");
     }
 
     #[test]

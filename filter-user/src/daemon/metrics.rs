@@ -160,7 +160,8 @@ pub fn render(s: &Snapshot, maps: &CounterMaps) -> Result<String> {
         entries.get_or_create(&l(&[("map", map)])).set(*n as i64);
     }
     refreshes(&mut reg, s);
-    let hosts = gauge(&mut reg, "takedown_infected_hosts", "Inside hosts in the host table");
+    let hosts =
+        gauge(&mut reg, "takedown_infected_hosts", "Inside hosts that sent to a listed address");
     hosts.get_or_create(&vec![]).set(s.hosts as i64);
     let mut out = String::new();
     encode(&mut out, &reg)?;
