@@ -1,5 +1,6 @@
 //! The CLI on a running filter, with and without the daemon: add, remove, lookup, list,
-//! status, stats and refresh; manual entries survive refreshes and restarts.
+//! status, stats and refresh; manual entries survive refreshes and restarts; idle and endless
+//! control clients hold no request up.
 
 use integration_tests::{PinPlace, TempDir, kernel_test, messages as m, process::Running};
 use td_netns::{Addrs, Topology, ping};
@@ -206,5 +207,34 @@ fn parallel_adds_and_removes_are_all_kept_with_and_without_the_daemon() {
     let daemon = ctx.start(&list);
     assert_eq!(manual_now(&ctx), (want.clone(), want));
     assert!(blocked("198.51.100.210"), "enforced after the start");
+    daemon.stop().unwrap();
+}
+
+#[kernel_test]
+fn idle_and_endless_control_clients_hold_no_request_up() {
+    use std::{
+        io::Write,
+        os::unix::net::UnixStream,
+        time::{Duration, Instant},
+    };
+    let ctx = Ctx { topo: Topology::new("oi").unwrap(), place: PinPlace::new("operation-idle") };
+    let dir = TempDir::new("operation-idle");
+    let list = dir.file("drop.txt", "203.0.113.0/24\n");
+    let daemon = ctx.start(&list);
+    let socket = ctx.place.state.0.join("control.sock");
+    // Ten clients that connect and say nothing, and one that sends 64 MiB with no line end.
+    let idle: Vec<UnixStream> = (0..10).map(|_| UnixStream::connect(&socket).unwrap()).collect();
+    let mut endless = UnixStream::connect(&socket).unwrap();
+    endless.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let chunk = vec![b'a'; 1 << 20];
+    let sent = (0..64).take_while(|_| endless.write_all(&chunk).is_ok()).count();
+    let asked = Instant::now();
+    let out = ctx.ok(&["add", Addrs::SERVER_V4]);
+    assert!(out.contains("applied by the daemon"), "{out}");
+    assert!(asked.elapsed() < Duration::from_secs(3), "add took {:?}", asked.elapsed());
+    assert_eq!(ctx.pings(Addrs::SERVER_V4), 0);
+    let rss = daemon.rss_kib();
+    assert!(rss < 100 << 10, "{rss} KiB after {sent} MiB of one request line");
+    drop((idle, endless));
     daemon.stop().unwrap();
 }

@@ -10,10 +10,12 @@ use std::{
 
 use anyhow::{Context, Result};
 use tokio::{
+    io::AsyncReadExt,
     io::unix::AsyncFd,
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
-    net::{TcpListener, UnixListener, UnixStream},
+    net::{TcpListener, UnixListener, UnixStream, unix::OwnedWriteHalf},
     signal::unix::{Signal, SignalKind, signal},
+    sync::mpsc::Sender,
     task::JoinSet,
 };
 
@@ -72,6 +74,7 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
     let mut feed = Feed::new(d);
     // Scheduled refreshes run as jobs beside the loop: nothing here waits on a fetch.
     let mut jobs: JoinSet<Outcome> = JoinSet::new();
+    let mut requests = tokio::sync::mpsc::channel::<(String, OwnedWriteHalf)>(16);
     if let Some(listener) = opts.metrics {
         feed.serve(listener);
     }
@@ -117,7 +120,14 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
                 }
             }
             conn = async { control.as_ref().expect("guarded").accept().await }, if control.is_some() => {
-                if let Ok((stream, _)) = conn && let Err(e) = handle(d, &dns, stream).await {
+                // Each request is read apart from the loop: an idle or endless client holds
+                // nothing up.
+                if let Ok((stream, _)) = conn {
+                    tokio::task::spawn_local(read_request(stream, requests.0.clone()));
+                }
+            }
+            Some((line, write)) = requests.1.recv() => {
+                if let Err(e) = answer(d, &dns, &line, write).await {
                     log::warn!("control request failed: {e:#}");
                 }
             }
@@ -232,14 +242,30 @@ fn send_names(d: &Daemon, dns: &Option<Channels>) {
     }
 }
 
-/// Answers one control request (one JSON line each way).
-async fn handle(d: &mut Daemon, dns: &Option<Channels>, stream: UnixStream) -> Result<()> {
-    let (read, mut write) = stream.into_split();
+/// The longest control request read (a request is a short JSON line).
+const MOST_REQUEST: u64 = 64 << 10;
+
+/// Reads one control request (a JSON line of at most [`MOST_REQUEST`] bytes, within 5 s) and
+/// hands it to the loop with the way to answer.
+async fn read_request(stream: UnixStream, to: Sender<(String, OwnedWriteHalf)>) {
+    let (read, write) = stream.into_split();
     let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(5), BufReader::new(read).read_line(&mut line))
-        .await??;
+    let mut reader = BufReader::new(read.take(MOST_REQUEST + 1));
+    let read = tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line)).await;
+    if matches!(read, Ok(Ok(n)) if n as u64 <= MOST_REQUEST) {
+        let _ = to.send((line, write)).await;
+    }
+}
+
+/// Answers one control request (one JSON line each way).
+async fn answer(
+    d: &mut Daemon,
+    dns: &Option<Channels>,
+    line: &str,
+    mut write: OwnedWriteHalf,
+) -> Result<()> {
     let failed = |error: String| Reply { error: Some(error), ..Default::default() };
-    let reply = match Request::parse(&line) {
+    let reply = match Request::parse(line) {
         Err(e) => failed(format!("{e:#}")),
         Ok(Request::Refresh { list }) => match refresh(d, dns, list.as_deref()).await {
             Ok(results) => Reply { ok: results.iter().all(|x| x.ok), results, error: None },
