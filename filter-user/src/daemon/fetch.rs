@@ -134,8 +134,11 @@ impl Daemon {
             if let (Ok(Got::Bytes(bytes, _)), Some((text, _))) = (&mut got, state.content()) {
                 *bytes = text;
             }
+            let worth = state.worth_saving(&self.slots[i].state);
             self.slots[i].state = state;
-            self.save_state(i);
+            if worth {
+                self.save_state(i);
+            }
         }
         match got? {
             Got::Unchanged(message) => Ok(message),

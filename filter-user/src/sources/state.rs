@@ -61,6 +61,22 @@ impl State {
         }
     }
 
+    /// Whether this state, after a fetch, is worth writing over `saved` (the state before): a
+    /// poll that changed no decision (every few seconds, on a million decisions) rewrites
+    /// nothing but, every ten minutes, the time of the last good poll; a pull that brought
+    /// nothing neither.
+    pub fn worth_saving(&self, saved: &State) -> bool {
+        match (self, saved) {
+            (Self::Decisions(d), Self::Decisions(s)) => {
+                d.active != s.active || d.polled >= s.polled.saturating_add(600)
+            }
+            (Self::Collection(c), Self::Collection(s)) => {
+                c.added_after != s.added_after || c.objects.len() != s.objects.len()
+            }
+            _ => true,
+        }
+    }
+
     /// A copy for a fetch to work on (a feed's events are moved: they may be large, and come
     /// back with the fetch).
     pub fn take_copy(&mut self) -> Self {
@@ -95,5 +111,23 @@ impl State {
             Self::Decisions(d) => Some((d.text().into_bytes(), d.polled)),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_that_changed_nothing_is_not_written_but_every_ten_minutes() {
+        let mut saved = Decisions { polled: 1_000, ..Default::default() };
+        saved.active.insert("192.0.2.7".into(), [(1, 9_999)].into());
+        let same = |polled| State::Decisions(Decisions { polled, ..saved.clone() });
+        let saved = same(1_000);
+        assert!(!same(1_010).worth_saving(&saved), "an empty delta");
+        assert!(same(1_600).worth_saving(&saved), "the last good poll, ten minutes on");
+        let mut changed = Decisions { polled: 1_010, ..Default::default() };
+        changed.active.insert("192.0.2.8".into(), [(2, 9_999)].into());
+        assert!(State::Decisions(changed).worth_saving(&saved));
     }
 }
