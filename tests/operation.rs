@@ -222,6 +222,11 @@ fn idle_and_endless_control_clients_hold_no_request_up() {
     let list = dir.file("drop.txt", "203.0.113.0/24\n");
     let daemon = ctx.start(&list);
     let socket = ctx.place.state.0.join("control.sock");
+    // The socket is made as the loop starts, right after "filtering".
+    let end = Instant::now() + Duration::from_secs(5);
+    while !socket.exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // Ten clients that connect and say nothing, and one that sends 64 MiB with no line end.
     let idle: Vec<UnixStream> = (0..10).map(|_| UnixStream::connect(&socket).unwrap()).collect();
     let mut endless = UnixStream::connect(&socket).unwrap();

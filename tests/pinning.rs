@@ -334,6 +334,7 @@ fn the_cli_reaches_an_ephemeral_daemon_which_leaves_nothing_behind() {
     };
     let status = ok(&["status"]);
     assert!(status.contains(&format!("pid {}", run.pid())), "{status}");
+    assert!(status.contains(&format!("interfaces: {} (", Addrs::GATEWAY_IF)), "{status}");
     assert!(ok(&["lookup", Addrs::TAKEDOWN_V4]).contains("blocked"));
     assert!(ok(&["list"]).contains(Addrs::TAKEDOWN_V4));
     assert!(ok(&["stats"]).contains("drop"));

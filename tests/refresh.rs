@@ -256,6 +256,27 @@ fn a_source_that_never_answers_stalls_nothing() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(asked.elapsed() < Duration::from_secs(5), "ended after {:?}", asked.elapsed());
+    // A refresh asked by hand (and SIGHUP) waits for its own result, not the loop.
+    let by_hand = std::process::Command::new("ip")
+        .args(["netns", "exec", gw.name()])
+        .arg(takedown_bin())
+        .args(["refresh", "feed"])
+        .args(place.args())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // SAFETY: signalling the daemon we started.
+    unsafe { libc::kill(daemon.pid() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
+    let (code, out) = cli(&topo, &place, &["add", "198.51.100.10"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(asked.elapsed() < Duration::from_secs(3), "add took {:?}", asked.elapsed());
+    let answer = by_hand.wait_with_output().unwrap();
+    let answer = String::from_utf8_lossy(&answer.stdout).into_owned()
+        + &String::from_utf8_lossy(&answer.stderr);
+    assert!(answer.contains("deadline of 5 s"), "the refresh's own result: {answer}");
     // The refresh fails at its deadline; what is enforced stays.
     let end = Instant::now() + Duration::from_secs(15);
     let mut status = String::new();

@@ -13,8 +13,9 @@ use super::places::Places;
 pub struct RefreshArgs {
     /// The list to refresh (default: every list).
     list: Option<String>,
-    /// Seconds to wait for the daemon's answer.
-    #[arg(long, default_value_t = 300)]
+    /// Seconds to wait for the daemon's answer (a list's refresh ends within its deadline,
+    /// 300 s unless configured, and a request's timeout).
+    #[arg(long, default_value_t = 400)]
     timeout: u64,
     #[command(flatten)]
     places: Places,

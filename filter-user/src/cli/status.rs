@@ -35,11 +35,17 @@ struct Seen {
 pub fn run(args: StatusArgs) -> Result<()> {
     let pins = args.places.pins();
     let state = args.places.state();
+    let st = inspect::status(&args.places);
+    // Pinned links, or (an ephemeral run pins none) the interfaces its daemon attached to.
+    let mut interfaces = pins.linked_interfaces();
+    if interfaces.is_empty() {
+        interfaces = st.interfaces.iter().map(|i| i.name.clone()).collect();
+    }
     let seen = Seen {
         daemon: state.daemon_pid(),
-        st: inspect::status(&args.places),
+        st,
         plan: args.places.maps("takedown status")?.plan()?,
-        interfaces: pins.linked_interfaces(),
+        interfaces,
         manual_entries: manual::load(&state.manual())?.len(),
     };
     if args.json {

@@ -74,9 +74,14 @@ fn beside(pin_dir: &Path, state_dir: &Path) -> Vec<(u32, PathBuf, PathBuf)> {
     runs
 }
 
-/// The ephemeral runs beside `pin_dir` and `state_dir` that are still running.
+/// The ephemeral runs beside `pin_dir` and `state_dir` that are still running: a daemon of
+/// that pid holds its state directory's lock (a leftover directory, or a pid used again by
+/// another process, is no run).
 pub fn running(pin_dir: &Path, state_dir: &Path) -> Vec<(u32, PathBuf, PathBuf)> {
-    beside(pin_dir, state_dir).into_iter().filter(|r| alive(r.0)).collect()
+    let holds = |r: &(u32, PathBuf, PathBuf)| {
+        StateDir::new(&r.2).daemon_pid().is_some_and(|pid| pid as u32 == r.0)
+    };
+    beside(pin_dir, state_dir).into_iter().filter(holds).collect()
 }
 
 fn alive(pid: u32) -> bool {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{Daemon, config::ListConfig};
 use crate::sources::{
-    fetch::{Ask, Got},
+    fetch::{Ask, Deadline, Got},
     http::{self, Fetched},
     state::State,
 };
@@ -32,17 +32,15 @@ pub(super) struct Outcome {
 }
 
 impl Job {
-    /// Runs the fetch, and the signature check of what it brought, within the deadline.
+    /// Runs the fetch, and the signature check of what it brought, within the deadline: no
+    /// request runs past it, and the fetch checks it between its requests (so that what it
+    /// fetched so far comes back); a job still running a moment after it is dropped.
     pub async fn run(self) -> Outcome {
-        let (i, started, deadline) = (self.i, self.started, self.cfg.deadline);
-        match tokio::time::timeout(Duration::from_secs(deadline), self.work()).await {
+        let (i, started, deadline) = (self.i, self.started, self.ask.deadline);
+        let hard = deadline.at + Duration::from_secs(2);
+        match tokio::time::timeout_at(hard.into(), self.work()).await {
             Ok(outcome) => outcome,
-            Err(_) => Outcome {
-                i,
-                started,
-                got: Err(format!("the refresh took longer than its deadline of {deadline} s")),
-                state: None,
-            },
+            Err(_) => Outcome { i, started, got: Err(deadline.message()), state: None },
         }
     }
 
@@ -93,6 +91,7 @@ impl Daemon {
             validators: slot.report.as_ref().and(slot.cached.clone()),
             name: slot.cfg.name.clone(),
             source: slot.cfg.source(),
+            deadline: Deadline::in_secs(slot.cfg.deadline),
         };
         let state = slot.state.take_copy();
         Job { i, started: Instant::now(), cfg: slot.cfg.clone(), ask, state }
@@ -106,7 +105,15 @@ impl Daemon {
         self.job(i)
     }
 
-    /// Takes in the outcome of a scheduled refresh and applies what changed.
+    /// A job that ended without an outcome (its task failed): the list's state and content
+    /// stay, the failure is said, and the list is fetched again as scheduled.
+    pub(super) fn job_lost(&mut self, i: usize, why: String) {
+        self.slots[i].fetching = false;
+        self.slots[i].state.resync();
+        self.slots[i].record(&Err(why), Duration::ZERO, false);
+    }
+
+    /// Takes in the outcome of a refresh and applies what changed.
     pub(super) fn finish_job(&mut self, o: Outcome) {
         let (i, took) = (o.i, o.started.elapsed());
         self.slots[i].fetching = false;
@@ -127,6 +134,11 @@ impl Daemon {
     /// unless unchanged; `before`: the usable entries of the content it replaces.
     pub(super) fn take_in(&mut self, o: Outcome, before: Option<usize>) -> Result<String, String> {
         let (i, mut got) = (o.i, o.got);
+        if o.state.is_none() {
+            // Dropped at its deadline: the source's state stays, read anew from the start
+            // where the source moved on meanwhile (a decision stream).
+            self.slots[i].state.resync();
+        }
         if let Some(mut state) = o.state {
             // What ended while the fetch ran stays ended, in the state and in the content it
             // makes (CrowdSec decisions).

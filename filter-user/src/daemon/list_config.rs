@@ -217,6 +217,12 @@ impl ListConfig {
                 out.push(format!("{what} is 0"));
             }
         }
+        if self.deadline < self.timeout {
+            let (d, t) = (self.deadline, self.timeout);
+            out.push(format!(
+                "deadline = {d} is shorter than timeout = {t}: one request could not end"
+            ));
+        }
         for (what, value, most, unit) in [
             ("refresh", self.refresh, MOST_REFRESH, "seconds (a year)"),
             ("timeout", self.timeout, MOST_TIMEOUT, "seconds (an hour)"),

@@ -17,6 +17,7 @@ mod events;
 pub mod expiry;
 mod fetch;
 pub mod hosts;
+mod jobs;
 mod list_config;
 pub mod manual;
 pub mod metrics;
@@ -157,7 +158,9 @@ impl Daemon {
             anyhow::bail!("no list could be loaded: {}", failures.join("; "));
         }
         for f in &failures {
-            log::error!("{f}; starting without it, retried every minute until it loads");
+            log::error!(
+                "{f}; starting without it, retried until it loads (every minute, or its refresh interval when shorter)"
+            );
         }
         Ok(d)
     }

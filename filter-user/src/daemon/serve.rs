@@ -12,17 +12,16 @@ use anyhow::{Context, Result};
 use tokio::{
     io::AsyncReadExt,
     io::unix::AsyncFd,
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, BufReader},
     net::{TcpListener, UnixListener, UnixStream, unix::OwnedWriteHalf},
     signal::unix::{Signal, SignalKind, signal},
     sync::mpsc::Sender,
-    task::JoinSet,
 };
 
 use super::{
     Daemon, Resolver,
-    control::{RefreshResult, Reply, Request},
-    fetch::Outcome,
+    control::{Reply, Request},
+    jobs::{Jobs, send},
     metrics_http::Feed,
     resolve::Channels,
 };
@@ -73,7 +72,7 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
     let mut save = tokio::time::interval(Duration::from_secs(2));
     let mut feed = Feed::new(d);
     // Scheduled refreshes run as jobs beside the loop: nothing here waits on a fetch.
-    let mut jobs: JoinSet<Outcome> = JoinSet::new();
+    let mut jobs = Jobs::default();
     let mut requests = tokio::sync::mpsc::channel::<(String, OwnedWriteHalf)>(16);
     if let Some(listener) = opts.metrics {
         feed.serve(listener);
@@ -89,20 +88,23 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
             _ = int.recv() => break,
             _ = hup.recv() => {
                 log::info!("SIGHUP: refreshing every list");
-                let _ = refresh(d, &dns, None).await;
+                for i in 0..d.slots.len() {
+                    jobs.start(d, i);
+                }
             }
             _ = tokio::time::sleep_until(sleep_to.into()), if next.is_some() => {
                 expire(d);
                 for i in d.due() {
-                    let job = d.start_job(i);
-                    jobs.spawn_local(job.run());
+                    jobs.start(d, i);
                 }
             }
-            done = jobs.join_next(), if !jobs.is_empty() => {
-                if let Some(Ok(outcome)) = done {
-                    d.finish_job(outcome);
-                    send_names(d, &dns);
+            Some((i, outcome)) = jobs.next(), if !jobs.is_empty() => {
+                match outcome {
+                    Ok(outcome) => d.finish_job(outcome),
+                    Err(e) => d.job_lost(i, e),
                 }
+                jobs.done(d, i);
+                send_names(d, &dns);
             }
             _ = save.tick() => housekeeping(d),
             guard = async { events.as_mut().expect("guarded").readable_mut().await }, if events.is_some() => {
@@ -126,11 +128,7 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
                     tokio::task::spawn_local(read_request(stream, requests.0.clone()));
                 }
             }
-            Some((line, write)) = requests.1.recv() => {
-                if let Err(e) = answer(d, &dns, &line, write).await {
-                    log::warn!("control request failed: {e:#}");
-                }
-            }
+            Some((line, write)) = requests.1.recv() => answer(d, &mut jobs, &line, write),
         }
     }
     shut_down(d);
@@ -215,21 +213,6 @@ fn new_addresses(d: &mut Daemon, dns: &mut Channels) {
     }
 }
 
-/// Refreshes one list (or all), logs a failure, and hands the (possibly new) domain names to
-/// the resolver.
-async fn refresh(
-    d: &mut Daemon,
-    dns: &Option<Channels>,
-    list: Option<&str>,
-) -> Result<Vec<RefreshResult>, String> {
-    let r = d.refresh(list).await.map_err(|e| format!("{e:#}"));
-    if let Err(e) = &r {
-        log::error!("refresh: {e}");
-    }
-    send_names(d, dns);
-    r
-}
-
 /// Gives the resolver the lists' domain names, when they changed.
 fn send_names(d: &Daemon, dns: &Option<Channels>) {
     if let Some(dns) = dns {
@@ -257,18 +240,14 @@ async fn read_request(stream: UnixStream, to: Sender<(String, OwnedWriteHalf)>) 
     }
 }
 
-/// Answers one control request (one JSON line each way).
-async fn answer(
-    d: &mut Daemon,
-    dns: &Option<Channels>,
-    line: &str,
-    mut write: OwnedWriteHalf,
-) -> Result<()> {
+/// Answers one control request (one JSON line each way): a refresh once its lists have their
+/// results (the loop goes on meanwhile), the rest at once.
+fn answer(d: &mut Daemon, jobs: &mut Jobs, line: &str, write: OwnedWriteHalf) {
     let failed = |error: String| Reply { error: Some(error), ..Default::default() };
     let reply = match Request::parse(line) {
         Err(e) => failed(format!("{e:#}")),
-        Ok(Request::Refresh { list }) => match refresh(d, dns, list.as_deref()).await {
-            Ok(results) => Reply { ok: results.iter().all(|x| x.ok), results, error: None },
+        Ok(Request::Refresh { list }) => match d.lists_named(list.as_deref()) {
+            Ok(lists) => return jobs.refresh(d, lists, write),
             Err(e) => failed(e),
         },
         Ok(Request::ReloadManual) => match d.reload_manual() {
@@ -276,8 +255,5 @@ async fn answer(
             Err(e) => failed(format!("{e:#}")),
         },
     };
-    let mut out = serde_json::to_string(&reply)?;
-    out.push('\n');
-    write.write_all(out.as_bytes()).await?;
-    Ok(())
+    tokio::task::spawn_local(send(write, reply));
 }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use super::{
     Daemon,
@@ -238,38 +238,25 @@ impl Daemon {
         }
     }
 
-    /// Refreshes one list (or all) and applies the result; one result a list.
-    pub async fn refresh(&mut self, name: Option<&str>) -> Result<Vec<RefreshResult>> {
+    /// The lists `name` names (every list when None).
+    pub fn lists_named(&self, name: Option<&str>) -> Result<Vec<usize>, String> {
         let picked: Vec<usize> = (0..self.slots.len())
             .filter(|&i| name.is_none_or(|n| self.slots[i].cfg.name == n))
             .collect();
         if picked.is_empty() {
-            bail!("no list named {:?}", name.unwrap_or_default());
+            return Err(format!("no list named {:?}", name.unwrap_or_default()));
         }
-        let mut results = Vec::new();
-        let mut changed = false;
-        for i in picked {
-            if self.slots[i].fetching {
-                // Two fetches at once would each apply a stream's delta to the same state.
-                let list = self.slots[i].cfg.name.clone();
-                let message = "a refresh of it is under way: its result comes in the log".into();
-                results.push(RefreshResult { list, ok: true, message });
-                continue;
-            }
-            let r = self.load_slot(i, false).await;
-            let s = &self.slots[i];
-            changed |= s.changed;
-            let (list, message) = (s.cfg.name.clone(), s.status.message.clone());
-            results.push(RefreshResult { list, ok: r.is_ok(), message });
+        Ok(picked)
+    }
+
+    /// List `i`'s last refresh, as `takedown refresh` reports it.
+    pub fn refresh_result(&self, i: usize) -> RefreshResult {
+        let s = &self.slots[i];
+        RefreshResult {
+            list: s.cfg.name.clone(),
+            ok: s.status.ok,
+            message: s.status.message.clone(),
         }
-        // Unchanged content (same bytes, or a 304) leaves the plan as it is: nothing to move.
-        if changed {
-            let ch = self.reconcile()?;
-            log::info!("refresh applied: {} written, {} deleted", ch.written, ch.deleted);
-        } else {
-            self.write_status();
-        }
-        Ok(results)
     }
 
     /// When the next scheduled refresh is due, if any list has one.

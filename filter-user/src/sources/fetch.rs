@@ -17,6 +17,40 @@ pub enum Got {
     Bytes(Vec<u8>, CacheMeta),
 }
 
+/// When a fetch must have ended: checked between its requests (pages, events), so that what
+/// it fetched so far comes back with its failure (a feed's events); the request under way may
+/// take its `timeout` more.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline {
+    pub at: std::time::Instant,
+    pub secs: u64,
+}
+
+impl Deadline {
+    pub fn in_secs(secs: u64) -> Self {
+        Self { at: std::time::Instant::now() + std::time::Duration::from_secs(secs), secs }
+    }
+
+    /// Err with the words to say when it has passed.
+    pub fn check(&self) -> Result<(), String> {
+        if std::time::Instant::now() < self.at {
+            return Ok(());
+        }
+        Err(self.message())
+    }
+
+    /// `timeout`, or what is left before the deadline when that is shorter: a request never
+    /// runs past it.
+    pub fn bound(&self, timeout: std::time::Duration) -> std::time::Duration {
+        let left = self.at.saturating_duration_since(std::time::Instant::now());
+        timeout.min(left).max(std::time::Duration::from_millis(1))
+    }
+
+    pub fn message(&self) -> String {
+        format!("the refresh took longer than its deadline of {} s", self.secs)
+    }
+}
+
 /// What the daemon gives a fetch.
 pub struct Ask {
     pub plain: Option<reqwest::Client>,
@@ -28,6 +62,7 @@ pub struct Ask {
     /// The list's name and where it comes from, for log lines and the content's metadata.
     pub name: String,
     pub source: String,
+    pub deadline: Deadline,
 }
 
 impl Ask {
@@ -37,8 +72,18 @@ impl Ask {
 }
 
 impl Kind<'_> {
-    /// Fetches the source once, from `state`; what it brought, and the state after.
+    /// Fetches the source once, from `state`; what it brought, and the state after. A failure
+    /// at or past the deadline says so first.
     pub async fn fetch(&self, ask: &Ask, state: State) -> (Result<Got, String>, State) {
+        let (got, state) = self.fetch_once(ask, state).await;
+        let late = |e: String| match ask.deadline.check() {
+            Err(deadline) if !e.starts_with(&deadline) => format!("{deadline}: {e}"),
+            _ => e,
+        };
+        (got.map_err(late), state)
+    }
+
+    async fn fetch_once(&self, ask: &Ask, state: State) -> (Result<Got, String>, State) {
         let plain = ask.plain.as_ref().ok_or_else(|| "no HTTP client".to_string());
         let keyed = ask.keyed.as_ref().ok_or_else(|| "no HTTP client".to_string());
         let timeout = ask.policy.timeout;
@@ -63,7 +108,10 @@ impl Kind<'_> {
             (Kind::Taxii(source), State::Collection(mut c)) => {
                 let before = c.clone();
                 let pulled = match keyed {
-                    Ok(k) => c.pull(k, source, timeout, max).await.map_err(|e| format!("{e:#}")),
+                    Ok(k) => c
+                        .pull(k, source, (timeout, max), &ask.deadline)
+                        .await
+                        .map_err(|e| format!("{e:#}")),
                     Err(e) => Err(e),
                 };
                 match pulled {
@@ -78,9 +126,10 @@ impl Kind<'_> {
                 let before = d.clone();
                 let now = crate::clock::now();
                 let polled = match keyed {
-                    Ok(k) => {
-                        d.poll(k, source, timeout, max, now).await.map_err(|e| format!("{e:#}"))
-                    }
+                    Ok(k) => d
+                        .poll(k, source, ask.deadline.bound(timeout), max, now)
+                        .await
+                        .map_err(|e| format!("{e:#}")),
                     Err(e) => Err(e),
                 };
                 match polled {
@@ -89,7 +138,13 @@ impl Kind<'_> {
                         d.expire(crate::clock::now());
                         (Ok(Got::Bytes(d.text().into_bytes(), ask.meta())), State::Decisions(d))
                     }
-                    Err(e) => (Err(e), State::Decisions(before)),
+                    Err(e) => {
+                        // The Local API may have answered (and moved on) before the failure:
+                        // the next poll reads the stream from its start again.
+                        let mut before = before;
+                        before.started = false;
+                        (Err(e), State::Decisions(before))
+                    }
                 }
             }
             (_, state) => (Err("the source's state does not fit its kind".into()), state),
@@ -99,7 +154,8 @@ impl Kind<'_> {
 
 /// A URL list: a conditional GET when content is in force.
 async fn fetch_url(client: &reqwest::Client, ask: &Ask, url: &str) -> Result<Got, String> {
-    match http::fetch(client, url, ask.validators.as_ref(), &ask.policy).await {
+    let policy = FetchPolicy { timeout: ask.deadline.bound(ask.policy.timeout), ..ask.policy };
+    match http::fetch(client, url, ask.validators.as_ref(), &policy).await {
         Ok(Fetched::NotModified) => {
             Ok(Got::Unchanged("not modified (304): content unchanged".into()))
         }

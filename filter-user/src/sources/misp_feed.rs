@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    fetch::{Ask, Got},
+    fetch::{Ask, Deadline, Got},
     http::{self, Fetched},
     state::State,
 };
@@ -42,7 +42,7 @@ pub(super) async fn fetch(
         Ok(events) => events,
         Err(e) => return (Err(format!("manifest: {e:#}")), State::Feed(known)),
     };
-    match fetch_events(client, url, &events, &mut known, policy).await {
+    match fetch_events(client, url, &events, &mut known, (policy, &ask.deadline)).await {
         Ok((bodies, fresh)) => {
             log::info!("list {}: {} events, {fresh} fetched", ask.name, events.len());
             let joined = misp_feed::join(events.iter().map(|e| bodies[&e.uuid].1.as_slice()));
@@ -61,10 +61,10 @@ async fn fetch_events(
     manifest_url: &str,
     events: &[FeedEvent],
     known: &mut FeedEvents,
-    policy: &http::FetchPolicy,
+    limits: (&http::FetchPolicy, &Deadline),
 ) -> Result<(FeedEvents, usize), String> {
     let mut out = FeedEvents::new();
-    let fetched = fill(client, manifest_url, events, known, &mut out, policy).await;
+    let fetched = fill(client, manifest_url, events, known, &mut out, limits).await;
     if fetched.is_err() {
         known.append(&mut out);
     }
@@ -78,7 +78,7 @@ async fn fill(
     events: &[FeedEvent],
     known: &mut FeedEvents,
     out: &mut FeedEvents,
-    policy: &http::FetchPolicy,
+    (policy, deadline): (&http::FetchPolicy, &Deadline),
 ) -> Result<usize, String> {
     let base = reqwest::Url::parse(manifest_url).map_err(|e| e.to_string())?;
     let (mut fresh, mut total) = (0, 0u64);
@@ -86,9 +86,13 @@ async fn fill(
         let body = match known.remove(&e.uuid) {
             Some((ts, body)) if ts == e.timestamp => body,
             _ => {
+                // Past the deadline, what was fetched so far is kept for the next try.
+                deadline.check()?;
                 let url = base.join(&format!("{}.json", e.uuid)).map_err(|e| e.to_string())?;
                 fresh += 1;
-                match http::fetch(client, url.as_str(), None, policy).await {
+                let policy =
+                    http::FetchPolicy { timeout: deadline.bound(policy.timeout), ..*policy };
+                match http::fetch(client, url.as_str(), None, &policy).await {
                     Ok(Fetched::New { body, .. }) => body,
                     Ok(Fetched::NotModified) => return Err("event: unexpected 304".into()),
                     Err(why) => return Err(format!("fetch failed: event {}: {why}", e.uuid)),

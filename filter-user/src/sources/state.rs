@@ -88,6 +88,14 @@ impl State {
         }
     }
 
+    /// After a fetch whose answer may have been lost: the next one reads the source from its
+    /// start (a decision stream's `startup=true`).
+    pub fn resync(&mut self) {
+        if let Self::Decisions(d) = self {
+            d.started = false;
+        }
+    }
+
     /// Takes out what ended by `now`; true when the content changed.
     pub fn expire(&mut self, now: u64) -> bool {
         match self {

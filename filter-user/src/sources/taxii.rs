@@ -179,16 +179,18 @@ impl Collection {
         &mut self,
         client: &reqwest::Client,
         source: &Source,
-        timeout: Duration,
-        max_bytes: u64,
+        (timeout, max_bytes): (Duration, u64),
+        deadline: &super::fetch::Deadline,
     ) -> Result<usize> {
         let mut next = self.clone();
         let (mut cursor, mut bytes, mut added) = (None::<String>, 0u64, 0);
         for _ in 0..MAX_PAGES {
+            deadline.check().map_err(anyhow::Error::msg)?;
             let room = max_bytes - bytes;
             let (added_after, cursor_now) = (next.added_after.as_deref(), cursor.as_deref());
             let (page, last) =
-                get_page(client, source, added_after, cursor_now, timeout, room).await?;
+                get_page(client, source, added_after, cursor_now, deadline.bound(timeout), room)
+                    .await?;
             bytes += page.len() as u64;
             if bytes > max_bytes {
                 bail!("the collection's answers exceed the {max_bytes} byte limit");
