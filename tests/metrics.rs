@@ -254,13 +254,14 @@ fn a_hostile_metrics_client_never_delays_refreshes_scrapes_or_memory() {
     let run = place
         .start(&topo.gateway, &["run", "-i", Addrs::GATEWAY_IF, "-l", &list, "--metrics", ADDR]);
     let rss_before = run.rss_kib();
-    // Twenty connections that never send a byte, and one that sends an endless request line.
+    // Forty connections that never send a byte (more than the server keeps open at once), and
+    // one that sends an endless request line.
     let open = |n: usize| {
         in_netns(&topo.gateway, move || {
             Ok((0..n).map(|_| TcpStream::connect(ADDR)).collect::<Result<_, _>>()?)
         })
     };
-    let mut idle: Vec<TcpStream> = open(20).unwrap();
+    let mut idle: Vec<TcpStream> = open(40).unwrap();
     let mut flood = open(1).unwrap().pop().unwrap();
     let flooder = std::thread::spawn(move || {
         let chunk = vec![b'a'; 64 * 1024];

@@ -1,18 +1,24 @@
 //! The metrics endpoint: an HTTP/1.1 server (hyper) in a task of its own, fed by what the
 //! daemon publishes, so that a slow or hostile client never delays a refresh or the control
 //! socket. Requests are bounded in size, headers must arrive within a timeout, a connection
-//! lives at most a minute and only so many are open at once.
+//! serves one request and lives at most a minute, and only so many are open at once: a new
+//! one beyond that closes the idle one open longest, so that idle clients hold no slot.
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode, body::Incoming, header, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::{
-    net::TcpListener,
-    sync::{Semaphore, watch},
-};
+use tokio::{net::TcpListener, sync::watch, task::AbortHandle};
 
 use super::{
     Daemon,
@@ -20,7 +26,7 @@ use super::{
     metrics_format::Format,
 };
 
-/// Connections served at once; more wait in the listen queue.
+/// Connections open at once; a new one beyond closes the idle one open longest.
 pub const MAX_CONNECTIONS: usize = 32;
 /// How long a client may take to send a request's headers (an idle connection included).
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -79,35 +85,64 @@ impl Feed {
     }
 }
 
+/// The connections open: id -> when it opened, whether it has asked for something (a whole
+/// request head arrived), and the way to close it.
+type Open = Arc<Mutex<HashMap<u64, (Instant, Arc<AtomicBool>, AbortHandle)>>>;
+
 async fn accept(listener: TcpListener, feed: watch::Receiver<Published>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let feed = feed.clone();
-                tokio::spawn(async move {
-                    connection(stream, feed).await;
-                    drop(permit);
-                });
-            }
+    let open: Open = Arc::default();
+    for id in 0u64.. {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
             Err(e) => {
                 log::debug!("metrics: accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
+        };
+        let mut table = open.lock().unwrap_or_else(|e| e.into_inner());
+        if table.len() >= MAX_CONNECTIONS && !close_an_idle_one(&mut table) {
+            continue; // every connection is being answered: this one is closed, to retry
         }
+        let asked = Arc::new(AtomicBool::new(false));
+        let (feed, done, flag) = (feed.clone(), open.clone(), asked.clone());
+        let task = tokio::spawn(async move {
+            connection(stream, feed, flag).await;
+            done.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        });
+        table.insert(id, (Instant::now(), asked, task.abort_handle()));
     }
 }
 
-/// Serves one connection within its bounds.
-async fn connection(stream: tokio::net::TcpStream, feed: watch::Receiver<Published>) {
+/// Closes the connection open longest that has asked for nothing yet (an idle or dribbling
+/// client): such clients never hold the slots a scrape needs. False when there is none.
+fn close_an_idle_one(table: &mut HashMap<u64, (Instant, Arc<AtomicBool>, AbortHandle)>) -> bool {
+    let idle = table.iter().filter(|(_, (_, asked, _))| !asked.load(Ordering::Relaxed));
+    let Some(oldest) = idle.min_by_key(|(_, (opened, ..))| *opened).map(|(id, _)| *id) else {
+        return false;
+    };
+    if let Some((_, _, task)) = table.remove(&oldest) {
+        task.abort();
+    }
+    true
+}
+
+/// Serves one connection within its bounds: one request (no keep-alive: an idle connection
+/// holds nothing between scrapes), its head within the header timeout.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    feed: watch::Receiver<Published>,
+    asked: Arc<AtomicBool>,
+) {
     let service = service_fn(move |req| {
+        asked.store(true, Ordering::Relaxed);
         let published = feed.borrow().clone();
         async move { Ok::<_, Infallible>(answer(&req, &published)) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(false)
         .max_buf_size(MAX_REQUEST)
         .serve_connection(TokioIo::new(stream), service);
     match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
