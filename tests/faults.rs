@@ -1,7 +1,8 @@
 //! Fault injection: SIGKILL at random points of starts and refreshes under a stream from an
 //! address listed throughout (it never gets through, and the next start converges); corrupt
 //! state files (the daemon starts, enforces, and says what it set aside); a full state
-//! filesystem (refreshes still apply; the cache is written once there is room again).
+//! filesystem (refreshes still apply; the cache is written once there is room again; a first
+//! start on it enforces and says what it cannot write).
 //! A hostile metrics client during a refresh is in `metrics.rs`.
 
 use std::{
@@ -179,6 +180,18 @@ fn a_full_state_filesystem_does_not_stop_refreshes() {
     let cached = std::fs::read_to_string(state.join("cache/feed.txt.cache")).unwrap();
     assert!(cached.ends_with("}\n198.51.100.7\n"), "{cached}");
     daemon.stop().unwrap();
+    // A first start on a full filesystem (a new state directory): it enforces, and says what
+    // it cannot write and how to fix it.
+    disk.fill();
+    let state2 = disk.0.join("state2");
+    let state2_arg = ["--state-dir", state2.to_str().unwrap()];
+    let all: Vec<&str> = args.iter().chain(&state2_arg).copied().collect();
+    let daemon = Running::start(&topo.gateway, &all).unwrap();
+    assert_eq!(kernel(Addrs::SERVER_V4), 1, "enforced on a full state filesystem");
+    let err = daemon.stderr();
+    assert!(err.contains("cannot write") && err.contains("free space on the filesystem"), "{err}");
+    daemon.stop().unwrap();
+    disk.free();
 }
 
 #[kernel_test]

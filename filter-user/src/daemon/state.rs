@@ -113,7 +113,7 @@ impl StateDir {
             .create(true)
             .truncate(false)
             .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+            .map_err(|e| crate::sources::files::cannot_write(&path, e))?;
         // SAFETY: flock on a descriptor we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let mut pid = String::new();
@@ -124,10 +124,15 @@ impl StateDir {
                 self.dir.display()
             );
         }
-        file.set_len(0)?;
-        file.rewind()?;
-        writeln!(file, "{}", std::process::id())?;
-        file.sync_all()?;
+        // The lock is held: a pid that cannot be written (a full filesystem) is said, and
+        // enforcement goes on.
+        let written = file.set_len(0).and_then(|()| file.rewind().map(drop)).and_then(|()| {
+            writeln!(file, "{}", std::process::id())?;
+            file.sync_all()
+        });
+        if let Err(e) = written {
+            log::warn!("{:#}", crate::sources::files::cannot_write(&path, e));
+        }
         Ok(DaemonLock { _file: file })
     }
 

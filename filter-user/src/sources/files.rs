@@ -34,7 +34,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Why `path` could not be written, with the fix when it is a full disk or quota: the old
 /// content is untouched either way.
-fn cannot_write(path: &Path, e: std::io::Error) -> anyhow::Error {
+pub fn cannot_write(path: &Path, e: std::io::Error) -> anyhow::Error {
     use std::io::ErrorKind::{QuotaExceeded, StorageFull};
     let fix = match e.kind() {
         StorageFull | QuotaExceeded => {
