@@ -319,3 +319,17 @@ fn check_config_warns_of_a_taxii_server_or_a_remote_local_api_over_plain_http() 
         assert!(!text.contains("warning:"), "{text}");
     }
 }
+
+#[test]
+fn a_list_over_max_bytes_is_refused_saying_how_to_raise_it() {
+    let dir = TempDir::new("check-max-bytes");
+    let list = dir.file("big.txt", "192.0.2.1\n192.0.2.2\n192.0.2.3\n");
+    let out = run_cli(None, &["check", &list, "--max-bytes", "10"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let want = "is larger than 10 bytes (raise the list's max_bytes in the configuration, or \
+                --max-bytes on the command line)";
+    assert!(text.contains(want), "{text}");
+    let out = run_cli(None, &["check", &list, "--max-bytes", "100"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}

@@ -45,6 +45,9 @@ pub struct SourceArgs {
     /// (LIST.minisig, beside it) verifies.
     #[arg(long, value_name = "KEY")]
     pub minisign_key: Option<String>,
+    /// The largest list file read, in bytes (a list's `max_bytes` in a configuration).
+    #[arg(long, value_name = "BYTES", default_value_t = takedown::lists::DEFAULT_MAX_BYTES)]
+    pub max_bytes: u64,
 }
 
 impl SourceArgs {
@@ -61,7 +64,8 @@ impl SourceArgs {
     /// The list at `path`, read as asked.
     pub fn list(&self, path: &std::path::Path) -> ListConfig {
         let key = self.minisign_key.clone();
-        ListConfig { minisign_key: key, ..ListConfig::from_file(path, &self.options()) }
+        let max_bytes = self.max_bytes;
+        ListConfig { minisign_key: key, max_bytes, ..ListConfig::from_file(path, &self.options()) }
     }
 
     /// The guards, relaxed as asked.

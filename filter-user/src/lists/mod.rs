@@ -371,7 +371,11 @@ pub fn read_file(path: &Path, max: u64) -> Result<Vec<u8>> {
         .read_to_end(&mut bytes)
         .with_context(cannot)?;
     if bytes.len() as u64 > max {
-        bail!("{} is larger than {max} bytes (raise the list's max_bytes)", path.display());
+        bail!(
+            "{} is larger than {max} bytes (raise the list's max_bytes in the configuration, or \
+             --max-bytes on the command line)",
+            path.display()
+        );
     }
     Ok(bytes)
 }
