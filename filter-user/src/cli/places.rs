@@ -1,7 +1,7 @@
 //! Where the filter's pinned state and takedown's state directory are: options shared by every
 //! command that works on a running filter.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use takedown::{
@@ -34,12 +34,20 @@ impl Places {
     /// The infected-host table (one sentence when the state directory cannot be read).
     pub fn hosts(&self) -> anyhow::Result<HostTable> {
         let path = self.state().hosts_file();
-        if let Err(e) = std::fs::File::open(&path)
-            && e.kind() == std::io::ErrorKind::PermissionDenied
-        {
-            anyhow::bail!("takedown hosts needs root: {} is readable by root only", path.display());
-        }
+        root_only("takedown hosts", &path, &path, "")?;
         HostTable::read(&path)
+    }
+
+    /// One sentence when this user may not read `probe` of the state directory: `what` needs
+    /// root, `shown` being readable by root only (a daemon's state is root's alone).
+    pub fn root_only(
+        &self,
+        what: &str,
+        probe: &Path,
+        shown: &Path,
+        fix: &str,
+    ) -> anyhow::Result<()> {
+        root_only(what, probe, shown, fix)
     }
 
     pub fn pins(&self) -> Pins {
@@ -62,5 +70,16 @@ impl Places {
             [(_, pins, state)] => (pins.clone(), state.clone()),
             _ => usual,
         }
+    }
+}
+
+/// Fails with "`what` needs root: `shown` is readable by root only`fix`" when this user may
+/// not read `probe`.
+fn root_only(what: &str, probe: &Path, shown: &Path, fix: &str) -> anyhow::Result<()> {
+    match std::fs::File::open(probe) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            anyhow::bail!("{what} needs root: {} is readable by root only{fix}", shown.display())
+        }
+        _ => Ok(()),
     }
 }

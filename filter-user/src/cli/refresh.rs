@@ -24,14 +24,8 @@ pub struct RefreshArgs {
 pub fn run(args: RefreshArgs) -> Result<ExitCode> {
     let state = args.places.state();
     // A daemon's state directory is root's alone: another user cannot even tell one runs.
-    if let Err(e) = std::fs::metadata(state.pid_file())
-        && e.kind() == std::io::ErrorKind::PermissionDenied
-    {
-        bail!(
-            "takedown refresh needs root: {} is readable by root only; run it as root or with sudo",
-            state.dir().display()
-        );
-    }
+    let fix = "; run it as root or with sudo";
+    args.places.root_only("takedown refresh", &state.pid_file(), state.dir(), fix)?;
     let Some(pid) = state.daemon_pid() else {
         bail!("no takedown daemon is running (start one with `takedown run`)");
     };
