@@ -305,6 +305,26 @@ fn pins_removed_under_a_running_daemon_are_pinned_again_and_enforcement_never_st
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(run.stderr().contains("pins removed under the running filter"), "{}", run.stderr());
+    // The whole directory removed: pinned again, and the lock held on the new one, so that no
+    // second daemon (a state directory of its own) takes the pins over.
+    std::fs::remove_dir_all(place.pin_dir()).unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while !(pins.has_maps() && pins.linked_interfaces() == [Addrs::GATEWAY_IF]) {
+        assert!(std::time::Instant::now() < end, "not pinned again: {}", run.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let other_state = TempDir::new("pin-unpinned-other");
+    let mut args = run_args(&list, &[]);
+    let pin_dir = place.pin_dir();
+    args.extend(["--pin-dir", pin_dir.as_str(), "--state-dir", other_state.0.to_str().unwrap()]);
+    match Running::start(&topo.gateway, &args) {
+        Ok(second) => {
+            let _ = second.stop();
+            panic!("a second daemon took the pins made again over");
+        }
+        Err(e) => assert!(format!("{e:#}").contains(m::SAME_PINS), "{e:#}"),
+    }
     let out = cli(&topo, &["stop"], &pa);
     assert!(text(&out).contains("the filter keeps enforcing on td-g"), "{}", text(&out));
     assert!(xdp_attached(&topo.gateway, Addrs::GATEWAY_IF));

@@ -164,7 +164,6 @@ pub fn run(args: RunArgs) -> Result<()> {
         (None, false) => (Some(Pins::new(pin_dir)), Some(StateDir::new(state_dir)), None),
     };
     let _lock = state.as_ref().map(|s| s.lock_daemon()).transpose()?;
-    let _pin_lock = pins.as_ref().map(Pins::lock).transpose()?;
     let settings = Settings { config, pins, shown, state, max_entries: args.max_entries };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -3,6 +3,7 @@
 //! directory every few seconds when it changed.
 
 use std::io::Write as _;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::OpenOptionsExt;
 
 use super::{Daemon, hosts::Names, status::now};
@@ -79,7 +80,20 @@ impl Daemon {
         let Some(lost) = filter.lost_pins() else { return };
         match filter.pin_again() {
             Ok(()) => log::error!("pins removed under the running filter ({lost}): pinned again"),
-            Err(e) => log::error!("pins removed under the running filter ({lost}): {e:#}"),
+            Err(e) => return log::error!("pins removed under the running filter ({lost}): {e:#}"),
+        }
+        // The lock was on the directory removed: hold the one pinned again.
+        let Some(pins) = &self.settings.pins else { return };
+        let held = self.pin_lock.as_ref().and_then(|f| f.metadata().ok());
+        let now_there = std::fs::metadata(pins.dir()).ok();
+        if let (Some(a), Some(b)) = (held, now_there)
+            && (a.dev(), a.ino()) == (b.dev(), b.ino())
+        {
+            return;
+        }
+        match pins.lock() {
+            Ok(lock) => self.pin_lock = Some(lock),
+            Err(e) => log::error!("{e:#}: this daemon's filter is no longer the one pinned there"),
         }
     }
 }

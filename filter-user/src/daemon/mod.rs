@@ -98,6 +98,9 @@ pub struct Daemon {
     generation: u64,
     /// The metrics endpoint's URL, or why it could not be served.
     pub metrics: Option<Result<String, String>>,
+    /// The lock on the pin directory (taken anew when the daemon pins again a directory
+    /// removed under it: no second daemon may take those pins over).
+    pin_lock: Option<std::fs::File>,
 }
 
 impl Daemon {
@@ -106,6 +109,7 @@ impl Daemon {
     /// loaded at all (no cached copy either) is reported and retried, and the others start;
     /// only when no list loads does it fail. Touches no map.
     pub async fn new(settings: Settings) -> Result<Self> {
+        let pin_lock = settings.pins.as_ref().map(Pins::lock).transpose()?;
         let cfg = &settings.config;
         let specs = cfg.specs()?;
         let pipeline = cfg.pipeline()?;
@@ -141,6 +145,7 @@ impl Daemon {
             hosts,
             generation: 0,
             metrics: None,
+            pin_lock,
         };
         d.load_states();
         let mut failures = Vec::new();
