@@ -2,7 +2,8 @@
 //! by the test in its namespace with a private database; decisions made with `cscli`): bans
 //! on an address, a range and an IPv6 address are enforced; a captcha is not taken, and
 //! deleting it leaves the ban on the same address in force (the stream names the decision it
-//! deletes); a short ban ends by itself; deleting the ban takes the address out.
+//! deletes); a short ban ends by itself; deleting the ban takes the address out; a ban the
+//! guards hold back is named.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,8 @@ fn decisions_of_crowdsecs_own_local_api_are_enforced_each_on_its_own() {
     cscli(&["decisions", "add", "--range", "198.51.100.0/24", "--duration", "2h"]);
     cscli(&["decisions", "add", "--ip", "2001:db8:bad::7", "--duration", "30m"]);
     cscli(&["decisions", "add", "--ip", "192.0.2.99", "--duration", "1h", "--type", "captcha"]);
+    // A ban the guards hold back (a private address): named in the status, not only counted.
+    cscli(&["decisions", "add", "--ip", "10.1.2.3", "--duration", "1h"]);
     let dir = TempDir::new("crowdsec-own-lapi");
     let key_file = dir.file("bouncer.key", &format!("{KEY}\n"));
     let config = dir.file(
@@ -47,6 +50,8 @@ fn decisions_of_crowdsecs_own_local_api_are_enforced_each_on_its_own() {
     assert!(blocked(Addrs::TAKEDOWN_V4), "{}", daemon.stderr());
     assert!(blocked("198.51.100.9") && blocked("2001:db8:bad::7"));
     assert!(!blocked("192.0.2.99"), "a captcha is no ban");
+    let (_, status, _) = place.cli(gw, &["status"]);
+    assert!(status.contains("1 refused or guarded (the first: 10.1.2.3"), "{status}");
 
     // The captcha on the banned address goes: the ban stays (three polls later too).
     cscli(&["decisions", "delete", "--ip", Addrs::TAKEDOWN_V4, "--type", "captcha"]);
