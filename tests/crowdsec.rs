@@ -33,16 +33,7 @@ fn with_lapi(ns: &str, name: &str, startup: &str) -> (Lapi, Ctx) {
     let topo = Topology::new(ns).unwrap();
     let lapi = Lapi::start(&topo.gateway, KEY, startup).unwrap();
     let dir = TempDir::new(name);
-    let key_file = dir.file("bouncer.key", &format!("{KEY}\n"));
-    let config = dir.file(
-        "takedown.toml",
-        &format!(
-            "interfaces = [\"{}\"]\n[[list]]\nname = \"crowdsec\"\nrefresh = 1\ntimeout = 2\n\
-             crowdsec = {{ url = \"{}\", api_key_file = \"{key_file}\" }}\n",
-            Addrs::GATEWAY_IF,
-            lapi.url()
-        ),
-    );
+    let config = dir.crowdsec_config(&lapi.url(), KEY);
     (lapi, Ctx { topo, place: PinPlace::new(name), config, _dir: dir })
 }
 

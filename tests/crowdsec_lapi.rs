@@ -27,16 +27,7 @@ fn decisions_of_crowdsecs_own_local_api_are_enforced_each_on_its_own() {
     // A ban the guards hold back (a private address): named in the status, not only counted.
     cscli(&["decisions", "add", "--ip", "10.1.2.3", "--duration", "1h"]);
     let dir = TempDir::new("crowdsec-own-lapi");
-    let key_file = dir.file("bouncer.key", &format!("{KEY}\n"));
-    let config = dir.file(
-        "takedown.toml",
-        &format!(
-            "interfaces = [\"{}\"]\n[[list]]\nname = \"crowdsec\"\nrefresh = 1\ntimeout = 2\n\
-             crowdsec = {{ url = \"{}\", api_key_file = \"{key_file}\" }}\n",
-            Addrs::GATEWAY_IF,
-            lapi.url()
-        ),
-    );
+    let config = dir.crowdsec_config(&lapi.url(), KEY);
     let place = PinPlace::new("crowdsec-own-lapi");
     let daemon = place.start(gw, &["run", "--config", &config]);
     let blocked = |a| place.blocked(gw, Addrs::GATEWAY_IF, a);

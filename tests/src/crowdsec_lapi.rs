@@ -6,13 +6,13 @@
 use std::{
     path::PathBuf,
     process::{Child, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context, Result, bail};
 use td_netns::NetNs;
 
-use crate::TempDir;
+use crate::{TempDir, local_server};
 
 /// The port the Local API listens on, on the namespace's loopback.
 const PORT: u16 = 18080;
@@ -90,38 +90,20 @@ impl CrowdsecLapi {
 
     /// Waits (10 s at most) until the stream answers the bouncer.
     fn wait_ready(&mut self, key: &str) -> Result<()> {
-        let end = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < end {
-            if let Some(status) = self.child.as_mut().map(Child::try_wait).transpose()?.flatten() {
-                bail!("crowdsec exited ({status}): {}", self.log());
-            }
-            let url = format!("{}/v1/decisions/stream?startup=true", self.url());
-            let header = format!("X-Api-Key: {key}");
-            let out = std::process::Command::new("ip")
-                .args(["netns", "exec", &self.ns, "curl", "-s", "-o", "/dev/null"])
-                .args(["-w", "%{http_code}", "-H", &header, &url])
-                .output()?;
-            if out.stdout == b"200" {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!("crowdsec's Local API did not answer within 10 s: {}", self.log())
+        let url = format!("{}/v1/decisions/stream?startup=true", self.url());
+        let header = format!("X-Api-Key: {key}");
+        let child = self.child.as_mut().context("crowdsec is not started")?;
+        let log = || std::fs::read_to_string(self.dir.0.join("lapi.log")).unwrap_or_default();
+        let limit = Duration::from_secs(10);
+        local_server::wait_for_200((&self.ns, child), &["-H", &header], &url, limit, log)
     }
 }
 
 impl Drop for CrowdsecLapi {
     fn drop(&mut self) {
-        let Some(child) = self.child.as_mut() else { return };
-        // SIGTERM: crowdsec 1.4.6 stops in milliseconds; killed if it does not.
-        // SAFETY: kill has no memory preconditions; the pid is our own child's, not yet reaped.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end && matches!(child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(20));
+        if let Some(child) = self.child.as_mut() {
+            local_server::stop(child);
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 

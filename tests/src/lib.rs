@@ -8,6 +8,7 @@ pub mod http;
 pub mod https;
 pub mod lapi;
 pub mod loaded;
+pub mod local_server;
 pub mod medallion;
 pub mod messages;
 pub mod minisign;
@@ -58,6 +59,21 @@ impl TempDir {
             "interfaces = [\"{gw}\"]\n[[list]]\nname = \"{name}\"\nurl = \"{url}\"\ninsecure = true\n{extra}"
         );
         self.file("takedown.toml", &text)
+    }
+
+    /// A daemon configuration (`takedown.toml` in it) for the test gateway's interface with one
+    /// CrowdSec list polled every second from the Local API at `url` with bouncer key `key`;
+    /// returns its path.
+    pub fn crowdsec_config(&self, url: &str, key: &str) -> String {
+        let key_file = self.file("bouncer.key", &format!("{key}\n"));
+        self.file(
+            "takedown.toml",
+            &format!(
+                "interfaces = [\"{}\"]\n[[list]]\nname = \"crowdsec\"\nrefresh = 1\ntimeout = 2\n\
+                 crowdsec = {{ url = \"{url}\", api_key_file = \"{key_file}\" }}\n",
+                td_netns::Addrs::GATEWAY_IF
+            ),
+        )
     }
 
     /// Writes `content` to `name` inside it and returns the path as a string.

@@ -6,13 +6,13 @@
 
 use std::{
     process::{Child, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context, Result, bail};
 use td_netns::NetNs;
 
-use crate::TempDir;
+use crate::{TempDir, local_server};
 
 /// The collection's id.
 pub const COLLECTION: &str = "91a7b528-80eb-42ed-a74d-c6fbd5a26116";
@@ -100,36 +100,18 @@ impl Medallion {
 
     /// Waits (15 s at most) until discovery answers.
     fn wait_ready(&mut self) -> Result<()> {
-        let end = Instant::now() + Duration::from_secs(15);
         let url = format!("http://127.0.0.1:{PORT}/taxii2/");
-        while Instant::now() < end {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("medallion exited ({status}): {}", self.log());
-            }
-            let out = std::process::Command::new("ip")
-                .args(["netns", "exec", &self.ns, "curl", "-s", "-o", "/dev/null"])
-                .args(["-w", "%{http_code}", "-u", &self.user])
-                .args(["-H", &format!("Accept: {MEDIA_TYPE}"), &url])
-                .output()?;
-            if out.stdout == b"200" {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!("medallion did not answer within 15 s: {}", self.log())
+        let accept = format!("Accept: {MEDIA_TYPE}");
+        let args = ["-u", self.user.as_str(), "-H", accept.as_str()];
+        let log = || std::fs::read_to_string(self.dir.0.join("medallion.log")).unwrap_or_default();
+        let ns = (self.ns.as_str(), &mut self.child);
+        local_server::wait_for_200(ns, &args, &url, Duration::from_secs(15), log)
     }
 }
 
 impl Drop for Medallion {
     fn drop(&mut self) {
-        // SAFETY: kill has no memory preconditions; the pid is our own child's, not yet reaped.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end && matches!(self.child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        local_server::stop(&mut self.child);
     }
 }
 
