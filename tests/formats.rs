@@ -113,3 +113,22 @@ fn only_the_newest_version_of_an_indicator_counts_and_revoked_means_gone() {
     assert!(blocked("198.51.100.50") && blocked("198.51.100.60"), "given alone; in force");
     daemon.stop().unwrap();
 }
+
+#[test]
+fn a_bundle_of_only_skipped_indicators_is_named_as_a_bundle() {
+    let dir = TempDir::new("formats-skipped");
+    let bundle = serde_json::json!({"type": "bundle", "id": "bundle--x", "objects": [{
+        "type": "indicator", "spec_version": "2.1", "id": "indicator--x",
+        "created": "2026-11-20T00:00:00Z", "modified": "2026-11-20T00:00:00Z",
+        "pattern": "[url:value = 'http://c2.example/gate.php']", "pattern_type": "stix",
+        "valid_from": "2026-11-20T00:00:00Z"
+    }]});
+    let path = dir.file("urls.json", &bundle.to_string());
+    let (code, text) = check(&[&path]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("format stix") && !text.contains("no known format fits"), "{text}");
+    assert!(
+        text.contains("indicator--x: the pattern compares url:value, not an address"),
+        "{text}"
+    );
+}
