@@ -296,6 +296,9 @@ fn pins_removed_under_a_running_daemon_are_pinned_again_and_enforcement_never_st
         }
     }
     assert!(!pins.has_maps() && pins.linked_interfaces().is_empty());
+    // Meanwhile the CLI waits for the daemon to pin them again rather than say none is pinned.
+    let out = cli(&topo, &["status"], &pa);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(xdp_attached(&topo.gateway, Addrs::GATEWAY_IF), "the daemon holds the link");
     assert_eq!(ping(&topo.client, None, Addrs::TAKEDOWN_V4, 2).unwrap(), 0, "still enforcing");
     // The daemon notices within seconds and pins everything again.

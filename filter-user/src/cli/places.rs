@@ -28,6 +28,19 @@ impl Places {
     /// The pinned filter's maps, for command `what` (one sentence when it lacks privileges).
     pub fn maps(&self, what: &str) -> anyhow::Result<FilterMaps> {
         privileges::require_bpf_reader(what)?;
+        let opened = FilterMaps::open(&self.pins());
+        if opened.is_ok() || self.state().daemon_pid().is_none() {
+            return opened;
+        }
+        // A daemon runs: its pins were removed under it, and it pins them again within its
+        // two-second housekeeping; wait for that rather than say none is pinned.
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while std::time::Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if let Ok(maps) = FilterMaps::open(&self.pins()) {
+                return Ok(maps);
+            }
+        }
         FilterMaps::open(&self.pins())
     }
 
