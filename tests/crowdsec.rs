@@ -1,6 +1,7 @@
 //! CrowdSec bouncer mode against a scripted Local API in the test's namespace: the start of the
 //! stream, a delta (a new ban, a deleted one), a decision that ends by itself, the server going
-//! down (the decisions stay, also across a restart), and a wrong key; the key is never shown.
+//! down (the decisions stay, also across a restart, and a damaged state file then keeps the
+//! pinned entries), and a wrong key; the key is never shown.
 
 use std::time::{Duration, Instant};
 
@@ -208,4 +209,29 @@ fn the_bouncer_key_never_follows_a_redirect_to_another_origin() {
     daemon.stop().unwrap();
     let keys = keys.lock().unwrap();
     assert!(keys.iter().all(|k| k.is_none()), "the key went to another origin: {keys:?}");
+}
+
+#[kernel_test]
+fn a_corrupt_state_file_with_the_local_api_down_keeps_the_pinned_entries() {
+    let startup = start_of_stream(&[ban("198.51.100.9", "Ip", "4h")]);
+    let (lapi, ctx) = with_lapi("cc", "crowdsec-corrupt", &startup);
+    let daemon = ctx.start();
+    assert!(ctx.blocked("198.51.100.9"));
+    daemon.stop().unwrap();
+    // The saved decisions are damaged and the Local API is down: no source, no copy.
+    let saved = ctx.place.state.0.join("crowdsec-crowdsec.json");
+    std::fs::write(&saved, b"{\"active\": trunc").unwrap();
+    lapi.set_down(true);
+    let daemon = ctx.start();
+    assert!(ctx.blocked("198.51.100.9"), "the pinned filter's entry is the last good state");
+    let status = ctx.status();
+    assert!(status.contains("holding the 1 entry the pinned filter has for it"), "{status}");
+    let err = daemon.stderr();
+    assert!(err.contains("crowdsec-crowdsec.json.corrupt"), "set aside: {err}");
+    // Once the Local API answers again, its decisions replace what was held.
+    lapi.set_down(false);
+    assert!(ctx.wait("198.51.100.9", true));
+    let status = ctx.status_once("last refresh ok");
+    assert!(!status.contains("holding"), "{status}");
+    daemon.stop().unwrap();
 }

@@ -16,6 +16,7 @@ pub mod ephemeral;
 mod events;
 pub mod expiry;
 mod fetch;
+mod held;
 pub mod hosts;
 mod jobs;
 mod list_config;
@@ -155,10 +156,15 @@ impl Daemon {
                 let what = format!("list {} ({}): {e}", s.cfg.name, s.cfg.source());
                 match s.report {
                     Some(_) => log::error!("{what}"),
-                    None => failures.push(what),
+                    None => failures.push((i, what)),
                 }
             }
         }
+        // A list with nothing to load keeps what the pinned filter holds for it.
+        let failed: Vec<usize> = failures.iter().map(|f| f.0).collect();
+        let holding = d.hold_pinned_entries(&failed);
+        let failures: Vec<String> =
+            failures.into_iter().filter(|f| !holding.contains(&f.0)).map(|f| f.1).collect();
         if failures.len() == d.slots.len() {
             anyhow::bail!("no list could be loaded: {}", failures.join("; "));
         }
@@ -193,7 +199,8 @@ impl Daemon {
     /// The plan for the current lists, domains and manual entries.
     pub fn plan(&self) -> Plan {
         let manual = self.manual.iter().map(|e| (e.net, e.meta()));
-        self.pipeline.plan(self.reports(), &self.resolved, manual)
+        let held = self.slots.iter().flat_map(|s| s.held.iter().copied());
+        self.pipeline.plan(self.reports(), &self.resolved, manual.chain(held))
     }
 
     /// Loads the program with maps holding `plan`: new ones, or pinned ones adopted (writing

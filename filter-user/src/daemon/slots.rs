@@ -50,6 +50,8 @@ pub struct Slot {
     pub changed: bool,
     /// Its source's state between fetches (a feed's events, a collection, decisions).
     pub state: State,
+    /// Entries the pinned filter held for it, kept while it has no content (see `held`).
+    pub held: Vec<(ipnet::IpNet, crate::plan::Meta)>,
     /// The bytes of the content in force, kept only when entries of it expire (STIX
     /// `valid_until`): they are parsed again at that moment, without a fetch.
     pub expiring: Option<Vec<u8>>,
@@ -66,6 +68,7 @@ impl Slot {
         };
         Slot {
             state: State::fresh(&cfg.kind()),
+            held: Vec::new(),
             cfg,
             spec,
             bit,
@@ -326,6 +329,7 @@ impl Daemon {
             first_guarded.unwrap_or_default()
         );
         let slot = &mut self.slots[i];
+        slot.held.clear();
         slot.expiring = report.list.changes_at.map(|_| bytes.to_vec());
         slot.report = Some(report);
         slot.content = stored.then(|| crate::lists::content_hash(bytes));
