@@ -192,7 +192,7 @@ fn a_failing_source_at_start_does_not_keep_the_good_ones_from_enforcing() {
         ),
     );
     let ctx = Ctx { topo, place: PinPlace::new("urls-bad"), config };
-    // A damaged cached copy is not used, and the report says it is damaged.
+    // A damaged cached copy is not used, the report says it is damaged, and it is kept aside.
     let cache = ctx.place.state.0.join("cache");
     std::fs::create_dir_all(&cache).unwrap();
     std::fs::write(cache.join("feed.cache"), "{\"url\": cut short").unwrap();
@@ -204,6 +204,7 @@ fn a_failing_source_at_start_does_not_keep_the_good_ones_from_enforcing() {
         "{status}"
     );
     assert!(status.contains("damaged cache file") && status.contains("feed.cache"), "{status}");
+    assert!(status.contains("(kept as ") && cache.join("feed.cache.corrupt").exists(), "{status}");
     assert!(daemon.stderr().contains("starting without it"), "{}", daemon.stderr());
     daemon.stop().unwrap();
 }

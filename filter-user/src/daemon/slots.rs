@@ -199,7 +199,14 @@ impl Daemon {
             return Ok((!text.is_empty()).then_some((text, meta)));
         }
         let Some(cache) = self.cache() else { return Ok(None) };
-        cache.load(&self.slots[i].cfg.name).map_err(|e| format!("{e:#}"))
+        let name = &self.slots[i].cfg.name;
+        cache.load(name).map_err(|e| {
+            // Evidence, and out of the way of the next good copy.
+            match crate::sources::files::set_aside(&cache.path(name)) {
+                Ok(aside) => format!("{e:#} (kept as {})", aside.display()),
+                Err(_) => format!("{e:#}"),
+            }
+        })
     }
 
     /// Enforces the cached copy of list `i` at start, and has it fetched at once (beside the

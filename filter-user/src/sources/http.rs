@@ -70,7 +70,7 @@ impl Cache {
 
     /// One file a list: a JSON header line (the metadata), then the body. Written atomically,
     /// so the body and the validators that describe it can never disagree.
-    fn path(&self, list: &str) -> PathBuf {
+    pub fn path(&self, list: &str) -> PathBuf {
         self.dir.join(format!("{}.cache", super::files::safe_name(list)))
     }
 
