@@ -74,26 +74,35 @@ impl Daemon {
     }
 
     /// Pins again what was removed from the pin directory under the running filter, saying so
-    /// loudly (its links are held, so the filter kept enforcing).
+    /// loudly (its links are held, so the filter kept enforcing). The directory's lock comes
+    /// first: when another daemon took it meanwhile, this one pins nothing there any more.
     pub fn check_pins(&mut self) {
+        let Some(pins) = self.settings.pins.clone() else { return };
+        let Some(lost) = self.filter.as_ref().and_then(|f| f.lost_pins()) else { return };
+        if !self.holds_lock_on(&pins) {
+            match pins.lock() {
+                Ok(lock) => self.pin_lock = Some(lock),
+                Err(e) => {
+                    log::error!(
+                        "pins removed under the running filter ({lost}), and {e:#}: this daemon \
+                         pins nothing there any more (its filter stays attached while it runs)"
+                    );
+                    self.settings.pins = None;
+                    return;
+                }
+            }
+        }
         let Some(filter) = self.filter.as_mut() else { return };
-        let Some(lost) = filter.lost_pins() else { return };
         match filter.pin_again() {
             Ok(()) => log::error!("pins removed under the running filter ({lost}): pinned again"),
-            Err(e) => return log::error!("pins removed under the running filter ({lost}): {e:#}"),
+            Err(e) => log::error!("pins removed under the running filter ({lost}): {e:#}"),
         }
-        // The lock was on the directory removed: hold the one pinned again.
-        let Some(pins) = &self.settings.pins else { return };
+    }
+
+    /// True when the lock held is on the pin directory there now (not on one removed).
+    fn holds_lock_on(&self, pins: &crate::maps::pins::Pins) -> bool {
         let held = self.pin_lock.as_ref().and_then(|f| f.metadata().ok());
-        let now_there = std::fs::metadata(pins.dir()).ok();
-        if let (Some(a), Some(b)) = (held, now_there)
-            && (a.dev(), a.ino()) == (b.dev(), b.ino())
-        {
-            return;
-        }
-        match pins.lock() {
-            Ok(lock) => self.pin_lock = Some(lock),
-            Err(e) => log::error!("{e:#}: this daemon's filter is no longer the one pinned there"),
-        }
+        let there = std::fs::metadata(pins.dir()).ok();
+        held.zip(there).is_some_and(|(a, b)| (a.dev(), a.ino()) == (b.dev(), b.ino()))
     }
 }

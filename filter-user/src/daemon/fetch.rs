@@ -68,6 +68,7 @@ async fn check_signature(cfg: &ListConfig, ask: &Ask, bytes: &[u8]) -> Result<()
     let url = http::signature_url(cfg.url.as_deref().ok_or("no file or url")?);
     let client = ask.plain.as_ref().ok_or("no HTTP client")?;
     let policy = cfg.fetch_policy(crate::lists::signature::MAX_SIGNATURE);
+    let policy = http::FetchPolicy { until: ask.policy.until, ..policy };
     let sig = match http::fetch(client, &url, None, &policy).await {
         Ok(Fetched::New { body, .. }) => body,
         Ok(Fetched::NotModified) => return Err("signature: unexpected 304".into()),
@@ -84,14 +85,16 @@ impl Daemon {
     /// The job that fetches list `i` (a copy of its source's state inside).
     pub(super) fn job(&mut self, i: usize) -> Job {
         let slot = &mut self.slots[i];
+        let deadline = Deadline::in_secs(slot.cfg.deadline);
+        let policy = slot.cfg.fetch_policy(slot.cfg.max_bytes);
         let ask = Ask {
             plain: self.client.clone(),
             keyed: self.keyed.clone(),
-            policy: slot.cfg.fetch_policy(slot.cfg.max_bytes),
+            policy: http::FetchPolicy { until: Some(deadline.at), ..policy },
             validators: slot.report.as_ref().and(slot.cached.clone()),
             name: slot.cfg.name.clone(),
             source: slot.cfg.source(),
-            deadline: Deadline::in_secs(slot.cfg.deadline),
+            deadline,
         };
         let state = slot.state.take_copy();
         Job { i, started: Instant::now(), cfg: slot.cfg.clone(), ask, state }

@@ -13,10 +13,12 @@ use super::{
     fetch::Outcome,
 };
 
-/// A `takedown refresh` waiting for the results of its lists.
+/// A `takedown refresh` waiting for the results of its lists: each list's result counts from
+/// the fetch that ends `round` (a fetch under way when it was asked began before it: the next
+/// one is its own).
 struct Waiting {
     write: OwnedWriteHalf,
-    lists: Vec<usize>,
+    lists: Vec<(usize, u64)>,
     results: Vec<Option<RefreshResult>>,
 }
 
@@ -25,6 +27,10 @@ pub(super) struct Jobs {
     set: JoinSet<Outcome>,
     /// The list each task fetches.
     lists: HashMap<tokio::task::Id, usize>,
+    /// Fetches of each list ended so far.
+    rounds: HashMap<usize, u64>,
+    /// Lists to fetch again once their fetch under way ends (asked for meanwhile).
+    again: std::collections::HashSet<usize>,
     replies: Vec<Waiting>,
 }
 
@@ -39,13 +45,33 @@ impl Jobs {
         self.lists.insert(task.id(), i);
     }
 
-    /// Starts a fetch of every list in `lists`, and answers on `write` once each has its result.
-    pub fn refresh(&mut self, d: &mut Daemon, lists: Vec<usize>, write: OwnedWriteHalf) {
-        for &i in &lists {
-            self.start(d, i);
+    /// Fetches every list (SIGHUP): those being fetched, again once that fetch ends.
+    pub fn every(&mut self, d: &mut Daemon) {
+        for i in 0..d.slots.len() {
+            if d.slots[i].fetching {
+                self.again.insert(i);
+            } else {
+                self.start(d, i);
+            }
         }
-        let results = vec![None; lists.len()];
-        self.replies.push(Waiting { write, lists, results });
+    }
+
+    /// Starts a fetch of every list in `lists`, and answers on `write` once each has the
+    /// result of a fetch that began after this request.
+    pub fn refresh(&mut self, d: &mut Daemon, lists: Vec<usize>, write: OwnedWriteHalf) {
+        let mut waits = Vec::with_capacity(lists.len());
+        for i in lists {
+            let round = self.rounds.get(&i).copied().unwrap_or(0);
+            if d.slots[i].fetching {
+                self.again.insert(i);
+                waits.push((i, round + 2));
+            } else {
+                self.start(d, i);
+                waits.push((i, round + 1));
+            }
+        }
+        let results = vec![None; waits.len()];
+        self.replies.push(Waiting { write, lists: waits, results });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -62,11 +88,18 @@ impl Jobs {
         Some((self.lists.remove(&id)?, outcome))
     }
 
-    /// List `i` has its result: answers the refreshes that have all of theirs.
-    pub fn done(&mut self, d: &Daemon, i: usize) {
+    /// List `i` has its result: fetches it again if that was asked for meanwhile, and answers
+    /// the refreshes that have all of theirs.
+    pub fn done(&mut self, d: &mut Daemon, i: usize) {
+        let round = self.rounds.entry(i).or_default();
+        *round += 1;
+        let round = *round;
+        if self.again.remove(&i) {
+            self.start(d, i);
+        }
         for w in &mut self.replies {
-            for (k, _) in w.lists.iter().enumerate().filter(|(_, l)| **l == i) {
-                w.results[k] = Some(d.refresh_result(i));
+            for (k, _) in w.lists.iter().enumerate().filter(|(_, l)| l.0 == i && l.1 <= round) {
+                w.results[k].get_or_insert_with(|| d.refresh_result(i));
             }
         }
         let (ready, waiting) = std::mem::take(&mut self.replies)

@@ -134,6 +134,7 @@ impl ListConfig {
             timeout: std::time::Duration::from_secs(self.timeout),
             attempts: self.attempts,
             backoff: std::time::Duration::from_secs(1),
+            until: None,
         }
     }
 
@@ -216,12 +217,6 @@ impl ListConfig {
             if zero {
                 out.push(format!("{what} is 0"));
             }
-        }
-        if self.deadline < self.timeout {
-            let (d, t) = (self.deadline, self.timeout);
-            out.push(format!(
-                "deadline = {d} is shorter than timeout = {t}: one request could not end"
-            ));
         }
         for (what, value, most, unit) in [
             ("refresh", self.refresh, MOST_REFRESH, "seconds (a year)"),

@@ -206,6 +206,9 @@ impl Daemon {
     /// Loads the program with maps holding `plan`: new ones, or pinned ones adopted (writing
     /// only the difference) or migrated. Returns how it started and what was written.
     pub fn load(&mut self, plan: Plan) -> Result<(Start, Changes)> {
+        // The lists' bits are saved before the maps change: whatever ends this start, the
+        // status names the bits the pinned maps were last written with (see `held`).
+        self.write_status();
         let pins = self.settings.pins.as_ref();
         let (mut filter, start, changes) = maps::start(pins, &plan, self.settings.max_entries)?;
         if let Some(shown) = &self.settings.shown

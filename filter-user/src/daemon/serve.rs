@@ -88,9 +88,7 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
             _ = int.recv() => break,
             _ = hup.recv() => {
                 log::info!("SIGHUP: refreshing every list");
-                for i in 0..d.slots.len() {
-                    jobs.start(d, i);
-                }
+                jobs.every(d);
             }
             _ = tokio::time::sleep_until(sleep_to.into()), if next.is_some() => {
                 expire(d);

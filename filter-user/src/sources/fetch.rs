@@ -154,8 +154,7 @@ impl Kind<'_> {
 
 /// A URL list: a conditional GET when content is in force.
 async fn fetch_url(client: &reqwest::Client, ask: &Ask, url: &str) -> Result<Got, String> {
-    let policy = FetchPolicy { timeout: ask.deadline.bound(ask.policy.timeout), ..ask.policy };
-    match http::fetch(client, url, ask.validators.as_ref(), &policy).await {
+    match http::fetch(client, url, ask.validators.as_ref(), &ask.policy).await {
         Ok(Fetched::NotModified) => {
             Ok(Got::Unchanged("not modified (304): content unchanged".into()))
         }

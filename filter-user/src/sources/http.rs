@@ -22,6 +22,8 @@ pub struct FetchPolicy {
     pub attempts: u32,
     /// Wait before the first retry (doubled each time).
     pub backoff: Duration,
+    /// No try runs past this moment, and none starts after it (a refresh's deadline).
+    pub until: Option<std::time::Instant>,
 }
 
 impl Default for FetchPolicy {
@@ -31,6 +33,7 @@ impl Default for FetchPolicy {
             max_bytes: 64 << 20,
             attempts: 3,
             backoff: Duration::from_secs(1),
+            until: None,
         }
     }
 }
@@ -172,12 +175,19 @@ pub async fn fetch(
 ) -> Result<Fetched, String> {
     let mut wait = policy.backoff;
     let mut last = String::new();
+    let left = || policy.until.map(|u| u.saturating_duration_since(std::time::Instant::now()));
     for attempt in 1..=policy.attempts.max(1) {
-        match fetch_once(client, url, cached, policy).await {
+        // Each try ends by the deadline, if there is one.
+        let timeout = left().map_or(policy.timeout, |l| policy.timeout.min(l));
+        if timeout.is_zero() {
+            break;
+        }
+        match fetch_once(client, url, cached, &FetchPolicy { timeout, ..*policy }).await {
             Ok(f) => return Ok(f),
             Err((retry, e)) => {
                 last = e;
-                if !retry || attempt == policy.attempts {
+                let no_time = left().is_some_and(|l| l <= wait);
+                if !retry || attempt == policy.attempts || no_time {
                     break;
                 }
                 log::warn!("{}: {last}; retrying in {wait:?}", redact(url));

@@ -90,9 +90,7 @@ async fn fill(
                 deadline.check()?;
                 let url = base.join(&format!("{}.json", e.uuid)).map_err(|e| e.to_string())?;
                 fresh += 1;
-                let policy =
-                    http::FetchPolicy { timeout: deadline.bound(policy.timeout), ..*policy };
-                match http::fetch(client, url.as_str(), None, &policy).await {
+                match http::fetch(client, url.as_str(), None, policy).await {
                     Ok(Fetched::New { body, .. }) => body,
                     Ok(Fetched::NotModified) => return Err("event: unexpected 304".into()),
                     Err(why) => return Err(format!("fetch failed: event {}: {why}", e.uuid)),
