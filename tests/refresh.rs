@@ -316,3 +316,27 @@ fn a_start_enforces_the_cached_copy_at_once_when_the_source_is_slow() {
     daemon.stop().unwrap();
     assert!(asked.elapsed() < Duration::from_secs(3), "stop took {:?}", asked.elapsed());
 }
+
+#[kernel_test]
+fn a_refresh_asked_while_its_list_is_being_fetched_gets_a_fetch_of_its_own() {
+    let topo = Topology::new("rw").unwrap();
+    let gw = &topo.gateway;
+    let serve = |body: &str, etag: &str| {
+        let now = Behaviour::Serve { body: format!("{body}\n"), etag: format!("\"{etag}\"") };
+        Behaviour::Delayed(Duration::from_secs(3), Box::new(now))
+    };
+    let server = HttpServer::start(gw, serve(Addrs::TAKEDOWN_V4, "v1")).unwrap();
+    let dir = TempDir::new("refresh-own-fetch");
+    let config = dir.url_config("feed", &server.url("/list.txt"), "attempts = 1\n");
+    let place = PinPlace::new("refresh-own-fetch");
+    let daemon = place.start(gw, &["run", "--config", &config]);
+    // A SIGHUP starts a fetch that will bring the old content; the list changes meanwhile.
+    // SAFETY: signalling the daemon we started.
+    unsafe { libc::kill(daemon.pid() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_secs(1));
+    server.set(serve("198.51.100.77", "v2"));
+    let (code, out) = cli(&topo, &place, &["refresh", "feed"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(place.blocked(gw, Addrs::GATEWAY_IF, "198.51.100.77"), "the change asked for: {out}");
+    daemon.stop().unwrap();
+}

@@ -34,6 +34,8 @@ pub enum Behaviour {
     Files(Vec<(String, String)>),
     /// Fails (500) the next `n` requests, then behaves as the boxed behaviour.
     FailFirst(u32, Box<Behaviour>),
+    /// Waits this long, then behaves as the boxed behaviour (as it was when the request came).
+    Delayed(Duration, Box<Behaviour>),
 }
 
 /// (path, If-None-Match) of each request.
@@ -246,6 +248,10 @@ fn answer(mut out: TcpStream, b: Behaviour, path: &str, inm: Option<&str>) -> st
             write!(out, "0\r\n\r\n")
         }
         Behaviour::FailFirst(..) => unreachable!("resolved above"),
+        Behaviour::Delayed(d, then) => {
+            std::thread::sleep(d);
+            answer(out, *then, path, inm)
+        }
     }
 }
 
