@@ -2,7 +2,10 @@
 //! their address attributes with each attribute's side (`ip-src` blocks packets from the
 //! address, `ip-dst` packets to it); `to_ids` off, deleted attributes and other types stay
 //! out (`--misp-all` takes `to_ids` off); a URL feed's refresh fetches only changed events; an
-//! attribute leaves the maps when its decay score falls below its model's threshold.
+//! attribute leaves the maps when its decay score falls below its model's threshold; a feed
+//! refresh cut by its deadline keeps the events it fetched.
+
+use std::time::Duration;
 
 use integration_tests::{
     PinPlace, TempDir, frames,
@@ -178,5 +181,49 @@ fn an_attribute_leaves_the_maps_when_its_decay_score_falls_below_the_threshold()
     assert!(!blocked("203.0.113.30"), "still enforced {} s after it decayed", left - now - 4);
     assert!(left >= now + 4, "left before it decayed");
     assert!(blocked("203.0.113.7"), "the rest stays");
+    daemon.stop().unwrap();
+}
+
+#[kernel_test]
+fn a_feed_refresh_cut_by_its_deadline_keeps_the_events_it_fetched() {
+    let topo = Topology::new("md").unwrap();
+    let dir = TempDir::new("misp-deadline");
+    let uuids: Vec<String> =
+        (1..=3).map(|k| format!("{k}{k}{k}{k}{k}{k}{k}{k}-1111-4111-8111-111111111111")).collect();
+    let files = |ts: &str| {
+        let manifest: Vec<String> =
+            uuids.iter().map(|u| format!(r#""{u}":{{"timestamp":"{ts}"}}"#)).collect();
+        let mut f =
+            vec![("/feed/manifest.json".to_string(), format!("{{{}}}", manifest.join(",")))];
+        for (k, u) in uuids.iter().enumerate() {
+            let attr =
+                attribute(&format!("a{k}"), "ip-dst", &format!("203.0.113.{}", 10 + k), true);
+            f.push((format!("/feed/{u}.json"), event(u, &[attr])));
+        }
+        Behaviour::Files(f)
+    };
+    let server = HttpServer::start(&topo.gateway, files("1")).unwrap();
+    let extra = "timeout = 3\ndeadline = 5\n"; // and 3 attempts, as by default
+    let config = dir.url_config("misp", &server.url("/feed/manifest.json"), extra);
+    let place = PinPlace::new("misp-deadline");
+    let daemon = place.start(&topo.gateway, &["run", "--config", &config]);
+    // Every event changed, and each answer takes 2 s: the manifest and one event fit in the
+    // 5 s deadline, the next event is cut by it.
+    server.set(Behaviour::Delayed(Duration::from_secs(2), Box::new(files("2"))));
+    let (code, out, _) = place.cli(&topo.gateway, &["refresh"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("deadline of 5 s"), "{out}");
+    // The next try fetches only what it lacks.
+    server.requests.lock().unwrap().clear();
+    server.set(files("2"));
+    let (code, out, _) = place.cli(&topo.gateway, &["refresh"]);
+    assert_eq!(code, Some(0), "{out}");
+    let paths: Vec<String> = server.requests.lock().unwrap().iter().map(|r| r.0.clone()).collect();
+    let want = [
+        "/feed/manifest.json".to_string(),
+        format!("/feed/{}.json", uuids[1]),
+        format!("/feed/{}.json", uuids[2]),
+    ];
+    assert_eq!(paths, want, "the event fetched before the deadline is kept");
     daemon.stop().unwrap();
 }
