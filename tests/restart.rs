@@ -1,6 +1,7 @@
 //! What a restart enforces: the shrink guard applies at start too (a crash and a restart never
 //! load a list cut by more than half), a list whose file is gone or junk at start enforces its
-//! last accepted copy from the state directory, and `--accept-shrink` takes the new content.
+//! last accepted copy from the state directory, `--accept-shrink` takes the new content, and a
+//! list with nothing to load keeps its own pinned entries, even after a start that failed.
 
 use integration_tests::{PinPlace, TempDir, kernel_test, process::Running};
 use td_netns::{Addrs, Topology};
@@ -106,4 +107,32 @@ fn restart_with(ctx: &Ctx, dir: &TempDir, daemon: Running, junk: Option<&str>) -
     assert!(status.contains("list feed.txt: 200 in the maps; last refresh FAILED"), "{status}");
     assert!(status.contains("using the cached copy"), "{junk:?}: {status}");
     daemon
+}
+
+#[kernel_test]
+fn a_list_with_nothing_to_load_keeps_its_own_pinned_entries_after_a_failed_start() {
+    let topo = Topology::new("rh").unwrap();
+    let place = PinPlace::new("restart-held");
+    let dir = TempDir::new("restart-held");
+    let a = dir.file("a.txt", "198.51.100.201\n");
+    let b = dir.file("b.txt", "203.0.113.201\n");
+    let gw = &topo.gateway;
+    fn run<'a>(lists: [&'a str; 2], extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["run", "-i", Addrs::GATEWAY_IF, "-l", lists[0], "-l", lists[1]];
+        args.extend_from_slice(extra);
+        args
+    }
+    place.start(gw, &run([&a, &b], &[])).stop().unwrap();
+    // The lists swap bits, and that start fails after writing the maps (no native XDP on lo).
+    let (code, _, err) = place.cli(gw, &run([&b, &a], &["-i", "lo", "--mode", "native"]));
+    assert_eq!(code, Some(1), "{err}");
+    // b has nothing to load now (no file, no cached copy): it keeps its own pinned entry.
+    std::fs::remove_file(&b).unwrap();
+    std::fs::remove_file(place.state.0.join("cache/b.txt.cache")).unwrap();
+    let daemon = place.start(gw, &run([&b, &a], &[]));
+    let blocked = |addr| place.blocked(gw, Addrs::GATEWAY_IF, addr);
+    assert!(blocked("203.0.113.201"), "b's entry, held: {}", daemon.stderr());
+    let (_, out, _) = place.cli(gw, &["lookup", "198.51.100.201"]);
+    assert!(out.contains("lists a.txt") && !out.contains("b.txt"), "a's entry is a's: {out}");
+    daemon.stop().unwrap();
 }
