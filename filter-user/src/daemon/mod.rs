@@ -149,10 +149,17 @@ impl Daemon {
             pin_lock,
         };
         d.load_states();
+        d.load_lists().await?;
+        Ok(d)
+    }
+
+    /// Loads every list at start; a list that cannot load (and holds nothing pinned) is said
+    /// and retried, unless none loads at all.
+    async fn load_lists(&mut self) -> Result<()> {
         let mut failures = Vec::new();
-        for i in 0..d.slots.len() {
-            if let Err(e) = d.load_slot(i, true).await {
-                let s = &d.slots[i];
+        for i in 0..self.slots.len() {
+            if let Err(e) = self.load_slot(i, true).await {
+                let s = &self.slots[i];
                 let what = format!("list {} ({}): {e}", s.cfg.name, s.cfg.source());
                 match s.report {
                     Some(_) => log::error!("{what}"),
@@ -162,18 +169,19 @@ impl Daemon {
         }
         // A list with nothing to load keeps what the pinned filter holds for it.
         let failed: Vec<usize> = failures.iter().map(|f| f.0).collect();
-        let holding = d.hold_pinned_entries(&failed);
+        let holding = self.hold_pinned_entries(&failed);
         let failures: Vec<String> =
             failures.into_iter().filter(|f| !holding.contains(&f.0)).map(|f| f.1).collect();
-        if failures.len() == d.slots.len() {
+        if failures.len() == self.slots.len() {
             anyhow::bail!("no list could be loaded: {}", failures.join("; "));
         }
         for f in &failures {
             log::error!(
-                "{f}; starting without it, retried until it loads (every minute, or its refresh interval when shorter)"
+                "{f}; starting without it, retried until it loads (every minute, or its refresh \
+                 interval when shorter)"
             );
         }
-        Ok(d)
+        Ok(())
     }
 
     /// The lists' reports (content in force).

@@ -21,6 +21,7 @@ use tokio::{
 use super::{
     Daemon, Resolver,
     control::{Reply, Request},
+    fetch::Outcome,
     jobs::{Jobs, send},
     metrics_http::Feed,
     resolve::Channels,
@@ -71,7 +72,7 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let mut save = tokio::time::interval(Duration::from_secs(2));
     let mut feed = Feed::new(d);
-    // Scheduled refreshes run as jobs beside the loop: nothing here waits on a fetch.
+    // Refreshes run as jobs beside the loop: nothing here waits on a fetch.
     let mut jobs = Jobs::default();
     let mut requests = tokio::sync::mpsc::channel::<(String, OwnedWriteHalf)>(16);
     if let Some(listener) = opts.metrics {
@@ -92,16 +93,10 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
             }
             _ = tokio::time::sleep_until(sleep_to.into()), if next.is_some() => {
                 expire(d);
-                for i in d.due() {
-                    jobs.start(d, i);
-                }
+                d.due().into_iter().for_each(|i| jobs.start(d, i));
             }
             Some((i, outcome)) = jobs.next(), if !jobs.is_empty() => {
-                match outcome {
-                    Ok(outcome) => d.finish_job(outcome),
-                    Err(e) => d.job_lost(i, e),
-                }
-                jobs.done(d, i);
+                job_done(d, &mut jobs, i, outcome);
                 send_names(d, &dns);
             }
             _ = save.tick() => housekeeping(d),
@@ -209,6 +204,15 @@ fn new_addresses(d: &mut Daemon, dns: &mut Channels) {
         Ok(ch) => log::info!("domains: applied {} writes and {} deletions", ch.written, ch.deleted),
         Err(e) => log::error!("domains: cannot apply the new addresses: {e:#}"),
     }
+}
+
+/// Takes a job's outcome in (or says it was lost), and answers the refreshes waiting for it.
+fn job_done(d: &mut Daemon, jobs: &mut Jobs, i: usize, outcome: Result<Outcome, String>) {
+    match outcome {
+        Ok(outcome) => d.finish_job(outcome),
+        Err(e) => d.job_lost(i, e),
+    }
+    jobs.done(d, i);
 }
 
 /// Gives the resolver the lists' domain names, when they changed.

@@ -50,6 +50,8 @@ pub struct Slot {
     pub changed: bool,
     /// Its source's state between fetches (a feed's events, a collection, decisions).
     pub state: State,
+    /// What its last accepted content was, in words ("3 entries (0 domains), ...").
+    accepted: Option<String>,
     /// Entries the pinned filter held for it, kept while it has no content (see `held`).
     pub held: Vec<(ipnet::IpNet, crate::plan::Meta)>,
     /// The bytes of the content in force, kept only when entries of it expire (STIX
@@ -69,6 +71,7 @@ impl Slot {
         Slot {
             state: State::fresh(&cfg.kind()),
             held: Vec::new(),
+            accepted: None,
             cfg,
             spec,
             bit,
@@ -118,7 +121,13 @@ impl Slot {
                 self.on_cache = None;
                 self.refreshed_ok += 1;
                 self.status.last_success = Some(now());
-                self.status.message.clone_from(message);
+                // Unchanged content keeps what was said of it (entries, what a guard held).
+                self.status.message = match &self.accepted {
+                    Some(said) if !self.changed && !message.contains(said.as_str()) => {
+                        format!("{message}: {said}")
+                    }
+                    _ => message.clone(),
+                };
             }
             Err(e) => {
                 self.refreshed_failed += 1;
@@ -336,6 +345,7 @@ impl Daemon {
             first_guarded.unwrap_or_default()
         );
         let slot = &mut self.slots[i];
+        slot.accepted = Some(message.clone());
         slot.held.clear();
         slot.expiring = report.list.changes_at.map(|_| bytes.to_vec());
         slot.report = Some(report);

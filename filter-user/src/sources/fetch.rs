@@ -86,68 +86,67 @@ impl Kind<'_> {
     async fn fetch_once(&self, ask: &Ask, state: State) -> (Result<Got, String>, State) {
         let plain = ask.plain.as_ref().ok_or_else(|| "no HTTP client".to_string());
         let keyed = ask.keyed.as_ref().ok_or_else(|| "no HTTP client".to_string());
-        let timeout = ask.policy.timeout;
-        let max = ask.policy.max_bytes;
-        match (self, state) {
-            (Kind::File(path), state) => {
-                let bytes = crate::lists::read_list(path, max).map_err(|e| format!("{e:#}"));
+        match (self, state, plain, keyed) {
+            (Kind::File(path), state, ..) => {
+                let bytes = crate::lists::read_list(path, ask.policy.max_bytes);
                 let meta = CacheMeta { url: path.display().to_string(), ..ask.meta() };
-                (bytes.map(|b| Got::Bytes(b, meta)), state)
+                (bytes.map(|b| Got::Bytes(b, meta)).map_err(|e| format!("{e:#}")), state)
             }
-            (Kind::Url(url), state) => {
-                let got = match plain {
-                    Ok(c) => fetch_url(c, ask, url).await,
-                    Err(e) => Err(e),
-                };
-                (got, state)
+            (Kind::Url(url), state, Ok(c), _) => (fetch_url(c, ask, url).await, state),
+            (Kind::MispFeed(url), State::Feed(known), Ok(c), _) => {
+                super::misp_feed::fetch(c, ask, url, known).await
             }
-            (Kind::MispFeed(url), State::Feed(known)) => match plain {
-                Ok(c) => super::misp_feed::fetch(c, ask, url, known).await,
-                Err(e) => (Err(e), State::Feed(known)),
-            },
-            (Kind::Taxii(source), State::Collection(mut c)) => {
-                let before = c.clone();
-                let pulled = match keyed {
-                    Ok(k) => c
-                        .pull(k, source, (timeout, max), &ask.deadline)
-                        .await
-                        .map_err(|e| format!("{e:#}")),
-                    Err(e) => Err(e),
-                };
-                match pulled {
-                    Ok(added) => {
-                        log::info!("list {}: {added} objects pulled", ask.name);
-                        (Ok(Got::Bytes(c.bundle(), ask.meta())), State::Collection(c))
-                    }
-                    Err(e) => (Err(e), State::Collection(before)),
-                }
+            (Kind::Taxii(source), State::Collection(c), _, Ok(k)) => pull(k, ask, source, c).await,
+            (Kind::Crowdsec(source), State::Decisions(d), _, Ok(k)) => {
+                poll(k, ask, source, d).await
             }
-            (Kind::Crowdsec(source), State::Decisions(mut d)) => {
-                let before = d.clone();
-                let now = crate::clock::now();
-                let polled = match keyed {
-                    Ok(k) => d
-                        .poll(k, source, ask.deadline.bound(timeout), max, now)
-                        .await
-                        .map_err(|e| format!("{e:#}")),
-                    Err(e) => Err(e),
-                };
-                match polled {
-                    Ok(skipped) => {
-                        super::crowdsec::log_not_taken(&ask.name, &skipped);
-                        d.expire(crate::clock::now());
-                        (Ok(Got::Bytes(d.text().into_bytes(), ask.meta())), State::Decisions(d))
-                    }
-                    Err(e) => {
-                        // The Local API may have answered (and moved on) before the failure:
-                        // the next poll reads the stream from its start again.
-                        let mut before = before;
-                        before.started = false;
-                        (Err(e), State::Decisions(before))
-                    }
-                }
-            }
-            (_, state) => (Err("the source's state does not fit its kind".into()), state),
+            (Kind::Url(_) | Kind::MispFeed(_), state, Err(e), _) => (Err(e), state),
+            (Kind::Taxii(_) | Kind::Crowdsec(_), state, _, Err(e)) => (Err(e), state),
+            (_, state, ..) => (Err("the source's state does not fit its kind".into()), state),
+        }
+    }
+}
+
+/// A TAXII collection: what was added since the last pull; on failure, the collection as it
+/// was.
+async fn pull(
+    client: &reqwest::Client,
+    ask: &Ask,
+    source: &super::taxii::Source,
+    mut c: super::taxii::Collection,
+) -> (Result<Got, String>, State) {
+    let before = c.clone();
+    let limits = (ask.policy.timeout, ask.policy.max_bytes);
+    match c.pull(client, source, limits, &ask.deadline).await {
+        Ok(added) => {
+            log::info!("list {}: {added} objects pulled", ask.name);
+            (Ok(Got::Bytes(c.bundle(), ask.meta())), State::Collection(c))
+        }
+        Err(e) => (Err(format!("{e:#}")), State::Collection(before)),
+    }
+}
+
+/// A CrowdSec decision stream: one answer applied; on failure, the decisions as they were, read
+/// from the stream's start next time (the Local API may have answered, and moved on, before the
+/// failure).
+async fn poll(
+    client: &reqwest::Client,
+    ask: &Ask,
+    source: &super::crowdsec::Source,
+    mut d: super::crowdsec::Decisions,
+) -> (Result<Got, String>, State) {
+    let mut before = d.clone();
+    let timeout = ask.deadline.bound(ask.policy.timeout);
+    let now = crate::clock::now();
+    match d.poll(client, source, timeout, ask.policy.max_bytes, now).await {
+        Ok(skipped) => {
+            super::crowdsec::log_not_taken(&ask.name, &skipped);
+            d.expire(crate::clock::now());
+            (Ok(Got::Bytes(d.text().into_bytes(), ask.meta())), State::Decisions(d))
+        }
+        Err(e) => {
+            before.started = false;
+            (Err(format!("{e:#}")), State::Decisions(before))
         }
     }
 }
