@@ -1,6 +1,7 @@
 //! The Debian package (`cargo xtask package`), built with cargo-deb installed afresh into an
-//! empty install root (as on a fresh machine's first run): lintian finds no error and no
-//! warning, and each info it gives is explained in the README; its contents, an install with
+//! empty install root and medallion into a new virtual environment (as on a fresh machine's
+//! first run): lintian finds no error and no warning, and each info it gives is explained in
+//! the README; its contents, an install with
 //! `dpkg -i` that gives a working `takedown`, a shipped configuration that passes its own
 //! check, section-8 man pages whose synopsis is the real command, private state and log
 //! directories, and a clean `dpkg --purge` (remove and purge).
@@ -32,12 +33,15 @@ fn the_debian_package_installs_works_and_purges_cleanly() {
         "a takedown package is installed here: this test will not replace it"
     );
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    // cargo-deb's first install, as a fresh machine has it: nothing in the install root.
+    // cargo-deb's first install, as a fresh machine has it: nothing in the install root; and
+    // the Python tools' (medallion) into a virtual environment that does not exist yet.
     let tools = TempDir::new("package-tools");
+    let venv = tools.0.join("venv");
     let out = Command::new("cargo")
         .current_dir(&root)
         .args(["xtask", "package"])
         .env("CARGO_INSTALL_ROOT", &tools.0)
+        .env("TAKEDOWN_TEST_VENV", &venv)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -45,6 +49,8 @@ fn the_debian_package_installs_works_and_purges_cleanly() {
     assert!(out.status.success(), "{text}{progress}");
     assert!(progress.contains("setup: installing cargo-deb"), "{progress}");
     assert!(tools.0.join("bin/cargo-deb").is_file(), "{progress}");
+    assert!(progress.contains("setup: installing medallion==3.0.0"), "{progress}");
+    assert!(venv.join("bin/medallion").is_file(), "{progress}");
     // stdout is the package's path alone.
     assert_eq!(text.lines().count(), 1, "{text}");
     let deb = text.trim_end();

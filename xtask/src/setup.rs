@@ -95,15 +95,21 @@ pub fn ensure() -> Result<Vec<String>> {
     Ok(changed)
 }
 
-/// Where the Python tools the tests run are installed (the tests find them there too).
+/// Where the Python tools the tests run are installed (the tests find them there too), unless
+/// `TAKEDOWN_TEST_VENV` names another place.
 pub const VENV: &str = "/opt/takedown-tests/venv";
+
+/// The virtual environment in use: `TAKEDOWN_TEST_VENV`, else [`VENV`].
+pub fn venv() -> std::path::PathBuf {
+    std::env::var_os("TAKEDOWN_TEST_VENV").map_or_else(|| VENV.into(), Into::into)
+}
 
 /// PyPI packages the tests run, pinned: medallion, the OASIS TAXII 2.1 reference server.
 const PYTHON_TOOLS: [(&str, &str); 1] = [("medallion", "3.0.0")];
 
 /// Installs [`PYTHON_TOOLS`] into [`VENV`] unless each is there at its version.
 fn python_tools() -> Result<Vec<String>> {
-    let venv = std::path::Path::new(VENV);
+    let venv = venv();
     let pip = venv.join("bin/pip");
     let has = |name: &str, version: &str| {
         let out = Command::new(&pip).args(["show", name]).output();
@@ -117,10 +123,10 @@ fn python_tools() -> Result<Vec<String>> {
         return Ok(Vec::new());
     }
     if !pip.exists() {
-        eprintln!("setup: making the Python environment {VENV}");
-        progress(Command::new("/usr/bin/python3").args(["-m", "venv"]).arg(venv))?;
+        eprintln!("setup: making the Python environment {}", venv.display());
+        progress(Command::new("/usr/bin/python3").args(["-m", "venv"]).arg(&venv))?;
     }
-    eprintln!("setup: installing {} into {VENV}", missing.join(" "));
+    eprintln!("setup: installing {} into {}", missing.join(" "), venv.display());
     progress(Command::new(&pip).args(["install", "-q"]).args(&missing))?;
     Ok(missing)
 }

@@ -58,7 +58,7 @@ pub fn run(extra: &[String]) -> Result<()> {
         .args(["test", "--workspace", "--exclude", "filter-ebpf"])
         .args(extra)
         .env("TAKEDOWN_BIN", &bin)
-        .env("TAKEDOWN_TEST_VENV", setup::VENV)
+        .env("TAKEDOWN_TEST_VENV", setup::venv())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
