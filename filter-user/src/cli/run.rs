@@ -278,13 +278,19 @@ fn finish(d: &mut Daemon, pinned: bool) -> Result<()> {
         say!("final: {}", counters::read(f.maps())?);
     }
     let ifaces = d.settings.config.interfaces.join(", ");
+    // Only links still pinned outlive the daemon (a pin directory removed or unmounted, or
+    // given up to another daemon, holds none).
+    let linked = d.settings.pins.as_ref().map(|p| p.linked_interfaces()).unwrap_or_default();
     d.unload();
-    if pinned {
-        say!(
-            "takedown stopped; the filter keeps enforcing on {ifaces} (`takedown detach` removes it)"
-        );
-    } else {
-        say!("detached from {ifaces}");
+    match (pinned, linked.is_empty()) {
+        (true, false) => say!(
+            "takedown stopped; the filter keeps enforcing on {} (`takedown detach` removes it)",
+            linked.join(", ")
+        ),
+        (true, true) => {
+            say!("takedown stopped; no link of it is pinned any more: detached from {ifaces}")
+        }
+        (false, _) => say!("detached from {ifaces}"),
     }
     Ok(())
 }
