@@ -180,20 +180,30 @@ impl ListConfig {
             out.push("needs exactly one of `file`, `url`, `crowdsec` and `taxii`".into());
         }
         out.extend(self.taxii.iter().flat_map(taxii::Source::problems));
+        out.extend(self.url_problems());
+        out.extend(self.signature_problems());
+        out.extend(self.bound_problems());
+        out
+    }
+
+    /// Its URLs (a list's, a Local API's, a TAXII server's) that cannot be fetched.
+    fn url_problems(&self) -> Vec<String> {
         let urls = self.url.iter().chain(self.crowdsec.as_ref().map(|c| &c.url));
         let urls = urls.chain(self.taxii.as_ref().map(|t| &t.url));
-        for url in urls {
-            match reqwest::Url::parse(url) {
-                Ok(u) if !matches!(u.scheme(), "http" | "https") => {
-                    out.push(format!("url {}: only http and https are fetched", http::redact(url)))
-                }
-                Ok(u) if u.host_str().is_none_or(str::is_empty) => {
-                    out.push(format!("url {}: no host", http::redact(url)))
-                }
-                Ok(_) => {}
-                Err(e) => out.push(format!("url {}: {e}", http::redact(url))),
+        let why = |url: &String| match reqwest::Url::parse(url) {
+            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                Some("only http and https are fetched".to_string())
             }
-        }
+            Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("no host".into()),
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        urls.filter_map(|u| why(u).map(|w| format!("url {}: {w}", http::redact(u)))).collect()
+    }
+
+    /// A signature key given twice, unreadable, or for a source that is not one signed file.
+    fn signature_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
         if self.minisign_key.is_some() && self.minisign_key_file.is_some() {
             out.push("give one of `minisign_key` and `minisign_key_file`".into());
         }
@@ -208,6 +218,12 @@ impl ListConfig {
         if let Some(f) = self.minisign_key_file.as_ref().filter(|f| !f.is_file()) {
             out.push(format!("minisign_key_file {} is not a readable file", f.display()));
         }
+        out
+    }
+
+    /// Numbers that are 0 or past their bound.
+    fn bound_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
         for (what, zero) in [
             ("timeout", self.timeout == 0),
             ("max_bytes", self.max_bytes == 0),

@@ -71,13 +71,10 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
     let period = Duration::from_secs(opts.interval.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let mut save = tokio::time::interval(Duration::from_secs(2));
-    let mut feed = Feed::new(d);
+    let mut feed = metrics_feed(d, opts.metrics);
     // Refreshes run as jobs beside the loop: nothing here waits on a fetch.
     let mut jobs = Jobs::default();
     let mut requests = tokio::sync::mpsc::channel::<(String, OwnedWriteHalf)>(16);
-    if let Some(listener) = opts.metrics {
-        feed.serve(listener);
-    }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     loop {
         renew_events(d, &mut events, &mut generation)?;
@@ -103,11 +100,7 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
             guard = async { events.as_mut().expect("guarded").readable_mut().await }, if events.is_some() => {
                 read_events(d, guard?);
             }
-            _ = ticker.tick(), if opts.interval > 0 => {
-                if let Some(f) = d.filter() {
-                    (opts.say)(&counters::read(f.maps())?.to_string());
-                }
-            }
+            _ = ticker.tick(), if opts.interval > 0 => say_counters(d, opts.say)?,
             changed = async { dns.as_mut().expect("guarded").addresses.changed().await }, if dns.is_some() => {
                 match changed {
                     Ok(()) => new_addresses(d, dns.as_mut().expect("guarded")),
@@ -125,6 +118,23 @@ pub async fn serve(d: &mut Daemon, resolver: Option<Resolver>, opts: ServeOption
         }
     }
     shut_down(d);
+    Ok(())
+}
+
+/// What the metrics endpoint serves, published from `d`, served on `listener` if given.
+fn metrics_feed(d: &Daemon, listener: Option<TcpListener>) -> Feed {
+    let mut feed = Feed::new(d);
+    if let Some(listener) = listener {
+        feed.serve(listener);
+    }
+    feed
+}
+
+/// The counter line, every `--interval` seconds.
+fn say_counters(d: &Daemon, say: fn(&str)) -> Result<()> {
+    if let Some(f) = d.filter() {
+        say(&counters::read(f.maps())?.to_string());
+    }
     Ok(())
 }
 
