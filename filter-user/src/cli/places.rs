@@ -51,18 +51,6 @@ impl Places {
         HostTable::read(&path)
     }
 
-    /// One sentence when this user may not read `probe` of the state directory: `what` needs
-    /// root, `shown` being readable by root only (a daemon's state is root's alone).
-    pub fn root_only(
-        &self,
-        what: &str,
-        probe: &Path,
-        shown: &Path,
-        fix: &str,
-    ) -> anyhow::Result<()> {
-        root_only(what, probe, shown, fix)
-    }
-
     pub fn pins(&self) -> Pins {
         Pins::new(self.in_use().0)
     }
@@ -87,8 +75,8 @@ impl Places {
 }
 
 /// Fails with "`what` needs root: `shown` is readable by root only`fix`" when this user may
-/// not read `probe`.
-fn root_only(what: &str, probe: &Path, shown: &Path, fix: &str) -> anyhow::Result<()> {
+/// not read `probe` of the state directory (a daemon's state is root's alone).
+pub fn root_only(what: &str, probe: &Path, shown: &Path, fix: &str) -> anyhow::Result<()> {
     match std::fs::File::open(probe) {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             anyhow::bail!("{what} needs root: {} is readable by root only{fix}", shown.display())

@@ -25,7 +25,7 @@ pub fn run(args: RefreshArgs) -> Result<ExitCode> {
     let state = args.places.state();
     // A daemon's state directory is root's alone: another user cannot even tell one runs.
     let fix = "; run it as root or with sudo";
-    args.places.root_only("takedown refresh", &state.pid_file(), state.dir(), fix)?;
+    super::places::root_only("takedown refresh", &state.pid_file(), state.dir(), fix)?;
     let Some(pid) = state.daemon_pid() else {
         bail!("no takedown daemon is running (start one with `takedown run`)");
     };

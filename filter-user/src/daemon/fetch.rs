@@ -145,8 +145,10 @@ impl Daemon {
         if let Some(mut state) = o.state {
             // What ended while the fetch ran stays ended, in the state and in the content it
             // makes (CrowdSec decisions).
-            state.expire(crate::clock::now());
-            if let (Ok(Got::Bytes(bytes, _)), Some((text, _))) = (&mut got, state.content()) {
+            let ended = state.expire(crate::clock::now());
+            if let (true, Ok(Got::Bytes(bytes, _)), Some((text, _))) =
+                (ended, &mut got, state.content())
+            {
                 *bytes = text;
             }
             let worth = state.worth_saving(&self.slots[i].state);

@@ -210,7 +210,7 @@ impl ListConfig {
         if self.kind().is_stream() && self.minisign_key().is_some() {
             out.push("a CrowdSec list or TAXII collection is not signed: no minisign key".into());
         }
-        let feed = self.url.as_deref().is_some_and(crate::sources::misp_feed::is_feed_url)
+        let feed = matches!(self.kind(), Kind::MispFeed(_))
             || self.file.as_deref().and_then(crate::lists::misp_feed::feed_dir).is_some();
         if feed && self.minisign_key().is_some() {
             out.push("a MISP feed is many files, not one signed list: no minisign key".into());

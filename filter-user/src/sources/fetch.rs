@@ -42,8 +42,7 @@ impl Deadline {
     /// `timeout`, or what is left before the deadline when that is shorter: a request never
     /// runs past it.
     pub fn bound(&self, timeout: std::time::Duration) -> std::time::Duration {
-        let left = self.at.saturating_duration_since(std::time::Instant::now());
-        timeout.min(left).max(std::time::Duration::from_millis(1))
+        http::cut_to(timeout, Some(self.at)).max(std::time::Duration::from_millis(1))
     }
 
     pub fn message(&self) -> String {

@@ -174,11 +174,11 @@ pub async fn fetch(
     policy: &FetchPolicy,
 ) -> Result<Fetched, String> {
     let mut wait = policy.backoff;
-    let mut last = String::new();
+    let mut last = String::from("no time was left before the deadline");
     let left = || policy.until.map(|u| u.saturating_duration_since(std::time::Instant::now()));
     for attempt in 1..=policy.attempts.max(1) {
         // Each try ends by the deadline, if there is one.
-        let timeout = left().map_or(policy.timeout, |l| policy.timeout.min(l));
+        let timeout = cut_to(policy.timeout, policy.until);
         if timeout.is_zero() {
             break;
         }
@@ -197,6 +197,12 @@ pub async fn fetch(
         }
     }
     Err(last)
+}
+
+/// `timeout`, or the time left before `until` when that is shorter (zero once it has passed).
+pub fn cut_to(timeout: Duration, until: Option<std::time::Instant>) -> Duration {
+    let left = until.map(|u| u.saturating_duration_since(std::time::Instant::now()));
+    left.map_or(timeout, |l| timeout.min(l))
 }
 
 /// One try; the error says whether a retry may help.
