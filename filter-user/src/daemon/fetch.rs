@@ -100,7 +100,7 @@ impl Daemon {
         Job { i, started: Instant::now(), cfg: slot.cfg.clone(), ask, state }
     }
 
-    /// The job of a scheduled refresh of list `i`, which is then under way (not due again,
+    /// The job of a refresh of list `i`, which is then under way (not due again,
     /// not refreshed by hand meanwhile) until [`Daemon::finish_job`] takes its outcome in.
     pub(super) fn start_job(&mut self, i: usize) -> Job {
         self.slots[i].fetching = true;

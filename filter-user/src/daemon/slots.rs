@@ -38,7 +38,7 @@ pub struct Slot {
     on_cache: Option<u64>,
     /// When its next scheduled refresh is due.
     pub next: Option<Instant>,
-    /// A scheduled refresh of it runs (a job beside the loop).
+    /// A refresh of it runs (a job beside the loop: scheduled, SIGHUP or `takedown refresh`).
     pub fetching: bool,
     /// Refreshes that succeeded and failed, and how long the last one took.
     pub refreshed_ok: u64,
