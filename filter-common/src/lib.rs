@@ -187,7 +187,7 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 
 /// The layout of this contract (maps, layouts, flags, indices), stored at [`CFG_LAYOUT`] so that
 /// a loader of another build tells pins it cannot read. Raised with every change here.
-pub const LAYOUT_VERSION: u32 = 20;
+pub const LAYOUT_VERSION: u32 = 21;
 
 /// An IPv4 address as it appears on the wire (network byte order); an IPv6 one.
 pub type V4Key = [u8; 4];
@@ -367,8 +367,12 @@ pub const CFG_V4_BUCKETS: u32 = 4;
 /// Index of the bucket count of [`MAP_V4_PREFIX_BUCKETS`] in [`MAP_CONFIG`] ([`v4_bucket_count`]
 /// of the capacity of [`MAP_V4_PREFIX`]).
 pub const CFG_V4_PREFIX_BUCKETS: u32 = 5;
+/// Index of the last writer's token in [`MAP_CONFIG`]: every write of the address maps ends
+/// by putting a token of its own here, so that a daemon tells when another process wrote its
+/// maps. The kernel never reads it.
+pub const CFG_WRITER: u32 = 6;
 /// Number of slots in [`MAP_CONFIG`].
-pub const CFG_COUNT: u32 = 6;
+pub const CFG_COUNT: u32 = 7;
 /// The IPv4 prefix table holds entries: search it.
 pub const CFG_V4_PREFIXES: u32 = 1;
 /// The IPv6 prefix map holds entries: search it.

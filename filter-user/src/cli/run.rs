@@ -281,7 +281,12 @@ fn finish(d: &mut Daemon, pinned: bool) -> Result<()> {
     // Only links still pinned outlive the daemon (a pin directory removed or unmounted, or
     // given up to another daemon, holds none).
     let linked = d.settings.pins.as_ref().map(|p| p.linked_interfaces()).unwrap_or_default();
+    let ends = d.ends_with_daemon();
     d.unload();
+    if let (true, Some(why)) = (pinned, ends) {
+        say!("takedown stopped; {why}: detached from {ifaces}");
+        return Ok(());
+    }
     match (pinned, linked.is_empty()) {
         (true, false) => say!(
             "takedown stopped; the filter keeps enforcing on {} (`takedown detach` removes it)",

@@ -72,6 +72,7 @@ fn to_json(s: &Seen, places: &Places) -> Value {
         "daemon": s.daemon, "pin_dir": places.pins().dir(), "interfaces": s.interfaces,
         "program_id": s.st.program_id, "entries": entries, "manual_entries": s.manual_entries,
         "lists": lists, "metrics": metrics_json(s),
+        "warnings": if s.daemon.is_some() { s.st.warnings.clone() } else { vec![] },
     })
 }
 
@@ -124,5 +125,8 @@ fn print(s: &Seen, places: &Places) {
         (Some(Ok(url)), Some(_)) => say!("metrics: {url}"),
         (Some(Err(why)), Some(_)) => say!("metrics: FAILED: {why}"),
         _ => {}
+    }
+    if s.daemon.is_some() {
+        s.st.warnings.iter().for_each(|w| say!("WARNING: {w}"));
     }
 }

@@ -3,7 +3,6 @@
 //! directory every few seconds when it changed.
 
 use std::io::Write as _;
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::OpenOptionsExt;
 
 use super::{Daemon, hosts::Names, status::now};
@@ -71,38 +70,5 @@ impl Daemon {
     pub fn take_events(&mut self) -> Option<aya::maps::RingBuf<aya::maps::MapData>> {
         let map = self.filter.as_ref()?.maps().map_copy(filter_common::MAP_EVENTS).ok()?;
         aya::maps::RingBuf::try_from(map).ok()
-    }
-
-    /// Pins again what was removed from the pin directory under the running filter, saying so
-    /// loudly (its links are held, so the filter kept enforcing). The directory's lock comes
-    /// first: when another daemon took it meanwhile, this one pins nothing there any more.
-    pub fn check_pins(&mut self) {
-        let Some(pins) = self.settings.pins.clone() else { return };
-        let Some(lost) = self.filter.as_ref().and_then(|f| f.lost_pins()) else { return };
-        if !self.holds_lock_on(&pins) {
-            match pins.lock() {
-                Ok(lock) => self.pin_lock = Some(lock),
-                Err(e) => {
-                    log::error!(
-                        "pins removed under the running filter ({lost}), and {e:#}: this daemon \
-                         pins nothing there any more (its filter stays attached while it runs)"
-                    );
-                    self.settings.pins = None;
-                    return;
-                }
-            }
-        }
-        let Some(filter) = self.filter.as_mut() else { return };
-        match filter.pin_again() {
-            Ok(()) => log::error!("pins removed under the running filter ({lost}): pinned again"),
-            Err(e) => log::error!("pins removed under the running filter ({lost}): {e:#}"),
-        }
-    }
-
-    /// True when the lock held is on the pin directory there now (not on one removed).
-    fn holds_lock_on(&self, pins: &crate::maps::pins::Pins) -> bool {
-        let held = self.pin_lock.as_ref().and_then(|f| f.metadata().ok());
-        let there = std::fs::metadata(pins.dir()).ok();
-        held.zip(there).is_some_and(|(a, b)| (a.dev(), a.ino()) == (b.dev(), b.ino()))
     }
 }

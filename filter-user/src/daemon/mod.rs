@@ -24,6 +24,7 @@ pub mod manual;
 pub mod metrics;
 pub mod metrics_format;
 pub mod metrics_http;
+mod pin_watch;
 mod resolve;
 mod serve;
 mod slots;
@@ -102,6 +103,8 @@ pub struct Daemon {
     /// The lock on the pin directory (taken anew when the daemon pins again a directory
     /// removed under it: no second daemon may take those pins over).
     pin_lock: Option<std::fs::File>,
+    /// Standing warnings by kind (see `pin_watch`), shown by `takedown status`.
+    warnings: std::collections::BTreeMap<&'static str, String>,
 }
 
 impl Daemon {
@@ -147,6 +150,7 @@ impl Daemon {
             generation: 0,
             metrics: None,
             pin_lock,
+            warnings: Default::default(),
         };
         d.load_states();
         d.load_lists().await?;
@@ -345,6 +349,7 @@ impl Daemon {
             manual_entries: self.manual.len(),
             domains: self.resolved.iter().map(|r| (r.addr.to_string(), r.names.clone())).collect(),
             metrics: self.metrics.clone(),
+            warnings: self.warnings.values().cloned().collect(),
         }
     }
 

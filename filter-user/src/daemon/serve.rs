@@ -138,10 +138,12 @@ fn say_counters(d: &Daemon, say: fn(&str)) -> Result<()> {
     Ok(())
 }
 
-/// Every two seconds: the host table saved, lost pins made again.
+/// Every two seconds: the host table saved, the pinned filter kept the daemon's own.
 fn housekeeping(d: &mut Daemon) {
     d.save_hosts();
     d.check_pins();
+    d.check_writers();
+    d.check_mount();
 }
 
 fn shut_down(d: &mut Daemon) {

@@ -28,6 +28,9 @@ pub struct Status {
     /// Where the metrics are served, or why they are not (None: not asked for).
     #[serde(default)]
     pub metrics: Option<Result<String, String>>,
+    /// What keeps the filter from being the daemon's own (see `pin_watch`).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -30,6 +30,7 @@ mod table4;
 mod table4_values;
 mod table_keys;
 pub mod version;
+mod writer;
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -149,9 +150,20 @@ pub struct AddressMaps {
     pub v4: FamilyMaps<4>,
     pub v6: FamilyMaps<16>,
     pub settings: Box<dyn Settings>,
+    pub writer: writer::Writer,
 }
 
 impl AddressMaps {
+    /// Marks the maps as written by this handle (see `writer`).
+    pub fn stamp(&mut self) -> Result<()> {
+        self.writer.stamp(self.settings.as_mut())
+    }
+
+    /// True when another process wrote the maps since this handle last did; asking clears it.
+    pub fn written_elsewhere(&mut self) -> Result<bool> {
+        self.writer.take_foreign(self.settings.as_ref())
+    }
+
     /// The address map `m`.
     pub fn info(&self, m: &AddressMap) -> &dyn MapInfo {
         match m.family {
@@ -268,6 +280,7 @@ impl FilterMaps {
             v4: v4(&mut maps, &hits)?,
             v6: v6(&mut maps, &hits)?,
             settings: Box::new(KernelSettings(take(&mut maps, MAP_CONFIG)?)),
+            writer: Default::default(),
         };
         Ok(Self { addr, others: maps })
     }

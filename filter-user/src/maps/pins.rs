@@ -10,7 +10,7 @@ use std::{
     fs,
     os::{
         fd::AsRawFd,
-        unix::fs::{DirBuilderExt, PermissionsExt},
+        unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt},
     },
     path::{Path, PathBuf},
 };
@@ -112,6 +112,25 @@ impl Pins {
     /// Unpins the link of `iface` (the attachment goes when nothing else holds it).
     pub fn unpin_link(&self, iface: &str) -> Result<()> {
         unpin(&self.link(iface))
+    }
+
+    /// Why what is pinned here would end with this process (None: it outlives it, or that
+    /// cannot be told): the directory's bpf filesystem is mounted in no mount namespace but
+    /// this process's, not in the host's (PID 1's), and goes with every pin on it when the
+    /// process (the last in its namespace) stops.
+    pub fn ends_with_process(&self) -> Option<String> {
+        let dev = fs::metadata(&self.dir).ok()?.dev();
+        let host = fs::read_to_string("/proc/1/mountinfo").ok()?;
+        let id = format!("{}:{}", libc::major(dev), libc::minor(dev));
+        if host.lines().any(|l| l.split(' ').nth(2) == Some(id.as_str())) {
+            return None;
+        }
+        Some(format!(
+            "the bpf filesystem of the pin directory {} is mounted only in this daemon's mount \
+             namespace, not on the host (PID 1's namespace): the filter ends when the daemon \
+             stops; mount a bpffs there on the host (mount -t bpf bpf DIR) and restart takedown",
+            self.dir.display()
+        ))
     }
 
     /// Locks the pin directory for one daemon (the lock dies with the process); fails in one

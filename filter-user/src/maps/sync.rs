@@ -44,7 +44,8 @@ pub fn fill_with(maps: &mut AddressMaps, plan: &Plan, mode: WriteMode) -> Result
     put_arrays(maps, &arrays, Step::During)?;
     fill_family(&mut maps.v4, &plan.v4, mode)?;
     fill_family(&mut maps.v6, &plan.v6, mode)?;
-    put_arrays(maps, &arrays, Step::After)
+    put_arrays(maps, &arrays, Step::After)?;
+    maps.stamp()
 }
 
 fn fill_family<const N: usize>(
@@ -100,6 +101,7 @@ fn move_with(maps: &mut AddressMaps, old: &Plan, new: &Plan, mode: WriteMode) ->
     delete_family(&mut maps.v6, &diff.v6)?;
     put_arrays(maps, &arrays, Step::After)?;
     maps.settings.set(CFG_FLAGS, diff.flags_after)?;
+    maps.stamp()?;
     Ok(Changes { written: diff.writes(), deleted: diff.deletes() })
 }
 
@@ -228,10 +230,12 @@ fn edit(
     f: impl Fn(Option<EntryValue>) -> Option<EntryValue>,
 ) -> Result<Edit> {
     let net = net.trunc();
-    match net {
-        IpNet::V4(_) => edit_family(&mut maps.v4, &net, &f),
-        IpNet::V6(_) => edit_family(&mut maps.v6, &net, &f),
-    }
+    let edit = match net {
+        IpNet::V4(_) => edit_family(&mut maps.v4, &net, &f)?,
+        IpNet::V6(_) => edit_family(&mut maps.v6, &net, &f)?,
+    };
+    maps.stamp()?;
+    Ok(edit)
 }
 
 fn edit_family<const N: usize>(

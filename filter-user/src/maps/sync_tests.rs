@@ -86,14 +86,16 @@ impl<V: Copy + Default> prefilter::Words<V> for MemWords<V> {
     }
 }
 
-struct MemSettings([u32; 4], Log);
+struct MemSettings([u32; filter_common::CFG_COUNT as usize], Log);
 
 impl Settings for MemSettings {
     fn get(&self, index: u32) -> Result<u32> {
         Ok(self.0[index as usize])
     }
     fn set(&mut self, index: u32, value: u32) -> Result<()> {
-        self.1.borrow_mut().push(format!("flags {value}"));
+        if index != filter_common::CFG_WRITER {
+            self.1.borrow_mut().push(format!("flags {value}"));
+        }
         self.0[index as usize] = value;
         Ok(())
     }
@@ -130,7 +132,8 @@ fn memory() -> (AddressMaps, Log) {
     let maps = AddressMaps {
         v4: family(&["e4", "p4", "a4", "f4", "l4", "w4", "x4", "x4e"], &log),
         v6: family(&["e6", "p6", "a6", "f6", "l6", "w6", "x6", "x6e"], &log),
-        settings: Box::new(MemSettings([0; 4], log.clone())),
+        settings: Box::new(MemSettings(Default::default(), log.clone())),
+        writer: Default::default(),
     };
     (maps, log)
 }
