@@ -5,9 +5,11 @@
 #![no_std]
 
 mod hits;
+mod journal;
 mod near;
 pub mod table4;
 pub use hits::*;
+pub use journal::*;
 pub use near::*;
 pub use table4::{Bucket, v4_bucket_count};
 
@@ -101,8 +103,10 @@ pub const PROGRAM_EGRESS: &str = "takedown_egress";
 pub const PROGRAM_BASELINE: &str = "takedown_baseline";
 
 /// Every map the program defines, for load-time checks.
-pub const ALL_MAPS: [&str; 30] = [
+pub const ALL_MAPS: [&str; 32] = [
     MAP_HITS,
+    MAP_JOURNAL,
+    MAP_FLOWS,
     MAP_V4_EXACT,
     MAP_V4_BUCKETS,
     MAP_V6_EXACT,
@@ -187,7 +191,7 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 
 /// The layout of this contract (maps, layouts, flags, indices), stored at [`CFG_LAYOUT`] so that
 /// a loader of another build tells pins it cannot read. Raised with every change here.
-pub const LAYOUT_VERSION: u32 = 21;
+pub const LAYOUT_VERSION: u32 = 22;
 
 /// An IPv4 address as it appears on the wire (network byte order); an IPv6 one.
 pub type V4Key = [u8; 4];

@@ -13,6 +13,7 @@
 #![allow(internal_features)]
 #![feature(core_intrinsics)]
 
+mod journal;
 mod lookup;
 mod lookup4;
 mod lookup6;
@@ -26,10 +27,11 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use filter_common::{
-    ALLOWED_WORDS, Bucket, CFG_COUNT, CNT_COUNT, CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED,
-    CNT_MONITORED, CNT_NON_IP, CNT_PASSED, Counter, EntryValue, FILTER_WORDS, FLAG_DST,
-    FLAG_MON_DST, FLAG_MON_SRC, FLAG_SRC, HitSlots, LENS_SLOTS, LIST_COUNTERS, LenMask, MAX_IFACES,
-    MAX_IFINDEX, RateState, V4_EXACTS_WORDS, V4Key, V6_EXACTS_WORDS, V6Key, table4::V6Stored,
+    ALLOWED_WORDS, Bucket, CFG_COUNT, CFG_JOURNAL, CNT_COUNT, CNT_DROP_DST, CNT_DROP_SRC,
+    CNT_MALFORMED, CNT_MONITORED, CNT_NON_IP, CNT_PASSED, Counter, EntryValue, FILTER_WORDS,
+    FLAG_DST, FLAG_MON_DST, FLAG_MON_SRC, FLAG_SRC, HitSlots, LENS_SLOTS, LIST_COUNTERS, LenMask,
+    MAX_IFACES, MAX_IFINDEX, RateState, V4_EXACTS_WORDS, V4Key, V6_EXACTS_WORDS, V6Key,
+    table4::V6Stored,
 };
 use lookup::{Entry, Family, V4, V6, matched};
 use parse::{Addresses, Frame, Packet};
@@ -98,6 +100,10 @@ static TD_V4_HINTS: Array<u64> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 static TD_V6_EXACTS: Array<u64> = Array::with_max_entries(V6_EXACTS_WORDS, BPF_F_MMAPABLE);
 #[map]
 static TD_V4_EXACTS: Array<u64> = Array::with_max_entries(V4_EXACTS_WORDS, BPF_F_MMAPABLE);
+#[map]
+static TD_JOURNAL: RingBuf = RingBuf::with_byte_size(4096, 0);
+#[map]
+static TD_FLOWS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// A matched entry: its value in the map, and whether the match was as source.
 pub struct Hit {
@@ -165,8 +171,10 @@ fn check<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>, len: u64) -> u32 {
         _ => matched::<F>(&p.dst, FLAG_DST | FLAG_MON_DST, &mut cfg),
     };
     let (cnt, hit) = decide(s, d);
-    if let Some(h) = &hit {
-        report::hit::<F, C>(ctx, h, cnt, len, p);
+    match &hit {
+        Some(h) => report::hit::<F, C>(ctx, h, cnt, len, p),
+        None if cfg & CFG_JOURNAL != 0 => journal::note::<F, C>(ctx, p),
+        None => {}
     }
     cnt
 }

@@ -42,9 +42,12 @@ pub trait Frame {
     fn end(&self) -> usize;
     /// The interface the packet arrived on (XDP) or leaves by (tc egress).
     fn ifindex(&self) -> u32;
+    /// True for a packet leaving (tc egress).
+    const EGRESS: bool;
 }
 
 impl Frame for XdpContext {
+    const EGRESS: bool = false;
     #[inline(always)]
     fn start(&self) -> usize {
         self.data()
@@ -61,6 +64,7 @@ impl Frame for XdpContext {
 }
 
 impl Frame for TcContext {
+    const EGRESS: bool = true;
     #[inline(always)]
     fn start(&self) -> usize {
         self.data()
@@ -179,4 +183,14 @@ pub fn ports<C: Frame>(ctx: &C, proto: u8, l4: usize) -> (u16, u16) {
         }
         None => (0, 0),
     }
+}
+
+/// The TCP flags byte of the header at `l4` (0 if cut short).
+#[inline(always)]
+pub fn tcp_flags<C: Frame>(ctx: &C, l4: usize) -> u8 {
+    if l4 > 128 {
+        return 0;
+    }
+    // SAFETY: `at` checked that the byte lies inside the packet.
+    at::<C, u8>(ctx, l4 + 13).map_or(0, |p| unsafe { *p })
 }

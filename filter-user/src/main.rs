@@ -22,7 +22,7 @@ enum Command {
     /// Load the filter on interfaces, fill it from list files, show counters until stopped.
     #[command(override_usage = "takedown run --iface IF... --list FILE... [OPTIONS]\n       \
                                 takedown run [--config FILE] [OPTIONS]")]
-    Run(cli::run::RunArgs),
+    Run(Box<cli::run::RunArgs>),
     /// Parse, guard and plan list files without touching the kernel (no root needed).
     Check(cli::check::CheckArgs),
     /// Stop the daemon; the pinned filter keeps enforcing.
@@ -49,6 +49,10 @@ enum Command {
     Top(cli::observe::TopArgs),
     /// A live view: rates, top entries, newest infected hosts, list refreshes (q quits).
     Watch(cli::watch::WatchArgs),
+    /// Which inside hosts already contacted these addresses (from the connection journal).
+    Exposed(cli::exposed::ExposedArgs),
+    /// The connection journal: `purge` deletes it.
+    Journal(cli::exposed::JournalArgs),
     /// Write the man pages and shell completions (for packaging).
     #[command(hide = true)]
     Generate(cli::generate::GenerateArgs),
@@ -58,7 +62,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::logging::init(cli.log_format);
     let result = match cli.command {
-        Command::Run(args) => cli::run::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Run(args) => cli::run::run(*args).map(|()| ExitCode::SUCCESS),
         Command::Check(args) => cli::check::run(args),
         Command::Stop(args) => cli::lifecycle::stop(args).map(|()| ExitCode::SUCCESS),
         Command::Detach(args) => cli::lifecycle::detach(args).map(|()| ExitCode::SUCCESS),
@@ -72,6 +76,8 @@ fn main() -> ExitCode {
         Command::Hosts(args) => cli::observe::hosts(args).map(|()| ExitCode::SUCCESS),
         Command::Top(args) => cli::observe::top(args).map(|()| ExitCode::SUCCESS),
         Command::Watch(args) => cli::watch::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Exposed(args) => cli::exposed::exposed(args).map(|()| ExitCode::SUCCESS),
+        Command::Journal(args) => cli::exposed::journal(args).map(|()| ExitCode::SUCCESS),
         Command::Generate(args) => {
             cli::generate::run(args, <Cli as clap::CommandFactory>::command())
                 .map(|()| ExitCode::SUCCESS)

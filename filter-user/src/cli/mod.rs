@@ -13,6 +13,7 @@ macro_rules! say {
 pub mod check;
 pub mod dns;
 pub mod entries;
+pub mod exposed;
 pub mod generate;
 pub mod inspect;
 pub mod lifecycle;

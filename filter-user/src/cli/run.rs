@@ -12,6 +12,7 @@ use takedown::{
         self, Daemon, ServeOptions, Settings, Signals,
         config::{self, Config, Dns, Guards, ListConfig},
         ephemeral::Ephemeral,
+        journal::JournalConfig,
         state::StateDir,
     },
     maps::{
@@ -76,6 +77,12 @@ pub struct RunArgs {
     /// Events a CPU may send at once after a quiet time.
     #[arg(long, value_name = "N")]
     event_burst: Option<u32>,
+    /// Keep a journal of new connections for this many days (see `takedown exposed`).
+    #[arg(long, value_name = "DAYS")]
+    journal: Option<u64>,
+    /// An inside interface for the journal (repeat; default: the private address is inside).
+    #[arg(long = "journal-inside", value_name = "IF", requires = "journal")]
+    journal_inside: Vec<String>,
     #[command(flatten)]
     places: Places,
 }
@@ -141,6 +148,13 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     if let Some(b) = args.event_burst {
         config.report.event_burst = b;
+    }
+    if let Some(days) = args.journal {
+        let j = config.journal.take().unwrap_or_default();
+        let inside =
+            if args.journal_inside.is_empty() { j.inside } else { args.journal_inside.clone() };
+        config.journal = Some(JournalConfig { days, inside, ..j });
+        config.check()?;
     }
     let metrics =
         takedown::daemon::metrics::address(&config.report.metrics, config.report.metrics_remote)?;

@@ -73,6 +73,7 @@ fn to_json(s: &Seen, places: &Places) -> Value {
         "program_id": s.st.program_id, "entries": entries, "manual_entries": s.manual_entries,
         "lists": lists, "metrics": metrics_json(s),
         "warnings": if s.daemon.is_some() { s.st.warnings.clone() } else { vec![] },
+        "journal": s.daemon.and(s.st.journal.as_ref()), "exposed_hosts": s.st.exposed_hosts,
     })
 }
 
@@ -125,6 +126,18 @@ fn print(s: &Seen, places: &Places) {
         (Some(Ok(url)), Some(_)) => say!("metrics: {url}"),
         (Some(Err(why)), Some(_)) => say!("metrics: FAILED: {why}"),
         _ => {}
+    }
+    if let (Some(j), Some(_)) = (&s.st.journal, s.daemon) {
+        say!(
+            "journal: {} hour(s), {} bytes in {}, kept {} days; {} new connection(s) since the \
+             start; {} inside host(s) found to have contacted an address before it was listed",
+            j.hours,
+            j.bytes,
+            j.dir,
+            j.days,
+            j.connections,
+            s.st.exposed_hosts
+        );
     }
     if s.daemon.is_some() {
         s.st.warnings.iter().for_each(|w| say!("WARNING: {w}"));

@@ -46,6 +46,8 @@ pub struct Config {
     pub dns: Dns,
     #[serde(default)]
     pub report: Report,
+    /// The connection journal (off unless given).
+    pub journal: Option<super::journal::JournalConfig>,
     /// The takedown lists.
     #[serde(default, rename = "list")]
     pub lists: Vec<ListConfig>,
@@ -236,6 +238,14 @@ impl Config {
                 "dns: min_ttl ({}) is above max_ttl ({})",
                 self.dns.min_ttl, self.dns.max_ttl
             ));
+        }
+        if let Some(j) = &self.journal {
+            out.extend(j.problem());
+            let stray = j.inside.iter().filter(|i| !self.interfaces.contains(i));
+            out.extend(
+                stray
+                    .map(|i| format!("journal: inside interface {i} is not one of the interfaces")),
+            );
         }
         if let Some(dir) = self.report.new_host_log.as_ref().and_then(|p| p.parent())
             && !dir.as_os_str().is_empty()

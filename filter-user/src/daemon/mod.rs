@@ -19,6 +19,8 @@ mod fetch;
 mod held;
 pub mod hosts;
 mod jobs;
+pub mod journal;
+mod journaling;
 mod list_config;
 pub mod manual;
 pub mod metrics;
@@ -105,6 +107,10 @@ pub struct Daemon {
     pin_lock: Option<std::fs::File>,
     /// Standing warnings by kind (see `pin_watch`), shown by `takedown status`.
     warnings: std::collections::BTreeMap<&'static str, String>,
+    /// The connection journal, when on.
+    journal: Option<journaling::Journaling>,
+    /// Inside hosts that contacted an address before it was listed.
+    exposed: journaling::Found,
 }
 
 impl Daemon {
@@ -151,6 +157,8 @@ impl Daemon {
             metrics: None,
             pin_lock,
             warnings: Default::default(),
+            journal: None,
+            exposed: Default::default(),
         };
         d.load_states();
         d.load_lists().await?;
@@ -222,7 +230,8 @@ impl Daemon {
         // status names the bits the pinned maps were last written with (see `held`).
         self.write_status();
         let pins = self.settings.pins.as_ref();
-        let (mut filter, start, changes) = maps::start(pins, &plan, self.settings.max_entries)?;
+        let (mut filter, start, changes) =
+            maps::start(pins, &plan, self.settings.max_entries, self.journal_on())?;
         if let Some(shown) = &self.settings.shown
             && let Err(e) = filter.maps().pin(shown)
         {
@@ -233,6 +242,8 @@ impl Daemon {
         filter.maps_mut().set_event_rate(r.event_rate, r.event_burst)?;
         self.filter = Some(filter);
         self.applied = plan;
+        self.start_journal()?;
+        self.look_back(&Plan::default(), &self.applied);
         Ok((start, changes))
     }
 
@@ -290,7 +301,8 @@ impl Daemon {
         }
         match sync::apply(&mut filter.maps_mut().addr, &self.applied, &plan) {
             Ok(ch) => {
-                self.applied = plan;
+                let old = std::mem::replace(&mut self.applied, plan);
+                self.look_back(&old, &self.applied);
                 self.write_status();
                 Ok(ch)
             }
@@ -309,7 +321,7 @@ impl Daemon {
         let Some(pins) = self.settings.pins.clone() else {
             anyhow::bail!("{why}: restart takedown to size the maps anew (it runs --ephemeral)");
         };
-        let mut filter = maps::grow(&pins, &plan, self.settings.max_entries)?;
+        let mut filter = maps::grow(&pins, &plan, self.settings.max_entries, self.journal_on())?;
         let r = &self.settings.config.report;
         filter.maps_mut().set_event_rate(r.event_rate, r.event_burst)?;
         attach_to(&mut filter, &self.settings.config)?;
@@ -317,7 +329,9 @@ impl Daemon {
         self.filter = Some(filter);
         self.generation += 1;
         let written = plan.len();
-        self.applied = plan;
+        let old = std::mem::replace(&mut self.applied, plan);
+        self.start_journal()?;
+        self.look_back(&old, &self.applied);
         self.write_status();
         Ok(Changes { written, deleted: 0 })
     }
@@ -350,6 +364,8 @@ impl Daemon {
             domains: self.resolved.iter().map(|r| (r.addr.to_string(), r.names.clone())).collect(),
             metrics: self.metrics.clone(),
             warnings: self.warnings.values().cloned().collect(),
+            journal: self.journal.as_ref().map(|j| j.status()),
+            exposed_hosts: self.exposed.len(),
         }
     }
 

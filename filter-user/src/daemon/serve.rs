@@ -144,6 +144,7 @@ fn housekeeping(d: &mut Daemon) {
     d.check_pins();
     d.check_writers();
     d.check_mount();
+    d.take_exposures();
 }
 
 fn shut_down(d: &mut Daemon) {

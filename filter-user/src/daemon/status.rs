@@ -31,6 +31,29 @@ pub struct Status {
     /// What keeps the filter from being the daemon's own (see `pin_watch`).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The connection journal (None: off).
+    #[serde(default)]
+    pub journal: Option<JournalStatus>,
+    /// Inside hosts found to have contacted an address before it was listed.
+    #[serde(default)]
+    pub exposed_hosts: usize,
+}
+
+/// The connection journal as `takedown status` shows it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JournalStatus {
+    pub dir: String,
+    pub days: u64,
+    /// Bytes on disk, and the hours kept.
+    pub bytes: u64,
+    pub hours: usize,
+    /// New connections the kernel reported since the start, and those with no inside end.
+    pub connections: u64,
+    pub unsided: u64,
+    /// Hours deleted to hold max_bytes since the start.
+    pub removed_for_size: usize,
+    /// The last write that failed.
+    pub error: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -15,8 +15,8 @@ use aya::{
     },
 };
 use filter_common::{
-    ADDRESS_MAPS, ALL_MAPS, Family, HINT_WORDS, MAP_V4_HINTS, PROGRAM_BASELINE, PROGRAM_NAME,
-    table4::TABLES, v4_bucket_count,
+    ADDRESS_MAPS, ALL_MAPS, FLOW_SLOTS, Family, HINT_WORDS, MAP_FLOWS, MAP_JOURNAL, MAP_V4_HINTS,
+    PROGRAM_BASELINE, PROGRAM_NAME, RING_BYTES, table4::TABLES, v4_bucket_count,
 };
 
 use super::{FilterMaps, pins::Pins};
@@ -28,6 +28,8 @@ use crate::plan::Plan;
 pub struct Capacities {
     pub tables: [u32; ADDRESS_MAPS.len()],
     pub hints: bool,
+    /// The connection journal's ring and flow slots are full size.
+    pub journal: bool,
 }
 
 /// Smallest size of an IPv4 map, and of an IPv6 one (fewer: an IPv6 entry with its key takes
@@ -55,6 +57,11 @@ impl Capacities {
             *cap = (n + n / 8).max(min as usize).min(max as usize) as u32;
         }
         Ok(caps)
+    }
+
+    /// The same sizes, with the connection journal's maps full size when `on`.
+    pub fn with_journal(self, on: bool) -> Self {
+        Self { journal: on, ..self }
     }
 
     /// True when `plan` holds IPv4 prefixes and the maps have no prefix hints: correct (the
@@ -360,6 +367,8 @@ fn create(caps: &Capacities, reuse: Option<&Pins>) -> Result<Ebpf> {
         }
     }
     loader.map_max_entries(MAP_V4_HINTS, if caps.hints { HINT_WORDS } else { 1 });
+    loader.map_max_entries(MAP_JOURNAL, if caps.journal { RING_BYTES } else { 4096 });
+    loader.map_max_entries(MAP_FLOWS, if caps.journal { FLOW_SLOTS } else { 1 });
     loader
         .load(crate::EBPF_OBJECT)
         .map_err(|e| anyhow!("cannot create the filter's maps ({caps:?}): {e}"))

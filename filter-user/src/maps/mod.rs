@@ -16,6 +16,7 @@ mod free_values;
 pub mod hints;
 pub mod hits;
 pub mod interface;
+mod journal;
 pub mod lookup;
 mod mapped;
 pub mod pins;
@@ -151,19 +152,11 @@ pub struct AddressMaps {
     pub v6: FamilyMaps<16>,
     pub settings: Box<dyn Settings>,
     pub writer: writer::Writer,
+    /// Config flags that come from no plan (the journal's), kept by every write of the flags.
+    pub extra_flags: u32,
 }
 
 impl AddressMaps {
-    /// Marks the maps as written by this handle (see `writer`).
-    pub fn stamp(&mut self) -> Result<()> {
-        self.writer.stamp(self.settings.as_mut())
-    }
-
-    /// True when another process wrote the maps since this handle last did; asking clears it.
-    pub fn written_elsewhere(&mut self) -> Result<bool> {
-        self.writer.take_foreign(self.settings.as_ref())
-    }
-
     /// The address map `m`.
     pub fn info(&self, m: &AddressMap) -> &dyn MapInfo {
         match m.family {
@@ -281,6 +274,7 @@ impl FilterMaps {
             v6: v6(&mut maps, &hits)?,
             settings: Box::new(KernelSettings(take(&mut maps, MAP_CONFIG)?)),
             writer: Default::default(),
+            extra_flags: 0,
         };
         Ok(Self { addr, others: maps })
     }
@@ -342,6 +336,10 @@ impl FilterMaps {
         if let Some(h) = &self.addr.v4.hints {
             caps.hints = h.capacity()? >= filter_common::HINT_WORDS;
         }
+        let Map::PerCpuArray(flows) = self.map(filter_common::MAP_FLOWS)? else {
+            anyhow::bail!("the flow slots are not a per-CPU array");
+        };
+        caps.journal = flows.info()?.max_entries() >= filter_common::FLOW_SLOTS;
         Ok(caps)
     }
 

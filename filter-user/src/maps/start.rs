@@ -27,11 +27,17 @@ pub enum Start {
 }
 
 /// Loads the program with maps holding `plan` (not attached yet); maps hold at most `max`
-/// entries each.
-pub fn start(pins: Option<&Pins>, plan: &Plan, max: u32) -> Result<(Filter, Start, Changes)> {
+/// entries each, and have room for the connection journal when `journal`.
+pub fn start(
+    pins: Option<&Pins>,
+    plan: &Plan,
+    max: u32,
+    journal: bool,
+) -> Result<(Filter, Start, Changes)> {
     let fresh = Changes { written: plan.len(), deleted: 0 };
+    let sizes = Capacities::for_plan(plan, max)?.with_journal(journal);
     let Some(pins) = pins else {
-        let filter = Filter::load_filled(&Capacities::for_plan(plan, max)?, |m| fill(m, plan))?;
+        let filter = Filter::load_filled(&sizes, |m| fill(m, plan))?;
         return Ok((filter, Start::Fresh, fresh));
     };
     let why = match version::pinned(pins) {
@@ -41,13 +47,18 @@ pub fn start(pins: Option<&Pins>, plan: &Plan, max: u32) -> Result<(Filter, Star
             filter_common::LAYOUT_VERSION
         )),
         Pinned::Current => {
-            let filter = Filter::adopt(&Capacities::for_plan(plan, max)?, pins)?;
+            let filter = Filter::adopt(&sizes, pins)?;
             let held = filter.maps().plan()?;
             let caps = filter.maps().capacities()?;
             match caps.overflow(&held, plan) {
                 None if caps.lacks_hints(plan) => Some(
                     "the pinned maps have no IPv4 prefix hints (they were created without IPv4 \
                      prefixes)"
+                        .into(),
+                ),
+                None if journal && !caps.journal => Some(
+                    "the pinned maps have no room for the connection journal (they were created \
+                     without it)"
                         .into(),
                 ),
                 None => return adopt(filter, held, plan),
@@ -58,15 +69,17 @@ pub fn start(pins: Option<&Pins>, plan: &Plan, max: u32) -> Result<(Filter, Star
             }
         }
     };
-    let filter = grow(pins, plan, max)?;
+    let filter = grow(pins, plan, max, journal)?;
     let start = why.map_or(Start::Fresh, |why| Start::Migrated { why });
     Ok((filter, start, fresh))
 }
 
 /// Loads the program with new maps sized for `plan`, filled, then pinned at `pins` over what
-/// is pinned there (attaching then replaces the program through the pinned links).
-pub fn grow(pins: &Pins, plan: &Plan, max: u32) -> Result<Filter> {
-    Filter::load_pinned(&Capacities::for_plan(plan, max)?, pins, |m| fill(m, plan))
+/// is pinned there (attaching then replaces the program through the pinned links); with room
+/// for the connection journal when `journal`.
+pub fn grow(pins: &Pins, plan: &Plan, max: u32, journal: bool) -> Result<Filter> {
+    let sizes = Capacities::for_plan(plan, max)?.with_journal(journal);
+    Filter::load_pinned(&sizes, pins, |m| fill(m, plan))
 }
 
 fn fill(maps: &mut super::FilterMaps, plan: &Plan) -> Result<()> {

@@ -40,7 +40,7 @@ pub fn fill(maps: &mut AddressMaps, plan: &Plan) -> Result<()> {
 /// straight from the plan (no diff: a million entries are not copied first).
 pub fn fill_with(maps: &mut AddressMaps, plan: &Plan, mode: WriteMode) -> Result<()> {
     let arrays = prefilter::moves(&Plan::default(), plan, hinted(maps));
-    maps.settings.set(CFG_FLAGS, config_flags(plan))?;
+    set_flags(maps, config_flags(plan))?;
     put_arrays(maps, &arrays, Step::During)?;
     fill_family(&mut maps.v4, &plan.v4, mode)?;
     fill_family(&mut maps.v6, &plan.v6, mode)?;
@@ -93,16 +93,21 @@ pub fn apply(maps: &mut AddressMaps, old: &Plan, new: &Plan) -> Result<Changes> 
 /// Applies the diff between `old` and `new`, and the prefilter moves, in the promised order.
 fn move_with(maps: &mut AddressMaps, old: &Plan, new: &Plan, mode: WriteMode) -> Result<Changes> {
     let (diff, arrays) = diff_and_moves(old, new, hinted(maps));
-    maps.settings.set(CFG_FLAGS, diff.flags_during)?;
+    set_flags(maps, diff.flags_during)?;
     put_arrays(maps, &arrays, Step::During)?;
     write_family(&mut maps.v4, &diff.v4, mode)?;
     write_family(&mut maps.v6, &diff.v6, mode)?;
     delete_family(&mut maps.v4, &diff.v4)?;
     delete_family(&mut maps.v6, &diff.v6)?;
     put_arrays(maps, &arrays, Step::After)?;
-    maps.settings.set(CFG_FLAGS, diff.flags_after)?;
+    set_flags(maps, diff.flags_after)?;
     maps.stamp()?;
     Ok(Changes { written: diff.writes(), deleted: diff.deletes() })
+}
+
+/// Sets the config flags to `flags` and those that come from no plan.
+fn set_flags(maps: &mut AddressMaps, flags: u32) -> Result<()> {
+    maps.settings.set(CFG_FLAGS, flags | maps.extra_flags)
 }
 
 /// The diff between `old` and `new`, and the prefilter moves between them (for large plans,

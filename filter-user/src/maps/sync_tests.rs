@@ -134,6 +134,7 @@ fn memory() -> (AddressMaps, Log) {
         v6: family(&["e6", "p6", "a6", "f6", "l6", "w6", "x6", "x6e"], &log),
         settings: Box::new(MemSettings(Default::default(), log.clone())),
         writer: Default::default(),
+        extra_flags: 0,
     };
     (maps, log)
 }

@@ -6,7 +6,7 @@
 use anyhow::Result;
 use filter_common::CFG_WRITER;
 
-use super::Settings;
+use super::{AddressMaps, Settings};
 
 /// This handle's side of the token.
 #[derive(Debug, Default)]
@@ -40,5 +40,17 @@ impl Writer {
             Some(token) => settings.get(CFG_WRITER)? != token,
             None => false,
         })
+    }
+}
+
+impl AddressMaps {
+    /// Marks the maps as written by this handle.
+    pub fn stamp(&mut self) -> Result<()> {
+        self.writer.stamp(self.settings.as_mut())
+    }
+
+    /// True when another process wrote the maps since this handle last did; asking clears it.
+    pub fn written_elsewhere(&mut self) -> Result<bool> {
+        self.writer.take_foreign(self.settings.as_ref())
     }
 }

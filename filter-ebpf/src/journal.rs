@@ -1,0 +1,69 @@
+//! The connection journal (on when the loader sets `CFG_JOURNAL`): each new connection the
+//! filter lets pass goes to user space, which keeps who talked to whom. A TCP SYN without ACK
+//! (either direction) is new; a UDP datagram is new when this CPU's flow slot for it holds
+//! another flow. Any other packet costs a flag test (TCP) or one per-CPU load (UDP).
+
+use filter_common::{CONN_EGRESS, Connection, flow_slot, flow_tag};
+
+use crate::{
+    TD_FLOWS, TD_JOURNAL,
+    lookup::Family,
+    parse::{self, Frame, Packet},
+};
+
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+
+/// Reports `p` when it opens a connection.
+#[inline(always)]
+pub fn note<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>) {
+    let new = match p.proto {
+        TCP => parse::tcp_flags(ctx, p.l4) & (SYN | ACK) == SYN,
+        UDP => true,
+        _ => false,
+    };
+    if !new {
+        return;
+    }
+    let (src, dst) = (F::wide(&p.src), F::wide(&p.dst));
+    let (sport, dport) = parse::ports(ctx, p.proto, p.l4);
+    if p.proto == UDP && !first_of_flow(fold(&src), fold(&dst), sport, dport) {
+        return;
+    }
+    let kind = if C::EGRESS { CONN_EGRESS } else { 0 };
+    let (proto, family, ifindex) = (p.proto, F::VERSION, ctx.ifindex());
+    // Written in place in the ring (a record built on the stack gets misaligned stores the
+    // verifier refuses). No wakeup: the journal's reader drains the ring on a timer.
+    if let Some(mut slot) = TD_JOURNAL.reserve::<Connection>(0) {
+        slot.write(Connection { src, dst, ifindex, sport, dport, proto, family, kind, pad: 0 });
+        slot.submit(BPF_RB_NO_WAKEUP);
+    }
+}
+
+const BPF_RB_NO_WAKEUP: u64 = 1;
+
+/// True when this CPU has not seen the flow lately (its slot held another); the slot then
+/// holds it.
+#[inline(always)]
+fn first_of_flow(src: u64, dst: u64, sport: u16, dport: u16) -> bool {
+    let tag = flow_tag(src, dst, sport, dport);
+    let Some(slot) = TD_FLOWS.get_ptr_mut(flow_slot(tag)) else { return false };
+    // SAFETY: a per-CPU slot: only this CPU's programs touch it, one at a time.
+    unsafe {
+        if *slot == tag {
+            return false;
+        }
+        *slot = tag;
+    }
+    true
+}
+
+/// A 16-byte address in one word.
+#[inline(always)]
+fn fold(a: &[u8; 16]) -> u64 {
+    // SAFETY: [u8; 16] and [u64; 2] have the same size; every bit pattern is valid.
+    let w = unsafe { core::mem::transmute::<[u8; 16], [u64; 2]>(*a) };
+    w[0] ^ w[1]
+}

@@ -1,0 +1,154 @@
+//! `takedown exposed`: which inside hosts contacted these addresses, from the connection
+//! journal (the entries of a loaded list, given networks, or a list file that need not be
+//! loaded; every loaded entry by default); `takedown journal purge` deletes the journal.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use ipnet::IpNet;
+use serde_json::json;
+use takedown::{
+    daemon::{
+        journal::{
+            dir_of,
+            exposure::{self, Exposed, Wanted},
+            store::Store,
+        },
+        status::{now, utc},
+    },
+    lists::{self, ListOptions},
+};
+
+use super::{entries::parse_net, inspect, observe::parse_period, places::Places};
+
+#[derive(Args, Debug)]
+pub struct ExposedArgs {
+    /// Only contacts in this last period (e.g. 7d, 12h); default: the whole journal.
+    #[arg(long, value_name = "PERIOD", value_parser = parse_period)]
+    since: Option<u64>,
+    /// The entries of this loaded list.
+    #[arg(long = "list", value_name = "NAME")]
+    list: Option<String>,
+    /// This address or network (repeat for several).
+    #[arg(long = "entry", value_name = "ADDR|CIDR", value_parser = parse_net)]
+    entries: Vec<IpNet>,
+    /// The addresses of this list file, in any format `check` reads (it need not be loaded).
+    #[arg(long = "file", value_name = "FILE")]
+    files: Vec<PathBuf>,
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    #[arg(long)]
+    csv: bool,
+    #[command(flatten)]
+    places: Places,
+}
+
+#[derive(Args, Debug)]
+pub struct JournalArgs {
+    #[command(subcommand)]
+    command: JournalCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum JournalCommand {
+    /// Delete the connection journal (every hour, or those before a time).
+    Purge {
+        /// Only hours that ended this long ago (e.g. 7d) or more.
+        #[arg(long, value_name = "PERIOD", value_parser = parse_period)]
+        before: Option<u64>,
+        #[command(flatten)]
+        places: Places,
+    },
+}
+
+pub fn exposed(args: ExposedArgs) -> Result<()> {
+    let state = args.places.state();
+    let dir = dir_of(&state);
+    super::places::root_only("takedown exposed", &dir, &dir, "")?;
+    let wanted = Wanted::new(wanted(&args)?);
+    if wanted.is_empty() {
+        bail!("no address to look for: the list, entries or files hold none");
+    }
+    let since = args.since.map_or(0, |p| now().saturating_sub(p));
+    let (found, problems) = exposure::find(&Store::new(dir), since, &wanted);
+    problems.iter().for_each(|p| log::warn!("connection journal: {p}"));
+    if args.json {
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "exposed": found, "unreadable": problems }))?
+        );
+    } else if args.csv {
+        say!("host,remote,entry,protocol,port,first,last,connections");
+        for e in &found {
+            for c in &e.contacts {
+                let (f, l) = (utc(c.first), utc(c.last));
+                say!(
+                    "{},{},{},{},{},{f},{l},{}",
+                    e.host,
+                    c.remote,
+                    c.entry,
+                    c.proto,
+                    c.port,
+                    c.count
+                );
+            }
+        }
+    } else {
+        print(&found);
+    }
+    Ok(())
+}
+
+/// The networks asked for: `--entry`, `--file`, `--list`, or every loaded entry.
+fn wanted(args: &ExposedArgs) -> Result<Vec<IpNet>> {
+    let mut nets = args.entries.clone();
+    for f in &args.files {
+        let parsed = lists::parse_file(f, &ListOptions::default())?;
+        nets.extend(parsed.entries.iter().map(|e| e.net));
+    }
+    if args.list.is_some() || nets.is_empty() {
+        let plan = args.places.maps("takedown exposed")?.plan()?;
+        let bits = match &args.list {
+            Some(name) => match inspect::status(&args.places).list_bit(name) {
+                Some(bit) => 1u64 << bit,
+                None => bail!("no list is named {name:?} (`takedown status` names them)"),
+            },
+            None => u64::MAX,
+        };
+        nets.extend(plan.nets().filter(|(_, m)| m.lists & bits != 0).map(|(n, _)| n));
+    }
+    Ok(nets)
+}
+
+fn print(found: &[Exposed]) {
+    if found.is_empty() {
+        say!("no inside host contacted these addresses in the journal");
+        return;
+    }
+    say!("{} inside host(s) contacted these addresses:", found.len());
+    for e in found {
+        say!("{}", e.host);
+        for c in &e.contacts {
+            say!(
+                "  {} ({}) {}/{}: {} connection(s), first {}, last {}",
+                c.remote,
+                c.entry,
+                c.proto,
+                c.port,
+                c.count,
+                utc(c.first),
+                utc(c.last)
+            );
+        }
+    }
+}
+
+pub fn journal(args: JournalArgs) -> Result<()> {
+    let JournalCommand::Purge { before, places } = args.command;
+    let store = Store::new(dir_of(&places.state()));
+    super::places::root_only("takedown journal purge", store.dir(), store.dir(), "")?;
+    let n = store.purge(before.map(|p| now().saturating_sub(p)))?;
+    say!("deleted {n} hour(s) of the connection journal in {}", store.dir().display());
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Who already talked to them: the journal's rows whose remote address a set of networks
+//! covers, by inside host. Asked by `takedown exposed`, and by the daemon for the entries each
+//! change adds.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    net::IpAddr,
+};
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use super::{
+    block::{Key, Seen},
+    store::Store,
+};
+
+/// The networks looked for: exact addresses in a set, prefixes in a set a length.
+#[derive(Default)]
+pub struct Wanted {
+    exact: HashSet<IpAddr>,
+    prefixes: BTreeMap<(bool, u8), HashSet<IpAddr>>,
+}
+
+impl Wanted {
+    pub fn new(nets: impl IntoIterator<Item = IpNet>) -> Self {
+        let mut w = Self::default();
+        for n in nets {
+            if n.prefix_len() == n.max_prefix_len() {
+                w.exact.insert(n.addr());
+            } else {
+                let n = n.trunc();
+                w.prefixes
+                    .entry((n.addr().is_ipv6(), n.prefix_len()))
+                    .or_default()
+                    .insert(n.addr());
+            }
+        }
+        w
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.prefixes.is_empty()
+    }
+
+    /// The wanted network covering `a`, the most specific first.
+    pub fn covering(&self, a: IpAddr) -> Option<IpNet> {
+        if self.exact.contains(&a) {
+            return IpNet::new(a, if a.is_ipv4() { 32 } else { 128 }).ok();
+        }
+        let family = self.prefixes.range((a.is_ipv6(), 0)..=(a.is_ipv6(), 128)).rev();
+        family
+            .filter_map(|(&(_, len), set)| {
+                let net = IpNet::new(a, len).ok()?.trunc();
+                set.contains(&net.addr()).then_some(net)
+            })
+            .next()
+    }
+}
+
+/// One contact of an inside host with a wanted address.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Contact {
+    pub remote: IpAddr,
+    /// The wanted network that covers it.
+    pub entry: IpNet,
+    pub proto: &'static str,
+    pub port: u16,
+    pub first: u64,
+    pub last: u64,
+    /// New connections.
+    pub count: u64,
+}
+
+/// An inside host and its contacts, the latest first.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Exposed {
+    pub host: IpAddr,
+    pub contacts: Vec<Contact>,
+}
+
+/// The journal's rows since `since` whose remote `wanted` covers, by inside host (sorted);
+/// and what could not be read.
+pub fn find(store: &Store, since: u64, wanted: &Wanted) -> (Vec<Exposed>, Vec<String>) {
+    let mut rows: HashMap<Key, Seen> = HashMap::new();
+    let problems = store.read(since, |k, s| {
+        if s.last >= since && wanted.covering(k.remote).is_some() {
+            rows.entry(k).and_modify(|m| m.merge(&s)).or_insert(s);
+        }
+    });
+    let mut hosts: BTreeMap<IpAddr, Vec<Contact>> = BTreeMap::new();
+    for (k, s) in rows {
+        let Some(entry) = wanted.covering(k.remote) else { continue };
+        let proto = match k.proto {
+            6 => "tcp",
+            17 => "udp",
+            _ => "ip",
+        };
+        let c = Contact {
+            remote: k.remote,
+            entry,
+            proto,
+            port: k.port,
+            first: s.first,
+            last: s.last,
+            count: s.count,
+        };
+        hosts.entry(k.inside).or_default().push(c);
+    }
+    let exposed = hosts
+        .into_iter()
+        .map(|(host, mut contacts)| {
+            contacts.sort_by(|a, b| b.last.cmp(&a.last).then(a.remote.cmp(&b.remote)));
+            Exposed { host, contacts }
+        })
+        .collect();
+    (exposed, problems)
+}

@@ -1,0 +1,91 @@
+//! The connection journal (opt-in: `[journal]` in the configuration, `run --journal DAYS`):
+//! who inside talked to which remote address, kept a few days, so that when a list arrives
+//! the hosts that already contacted its addresses are found (`exposure`).
+//!
+//! The kernel reports new connections (see filter-common's `journal`); `writer` turns them
+//! into rows (inside host, remote address, protocol, remote port: first, last, count), a
+//! block every few seconds into the hour's file (`store`, `block`). No payload is ever kept.
+
+pub mod block;
+pub mod exposure;
+pub mod sides;
+pub mod store;
+pub mod writer;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer};
+
+/// `[journal]` in the configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// Days kept.
+    #[serde(default = "d14")]
+    pub days: u64,
+    /// Bytes the journal may take on disk ("4G", "500M", or a number); the oldest hours go
+    /// first.
+    #[serde(default = "g4", deserialize_with = "bytes")]
+    pub max_bytes: u64,
+    /// The inside interfaces: a packet arriving on one comes from an inside host. Empty: the
+    /// inside host is the private address (RFC 1918, shared 100.64/10, unique local fc00::/7).
+    #[serde(default)]
+    pub inside: Vec<String>,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self { days: d14(), max_bytes: g4(), inside: vec![] }
+    }
+}
+
+impl JournalConfig {
+    /// What is wrong with it, if anything.
+    pub fn problem(&self) -> Option<String> {
+        (!(1..=366).contains(&self.days))
+            .then(|| format!("journal days = {}: keep 1 to 366 days", self.days))
+    }
+}
+
+fn d14() -> u64 {
+    14
+}
+fn g4() -> u64 {
+    4 << 30
+}
+
+/// A size as a number of bytes or a string with K, M, G or T.
+fn bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        N(u64),
+        S(String),
+    }
+    match Size::deserialize(d)? {
+        Size::N(n) => Ok(n),
+        Size::S(s) => parse_size(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("{s:?} is not a size (e.g. \"4G\", \"500M\")"))
+        }),
+    }
+}
+
+/// "4G" -> 4 GiB.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let shift = match unit.trim().to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return None,
+    };
+    num.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+/// Where the journal of a state directory lives.
+pub fn dir_of(state: &super::state::StateDir) -> PathBuf {
+    state.dir().join("journal")
+}

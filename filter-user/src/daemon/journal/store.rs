@@ -1,0 +1,177 @@
+//! The journal on disk: `<state dir>/journal/<UTC hour>.tdj` (e.g. `2026-12-06T21.tdj`), one
+//! file an hour, mode 0600, blocks appended (see `block`). Old hours are deleted by age
+//! (`days`) and, past `max_bytes`, oldest first.
+
+use std::{
+    fs,
+    io::Write as _,
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+
+use super::block::{self, Key, Seen};
+
+const HOUR: u64 = 3600;
+
+/// A journal directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+/// One hour's file.
+#[derive(Clone, Debug)]
+pub struct HourFile {
+    /// The hour's first second.
+    pub hour: u64,
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+/// What a cleanup deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub by_age: usize,
+    pub by_size: usize,
+}
+
+impl Store {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends `block` to the file of the hour holding `at` (made, mode 0600, if new).
+    pub fn append(&self, at: u64, block: &[u8]) -> Result<()> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        let path = self.dir.join(name(at - at % HOUR));
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        f.write_all(block)
+            .and_then(|()| f.sync_data())
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// The hour files, oldest first.
+    pub fn files(&self) -> Vec<HourFile> {
+        let Ok(dir) = fs::read_dir(&self.dir) else { return vec![] };
+        let mut out: Vec<HourFile> = dir
+            .flatten()
+            .filter_map(|e| {
+                let hour = hour_of(e.file_name().to_str()?)?;
+                Some(HourFile { hour, path: e.path(), bytes: e.metadata().ok()?.len() })
+            })
+            .collect();
+        out.sort_by_key(|f| f.hour);
+        out
+    }
+
+    /// Every row of the hours that end after `since`, to `row`; returns what could not be
+    /// read, a line a file (naming it and where reading stopped).
+    pub fn read(&self, since: u64, mut row: impl FnMut(Key, Seen)) -> Vec<String> {
+        let mut problems = vec![];
+        for f in self.files().into_iter().filter(|f| f.hour + HOUR > since) {
+            match fs::read(&f.path) {
+                Ok(bytes) => {
+                    if let Some(why) = block::decode_all(&bytes, &mut row) {
+                        problems
+                            .push(format!("{}: {why}; the rest of it skipped", f.path.display()));
+                    }
+                }
+                Err(e) => problems.push(format!("{}: {e}", f.path.display())),
+            }
+        }
+        problems
+    }
+
+    /// Deletes the hours older than `days` before `now`, then the oldest until the journal
+    /// holds at most `max_bytes` (the current hour is kept).
+    pub fn clean(&self, now: u64, days: u64, max_bytes: u64) -> Result<Removed> {
+        let mut removed = Removed::default();
+        let mut files = self.files();
+        let keep_from = now.saturating_sub(days * 24 * HOUR);
+        for f in files.iter().filter(|f| f.hour + HOUR <= keep_from) {
+            remove(&f.path)?;
+            removed.by_age += 1;
+        }
+        files.retain(|f| f.hour + HOUR > keep_from);
+        let mut total: u64 = files.iter().map(|f| f.bytes).sum();
+        for f in files.iter().take(files.len().saturating_sub(1)) {
+            if total <= max_bytes {
+                break;
+            }
+            remove(&f.path)?;
+            total -= f.bytes;
+            removed.by_size += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Deletes every hour that ends before `before` (all of them: None); returns how many.
+    pub fn purge(&self, before: Option<u64>) -> Result<usize> {
+        let old = self.files().into_iter().filter(|f| before.is_none_or(|b| f.hour + HOUR <= b));
+        let mut n = 0;
+        for f in old {
+            remove(&f.path)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+fn remove(path: &Path) -> Result<()> {
+    fs::remove_file(path).with_context(|| format!("cannot delete {}", path.display()))
+}
+
+/// The file name of the hour starting at `hour`.
+fn name(hour: u64) -> String {
+    let t = jiff::Timestamp::from_second(hour as i64).unwrap_or_default();
+    format!("{}.tdj", t.strftime("%Y-%m-%dT%H"))
+}
+
+/// The hour a file name stands for.
+fn hour_of(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".tdj")?;
+    let t: jiff::Timestamp = format!("{stem}:00:00Z").parse().ok()?;
+    u64::try_from(t.as_second()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hours_are_named_and_cleaned_by_age_then_size() {
+        let dir = std::env::temp_dir().join(format!("td-journal-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = Store::new(&dir);
+        let now = 1_800_000_000 - 1_800_000_000 % HOUR;
+        assert_eq!(hour_of(&name(now)), Some(now));
+        assert_eq!(name(now), "2027-01-15T08.tdj");
+        for h in 0..30 * 24 {
+            store.append(now - h * HOUR, &[0u8; 100]).unwrap();
+        }
+        let removed = store.clean(now, 14, 100 * 24 * 10).unwrap();
+        // The current hour and 14 days before it stay; then the oldest go, down to 10 days.
+        assert_eq!(removed, Removed { by_age: 30 * 24 - 14 * 24 - 1, by_size: 14 * 24 + 1 - 240 });
+        assert_eq!(store.files().len(), 24 * 10);
+        assert_eq!(store.files().last().unwrap().hour, now);
+        assert_eq!(store.purge(Some(now)).unwrap(), 24 * 10 - 1);
+        assert_eq!(store.purge(None).unwrap(), 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,139 @@
+//! The connection journal with real traffic: an inside host that talked to an address before
+//! it was listed is named (log, status, `takedown exposed`) when the address is added; a flood
+//! of one flow is one row; a damaged hour file is named and the others still read; `journal
+//! purge` deletes it.
+
+use std::{
+    net::{SocketAddr, TcpListener, TcpStream},
+    time::{Duration, Instant},
+};
+
+use integration_tests::{PinPlace, TempDir, kernel_test, process::Running};
+use serde_json::Value;
+use td_netns::{Addrs, Topology, in_netns, udp_count};
+
+const PORT: u16 = 8443;
+
+fn server() -> SocketAddr {
+    SocketAddr::new(Addrs::ip(Addrs::SERVER_V4), PORT)
+}
+
+/// `n` TCP connections from the inside client to the server; how many were accepted.
+fn connect(topo: &Topology, n: usize) -> usize {
+    in_netns(&topo.client, move || {
+        Ok((0..n)
+            .filter(|_| TcpStream::connect_timeout(&server(), Duration::from_secs(1)).is_ok())
+            .count())
+    })
+    .unwrap()
+}
+
+/// Starts the daemon with the journal on (the gateway's inside interface says who is inside).
+fn start(place: &PinPlace, topo: &Topology, list: &str) -> Running {
+    let args = ["run", "-i", Addrs::GATEWAY_IF, "-l", list, "--block-own", "--journal", "14"];
+    let mut args = args.to_vec();
+    args.extend(["--journal-inside", Addrs::GATEWAY_IF]);
+    place.start(&topo.gateway, &args)
+}
+
+/// `takedown exposed ARGS --json`, parsed.
+fn exposed(place: &PinPlace, topo: &Topology, args: &[&str]) -> Value {
+    let mut a = vec!["exposed", "--json"];
+    a.extend(args);
+    let (code, out, err) = place.cli(&topo.gateway, &a);
+    assert_eq!(code, Some(0), "{out}{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[kernel_test]
+fn a_host_that_talked_before_the_listing_is_named_when_the_address_is_added() {
+    let place = PinPlace::new("journal");
+    let dir = TempDir::new("journal");
+    let list = dir.file("list.txt", "198.51.100.200\n");
+    let topo = Topology::new("jr").unwrap();
+    let listener = in_netns(&topo.internet, || Ok(TcpListener::bind(server())?)).unwrap();
+    let run = start(&place, &topo, &list);
+    assert_eq!(connect(&topo, 3), 3, "the server answers before the listing");
+    // A flood of one UDP flow: 100,000 datagrams from one socket.
+    let (client, srv) = (Addrs::ip(Addrs::CLIENT_V4), Addrs::ip(Addrs::SERVER_V4));
+    let got = udp_count(&topo.client, client, &topo.internet, srv, 100_000, Duration::from_secs(3))
+        .unwrap();
+    assert!(got > 0, "the flood reached the server");
+    let (code, out, err) = place.cli(&topo.gateway, &["add", Addrs::SERVER_V4]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // The daemon looks the new entry up in the journal in the background.
+    let said = format!("exposed host {} contacted {}", Addrs::CLIENT_V4, Addrs::SERVER_V4);
+    let end = Instant::now() + Duration::from_secs(15);
+    while !run.stderr().contains(&said) {
+        assert!(Instant::now() < end, "no exposure logged: {}", run.stderr());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, out, err) = place.cli(&topo.gateway, &["status"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("1 inside host(s) found to have contacted an address before"), "{out}");
+    // On demand: the host, its TCP connections (3, one row) and the flood (one row).
+    let found = exposed(&place, &topo, &["--entry", Addrs::SERVER_V4]);
+    let hosts = found["exposed"].as_array().unwrap();
+    assert_eq!(hosts.len(), 1, "{found}");
+    assert_eq!(hosts[0]["host"], Addrs::CLIENT_V4);
+    let contacts = hosts[0]["contacts"].as_array().unwrap();
+    let tcp: Vec<&Value> = contacts.iter().filter(|c| c["proto"] == "tcp").collect();
+    assert_eq!(tcp.len(), 1, "{found}");
+    assert_eq!((tcp[0]["port"].as_u64(), tcp[0]["count"].as_u64()), (Some(PORT.into()), Some(3)));
+    assert!(tcp[0]["first"].as_u64() <= tcp[0]["last"].as_u64());
+    let udp: Vec<&Value> = contacts.iter().filter(|c| c["proto"] == "udp").collect();
+    assert_eq!(udp.len(), 1, "one row for the flood: {found}");
+    let cpus = std::thread::available_parallelism().unwrap().get() as u64;
+    assert!(
+        udp[0]["count"].as_u64().unwrap() <= cpus,
+        "a flood of one flow is reported once a CPU: {found}"
+    );
+    // The whole loaded list (every entry) finds the same host; a file that is not loaded too.
+    assert_eq!(exposed(&place, &topo, &[])["exposed"].as_array().unwrap().len(), 1);
+    let other = dir.file("other.txt", &format!("# not loaded\n{}/24\n", Addrs::SERVER_V4));
+    let by_file = exposed(&place, &topo, &["--file", &other]);
+    assert_eq!(by_file["exposed"][0]["contacts"][0]["entry"], "198.51.100.0/24");
+    // Now listed: the connection is dropped.
+    assert_eq!(connect(&topo, 1), 0, "listed now");
+    drop(listener);
+    run.stop().unwrap();
+}
+
+#[kernel_test]
+fn a_damaged_hour_is_named_and_purge_deletes_the_journal() {
+    let place = PinPlace::new("journal-damage");
+    let dir = TempDir::new("journal-damage");
+    let list = dir.file("list.txt", "198.51.100.200\n");
+    let topo = Topology::new("jd").unwrap();
+    let listener = in_netns(&topo.internet, || Ok(TcpListener::bind(server())?)).unwrap();
+    let run = start(&place, &topo, &list);
+    assert_eq!(connect(&topo, 2), 2);
+    // SIGKILL: what the writer held is lost (at most its last seconds), not what it wrote.
+    std::thread::sleep(Duration::from_secs(6));
+    run.kill();
+    let journal = std::path::Path::new(&place.state_dir()).join("journal");
+    let files: Vec<_> = std::fs::read_dir(&journal).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    // A block cut short at the end (a crash in the middle of a write) and a damaged old hour.
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    bytes.extend(b"TDJ1\x40\x00\x00\x00");
+    std::fs::write(&files[0], &bytes).unwrap();
+    std::fs::write(journal.join("2026-01-01T00.tdj"), b"junk").unwrap();
+    let mut a = vec!["exposed", "--json", "--entry", Addrs::SERVER_V4];
+    let (code, out, err) = place.cli(&topo.gateway, &a);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let found: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(found["exposed"][0]["contacts"][0]["count"], 2, "{found}");
+    let unreadable = found["unreadable"].to_string();
+    assert!(
+        unreadable.contains("2026-01-01T00.tdj") && unreadable.contains("cut short"),
+        "{unreadable}"
+    );
+    let (code, out, _) = place.cli(&topo.gateway, &["journal", "purge"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("deleted 2 hour(s)"), "{out}");
+    a.truncate(4);
+    let (_, out, _) = place.cli(&topo.gateway, &a);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["exposed"], serde_json::json!([]));
+    drop(listener);
+}
