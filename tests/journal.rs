@@ -1,10 +1,12 @@
 //! The connection journal with real traffic: an inside host that talked to an address before
-//! it was listed is named (log, status, `takedown exposed`) when the address is added; a flood
-//! of one flow is one row; a damaged hour file is named and the others still read; `journal
-//! purge` deletes it.
+//! it was listed is named (log, status, hosts report, metric, `takedown exposed`) when the
+//! address is added, apart from a host a listed address only reached; a flood of one flow is
+//! one row, 50,000 distinct connections 50,000 rows; hours older than `days` are deleted; a
+//! damaged hour is named and the rest still reads; `journal purge` deletes it.
 
 use std::{
-    net::{SocketAddr, TcpListener, TcpStream},
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
     time::{Duration, Instant},
 };
 
@@ -28,12 +30,44 @@ fn connect(topo: &Topology, n: usize) -> usize {
     .unwrap()
 }
 
-/// Starts the daemon with the journal on (the gateway's inside interface says who is inside).
-fn start(place: &PinPlace, topo: &Topology, list: &str) -> Running {
-    let args = ["run", "-i", Addrs::GATEWAY_IF, "-l", list, "--block-own", "--journal", "14"];
+/// Starts the daemon on both gateway interfaces with the journal on for `days` (the inside
+/// interface says who is inside).
+fn start(place: &PinPlace, topo: &Topology, list: &str, days: &str) -> Running {
+    let (inside, outside) = (Addrs::GATEWAY_IF, Addrs::OUTSIDE_IF);
+    let args = ["run", "-i", inside, "-i", outside, "-l", list, "--block-own", "--journal", days];
     let mut args = args.to_vec();
-    args.extend(["--journal-inside", Addrs::GATEWAY_IF]);
+    args.extend(["--journal-inside", inside]);
     place.start(&topo.gateway, &args)
+}
+
+/// UDP datagrams from `src` (in `ns`) to `dst`, one to each of `ports`.
+fn udp_to_ports(
+    ns: &td_netns::NetNs,
+    src: &str,
+    dst: &'static str,
+    ports: std::ops::RangeInclusive<u16>,
+) {
+    let src = Addrs::ip(src);
+    in_netns(ns, move || {
+        let s = UdpSocket::bind(SocketAddr::new(src, 0))?;
+        for p in ports {
+            s.send_to(b"x", SocketAddr::new(Addrs::ip(dst), p))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// The metrics text the daemon serves in `ns`.
+fn metrics(ns: &td_netns::NetNs) -> String {
+    in_netns(ns, || {
+        let mut s = TcpStream::connect("127.0.0.1:9645")?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    })
+    .unwrap()
 }
 
 /// `takedown exposed ARGS --json`, parsed.
@@ -52,15 +86,21 @@ fn a_host_that_talked_before_the_listing_is_named_when_the_address_is_added() {
     let list = dir.file("list.txt", "198.51.100.200\n");
     let topo = Topology::new("jr").unwrap();
     let listener = in_netns(&topo.internet, || Ok(TcpListener::bind(server())?)).unwrap();
-    let run = start(&place, &topo, &list);
+    let run = start(&place, &topo, &list, "14");
     assert_eq!(connect(&topo, 3), 3, "the server answers before the listing");
+    // 50,000 distinct connections (UDP to as many ports of an address no host has), and a
+    // listed-to-be address that only reaches the inside host (its datagrams arrive outside).
+    udp_to_ports(&topo.client, Addrs::CLIENT_V4, "198.51.100.8", 1..=50_000);
+    udp_to_ports(&topo.internet, Addrs::TAKEDOWN_V4, Addrs::CLIENT_V4, 7000..=7002);
     // A flood of one UDP flow: 100,000 datagrams from one socket.
     let (client, srv) = (Addrs::ip(Addrs::CLIENT_V4), Addrs::ip(Addrs::SERVER_V4));
     let got = udp_count(&topo.client, client, &topo.internet, srv, 100_000, Duration::from_secs(3))
         .unwrap();
     assert!(got > 0, "the flood reached the server");
-    let (code, out, err) = place.cli(&topo.gateway, &["add", Addrs::SERVER_V4]);
-    assert_eq!(code, Some(0), "{out}{err}");
+    for a in [Addrs::SERVER_V4, Addrs::TAKEDOWN_V4] {
+        let (code, out, err) = place.cli(&topo.gateway, &["add", a]);
+        assert_eq!(code, Some(0), "{out}{err}");
+    }
     // The daemon looks the new entry up in the journal in the background.
     let said = format!("exposed host {} contacted {}", Addrs::CLIENT_V4, Addrs::SERVER_V4);
     let end = Instant::now() + Duration::from_secs(15);
@@ -71,28 +111,19 @@ fn a_host_that_talked_before_the_listing_is_named_when_the_address_is_added() {
     let (code, out, err) = place.cli(&topo.gateway, &["status"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("1 inside host(s) found to have contacted an address before"), "{out}");
-    // On demand: the host, its TCP connections (3, one row) and the flood (one row).
-    let found = exposed(&place, &topo, &["--entry", Addrs::SERVER_V4]);
-    let hosts = found["exposed"].as_array().unwrap();
-    assert_eq!(hosts.len(), 1, "{found}");
-    assert_eq!(hosts[0]["host"], Addrs::CLIENT_V4);
-    let contacts = hosts[0]["contacts"].as_array().unwrap();
-    let tcp: Vec<&Value> = contacts.iter().filter(|c| c["proto"] == "tcp").collect();
-    assert_eq!(tcp.len(), 1, "{found}");
-    assert_eq!((tcp[0]["port"].as_u64(), tcp[0]["count"].as_u64()), (Some(PORT.into()), Some(3)));
-    assert!(tcp[0]["first"].as_u64() <= tcp[0]["last"].as_u64());
-    let udp: Vec<&Value> = contacts.iter().filter(|c| c["proto"] == "udp").collect();
-    assert_eq!(udp.len(), 1, "one row for the flood: {found}");
-    let cpus = std::thread::available_parallelism().unwrap().get() as u64;
-    assert!(
-        udp[0]["count"].as_u64().unwrap() <= cpus,
-        "a flood of one flow is reported once a CPU: {found}"
-    );
-    // The whole loaded list (every entry) finds the same host; a file that is not loaded too.
-    assert_eq!(exposed(&place, &topo, &[])["exposed"].as_array().unwrap().len(), 1);
-    let other = dir.file("other.txt", &format!("# not loaded\n{}/24\n", Addrs::SERVER_V4));
-    let by_file = exposed(&place, &topo, &["--file", &other]);
-    assert_eq!(by_file["exposed"][0]["contacts"][0]["entry"], "198.51.100.0/24");
+    assert!(metrics(&topo.gateway).contains("\ntakedown_exposed_hosts 1\n"));
+    let (_, out, _) = place.cli(&topo.gateway, &["hosts"]);
+    assert!(out.contains(&format!("{}  ", Addrs::CLIENT_V4)), "{out}");
+    assert!(out.contains("; contacted before it was listed: "), "{out}");
+    // The scanner only reached the host: said apart, not counted.
+    let scan = exposed(&place, &topo, &["--entry", Addrs::TAKEDOWN_V4]);
+    assert_eq!(scan["exposed"][0]["contacts"].as_array().unwrap().len(), 3, "{scan}");
+    assert_eq!(scan["exposed"][0]["contacts"][0]["opened_by"], "remote", "{scan}");
+    assert!(run.stderr().contains("was reached by 203.0.113.7"), "{}", run.stderr());
+    // 50,000 distinct connections: 50,000 rows.
+    let wide = exposed(&place, &topo, &["--entry", "198.51.100.8"]);
+    assert_eq!(wide["exposed"][0]["contacts"].as_array().unwrap().len(), 50_000);
+    on_demand(&place, &topo, &dir);
     // Now listed: the connection is dropped.
     assert_eq!(connect(&topo, 1), 0, "listed now");
     drop(listener);
@@ -106,12 +137,15 @@ fn a_damaged_hour_is_named_and_purge_deletes_the_journal() {
     let list = dir.file("list.txt", "198.51.100.200\n");
     let topo = Topology::new("jd").unwrap();
     let listener = in_netns(&topo.internet, || Ok(TcpListener::bind(server())?)).unwrap();
-    let run = start(&place, &topo, &list);
+    // An hour older than `days` is deleted when the journal starts.
+    let journal = std::path::Path::new(&place.state_dir()).join("journal");
+    std::fs::create_dir_all(&journal).unwrap();
+    std::fs::write(journal.join("2020-01-01T00.tdj"), b"").unwrap();
+    let run = start(&place, &topo, &list, "1");
     assert_eq!(connect(&topo, 2), 2);
     // SIGKILL: what the writer held is lost (at most its last seconds), not what it wrote.
     std::thread::sleep(Duration::from_secs(6));
     run.kill();
-    let journal = std::path::Path::new(&place.state_dir()).join("journal");
     let files: Vec<_> = std::fs::read_dir(&journal).unwrap().flatten().map(|e| e.path()).collect();
     assert_eq!(files.len(), 1, "{files:?}");
     // A block cut short at the end (a crash in the middle of a write) and a damaged old hour.
@@ -136,4 +170,30 @@ fn a_damaged_hour_is_named_and_purge_deletes_the_journal() {
     let (_, out, _) = place.cli(&topo.gateway, &a);
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["exposed"], serde_json::json!([]));
     drop(listener);
+}
+
+/// `takedown exposed` on the server: the host, its TCP connections (3, one row) and the flood
+/// (one row); every loaded entry; a list file that is not loaded.
+fn on_demand(place: &PinPlace, topo: &Topology, dir: &TempDir) {
+    let found = exposed(place, topo, &["--entry", Addrs::SERVER_V4]);
+    let hosts = found["exposed"].as_array().unwrap();
+    assert_eq!(hosts.len(), 1, "{found}");
+    assert_eq!(hosts[0]["host"], Addrs::CLIENT_V4);
+    let contacts = hosts[0]["contacts"].as_array().unwrap();
+    let tcp: Vec<&Value> = contacts.iter().filter(|c| c["proto"] == "tcp").collect();
+    assert_eq!(tcp.len(), 1, "{found}");
+    assert_eq!((tcp[0]["port"].as_u64(), tcp[0]["count"].as_u64()), (Some(PORT.into()), Some(3)));
+    assert!(tcp[0]["first"].as_u64() <= tcp[0]["last"].as_u64());
+    let udp: Vec<&Value> = contacts.iter().filter(|c| c["proto"] == "udp").collect();
+    assert_eq!(udp.len(), 1, "one row for the flood: {found}");
+    let cpus = std::thread::available_parallelism().unwrap().get() as u64;
+    assert!(
+        udp[0]["count"].as_u64().unwrap() <= cpus,
+        "a flood of one flow is reported once a CPU: {found}"
+    );
+    // The whole loaded list (every entry) finds the same host; a file that is not loaded too.
+    assert_eq!(exposed(place, topo, &[])["exposed"].as_array().unwrap().len(), 1);
+    let other = dir.file("other.txt", &format!("# not loaded\n{}/24\n", Addrs::SERVER_V4));
+    let by_file = exposed(place, topo, &["--file", &other]);
+    assert_eq!(by_file["exposed"][0]["contacts"][0]["entry"], "198.51.100.0/24");
 }

@@ -1,6 +1,8 @@
-//! The connection journal's contract: the kernel reports each new connection that passes
-//! (a TCP SYN without ACK, in either direction; the first UDP datagram of a flow this CPU has
-//! not seen lately) into a ring buffer, when the loader set [`CFG_JOURNAL`] in the config flags.
+//! The connection journal's contract: the XDP program reports each new connection that passes
+//! (a TCP SYN without ACK, in either direction; the first UDP datagram of a flow, either way,
+//! that this CPU has not seen lately) into a ring buffer, when the loader set [`CFG_JOURNAL`]
+//! in the config flags. Only arriving packets are reported (XDP, not the tc egress program): a
+//! forwarded connection arrives once, on the interface it comes in by.
 
 /// Ring buffer of [`Connection`] records (its size set by the loader: [`RING_BYTES`] with the
 /// journal on, a page without).
@@ -12,17 +14,19 @@ pub const MAP_FLOWS: &str = "TD_FLOWS";
 pub const CFG_JOURNAL: u32 = 1 << 4;
 /// Slots of [`MAP_FLOWS`] with the journal on (a power of two).
 pub const FLOW_SLOTS: u32 = 8192;
-/// Bytes of [`MAP_JOURNAL`] with the journal on.
+/// Bytes of [`MAP_JOURNAL`] with the journal on (without: a page).
 pub const RING_BYTES: u32 = 4 << 20;
 
 /// A new connection the filter let pass.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Connection {
+    /// Kernel monotonic time (coarse), nanoseconds.
+    pub ts_ns: u64,
     /// IPv4 in the first 4 bytes.
     pub src: [u8; 16],
     pub dst: [u8; 16],
-    /// The interface it arrived on (XDP) or leaves by (tc egress).
+    /// The interface it arrived on.
     pub ifindex: u32,
     pub sport: u16,
     pub dport: u16,
@@ -30,21 +34,21 @@ pub struct Connection {
     pub proto: u8,
     /// 4 or 6.
     pub family: u8,
-    /// `CONN_*`.
-    pub kind: u8,
-    pub pad: u8,
+    pub pad: [u8; 2],
 }
 
-/// Seen leaving by an interface (the tc egress program), not arriving.
-pub const CONN_EGRESS: u8 = 1;
-
-/// The tag of a UDP flow (never 0: an empty slot), from its addresses folded to 64 bits each
-/// and its ports.
+/// The tag of a UDP flow (never 0: an empty slot), from each end's address folded to 64 bits
+/// and port: the same for both directions, so that a reply is not a new flow.
 #[inline(always)]
 pub const fn flow_tag(src: u64, dst: u64, sport: u16, dport: u16) -> u64 {
-    let ports = ((sport as u64) << 16) | dport as u64;
-    let h = (src ^ dst.rotate_left(29) ^ ports.rotate_left(47)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    h | 1
+    let (a, b) = (flow_end(src, sport), flow_end(dst, dport));
+    (a.wrapping_add(b) ^ (a ^ b).rotate_left(31)) | 1
+}
+
+/// One end of a flow, mixed.
+#[inline(always)]
+const fn flow_end(addr: u64, port: u16) -> u64 {
+    (addr ^ ((port as u64) << 48)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// The slot of [`MAP_FLOWS`] a tag lives in.

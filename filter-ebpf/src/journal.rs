@@ -1,9 +1,11 @@
 //! The connection journal (on when the loader sets `CFG_JOURNAL`): each new connection the
 //! filter lets pass goes to user space, which keeps who talked to whom. A TCP SYN without ACK
-//! (either direction) is new; a UDP datagram is new when this CPU's flow slot for it holds
-//! another flow. Any other packet costs a flag test (TCP) or one per-CPU load (UDP).
+//! (either direction) is new; a UDP datagram is new when this CPU's flow slot for it (the same
+//! for both directions) holds another flow. Any other packet costs a flag test (TCP) or one
+//! per-CPU load (UDP). Arriving packets only (XDP): the tc egress program reports nothing.
 
-use filter_common::{CONN_EGRESS, Connection, flow_slot, flow_tag};
+use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
+use filter_common::{Connection, flow_slot, flow_tag};
 
 use crate::{
     TD_FLOWS, TD_JOURNAL,
@@ -19,6 +21,9 @@ const ACK: u8 = 0x10;
 /// Reports `p` when it opens a connection.
 #[inline(always)]
 pub fn note<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>) {
+    if C::EGRESS {
+        return;
+    }
     let new = match p.proto {
         TCP => parse::tcp_flags(ctx, p.l4) & (SYN | ACK) == SYN,
         UDP => true,
@@ -32,12 +37,23 @@ pub fn note<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>) {
     if p.proto == UDP && !first_of_flow(fold(&src), fold(&dst), sport, dport) {
         return;
     }
-    let kind = if C::EGRESS { CONN_EGRESS } else { 0 };
     let (proto, family, ifindex) = (p.proto, F::VERSION, ctx.ifindex());
+    // SAFETY: a helper without arguments.
+    let ts_ns = unsafe { bpf_ktime_get_coarse_ns() };
     // Written in place in the ring (a record built on the stack gets misaligned stores the
     // verifier refuses). No wakeup: the journal's reader drains the ring on a timer.
     if let Some(mut slot) = TD_JOURNAL.reserve::<Connection>(0) {
-        slot.write(Connection { src, dst, ifindex, sport, dport, proto, family, kind, pad: 0 });
+        slot.write(Connection {
+            ts_ns,
+            src,
+            dst,
+            ifindex,
+            sport,
+            dport,
+            proto,
+            family,
+            pad: [0; 2],
+        });
         slot.submit(BPF_RB_NO_WAKEUP);
     }
 }

@@ -5,6 +5,7 @@
 mod cpus;
 mod flood;
 mod flood_tables;
+mod journal;
 mod load;
 mod misses;
 mod peers;
@@ -48,11 +49,16 @@ fn main() -> Result<()> {
     }
     let peers = std::env::args().any(|a| a == "--peers");
     println!("# takedown benchmark\n\n{}\n", machine());
+    // `--journal`: the connection journal's section alone.
+    if std::env::args().any(|a| a == "--journal") {
+        return journal::run();
+    }
     per_packet(peers)?;
     // `--per-packet`: that section alone (the floods and loads take minutes).
     if !std::env::args().any(|a| a == "--per-packet") {
         flood_tables::run(peers)?;
         load::run(peers)?;
+        journal::run()?;
     }
     Ok(())
 }

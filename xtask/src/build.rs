@@ -29,7 +29,7 @@ pub fn release() -> Result<PathBuf> {
 
 /// `cargo xtask bench [--peers]`: the benchmark binary of the integration-test crate, in release
 /// mode, running the release `takedown` binary.
-pub fn bench(peers: bool, per_packet: bool) -> Result<()> {
+pub fn bench(peers: bool, per_packet: bool, journal: bool) -> Result<()> {
     setup::ensure()?;
     let bin = release()?;
     let mut cmd = Command::new("cargo");
@@ -41,6 +41,9 @@ pub fn bench(peers: bool, per_packet: bool) -> Result<()> {
     }
     if per_packet {
         cmd.arg("--per-packet");
+    }
+    if journal {
+        cmd.arg("--journal");
     }
     run_ok(&mut cmd)
 }

@@ -54,6 +54,9 @@ enum Cmd {
         /// Only the per-packet tables (one CPU and every CPU at once): seconds, not minutes.
         #[arg(long)]
         per_packet: bool,
+        /// Only the connection journal's section (per packet, into disk, `exposed`).
+        #[arg(long, conflicts_with = "per_packet")]
+        journal: bool,
     },
 }
 
@@ -67,7 +70,7 @@ fn main() -> ExitCode {
         Cmd::Test { args, .. } => test::run(&args).and_then(|_| kernels::run()),
         Cmd::Fuzz { cases } => test::fuzz(cases),
         Cmd::Package => package::run().map(|_| ()),
-        Cmd::Bench { peers, per_packet } => build::bench(peers, per_packet),
+        Cmd::Bench { peers, per_packet, journal } => build::bench(peers, per_packet, journal),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

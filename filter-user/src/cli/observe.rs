@@ -8,7 +8,7 @@ use serde_json::json;
 use takedown::{
     daemon::{
         hosts::Host,
-        status::{Status, now},
+        status::{Status, now, utc},
     },
     maps::{EntryHits, monotonic_ns},
 };
@@ -83,8 +83,16 @@ pub fn hosts(args: HostsArgs) -> Result<()> {
     }
     for h in &infected {
         let ago = now().saturating_sub(h.last_seen);
+        let before = h.before_listed.map_or(String::new(), |b| {
+            format!(
+                "; contacted before it was listed: {} connection(s), first {}, last {}",
+                b.connections,
+                utc(b.first),
+                utc(b.last)
+            )
+        });
         say!(
-            "{}  last seen {ago}s ago, {} events ({} dropped): {} [{}] via {} on {}",
+            "{}  last seen {ago}s ago, {} events ({} dropped): {} [{}] via {} on {}{before}",
             h.address,
             h.events,
             h.dropped,

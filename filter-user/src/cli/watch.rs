@@ -152,7 +152,10 @@ fn newest_hosts(places: &Places) -> Vec<(String, u64, String)> {
     let newest = table.recent(0).into_iter().filter(|h| h.infected()).take(6);
     newest
         .map(|h| {
-            let contacted = h.contacted.into_iter().next().unwrap_or_default();
+            let mut contacted = h.contacted.into_iter().next().unwrap_or_default();
+            if h.before_listed.is_some() {
+                contacted.push_str(" (before it was listed)");
+            }
             (h.address, now().saturating_sub(h.last_seen), contacted)
         })
         .collect()

@@ -41,12 +41,24 @@ pub struct Host {
     /// "udp/443", "tcp/8080", "icmp", ...
     pub services: BTreeSet<String>,
     pub interfaces: BTreeSet<String>,
+    /// It opened connections to an address before that address was listed (the connection
+    /// journal's finding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_listed: Option<BeforeListed>,
+}
+
+/// Connections a host opened to addresses before they were listed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeforeListed {
+    pub first: u64,
+    pub last: u64,
+    pub connections: u64,
 }
 
 impl Host {
-    /// It sent to a listed address.
+    /// It sent to a listed address, or opened connections to one before it was listed.
     pub fn infected(&self) -> bool {
-        self.sent > 0
+        self.sent > 0 || self.before_listed.is_some()
     }
 }
 
@@ -184,6 +196,34 @@ impl HostTable {
         };
         let oldest = oldest.address.clone();
         self.hosts.remove(&oldest);
+        true
+    }
+
+    /// Marks `address` as having contacted `remotes` before they were listed (with these
+    /// times and connection count); false when the table had no room for it.
+    pub fn mark_before_listed(
+        &mut self,
+        address: &str,
+        remotes: impl IntoIterator<Item = String>,
+        seen: BeforeListed,
+    ) -> bool {
+        if !self.hosts.contains_key(address)
+            && self.hosts.len() >= self.max
+            && !self.make_room(true)
+        {
+            return false;
+        }
+        let h = self.hosts.entry(address.to_string()).or_insert_with(|| Host {
+            address: address.to_string(),
+            first_seen: seen.first,
+            ..Default::default()
+        });
+        h.last_seen = h.last_seen.max(seen.last);
+        h.contacted.extend(remotes);
+        let b = h.before_listed.get_or_insert(BeforeListed { first: seen.first, ..seen });
+        (b.first, b.last) = (b.first.min(seen.first), b.last.max(seen.last));
+        b.connections = b.connections.max(seen.connections);
+        self.dirty = true;
         true
     }
 

@@ -1,7 +1,7 @@
-//! The daemon's side of the connection journal: its writer started with each filter (a new
+//! The daemon's side of the connection journal: its writer, started with each filter (a new
 //! ring with new maps), and the retroactive exposure check: the entries each change adds are
-//! looked up in the journal on a thread of their own, and every inside host that contacted
-//! one before it was listed is logged, counted and kept in the status.
+//! looked up in the journal by one worker thread (checks asked while it works are merged), and
+//! every inside host found is logged, counted and marked in the host table.
 
 use std::{collections::BTreeMap, net::IpAddr, sync::mpsc};
 
@@ -9,36 +9,45 @@ use anyhow::{Context, Result};
 
 use super::{
     Daemon,
+    hosts::BeforeListed,
     journal::{
         dir_of,
         exposure::{self, Exposed, Wanted},
         sides::Sides,
         store::Store,
-        writer::Writer,
+        writer::{Flusher, Writer},
     },
-    status::utc,
+    status::{JournalStatus, utc},
 };
-use crate::{maps::interface, plan::Plan};
+use crate::{
+    maps::{filter::Filter, interface},
+    plan::{Plan, diff::Diff},
+};
 
-/// What the exposure checks found, by inside host: the contacts, the latest first.
+/// What the exposure checks found, by inside host.
 pub type Found = BTreeMap<IpAddr, Exposed>;
 
 /// The journal while it runs.
 pub struct Journaling {
-    pub writer: Writer,
-    pub store: Store,
-    pub days: u64,
-    /// Results of exposure checks still running.
-    found: (mpsc::Sender<Vec<Exposed>>, mpsc::Receiver<Vec<Exposed>>),
-    /// What the status file shows of it.
-    shown: Option<super::status::JournalStatus>,
+    writer: Writer,
+    store: Store,
+    days: u64,
+    sides: Sides,
+    /// What the status shows of it (read anew every two seconds, see `take_exposures`).
+    pub shown: Option<JournalStatus>,
+}
+
+/// The exposure worker: the networks to look for go in, what it found comes out.
+pub struct Lookback {
+    ask: mpsc::Sender<(Wanted, Flusher)>,
+    found: mpsc::Receiver<Vec<Exposed>>,
 }
 
 impl Journaling {
     /// What `takedown status` shows of it.
-    pub fn status(&self) -> super::status::JournalStatus {
+    fn status(&self) -> JournalStatus {
         let (files, stats) = (self.store.files(), self.writer.stats());
-        super::status::JournalStatus {
+        JournalStatus {
             dir: self.store.dir().display().to_string(),
             days: self.days,
             bytes: files.iter().map(|f| f.bytes).sum(),
@@ -46,9 +55,16 @@ impl Journaling {
             connections: stats.connections,
             unsided: stats.unsided,
             removed_for_size: stats.removed.by_size,
+            dropped: stats.dropped,
             error: stats.error,
         }
     }
+}
+
+/// Has the kernel report new connections into `filter`'s ring (before it is attached: no
+/// connection is missed).
+pub fn enable(filter: &mut Filter, on: bool) -> Result<()> {
+    if on { filter.maps_mut().set_journal(true) } else { Ok(()) }
 }
 
 impl Daemon {
@@ -57,81 +73,146 @@ impl Daemon {
         self.settings.config.journal.is_some()
     }
 
-    /// Switches the kernel's journal on in the loaded filter and starts a writer on its ring
-    /// (the one of earlier maps, if any, stops after writing what it holds).
+    /// Starts a writer on the loaded filter's ring (the writer of earlier maps writes what it
+    /// holds and stops on its own).
     pub fn start_journal(&mut self) -> Result<()> {
         let Some(cfg) = self.settings.config.journal.clone() else { return Ok(()) };
         let state = self.settings.state.as_ref().context(
             "the connection journal needs a state directory (it is kept there), which this run has not",
         )?;
-        let filter = self.filter.as_mut().context("the filter is not loaded")?;
-        filter.maps_mut().set_journal(true)?;
-        let ring = filter.maps().journal_ring()?;
-        let inside = cfg.inside.iter().map(|i| interface::index(i)).collect::<Result<Vec<_>>>()?;
         let store = Store::new(dir_of(state));
-        let (days, found) = (cfg.days, mpsc::channel());
-        self.journal = None; // the old writer flushes before the new one starts
-        let writer = Writer::start(ring, store.clone(), Sides { inside }, cfg);
-        self.journal = Some(Journaling { writer, store, days, found, shown: None });
+        let sides = match &self.journal {
+            Some(j) => j.sides.clone(),
+            None => Sides {
+                inside: cfg.inside.iter().map(|i| interface::index(i)).collect::<Result<_>>()?,
+            },
+        };
+        let ring =
+            self.filter.as_ref().context("the filter is not loaded")?.maps().journal_ring()?;
+        let writer = Writer::start(ring, store.clone(), sides.clone(), cfg.clone());
+        self.journal =
+            Some(Journaling { writer, store: store.clone(), days: cfg.days, sides, shown: None });
+        if self.lookback.is_none() {
+            self.lookback = Some(lookback(store, cfg.days));
+        }
         Ok(())
+    }
+
+    /// Stops the journal at the daemon's exit: the kernel reports no more (the pinned filter
+    /// runs on with no reader), and the writer writes what it holds.
+    pub fn stop_journal(&mut self) {
+        if let Some(f) = self.filter.as_mut()
+            && let Err(e) = f.maps_mut().set_journal(false)
+        {
+            log::warn!("cannot switch the kernel's connection journal off: {e:#}");
+        }
+        if let Some(j) = self.journal.take() {
+            j.writer.finish();
+        }
     }
 
     /// Looks the entries `new` holds and `old` did not up in the journal, in the background.
     pub fn look_back(&self, old: &Plan, new: &Plan) {
-        let Some(j) = &self.journal else { return };
-        let added = added(old, new);
-        if added.is_empty() {
-            return;
+        let (Some(j), Some(l)) = (&self.journal, &self.lookback) else { return };
+        let diff = Diff::between(old, new);
+        let added = Wanted::new(diff.v4.added().chain(diff.v6.added()));
+        if !added.is_empty() {
+            let _ = l.ask.send((added, j.writer.flusher()));
         }
-        let (store, flusher, tx) = (j.store.clone(), j.writer.flusher(), j.found.0.clone());
-        let since = super::now().saturating_sub(j.days * 86_400);
-        std::thread::spawn(move || {
-            flusher.flush();
-            let (found, problems) = exposure::find(&store, since, &added);
-            problems.iter().for_each(|p| log::warn!("connection journal: {p}"));
-            let _ = tx.send(found);
-        });
     }
 
-    /// Takes in what the exposure checks found: each inside host newly found is logged. The
-    /// status file is written when the journal or the exposures changed.
+    /// Takes in what the exposure checks found: each contact newly found is logged, and each
+    /// host that opened one marked in the host table (a host only reached by listed addresses
+    /// is said apart). The status file is written when the journal or the exposures changed.
     pub fn take_exposures(&mut self) {
         let Some(j) = &mut self.journal else { return };
-        let found: Vec<Exposed> = j.found.1.try_iter().flatten().collect();
+        let found: Vec<Exposed> =
+            self.lookback.iter().flat_map(|l| l.found.try_iter()).flatten().collect();
         let now = j.status();
         let changed = !found.is_empty() || j.shown.as_ref() != Some(&now);
         j.shown = Some(now);
         for e in found {
-            let new = !self.exposed.contains_key(&e.host);
-            if new && let Some(c) = e.contacts.first() {
-                log::warn!(
-                    "exposed host {} contacted {} ({}, now listed) before it was listed: {} \
-                     connection(s), {}/{}, first {}, last {}",
-                    e.host,
-                    c.remote,
-                    c.entry,
-                    c.count,
-                    c.proto,
-                    c.port,
-                    utc(c.first),
-                    utc(c.last)
-                );
+            let known =
+                self.exposed.entry(e.host).or_insert(Exposed { host: e.host, contacts: vec![] });
+            let fresh: Vec<_> =
+                e.contacts.iter().filter(|c| !known.contacts.contains(c)).cloned().collect();
+            known.contacts.extend(fresh.iter().cloned());
+            if fresh.is_empty() {
+                continue;
             }
-            self.exposed.insert(e.host, e);
+            let e = Exposed { host: e.host, contacts: fresh };
+            say_exposed(&e);
+            if e.talked() {
+                self.mark_host(&e);
+            }
         }
         if changed {
+            self.save_hosts();
             self.write_status();
         }
     }
 
-    /// Inside hosts found to have contacted an address before it was listed.
+    /// Marks an exposed host in the host table ("contacted before it was listed").
+    fn mark_host(&mut self, e: &Exposed) {
+        let opened: Vec<_> = e.contacts.iter().filter(|c| c.opened_by == "inside").collect();
+        let Some(first) = opened.iter().map(|c| c.first).min() else { return };
+        let last = opened.iter().map(|c| c.last).max().unwrap_or(first);
+        let connections = opened.iter().map(|c| c.count).sum();
+        let remotes = opened.iter().map(|c| c.remote.to_string());
+        let seen = BeforeListed { first, last, connections };
+        if !self.hosts.mark_before_listed(&e.host.to_string(), remotes, seen) {
+            log::warn!("the host table is full of infected hosts: {} is not kept in it", e.host);
+        }
+    }
+
+    /// Inside hosts found to have opened connections to an address before it was listed.
     pub fn exposed_hosts(&self) -> usize {
-        self.exposed.len()
+        self.exposed.values().filter(|e| e.talked()).count()
     }
 }
 
-/// The networks of `new` that `old` does not hold.
-fn added(old: &Plan, new: &Plan) -> Wanted {
-    let held: std::collections::HashSet<ipnet::IpNet> = old.nets().map(|(n, _)| n).collect();
-    Wanted::new(new.nets().map(|(n, _)| n).filter(|n| !held.contains(n)))
+/// The worker that looks wanted networks up in the journal, one check at a time (those asked
+/// meanwhile merged into the next), each after the writer wrote what it held.
+fn lookback(store: Store, days: u64) -> Lookback {
+    let (ask, asked) = mpsc::channel::<(Wanted, Flusher)>();
+    let (tell, found) = mpsc::channel();
+    std::thread::spawn(move || {
+        while let Ok((mut wanted, mut flusher)) = asked.recv() {
+            for (more, f) in asked.try_iter() {
+                wanted.merge(more);
+                flusher = f;
+            }
+            flusher.flush();
+            let since = super::now().saturating_sub(days * 86_400);
+            let (hosts, problems) = exposure::find(&store, since, &wanted);
+            problems.iter().for_each(|p| log::warn!("connection journal: {p}"));
+            if tell.send(hosts).is_err() {
+                return;
+            }
+        }
+    });
+    Lookback { ask, found }
+}
+
+/// The log line of a host's contacts newly found in the journal.
+fn say_exposed(e: &Exposed) {
+    let Some(c) = e.contacts.first() else { return };
+    let (first, last) = (utc(c.first), utc(c.last));
+    let more = match e.contacts.len() {
+        1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    };
+    let what = format!(
+        "{} ({}, now listed){more} before it was listed: {} connection(s), {}/{}, first {first}, last {last}",
+        c.remote, c.entry, c.count, c.proto, c.port
+    );
+    if e.talked() {
+        log::warn!("exposed host {} contacted {what}", e.host);
+    } else {
+        log::warn!(
+            "host {} was reached by {what}; the remote opened every connection (a scan, say): \
+             not a sign of infection",
+            e.host
+        );
+    }
 }

@@ -89,6 +89,10 @@ pub struct Snapshot {
     /// (map label, entries) of the plan in force.
     pub entries: [(&'static str, usize); filter_common::ADDRESS_MAPS.len()],
     pub hosts: usize,
+    /// Inside hosts found to have contacted an address before it was listed.
+    pub exposed_hosts: usize,
+    /// The connection journal, when on.
+    pub journal: Option<super::status::JournalStatus>,
 }
 
 /// One list's refresh figures.
@@ -127,6 +131,8 @@ impl Daemon {
             lists: lists.collect(),
             entries: self.applied().counts(),
             hosts: self.host_count(),
+            exposed_hosts: status.exposed_hosts,
+            journal: status.journal.clone(),
         }
     }
 }
@@ -163,6 +169,7 @@ pub fn render(s: &Snapshot, maps: &CounterMaps) -> Result<String> {
     let hosts =
         gauge(&mut reg, "takedown_infected_hosts", "Inside hosts that sent to a listed address");
     hosts.get_or_create(&vec![]).set(s.hosts as i64);
+    journal(&mut reg, s);
     let mut out = String::new();
     encode(&mut out, &reg)?;
     Ok(out)
@@ -212,6 +219,22 @@ fn matched(reg: &mut Registry, s: &Snapshot, maps: &CounterMaps) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Exposed hosts and, when on, the connection journal's size and intake.
+fn journal(reg: &mut Registry, s: &Snapshot) {
+    let help = "Inside hosts found in the connection journal to have contacted an address before it was listed";
+    gauge(reg, "takedown_exposed_hosts", help).get_or_create(&vec![]).set(s.exposed_hosts as i64);
+    let Some(j) = &s.journal else { return };
+    let bytes = gauge(reg, "takedown_journal_bytes", "Bytes the connection journal takes on disk");
+    bytes.get_or_create(&vec![]).set(j.bytes as i64);
+    let help = "New connections the kernel reported to the journal since the start";
+    let connections = counter(reg, "takedown_journal_connections", help);
+    connections.get_or_create(&vec![]).inc_by(j.connections);
+    let help = "Hours of the journal deleted to hold max_bytes since the start";
+    gauge(reg, "takedown_journal_hours_removed_for_size", help)
+        .get_or_create(&vec![])
+        .set(j.removed_for_size as i64);
 }
 
 /// Each list's entries in force and its refreshes.

@@ -47,7 +47,7 @@ use self::{
 };
 use crate::{
     maps::{
-        self, Start,
+        self, FilterMaps, Start,
         filter::{Attached, Filter},
         pins::Pins,
         sync::{self, Changes},
@@ -107,8 +107,9 @@ pub struct Daemon {
     pin_lock: Option<std::fs::File>,
     /// Standing warnings by kind (see `pin_watch`), shown by `takedown status`.
     warnings: std::collections::BTreeMap<&'static str, String>,
-    /// The connection journal, when on.
+    /// The connection journal, when on, and its exposure worker.
     journal: Option<journaling::Journaling>,
+    lookback: Option<journaling::Lookback>,
     /// Inside hosts that contacted an address before it was listed.
     exposed: journaling::Found,
 }
@@ -158,6 +159,7 @@ impl Daemon {
             pin_lock,
             warnings: Default::default(),
             journal: None,
+            lookback: None,
             exposed: Default::default(),
         };
         d.load_states();
@@ -230,8 +232,15 @@ impl Daemon {
         // status names the bits the pinned maps were last written with (see `held`).
         self.write_status();
         let pins = self.settings.pins.as_ref();
+        // What a pinned filter held was listed before: only what this start adds is looked
+        // up in the journal.
+        let held = match (self.journal_on(), pins) {
+            (true, Some(p)) if p.has_maps() => FilterMaps::open(p).and_then(|m| m.plan()).ok(),
+            _ => None,
+        };
         let (mut filter, start, changes) =
             maps::start(pins, &plan, self.settings.max_entries, self.journal_on())?;
+        journaling::enable(&mut filter, self.journal_on())?;
         if let Some(shown) = &self.settings.shown
             && let Err(e) = filter.maps().pin(shown)
         {
@@ -243,7 +252,7 @@ impl Daemon {
         self.filter = Some(filter);
         self.applied = plan;
         self.start_journal()?;
-        self.look_back(&Plan::default(), &self.applied);
+        self.look_back(&held.unwrap_or_default(), &self.applied);
         Ok((start, changes))
     }
 
@@ -324,6 +333,7 @@ impl Daemon {
         let mut filter = maps::grow(&pins, &plan, self.settings.max_entries, self.journal_on())?;
         let r = &self.settings.config.report;
         filter.maps_mut().set_event_rate(r.event_rate, r.event_burst)?;
+        journaling::enable(&mut filter, self.journal_on())?;
         attach_to(&mut filter, &self.settings.config)?;
         log::warn!("{why}: moved to new maps ({})", crate::words::entries(plan.len()));
         self.filter = Some(filter);
@@ -364,8 +374,8 @@ impl Daemon {
             domains: self.resolved.iter().map(|r| (r.addr.to_string(), r.names.clone())).collect(),
             metrics: self.metrics.clone(),
             warnings: self.warnings.values().cloned().collect(),
-            journal: self.journal.as_ref().map(|j| j.status()),
-            exposed_hosts: self.exposed.len(),
+            journal: self.journal.as_ref().and_then(|j| j.shown.clone()),
+            exposed_hosts: self.exposed_hosts(),
         }
     }
 

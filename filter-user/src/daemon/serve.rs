@@ -149,6 +149,7 @@ fn housekeeping(d: &mut Daemon) {
 
 fn shut_down(d: &mut Daemon) {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    d.stop_journal();
     d.save_hosts();
     if let Some(s) = &d.settings.state {
         let _ = std::fs::remove_file(s.socket());

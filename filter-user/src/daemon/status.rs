@@ -52,6 +52,9 @@ pub struct JournalStatus {
     pub unsided: u64,
     /// Hours deleted to hold max_bytes since the start.
     pub removed_for_size: usize,
+    /// Rows not written because the current hour alone reached max_bytes.
+    #[serde(default)]
+    pub dropped: u64,
     /// The last write that failed.
     pub error: Option<String>,
 }

@@ -367,7 +367,9 @@ fn create(caps: &Capacities, reuse: Option<&Pins>) -> Result<Ebpf> {
         }
     }
     loader.map_max_entries(MAP_V4_HINTS, if caps.hints { HINT_WORDS } else { 1 });
-    loader.map_max_entries(MAP_JOURNAL, if caps.journal { RING_BYTES } else { 4096 });
+    // SAFETY: sysconf has no preconditions. A ring is a whole number of pages.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
+    loader.map_max_entries(MAP_JOURNAL, if caps.journal { RING_BYTES.max(page) } else { page });
     loader.map_max_entries(MAP_FLOWS, if caps.journal { FLOW_SLOTS } else { 1 });
     loader
         .load(crate::EBPF_OBJECT)

@@ -82,6 +82,14 @@ impl Diff {
 }
 
 impl<const N: usize> FamilyDiff<N> {
+    /// The networks the move inserts (not those it updates), exact and prefix.
+    pub fn added(&self) -> impl Iterator<Item = ipnet::IpNet> + '_ {
+        let exact = self.exact.write.iter().filter(|w| !w.held);
+        let prefix = self.prefix.write.iter().filter(|w| !w.held);
+        let exact = exact.map(|w| super::net(&w.key, (N * 8) as u8));
+        exact.chain(prefix.map(|w| super::net(&w.key.1, w.key.0)))
+    }
+
     fn inserts(&self, kind: MapKind) -> usize {
         fn new<K>(d: &Delta<K>) -> usize {
             d.write.iter().filter(|w| !w.held).count()

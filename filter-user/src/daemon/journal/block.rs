@@ -1,12 +1,14 @@
 //! A journal block: the records of a few seconds, sorted, zstd-compressed, behind a header
 //! with its length and CRC-32. Blocks are appended to an hour's file; a block cut short by a
-//! crash or damaged on disk fails its check and is skipped, the blocks before it still read.
+//! crash or damaged on disk fails its check and is skipped: the reader looks for the next
+//! block's mark after it, so the blocks before and after it still read.
 //!
 //! ```text
 //! block   = "TDJ1" len:u32le crc32:u32le zstd(rows)
 //! rows    = row*           (sorted by inside host, remote, protocol, port)
 //! row     = family:u8 proto:u8 inside(4|16) remote(4|16) port:u16le first:u32le
-//!           span:u16le count:varint      (first: seconds since 1970; last = first + span)
+//!           span:u16le count:varint      (first: seconds since 1970; last = first + span;
+//!                                         family 4 or 6, plus 0x80 when the remote opened it)
 //! ```
 
 use std::net::IpAddr;
@@ -15,8 +17,13 @@ use anyhow::{Result, bail};
 
 const MAGIC: &[u8; 4] = b"TDJ1";
 const HEADER: usize = 12;
-/// No block holds more (a bound on what a damaged length can make a reader allocate).
+/// In a row's family byte: the remote end opened the connection.
+const INBOUND: u8 = 0x80;
+/// No block holds more, compressed or not (a bound on what a damaged block can make a reader
+/// allocate).
 pub const MAX_BLOCK: usize = 64 << 20;
+/// Rows a block holds at most (40 bytes a row at most: well under [`MAX_BLOCK`]).
+pub const MAX_ROWS: usize = 500_000;
 
 /// Who talked to whom: an inside host, a remote address, the protocol and the remote port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -25,6 +32,8 @@ pub struct Key {
     pub remote: IpAddr,
     pub proto: u8,
     pub port: u16,
+    /// The remote end opened the connection (else the inside host did).
+    pub inbound: bool,
 }
 
 /// When, and how many new connections.
@@ -44,16 +53,19 @@ impl Seen {
     pub fn merge(&mut self, o: &Seen) {
         self.first = self.first.min(o.first);
         self.last = self.last.max(o.last);
-        self.count += o.count;
+        self.count = self.count.saturating_add(o.count);
     }
 }
 
-/// Encodes `rows` (sorted here) as one block.
+/// Encodes `rows` (sorted here; at most [`MAX_ROWS`]) as one block.
 pub fn encode(rows: &mut [(Key, Seen)]) -> Result<Vec<u8>> {
+    if rows.len() > MAX_ROWS {
+        bail!("{} rows in one block, more than {MAX_ROWS}", rows.len());
+    }
     rows.sort_unstable_by_key(|(k, _)| *k);
     let mut raw = Vec::with_capacity(rows.len() * 20);
     for (k, s) in rows.iter() {
-        raw.push(if k.inside.is_ipv4() { 4 } else { 6 });
+        raw.push(if k.inside.is_ipv4() { 4 } else { 6 } | if k.inbound { INBOUND } else { 0 });
         raw.push(k.proto);
         push_addr(&mut raw, k.inside);
         push_addr(&mut raw, k.remote);
@@ -86,17 +98,26 @@ fn varint(out: &mut Vec<u8>, mut n: u64) {
     out.push(n as u8);
 }
 
-/// The blocks of a file's bytes, each decoded, until the first that fails its check: the rows
-/// read, and why reading stopped early (None: every byte read).
+/// Every block of a file's bytes, decoded, to `row`; a block that fails its check is skipped
+/// up to the next block's mark. Returns what was skipped, if anything (where, and why).
 pub fn decode_all(bytes: &[u8], mut row: impl FnMut(Key, Seen)) -> Option<String> {
-    let mut at = 0;
+    let (mut at, mut skipped) = (0, Vec::new());
     while at < bytes.len() {
         match decode_one(&bytes[at..], &mut row) {
             Ok(used) => at += used,
-            Err(e) => return Some(format!("byte {at}: {e:#}")),
+            Err(e) => {
+                let next = find_mark(&bytes[at + 1..]).map_or(bytes.len(), |i| at + 1 + i);
+                skipped.push(format!("bytes {at}-{next}: {e:#}"));
+                at = next;
+            }
         }
     }
-    None
+    (!skipped.is_empty()).then(|| format!("skipped {}", skipped.join("; ")))
+}
+
+/// Where the next block's mark is.
+fn find_mark(b: &[u8]) -> Option<usize> {
+    b.windows(MAGIC.len()).position(|w| w == MAGIC)
 }
 
 /// Decodes the block at the start of `b`; returns its length.
@@ -113,21 +134,31 @@ fn decode_one(b: &[u8], row: &mut impl FnMut(Key, Seen)) -> Result<usize> {
     if crc32fast::hash(body) != crc {
         bail!("a block fails its checksum");
     }
-    let raw = zstd::bulk::decompress(body, MAX_BLOCK)?;
-    rows(&raw, row)?;
+    // A stream, cut at the bound: no guess at the size is allocated up front.
+    let mut raw = Vec::new();
+    let decoder = zstd::stream::read::Decoder::new(body)?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(decoder, MAX_BLOCK as u64), &mut raw)?;
+    // Rows decode into a list first: a block is taken whole or not at all.
+    let mut got = Vec::new();
+    rows(&raw, &mut |k, s| got.push((k, s)))?;
+    got.into_iter().for_each(|(k, s)| row(k, s));
     Ok(HEADER + len)
 }
 
 fn rows(mut r: &[u8], row: &mut impl FnMut(Key, Seen)) -> Result<()> {
     while !r.is_empty() {
         let (family, proto) = (take(&mut r, 1)?[0], take(&mut r, 1)?[0]);
-        let inside = addr(&mut r, family)?;
-        let remote = addr(&mut r, family)?;
+        let inbound = family & INBOUND != 0;
+        let inside = addr(&mut r, family & !INBOUND)?;
+        let remote = addr(&mut r, family & !INBOUND)?;
         let port = u16::from_le_bytes(take(&mut r, 2)?.try_into()?);
         let first = u64::from(u32::from_le_bytes(take(&mut r, 4)?.try_into()?));
         let span = u64::from(u16::from_le_bytes(take(&mut r, 2)?.try_into()?));
         let count = read_varint(&mut r)?;
-        row(Key { inside, remote, proto, port }, Seen { first, last: first + span, count });
+        row(
+            Key { inside, remote, proto, port, inbound },
+            Seen { first, last: first + span, count },
+        );
     }
     Ok(())
 }
@@ -166,7 +197,13 @@ mod tests {
     use super::*;
 
     fn key(i: &str, r: &str, port: u16) -> Key {
-        Key { inside: i.parse().unwrap(), remote: r.parse().unwrap(), proto: 6, port }
+        Key {
+            inside: i.parse().unwrap(),
+            remote: r.parse().unwrap(),
+            proto: 6,
+            port,
+            inbound: port == 53,
+        }
     }
 
     #[test]
@@ -185,8 +222,14 @@ mod tests {
         let stopped = decode_all(&file, |k, s| got.push((k, s)));
         assert_eq!(got, a);
         assert!(stopped.unwrap().contains("cut short"));
-        let mut flipped = file.clone();
+        // A damaged block in the middle: the blocks after it still read.
+        let third = encode(&mut [(key("10.0.0.4", "198.51.100.4", 80), Seen::once(6))]).unwrap();
+        let mut flipped = encode(&mut a).unwrap();
         flipped[HEADER + 2] ^= 0xff;
-        assert!(decode_all(&flipped, |_, _| {}).unwrap().contains("checksum"));
+        flipped.extend(&third);
+        let mut after = vec![];
+        let skipped = decode_all(&flipped, |k, _| after.push(k)).unwrap();
+        assert!(skipped.contains("checksum"), "{skipped}");
+        assert_eq!(after, [key("10.0.0.4", "198.51.100.4", 80)]);
     }
 }

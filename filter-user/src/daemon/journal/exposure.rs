@@ -39,6 +39,14 @@ impl Wanted {
         w
     }
 
+    /// Also looks for what `other` looks for.
+    pub fn merge(&mut self, other: Wanted) {
+        self.exact.extend(other.exact);
+        for (k, set) in other.prefixes {
+            self.prefixes.entry(k).or_default().extend(set);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.exact.is_empty() && self.prefixes.is_empty()
     }
@@ -66,31 +74,44 @@ pub struct Contact {
     pub entry: IpNet,
     pub proto: &'static str,
     pub port: u16,
+    /// Who opened the connections: "inside" (the host talked to it) or "remote" (the remote
+    /// reached the host: a scan, say).
+    pub opened_by: &'static str,
     pub first: u64,
     pub last: u64,
     /// New connections.
     pub count: u64,
 }
 
-/// An inside host and its contacts, the latest first.
+/// An inside host and its contacts, those it opened first, then the latest first.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Exposed {
     pub host: IpAddr,
     pub contacts: Vec<Contact>,
 }
 
+impl Exposed {
+    /// It opened a connection to a wanted address (else wanted addresses only reached it).
+    pub fn talked(&self) -> bool {
+        self.contacts.iter().any(|c| c.opened_by == "inside")
+    }
+}
+
 /// The journal's rows since `since` whose remote `wanted` covers, by inside host (sorted);
 /// and what could not be read.
 pub fn find(store: &Store, since: u64, wanted: &Wanted) -> (Vec<Exposed>, Vec<String>) {
     let mut rows: HashMap<Key, Seen> = HashMap::new();
+    // Remotes repeat (popular services): each is looked up once.
+    let mut covered: HashMap<IpAddr, Option<IpNet>> = HashMap::new();
     let problems = store.read(since, |k, s| {
-        if s.last >= since && wanted.covering(k.remote).is_some() {
+        let entry = *covered.entry(k.remote).or_insert_with(|| wanted.covering(k.remote));
+        if s.last >= since && entry.is_some() {
             rows.entry(k).and_modify(|m| m.merge(&s)).or_insert(s);
         }
     });
     let mut hosts: BTreeMap<IpAddr, Vec<Contact>> = BTreeMap::new();
     for (k, s) in rows {
-        let Some(entry) = wanted.covering(k.remote) else { continue };
+        let Some(entry) = covered.get(&k.remote).copied().flatten() else { continue };
         let proto = match k.proto {
             6 => "tcp",
             17 => "udp",
@@ -101,6 +122,7 @@ pub fn find(store: &Store, since: u64, wanted: &Wanted) -> (Vec<Exposed>, Vec<St
             entry,
             proto,
             port: k.port,
+            opened_by: if k.inbound { "remote" } else { "inside" },
             first: s.first,
             last: s.last,
             count: s.count,
@@ -110,7 +132,11 @@ pub fn find(store: &Store, since: u64, wanted: &Wanted) -> (Vec<Exposed>, Vec<St
     let exposed = hosts
         .into_iter()
         .map(|(host, mut contacts)| {
-            contacts.sort_by(|a, b| b.last.cmp(&a.last).then(a.remote.cmp(&b.remote)));
+            contacts.sort_by(|a, b| {
+                let key =
+                    |c: &Contact| (c.opened_by != "inside", std::cmp::Reverse(c.last), c.remote);
+                key(a).cmp(&key(b))
+            });
             Exposed { host, contacts }
         })
         .collect();

@@ -35,6 +35,8 @@ pub struct HourFile {
 pub struct Removed {
     pub by_age: usize,
     pub by_size: usize,
+    /// The current hour alone is over `max_bytes`.
+    pub full: bool,
 }
 
 impl Store {
@@ -118,6 +120,7 @@ impl Store {
             total -= f.bytes;
             removed.by_size += 1;
         }
+        removed.full = total > max_bytes;
         Ok(removed)
     }
 
@@ -167,10 +170,14 @@ mod tests {
         }
         let removed = store.clean(now, 14, 100 * 24 * 10).unwrap();
         // The current hour and 14 days before it stay; then the oldest go, down to 10 days.
-        assert_eq!(removed, Removed { by_age: 30 * 24 - 14 * 24 - 1, by_size: 14 * 24 + 1 - 240 });
+        let by_size = 14 * 24 + 1 - 240;
+        assert_eq!(removed, Removed { by_age: 30 * 24 - 14 * 24 - 1, by_size, full: false });
         assert_eq!(store.files().len(), 24 * 10);
         assert_eq!(store.files().last().unwrap().hour, now);
-        assert_eq!(store.purge(Some(now)).unwrap(), 24 * 10 - 1);
+        assert_eq!(store.purge(Some(now - 3600)).unwrap(), 24 * 10 - 2);
+        // The current hour alone over max_bytes: it stays, and says so.
+        assert!(store.clean(now, 14, 99).unwrap().full);
+        assert_eq!(store.files().len(), 1);
         assert_eq!(store.purge(None).unwrap(), 1);
         fs::remove_dir_all(&dir).unwrap();
     }

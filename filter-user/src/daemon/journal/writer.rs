@@ -1,6 +1,8 @@
 //! The journal's writer, a thread of its own: drains the kernel's ring every 100 ms into rows
-//! of the current few seconds, appends them as a block every 5 s (or when asked: `flush`),
-//! and cleans old hours every hour. It never holds the daemon's loop up.
+//! of the current few seconds, appends them as a block every 5 s (sooner when asked: `flush`,
+//! or when the rows reach a block's bound), and deletes old hours every minute (by age, then
+//! to hold `max_bytes`). It never holds the daemon's loop up: a writer replaced finishes on
+//! its own.
 
 use std::{
     collections::HashMap,
@@ -25,7 +27,9 @@ use crate::clock::now;
 
 const TICK: Duration = Duration::from_millis(100);
 const BLOCK_EVERY: Duration = Duration::from_secs(5);
-const CLEAN_EVERY: Duration = Duration::from_secs(3600);
+const CLEAN_EVERY: Duration = Duration::from_secs(60);
+/// Records taken from the ring at a time (then the rows may be written).
+const DRAIN_AT_MOST: usize = 100_000;
 
 /// What the writer did, for the status and the metrics.
 #[derive(Clone, Debug, Default)]
@@ -39,6 +43,8 @@ pub struct Stats {
     pub bytes: u64,
     /// Hours deleted since the start, by age and to hold `max_bytes`.
     pub removed: Removed,
+    /// Rows not written because the current hour alone reached `max_bytes`.
+    pub dropped: u64,
     /// The last write or cleanup that failed.
     pub error: Option<String>,
 }
@@ -80,7 +86,17 @@ impl Writer {
             done: AtomicU64::new(0),
             stats: Mutex::new(Stats::default()),
         });
-        let mut run = Run { ring, store, sides, cfg, shared: shared.clone(), rows: HashMap::new() };
+        let shared2 = shared.clone();
+        let mut run = Run {
+            ring,
+            store,
+            sides,
+            cfg,
+            shared: shared2,
+            rows: HashMap::new(),
+            ring_empty: true,
+            full: false,
+        };
         let handle =
             std::thread::Builder::new().name("journal".into()).spawn(move || run.main()).ok();
         Self { shared, handle }
@@ -95,13 +111,20 @@ impl Writer {
     }
 }
 
-impl Drop for Writer {
-    /// Writes what it holds, then stops.
-    fn drop(&mut self) {
+impl Writer {
+    /// Has it write what it holds and stop, and waits for that (at the daemon's exit).
+    pub fn finish(mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+    }
+}
+
+impl Drop for Writer {
+    /// Has it write what it holds and stop, without waiting.
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
     }
 }
 
@@ -112,6 +135,10 @@ struct Run {
     cfg: JournalConfig,
     shared: Arc<Shared>,
     rows: HashMap<Key, Seen>,
+    /// The last drain emptied the ring (else it stopped at a bound: drain again at once).
+    ring_empty: bool,
+    /// The current hour alone is over max_bytes (see `clean`).
+    full: bool,
 }
 
 impl Run {
@@ -136,30 +163,45 @@ impl Run {
                 self.clean();
                 cleaned = Some(Instant::now());
             }
-            std::thread::sleep(TICK);
+            if self.ring_empty {
+                std::thread::sleep(TICK);
+            }
         }
     }
 
-    /// Every record in the ring into the rows.
+    /// Records from the ring into the rows (at most [`DRAIN_AT_MOST`], and no more than a
+    /// block holds), each at the wall-clock time the kernel stamped it.
     fn drain(&mut self) {
-        let (t, mut n, mut unsided) = (now(), 0, 0);
-        while let Some(item) = self.ring.next() {
+        let (wall, mono) = (now(), crate::maps::monotonic_ns());
+        let (mut n, mut unsided) = (0, 0);
+        self.ring_empty = false;
+        while n < DRAIN_AT_MOST && self.rows.len() < block::MAX_ROWS {
+            let Some(item) = self.ring.next() else {
+                self.ring_empty = true;
+                break;
+            };
             if item.len() < size_of::<Connection>() {
                 continue;
             }
             // SAFETY: the kernel wrote a `Connection` there; read without alignment.
             let c = unsafe { (item.as_ptr() as *const Connection).read_unaligned() };
             n += 1;
+            let t = wall.saturating_sub(mono.saturating_sub(c.ts_ns) / 1_000_000_000);
             match self.sides.key(&c) {
-                Some(k) => {
-                    self.rows.entry(k).or_insert(Seen { count: 0, ..Seen::once(t) }).count += 1
+                Some(k) => self
+                    .rows
+                    .entry(k)
+                    .and_modify(|s| s.merge(&Seen::once(t)))
+                    .or_insert(Seen::once(t)),
+                None => {
+                    unsided += 1;
+                    continue;
                 }
-                None => unsided += 1,
-            }
+            };
         }
         if n > 0 {
             let mut s = self.shared.stats.lock().expect("journal stats");
-            s.connections += n;
+            s.connections += n as u64;
             s.unsided += unsided;
         }
     }
@@ -170,6 +212,11 @@ impl Run {
             return;
         }
         let mut rows: Vec<(Key, Seen)> = self.rows.drain().collect();
+        if self.full {
+            // Held to max_bytes until the next hour: these rows are counted, not written.
+            self.shared.stats.lock().expect("journal stats").dropped += rows.len() as u64;
+            return;
+        }
         let at = rows.iter().map(|(_, s)| s.first).min().unwrap_or_else(now);
         let done =
             block::encode(&mut rows).and_then(|b| self.store.append(at, &b).map(|()| b.len()));
@@ -178,6 +225,7 @@ impl Run {
             Ok(len) => {
                 s.blocks += 1;
                 s.bytes += len as u64;
+                s.error = None;
             }
             Err(e) => {
                 log::error!("the connection journal lost {} rows: {e:#}", rows.len());
@@ -198,6 +246,14 @@ impl Run {
                         r.by_size
                     );
                 }
+                if r.full && !self.full {
+                    log::error!(
+                        "the connection journal's current hour alone reached max_bytes ({} \
+                         bytes): nothing more is written until the next hour",
+                        self.cfg.max_bytes
+                    );
+                }
+                self.full = r.full;
                 s.removed.by_age += r.by_age;
                 s.removed.by_size += r.by_size;
             }

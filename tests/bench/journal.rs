@@ -1,0 +1,198 @@
+//! The connection journal's cost: per packet with the journal on and off (BPF_PROG_TEST_RUN,
+//! the 1.24M-address list: a UDP datagram of a known flow, a TCP ACK, a hit; and a new TCP
+//! connection, whose records are drained between samples), the writer's rate into disk on one
+//! core and its bytes a connection on a mix like a gateway's, and the time of `exposed` over 14
+//! days of journal against 1.24M addresses + every IPv4 country block.
+
+use std::{net::IpAddr, os::fd::AsFd, time::Instant};
+
+use anyhow::Result;
+use etherparse::PacketBuilder;
+use integration_tests::TempDir;
+use takedown::{
+    daemon::journal::{
+        block::{self, Key, Seen},
+        exposure::{self, Wanted},
+        store::Store,
+    },
+    maps::{
+        filter::{Capacities, Filter},
+        sync,
+    },
+    plan::Plan,
+};
+
+use crate::{median, real, testrun};
+
+/// A 64-byte TCP/IPv4 frame with the given flags (SYN: `syn`, else ACK).
+fn tcp(src: IpAddr, dst: IpAddr, syn: bool) -> Vec<u8> {
+    let (IpAddr::V4(s), IpAddr::V4(d)) = (src, dst) else { panic!("IPv4 only") };
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(s.octets(), d.octets(), 64)
+        .tcp(40000, 443, 1, 64240);
+    let b = if syn { b.syn() } else { b.ack(1) };
+    let payload = vec![0u8; 64 - 14 - 20 - 20];
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, &payload).unwrap();
+    out
+}
+
+fn loaded(plan: &Plan, journal: bool) -> Result<Filter> {
+    let caps = Capacities::for_plan(plan, u32::MAX)?.with_journal(journal);
+    let mut filter = Filter::load(&caps)?;
+    sync::fill(&mut filter.maps_mut().addr, plan)?;
+    filter.maps_mut().set_journal(journal)?;
+    Ok(filter)
+}
+
+pub fn run() -> Result<()> {
+    per_packet()?;
+    let dir = TempDir::new("bench-journal");
+    disk(&dir)?;
+    exposed(&dir)
+}
+
+/// Per packet, journal off and on, interleaved.
+fn per_packet() -> Result<()> {
+    let big = real::ips_big()?;
+    let plan = real::plan(&big, &[]);
+    let (off, on) = (loaded(&plan, false)?, loaded(&plan, true)?);
+    let inside: IpAddr = "10.77.0.2".parse()?;
+    let remote = real::uncovered(&plan, "11.7.3.9".parse()?).expect("an unlisted address");
+    let listed = big[big.len() / 10].addr();
+    let frames = [
+        ("UDP, a known flow (miss)", crate::frame(inside, remote), 2),
+        ("TCP ACK (miss)", tcp(inside, remote, false), 2),
+        ("hit", crate::frame(inside, listed), 1),
+    ];
+    let mut cases = Vec::new();
+    for f in &frames {
+        for filter in [&off, &on] {
+            let prog = filter.program().fd()?.as_fd();
+            cases.push(testrun::Case { prog, frame: f.1.clone(), verdict: f.2 });
+        }
+    }
+    let ns = testrun::measure(&cases)?;
+    println!(
+        "## Connection journal\n\n### Per packet\n\nBPF_PROG_TEST_RUN, 64-byte frames, {} IPv4 addresses loaded, ns a packet (median of {} rounds of {} packets, interleaved).\n",
+        big.len(),
+        testrun::ROUNDS,
+        testrun::REPEAT
+    );
+    println!("| frame | journal off | journal on | on / off |\n|---|---|---|---|");
+    for (i, (name, _, _)) in frames.iter().enumerate() {
+        let (a, b) = (ns[2 * i], ns[2 * i + 1]);
+        println!("| {name} | {a:.1} | {b:.1} | {:.2}x |", b / a);
+    }
+    let new = new_connection(&off, &on, inside, remote)?;
+    println!(
+        "| a new TCP connection (SYN, miss; its record drained between samples) | {:.1} | {:.1} | {:.2}x |\n",
+        new.0,
+        new.1,
+        new.1 / new.0
+    );
+    Ok(())
+}
+
+/// SYNs, in samples small enough for the ring, drained between them.
+fn new_connection(off: &Filter, on: &Filter, inside: IpAddr, remote: IpAddr) -> Result<(f64, f64)> {
+    let syn = tcp(inside, remote, true);
+    let mut ring = on.maps().journal_ring()?;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..testrun::ROUNDS {
+        a.push(testrun::run(off.program().fd()?.as_fd(), &syn, 50_000)?.1);
+        while ring.next().is_some() {}
+        b.push(testrun::run(on.program().fd()?.as_fd(), &syn, 50_000)?.1);
+    }
+    while ring.next().is_some() {}
+    Ok((median(&mut a), median(&mut b)))
+}
+
+/// A gateway's mix: 2,000 inside hosts; 90% of connections to 1,000 popular remotes, the rest
+/// anywhere; ports 443 (70%), 80, 53 or any.
+fn connection(rng: &mut fastrand::Rng) -> Key {
+    let host = rng.u32(0..2000);
+    let inside = IpAddr::from([10, 1, (host >> 8) as u8, host as u8]);
+    let remote = if rng.u8(0..10) < 9 {
+        let r = rng.u32(0..1000);
+        IpAddr::from([142, 250, (r >> 8) as u8, r as u8])
+    } else {
+        IpAddr::from(rng.u32(0x0b00_0000..0xdf00_0000).to_be_bytes())
+    };
+    let port = match rng.u8(0..10) {
+        0..7 => 443,
+        7 => 80,
+        8 => 53,
+        _ => rng.u16(1024..),
+    };
+    Key { inside, remote, proto: 6, port, inbound: false }
+}
+
+/// Appends `n` connections at `rate` a second from `start`, as the writer does: rows of 5 s,
+/// a block each. Returns the seconds it took.
+fn fill(store: &Store, start: u64, n: u64, rate: u64, rng: &mut fastrand::Rng) -> Result<f64> {
+    let began = Instant::now();
+    let per_block = (rate * 5).clamp(1, 400_000);
+    let mut done = 0;
+    while done < n {
+        let at = start + done / rate;
+        let mut rows: std::collections::HashMap<Key, Seen> = Default::default();
+        for _ in 0..per_block.min(n - done) {
+            rows.entry(connection(rng)).and_modify(|s| s.count += 1).or_insert(Seen::once(at));
+        }
+        done += per_block.min(n - done);
+        let mut rows: Vec<_> = rows.into_iter().collect();
+        store.append(at, &block::encode(&mut rows)?)?;
+    }
+    Ok(began.elapsed().as_secs_f64())
+}
+
+/// The writer's rate into disk and its bytes a connection.
+fn disk(dir: &TempDir) -> Result<()> {
+    let store = Store::new(dir.0.join("rate"));
+    let mut rng = fastrand::Rng::with_seed(27);
+    let n = 5_000_000;
+    let secs = fill(&store, 1_800_000_000, n, 200_000, &mut rng)?;
+    let bytes: u64 = store.files().iter().map(|f| f.bytes).sum();
+    println!(
+        "### Into disk\n\n{n} new connections at 200,000 a second of journal time (2,000 inside hosts, 90% to 1,000 popular remotes, 70% to port 443), aggregated, encoded and appended as the writer does, on one core: **{:.0} connections a second**, **{:.1} bytes a connection** on disk ({bytes} bytes).\n",
+        n as f64 / secs,
+        bytes as f64 / n as f64
+    );
+    Ok(())
+}
+
+/// `exposed` over 14 days of journal against the big list with real CIDRs, and with every
+/// IPv4 country block.
+fn exposed(dir: &TempDir) -> Result<()> {
+    let store = Store::new(dir.0.join("days"));
+    let mut rng = fastrand::Rng::with_seed(14);
+    let (hours, per_hour) = (14 * 24, 100_000u64);
+    let start = 1_800_000_000 - 14 * 86_400;
+    for h in 0..hours {
+        fill(&store, start + h * 3600, per_hour, per_hour / 3600 + 1, &mut rng)?;
+    }
+    let bytes: u64 = store.files().iter().map(|f| f.bytes).sum();
+    println!(
+        "### `exposed` over 14 days\n\n{hours} hours of {per_hour} connections each ({} MB on disk), looked up as `takedown exposed` does:\n\n| networks looked for | networks | seconds | inside hosts found | contacts found |\n|---|---|---|---|---|",
+        bytes / 1_000_000
+    );
+    let big = real::ips_big()?;
+    for (name, nets) in [
+        ("the big list + real CIDRs", [big.clone(), real::cidrs_v4()?].concat()),
+        (
+            "the big list + every IPv4 country block (covers almost every address)",
+            [big, real::cidrs_v4_all()?].concat(),
+        ),
+    ] {
+        let began = Instant::now();
+        let wanted = Wanted::new(nets.iter().copied());
+        let (found, problems) = exposure::find(&store, 0, &wanted);
+        anyhow::ensure!(problems.is_empty(), "unreadable: {problems:?}");
+        let secs = began.elapsed().as_secs_f64();
+        let contacts: usize = found.iter().map(|e| e.contacts.len()).sum();
+        println!("| {name} | {} | {secs:.1} | {} | {contacts} |", nets.len(), found.len());
+    }
+    println!();
+    Ok(())
+}
