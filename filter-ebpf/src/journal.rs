@@ -21,7 +21,7 @@ const ACK: u8 = 0x10;
 /// Reports `p` when it opens a connection.
 #[inline(always)]
 pub fn note<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>) {
-    if C::EGRESS {
+    if C::EGRESS || p.later_fragment {
         return;
     }
     let new = match p.proto {

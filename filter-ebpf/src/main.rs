@@ -171,10 +171,12 @@ fn check<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>, len: u64) -> u32 {
         _ => matched::<F>(&p.dst, FLAG_DST | FLAG_MON_DST, &mut cfg),
     };
     let (cnt, hit) = decide(s, d);
-    match &hit {
-        Some(h) => report::hit::<F, C>(ctx, h, cnt, len, p),
-        None if cfg & CFG_JOURNAL != 0 => journal::note::<F, C>(ctx, p),
-        None => {}
+    if let Some(h) = &hit {
+        report::hit::<F, C>(ctx, h, cnt, len, p);
+    }
+    // What passes (a monitored match too) may open a connection: the journal keeps it.
+    if cfg & CFG_JOURNAL != 0 && (cnt == CNT_PASSED || cnt == CNT_MONITORED) {
+        journal::note::<F, C>(ctx, p);
     }
     cnt
 }

@@ -34,6 +34,8 @@ pub struct Packet<A> {
     pub src: A,
     pub dst: A,
     pub proto: u8,
+    /// An IPv4 fragment after the first: no transport header at `l4`.
+    pub later_fragment: bool,
 }
 
 /// What the parser reads: the packet's bytes and the interface it is on.
@@ -143,6 +145,7 @@ fn ipv4<C: Frame>(ctx: &C, l3: usize) -> Addresses {
         dst: [hdr[16], hdr[17], hdr[18], hdr[19]],
         proto: hdr[9],
         l4: l3 + ihl,
+        later_fragment: (u16::from_be_bytes([hdr[6], hdr[7]]) & 0x1fff) != 0,
     })
 }
 
@@ -164,7 +167,8 @@ fn ipv6<C: Frame>(ctx: &C, l3: usize) -> Addresses {
     // SAFETY: [u64; 2] and [u8; 16] have the same size, and every bit pattern is valid.
     let addr = |hi: u64, lo: u64| unsafe { core::mem::transmute::<[u64; 2], V6Key>([hi, lo]) };
     let (src, dst) = (addr(w[1], w[2]), addr(w[3], w[4]));
-    Addresses::V6(Packet { src, dst, proto: hdr[6], l4: l3 + IPV6_HLEN })
+    // Fragments carry a fragment header (proto 44): neither TCP nor UDP to the journal.
+    Addresses::V6(Packet { src, dst, proto: hdr[6], l4: l3 + IPV6_HLEN, later_fragment: false })
 }
 
 /// The source and destination ports at `l4` for TCP and UDP (0, 0 otherwise or if cut short).

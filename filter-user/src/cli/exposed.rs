@@ -79,19 +79,12 @@ pub fn exposed(args: ExposedArgs) -> Result<()> {
             serde_json::to_string_pretty(&json!({ "exposed": found, "unreadable": problems }))?
         );
     } else if args.csv {
-        say!("host,remote,entry,protocol,port,first,last,connections");
+        say!("host,remote,entry,protocol,port,opened_by,first,last,connections");
         for e in &found {
             for c in &e.contacts {
-                let (f, l) = (utc(c.first), utc(c.last));
-                say!(
-                    "{},{},{},{},{},{f},{l},{}",
-                    e.host,
-                    c.remote,
-                    c.entry,
-                    c.proto,
-                    c.port,
-                    c.count
-                );
+                let (f, l, o) = (utc(c.first), utc(c.last), c.opened_by);
+                let (host, remote, entry) = (e.host, c.remote, c.entry);
+                say!("{host},{remote},{entry},{},{},{o},{f},{l},{}", c.proto, c.port, c.count);
             }
         }
     } else {
@@ -126,19 +119,24 @@ fn print(found: &[Exposed]) {
         say!("no inside host contacted these addresses in the journal");
         return;
     }
-    say!("{} inside host(s) contacted these addresses:", found.len());
+    let talked = found.iter().filter(|e| e.talked()).count();
+    say!(
+        "{talked} inside host(s) opened connections to these addresses; {} were only reached by them",
+        found.len() - talked
+    );
     for e in found {
-        say!("{}", e.host);
+        let only = if e.talked() { "" } else { " (only reached: not a sign of infection)" };
+        say!("{}{only}", e.host);
         for c in &e.contacts {
+            let by = if c.opened_by == "inside" { "the host" } else { "the remote" };
+            let (first, last) = (utc(c.first), utc(c.last));
             say!(
-                "  {} ({}) {}/{}: {} connection(s), first {}, last {}",
+                "  {} ({}) {}/{}, opened by {by}: {} connection(s), first {first}, last {last}",
                 c.remote,
                 c.entry,
                 c.proto,
                 c.port,
-                c.count,
-                utc(c.first),
-                utc(c.last)
+                c.count
             );
         }
     }

@@ -219,10 +219,15 @@ impl HostTable {
             ..Default::default()
         });
         h.last_seen = h.last_seen.max(seen.last);
-        h.contacted.extend(remotes);
-        let b = h.before_listed.get_or_insert(BeforeListed { first: seen.first, ..seen });
+        for r in remotes {
+            if h.contacted.len() >= MAX_CONTACTED {
+                break;
+            }
+            h.contacted.insert(r);
+        }
+        let b = h.before_listed.get_or_insert(BeforeListed { connections: 0, ..seen });
         (b.first, b.last) = (b.first.min(seen.first), b.last.max(seen.last));
-        b.connections = b.connections.max(seen.connections);
+        b.connections = b.connections.saturating_add(seen.connections);
         self.dirty = true;
         true
     }

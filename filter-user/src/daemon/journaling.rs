@@ -12,7 +12,7 @@ use super::{
     hosts::BeforeListed,
     journal::{
         dir_of,
-        exposure::{self, Exposed, Wanted},
+        exposure::{self, Contact, Exposed, Wanted},
         sides::Sides,
         store::Store,
         writer::{Flusher, Writer},
@@ -87,9 +87,9 @@ impl Daemon {
                 inside: cfg.inside.iter().map(|i| interface::index(i)).collect::<Result<_>>()?,
             },
         };
-        let ring =
-            self.filter.as_ref().context("the filter is not loaded")?.maps().journal_ring()?;
-        let writer = Writer::start(ring, store.clone(), sides.clone(), cfg.clone());
+        let maps = self.filter.as_ref().context("the filter is not loaded")?.maps();
+        let (ring, flows) = (maps.journal_ring()?, maps.flow_slots()?);
+        let writer = Writer::start(ring, flows, store.clone(), sides.clone(), cfg.clone());
         self.journal =
             Some(Journaling { writer, store: store.clone(), days: cfg.days, sides, shown: None });
         if self.lookback.is_none() {
@@ -134,12 +134,19 @@ impl Daemon {
         for e in found {
             let known =
                 self.exposed.entry(e.host).or_insert(Exposed { host: e.host, contacts: vec![] });
-            let fresh: Vec<_> =
-                e.contacts.iter().filter(|c| !known.contacts.contains(c)).cloned().collect();
-            known.contacts.extend(fresh.iter().cloned());
+            // A contact is the same one whatever its count or times now: said once.
+            let same = |a: &Contact, b: &Contact| {
+                (a.remote, a.proto, a.port, a.opened_by) == (b.remote, b.proto, b.port, b.opened_by)
+            };
+            let fresh: Vec<Contact> = e
+                .contacts
+                .into_iter()
+                .filter(|c| !known.contacts.iter().any(|k| same(k, c)))
+                .collect();
             if fresh.is_empty() {
                 continue;
             }
+            known.contacts.extend(fresh.iter().cloned());
             let e = Exposed { host: e.host, contacts: fresh };
             say_exposed(&e);
             if e.talked() {
@@ -168,6 +175,14 @@ impl Daemon {
     /// Inside hosts found to have opened connections to an address before it was listed.
     pub fn exposed_hosts(&self) -> usize {
         self.exposed.values().filter(|e| e.talked()).count()
+    }
+}
+
+impl Drop for Daemon {
+    /// Whatever ends the daemon (an error too), the kernel stops reporting to a ring no one
+    /// reads, and the writer writes what it holds.
+    fn drop(&mut self) {
+        self.stop_journal();
     }
 }
 

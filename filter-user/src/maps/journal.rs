@@ -1,12 +1,27 @@
 //! The connection journal's kernel side seen from user space: switching it on and off (a bit
-//! of the config flags that no plan sets, kept by every later write of the flags) and the ring
-//! buffer its records arrive in.
+//! of the config flags that no plan sets, kept by every later write of the flags), the ring
+//! buffer its records arrive in, and the per-CPU flow slots (emptied now and then, so that a
+//! long UDP flow is reported again).
 
 use anyhow::{Result, bail};
-use aya::maps::{MapData, RingBuf};
-use filter_common::{CFG_FLAGS, CFG_JOURNAL, MAP_JOURNAL};
+use aya::maps::{Map, MapData, PerCpuArray, PerCpuValues, RingBuf};
+use filter_common::{CFG_FLAGS, CFG_JOURNAL, MAP_FLOWS, MAP_JOURNAL};
 
 use super::FilterMaps;
+
+/// The kernel's UDP flow slots, on a descriptor of their own.
+pub struct FlowSlots(PerCpuArray<MapData, u64>);
+
+impl FlowSlots {
+    /// Empties every slot of every CPU.
+    pub fn clear(&mut self) -> Result<()> {
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
+        for i in 0..self.0.len() {
+            self.0.set(i, PerCpuValues::try_from(vec![0u64; cpus])?, 0)?;
+        }
+        Ok(())
+    }
+}
 
 impl FilterMaps {
     /// Has the kernel report new connections (`on`) or not. The maps must have been created
@@ -16,15 +31,22 @@ impl FilterMaps {
             bail!("the filter's maps were created without room for the connection journal");
         }
         let addr = &mut self.addr;
-        addr.extra_flags =
-            if on { addr.extra_flags | CFG_JOURNAL } else { addr.extra_flags & !CFG_JOURNAL };
+        let flag = |f: u32| if on { f | CFG_JOURNAL } else { f & !CFG_JOURNAL };
+        addr.extra_flags = flag(addr.extra_flags);
         let flags = addr.settings.get(CFG_FLAGS)?;
-        let flags = if on { flags | CFG_JOURNAL } else { flags & !CFG_JOURNAL };
-        addr.settings.set(CFG_FLAGS, flags)
+        addr.settings.set(CFG_FLAGS, flag(flags))
     }
 
-    /// The journal's ring buffer, on a descriptor of its own (for the journal's reader).
+    /// The journal's ring buffer, on a descriptor of its own (for the journal's writer).
     pub fn journal_ring(&self) -> Result<RingBuf<MapData>> {
         Ok(RingBuf::try_from(self.map_copy(MAP_JOURNAL)?)?)
+    }
+
+    /// The kernel's UDP flow slots, on a descriptor of their own.
+    pub fn flow_slots(&self) -> Result<FlowSlots> {
+        match self.map_copy(MAP_FLOWS)? {
+            m @ Map::PerCpuArray(_) => Ok(FlowSlots(PerCpuArray::try_from(m)?)),
+            _ => bail!("the flow slots are not a per-CPU array"),
+        }
     }
 }

@@ -16,7 +16,7 @@ mod free_values;
 pub mod hints;
 pub mod hits;
 pub mod interface;
-mod journal;
+pub mod journal;
 pub mod lookup;
 mod mapped;
 pub mod pins;

@@ -97,6 +97,9 @@ impl Exposed {
     }
 }
 
+/// Remotes whose lookup is remembered at most (the misses are forgotten past it).
+const MEMO: usize = 1 << 21;
+
 /// The journal's rows since `since` whose remote `wanted` covers, by inside host (sorted);
 /// and what could not be read.
 pub fn find(store: &Store, since: u64, wanted: &Wanted) -> (Vec<Exposed>, Vec<String>) {
@@ -104,6 +107,9 @@ pub fn find(store: &Store, since: u64, wanted: &Wanted) -> (Vec<Exposed>, Vec<St
     // Remotes repeat (popular services): each is looked up once.
     let mut covered: HashMap<IpAddr, Option<IpNet>> = HashMap::new();
     let problems = store.read(since, |k, s| {
+        if covered.len() >= MEMO {
+            covered.retain(|_, e| e.is_some()); // the rows kept need theirs
+        }
         let entry = *covered.entry(k.remote).or_insert_with(|| wanted.covering(k.remote));
         if s.last >= since && entry.is_some() {
             rows.entry(k).and_modify(|m| m.merge(&s)).or_insert(s);

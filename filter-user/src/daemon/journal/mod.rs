@@ -8,6 +8,7 @@
 
 pub mod block;
 pub mod exposure;
+mod recent;
 pub mod sides;
 pub mod store;
 pub mod writer;
@@ -88,4 +89,26 @@ pub fn parse_size(s: &str) -> Option<u64> {
 /// Where the journal of a state directory lives.
 pub fn dir_of(state: &super::state::StateDir) -> PathBuf {
     state.dir().join("journal")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::daemon::config::Config;
+
+    fn config(journal: &str) -> anyhow::Result<Config> {
+        let lists = "[[list]]\nname = \"a\"\nfile = \"/a\"\n";
+        Config::parse(&format!("interfaces = [\"eth1\", \"eth0\"]\n[journal]\n{journal}\n{lists}"))
+    }
+
+    #[test]
+    fn the_journal_section_is_read_and_checked() {
+        let c = config("days = 7\nmax_bytes = \"500M\"\ninside = [\"eth1\"]").unwrap();
+        let j = c.journal.unwrap();
+        assert_eq!((j.days, j.max_bytes, j.inside), (7, 500 << 20, vec!["eth1".to_string()]));
+        assert_eq!(config("").unwrap().journal.unwrap().max_bytes, 4 << 30);
+        let err = |j: &str| format!("{:#}", config(j).unwrap_err());
+        assert!(err("days = 0").contains("journal days = 0: keep 1 to 366 days"));
+        assert!(err("inside = [\"eth9\"]").contains("inside interface eth9 is not one of"));
+        assert!(err("max_bytes = \"4X\"").contains("\"4X\" is not a size"));
+    }
 }

@@ -83,15 +83,14 @@ impl Store {
     }
 
     /// Every row of the hours that end after `since`, to `row`; returns what could not be
-    /// read, a line a file (naming it and where reading stopped).
+    /// read, a line a file (naming it and the bytes skipped).
     pub fn read(&self, since: u64, mut row: impl FnMut(Key, Seen)) -> Vec<String> {
         let mut problems = vec![];
         for f in self.files().into_iter().filter(|f| f.hour + HOUR > since) {
             match fs::read(&f.path) {
                 Ok(bytes) => {
                     if let Some(why) = block::decode_all(&bytes, &mut row) {
-                        problems
-                            .push(format!("{}: {why}; the rest of it skipped", f.path.display()));
+                        problems.push(format!("{}: {why}", f.path.display()));
                     }
                 }
                 Err(e) => problems.push(format!("{}: {e}", f.path.display())),
