@@ -250,3 +250,30 @@ fn with_the_journal_off_the_kernel_reports_nothing_and_nothing_is_written() {
     drop(listener);
     run.stop().unwrap();
 }
+
+#[kernel_test]
+fn a_crowdsec_decision_finds_the_host_that_talked_to_its_address_before() {
+    let ban = |value: &str| {
+        format!(
+            r#"{{"scope":"Ip","value":"{value}","type":"ban","duration":"1h","origin":"crowdsec"}}"#
+        )
+    };
+    let topo = Topology::new("jc").unwrap();
+    let key = "journal-bouncer-key";
+    let startup = format!(r#"{{"new":[{}],"deleted":null}}"#, ban("198.51.100.200"));
+    let lapi = integration_tests::lapi::Lapi::start(&topo.gateway, key, &startup).unwrap();
+    let dir = TempDir::new("journal-crowdsec");
+    let config = dir.crowdsec_config(&lapi.url(), key);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let journal = format!("[journal]\ndays = 14\ninside = [\"{}\"]\n", Addrs::GATEWAY_IF);
+    std::fs::write(&config, text + &journal).unwrap();
+    let place = PinPlace::new("journal-crowdsec");
+    let listener = in_netns(&topo.internet, || Ok(TcpListener::bind(server())?)).unwrap();
+    let run = place.start(&topo.gateway, &["run", "--config", &config]);
+    assert_eq!(connect(&topo, 2), 2, "the server answers before the decision");
+    lapi.push_delta(&format!(r#"{{"new":[{}],"deleted":null}}"#, ban(Addrs::SERVER_V4)));
+    wait_log(&run, &format!("exposed host {} contacted {}", Addrs::CLIENT_V4, Addrs::SERVER_V4));
+    assert_eq!(connect(&topo, 1), 0, "banned now");
+    drop(listener);
+    run.stop().unwrap();
+}

@@ -32,11 +32,11 @@ pub fn note<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>) {
     if !new {
         return;
     }
-    let (src, dst) = (F::wide(&p.src), F::wide(&p.dst));
     let (sport, dport) = parse::ports(ctx, p.proto, p.l4);
-    if p.proto == UDP && !first_of_flow(fold(&src), fold(&dst), sport, dport) {
+    if p.proto == UDP && !first_of_flow(F::fold(&p.src), F::fold(&p.dst), sport, dport) {
         return;
     }
+    let (src, dst) = (F::wide(&p.src), F::wide(&p.dst));
     let (proto, family, ifindex) = (p.proto, F::VERSION, ctx.ifindex());
     // SAFETY: a helper without arguments.
     let ts_ns = unsafe { bpf_ktime_get_coarse_ns() };
@@ -74,12 +74,4 @@ fn first_of_flow(src: u64, dst: u64, sport: u16, dport: u16) -> bool {
         *slot = tag;
     }
     true
-}
-
-/// A 16-byte address in one word.
-#[inline(always)]
-fn fold(a: &[u8; 16]) -> u64 {
-    // SAFETY: [u8; 16] and [u64; 2] have the same size; every bit pattern is valid.
-    let w = unsafe { core::mem::transmute::<[u8; 16], [u64; 2]>(*a) };
-    w[0] ^ w[1]
 }

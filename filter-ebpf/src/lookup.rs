@@ -46,6 +46,8 @@ pub trait Family {
     fn allowed(a: &Self::Addr) -> bool;
     /// The address in 16 bytes (IPv4 in the first 4), as events carry it.
     fn wide(a: &Self::Addr) -> [u8; 16];
+    /// The address in one word (the journal's flow tags).
+    fn fold(a: &Self::Addr) -> u64;
     /// Where the matched value `e` lies (filter-common's `entry_at`): 0 when that cannot be
     /// told.
     fn at(e: Entry) -> u32;
@@ -108,6 +110,10 @@ impl Family for V4 {
         // SAFETY: [u64; 2] and [u8; 16] have the same size, and every bit pattern is valid.
         unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(words) }
     }
+    #[inline(always)]
+    fn fold(a: &V4Key) -> u64 {
+        u32::from_ne_bytes(*a) as u64
+    }
 }
 
 impl Family for V6 {
@@ -143,6 +149,12 @@ impl Family for V6 {
     #[inline(always)]
     fn wide(a: &V6Key) -> [u8; 16] {
         *a
+    }
+    #[inline(always)]
+    fn fold(a: &V6Key) -> u64 {
+        // SAFETY: [u8; 16] and [u64; 2] have the same size; every bit pattern is valid.
+        let w = unsafe { core::mem::transmute::<[u8; 16], [u64; 2]>(*a) };
+        w[0] ^ w[1]
     }
     #[inline(always)]
     fn at(e: Entry) -> u32 {

@@ -20,7 +20,12 @@ use takedown::{
     lists::{self, ListOptions},
 };
 
-use super::{entries::parse_net, inspect, observe::parse_period, places::Places};
+use super::{
+    entries::parse_net,
+    inspect,
+    observe::{Format, parse_period},
+    places::Places,
+};
 
 #[derive(Args, Debug)]
 pub struct ExposedArgs {
@@ -36,10 +41,8 @@ pub struct ExposedArgs {
     /// The addresses of this list file, in any format `check` reads (it need not be loaded).
     #[arg(long = "file", value_name = "FILE")]
     files: Vec<PathBuf>,
-    #[arg(long, conflicts_with = "csv")]
-    json: bool,
-    #[arg(long)]
-    csv: bool,
+    #[command(flatten)]
+    format: Format,
     #[command(flatten)]
     places: Places,
 }
@@ -73,12 +76,12 @@ pub fn exposed(args: ExposedArgs) -> Result<()> {
     let since = args.since.map_or(0, |p| now().saturating_sub(p));
     let (found, problems) = exposure::find(&Store::new(dir), since, &wanted);
     problems.iter().for_each(|p| log::warn!("connection journal: {p}"));
-    if args.json {
+    if args.format.json {
         say!(
             "{}",
             serde_json::to_string_pretty(&json!({ "exposed": found, "unreadable": problems }))?
         );
-    } else if args.csv {
+    } else if args.format.csv {
         say!("host,remote,entry,protocol,port,opened_by,first,last,connections");
         for e in &found {
             for c in &e.contacts {

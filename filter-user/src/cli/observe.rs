@@ -20,12 +20,19 @@ pub struct HostsArgs {
     /// Only hosts seen in this last period (e.g. 90s, 30m, 1h, 2d).
     #[arg(long, value_name = "PERIOD", value_parser = parse_period)]
     since: Option<u64>,
-    #[arg(long, conflicts_with = "csv")]
-    json: bool,
-    #[arg(long)]
-    csv: bool,
+    #[command(flatten)]
+    format: Format,
     #[command(flatten)]
     places: Places,
+}
+
+/// How a report is printed: text, `--json` or `--csv`.
+#[derive(Args, Debug)]
+pub struct Format {
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    #[arg(long)]
+    pub csv: bool,
 }
 
 #[derive(Args, Debug)]
@@ -67,13 +74,13 @@ pub fn hosts(args: HostsArgs) -> Result<()> {
     let table = args.places.hosts()?;
     let since = args.since.map_or(0, |p| now().saturating_sub(p));
     let all = table.recent(since);
-    if args.json {
+    if args.format.json {
         say!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
     // Infected hosts first; those listed addresses only reached apart.
     let (infected, reached): (Vec<Host>, Vec<Host>) = all.into_iter().partition(Host::infected);
-    if args.csv {
+    if args.format.csv {
         hosts_csv(infected.iter().chain(&reached));
         return Ok(());
     }

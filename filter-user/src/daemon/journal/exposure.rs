@@ -97,7 +97,7 @@ impl Exposed {
     }
 }
 
-/// Remotes whose lookup is remembered at most (the misses are forgotten past it).
+/// Remotes whose lookup is remembered at most (all are forgotten past it).
 const MEMO: usize = 1 << 21;
 
 /// The journal's rows since `since` whose remote `wanted` covers, by inside host (sorted);
@@ -108,7 +108,7 @@ pub fn find(store: &Store, since: u64, wanted: &Wanted) -> (Vec<Exposed>, Vec<St
     let mut covered: HashMap<IpAddr, Option<IpNet>> = HashMap::new();
     let problems = store.read(since, |k, s| {
         if covered.len() >= MEMO {
-            covered.retain(|_, e| e.is_some()); // the rows kept need theirs
+            covered.clear();
         }
         let entry = *covered.entry(k.remote).or_insert_with(|| wanted.covering(k.remote));
         if s.last >= since && entry.is_some() {
@@ -117,7 +117,8 @@ pub fn find(store: &Store, since: u64, wanted: &Wanted) -> (Vec<Exposed>, Vec<St
     });
     let mut hosts: BTreeMap<IpAddr, Vec<Contact>> = BTreeMap::new();
     for (k, s) in rows {
-        let Some(entry) = covered.get(&k.remote).copied().flatten() else { continue };
+        let entry = covered.get(&k.remote).copied().unwrap_or_else(|| wanted.covering(k.remote));
+        let Some(entry) = entry else { continue };
         let proto = match k.proto {
             6 => "tcp",
             17 => "udp",
