@@ -3,7 +3,11 @@
 //! looked up in the journal by one worker thread (checks asked while it works are merged), and
 //! every inside host found is logged, counted and marked in the host table.
 
-use std::{collections::BTreeMap, net::IpAddr, sync::mpsc};
+use std::{
+    collections::{BTreeMap, HashSet},
+    net::IpAddr,
+    sync::mpsc,
+};
 
 use anyhow::{Context, Result};
 
@@ -25,7 +29,21 @@ use crate::{
 };
 
 /// What the exposure checks found, by inside host.
-pub type Found = BTreeMap<IpAddr, Exposed>;
+pub type Found = BTreeMap<IpAddr, Known>;
+
+/// The contacts found of one inside host (what says one apart from another), and whether it
+/// opened any.
+#[derive(Default)]
+pub struct Known {
+    seen: HashSet<ContactKey>,
+    talked: bool,
+}
+
+type ContactKey = (IpAddr, &'static str, u16, &'static str);
+
+fn contact_key(c: &Contact) -> ContactKey {
+    (c.remote, c.proto, c.port, c.opened_by)
+}
 
 /// The journal while it runs.
 pub struct Journaling {
@@ -132,22 +150,15 @@ impl Daemon {
         let changed = !found.is_empty() || j.shown.as_ref() != Some(&now);
         j.shown = Some(now);
         for e in found {
-            let known =
-                self.exposed.entry(e.host).or_insert(Exposed { host: e.host, contacts: vec![] });
+            let known = self.exposed.entry(e.host).or_default();
             // A contact is the same one whatever its count or times now: said once.
-            let same = |a: &Contact, b: &Contact| {
-                (a.remote, a.proto, a.port, a.opened_by) == (b.remote, b.proto, b.port, b.opened_by)
-            };
-            let fresh: Vec<Contact> = e
-                .contacts
-                .into_iter()
-                .filter(|c| !known.contacts.iter().any(|k| same(k, c)))
-                .collect();
+            let fresh: Vec<Contact> =
+                e.contacts.into_iter().filter(|c| known.seen.insert(contact_key(c))).collect();
             if fresh.is_empty() {
                 continue;
             }
-            known.contacts.extend(fresh.iter().cloned());
             let e = Exposed { host: e.host, contacts: fresh };
+            known.talked |= e.talked();
             say_exposed(&e);
             if e.talked() {
                 self.mark_host(&e);
@@ -174,7 +185,7 @@ impl Daemon {
 
     /// Inside hosts found to have opened connections to an address before it was listed.
     pub fn exposed_hosts(&self) -> usize {
-        self.exposed.values().filter(|e| e.talked()).count()
+        self.exposed.values().filter(|k| k.talked).count()
     }
 }
 
