@@ -131,8 +131,14 @@ impl Daemon {
 
     /// Looks the entries `new` holds and `old` did not up in the journal, in the background.
     pub fn look_back(&self, old: &Plan, new: &Plan) {
+        if self.journal.is_some() {
+            self.look_back_at(&Diff::between(old, new));
+        }
+    }
+
+    /// Looks the entries `diff` adds up in the journal, in the background.
+    pub fn look_back_at(&self, diff: &Diff) {
         let (Some(j), Some(l)) = (&self.journal, &self.lookback) else { return };
-        let diff = Diff::between(old, new);
         let added = Wanted::new(diff.v4.added().chain(diff.v6.added()));
         if !added.is_empty() {
             let _ = l.ask.send((added, j.writer.flusher()));

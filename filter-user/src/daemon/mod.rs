@@ -308,10 +308,10 @@ impl Daemon {
             );
             return self.grow(plan, why);
         }
-        match sync::apply(&mut filter.maps_mut().addr, &self.applied, &plan) {
-            Ok(ch) => {
-                let old = std::mem::replace(&mut self.applied, plan);
-                self.look_back(&old, &self.applied);
+        match sync::apply_diff(&mut filter.maps_mut().addr, &self.applied, &plan) {
+            Ok((ch, diff)) => {
+                self.applied = plan;
+                self.look_back_at(&diff);
                 self.write_status();
                 Ok(ch)
             }

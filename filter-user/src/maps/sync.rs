@@ -87,11 +87,22 @@ fn put_new<K>(
 
 /// Moves the maps from `old` (what they hold) to `new`, writing before deleting.
 pub fn apply(maps: &mut AddressMaps, old: &Plan, new: &Plan) -> Result<Changes> {
+    apply_diff(maps, old, new).map(|(changes, _)| changes)
+}
+
+/// [`apply`], handing back the diff it applied too (what it added: the connection journal's
+/// question).
+pub fn apply_diff(maps: &mut AddressMaps, old: &Plan, new: &Plan) -> Result<(Changes, Diff)> {
     move_with(maps, old, new, WriteMode::Batched)
 }
 
 /// Applies the diff between `old` and `new`, and the prefilter moves, in the promised order.
-fn move_with(maps: &mut AddressMaps, old: &Plan, new: &Plan, mode: WriteMode) -> Result<Changes> {
+fn move_with(
+    maps: &mut AddressMaps,
+    old: &Plan,
+    new: &Plan,
+    mode: WriteMode,
+) -> Result<(Changes, Diff)> {
     let (diff, arrays) = diff_and_moves(old, new, hinted(maps));
     set_flags(maps, diff.flags_during)?;
     put_arrays(maps, &arrays, Step::During)?;
@@ -102,7 +113,7 @@ fn move_with(maps: &mut AddressMaps, old: &Plan, new: &Plan, mode: WriteMode) ->
     put_arrays(maps, &arrays, Step::After)?;
     set_flags(maps, diff.flags_after)?;
     maps.stamp()?;
-    Ok(Changes { written: diff.writes(), deleted: diff.deletes() })
+    Ok((Changes { written: diff.writes(), deleted: diff.deletes() }, diff))
 }
 
 /// Sets the config flags to `flags` and those that come from no plan.
