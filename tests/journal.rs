@@ -5,9 +5,8 @@
 //! damaged hour is named and the rest still reads; `journal purge` deletes it.
 
 use std::{
-    io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use filter_common::{CFG_FLAGS, CFG_JOURNAL};
@@ -66,23 +65,13 @@ fn udp_to_ports(
 
 /// The metrics text the daemon serves in `ns`.
 fn metrics(ns: &td_netns::NetNs) -> String {
-    in_netns(ns, || {
-        let mut s = TcpStream::connect("127.0.0.1:9645")?;
-        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
-        Ok(out)
-    })
-    .unwrap()
+    integration_tests::http::get_in(ns, "127.0.0.1:9645", "/metrics", "")
 }
 
 /// Waits (at most 15 s) until the daemon logs `what`.
 fn wait_log(run: &Running, what: &str) {
-    let end = Instant::now() + Duration::from_secs(15);
-    while !run.stderr().contains(what) {
-        assert!(Instant::now() < end, "not logged: {what}\n{}", run.stderr());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let said = || run.stderr().contains(what);
+    integration_tests::wait_until(&format!("not logged: {what}"), 15, said, || run.stderr());
 }
 
 /// `takedown exposed ARGS --json`, parsed.
@@ -163,11 +152,7 @@ fn a_damaged_hour_is_named_and_purge_deletes_the_journal() {
         files.sort();
         files
     };
-    let end = Instant::now() + Duration::from_secs(15);
-    while hours().is_empty() {
-        assert!(Instant::now() < end, "no block written: {}", run.stderr());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    integration_tests::wait_until("no block written", 15, || !hours().is_empty(), || run.stderr());
     run.kill();
     assert!(!journal.join("2020-01-01T00.tdj").exists(), "the hour older than `days` is gone");
     // The newest hour gets a block cut short (a crash in the middle of a write) followed by

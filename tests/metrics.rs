@@ -23,19 +23,7 @@ fn get_from(ns: &NetNs, addr: &str, path: &str) -> String {
     get_with(ns, addr, path, "")
 }
 
-/// The whole answer (status line, headers, body) to a GET with `headers` (each ending in CRLF).
-fn get_with(ns: &NetNs, addr: &str, path: &str, headers: &str) -> String {
-    let (addr, path, headers) = (addr.to_string(), path.to_string(), headers.to_string());
-    in_netns(ns, move || {
-        let mut s = TcpStream::connect(addr)?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n")?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
-        Ok(out)
-    })
-    .unwrap()
-}
+use integration_tests::http::get_in as get_with;
 
 /// The value of the series written exactly as `series` (name and labels).
 fn value(text: &str, series: &str) -> Option<f64> {

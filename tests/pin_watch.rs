@@ -23,12 +23,8 @@ fn run_args(list: &str) -> [&str; 6] {
 }
 
 /// Waits (at most 10 s) until `done`, panicking with `what` and the daemon's log.
-fn wait_for(run: &Running, what: &str, mut done: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < end, "{what}: {}", run.stderr());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn wait_for(run: &Running, what: &str, done: impl FnMut() -> bool) {
+    integration_tests::wait_until(what, 10, done, || run.stderr());
 }
 
 #[kernel_test]

@@ -7,43 +7,17 @@
 use std::{net::IpAddr, os::fd::AsFd, time::Instant};
 
 use anyhow::Result;
-use etherparse::PacketBuilder;
-use integration_tests::TempDir;
+use integration_tests::{TempDir, frames::tcp};
 use takedown::{
     daemon::journal::{
         block::{self, Key, Seen},
         exposure::{self, Wanted},
         store::Store,
     },
-    maps::{
-        filter::{Capacities, Filter},
-        sync,
-    },
-    plan::Plan,
+    maps::filter::Filter,
 };
 
 use crate::{median, real, testrun};
-
-/// A 64-byte TCP/IPv4 frame with the given flags (SYN: `syn`, else ACK).
-fn tcp(src: IpAddr, dst: IpAddr, syn: bool) -> Vec<u8> {
-    let (IpAddr::V4(s), IpAddr::V4(d)) = (src, dst) else { panic!("IPv4 only") };
-    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4(s.octets(), d.octets(), 64)
-        .tcp(40000, 443, 1, 64240);
-    let b = if syn { b.syn() } else { b.ack(1) };
-    let payload = vec![0u8; 64 - 14 - 20 - 20];
-    let mut out = Vec::with_capacity(b.size(payload.len()));
-    b.write(&mut out, &payload).unwrap();
-    out
-}
-
-fn loaded(plan: &Plan, journal: bool) -> Result<Filter> {
-    let caps = Capacities::for_plan(plan, u32::MAX)?.with_journal(journal);
-    let mut filter = Filter::load(&caps)?;
-    sync::fill(&mut filter.maps_mut().addr, plan)?;
-    filter.maps_mut().set_journal(journal)?;
-    Ok(filter)
-}
 
 pub fn run() -> Result<()> {
     per_packet()?;
@@ -56,7 +30,7 @@ pub fn run() -> Result<()> {
 fn per_packet() -> Result<()> {
     let big = real::ips_big()?;
     let plan = real::plan(&big, &[]);
-    let (off, on) = (loaded(&plan, false)?, loaded(&plan, true)?);
+    let (off, on) = (crate::loaded(&plan, false, false)?, crate::loaded(&plan, false, true)?);
     let inside: IpAddr = "10.77.0.2".parse()?;
     let remote = real::uncovered(&plan, "11.7.3.9".parse()?).expect("an unlisted address");
     let listed = big[big.len() / 10].addr();

@@ -83,13 +83,16 @@ fn frame(src: IpAddr, dst: IpAddr) -> Vec<u8> {
     frames::ip(&src.to_string(), &dst.to_string())
 }
 
-/// A filter loaded with `plan` (not attached).
-fn loaded(plan: &Plan, events: bool) -> Result<Filter> {
-    let mut filter = Filter::load(&Capacities::for_plan(plan, u32::MAX)?)?;
+/// A filter loaded with `plan` (not attached), with events at the daemon's rate, and with
+/// the connection journal on, as asked.
+fn loaded(plan: &Plan, events: bool, journal: bool) -> Result<Filter> {
+    let caps = Capacities::for_plan(plan, u32::MAX)?.with_journal(journal);
+    let mut filter = Filter::load(&caps)?;
     sync::fill(&mut filter.maps_mut().addr, plan)?;
     if events {
         filter.maps_mut().set_event_rate(100, 200)?; // the daemon's defaults
     }
+    filter.maps_mut().set_journal(journal)?;
     Ok(filter)
 }
 
@@ -116,7 +119,7 @@ fn scenario(
     {
         frames.push(("miss next to an entry", frame(inside, near), PASS));
     }
-    let filter = loaded(&plan, events)?;
+    let filter = loaded(&plan, events, false)?;
     Ok(Scenario { name: name.into(), filter, plan, listed: nets.to_vec(), v4, frames })
 }
 

@@ -3,7 +3,7 @@
 //! oversized, truncated), and records the requests. Stops on drop.
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
     sync::{
         Arc, Mutex,
@@ -278,4 +278,19 @@ pub fn start_untrusted_https(ns: &NetNs) -> Result<u16> {
         }
     });
     Ok(port)
+}
+
+/// The whole answer (status line, headers, body) to a GET of `path` from `addr` in `ns`, with
+/// `headers` (each ending in CRLF).
+pub fn get_in(ns: &NetNs, addr: &str, path: &str, headers: &str) -> String {
+    let (addr, path, headers) = (addr.to_string(), path.to_string(), headers.to_string());
+    in_netns(ns, move || {
+        let mut s = TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n")?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    })
+    .unwrap()
 }

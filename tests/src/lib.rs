@@ -243,3 +243,18 @@ impl Drop for SmallDisk {
         let _ = std::fs::remove_dir(&self.0);
     }
 }
+
+/// Polls `done` every 200 ms until it holds; after `secs` seconds, panics naming `what` with
+/// `context()` (a daemon's log, say).
+pub fn wait_until(
+    what: &str,
+    secs: u64,
+    mut done: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !done() {
+        assert!(std::time::Instant::now() < end, "{what}: {}", context());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

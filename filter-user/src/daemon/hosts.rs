@@ -76,7 +76,8 @@ pub struct Names<'a> {
     pub interface: &'a dyn Fn(u32) -> String,
 }
 
-fn addr(family: u8, bytes: &[u8; 16]) -> IpAddr {
+/// The address a kernel record carries in 16 bytes (IPv4 in the first 4, `family` 4).
+pub fn addr(family: u8, bytes: &[u8; 16]) -> IpAddr {
     if family == 4 {
         IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]])
     } else {
@@ -84,12 +85,21 @@ fn addr(family: u8, bytes: &[u8; 16]) -> IpAddr {
     }
 }
 
-fn service(proto: u8, port: u16) -> String {
+/// An IP protocol's name as reports write it.
+pub fn protocol(proto: u8) -> &'static str {
     match proto {
-        6 => format!("tcp/{port}"),
-        17 => format!("udp/{port}"),
-        1 | 58 => "icmp".into(),
-        p => format!("ip/{p}"),
+        6 => "tcp",
+        17 => "udp",
+        1 | 58 => "icmp",
+        _ => "ip",
+    }
+}
+
+fn service(proto: u8, port: u16) -> String {
+    match protocol(proto) {
+        "icmp" => "icmp".into(),
+        "ip" => format!("ip/{proto}"),
+        name => format!("{name}/{port}"),
     }
 }
 

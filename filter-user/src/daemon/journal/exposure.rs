@@ -119,11 +119,7 @@ pub fn find(store: &Store, since: u64, wanted: &Wanted) -> (Vec<Exposed>, Vec<St
     for (k, s) in rows {
         let entry = covered.get(&k.remote).copied().unwrap_or_else(|| wanted.covering(k.remote));
         let Some(entry) = entry else { continue };
-        let proto = match k.proto {
-            6 => "tcp",
-            17 => "udp",
-            _ => "ip",
-        };
+        let proto = crate::daemon::hosts::protocol(k.proto);
         let c = Contact {
             remote: k.remote,
             entry,

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use filter_common::Connection;
 
 use super::block::Key;
+use crate::daemon::hosts::addr;
 
 /// How the inside end is told.
 #[derive(Clone, Debug, Default)]
@@ -20,7 +21,7 @@ impl Sides {
     /// (the remote's when the inside host opened it, the host's when the remote did); None
     /// when neither end can be told inside.
     pub fn key(&self, c: &Connection) -> Option<Key> {
-        let (src, dst) = (addr(&c.src, c.family), addr(&c.dst, c.family));
+        let (src, dst) = (addr(c.family, &c.src), addr(c.family, &c.dst));
         let src_inside = if self.inside.is_empty() {
             match (private(src), private(dst)) {
                 (true, _) => true, // both private: the one that opened it
@@ -33,13 +34,6 @@ impl Sides {
         // The source of a SYN, or of a flow's first datagram, opened the connection.
         let (inside, remote) = if src_inside { (src, dst) } else { (dst, src) };
         Some(Key { inside, remote, proto: c.proto, port: c.dport, inbound: !src_inside })
-    }
-}
-
-fn addr(a: &[u8; 16], family: u8) -> IpAddr {
-    match family {
-        4 => IpAddr::from([a[0], a[1], a[2], a[3]]),
-        _ => IpAddr::from(*a),
     }
 }
 
