@@ -2,7 +2,7 @@
 //! the 1.24M-address list: a UDP datagram of a known flow, a TCP ACK, a hit; and a new TCP
 //! connection, whose records are drained between samples), the writer's rate into disk on one
 //! core and its bytes a connection on a mix like a gateway's, and the time of `exposed` over 14
-//! days of journal against 1.24M addresses + every IPv4 country block.
+//! days of journal (the release binary) against 1.24M addresses + CIDRs.
 
 use std::{net::IpAddr, os::fd::AsFd, time::Instant};
 
@@ -14,6 +14,7 @@ use takedown::{
         exposure::{self, Wanted},
         store::Store,
     },
+    daemon::state::StateDir,
     maps::filter::Filter,
 };
 
@@ -136,36 +137,58 @@ fn disk(dir: &TempDir) -> Result<()> {
     Ok(())
 }
 
-/// `exposed` over 14 days of journal against the big list with real CIDRs, and with every
-/// IPv4 country block.
+/// Connections a day in the journal `exposed` reads (the goal's "1M distinct connections a day").
+const A_DAY: u64 = 1_000_000;
+
+/// `takedown exposed --since 14d --json` (the release binary, as an operator runs it) over 14
+/// days of journal, against list files: the big list + real CIDRs (with misses), and the big
+/// list + every IPv4 and IPv6 country block (covers almost every address: nearly every row is
+/// found and printed).
 fn exposed(dir: &TempDir) -> Result<()> {
-    let store = Store::new(dir.0.join("days"));
+    let state = dir.0.join("state");
+    let store = Store::new(takedown::daemon::journal::dir_of(&StateDir::new(&state)));
     let mut rng = fastrand::Rng::with_seed(14);
-    let (hours, per_hour) = (14 * 24, 100_000u64);
-    let start = 1_800_000_000 - 14 * 86_400;
-    for h in 0..hours {
-        fill(&store, start + h * 3600, per_hour, per_hour / 3600 + 1, &mut rng)?;
+    let per_hour = A_DAY / 24;
+    let now = takedown::daemon::status::now();
+    for h in (0..14 * 24).rev() {
+        fill(&store, now - (h + 1) * 3600, per_hour, per_hour / 3600 + 1, &mut rng)?;
     }
     let bytes: u64 = store.files().iter().map(|f| f.bytes).sum();
     println!(
-        "### `exposed` over 14 days\n\n{hours} hours of {per_hour} connections each ({} MB on disk), looked up as `takedown exposed` does:\n\n| networks looked for | networks | seconds | inside hosts found | contacts found |\n|---|---|---|---|---|",
+        "### `exposed` over 14 days
+
+14 days of {A_DAY} connections a day ({} MB on disk, blocks of 5 s as the writer writes them); `takedown exposed --since 14d --json --file ADDRESSES --file CIDRS`, the release binary, output to /dev/null:
+
+| networks looked for | addresses | CIDRs | seconds | peak RSS (MiB) | inside hosts found | contacts found |
+|---|---|---|---|---|---|---|",
         bytes / 1_000_000
     );
     let big = real::ips_big()?;
-    for (name, nets) in [
-        ("the big list + real CIDRs", [big.clone(), real::cidrs_v4()?].concat()),
+    let all = [real::cidrs_v4_all()?, real::feed("country-blocks-v6.txt")?].concat();
+    for (name, cidrs) in [
         (
-            "the big list + every IPv4 country block (covers almost every address)",
-            [big, real::cidrs_v4_all()?].concat(),
+            "the big list + real CIDRs (with misses)",
+            [real::cidrs_v4()?, real::cidrs_v6()?].concat(),
         ),
+        ("the big list + every country block, IPv4 and IPv6 (covers almost every address)", all),
     ] {
-        let began = Instant::now();
-        let wanted = Wanted::new(nets.iter().copied());
-        let (found, problems) = exposure::find(&store, 0, &wanted);
+        let lists = [("addresses", &big), ("cidrs", &cidrs)].map(|(f, nets)| {
+            let path = dir.0.join(format!("{f}.txt"));
+            let text: String = nets.iter().map(|n| format!("{n}\n")).collect();
+            std::fs::write(&path, text).map(|()| path)
+        });
+        let mut cmd = std::process::Command::new(integration_tests::process::takedown_bin());
+        cmd.args(["exposed", "--since", "14d", "--json", "--state-dir"]).arg(&state);
+        for l in lists {
+            cmd.arg("--file").arg(l?);
+        }
+        let (secs, rss) = crate::peers::timed(cmd)?;
+        let wanted = Wanted::new(big.iter().chain(&cidrs).copied());
+        let (found, problems) = exposure::find(&store, now - 14 * 86_400, &wanted);
         anyhow::ensure!(problems.is_empty(), "unreadable: {problems:?}");
-        let secs = began.elapsed().as_secs_f64();
         let contacts: usize = found.iter().map(|e| e.contacts.len()).sum();
-        println!("| {name} | {} | {secs:.1} | {} | {contacts} |", nets.len(), found.len());
+        let (n, c) = (big.len(), cidrs.len());
+        println!("| {name} | {n} | {c} | {secs:.1} | {rss:.0} | {} | {contacts} |", found.len());
     }
     println!();
     Ok(())

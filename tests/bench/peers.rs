@@ -82,7 +82,7 @@ pub struct Load {
 }
 
 /// Runs `cmd` to completion: (seconds, peak RSS in MiB).
-fn timed(mut cmd: Command) -> Result<(f64, f64)> {
+pub fn timed(mut cmd: Command) -> Result<(f64, f64)> {
     let started = Instant::now();
     let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
     let pid = child.id() as i32;

@@ -2,12 +2,11 @@
 //! journal (the entries of a loaded list, given networks, or a list file that need not be
 //! loaded; every loaded entry by default); `takedown journal purge` deletes the journal.
 
-use std::path::PathBuf;
+use std::{io::Write, path::PathBuf};
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use ipnet::IpNet;
-use serde_json::json;
 use takedown::{
     daemon::{
         journal::{
@@ -69,41 +68,61 @@ pub fn exposed(args: ExposedArgs) -> Result<()> {
     let state = args.places.state();
     let dir = dir_of(&state);
     super::places::root_only("takedown exposed", &dir, &dir, "")?;
-    let wanted = Wanted::new(wanted(&args)?);
+    let wanted = wanted(&args)?;
     if wanted.is_empty() {
         bail!("no address to look for: the list, entries or files hold none");
     }
     let since = args.since.map_or(0, |p| now().saturating_sub(p));
     let (found, problems) = exposure::find(&Store::new(dir), since, &wanted);
+    drop(wanted);
     problems.iter().for_each(|p| log::warn!("connection journal: {p}"));
-    if args.format.json {
-        say!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "exposed": found, "unreadable": problems }))?
-        );
-    } else if args.format.csv {
-        say!("host,remote,entry,protocol,port,opened_by,first,last,connections");
-        for e in &found {
-            for c in &e.contacts {
-                let (f, l, o) = (utc(c.first), utc(c.last), c.opened_by);
-                let (host, remote, entry) = (e.host, c.remote, c.entry);
-                say!("{host},{remote},{entry},{},{},{o},{f},{l},{}", c.proto, c.port, c.count);
-            }
+    // Many contacts can be asked for: written through one buffer, the JSON without a copy.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = if args.format.json {
+        #[derive(serde::Serialize)]
+        struct Report<'a> {
+            exposed: &'a [Exposed],
+            unreadable: &'a [String],
         }
+        let report = Report { exposed: &found, unreadable: &problems };
+        serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::from)
+    } else if args.format.csv {
+        csv(&mut out, &found)
     } else {
+        drop(out);
         print(&found);
+        return Ok(());
+    };
+    // Output cut short (a closed pipe, say) is not an error of ours.
+    let _ = written.and_then(|()| writeln!(out)).and_then(|()| out.flush());
+    Ok(())
+}
+
+fn csv(out: &mut impl Write, found: &[Exposed]) -> std::io::Result<()> {
+    writeln!(out, "host,remote,entry,protocol,port,opened_by,first,last,connections")?;
+    for e in found {
+        for c in &e.contacts {
+            let (f, l, o) = (utc(c.first), utc(c.last), c.opened_by);
+            let (host, remote, entry) = (e.host, c.remote, c.entry);
+            writeln!(
+                out,
+                "{host},{remote},{entry},{},{},{o},{f},{l},{}",
+                c.proto, c.port, c.count
+            )?;
+        }
     }
     Ok(())
 }
 
-/// The networks asked for: `--entry`, `--file`, `--list`, or every loaded entry.
-fn wanted(args: &ExposedArgs) -> Result<Vec<IpNet>> {
-    let mut nets = args.entries.clone();
+/// The networks asked for: `--entry`, `--file`, `--list`, or every loaded entry (each file's
+/// taken in as it is read: no list of them all).
+fn wanted(args: &ExposedArgs) -> Result<Wanted> {
+    let mut wanted = Wanted::new(args.entries.iter().copied());
     for f in &args.files {
         let parsed = lists::parse_file(f, &ListOptions::default())?;
-        nets.extend(parsed.entries.iter().map(|e| e.net));
+        wanted.merge(Wanted::new(parsed.entries.iter().map(|e| e.net)));
     }
-    if args.list.is_some() || nets.is_empty() {
+    if args.list.is_some() || wanted.is_empty() {
         let plan = args.places.maps("takedown exposed")?.plan()?;
         let bits = match &args.list {
             Some(name) => match inspect::status(&args.places).list_bit(name) {
@@ -112,9 +131,10 @@ fn wanted(args: &ExposedArgs) -> Result<Vec<IpNet>> {
             },
             None => u64::MAX,
         };
-        nets.extend(plan.nets().filter(|(_, m)| m.lists & bits != 0).map(|(n, _)| n));
+        let nets = plan.nets().filter(|(_, m)| m.lists & bits != 0).map(|(n, _)| n);
+        wanted.merge(Wanted::new(nets));
     }
-    Ok(nets)
+    Ok(wanted)
 }
 
 fn print(found: &[Exposed]) {

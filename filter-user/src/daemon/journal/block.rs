@@ -98,51 +98,72 @@ fn varint(out: &mut Vec<u8>, mut n: u64) {
     out.push(n as u8);
 }
 
-/// Every block of a file's bytes, decoded, to `row`; a block that fails its check is skipped
-/// up to the next block's mark. Returns what was skipped, if anything (where, and why).
-pub fn decode_all(bytes: &[u8], mut row: impl FnMut(Key, Seen)) -> Option<String> {
-    let (mut at, mut skipped) = (0, Vec::new());
-    while at < bytes.len() {
-        match decode_one(&bytes[at..], &mut row) {
-            Ok(used) => at += used,
-            Err(e) => {
-                let next = find_mark(&bytes[at + 1..]).map_or(bytes.len(), |i| at + 1 + i);
-                skipped.push(format!("bytes {at}-{next}: {e:#}"));
-                at = next;
+/// Reads blocks, keeping its decompression context and buffers from one block to the next (a
+/// context costs more to make than a small block to read).
+pub struct Reader {
+    dctx: zstd::bulk::Decompressor<'static>,
+    raw: Vec<u8>,
+    rows: Vec<(Key, Seen)>,
+}
+
+impl Reader {
+    pub fn new() -> Result<Self> {
+        Ok(Self { dctx: zstd::bulk::Decompressor::new()?, raw: Vec::new(), rows: Vec::new() })
+    }
+
+    /// Every block of a file's bytes, decoded, to `row`; a block that fails its check is
+    /// skipped up to the next block's mark. Returns what was skipped, if anything (where, and
+    /// why).
+    pub fn decode_all(&mut self, bytes: &[u8], mut row: impl FnMut(Key, Seen)) -> Option<String> {
+        let (mut at, mut skipped) = (0, Vec::new());
+        while at < bytes.len() {
+            match self.decode_one(&bytes[at..], &mut row) {
+                Ok(used) => at += used,
+                Err(e) => {
+                    let next = find_mark(&bytes[at + 1..]).map_or(bytes.len(), |i| at + 1 + i);
+                    skipped.push(format!("bytes {at}-{next}: {e:#}"));
+                    at = next;
+                }
             }
         }
+        (!skipped.is_empty()).then(|| format!("skipped {}", skipped.join("; ")))
     }
-    (!skipped.is_empty()).then(|| format!("skipped {}", skipped.join("; ")))
+
+    /// Decodes the block at the start of `b`; returns its length.
+    fn decode_one(&mut self, b: &[u8], row: &mut impl FnMut(Key, Seen)) -> Result<usize> {
+        if b.len() < HEADER || &b[..4] != MAGIC {
+            bail!("not a journal block (cut short, or damaged)");
+        }
+        let len = u32::from_le_bytes(b[4..8].try_into()?) as usize;
+        let crc = u32::from_le_bytes(b[8..12].try_into()?);
+        if len > MAX_BLOCK || b.len() < HEADER + len {
+            bail!("a block cut short");
+        }
+        let body = &b[HEADER..HEADER + len];
+        if crc32fast::hash(body) != crc {
+            bail!("a block fails its checksum");
+        }
+        // The size the frame declares, bounded, is all the room given: a frame that would
+        // decompress to more fails.
+        let size = match zstd::zstd_safe::get_frame_content_size(body) {
+            Ok(Some(n)) if n <= MAX_BLOCK as u64 => n as usize,
+            _ => bail!("a block whose size is unknown or too large"),
+        };
+        self.raw.clear();
+        self.raw.reserve(size);
+        self.dctx.decompress_to_buffer(body, &mut self.raw)?;
+        // Rows decode into a list first: a block is taken whole or not at all.
+        self.rows.clear();
+        let got = &mut self.rows;
+        rows(&self.raw, &mut |k, s| got.push((k, s)))?;
+        self.rows.drain(..).for_each(|(k, s)| row(k, s));
+        Ok(HEADER + len)
+    }
 }
 
 /// Where the next block's mark is.
 fn find_mark(b: &[u8]) -> Option<usize> {
     b.windows(MAGIC.len()).position(|w| w == MAGIC)
-}
-
-/// Decodes the block at the start of `b`; returns its length.
-fn decode_one(b: &[u8], row: &mut impl FnMut(Key, Seen)) -> Result<usize> {
-    if b.len() < HEADER || &b[..4] != MAGIC {
-        bail!("not a journal block (cut short, or damaged)");
-    }
-    let len = u32::from_le_bytes(b[4..8].try_into()?) as usize;
-    let crc = u32::from_le_bytes(b[8..12].try_into()?);
-    if len > MAX_BLOCK || b.len() < HEADER + len {
-        bail!("a block cut short");
-    }
-    let body = &b[HEADER..HEADER + len];
-    if crc32fast::hash(body) != crc {
-        bail!("a block fails its checksum");
-    }
-    // A stream, cut at the bound: no guess at the size is allocated up front.
-    let mut raw = Vec::new();
-    let decoder = zstd::stream::read::Decoder::new(body)?;
-    std::io::Read::read_to_end(&mut std::io::Read::take(decoder, MAX_BLOCK as u64), &mut raw)?;
-    // Rows decode into a list first: a block is taken whole or not at all.
-    let mut got = Vec::new();
-    rows(&raw, &mut |k, s| got.push((k, s)))?;
-    got.into_iter().for_each(|(k, s)| row(k, s));
-    Ok(HEADER + len)
 }
 
 fn rows(mut r: &[u8], row: &mut impl FnMut(Key, Seen)) -> Result<()> {
@@ -219,7 +240,7 @@ mod tests {
         let second = encode(&mut [(key("10.0.0.3", "198.51.100.1", 80), Seen::once(5))]).unwrap();
         file.extend(&second[..second.len() - 3]); // a crash in the middle of the second block
         let mut got = vec![];
-        let stopped = decode_all(&file, |k, s| got.push((k, s)));
+        let stopped = Reader::new().unwrap().decode_all(&file, |k, s| got.push((k, s)));
         assert_eq!(got, a);
         assert!(stopped.unwrap().contains("cut short"));
         // A damaged block in the middle: the blocks after it still read.
@@ -228,7 +249,7 @@ mod tests {
         flipped[HEADER + 2] ^= 0xff;
         flipped.extend(&third);
         let mut after = vec![];
-        let skipped = decode_all(&flipped, |k, _| after.push(k)).unwrap();
+        let skipped = Reader::new().unwrap().decode_all(&flipped, |k, _| after.push(k)).unwrap();
         assert!(skipped.contains("checksum"), "{skipped}");
         assert_eq!(after, [key("10.0.0.4", "198.51.100.4", 80)]);
     }

@@ -2,69 +2,17 @@
 //! covers, by inside host. Asked by `takedown exposed`, and by the daemon for the entries each
 //! change adds.
 
-use std::{
-    collections::{BTreeMap, HashMap, HashSet},
-    net::IpAddr,
-};
+use std::{collections::BTreeMap, net::IpAddr};
 
 use ipnet::IpNet;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
+pub use super::wanted::Wanted;
 use super::{
     block::{Key, Seen},
     store::Store,
 };
-
-/// The networks looked for: exact addresses in a set, prefixes in a set a length.
-#[derive(Default)]
-pub struct Wanted {
-    exact: HashSet<IpAddr>,
-    prefixes: BTreeMap<(bool, u8), HashSet<IpAddr>>,
-}
-
-impl Wanted {
-    pub fn new(nets: impl IntoIterator<Item = IpNet>) -> Self {
-        let mut w = Self::default();
-        for n in nets {
-            if n.prefix_len() == n.max_prefix_len() {
-                w.exact.insert(n.addr());
-            } else {
-                let n = n.trunc();
-                w.prefixes
-                    .entry((n.addr().is_ipv6(), n.prefix_len()))
-                    .or_default()
-                    .insert(n.addr());
-            }
-        }
-        w
-    }
-
-    /// Also looks for what `other` looks for.
-    pub fn merge(&mut self, other: Wanted) {
-        self.exact.extend(other.exact);
-        for (k, set) in other.prefixes {
-            self.prefixes.entry(k).or_default().extend(set);
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.exact.is_empty() && self.prefixes.is_empty()
-    }
-
-    /// The wanted network covering `a`, the most specific first.
-    pub fn covering(&self, a: IpAddr) -> Option<IpNet> {
-        if self.exact.contains(&a) {
-            return IpNet::new(a, if a.is_ipv4() { 32 } else { 128 }).ok();
-        }
-        let family = self.prefixes.range((a.is_ipv6(), 0)..=(a.is_ipv6(), 128)).rev();
-        family
-            .filter_map(|(&(_, len), set)| {
-                let net = IpNet::new(a, len).ok()?.trunc();
-                set.contains(&net.addr()).then_some(net)
-            })
-            .next()
-    }
-}
 
 /// One contact of an inside host with a wanted address.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -97,33 +45,59 @@ impl Exposed {
     }
 }
 
-/// Remotes whose lookup is remembered at most (all are forgotten past it).
-const MEMO: usize = 1 << 21;
+/// Remotes whose lookup a reader remembers at most (all are forgotten past it).
+const MEMO: usize = 1 << 17;
+
+/// What one reader found: the wanted rows with the length of the network covering their
+/// remote, and the remotes it looked up (popular ones repeat: each is looked up once).
+#[derive(Default)]
+struct Found {
+    memo: FxHashMap<IpAddr, Option<u8>>,
+    rows: FxHashMap<Key, (Seen, u8)>,
+}
 
 /// The journal's rows since `since` whose remote `wanted` covers, by inside host (sorted);
-/// and what could not be read.
+/// and what could not be read. The hours are read by a thread a core.
 pub fn find(store: &Store, since: u64, wanted: &Wanted) -> (Vec<Exposed>, Vec<String>) {
-    let mut rows: HashMap<Key, Seen> = HashMap::new();
-    // Remotes repeat (popular services): each is looked up once.
-    let mut covered: HashMap<IpAddr, Option<IpNet>> = HashMap::new();
-    let problems = store.read(since, |k, s| {
-        if covered.len() >= MEMO {
-            covered.clear();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (found, problems) = store.read_each(since, workers, Found::default, |f, k, s| {
+        if s.last < since {
+            return;
         }
-        let entry = *covered.entry(k.remote).or_insert_with(|| wanted.covering(k.remote));
-        if s.last >= since && entry.is_some() {
-            rows.entry(k).and_modify(|m| m.merge(&s)).or_insert(s);
+        if f.memo.len() >= MEMO {
+            f.memo.clear();
+        }
+        let len = *f.memo.entry(k.remote).or_insert_with(|| wanted.covering_len(k.remote));
+        if let Some(len) = len {
+            f.rows.entry(k).and_modify(|(m, _)| m.merge(&s)).or_insert((s, len));
         }
     });
+    let mut rows = FxHashMap::default();
+    for f in found {
+        if f.rows.len() > rows.len() {
+            for (k, (s, len)) in std::mem::replace(&mut rows, f.rows) {
+                add(&mut rows, k, s, len);
+            }
+        } else {
+            f.rows.into_iter().for_each(|(k, (s, len))| add(&mut rows, k, s, len));
+        }
+    }
+    (by_host(rows), problems)
+}
+
+fn add(rows: &mut FxHashMap<Key, (Seen, u8)>, k: Key, s: Seen, len: u8) {
+    rows.entry(k).and_modify(|(m, _)| m.merge(&s)).or_insert((s, len));
+}
+
+/// The rows as contacts by inside host: those it opened first, then the latest first.
+fn by_host(rows: FxHashMap<Key, (Seen, u8)>) -> Vec<Exposed> {
     let mut hosts: BTreeMap<IpAddr, Vec<Contact>> = BTreeMap::new();
-    for (k, s) in rows {
-        let entry = covered.get(&k.remote).copied().unwrap_or_else(|| wanted.covering(k.remote));
-        let Some(entry) = entry else { continue };
-        let proto = crate::daemon::hosts::protocol(k.proto);
+    for (k, (s, len)) in rows {
+        let Some(entry) = super::wanted::net(k.remote, len) else { continue };
         let c = Contact {
             remote: k.remote,
             entry,
-            proto,
+            proto: crate::daemon::hosts::protocol(k.proto),
             port: k.port,
             opened_by: if k.inbound { "remote" } else { "inside" },
             first: s.first,
@@ -132,16 +106,12 @@ pub fn find(store: &Store, since: u64, wanted: &Wanted) -> (Vec<Exposed>, Vec<St
         };
         hosts.entry(k.inside).or_default().push(c);
     }
-    let exposed = hosts
+    let key = |c: &Contact| (c.opened_by != "inside", std::cmp::Reverse(c.last), c.remote);
+    hosts
         .into_iter()
         .map(|(host, mut contacts)| {
-            contacts.sort_by(|a, b| {
-                let key =
-                    |c: &Contact| (c.opened_by != "inside", std::cmp::Reverse(c.last), c.remote);
-                key(a).cmp(&key(b))
-            });
+            contacts.sort_by_key(key);
             Exposed { host, contacts }
         })
-        .collect();
-    (exposed, problems)
+        .collect()
 }

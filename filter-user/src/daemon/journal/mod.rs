@@ -11,6 +11,7 @@ pub mod exposure;
 mod recent;
 pub mod sides;
 pub mod store;
+mod wanted;
 pub mod writer;
 
 use std::path::PathBuf;

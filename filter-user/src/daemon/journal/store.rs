@@ -7,6 +7,10 @@ use std::{
     io::Write as _,
     os::unix::fs::{DirBuilderExt, OpenOptionsExt},
     path::{Path, PathBuf},
+    sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use anyhow::{Context, Result};
@@ -82,21 +86,44 @@ impl Store {
         out
     }
 
-    /// Every row of the hours that end after `since`, to `row`; returns what could not be
-    /// read, a line a file (naming it and the bytes skipped).
-    pub fn read(&self, since: u64, mut row: impl FnMut(Key, Seen)) -> Vec<String> {
-        let mut problems = vec![];
-        for f in self.files().into_iter().filter(|f| f.hour + HOUR > since) {
-            match fs::read(&f.path) {
-                Ok(bytes) => {
-                    if let Some(why) = block::decode_all(&bytes, &mut row) {
-                        problems.push(format!("{}: {why}", f.path.display()));
-                    }
+    /// Every row of the hours that end after `since`, read by `workers` threads at once (an
+    /// hour each at a time), each with its own `state` made by `init`, given to `row` with the
+    /// row. Returns the states, and what could not be read, a line a file (naming it and the
+    /// bytes skipped), oldest first.
+    pub fn read_each<S: Send>(
+        &self,
+        since: u64,
+        workers: usize,
+        init: impl Fn() -> S + Sync,
+        row: impl Fn(&mut S, Key, Seen) + Sync,
+    ) -> (Vec<S>, Vec<String>) {
+        let files: Vec<HourFile> =
+            self.files().into_iter().filter(|f| f.hour + HOUR > since).collect();
+        let next = AtomicUsize::new(0);
+        let problems = Mutex::new(Vec::new());
+        let work = || {
+            let mut state = init();
+            let mut reader = block::Reader::new();
+            while let Some(f) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let read = reader.as_mut().map_err(|e| e.to_string()).and_then(|r| {
+                    let bytes = fs::read(&f.path).map_err(|e| e.to_string())?;
+                    r.decode_all(&bytes, |k, s| row(&mut state, k, s)).map_or(Ok(()), Err)
+                });
+                if let Err(why) = read {
+                    let mut p = problems.lock().unwrap_or_else(|e| e.into_inner());
+                    p.push((f.hour, format!("{}: {why}", f.path.display())));
                 }
-                Err(e) => problems.push(format!("{}: {e}", f.path.display())),
             }
-        }
-        problems
+            state
+        };
+        let states = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers.max(1)).map(|_| s.spawn(work)).collect();
+            let joined = handles.into_iter().map(|h| h.join());
+            joined.map(|j| j.unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        });
+        let mut problems = problems.into_inner().unwrap_or_else(|e| e.into_inner());
+        problems.sort();
+        (states, problems.into_iter().map(|(_, p)| p).collect())
     }
 
     /// Deletes the hours older than `days` before `now`, then the oldest until the journal
