@@ -24,18 +24,12 @@ pub fn note<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>) {
     if C::EGRESS || p.later_fragment {
         return;
     }
-    let new = match p.proto {
-        TCP => parse::tcp_flags(ctx, p.l4) & (SYN | ACK) == SYN,
-        UDP => true,
-        _ => false,
-    };
-    if !new {
-        return;
+    match p.proto {
+        TCP if parse::tcp_flags(ctx, p.l4) & (SYN | ACK) == SYN => {}
+        UDP if first_of_flow::<F, C>(ctx, p) => {}
+        _ => return,
     }
     let (sport, dport) = parse::ports(ctx, p.proto, p.l4);
-    if p.proto == UDP && !first_of_flow(F::fold(&p.src), F::fold(&p.dst), sport, dport) {
-        return;
-    }
     let (src, dst) = (F::wide(&p.src), F::wide(&p.dst));
     let (proto, family, ifindex) = (p.proto, F::VERSION, ctx.ifindex());
     // SAFETY: a helper without arguments.
@@ -60,11 +54,13 @@ pub fn note<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>) {
 
 const BPF_RB_NO_WAKEUP: u64 = 1;
 
-/// True when this CPU has not seen the flow lately (its slot held another); the slot then
-/// holds it.
+/// True when this CPU has not seen the flow of UDP datagram `p` lately (its slot held
+/// another); the slot then holds it. The ports are taken as they lie in the header: the tag
+/// only needs them the same both ways.
 #[inline(always)]
-fn first_of_flow(src: u64, dst: u64, sport: u16, dport: u16) -> bool {
-    let tag = flow_tag(src, dst, sport, dport);
+fn first_of_flow<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>) -> bool {
+    let [sport, dport] = parse::raw_ports(ctx, p.l4);
+    let tag = flow_tag(F::fold(&p.src), F::fold(&p.dst), sport, dport);
     let Some(slot) = TD_FLOWS.get_ptr_mut(flow_slot(tag)) else { return false };
     // SAFETY: a per-CPU slot: only this CPU's programs touch it, one at a time.
     unsafe {

@@ -174,18 +174,26 @@ fn ipv6<C: Frame>(ctx: &C, l3: usize) -> Addresses {
 /// The source and destination ports at `l4` for TCP and UDP (0, 0 otherwise or if cut short).
 #[inline(always)]
 pub fn ports<C: Frame>(ctx: &C, proto: u8, l4: usize) -> (u16, u16) {
-    if proto != 6 && proto != 17 || l4 > 128 {
+    if proto != 6 && proto != 17 {
         return (0, 0);
+    }
+    let [s, d] = raw_ports(ctx, l4);
+    (u16::from_be(s), u16::from_be(d))
+}
+
+/// The two ports of the TCP or UDP header at `l4` as they lie in it, network order (0 if cut
+/// short).
+#[inline(always)]
+pub fn raw_ports<C: Frame>(ctx: &C, l4: usize) -> [u16; 2] {
+    if l4 > 128 {
+        return [0, 0];
     }
     // Both ports in one checked read: no value of a failed read is ever looked at (an
     // `Option` of each could leave an undefined register the verifier refuses).
-    match at::<C, [u8; 4]>(ctx, l4) {
-        Some(p) => {
-            // SAFETY: `at` checked that the 4 bytes lie inside the packet.
-            let b = unsafe { *p };
-            (u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]]))
-        }
-        None => (0, 0),
+    match at::<C, [u16; 2]>(ctx, l4) {
+        // SAFETY: `at` checked that the 4 bytes lie inside the packet.
+        Some(p) => unsafe { *p },
+        None => [0, 0],
     }
 }
 

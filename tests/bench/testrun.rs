@@ -31,6 +31,38 @@ pub fn run(prog: BorrowedFd<'_>, frame: &[u8], repeat: u32) -> Result<(u32, f64)
     Ok((attr.retval, f64::from(attr.duration)))
 }
 
+/// Pairs of cases (each pair: a program without and with something), measured in `rounds`
+/// rounds, the two of a pair back to back in turns (first one, then the other first). The
+/// kernel gives whole nanoseconds a packet: for a difference of a few percent, each case's
+/// figure is the mean of its middle half of rounds (a fraction of a nanosecond apart), not a
+/// median. Returns, for each pair, the two figures.
+pub fn paired(pairs: &[[Case<'_>; 2]], rounds: usize) -> Result<Vec<(f64, f64)>> {
+    for (i, c) in pairs.iter().flatten().enumerate() {
+        let (verdict, _) = run(c.prog, &c.frame, 1).with_context(|| format!("case {i}"))?;
+        if verdict != c.verdict {
+            bail!("case {i}: verdict {verdict}, expected {}", c.verdict);
+        }
+    }
+    let mut samples = vec![[Vec::new(), Vec::new()]; pairs.len()];
+    for r in 0..rounds {
+        for (pair, s) in pairs.iter().zip(samples.iter_mut()) {
+            let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
+            for i in order {
+                s[i].push(run(pair[i].prog, &pair[i].frame, REPEAT)?.1);
+            }
+        }
+    }
+    Ok(samples.iter_mut().map(|[a, b]| (middle_mean(a), middle_mean(b))).collect())
+}
+
+/// The mean of the middle half of `samples`.
+fn middle_mean(samples: &mut [f64]) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    let q = samples.len() / 4;
+    let middle = &samples[q..samples.len() - q];
+    middle.iter().sum::<f64>() / middle.len() as f64
+}
+
 /// `BPF_F_TEST_XDP_LIVE_FRAMES`: the frames really go where the program sends them.
 const LIVE_FRAMES: u32 = 1 << 1;
 
