@@ -10,7 +10,7 @@ use std::{
 };
 
 use filter_common::{CFG_FLAGS, CFG_JOURNAL};
-use integration_tests::{PinPlace, TempDir, kernel_test, process::Running};
+use integration_tests::{PinPlace, TempDir, kernel_test, process::Running, tmux::Tmux};
 use serde_json::Value;
 use takedown::maps::{FilterMaps, pins::Pins};
 use td_netns::{Addrs, Topology, in_netns, udp_count};
@@ -125,10 +125,26 @@ fn a_host_that_talked_before_the_listing_is_named_when_the_address_is_added() {
     let wide = exposed(&place, &topo, &["--entry", "198.51.100.8"]);
     assert_eq!(wide["exposed"][0]["contacts"].as_array().unwrap().len(), 50_000);
     on_demand(&place, &topo, &dir);
+    watch_shows_it(&place);
     // Now listed: the connection is dropped.
     assert_eq!(connect(&topo, 1), 0, "listed now");
     drop(listener);
     run.stop().unwrap();
+    // The host table keeps the finding: a new daemon counts the host.
+    let run = start(&place, &topo, &list, "14");
+    assert!(metrics(&topo.gateway).contains("\ntakedown_exposed_hosts 1\n"), "after a restart");
+    run.stop().unwrap();
+}
+
+/// `takedown watch` shows the newest exposure under its title.
+fn watch_shows_it(place: &PinPlace) {
+    let tmux = Tmux::new("journal-watch");
+    let bin = integration_tests::process::takedown_bin();
+    tmux.start("w", &format!("{} watch {}", bin.display(), place.args().join(" ")));
+    let line = format!("exposed: {} contacted {}", Addrs::CLIENT_V4, Addrs::SERVER_V4);
+    let shown = || tmux.screen("w").contains(&line);
+    integration_tests::wait_until("watch shows the exposure", 10, shown, || tmux.screen("w"));
+    assert!(tmux.screen("w").contains("before it was listed ("), "{}", tmux.screen("w"));
 }
 
 #[kernel_test]
@@ -155,6 +171,13 @@ fn a_damaged_hour_is_named_and_purge_deletes_the_journal() {
     integration_tests::wait_until("no block written", 15, || !hours().is_empty(), || run.stderr());
     run.kill();
     assert!(!journal.join("2020-01-01T00.tdj").exists(), "the hour older than `days` is gone");
+    // No daemon runs: `takedown add` looks the entry up itself.
+    let (code, out, err) = place.cli(&topo.gateway, &["add", Addrs::SERVER_V4]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let said = format!("exposed host {} contacted {}", Addrs::CLIENT_V4, Addrs::SERVER_V4);
+    assert!(out.contains(&said) && out.contains("no daemon runs"), "{out}{err}");
+    let (_, out, _) = place.cli(&topo.gateway, &["hosts"]);
+    assert!(out.contains("; contacted before it was listed: 2 connection(s)"), "{out}");
     // The newest hour gets a block cut short (a crash in the middle of a write) followed by
     // a copy of its good blocks (written after a restart); an old hour is junk.
     let newest = hours().pop().unwrap();
@@ -251,13 +274,22 @@ fn a_crowdsec_decision_finds_the_host_that_talked_to_its_address_before() {
     let config = dir.crowdsec_config(&lapi.url(), key);
     let text = std::fs::read_to_string(&config).unwrap();
     let journal = format!("[journal]\ndays = 14\ninside = [\"{}\"]\n", Addrs::GATEWAY_IF);
-    std::fs::write(&config, text + &journal).unwrap();
+    let siem = dir.0.join("new-hosts.jsonl");
+    let report = format!("[report]\nnew_host_log = \"{}\"\n", siem.display());
+    std::fs::write(&config, text + &journal + &report).unwrap();
     let place = PinPlace::new("journal-crowdsec");
     let listener = in_netns(&topo.internet, || Ok(TcpListener::bind(server())?)).unwrap();
     let run = place.start(&topo.gateway, &["run", "--config", &config]);
     assert_eq!(connect(&topo, 2), 2, "the server answers before the decision");
     lapi.push_delta(&format!(r#"{{"new":[{}],"deleted":null}}"#, ban(Addrs::SERVER_V4)));
     wait_log(&run, &format!("exposed host {} contacted {}", Addrs::CLIENT_V4, Addrs::SERVER_V4));
+    // The SIEM's line: the host and its contacts.
+    let lines = std::fs::read_to_string(&siem).unwrap();
+    let line: Value = serde_json::from_str(lines.lines().last().unwrap()).unwrap();
+    assert_eq!(line["event"], "takedown_exposed_host", "{lines}");
+    assert_eq!(line["exposed"]["host"], Addrs::CLIENT_V4, "{lines}");
+    assert_eq!(line["exposed"]["contacts"][0]["remote"], Addrs::SERVER_V4, "{lines}");
+    assert_eq!(line["exposed"]["contacts"][0]["count"], 2, "{lines}");
     assert_eq!(connect(&topo, 1), 0, "banned now");
     drop(listener);
     run.stop().unwrap();

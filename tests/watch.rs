@@ -1,31 +1,14 @@
 //! `takedown watch` in a real 80x24 terminal (tmux), on a filter with known traffic: the screen
 //! shows the rates, the top entry, the infected host and the list, and q quits.
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use integration_tests::{
     PinPlace, TempDir, kernel_test,
     process::{Running, run_cli, takedown_bin},
+    tmux::Tmux,
 };
 use td_netns::{Addrs, Topology, udp_count};
-
-/// A tmux server of the test's own (its own socket), killed on drop.
-struct Tmux(String);
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux").args(["-L", &self.0]).args(args).output().expect("tmux")
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
 
 #[kernel_test]
 fn watch_shows_rates_entries_hosts_and_lists_and_quits_on_q() {
@@ -59,10 +42,8 @@ fn watch_shows_rates_entries_hosts_and_lists_and_quits_on_q() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    let tmux = Tmux(format!("td-watch-{}", std::process::id()));
-    let cmd = format!("{} watch {}", takedown_bin().display(), place.args().join(" "));
-    let out = tmux.run(&["new-session", "-d", "-s", "w", "-x", "80", "-y", "24", &cmd]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tmux = Tmux::new("watch");
+    tmux.start("w", &format!("{} watch {}", takedown_bin().display(), place.args().join(" ")));
     // A steady listed stream while it watches, so that a drop rate shows.
     let stream = td_netns::Stream::start(
         &topo.client,
@@ -74,9 +55,7 @@ fn watch_shows_rates_entries_hosts_and_lists_and_quits_on_q() {
     )
     .unwrap();
     // The screen refreshes every second: read it until the stream's rate shows.
-    let capture = || {
-        String::from_utf8_lossy(&tmux.run(&["capture-pane", "-p", "-t", "w"]).stdout).into_owned()
-    };
+    let capture = || tmux.screen("w");
     let rate_on = |screen: &str| -> f64 {
         let rate = screen.split("dropped ").nth(1).and_then(|r| r.split_whitespace().next());
         rate.and_then(|n| n.parse().ok()).unwrap_or(0.0)

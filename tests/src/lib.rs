@@ -16,6 +16,7 @@ pub mod process;
 pub mod reference;
 pub mod taxii;
 pub mod test_run;
+pub mod tmux;
 
 pub use td_netns;
 pub use td_test_macros::kernel_test;

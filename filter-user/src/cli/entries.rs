@@ -101,6 +101,11 @@ pub fn add(args: AddArgs) -> Result<()> {
     let what = if args.monitor { "monitor" } else { "block" };
     let lifetime = if lifetime.is_empty() { lifetime } else { format!(" {lifetime}") };
     say!("added {net} ({what}, {}) to the manual list{lifetime}; {how}", args.direction);
+    if state.daemon_pid().is_none()
+        && let Err(e) = super::exposed::look_back(&state, net)
+    {
+        log::warn!("the connection journal could not be looked up: {e:#}");
+    }
     if expires.is_some() && state.daemon_pid().is_none() {
         say!(
             "note: no daemon runs: the entry leaves the maps when `takedown run` runs at that time"

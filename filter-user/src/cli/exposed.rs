@@ -9,11 +9,13 @@ use clap::{Args, Subcommand};
 use ipnet::IpNet;
 use takedown::{
     daemon::{
+        hosts::HostTable,
         journal::{
             dir_of,
             exposure::{self, Exposed, Wanted},
             store::Store,
         },
+        state::StateDir,
         status::{now, utc},
     },
     lists::{self, ListOptions},
@@ -163,6 +165,29 @@ fn print(found: &[Exposed]) {
             );
         }
     }
+}
+
+/// What a daemon does for each entry it adds, done by `takedown add` when none runs: `net` is
+/// looked up in the connection journal (when there is one); each host found is said, and
+/// each that opened a connection marked in the host table.
+pub fn look_back(state: &StateDir, net: IpNet) -> Result<()> {
+    let store = Store::new(dir_of(state));
+    if store.files().is_empty() {
+        return Ok(());
+    }
+    let (found, problems) = exposure::find(&store, 0, &Wanted::new([net]));
+    problems.iter().for_each(|p| log::warn!("connection journal: {p}"));
+    if found.is_empty() {
+        return Ok(());
+    }
+    let mut table = HostTable::read(&state.hosts_file())?;
+    for e in &found {
+        say!("{}", exposure::describe(e));
+        table.mark_exposed(e);
+    }
+    table.save(&state.hosts_file())?;
+    say!("(the connection journal, looked up as no daemon runs; `takedown hosts` marks them)");
+    Ok(())
 }
 
 pub fn journal(args: JournalArgs) -> Result<()> {

@@ -1,9 +1,10 @@
 //! `takedown watch`: a live view of the running filter, refreshed every second, that fits an
 //! 80x24 terminal (over SSH too): drop and pass rates with their recent history, the most-hit
-//! entries, the newest infected hosts, and each list's refresh state. q, Esc or Ctrl-C quits.
-//! The rates come from the counters every second. The entry table reads every entry: it is
-//! refreshed every second too while that read is cheap, and less often (ten times the read's
-//! cost) on a filter so large that it is not, with its age in its title.
+//! entries, the newest infected hosts, each list's refresh state, and the newest host the
+//! connection journal found to have talked to an address before it was listed. q, Esc or
+//! Ctrl-C quits. The rates come from the counters every second. The entry table reads every
+//! entry: it is refreshed every second too while that read is cheap, and less often (ten times
+//! the read's cost) on a filter so large that it is not, with its age in its title.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -23,7 +24,7 @@ use ratatui::{
 use takedown::{
     daemon::{
         hosts::HostTable,
-        status::{Status, now},
+        status::{ExposureNote, Status, now},
     },
     maps::{FilterMaps, counters},
 };
@@ -49,6 +50,9 @@ struct View {
     hosts: Vec<(String, u64, String)>,
     lists: Vec<(String, usize, bool, u64)>,
     daemon: String,
+    /// The newest host the connection journal found to have talked to an address before it
+    /// was listed.
+    exposed: Option<String>,
 }
 
 const HISTORY: usize = 60;
@@ -136,6 +140,7 @@ fn watch(
         }
         view.hosts = newest_hosts(places);
         view.lists = lists(&st);
+        view.exposed = st.journal.as_ref().and_then(|j| j.found.first()).map(exposed);
         view.daemon = match places.state().daemon_pid() {
             Some(pid) => format!("daemon pid {pid}"),
             None => "no daemon (the pinned filter enforces)".into(),
@@ -159,6 +164,14 @@ fn newest_hosts(places: &Places) -> Vec<(String, u64, String)> {
             (h.address, now().saturating_sub(h.last_seen), contacted)
         })
         .collect()
+}
+
+/// "exposed: 192.0.2.10 contacted 198.51.100.7 +1 before it was listed (5s ago)" (+1: one
+/// contact more; `takedown exposed` has them all).
+fn exposed(n: &ExposureNote) -> String {
+    let more = if n.more > 0 { format!(" +{}", n.more) } else { String::new() };
+    let ago = now().saturating_sub(n.at);
+    format!("exposed: {} contacted {}{more} before it was listed ({ago}s ago)", n.host, n.remote)
 }
 
 fn lists(st: &Status) -> Vec<(String, usize, bool, u64)> {
@@ -188,7 +201,8 @@ fn push(v: &mut VecDeque<u64>, x: u64) {
 }
 
 fn draw(f: &mut Frame, v: &View) {
-    let [head, charts, middle, lists] = Layout::vertical([
+    let [head, alert, charts, middle, lists] = Layout::vertical([
+        Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Length(5),
         Constraint::Min(8),
@@ -196,6 +210,9 @@ fn draw(f: &mut Frame, v: &View) {
     ])
     .areas(f.area());
     f.render_widget(Paragraph::new(format!("takedown watch - {} - q quits", v.daemon)), head);
+    if let Some(e) = &v.exposed {
+        f.render_widget(Paragraph::new(e.as_str()).style(Style::default().fg(Color::Red)), alert);
+    }
     draw_rates(f, v, charts);
     let [top, hosts] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(middle);

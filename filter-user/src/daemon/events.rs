@@ -37,7 +37,7 @@ impl Daemon {
         }
     }
 
-    fn append_new_host(&self, line: &serde_json::Value) {
+    pub(super) fn append_new_host(&self, line: &serde_json::Value) {
         let Some(path) = &self.settings.config.report.new_host_log else { return };
         // It names inside hosts that contacted takedown infrastructure: the operator's alone.
         let written = std::fs::OpenOptions::new()

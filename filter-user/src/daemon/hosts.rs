@@ -18,7 +18,7 @@ use anyhow::Result;
 use filter_common::{EV_DROPPED, EV_DST, Event};
 use serde::{Deserialize, Serialize};
 
-use super::state::write_atomic;
+use super::{journal::exposure::Exposed, state::write_atomic};
 
 /// Most listed addresses remembered per host.
 const MAX_CONTACTED: usize = 64;
@@ -240,6 +240,26 @@ impl HostTable {
         b.connections = b.connections.saturating_add(seen.connections);
         self.dirty = true;
         true
+    }
+
+    /// Marks the host of `e` for the connections it opened (none: nothing to mark); false
+    /// when the table had no room for it.
+    pub fn mark_exposed(&mut self, e: &Exposed) -> bool {
+        let opened: Vec<_> = e.contacts.iter().filter(|c| c.opened_by == "inside").collect();
+        let Some(first) = opened.iter().map(|c| c.first).min() else { return true };
+        let last = opened.iter().map(|c| c.last).max().unwrap_or(first);
+        let connections = opened.iter().map(|c| c.count).sum();
+        let remotes = opened.iter().map(|c| c.remote.to_string());
+        self.mark_before_listed(
+            &e.host.to_string(),
+            remotes,
+            BeforeListed { first, last, connections },
+        )
+    }
+
+    /// Hosts in the table found to have opened connections to an address before it was listed.
+    pub fn exposed(&self) -> usize {
+        self.hosts.values().filter(|h| h.before_listed.is_some()).count()
     }
 
     /// Infected hosts in the table.

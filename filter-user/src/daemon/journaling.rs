@@ -4,7 +4,7 @@
 //! every inside host found is logged, counted and marked in the host table.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashSet, VecDeque},
     net::IpAddr,
     sync::mpsc,
 };
@@ -13,7 +13,6 @@ use anyhow::{Context, Result};
 
 use super::{
     Daemon,
-    hosts::BeforeListed,
     journal::{
         dir_of,
         exposure::{self, Contact, Exposed, Wanted},
@@ -21,23 +20,16 @@ use super::{
         store::Store,
         writer::{Flusher, Writer},
     },
-    status::{JournalStatus, utc},
+    status::{ExposureNote, JournalStatus},
 };
 use crate::{
     maps::{filter::Filter, interface},
     plan::{Plan, diff::Diff},
 };
 
-/// What the exposure checks found, by inside host.
-pub type Found = BTreeMap<IpAddr, Known>;
-
-/// The contacts found of one inside host (what says one apart from another), and whether it
-/// opened any.
-#[derive(Default)]
-pub struct Known {
-    seen: HashSet<ContactKey>,
-    talked: bool,
-}
+/// The contacts the exposure checks found, by inside host (what says one apart from another):
+/// each is said once.
+pub type Found = BTreeMap<IpAddr, HashSet<ContactKey>>;
 
 type ContactKey = (IpAddr, &'static str, u16, &'static str);
 
@@ -53,7 +45,12 @@ pub struct Journaling {
     sides: Sides,
     /// What the status shows of it (read anew every two seconds, see `take_exposures`).
     pub shown: Option<JournalStatus>,
+    /// The latest exposures found, the newest first.
+    found: VecDeque<ExposureNote>,
 }
+
+/// Exposures the status keeps.
+const NOTES: usize = 5;
 
 /// The exposure worker: the networks to look for go in, what it found comes out.
 pub struct Lookback {
@@ -75,6 +72,7 @@ impl Journaling {
             removed_for_size: stats.removed.by_size,
             dropped: stats.dropped,
             error: stats.error,
+            found: self.found.iter().cloned().collect(),
         }
     }
 }
@@ -108,8 +106,9 @@ impl Daemon {
         let maps = self.filter.as_ref().context("the filter is not loaded")?.maps();
         let (ring, flows) = (maps.journal_ring()?, maps.flow_slots()?);
         let writer = Writer::start(ring, flows, store.clone(), sides.clone(), cfg.clone());
-        self.journal =
-            Some(Journaling { writer, store: store.clone(), days: cfg.days, sides, shown: None });
+        let found = self.journal.take().map(|j| j.found).unwrap_or_default();
+        let (days, shown) = (cfg.days, None);
+        self.journal = Some(Journaling { writer, store: store.clone(), days, sides, shown, found });
         if self.lookback.is_none() {
             self.lookback = Some(lookback(store, cfg.days));
         }
@@ -146,29 +145,26 @@ impl Daemon {
     }
 
     /// Takes in what the exposure checks found: each contact newly found is logged, and each
-    /// host that opened one marked in the host table (a host only reached by listed addresses
-    /// is said apart). The status file is written when the journal or the exposures changed.
+    /// host that opened one marked in the host table, written to the new-host log and shown
+    /// by `watch` (a host only reached by listed addresses is said apart). The status file is
+    /// written when the journal or the exposures changed.
     pub fn take_exposures(&mut self) {
-        let Some(j) = &mut self.journal else { return };
+        let Some(j) = &self.journal else { return };
         let found: Vec<Exposed> =
             self.lookback.iter().flat_map(|l| l.found.try_iter()).flatten().collect();
         let now = j.status();
         let changed = !found.is_empty() || j.shown.as_ref() != Some(&now);
-        j.shown = Some(now);
         for e in found {
             let known = self.exposed.entry(e.host).or_default();
             // A contact is the same one whatever its count or times now: said once.
             let fresh: Vec<Contact> =
-                e.contacts.into_iter().filter(|c| known.seen.insert(contact_key(c))).collect();
-            if fresh.is_empty() {
-                continue;
+                e.contacts.into_iter().filter(|c| known.insert(contact_key(c))).collect();
+            if !fresh.is_empty() {
+                self.report_exposed(Exposed { host: e.host, contacts: fresh });
             }
-            let e = Exposed { host: e.host, contacts: fresh };
-            known.talked |= e.talked();
-            say_exposed(&e);
-            if e.talked() {
-                self.mark_host(&e);
-            }
+        }
+        if let Some(j) = &mut self.journal {
+            j.shown = Some(j.status());
         }
         if changed {
             self.save_hosts();
@@ -176,22 +172,35 @@ impl Daemon {
         }
     }
 
-    /// Marks an exposed host in the host table ("contacted before it was listed").
-    fn mark_host(&mut self, e: &Exposed) {
-        let opened: Vec<_> = e.contacts.iter().filter(|c| c.opened_by == "inside").collect();
-        let Some(first) = opened.iter().map(|c| c.first).min() else { return };
-        let last = opened.iter().map(|c| c.last).max().unwrap_or(first);
-        let connections = opened.iter().map(|c| c.count).sum();
-        let remotes = opened.iter().map(|c| c.remote.to_string());
-        let seen = BeforeListed { first, last, connections };
-        if !self.hosts.mark_before_listed(&e.host.to_string(), remotes, seen) {
+    /// Logs a host's contacts newly found; one that opened any is marked in the host table,
+    /// written to the new-host log and noted for `watch`.
+    fn report_exposed(&mut self, e: Exposed) {
+        log::warn!("{}", exposure::describe(&e));
+        if !e.talked() {
+            return;
+        }
+        if !self.hosts.mark_exposed(&e) {
             log::warn!("the host table is full of infected hosts: {} is not kept in it", e.host);
         }
+        let t = super::now();
+        let line = serde_json::json!({"event": "takedown_exposed_host", "time": t, "exposed": e});
+        self.append_new_host(&line);
+        let Some(j) = &mut self.journal else { return };
+        let c = &e.contacts[0];
+        j.found.push_front(ExposureNote {
+            host: e.host.to_string(),
+            remote: c.remote.to_string(),
+            entry: c.entry.to_string(),
+            more: e.contacts.len() - 1,
+            at: t,
+        });
+        j.found.truncate(NOTES);
     }
 
-    /// Inside hosts found to have opened connections to an address before it was listed.
+    /// Inside hosts found to have opened connections to an address before it was listed (the
+    /// host table's, kept across restarts).
     pub fn exposed_hosts(&self) -> usize {
-        self.exposed.values().filter(|k| k.talked).count()
+        self.hosts.exposed()
     }
 }
 
@@ -224,27 +233,4 @@ fn lookback(store: Store, days: u64) -> Lookback {
         }
     });
     Lookback { ask, found }
-}
-
-/// The log line of a host's contacts newly found in the journal.
-fn say_exposed(e: &Exposed) {
-    let Some(c) = e.contacts.first() else { return };
-    let (first, last) = (utc(c.first), utc(c.last));
-    let more = match e.contacts.len() {
-        1 => String::new(),
-        n => format!(" (and {} more)", n - 1),
-    };
-    let what = format!(
-        "{} ({}, now listed){more} before it was listed: {} connection(s), {}/{}, first {first}, last {last}",
-        c.remote, c.entry, c.count, c.proto, c.port
-    );
-    if e.talked() {
-        log::warn!("exposed host {} contacted {what}", e.host);
-    } else {
-        log::warn!(
-            "host {} was reached by {what}; the remote opened every connection (a scan, say): \
-             not a sign of infection",
-            e.host
-        );
-    }
 }

@@ -57,6 +57,23 @@ pub struct JournalStatus {
     pub dropped: u64,
     /// The last write that failed.
     pub error: Option<String>,
+    /// The latest hosts found to have contacted an address before it was listed, the newest
+    /// first (`takedown watch` shows them).
+    #[serde(default)]
+    pub found: Vec<ExposureNote>,
+}
+
+/// A host found to have contacted an address before it was listed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExposureNote {
+    pub host: String,
+    /// Its first contact's remote, and the entry that lists it.
+    pub remote: String,
+    pub entry: String,
+    /// Its other contacts found with it.
+    pub more: usize,
+    /// When it was found.
+    pub at: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

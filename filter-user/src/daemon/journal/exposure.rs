@@ -8,6 +8,8 @@ use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
+use crate::daemon::status::utc;
+
 pub use super::wanted::Wanted;
 use super::{
     block::{Key, Seen},
@@ -42,6 +44,30 @@ impl Exposed {
     /// It opened a connection to a wanted address (else wanted addresses only reached it).
     pub fn talked(&self) -> bool {
         self.contacts.iter().any(|c| c.opened_by == "inside")
+    }
+}
+
+/// The line that says what was found of a host (its first contact, and how many more): it
+/// contacted an address before it was listed, or only listed addresses reached it.
+pub fn describe(e: &Exposed) -> String {
+    let Some(c) = e.contacts.first() else { return format!("host {}: no contact", e.host) };
+    let (first, last) = (utc(c.first), utc(c.last));
+    let more = match e.contacts.len() {
+        1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    };
+    let what = format!(
+        "{} ({}, now listed){more} before it was listed: {} connection(s), {}/{}, first {first}, last {last}",
+        c.remote, c.entry, c.count, c.proto, c.port
+    );
+    if e.talked() {
+        format!("exposed host {} contacted {what}", e.host)
+    } else {
+        format!(
+            "host {} was reached by {what}; the remote opened every connection (a scan, say): \
+             not a sign of infection",
+            e.host
+        )
     }
 }
 
