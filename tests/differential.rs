@@ -133,7 +133,7 @@ fn a_million_random_frames_get_the_reference_verdict_before_and_after_a_refresh_
     let place = PinPlace::new("differential");
     let pins = Pins::new(place.pin_dir());
     let (plan, nets) = random_plan(&mut rng);
-    let (filter, _, _) = maps::start(Some(&pins), &plan, u32::MAX, false).unwrap();
+    let filter = maps::start(Some(&pins), &plan, u32::MAX, false).unwrap().filter;
     let mut l = Loaded { filter };
     let bad = compare(&l, &Model::new(&plan), &nets, &mut rng, 700_000);
     assert!(bad.is_empty(), "{bad:#?}");
@@ -144,9 +144,11 @@ fn a_million_random_frames_get_the_reference_verdict_before_and_after_a_refresh_
     // A new start adopts the pinned maps and writes only the move to a third plan.
     drop(l);
     let (third, third_nets) = random_plan(&mut rng);
-    let (filter, start, _) = maps::start(Some(&pins), &third, u32::MAX, false).unwrap();
+    let started = maps::start(Some(&pins), &third, u32::MAX, false).unwrap();
+    let start = started.start;
     assert!(matches!(start, Start::Adopted { .. }), "{start:?}");
-    let l = Loaded { filter };
+    assert_eq!(started.held.as_ref().map(|p| p.len()), Some(next.len()), "what it adopted");
+    let l = Loaded { filter: started.filter };
     let bad = compare(&l, &Model::new(&third), &third_nets, &mut rng, 150_000);
     assert!(bad.is_empty(), "after adoption: {bad:#?}");
 }

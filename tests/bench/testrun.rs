@@ -56,7 +56,7 @@ pub fn paired(pairs: &[[Case<'_>; 2]], rounds: usize) -> Result<Vec<(f64, f64)>>
 }
 
 /// The mean of the middle half of `samples`.
-fn middle_mean(samples: &mut [f64]) -> f64 {
+pub fn middle_mean(samples: &mut [f64]) -> f64 {
     samples.sort_by(f64::total_cmp);
     let q = samples.len() / 4;
     let middle = &samples[q..samples.len() - q];

@@ -47,10 +47,10 @@ use self::{
 };
 use crate::{
     maps::{
-        self, FilterMaps, Start,
+        self, Start,
         filter::{Attached, Filter},
         pins::Pins,
-        sync::{self, Changes},
+        sync::{self, Applied, Changes},
     },
     plan::{
         Meta, Plan,
@@ -232,13 +232,7 @@ impl Daemon {
         // status names the bits the pinned maps were last written with (see `held`).
         self.write_status();
         let pins = self.settings.pins.as_ref();
-        // What a pinned filter held was listed before: only what this start adds is looked
-        // up in the journal.
-        let held = match (self.journal_on(), pins) {
-            (true, Some(p)) if p.has_maps() => FilterMaps::open(p).and_then(|m| m.plan()).ok(),
-            _ => None,
-        };
-        let (mut filter, start, changes) =
+        let maps::Started { mut filter, start, changes, held } =
             maps::start(pins, &plan, self.settings.max_entries, self.journal_on())?;
         journaling::enable(&mut filter, self.journal_on())?;
         if let Some(shown) = &self.settings.shown
@@ -252,6 +246,8 @@ impl Daemon {
         self.filter = Some(filter);
         self.applied = plan;
         self.start_journal()?;
+        // What a pinned filter held was listed before: only what this start adds is looked up
+        // in the journal.
         self.look_back(&held.unwrap_or_default(), &self.applied);
         Ok((start, changes))
     }
@@ -302,18 +298,19 @@ impl Daemon {
     pub fn reconcile(&mut self) -> Result<Changes> {
         let plan = self.plan();
         let filter = self.filter.as_mut().context("the filter is not loaded")?;
-        if let Some((name, cap, n)) = filter.maps().capacities()?.overflow(&self.applied, &plan) {
-            let why = format!(
-                "the {name} map holds at most {cap} entries and the move to the lists needs {n}"
-            );
-            return self.grow(plan, why);
-        }
-        match sync::apply_diff(&mut filter.maps_mut().addr, &self.applied, &plan) {
-            Ok((ch, diff)) => {
+        let caps = filter.maps().capacities()?;
+        match sync::apply_within(&mut filter.maps_mut().addr, &self.applied, &plan, &caps) {
+            Ok(Applied::Done(ch, diff)) => {
                 self.applied = plan;
                 self.look_back_at(&diff);
                 self.write_status();
                 Ok(ch)
+            }
+            Ok(Applied::Overflow(name, cap, n)) => {
+                let why = format!(
+                    "the {name} map holds at most {cap} entries and the move to the lists needs {n}"
+                );
+                self.grow(plan, why)
             }
             Err(e) => {
                 if let Ok(held) = filter.maps().plan() {

@@ -20,7 +20,7 @@ use filter_common::{
 };
 
 use super::{FilterMaps, pins::Pins};
-use crate::plan::Plan;
+use crate::plan::{Plan, diff::Diff};
 
 /// How many entries each address map can hold, in `ADDRESS_MAPS` order; and whether the IPv4
 /// prefix hints are in use (created at full size: when the plan holds IPv4 prefixes).
@@ -70,11 +70,10 @@ impl Capacities {
         !self.hints && !plan.v4.prefix.is_empty()
     }
 
-    /// The first address map that moving from `old` (what the maps hold) to `new` overflows,
+    /// The first address map that moving from `old` (what the maps hold) by `diff` overflows,
     /// with its capacity and the entries it would hold at the peak of the move (new entries
     /// are written before gone ones are deleted).
-    pub fn overflow(&self, old: &Plan, new: &Plan) -> Option<(&'static str, u32, usize)> {
-        let diff = crate::plan::diff::Diff::between(old, new);
+    pub fn overflow(&self, old: &Plan, diff: &Diff) -> Option<(&'static str, u32, usize)> {
         self.tables
             .iter()
             .zip(&ADDRESS_MAPS)

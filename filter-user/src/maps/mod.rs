@@ -51,7 +51,7 @@ use self::{
     table::{Allow, Kernel},
 };
 pub use self::{
-    start::{Start, grow, start},
+    start::{Start, Started, grow, start},
     table::{MapInfo, Table, WriteMode},
 };
 use crate::plan::{Meta, Plan, PrefixKey, Tables, net};

@@ -10,7 +10,7 @@ use anyhow::Result;
 use super::{
     filter::{Capacities, Filter},
     pins::Pins,
-    sync::{self, Changes},
+    sync::{self, Applied, Changes},
     version::{self, Pinned},
 };
 use crate::plan::Plan;
@@ -26,52 +26,46 @@ pub enum Start {
     Migrated { why: String },
 }
 
+/// A filter started from a plan.
+pub struct Started {
+    pub filter: Filter,
+    pub start: Start,
+    pub changes: Changes,
+    /// What the pinned maps held, when this start read them (adopted, or replaced by larger
+    /// ones): the start added only the rest.
+    pub held: Option<Plan>,
+}
+
 /// Loads the program with maps holding `plan` (not attached yet); maps hold at most `max`
 /// entries each, and have room for the connection journal when `journal`.
-pub fn start(
-    pins: Option<&Pins>,
-    plan: &Plan,
-    max: u32,
-    journal: bool,
-) -> Result<(Filter, Start, Changes)> {
+pub fn start(pins: Option<&Pins>, plan: &Plan, max: u32, journal: bool) -> Result<Started> {
     let fresh = Changes { written: plan.len(), deleted: 0 };
     let sizes = Capacities::for_plan(plan, max)?.with_journal(journal);
     let Some(pins) = pins else {
         let filter = Filter::load_filled(&sizes, |m| fill(m, plan))?;
-        return Ok((filter, Start::Fresh, fresh));
+        return Ok(Started { filter, start: Start::Fresh, changes: fresh, held: None });
     };
-    let why = match version::pinned(pins) {
-        Pinned::Nothing => None,
-        Pinned::Other(v) => Some(format!(
-            "the pinned maps have contract layout {v}, this build uses {}",
-            filter_common::LAYOUT_VERSION
-        )),
+    let (why, held) = match version::pinned(pins) {
+        Pinned::Nothing => (None, None),
+        Pinned::Other(v) => (
+            Some(format!(
+                "the pinned maps have contract layout {v}, this build uses {}",
+                filter_common::LAYOUT_VERSION
+            )),
+            None,
+        ),
         Pinned::Current => {
             let filter = Filter::adopt(&sizes, pins)?;
             let held = filter.maps().plan()?;
-            let caps = filter.maps().capacities()?;
-            match caps.overflow(&held, plan) {
-                None if caps.lacks_hints(plan) => Some(
-                    "the pinned maps have no IPv4 prefix hints (they were created without IPv4 \
-                     prefixes)"
-                        .into(),
-                ),
-                None if journal && !caps.journal => Some(
-                    "the pinned maps have no room for the connection journal (they were created \
-                     without it)"
-                        .into(),
-                ),
-                None => return adopt(filter, held, plan),
-                Some((name, cap, n)) => Some(format!(
-                    "the pinned {name} map holds at most {cap} entries and the move to the \
-                     lists needs {n}"
-                )),
+            match adopt(filter, held, plan, journal)? {
+                Ok(started) => return Ok(started),
+                Err((why, held)) => (Some(why), Some(held)),
             }
         }
     };
     let filter = grow(pins, plan, max, journal)?;
     let start = why.map_or(Start::Fresh, |why| Start::Migrated { why });
-    Ok((filter, start, fresh))
+    Ok(Started { filter, start, changes: fresh, held })
 }
 
 /// Loads the program with new maps sized for `plan`, filled, then pinned at `pins` over what
@@ -87,7 +81,34 @@ fn fill(maps: &mut super::FilterMaps, plan: &Plan) -> Result<()> {
     maps.set_layout()
 }
 
-fn adopt(mut filter: Filter, held: Plan, plan: &Plan) -> Result<(Filter, Start, Changes)> {
-    let changes = sync::apply(&mut filter.maps_mut().addr, &held, plan)?;
-    Ok((filter, Start::Adopted { held: held.len() }, changes))
+/// Moves the pinned maps `filter` holds (`held`) to `plan`; or, when they cannot hold it (no
+/// IPv4 prefix hints, no room for the journal, too small), why not, writing nothing.
+fn adopt(
+    mut filter: Filter,
+    held: Plan,
+    plan: &Plan,
+    journal: bool,
+) -> Result<Result<Started, (String, Plan)>> {
+    let caps = filter.maps().capacities()?;
+    let why = if caps.lacks_hints(plan) {
+        "the pinned maps have no IPv4 prefix hints (they were created without IPv4 prefixes)"
+    } else if journal && !caps.journal {
+        "the pinned maps have no room for the connection journal (they were created without it)"
+    } else {
+        let moved = sync::apply_within(&mut filter.maps_mut().addr, &held, plan, &caps)?;
+        return Ok(match moved {
+            Applied::Done(changes, _) => {
+                let start = Start::Adopted { held: held.len() };
+                Ok(Started { filter, start, changes, held: Some(held) })
+            }
+            Applied::Overflow(name, cap, n) => Err((
+                format!(
+                    "the pinned {name} map holds at most {cap} entries and the move to the \
+                     lists needs {n}"
+                ),
+                held,
+            )),
+        });
+    };
+    Ok(Err((why.into(), held)))
 }

@@ -13,6 +13,7 @@ use ipnet::IpNet;
 
 use super::{
     AddressMaps, FamilyMaps, Table, WriteMode,
+    filter::Capacities,
     prefilter::{self, Step},
     table,
 };
@@ -87,23 +88,46 @@ fn put_new<K>(
 
 /// Moves the maps from `old` (what they hold) to `new`, writing before deleting.
 pub fn apply(maps: &mut AddressMaps, old: &Plan, new: &Plan) -> Result<Changes> {
-    apply_diff(maps, old, new).map(|(changes, _)| changes)
+    match move_with(maps, old, new, WriteMode::Batched, None)? {
+        Applied::Done(changes, _) => Ok(changes),
+        Applied::Overflow(..) => unreachable!("no capacity was checked"),
+    }
 }
 
-/// [`apply`], handing back the diff it applied too (what it added: the connection journal's
-/// question).
-pub fn apply_diff(maps: &mut AddressMaps, old: &Plan, new: &Plan) -> Result<(Changes, Diff)> {
-    move_with(maps, old, new, WriteMode::Batched)
+/// What [`apply_within`] did.
+pub enum Applied {
+    /// The maps moved: what was written, and the diff applied (what it added: the connection
+    /// journal's question).
+    Done(Changes, Box<Diff>),
+    /// Nothing was written: the move would pass a map's capacity (its name, its capacity, the
+    /// entries it would hold at the peak of the move).
+    Overflow(&'static str, u32, usize),
 }
 
-/// Applies the diff between `old` and `new`, and the prefilter moves, in the promised order.
+/// [`apply`] when maps of capacities `caps` hold the move, checked on its diff (computed once)
+/// before anything is written.
+pub fn apply_within(
+    maps: &mut AddressMaps,
+    old: &Plan,
+    new: &Plan,
+    caps: &Capacities,
+) -> Result<Applied> {
+    move_with(maps, old, new, WriteMode::Batched, Some(caps))
+}
+
+/// Applies the diff between `old` and `new`, and the prefilter moves, in the promised order
+/// (nothing when the diff passes `caps`).
 fn move_with(
     maps: &mut AddressMaps,
     old: &Plan,
     new: &Plan,
     mode: WriteMode,
-) -> Result<(Changes, Diff)> {
+    caps: Option<&Capacities>,
+) -> Result<Applied> {
     let (diff, arrays) = diff_and_moves(old, new, hinted(maps));
+    if let Some((name, cap, n)) = caps.and_then(|c| c.overflow(old, &diff)) {
+        return Ok(Applied::Overflow(name, cap, n));
+    }
     set_flags(maps, diff.flags_during)?;
     put_arrays(maps, &arrays, Step::During)?;
     write_family(&mut maps.v4, &diff.v4, mode)?;
@@ -113,7 +137,7 @@ fn move_with(
     put_arrays(maps, &arrays, Step::After)?;
     set_flags(maps, diff.flags_after)?;
     maps.stamp()?;
-    Ok((Changes { written: diff.writes(), deleted: diff.deletes() }, diff))
+    Ok(Applied::Done(Changes { written: diff.writes(), deleted: diff.deletes() }, Box::new(diff)))
 }
 
 /// Sets the config flags to `flags` and those that come from no plan.
