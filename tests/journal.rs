@@ -141,7 +141,7 @@ fn watch_shows_it(place: &PinPlace) {
     let tmux = Tmux::new("journal-watch");
     let bin = integration_tests::process::takedown_bin();
     tmux.start("w", &format!("{} watch {}", bin.display(), place.args().join(" ")));
-    let line = format!("exposed: {} contacted {}", Addrs::CLIENT_V4, Addrs::SERVER_V4);
+    let line = format!("exposed: {} -> {}", Addrs::CLIENT_V4, Addrs::SERVER_V4);
     let shown = || tmux.screen("w").contains(&line);
     integration_tests::wait_until("watch shows the exposure", 10, shown, || tmux.screen("w"));
     assert!(tmux.screen("w").contains("before it was listed ("), "{}", tmux.screen("w"));
@@ -232,6 +232,16 @@ fn on_demand(place: &PinPlace, topo: &Topology, dir: &TempDir) {
     let other = dir.file("other.txt", &format!("# not loaded\n{}/24\n", Addrs::SERVER_V4));
     let by_file = exposed(place, topo, &["--file", &other]);
     assert_eq!(by_file["exposed"][0]["contacts"][0]["entry"], "198.51.100.0/24");
+    // The CSV to mail: a header, then a line a contact.
+    let (code, out, err) =
+        place.cli(&topo.gateway, &["exposed", "--csv", "--entry", Addrs::SERVER_V4]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "host,remote,entry,protocol,port,opened_by,first,last,connections");
+    let tcp = format!("{0},{1},{1}/32,tcp,{PORT},inside,", Addrs::CLIENT_V4, Addrs::SERVER_V4);
+    let row = lines.iter().find(|l| l.starts_with(&tcp)).unwrap_or_else(|| panic!("{out}"));
+    assert!(row.ends_with(",3"), "{row}");
+    assert_eq!(lines.len(), 3, "the TCP contact and the flood's: {out}");
 }
 
 #[kernel_test]

@@ -191,8 +191,8 @@ pub fn raw_ports<C: Frame>(ctx: &C, l4: usize) -> [u16; 2] {
     // Both ports in one checked read: no value of a failed read is ever looked at (an
     // `Option` of each could leave an undefined register the verifier refuses).
     match at::<C, [u16; 2]>(ctx, l4) {
-        // SAFETY: `at` checked that the 4 bytes lie inside the packet.
-        Some(p) => unsafe { *p },
+        // SAFETY: `at` checked that the 4 bytes lie inside the packet; read unaligned.
+        Some(p) => unsafe { p.read_unaligned() },
         None => [0, 0],
     }
 }

@@ -81,10 +81,10 @@ pub struct Load {
     pub kernel_mb: f64,
 }
 
-/// Runs `cmd` to completion: (seconds, peak RSS in MiB).
-pub fn timed(mut cmd: Command) -> Result<(f64, f64)> {
+/// Runs `cmd` to completion, its output to `out`: (seconds, peak RSS in MiB).
+pub fn timed(mut cmd: Command, out: Stdio) -> Result<(f64, f64)> {
     let started = Instant::now();
-    let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+    let child = cmd.stdout(out).stderr(Stdio::piped()).spawn()?;
     let pid = child.id() as i32;
     let mut status = 0;
     // SAFETY: a zeroed rusage is valid; wait4 fills it for our own child.
@@ -105,7 +105,7 @@ pub fn ipset(bed: &Bed, ips: &[IpAddr], dir: &Path) -> Result<Load> {
     std::fs::write(&file, text)?;
     let mut cmd = bed.ns.command("ipset");
     cmd.args(["restore", "-file", &file.display().to_string()]);
-    let (seconds, peak_rss_mb) = timed(cmd)?;
+    let (seconds, peak_rss_mb) = timed(cmd, Stdio::null())?;
     let out = bed.ns.exec("ipset", &["list", "tdbench", "-t"])?;
     let text = String::from_utf8_lossy(&out.stdout);
     let bytes: f64 = text
@@ -143,7 +143,7 @@ pub fn nft(bed: &Bed, ips: &[IpAddr], dir: &Path) -> Result<Load> {
     let before = slab_mb()?;
     let mut cmd = bed.ns.command("nft");
     cmd.args(["-f", &file.display().to_string()]);
-    let (seconds, peak_rss_mb) = timed(cmd)?;
+    let (seconds, peak_rss_mb) = timed(cmd, Stdio::null())?;
     let kernel_mb = slab_mb()? - before;
     bed.ns.exec("nft", &["delete", "table", "netdev", "tdbench"])?;
     Ok(Load { seconds, peak_rss_mb, kernel_mb })

@@ -15,7 +15,10 @@ use takedown::{
         manual::{self, MANUAL_BIT, ManualEntry},
     },
     lists::entry::Direction,
-    maps::{AddressMaps, FilterMaps, sync},
+    maps::{
+        AddressMaps, FilterMaps,
+        sync::{self, Edit},
+    },
     plan::guards::{self, GuardOptions, Verdict},
 };
 
@@ -97,11 +100,14 @@ pub fn add(args: AddArgs) -> Result<()> {
     let (meta, lifetime) = (entry.meta(), entry.lifetime(now));
     manual::upsert(&mut entries, entry);
     manual::save(&state.manual(), &entries)?;
-    let how = apply(&args.places, |maps| sync::upsert(maps, net, meta).map(|_| ()))?;
+    let (how, edit) = apply(&args.places, |maps| sync::upsert(maps, net, meta))?;
     let what = if args.monitor { "monitor" } else { "block" };
     let lifetime = if lifetime.is_empty() { lifetime } else { format!(" {lifetime}") };
     say!("added {net} ({what}, {}) to the manual list{lifetime}; {how}", args.direction);
-    if state.daemon_pid().is_none()
+    // Written into the pinned filter with no daemon to look it up in the connection journal
+    // (as a daemon does for what it adds): looked up here. An entry the filter held already
+    // was looked up then.
+    if edit == Some(Edit::Inserted)
         && let Err(e) = super::exposed::look_back(&state, net)
     {
         log::warn!("the connection journal could not be looked up: {e:#}");
@@ -148,13 +154,17 @@ pub fn remove(args: RemoveArgs) -> Result<()> {
         bail!("{net} is not on the manual list (`takedown list --list manual` shows it)");
     }
     manual::save(&state.manual(), &entries)?;
-    let how = apply(&args.places, |maps| sync::remove_lists(maps, net, MANUAL_BIT).map(|_| ()))?;
+    let (how, _) = apply(&args.places, |maps| sync::remove_lists(maps, net, MANUAL_BIT))?;
     say!("removed {net} from the manual list; {how}");
     Ok(())
 }
 
-/// Has the daemon reload the manual list, or edits the pinned maps when no daemon runs.
-fn apply(places: &Places, direct: impl FnOnce(&mut AddressMaps) -> Result<()>) -> Result<String> {
+/// Has the daemon reload the manual list, or edits the pinned maps when no daemon runs (then
+/// with the edit made).
+fn apply(
+    places: &Places,
+    direct: impl FnOnce(&mut AddressMaps) -> Result<Edit>,
+) -> Result<(String, Option<Edit>)> {
     let state = places.state();
     if let Some(pid) = state.daemon_pid() {
         let reply =
@@ -162,15 +172,15 @@ fn apply(places: &Places, direct: impl FnOnce(&mut AddressMaps) -> Result<()>) -
         if let Some(e) = reply.error {
             bail!("the daemon (pid {pid}) could not apply it: {e}");
         }
-        return Ok(format!("applied by the daemon (pid {pid})"));
+        return Ok((format!("applied by the daemon (pid {pid})"), None));
     }
     let pins = places.pins();
     if !pins.has_maps() {
-        return Ok("no filter runs: it is enforced when `takedown run` starts".into());
+        return Ok(("no filter runs: it is enforced when `takedown run` starts".into(), None));
     }
     let mut maps = FilterMaps::open(&pins)?;
-    direct(&mut maps.addr).context(
+    let edit = direct(&mut maps.addr).context(
         "the manual list is saved, but the pinned filter could not take the change now (the next `takedown run` applies it)",
     )?;
-    Ok("applied to the pinned filter (no daemon runs)".into())
+    Ok(("applied to the pinned filter (no daemon runs)".into(), Some(edit)))
 }

@@ -75,7 +75,8 @@ pub fn exposed(args: ExposedArgs) -> Result<()> {
         bail!("no address to look for: the list, entries or files hold none");
     }
     let since = args.since.map_or(0, |p| now().saturating_sub(p));
-    let (found, problems) = exposure::find(&Store::new(dir), since, &wanted);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (found, problems) = exposure::find(&Store::new(dir), since, &wanted, cores);
     drop(wanted);
     problems.iter().for_each(|p| log::warn!("connection journal: {p}"));
     // Many contacts can be asked for: written through one buffer, the JSON without a copy.
@@ -87,7 +88,9 @@ pub fn exposed(args: ExposedArgs) -> Result<()> {
             unreadable: &'a [String],
         }
         let report = Report { exposed: &found, unreadable: &problems };
-        serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::from)
+        serde_json::to_writer_pretty(&mut out, &report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
     } else if args.format.csv {
         csv(&mut out, &found)
     } else {
@@ -95,9 +98,11 @@ pub fn exposed(args: ExposedArgs) -> Result<()> {
         print(&found);
         return Ok(());
     };
-    // Output cut short (a closed pipe, say) is not an error of ours.
-    let _ = written.and_then(|()| writeln!(out)).and_then(|()| out.flush());
-    Ok(())
+    // A closed pipe (`| head`) ends the output; a full disk is an error.
+    match written.and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 fn csv(out: &mut impl Write, found: &[Exposed]) -> std::io::Result<()> {
@@ -175,7 +180,7 @@ pub fn look_back(state: &StateDir, net: IpNet) -> Result<()> {
     if store.files().is_empty() {
         return Ok(());
     }
-    let (found, problems) = exposure::find(&store, 0, &Wanted::new([net]));
+    let (found, problems) = exposure::find(&store, 0, &Wanted::new([net]), 1);
     problems.iter().for_each(|p| log::warn!("connection journal: {p}"));
     if found.is_empty() {
         return Ok(());
@@ -186,7 +191,9 @@ pub fn look_back(state: &StateDir, net: IpNet) -> Result<()> {
         table.mark_exposed(e);
     }
     table.save(&state.hosts_file())?;
-    say!("(the connection journal, looked up as no daemon runs; `takedown hosts` marks them)");
+    let marked =
+        if found.iter().any(|e| e.talked()) { "; `takedown hosts` marks them" } else { "" };
+    say!("(found in the connection journal, as no daemon runs{marked})");
     Ok(())
 }
 

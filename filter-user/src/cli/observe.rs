@@ -90,7 +90,7 @@ pub fn hosts(args: HostsArgs) -> Result<()> {
     }
     for h in &infected {
         let ago = now().saturating_sub(h.last_seen);
-        let before = h.before_listed.map_or(String::new(), |b| {
+        let before = h.before_listed.as_ref().map_or(String::new(), |b| {
             format!(
                 "; contacted before it was listed: {} connection(s), first {}, last {}",
                 b.connections,

@@ -166,12 +166,22 @@ fn newest_hosts(places: &Places) -> Vec<(String, u64, String)> {
         .collect()
 }
 
-/// "exposed: 192.0.2.10 contacted 198.51.100.7 +1 before it was listed (5s ago)" (+1: one
-/// contact more; `takedown exposed` has them all).
+/// "exposed: 192.0.2.10 -> 198.51.100.7 +1 before it was listed (5s ago)" (+1: one contact
+/// more; `takedown exposed` has them all): 78 columns at most with IPv4 addresses.
 fn exposed(n: &ExposureNote) -> String {
     let more = if n.more > 0 { format!(" +{}", n.more) } else { String::new() };
-    let ago = now().saturating_sub(n.at);
-    format!("exposed: {} contacted {}{more} before it was listed ({ago}s ago)", n.host, n.remote)
+    let ago = short_age(now().saturating_sub(n.at));
+    format!("exposed: {} -> {}{more} before it was listed ({ago} ago)", n.host, n.remote)
+}
+
+/// `secs` in one unit: "5s", "3m", "2h", "12d".
+fn short_age(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86_400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
 }
 
 fn lists(st: &Status) -> Vec<(String, usize, bool, u64)> {
@@ -278,4 +288,25 @@ fn draw_lists(f: &mut Frame, v: &View, area: Rect) {
         .header(Row::new(vec!["list", "entries", "refresh", "success"]))
         .block(Block::default().borders(Borders::ALL).title("lists"));
     f.render_widget(table, area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposure_line_fits_80_columns_with_ipv4() {
+        let long = ExposureNote {
+            host: "100.100.100.100".into(),
+            remote: "203.203.203.203".into(),
+            more: 63,
+            at: now() - 99 * 86_400,
+        };
+        let line = exposed(&long);
+        assert!(line.len() <= 80, "{} columns: {line}", line.len());
+        assert!(line.ends_with("(99d ago)"), "{line}");
+        assert_eq!(short_age(59), "59s");
+        assert_eq!(short_age(3599), "59m");
+        assert_eq!(short_age(7200), "2h");
+    }
 }

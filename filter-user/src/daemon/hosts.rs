@@ -9,7 +9,7 @@
 //! never pushes an infected host out.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     net::IpAddr,
     path::Path,
 };
@@ -18,7 +18,10 @@ use anyhow::Result;
 use filter_common::{EV_DROPPED, EV_DST, Event};
 use serde::{Deserialize, Serialize};
 
-use super::{journal::exposure::Exposed, state::write_atomic};
+use super::{
+    journal::exposure::{Contact, Exposed},
+    state::write_atomic,
+};
 
 /// Most listed addresses remembered per host.
 const MAX_CONTACTED: usize = 64;
@@ -48,11 +51,20 @@ pub struct Host {
 }
 
 /// Connections a host opened to addresses before they were listed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BeforeListed {
     pub first: u64,
     pub last: u64,
     pub connections: u64,
+    /// Its contacts ("198.51.100.7 tcp/8443") and their connections: found again (a fresh
+    /// start looks every entry up), a contact is known, not counted twice.
+    #[serde(default)]
+    pub contacts: BTreeMap<String, u64>,
+}
+
+/// A contact's name in [`BeforeListed::contacts`].
+pub fn contact_name(c: &Contact) -> String {
+    format!("{} {}/{}", c.remote, c.proto, c.port)
 }
 
 impl Host {
@@ -142,8 +154,9 @@ impl HostTable {
         table
     }
 
-    /// The table saved at `path` for reading only (`takedown hosts`, `watch`): a corrupt file is
-    /// an error, and stays where it is.
+    /// The table saved at `path` for the CLI (`takedown hosts`, `watch`; the marks `takedown
+    /// add` makes when no daemon runs): unbounded (the next daemon bounds it); a corrupt file
+    /// is an error, and stays where it is.
     pub fn read(path: &Path) -> Result<Self> {
         let hosts: Vec<Host> = match std::fs::read(path) {
             Ok(b) => serde_json::from_slice(&b)
@@ -209,52 +222,45 @@ impl HostTable {
         true
     }
 
-    /// Marks `address` as having contacted `remotes` before they were listed (with these
-    /// times and connection count); false when the table had no room for it.
-    pub fn mark_before_listed(
-        &mut self,
-        address: &str,
-        remotes: impl IntoIterator<Item = String>,
-        seen: BeforeListed,
-    ) -> bool {
-        if !self.hosts.contains_key(address)
+    /// Marks the host of `e` for the connections it opened (none: nothing to mark), each
+    /// contact once however often it is found; false when the table had no room for it.
+    pub fn mark_exposed(&mut self, e: &Exposed) -> bool {
+        let opened: Vec<&Contact> = e.contacts.iter().filter(|c| c.opened_by == "inside").collect();
+        let Some(first) = opened.iter().map(|c| c.first).min() else { return true };
+        let address = e.host.to_string();
+        if !self.hosts.contains_key(&address)
             && self.hosts.len() >= self.max
             && !self.make_room(true)
         {
             return false;
         }
-        let h = self.hosts.entry(address.to_string()).or_insert_with(|| Host {
-            address: address.to_string(),
-            first_seen: seen.first,
+        let h = self.hosts.entry(address.clone()).or_insert_with(|| Host {
+            address,
+            first_seen: first,
             ..Default::default()
         });
-        h.last_seen = h.last_seen.max(seen.last);
-        for r in remotes {
-            if h.contacted.len() >= MAX_CONTACTED {
-                break;
+        let b = h.before_listed.get_or_insert(BeforeListed { first, ..Default::default() });
+        for c in opened {
+            (b.first, b.last) = (b.first.min(c.first), b.last.max(c.last));
+            if b.contacts.len() < MAX_CONTACTED || b.contacts.contains_key(&contact_name(c)) {
+                let n = b.contacts.entry(contact_name(c)).or_default();
+                *n = (*n).max(c.count);
             }
-            h.contacted.insert(r);
+            if h.contacted.len() < MAX_CONTACTED {
+                h.contacted.insert(c.remote.to_string());
+            }
         }
-        let b = h.before_listed.get_or_insert(BeforeListed { connections: 0, ..seen });
-        (b.first, b.last) = (b.first.min(seen.first), b.last.max(seen.last));
-        b.connections = b.connections.saturating_add(seen.connections);
+        // A table written before contacts were kept holds a count of its own.
+        b.connections = b.connections.max(b.contacts.values().sum());
+        h.last_seen = h.last_seen.max(b.last);
         self.dirty = true;
         true
     }
 
-    /// Marks the host of `e` for the connections it opened (none: nothing to mark); false
-    /// when the table had no room for it.
-    pub fn mark_exposed(&mut self, e: &Exposed) -> bool {
-        let opened: Vec<_> = e.contacts.iter().filter(|c| c.opened_by == "inside").collect();
-        let Some(first) = opened.iter().map(|c| c.first).min() else { return true };
-        let last = opened.iter().map(|c| c.last).max().unwrap_or(first);
-        let connections = opened.iter().map(|c| c.count).sum();
-        let remotes = opened.iter().map(|c| c.remote.to_string());
-        self.mark_before_listed(
-            &e.host.to_string(),
-            remotes,
-            BeforeListed { first, last, connections },
-        )
+    /// True when `host`'s contact `c` is already marked (with as many connections).
+    pub fn knows(&self, host: &str, c: &Contact) -> bool {
+        let b = self.hosts.get(host).and_then(|h| h.before_listed.as_ref());
+        b.and_then(|b| b.contacts.get(&contact_name(c))).is_some_and(|n| *n >= c.count)
     }
 
     /// Hosts in the table found to have opened connections to an address before it was listed.
@@ -285,104 +291,5 @@ impl HostTable {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ev(inside: [u8; 4], remote: [u8; 4], dst: bool) -> Event {
-        let mut e = Event {
-            family: 4,
-            proto: 17,
-            remote_port: 443,
-            lists: 1,
-            kind: EV_DROPPED,
-            ..Default::default()
-        };
-        e.inside[..4].copy_from_slice(&inside);
-        e.remote[..4].copy_from_slice(&remote);
-        if dst {
-            e.kind |= EV_DST;
-        }
-        e
-    }
-
-    #[test]
-    fn a_table_without_a_file_keeps_its_hosts() {
-        let names = Names { lists: &|_| vec![], interface: &|_| "eth1".into() };
-        let mut t = HostTable::new(100);
-        assert!(t.record(&ev([192, 0, 2, 10], [203, 0, 113, 7], true), 1, &names).is_some());
-        assert!(t.record(&ev([192, 0, 2, 11], [203, 0, 113, 7], true), 2, &names).is_some());
-        assert!(
-            t.record(&ev([192, 0, 2, 10], [203, 0, 113, 7], true), 3, &names).is_none(),
-            "known"
-        );
-        assert_eq!(t.len(), 2);
-    }
-
-    #[test]
-    fn aggregates_per_host_and_forgets_the_oldest() {
-        let names = Names { lists: &|_| vec!["drop".into()], interface: &|_| "eth1".into() };
-        let mut t = HostTable::load(Path::new("/nonexistent"), 2);
-        assert!(t.record(&ev([192, 0, 2, 10], [203, 0, 113, 7], true), 100, &names).is_some());
-        assert!(t.record(&ev([192, 0, 2, 10], [203, 0, 113, 8], true), 105, &names).is_none());
-        assert!(t.record(&ev([192, 0, 2, 11], [203, 0, 113, 7], true), 110, &names).is_some());
-        let hosts = t.recent(0);
-        assert_eq!(hosts[0].address, "192.0.2.11");
-        let h = &hosts[1];
-        assert_eq!((h.first_seen, h.last_seen, h.events, h.dropped), (100, 105, 2, 2));
-        assert_eq!(h.contacted.iter().collect::<Vec<_>>(), ["203.0.113.7", "203.0.113.8"]);
-        assert!(
-            h.services.contains("udp/443")
-                && h.lists.contains("drop")
-                && h.interfaces.contains("eth1")
-        );
-        assert_eq!(t.recent(106).len(), 1);
-        // A third host: the one seen longest ago goes.
-        t.record(&ev([192, 0, 2, 12], [203, 0, 113, 7], true), 120, &names);
-        let addrs: Vec<String> = t.recent(0).into_iter().map(|h| h.address).collect();
-        assert_eq!(addrs, ["192.0.2.12", "192.0.2.11"]);
-    }
-
-    /// A listed scanner (or a spoofed listed source) reaching many inside hosts makes none of
-    /// them infected, and never pushes an infected host out of a full table.
-    #[test]
-    fn hosts_only_reached_are_apart_and_never_evict_an_infected_one() {
-        let names = Names { lists: &|_| vec![], interface: &|_| "eth1".into() };
-        let mut t = HostTable::new(3);
-        assert!(t.record(&ev([192, 0, 2, 10], [203, 0, 113, 7], true), 1, &names).is_some());
-        for k in 0..61u8 {
-            let reached = ev([192, 0, 2, 100 + k], [203, 0, 113, 7], false);
-            assert!(t.record(&reached, 2 + u64::from(k), &names).is_none(), "not infected");
-        }
-        assert_eq!((t.len(), t.infected()), (3, 1));
-        assert!(t.recent(0).iter().any(|h| h.address == "192.0.2.10" && h.infected()));
-        // A reached host that answers the listed address becomes infected, said once.
-        let answers = ev([192, 0, 2, 160], [203, 0, 113, 7], true);
-        assert!(t.record(&answers, 100, &names).is_some(), "infected now");
-        assert!(t.record(&answers, 101, &names).is_none(), "said once");
-        // Two infected hosts and a full table: a new sender pushes the reached one out first.
-        t.record(&ev([192, 0, 2, 11], [203, 0, 113, 7], true), 102, &names);
-        assert_eq!((t.len(), t.infected()), (3, 3));
-        t.record(&ev([192, 0, 2, 99], [203, 0, 113, 7], false), 103, &names);
-        assert_eq!(t.infected(), 3, "an inbound contact pushes out no infected host");
-    }
-
-    #[test]
-    fn a_corrupt_table_is_kept_aside_and_said_so() {
-        let dir = std::env::temp_dir().join(format!("td-hosts-corrupt-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("hosts.json");
-        std::fs::write(&path, "[{\"address\": truncated").unwrap();
-        assert!(HostTable::read(&path).unwrap_err().to_string().contains("is corrupt"));
-        assert!(path.exists(), "reading it moves nothing");
-        assert!(HostTable::load(&path, 10).is_empty());
-        let aside = std::fs::read_to_string(dir.join("hosts.json.corrupt")).unwrap();
-        assert_eq!(aside, "[{\"address\": truncated", "the evidence is kept");
-        // A second corrupt table never overwrites the first one's copy.
-        std::fs::write(&path, "[{\"second\"").unwrap();
-        assert!(HostTable::load(&path, 10).is_empty());
-        assert_eq!(std::fs::read_to_string(dir.join("hosts.json.corrupt")).unwrap(), aside);
-        let second = std::fs::read_to_string(dir.join("hosts.json.corrupt.2")).unwrap();
-        assert_eq!(second, "[{\"second\"");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
+#[path = "hosts_tests.rs"]
+mod tests;

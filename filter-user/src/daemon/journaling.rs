@@ -139,8 +139,10 @@ impl Daemon {
     pub fn look_back_at(&self, diff: &Diff) {
         let (Some(j), Some(l)) = (&self.journal, &self.lookback) else { return };
         let added = Wanted::new(diff.v4.added().chain(diff.v6.added()));
-        if !added.is_empty() {
-            let _ = l.ask.send((added, j.writer.flusher()));
+        if !added.is_empty() && l.ask.send((added, j.writer.flusher())).is_err() {
+            log::error!(
+                "the connection journal's look-back has stopped: new entries are not looked up"
+            );
         }
     }
 
@@ -149,23 +151,29 @@ impl Daemon {
     /// by `watch` (a host only reached by listed addresses is said apart). The status file is
     /// written when the journal or the exposures changed.
     pub fn take_exposures(&mut self) {
-        let Some(j) = &self.journal else { return };
+        if self.journal.is_none() {
+            return;
+        }
         let found: Vec<Exposed> =
             self.lookback.iter().flat_map(|l| l.found.try_iter()).flatten().collect();
-        let now = j.status();
-        let changed = !found.is_empty() || j.shown.as_ref() != Some(&now);
+        let any = !found.is_empty();
         for e in found {
-            let known = self.exposed.entry(e.host).or_default();
-            // A contact is the same one whatever its count or times now: said once.
-            let fresh: Vec<Contact> =
-                e.contacts.into_iter().filter(|c| known.insert(contact_key(c))).collect();
+            let (host, known) = (e.host.to_string(), self.exposed.entry(e.host).or_default());
+            // A contact is the same one whatever its count or times now: said once, and not
+            // again when the host table holds it (found before a restart).
+            let fresh: Vec<Contact> = e
+                .contacts
+                .into_iter()
+                .filter(|c| known.insert(contact_key(c)) && !self.hosts.knows(&host, c))
+                .collect();
             if !fresh.is_empty() {
                 self.report_exposed(Exposed { host: e.host, contacts: fresh });
             }
         }
-        if let Some(j) = &mut self.journal {
-            j.shown = Some(j.status());
-        }
+        let Some(j) = &mut self.journal else { return };
+        let now = j.status();
+        let changed = any || j.shown.as_ref() != Some(&now);
+        j.shown = Some(now);
         if changed {
             self.save_hosts();
             self.write_status();
@@ -190,7 +198,6 @@ impl Daemon {
         j.found.push_front(ExposureNote {
             host: e.host.to_string(),
             remote: c.remote.to_string(),
-            entry: c.entry.to_string(),
             more: e.contacts.len() - 1,
             at: t,
         });
@@ -225,7 +232,8 @@ fn lookback(store: Store, days: u64) -> Lookback {
             }
             flusher.flush();
             let since = super::now().saturating_sub(days * 86_400);
-            let (hosts, problems) = exposure::find(&store, since, &wanted);
+            // One thread: the check runs beside the packets' softirqs on a gateway.
+            let (hosts, problems) = exposure::find(&store, since, &wanted, 1);
             problems.iter().for_each(|p| log::warn!("connection journal: {p}"));
             if tell.send(hosts).is_err() {
                 return;

@@ -232,7 +232,7 @@ impl Daemon {
         // status names the bits the pinned maps were last written with (see `held`).
         self.write_status();
         let pins = self.settings.pins.as_ref();
-        let maps::Started { mut filter, start, changes, held } =
+        let maps::Started { mut filter, start, changes, held, diff } =
             maps::start(pins, &plan, self.settings.max_entries, self.journal_on())?;
         journaling::enable(&mut filter, self.journal_on())?;
         if let Some(shown) = &self.settings.shown
@@ -248,7 +248,10 @@ impl Daemon {
         self.start_journal()?;
         // What a pinned filter held was listed before: only what this start adds is looked up
         // in the journal.
-        self.look_back(&held.unwrap_or_default(), &self.applied);
+        match diff {
+            Some(diff) => self.look_back_at(&diff),
+            None => self.look_back(&held.unwrap_or_default(), &self.applied),
+        }
         Ok((start, changes))
     }
 

@@ -67,9 +67,8 @@ pub struct JournalStatus {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ExposureNote {
     pub host: String,
-    /// Its first contact's remote, and the entry that lists it.
+    /// Its first contact's remote.
     pub remote: String,
-    pub entry: String,
     /// Its other contacts found with it.
     pub more: usize,
     /// When it was found.

@@ -13,7 +13,7 @@ use super::{
     sync::{self, Applied, Changes},
     version::{self, Pinned},
 };
-use crate::plan::Plan;
+use crate::plan::{Plan, diff::Diff};
 
 /// How the filter started.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +34,8 @@ pub struct Started {
     /// What the pinned maps held, when this start read them (adopted, or replaced by larger
     /// ones): the start added only the rest.
     pub held: Option<Plan>,
+    /// The move from what adopted maps held to the plan.
+    pub diff: Option<Box<Diff>>,
 }
 
 /// Loads the program with maps holding `plan` (not attached yet); maps hold at most `max`
@@ -43,7 +45,7 @@ pub fn start(pins: Option<&Pins>, plan: &Plan, max: u32, journal: bool) -> Resul
     let sizes = Capacities::for_plan(plan, max)?.with_journal(journal);
     let Some(pins) = pins else {
         let filter = Filter::load_filled(&sizes, |m| fill(m, plan))?;
-        return Ok(Started { filter, start: Start::Fresh, changes: fresh, held: None });
+        return Ok(Started { filter, start: Start::Fresh, changes: fresh, held: None, diff: None });
     };
     let (why, held) = match version::pinned(pins) {
         Pinned::Nothing => (None, None),
@@ -65,7 +67,7 @@ pub fn start(pins: Option<&Pins>, plan: &Plan, max: u32, journal: bool) -> Resul
     };
     let filter = grow(pins, plan, max, journal)?;
     let start = why.map_or(Start::Fresh, |why| Start::Migrated { why });
-    Ok(Started { filter, start, changes: fresh, held })
+    Ok(Started { filter, start, changes: fresh, held, diff: None })
 }
 
 /// Loads the program with new maps sized for `plan`, filled, then pinned at `pins` over what
@@ -97,9 +99,9 @@ fn adopt(
     } else {
         let moved = sync::apply_within(&mut filter.maps_mut().addr, &held, plan, &caps)?;
         return Ok(match moved {
-            Applied::Done(changes, _) => {
+            Applied::Done(changes, diff) => {
                 let start = Start::Adopted { held: held.len() };
-                Ok(Started { filter, start, changes, held: Some(held) })
+                Ok(Started { filter, start, changes, held: Some(held), diff: Some(diff) })
             }
             Applied::Overflow(name, cap, n) => Err((
                 format!(

@@ -143,15 +143,17 @@ impl Reader {
         if crc32fast::hash(body) != crc {
             bail!("a block fails its checksum");
         }
-        // The size the frame declares, bounded, is all the room given: a frame that would
-        // decompress to more fails.
+        // The size the frame declares, bounded, is all the room given: a body that would
+        // decompress to more, or to less, fails.
         let size = match zstd::zstd_safe::get_frame_content_size(body) {
             Ok(Some(n)) if n <= MAX_BLOCK as u64 => n as usize,
             _ => bail!("a block whose size is unknown or too large"),
         };
         self.raw.clear();
-        self.raw.reserve(size);
-        self.dctx.decompress_to_buffer(body, &mut self.raw)?;
+        self.raw.resize(size, 0);
+        if self.dctx.decompress_to_buffer(body, &mut self.raw[..])? != size {
+            bail!("a block shorter than it says");
+        }
         // Rows decode into a list first: a block is taken whole or not at all.
         self.rows.clear();
         let got = &mut self.rows;
@@ -167,7 +169,12 @@ fn find_mark(b: &[u8]) -> Option<usize> {
 }
 
 fn rows(mut r: &[u8], row: &mut impl FnMut(Key, Seen)) -> Result<()> {
+    let mut n = 0;
     while !r.is_empty() {
+        n += 1;
+        if n > MAX_ROWS {
+            bail!("more than {MAX_ROWS} rows in a block");
+        }
         let (family, proto) = (take(&mut r, 1)?[0], take(&mut r, 1)?[0]);
         let inbound = family & INBOUND != 0;
         let inside = addr(&mut r, family & !INBOUND)?;

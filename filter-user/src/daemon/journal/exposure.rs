@@ -2,10 +2,12 @@
 //! covers, by inside host. Asked by `takedown exposed`, and by the daemon for the entries each
 //! change adds.
 
-use std::{collections::BTreeMap, net::IpAddr};
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+};
 
 use ipnet::IpNet;
-use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::daemon::status::utc;
@@ -75,17 +77,26 @@ pub fn describe(e: &Exposed) -> String {
 const MEMO: usize = 1 << 17;
 
 /// What one reader found: the wanted rows with the length of the network covering their
-/// remote, and the remotes it looked up (popular ones repeat: each is looked up once).
+/// remote, and the remotes it looked up (popular ones repeat: each is looked up once). Both
+/// are keyed by remote addresses others choose (a spoofed source reaches the journal): their
+/// hash has a random key.
 #[derive(Default)]
 struct Found {
-    memo: FxHashMap<IpAddr, Option<u8>>,
-    rows: FxHashMap<Key, (Seen, u8)>,
+    memo: HashMap<IpAddr, Option<u8>>,
+    rows: Rows,
 }
 
+type Rows = HashMap<Key, (Seen, u8)>;
+
 /// The journal's rows since `since` whose remote `wanted` covers, by inside host (sorted);
-/// and what could not be read. The hours are read by a thread a core.
-pub fn find(store: &Store, since: u64, wanted: &Wanted) -> (Vec<Exposed>, Vec<String>) {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+/// and what could not be read. The hours are read by `workers` threads (each holds the hour
+/// it reads).
+pub fn find(
+    store: &Store,
+    since: u64,
+    wanted: &Wanted,
+    workers: usize,
+) -> (Vec<Exposed>, Vec<String>) {
     let (found, problems) = store.read_each(since, workers, Found::default, |f, k, s| {
         if s.last < since {
             return;
@@ -98,7 +109,7 @@ pub fn find(store: &Store, since: u64, wanted: &Wanted) -> (Vec<Exposed>, Vec<St
             f.rows.entry(k).and_modify(|(m, _)| m.merge(&s)).or_insert((s, len));
         }
     });
-    let mut rows = FxHashMap::default();
+    let mut rows = Rows::default();
     for f in found {
         if f.rows.len() > rows.len() {
             for (k, (s, len)) in std::mem::replace(&mut rows, f.rows) {
@@ -111,12 +122,12 @@ pub fn find(store: &Store, since: u64, wanted: &Wanted) -> (Vec<Exposed>, Vec<St
     (by_host(rows), problems)
 }
 
-fn add(rows: &mut FxHashMap<Key, (Seen, u8)>, k: Key, s: Seen, len: u8) {
+fn add(rows: &mut Rows, k: Key, s: Seen, len: u8) {
     rows.entry(k).and_modify(|(m, _)| m.merge(&s)).or_insert((s, len));
 }
 
 /// The rows as contacts by inside host: those it opened first, then the latest first.
-fn by_host(rows: FxHashMap<Key, (Seen, u8)>) -> Vec<Exposed> {
+fn by_host(rows: Rows) -> Vec<Exposed> {
     let mut hosts: BTreeMap<IpAddr, Vec<Contact>> = BTreeMap::new();
     for (k, (s, len)) in rows {
         let Some(entry) = super::wanted::net(k.remote, len) else { continue };
@@ -132,7 +143,9 @@ fn by_host(rows: FxHashMap<Key, (Seen, u8)>) -> Vec<Exposed> {
         };
         hosts.entry(k.inside).or_default().push(c);
     }
-    let key = |c: &Contact| (c.opened_by != "inside", std::cmp::Reverse(c.last), c.remote);
+    let key = |c: &Contact| {
+        (c.opened_by != "inside", std::cmp::Reverse(c.last), c.remote, c.proto, c.port)
+    };
     hosts
         .into_iter()
         .map(|(host, mut contacts)| {

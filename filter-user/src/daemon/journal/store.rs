@@ -86,10 +86,10 @@ impl Store {
         out
     }
 
-    /// Every row of the hours that end after `since`, read by `workers` threads at once (an
-    /// hour each at a time), each with its own `state` made by `init`, given to `row` with the
-    /// row. Returns the states, and what could not be read, a line a file (naming it and the
-    /// bytes skipped), oldest first.
+    /// Every row of the hours that end after `since`, read by up to `workers` threads at once
+    /// (this one among them; an hour each at a time), each with its own `state` made by
+    /// `init`, given to `row` with the row. Returns the states, and what could not be read, a
+    /// line a file (naming it and the bytes skipped), oldest first.
     pub fn read_each<S: Send>(
         &self,
         since: u64,
@@ -116,10 +116,16 @@ impl Store {
             }
             state
         };
+        let workers = workers.min(files.len());
         let states = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..workers.max(1)).map(|_| s.spawn(work)).collect();
+            // A thread that cannot be made (a limit on tasks) leaves the work to the others,
+            // or to this one.
+            let spawn = |_| std::thread::Builder::new().spawn_scoped(s, work).ok();
+            let handles: Vec<_> = (1..workers).filter_map(spawn).collect();
+            let mut states = vec![work()];
             let joined = handles.into_iter().map(|h| h.join());
-            joined.map(|j| j.unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+            states.extend(joined.map(|j| j.unwrap_or_else(|e| std::panic::resume_unwind(e))));
+            states
         });
         let mut problems = problems.into_inner().unwrap_or_else(|e| e.into_inner());
         problems.sort();
