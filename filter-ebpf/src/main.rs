@@ -13,6 +13,7 @@
 #![allow(internal_features)]
 #![feature(core_intrinsics)]
 
+#[cfg_attr(feature = "no-journal", allow(dead_code))]
 mod journal;
 mod lookup;
 mod lookup4;
@@ -27,11 +28,10 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use filter_common::{
-    ALLOWED_WORDS, Bucket, CFG_COUNT, CFG_JOURNAL, CNT_COUNT, CNT_DROP_DST, CNT_DROP_SRC,
-    CNT_MALFORMED, CNT_MONITORED, CNT_NON_IP, CNT_PASSED, Counter, EntryValue, FILTER_WORDS,
-    FLAG_DST, FLAG_MON_DST, FLAG_MON_SRC, FLAG_SRC, HitSlots, LENS_SLOTS, LIST_COUNTERS, LenMask,
-    MAX_IFACES, MAX_IFINDEX, RateState, V4_EXACTS_WORDS, V4Key, V6_EXACTS_WORDS, V6Key,
-    table4::V6Stored,
+    ALLOWED_WORDS, Bucket, CFG_COUNT, CNT_COUNT, CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED,
+    CNT_MONITORED, CNT_NON_IP, CNT_PASSED, Counter, EntryValue, FILTER_WORDS, FLAG_DST,
+    FLAG_MON_DST, FLAG_MON_SRC, FLAG_SRC, HitSlots, LENS_SLOTS, LIST_COUNTERS, LenMask, MAX_IFACES,
+    MAX_IFINDEX, RateState, V4_EXACTS_WORDS, V4Key, V6_EXACTS_WORDS, V6Key, table4::V6Stored,
 };
 use lookup::{Entry, Family, V4, V6, matched};
 use parse::{Addresses, Frame, Packet};
@@ -175,7 +175,8 @@ fn check<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>, len: u64) -> u32 {
         report::hit::<F, C>(ctx, h, cnt, len, p);
     }
     // What passes (a monitored match too) may open a connection: the journal keeps it.
-    if cfg & CFG_JOURNAL != 0 && (cnt == CNT_PASSED || cnt == CNT_MONITORED) {
+    #[cfg(not(feature = "no-journal"))]
+    if cfg & filter_common::CFG_JOURNAL != 0 && (cnt == CNT_PASSED || cnt == CNT_MONITORED) {
         journal::note::<F, C>(ctx, p);
     }
     cnt

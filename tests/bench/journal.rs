@@ -15,6 +15,7 @@ use takedown::{
     },
     daemon::state::StateDir,
     maps::filter::Filter,
+    plan::Plan,
 };
 
 use crate::{median, real, testrun};
@@ -42,17 +43,7 @@ fn per_packet() -> Result<()> {
         ("TCP ACK (miss)", tcp(inside, remote, false), 2),
         ("hit", crate::frame(inside, listed), 1),
     ];
-    let pairs: Vec<[testrun::Case; 2]> = frames
-        .iter()
-        .map(|f| {
-            [&off, &on].map(|filter| testrun::Case {
-                prog: filter.program().fd().expect("a loaded program").as_fd(),
-                frame: f.1.clone(),
-                verdict: f.2,
-            })
-        })
-        .collect();
-    let measured = testrun::paired(&pairs, ROUNDS)?;
+    let measured = testrun::paired(&pairs(&off, &on, &frames), ROUNDS)?;
     println!(
         "## Connection journal\n\n### Per packet\n\nBPF_PROG_TEST_RUN, 64-byte frames, {} IPv4 addresses loaded, ns a packet; {ROUNDS} rounds of {} packets, journal off and on back to back in turns; the mean of each case's middle half of rounds (the kernel gives whole nanoseconds).\n",
         big.len(),
@@ -69,7 +60,43 @@ fn per_packet() -> Result<()> {
         new.1,
         new.1 / new.0
     );
+    without_journal(&plan, &off, &frames)
+}
+
+/// The program with the journal off against a build without the journal's code (`cargo xtask
+/// bench` builds it and names it in TAKEDOWN_BENCH_NO_JOURNAL_OBJ), on the same frames.
+fn without_journal(plan: &Plan, off: &Filter, frames: &[(&str, Vec<u8>, u32)]) -> Result<()> {
+    let Some(path) = std::env::var_os("TAKEDOWN_BENCH_NO_JOURNAL_OBJ") else {
+        println!(
+            "(no build without the journal's code to compare with: `cargo xtask bench` makes one)\n"
+        );
+        return Ok(());
+    };
+    let object = std::fs::read(&path)?;
+    let without = crate::loaded_built(Some(&object), plan, false, false)?;
+    let measured = testrun::paired(&pairs(&without, off, frames), ROUNDS)?;
+    println!(
+        "The journal off against the same program built without the journal's code (filter-ebpf's `no-journal` feature), measured the same way:\n\n| frame | built without | journal off | off / without |\n|---|---|---|---|"
+    );
+    for ((name, _, _), (a, b)) in frames.iter().zip(measured) {
+        println!("| {name} | {a:.2} | {b:.2} | {:.3}x |", b / a);
+    }
+    println!();
     Ok(())
+}
+
+/// Each frame on `a` and on `b`.
+fn pairs<'a>(
+    a: &'a Filter,
+    b: &'a Filter,
+    frames: &[(&str, Vec<u8>, u32)],
+) -> Vec<[testrun::Case<'a>; 2]> {
+    let case = |filter: &'a Filter, f: &(&str, Vec<u8>, u32)| testrun::Case {
+        prog: filter.program().fd().expect("a loaded program").as_fd(),
+        frame: f.1.clone(),
+        verdict: f.2,
+    };
+    frames.iter().map(|f| [case(a, f), case(b, f)]).collect()
 }
 
 /// SYNs, in samples small enough for the ring, drained between them.

@@ -86,8 +86,16 @@ fn frame(src: IpAddr, dst: IpAddr) -> Vec<u8> {
 /// A filter loaded with `plan` (not attached), with events at the daemon's rate, and with
 /// the connection journal on, as asked.
 fn loaded(plan: &Plan, events: bool, journal: bool) -> Result<Filter> {
+    loaded_built(None, plan, events, journal)
+}
+
+/// [`loaded`], of `object` (another build of the program) when given.
+fn loaded_built(object: Option<&[u8]>, plan: &Plan, events: bool, journal: bool) -> Result<Filter> {
     let caps = Capacities::for_plan(plan, u32::MAX)?.with_journal(journal);
-    let mut filter = Filter::load(&caps)?;
+    let mut filter = match object {
+        Some(o) => Filter::load_built(o, &caps)?,
+        None => Filter::load(&caps)?,
+    };
     sync::fill(&mut filter.maps_mut().addr, plan)?;
     if events {
         filter.maps_mut().set_event_rate(100, 200)?; // the daemon's defaults

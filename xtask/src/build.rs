@@ -6,6 +6,9 @@ use anyhow::Result;
 
 use crate::setup::{self, progress, run_ok};
 
+#[path = "../../filter-user/ebpf_build.rs"]
+mod ebpf_build;
+
 /// The workspace root (xtask's parent directory), as `cargo run` reports it at run time.
 pub fn root() -> PathBuf {
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
@@ -36,6 +39,12 @@ pub fn bench(peers: bool, per_packet: bool, journal: bool) -> Result<()> {
     cmd.current_dir(root())
         .args(["run", "--release", "-p", "integration-tests", "--bin", "takedown-bench", "--"])
         .env("TAKEDOWN_BIN", bin);
+    if !per_packet {
+        // The journal's section compares the program with the journal off to a build without
+        // its code.
+        let baseline = ebpf_build::build(&root(), &["no-journal"]);
+        cmd.env("TAKEDOWN_BENCH_NO_JOURNAL_OBJ", baseline);
+    }
     if peers {
         cmd.arg("--peers");
     }

@@ -134,13 +134,19 @@ impl Filter {
         caps: &Capacities,
         fill: impl FnOnce(&mut FilterMaps) -> Result<()>,
     ) -> Result<Self> {
-        let (ebpf, maps) = load_object(caps, None, fill)?;
+        let (ebpf, maps) = load_object(crate::EBPF_OBJECT, caps, None, fill)?;
+        Ok(Self { ebpf, maps, pins: None, links: Vec::new() })
+    }
+
+    /// [`Filter::load`] of another build of the program (the benchmark's, without a feature).
+    pub fn load_built(object: &[u8], caps: &Capacities) -> Result<Self> {
+        let (ebpf, maps) = load_object(object, caps, None, |_| Ok(()))?;
         Ok(Self { ebpf, maps, pins: None, links: Vec::new() })
     }
 
     /// Loads the program on the maps pinned at `pins`, with all their entries (adoption).
     pub fn adopt(caps: &Capacities, pins: &Pins) -> Result<Self> {
-        let (ebpf, maps) = load_object(caps, Some(pins), |_| Ok(()))?;
+        let (ebpf, maps) = load_object(crate::EBPF_OBJECT, caps, Some(pins), |_| Ok(()))?;
         Ok(Self { ebpf, maps, pins: Some(pins.clone()), links: Vec::new() })
     }
 
@@ -152,7 +158,7 @@ impl Filter {
         pins: &Pins,
         fill: impl FnOnce(&mut FilterMaps) -> Result<()>,
     ) -> Result<Self> {
-        let (ebpf, maps) = load_object(caps, None, fill)?;
+        let (ebpf, maps) = load_object(crate::EBPF_OBJECT, caps, None, fill)?;
         maps.pin(pins)?;
         Ok(Self { ebpf, maps, pins: Some(pins.clone()), links: Vec::new() })
     }
@@ -332,11 +338,12 @@ fn attach_error(iface: &str, how: &str, e: &aya::programs::ProgramError) -> anyh
 /// where given), hands them to `fill` while the kernel verifies the program on another
 /// thread, and returns both once both are done.
 fn load_object(
+    object: &[u8],
     caps: &Capacities,
     reuse: Option<&Pins>,
     fill: impl FnOnce(&mut FilterMaps) -> Result<()>,
 ) -> Result<(Ebpf, FilterMaps)> {
-    let mut ebpf = create(caps, reuse)?;
+    let mut ebpf = create(object, caps, reuse)?;
     let mut maps = FilterMaps::new(super::take_all(&mut ebpf)?)?;
     maps.set_geometry()?;
     let (verified, filled) = std::thread::scope(|s| {
@@ -350,7 +357,7 @@ fn load_object(
 }
 
 /// The object with its maps created (not its program).
-fn create(caps: &Capacities, reuse: Option<&Pins>) -> Result<Ebpf> {
+fn create(object: &[u8], caps: &Capacities, reuse: Option<&Pins>) -> Result<Ebpf> {
     let mut loader = EbpfLoader::new();
     if let Some(p) = reuse {
         p.prepare()?;
@@ -370,9 +377,7 @@ fn create(caps: &Capacities, reuse: Option<&Pins>) -> Result<Ebpf> {
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
     loader.map_max_entries(MAP_JOURNAL, if caps.journal { RING_BYTES.max(page) } else { page });
     loader.map_max_entries(MAP_FLOWS, if caps.journal { FLOW_SLOTS } else { 1 });
-    loader
-        .load(crate::EBPF_OBJECT)
-        .map_err(|e| anyhow!("cannot create the filter's maps ({caps:?}): {e}"))
+    loader.load(object).map_err(|e| anyhow!("cannot create the filter's maps ({caps:?}): {e}"))
 }
 
 /// Loads the XDP program into the kernel, which verifies it.
