@@ -293,9 +293,13 @@ fn a_crowdsec_decision_finds_the_host_that_talked_to_its_address_before() {
     assert_eq!(connect(&topo, 2), 2, "the server answers before the decision");
     lapi.push_delta(&format!(r#"{{"new":[{}],"deleted":null}}"#, ban(Addrs::SERVER_V4)));
     wait_log(&run, &format!("exposed host {} contacted {}", Addrs::CLIENT_V4, Addrs::SERVER_V4));
-    // The SIEM's line: the host and its contacts.
-    let lines = std::fs::read_to_string(&siem).unwrap();
-    let line: Value = serde_json::from_str(lines.lines().last().unwrap()).unwrap();
+    // The SIEM's line (written after the log line): the host and its contacts.
+    let read = || std::fs::read_to_string(&siem).unwrap_or_default();
+    let written = || read().contains("takedown_exposed_host");
+    integration_tests::wait_until("no SIEM line", 10, written, || run.stderr());
+    let lines = read();
+    let exposed = lines.lines().find(|l| l.contains("takedown_exposed_host")).unwrap();
+    let line: Value = serde_json::from_str(exposed).unwrap();
     assert_eq!(line["event"], "takedown_exposed_host", "{lines}");
     assert_eq!(line["exposed"]["host"], Addrs::CLIENT_V4, "{lines}");
     assert_eq!(line["exposed"]["contacts"][0]["remote"], Addrs::SERVER_V4, "{lines}");
