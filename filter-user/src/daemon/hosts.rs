@@ -242,8 +242,9 @@ impl HostTable {
         let b = h.before_listed.get_or_insert(BeforeListed { first, ..Default::default() });
         for c in opened {
             (b.first, b.last) = (b.first.min(c.first), b.last.max(c.last));
-            if b.contacts.len() < MAX_CONTACTED || b.contacts.contains_key(&contact_name(c)) {
-                let n = b.contacts.entry(contact_name(c)).or_default();
+            let name = contact_name(c);
+            if b.contacts.len() < MAX_CONTACTED || b.contacts.contains_key(&name) {
+                let n = b.contacts.entry(name).or_default();
                 *n = (*n).max(c.count);
             }
             if h.contacted.len() < MAX_CONTACTED {

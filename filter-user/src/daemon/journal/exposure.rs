@@ -106,7 +106,7 @@ pub fn find(
         }
         let len = *f.memo.entry(k.remote).or_insert_with(|| wanted.covering_len(k.remote));
         if let Some(len) = len {
-            f.rows.entry(k).and_modify(|(m, _)| m.merge(&s)).or_insert((s, len));
+            add(&mut f.rows, k, s, len);
         }
     });
     let mut rows = Rows::default();
@@ -122,6 +122,7 @@ pub fn find(
     (by_host(rows), problems)
 }
 
+/// Adds row `k` (its remote covered by a network of `len` bits), merged with what it holds.
 fn add(rows: &mut Rows, k: Key, s: Seen, len: u8) {
     rows.entry(k).and_modify(|(m, _)| m.merge(&s)).or_insert((s, len));
 }

@@ -121,11 +121,6 @@ impl Wanted {
             IpAddr::V6(a) => self.v6.covering(a.to_bits()),
         }
     }
-
-    /// The most specific wanted network covering `a`.
-    pub fn covering(&self, a: IpAddr) -> Option<IpNet> {
-        self.covering_len(a).and_then(|len| net(a, len))
-    }
 }
 
 /// The network of `len` bits holding `a`.
@@ -145,7 +140,10 @@ mod tests {
             "2001:db8::/32".parse().unwrap(),
             "2001:db8::1/128".parse().unwrap(),
         ]));
-        let at = |a: &str| w.covering(a.parse().unwrap()).map(|n| n.to_string());
+        let at = |a: &str| {
+            let a = a.parse().unwrap();
+            w.covering_len(a).and_then(|len| net(a, len)).map(|n| n.to_string())
+        };
         assert_eq!(at("198.51.100.7").as_deref(), Some("198.51.100.7/32"));
         assert_eq!(at("198.51.100.8").as_deref(), Some("198.51.100.0/24"));
         assert_eq!(at("198.51.7.8").as_deref(), Some("198.51.0.0/16"));
