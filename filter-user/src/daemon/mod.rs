@@ -309,12 +309,7 @@ impl Daemon {
                 self.write_status();
                 Ok(ch)
             }
-            Ok(Applied::Overflow(name, cap, n)) => {
-                let why = format!(
-                    "the {name} map holds at most {cap} entries and the move to the lists needs {n}"
-                );
-                self.grow(plan, why)
-            }
+            Ok(Applied::Overflow(o)) => self.grow(plan, format!("the {o}")),
             Err(e) => {
                 if let Ok(held) = filter.maps().plan() {
                     self.applied = held;

@@ -19,7 +19,7 @@ use filter_common::{
     PROGRAM_BASELINE, PROGRAM_NAME, RING_BYTES, table4::TABLES, v4_bucket_count,
 };
 
-use super::{FilterMaps, pins::Pins};
+use super::{FilterMaps, pins::Pins, sync::Overflow};
 use crate::plan::{Plan, diff::Diff};
 
 /// How many entries each address map can hold, in `ADDRESS_MAPS` order; and whether the IPv4
@@ -70,15 +70,18 @@ impl Capacities {
         !self.hints && !plan.v4.prefix.is_empty()
     }
 
-    /// The first address map that moving from `old` (what the maps hold) by `diff` overflows,
-    /// with its capacity and the entries it would hold at the peak of the move (new entries
-    /// are written before gone ones are deleted).
-    pub fn overflow(&self, old: &Plan, diff: &Diff) -> Option<(&'static str, u32, usize)> {
+    /// The first address map that moving from `old` (what the maps hold) by `diff` overflows
+    /// (new entries are written before gone ones are deleted).
+    pub fn overflow(&self, old: &Plan, diff: &Diff) -> Option<Overflow> {
         self.tables
             .iter()
             .zip(&ADDRESS_MAPS)
-            .map(|(cap, m)| (m.name, *cap, old.count(m) + diff.inserts(m)))
-            .find(|(_, cap, n)| *n > *cap as usize)
+            .map(|(cap, m)| Overflow {
+                map: m.name,
+                cap: *cap,
+                needs: old.count(m) + diff.inserts(m),
+            })
+            .find(|o| o.needs > o.cap as usize)
     }
 }
 

@@ -103,13 +103,7 @@ fn adopt(
                 let start = Start::Adopted { held: held.len() };
                 Ok(Started { filter, start, changes, held: Some(held), diff: Some(diff) })
             }
-            Applied::Overflow(name, cap, n) => Err((
-                format!(
-                    "the pinned {name} map holds at most {cap} entries and the move to the \
-                     lists needs {n}"
-                ),
-                held,
-            )),
+            Applied::Overflow(o) => Err((format!("the pinned {o}"), held)),
         });
     };
     Ok(Err((why.into(), held)))

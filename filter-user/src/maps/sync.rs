@@ -94,14 +94,30 @@ pub fn apply(maps: &mut AddressMaps, old: &Plan, new: &Plan) -> Result<Changes> 
     }
 }
 
+/// A move a map cannot hold: the map, its capacity, the entries it would hold at the peak of
+/// the move. Shown as "{map} map holds at most {cap} entries and the move to the lists needs
+/// {needs}".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Overflow {
+    pub map: &'static str,
+    pub cap: u32,
+    pub needs: usize,
+}
+
+impl std::fmt::Display for Overflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Overflow { map, cap, needs } = self;
+        write!(f, "{map} map holds at most {cap} entries and the move to the lists needs {needs}")
+    }
+}
+
 /// What [`apply_within`] did.
 pub enum Applied {
     /// The maps moved: what was written, and the diff applied (what it added: the connection
     /// journal's question).
     Done(Changes, Box<Diff>),
-    /// Nothing was written: the move would pass a map's capacity (its name, its capacity, the
-    /// entries it would hold at the peak of the move).
-    Overflow(&'static str, u32, usize),
+    /// Nothing was written: the move would pass a map's capacity.
+    Overflow(Overflow),
 }
 
 /// [`apply`] when maps of capacities `caps` hold the move, checked on its diff (computed once)
@@ -125,8 +141,8 @@ fn move_with(
     caps: Option<&Capacities>,
 ) -> Result<Applied> {
     let (diff, arrays) = diff_and_moves(old, new, hinted(maps));
-    if let Some((name, cap, n)) = caps.and_then(|c| c.overflow(old, &diff)) {
-        return Ok(Applied::Overflow(name, cap, n));
+    if let Some(o) = caps.and_then(|c| c.overflow(old, &diff)) {
+        return Ok(Applied::Overflow(o));
     }
     set_flags(maps, diff.flags_during)?;
     put_arrays(maps, &arrays, Step::During)?;
