@@ -42,8 +42,9 @@ pub const MAP_V6_PREFIX: &str = "TD_V6_PREFIX";
 /// keys, array of [`table4::V6Stored`] (mmapable), beside the values.
 pub const MAP_V6_PREFIX_BUCKETS: &str = "TD_V6_PREFIX_BUCKETS";
 pub const MAP_V6_PREFIX_KEYS: &str = "TD_V6_PREFIX_KEYS";
-/// Array of [`LENS_SLOTS`] [`LenMask`], one per hash of a /32 ([`v6_lens_slot`]): the lengths
-/// of the prefixes in [`MAP_V6_PREFIX`] that overlap it, longest first ([`LenMask::of_v6`]).
+/// Array of [`LENS_SLOTS`] [`LenMask`], the lengths of the prefixes in [`MAP_V6_PREFIX`] by
+/// tiers ([`V6_TIERS`]): in the slot of each key of its tier that a prefix covers
+/// ([`v6_lens_slot`]), its length, longest first ([`LenMask::of_v6`]).
 pub const MAP_V6_LENS: &str = "TD_V6_LENS";
 /// IPv4 allowlist (never dropped): LPM trie keyed by (prefix length, [`V4Key`]), value `u32` 0.
 pub const MAP_V4_ALLOW: &str = "TD_V4_ALLOW";
@@ -87,8 +88,9 @@ pub const MAP_V4_PREFIXED: &str = "TD_V4_PREFIXED";
 pub const MAP_V4_HINTS: &str = "TD_V4_HINTS";
 /// IPv6 prefix prefilter.
 pub const MAP_V6_PREFIXED: &str = "TD_V6_PREFIXED";
-/// IPv4 exact-address prefilter: [`V4_EXACTS_WORDS`] `u64`s, a bit per hash of an address
-/// ([`v4_exacts_of`]), set for every exact address: an address whose bit is clear is not
+/// IPv4 exact-address prefilter: [`v4_exacts_words`] of the exact table's capacity `u64`s (the
+/// count in [`CFG_V4_EXACTS`]), four bits per address in one word ([`v4_exacts_of`]), set for
+/// every exact address: an address whose bit is clear is not
 /// looked up in the exact table (a miss next to a listed address costs one load more than a
 /// miss, not a table probe).
 pub const MAP_V4_EXACTS: &str = "TD_V4_EXACTS";
@@ -191,7 +193,7 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 
 /// The layout of this contract (maps, layouts, flags, indices), stored at [`CFG_LAYOUT`] so that
 /// a loader of another build tells pins it cannot read. Raised with every change here.
-pub const LAYOUT_VERSION: u32 = 22;
+pub const LAYOUT_VERSION: u32 = 23;
 
 /// An IPv4 address as it appears on the wire (network byte order); an IPv6 one.
 pub type V4Key = [u8; 4];
@@ -375,8 +377,10 @@ pub const CFG_V4_PREFIX_BUCKETS: u32 = 5;
 /// by putting a token of its own here, so that a daemon tells when another process wrote its
 /// maps. The kernel never reads it.
 pub const CFG_WRITER: u32 = 6;
+/// Index of the word count of [`MAP_V4_EXACTS`] in [`MAP_CONFIG`].
+pub const CFG_V4_EXACTS: u32 = 7;
 /// Number of slots in [`MAP_CONFIG`].
-pub const CFG_COUNT: u32 = 7;
+pub const CFG_COUNT: u32 = 8;
 /// The IPv4 prefix table holds entries: search it.
 pub const CFG_V4_PREFIXES: u32 = 1;
 /// The IPv6 prefix map holds entries: search it.

@@ -29,21 +29,32 @@ pub const ALLOWED_SHIFT: u32 = 4;
 /// Words of an allowlist prefilter map: 2^20 bits (128 KiB).
 pub const ALLOWED_WORDS: u32 = FILTER_WORDS >> ALLOWED_SHIFT;
 
-/// Words of [`MAP_V4_EXACTS`](crate::MAP_V4_EXACTS): 2^24 bits (2 MiB).
-pub const V4_EXACTS_WORDS: u32 = FILTER_WORDS;
+/// Bits of [`MAP_V4_EXACTS`](crate::MAP_V4_EXACTS) a slot of the exact-address table's
+/// capacity: 14, so that an unlisted address finds its four bits set for well under 1% of
+/// addresses when the table is as full as its capacity allows (a plan fills it to 8 in 9).
+pub const V4_EXACTS_BITS_PER_ENTRY: u64 = 14;
 
-/// The [`MAP_V4_EXACTS`](crate::MAP_V4_EXACTS) word of an IPv4 address and the four bits in it
-/// that its exact entry sets (a Bloom filter whose bits for one key share a word: one load):
-/// all from one 64-bit multiplicative hash of the address, its top 18 bits the word, the next
-/// four 6-bit fields the bits. An unlisted address finds all four set for about 1% of
-/// addresses at 1.24M entries (one bit a hash set 7% of them).
-pub const fn v4_exacts_of(a: &V4Key) -> (u32, u64) {
-    let h = (u32::from_be_bytes(*a) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let bits = 1u64 << ((h >> 40) & 63)
-        | 1u64 << ((h >> 34) & 63)
-        | 1u64 << ((h >> 28) & 63)
-        | 1u64 << ((h >> 22) & 63);
-    ((h >> 46) as u32, bits)
+/// Words of [`MAP_V4_EXACTS`](crate::MAP_V4_EXACTS) for an exact-address table of `capacity`
+/// entries (at least 1024: 8 KiB); its loader writes the count to `CFG_V4_EXACTS`.
+pub const fn v4_exacts_words(capacity: u32) -> u32 {
+    let words = (capacity as u64 * V4_EXACTS_BITS_PER_ENTRY).div_ceil(64);
+    if words < 1024 { 1024 } else { words as u32 }
+}
+
+/// The [`MAP_V4_EXACTS`](crate::MAP_V4_EXACTS) word of an IPv4 address in a filter of `words`
+/// words, and the four bits in it that its exact entry sets (a Bloom filter whose bits for one
+/// key share a word: one load). Two 64-bit multiplicative hashes of the address, each read by
+/// its high bits (which every bit of the address reaches): the first's top 32 bits scaled to
+/// `words` pick the word, the second's four top 6-bit fields the bits.
+pub const fn v4_exacts_of(a: &V4Key, words: u32) -> (u32, u64) {
+    let x = u32::from_be_bytes(*a) as u64;
+    let word = (((x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) * words as u64) >> 32) as u32;
+    let h = x.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    let bits = 1u64 << (h >> 58)
+        | 1u64 << ((h >> 52) & 63)
+        | 1u64 << ((h >> 46) & 63)
+        | 1u64 << ((h >> 40) & 63);
+    (word, bits)
 }
 
 /// Words of [`MAP_V6_EXACTS`](crate::MAP_V6_EXACTS): 2^20 bits (128 KiB; IPv6 lists hold
@@ -164,15 +175,76 @@ pub const fn v4_lens_slot(a: &V4Key) -> u32 {
     (a[0] as u32) << 8 | a[1] as u32
 }
 
-/// The [`MAP_V6_LENS`](crate::MAP_V6_LENS) slot of an IPv6 address: a hash of its /32.
-pub const fn v6_lens_slot(a: &V6Key) -> u32 {
-    v6_filter_bit(a) >> 8
+/// The key widths of [`MAP_V6_LENS`]'s tiers. A prefix's length is noted in the first tier at
+/// least that long (the last, for longer ones), in the slot of every key the prefix covers
+/// (its own, when longer): a /30 in the slots of its four /32s, a /36 in its sixteen /40s, a
+/// /56 in its /48's; a /29, the registries' usual allocation, in one slot of tier 29. An
+/// address then finds, in its five slots, the lengths of the prefixes that may cover it (and
+/// those of keys that share a slot), not those of every prefix in its /32: real country
+/// blocks put a dozen lengths in some /32s, each a probe for a miss there.
+///
+/// [`MAP_V6_LENS`]: crate::MAP_V6_LENS
+pub const V6_TIERS: [u8; 5] = [24, 29, 32, 40, 48];
+
+/// The tier of IPv6 prefix length `len` in [`V6_TIERS`]: the first at least as long, or the
+/// last.
+pub const fn v6_tier(len: u8) -> usize {
+    let mut t = 0;
+    while t + 1 < V6_TIERS.len() && len > V6_TIERS[t] {
+        t += 1;
+    }
+    t
+}
+
+/// The [`MAP_V6_LENS`](crate::MAP_V6_LENS) slot of the key of tier `t` (the top
+/// `V6_TIERS[t]` bits) of an address whose first 64 bits are `hi`: a multiplicative hash of
+/// the key and its width, read by its top 16 bits.
+#[inline(always)]
+pub const fn v6_lens_slot(hi: u64, t: usize) -> u32 {
+    let width = V6_TIERS[t] as u32;
+    let key = hi >> (64 - width) | (width as u64) << 56;
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - LENS_SLOTS.trailing_zeros())) as u32
+}
+
+/// The lengths tier `t` notes (in [`LenMask::of_v6`]'s order): past the previous tier's width
+/// up to its own; the last, every longer one too. The tiers' sets are disjoint, so one slot
+/// holds the lengths of every tier whose keys fall in it, and a reader keeps each tier's own.
+pub const fn v6_tier_lengths(t: usize) -> LenMask {
+    let first = if t == 0 { 0 } else { V6_TIERS[t - 1] + 1 };
+    let last = if t + 1 == V6_TIERS.len() { 127 } else { V6_TIERS[t] };
+    let mut m = LenMask { lo: 0, hi: 0 };
+    let mut len = first;
+    while len <= last {
+        let one = LenMask::of_v6(len);
+        m = LenMask { lo: m.lo | one.lo, hi: m.hi | one.hi };
+        len += 1;
+    }
+    m
 }
 
 #[cfg(test)]
 mod tests {
     use super::{LenMask, V6Probe};
     use crate::table4::v6_tag;
+
+    #[test]
+    fn every_ipv6_length_lies_in_the_one_tier_that_notes_it() {
+        use super::{V6_TIERS, v6_tier, v6_tier_lengths};
+        for len in 0..=127u8 {
+            let t = v6_tier(len);
+            let holds = |u: usize| {
+                let (m, one) = (v6_tier_lengths(u), LenMask::of_v6(len));
+                m.lo & one.lo | m.hi & one.hi != 0
+            };
+            assert!(holds(t), "/{len}");
+            assert_eq!((0..V6_TIERS.len()).filter(|&u| holds(u)).count(), 1, "/{len}");
+            assert!(len <= V6_TIERS[t] || t == V6_TIERS.len() - 1, "/{len}");
+        }
+        assert_eq!(
+            (v6_tier(24), v6_tier(25), v6_tier(29), v6_tier(48), v6_tier(64)),
+            (0, 1, 1, 4, 4)
+        );
+    }
 
     #[test]
     fn ipv6_lengths_lie_longest_first() {

@@ -12,9 +12,9 @@ use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, maps::Array};
 use filter_common::{
     ALLOWED_SHIFT, AT_V4_EXACT, AT_V4_PREFIX, AT_V6_EXACT, AT_V6_PREFIX, CFG_FLAGS, CFG_V4_ALLOW,
-    CFG_V4_BUCKETS, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue, LenMask, V4Key,
-    V6Key, entry_at, table4::v4_word, v4_exacts_of, v4_filter_bit, v6_exacts_bit_of, v6_filter_bit,
-    v6_lens_slot,
+    CFG_V4_BUCKETS, CFG_V4_EXACTS, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue,
+    LenMask, V4Key, V6Key, entry_at, table4::v4_word, v4_exacts_of, v4_filter_bit,
+    v6_exacts_bit_of, v6_filter_bit, v6_lens_slot, v6_tier_lengths,
 };
 
 use crate::{
@@ -74,8 +74,8 @@ impl Family for V4 {
     /// The address's two buckets scanned, slot by slot; its value by the index the slot holds.
     #[inline(always)]
     fn exact(a: &V4Key) -> Option<*mut EntryValue> {
-        // The exact-address prefilter (a bit per hash of the address) first.
-        let (word, bits) = v4_exacts_of(a);
+        // The exact-address prefilter (four bits of a word, by hashes of the address) first.
+        let (word, bits) = v4_exacts_of(a, crate::config(CFG_V4_EXACTS));
         if !TD_V4_EXACTS.get(word).is_some_and(|w| w & bits == bits) {
             return None;
         }
@@ -163,24 +163,32 @@ impl Family for V6 {
 }
 
 impl V6 {
+    /// The prefix lengths that may cover the address whose first half is `hi`: each tier's
+    /// own lengths from the tier's slot of its key ([`v6_lens_slot`]). The slots always lie
+    /// inside the array, whose size is fixed: the lookups cannot fail. (Taking every length
+    /// should one fail had the verifier walk a search of 128 lengths known exactly, one step a
+    /// length, for every state that reaches it: with the IPv6 table's probe in each step, over
+    /// its limit.)
     #[inline(always)]
-    /// The prefix lengths present in the slot of `a`'s /32. The slot always lies inside the
-    /// array, whose size is fixed: the lookup cannot fail. (Taking every length should it fail
-    /// had the verifier walk a search of 128 lengths known exactly, one step a length, for
-    /// every state that reaches it: with the IPv6 table's probe in each step, over its limit.)
-    fn lens(a: &V6Key) -> Option<LenMask> {
-        TD_V6_LENS.get(v6_lens_slot(a)).copied()
+    fn lens(hi: u64) -> Option<LenMask> {
+        let tier = |t: usize| -> Option<LenMask> {
+            let slot = TD_V6_LENS.get(v6_lens_slot(hi, t))?;
+            let own = v6_tier_lengths(t);
+            Some(LenMask { lo: slot.lo & own.lo, hi: slot.hi & own.hi })
+        };
+        const { assert!(filter_common::V6_TIERS.len() == 5) };
+        Some(tier(0)? | tier(1)? | tier(2)? | tier(3)? | tier(4)?)
     }
-    /// The longest prefix, by length among those present in the slot of the address's /32:
-    /// the longest length inline, the others (up to 127) in `bpf_loop`, one step a length
-    /// present, which the verifier checks once.
+    /// The longest prefix, by length among those that may cover the address: the longest
+    /// length inline, the others (up to 127) in `bpf_loop`, one step a length present, which
+    /// the verifier checks once.
     #[inline(always)]
     fn prefix(a: &V6Key) -> Option<*mut EntryValue> {
         if !bit(&TD_V6_PREFIXED, v6_filter_bit(a)) {
             return None;
         }
-        let mut lens = V6::lens(a)?;
         let (hi, lo) = halves(a);
+        let mut lens = V6::lens(hi)?;
         // The longest length first, inline: where it holds the address (the usual hit), no
         // helper call and no second lookup.
         let longest = lens.take_longest_v6()?;

@@ -31,7 +31,7 @@ use filter_common::{
     ALLOWED_WORDS, Bucket, CFG_COUNT, CNT_COUNT, CNT_DROP_DST, CNT_DROP_SRC, CNT_MALFORMED,
     CNT_MONITORED, CNT_NON_IP, CNT_PASSED, Counter, EntryValue, FILTER_WORDS, FLAG_DST,
     FLAG_MON_DST, FLAG_MON_SRC, FLAG_SRC, HitSlots, LENS_SLOTS, LIST_COUNTERS, LenMask, MAX_IFACES,
-    MAX_IFINDEX, RateState, V4_EXACTS_WORDS, V4Key, V6_EXACTS_WORDS, V6Key, table4::V6Stored,
+    MAX_IFINDEX, RateState, V4Key, V6_EXACTS_WORDS, V6Key, table4::V6Stored,
 };
 use lookup::{Entry, Family, V4, V6, matched};
 use parse::{Addresses, Frame, Packet};
@@ -99,7 +99,8 @@ static TD_V4_HINTS: Array<u64> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 #[map]
 static TD_V6_EXACTS: Array<u64> = Array::with_max_entries(V6_EXACTS_WORDS, BPF_F_MMAPABLE);
 #[map]
-static TD_V4_EXACTS: Array<u64> = Array::with_max_entries(V4_EXACTS_WORDS, BPF_F_MMAPABLE);
+static TD_V4_EXACTS: Array<u64> =
+    Array::with_max_entries(filter_common::v4_exacts_words(0), BPF_F_MMAPABLE);
 #[map]
 static TD_JOURNAL: RingBuf = RingBuf::with_byte_size(4096, 0);
 #[map]

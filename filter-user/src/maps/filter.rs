@@ -376,6 +376,9 @@ fn create(object: &[u8], caps: &Capacities, reuse: Option<&Pins>) -> Result<Ebpf
         }
     }
     loader.map_max_entries(MAP_V4_HINTS, if caps.hints { HINT_WORDS } else { 1 });
+    let exact_v4 = ADDRESS_MAPS.iter().position(|m| m.name == filter_common::MAP_V4_EXACT);
+    let exact_v4 = caps.tables[exact_v4.expect("the exact IPv4 map")];
+    loader.map_max_entries(filter_common::MAP_V4_EXACTS, filter_common::v4_exacts_words(exact_v4));
     // SAFETY: sysconf has no preconditions. A ring is a whole number of pages.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
     loader.map_max_entries(MAP_JOURNAL, if caps.journal { RING_BYTES.max(page) } else { page });

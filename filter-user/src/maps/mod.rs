@@ -380,7 +380,8 @@ impl FilterMaps {
             let buckets = filter_common::v4_bucket_count(self.addr.info(m).capacity()?);
             self.addr.settings.set(table.config, buckets)?;
         }
-        Ok(())
+        let exacts = self.addr.v4.exacts.capacity()?;
+        self.addr.settings.set(filter_common::CFG_V4_EXACTS, exacts)
     }
 
     /// Gives interface index `index` its own counter slot (1..=MAX_IFACES; 0 counts the rest).

@@ -18,8 +18,9 @@ use aya::{
     maps::{Map, MapData},
 };
 use filter_common::{
-    ALLOWED_SHIFT, ALLOWED_WORDS, FILTER_WORDS, LENS_SLOTS, LenMask, V4_EXACTS_WORDS,
-    V6_EXACTS_WORDS, v4_exacts_of, v4_filter_bit, v4_lens_slot, v6_exacts_bit_of, v6_filter_bit_of,
+    ALLOWED_SHIFT, ALLOWED_WORDS, FILTER_WORDS, LENS_SLOTS, LenMask, V6_EXACTS_WORDS, V6_TIERS,
+    v4_exacts_of, v4_filter_bit, v4_lens_slot, v6_exacts_bit_of, v6_filter_bit_of, v6_lens_slot,
+    v6_tier,
 };
 
 use super::{
@@ -86,21 +87,24 @@ fn cover<const N: usize>(bits: &mut Dense<u64>, len: u8, addr: &[u8; N]) {
 }
 
 /// The length of a prefix (`len`, `addr`), set in the slot of everything it overlaps: every /16
-/// (IPv4; an address, length 32, in its own), or the hash of every /32 (IPv6; every slot from
-/// /16 down).
+/// (IPv4; an address, length 32, in its own), or (IPv6) of every key of its tier it covers
+/// (`V6_TIERS`; every slot when that is more keys than slots).
 fn lengths<const N: usize>(lens: &mut Dense<LenMask>, len: u8, addr: &[u8; N]) {
     let bit = if N == 4 { LenMask::of(len) } else { LenMask::of_v6(len) };
-    let top = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
     let mut set = |slot: u32| lens.or(slot, bit);
     if N == 4 {
-        let first = v4_lens_slot(&top.to_be_bytes());
+        let first = v4_lens_slot(&[addr[0], addr[1], addr[2], addr[3]]);
         (first..first + (1 << 16u8.saturating_sub(len))).for_each(set);
-    } else if len >= 32 {
-        set(v6_filter_bit_of(top) >> 8);
-    } else if len > 16 {
-        (0..1u32 << (32 - len)).for_each(|i| set(v6_filter_bit_of(top + i) >> 8));
-    } else {
+        return;
+    }
+    let hi = u64::from_be_bytes(std::array::from_fn(|i| addr[i]));
+    let t = v6_tier(len);
+    let shift = 64 - u32::from(V6_TIERS[t]);
+    let keys = 1u64 << V6_TIERS[t].saturating_sub(len).min(32);
+    if keys >= u64::from(LENS_SLOTS) {
         (0..LENS_SLOTS).for_each(set);
+    } else {
+        (0..keys).for_each(|i| set(v6_lens_slot(hi + (i << shift), t)));
     }
 }
 
@@ -122,13 +126,16 @@ pub fn prefixed_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
 }
 
 /// The exact-address prefilter bits (`TD_V4_EXACTS`, `TD_V6_EXACTS`) of exact addresses
-/// `addrs`.
-fn exacts_of_addrs<'a, const N: usize>(addrs: impl Iterator<Item = &'a [u8; N]>) -> Dense<u64> {
-    let mut bits = Dense::empty(if N == 4 { V4_EXACTS_WORDS } else { V6_EXACTS_WORDS });
+/// `addrs`, in an IPv4 filter of `words` words (IPv6's has [`V6_EXACTS_WORDS`]).
+fn exacts_of_addrs<'a, const N: usize>(
+    addrs: impl Iterator<Item = &'a [u8; N]>,
+    words: u32,
+) -> Dense<u64> {
+    let mut bits = Dense::empty(if N == 4 { words } else { V6_EXACTS_WORDS });
     for a in addrs {
         let top = [a[0], a[1], a[2], a[3]];
         let (word, set) = if N == 4 {
-            v4_exacts_of(&top)
+            v4_exacts_of(&top, words)
         } else {
             let bit = v6_exacts_bit_of(u32::from_be_bytes(top));
             (bit >> 6, 1u64 << (bit & 63))
@@ -138,9 +145,9 @@ fn exacts_of_addrs<'a, const N: usize>(addrs: impl Iterator<Item = &'a [u8; N]>)
     bits
 }
 
-/// The exact-address prefilter bits of `tables`' exact addresses.
-pub fn exacts_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
-    exacts_of_addrs(tables.exact.iter().map(|(a, _)| a))
+/// The exact-address prefilter bits of `tables`' exact addresses (IPv4: in `words` words).
+pub fn exacts_of<const N: usize>(tables: &Tables<N>, words: u32) -> Dense<u64> {
+    exacts_of_addrs(tables.exact.iter().map(|(a, _)| a), words)
 }
 
 /// The allowlist prefilter bits of `tables`' allowlist: its prefilter bits, each
@@ -212,7 +219,12 @@ impl<V> Moves<V> {
 impl<V: Copy + Default + PartialEq + BitOr<Output = V>> Moves<V> {
     /// The moves of the array computed by `array` from `old`'s tables to `new`'s; nothing to
     /// compute when neither holds anything it is made of (`count`).
-    fn of<T>(old: &T, new: &T, count: impl Fn(&T) -> usize, array: fn(&T) -> Dense<V>) -> Self {
+    fn of<T>(
+        old: &T,
+        new: &T,
+        count: impl Fn(&T) -> usize,
+        array: impl Fn(&T) -> Dense<V>,
+    ) -> Self {
         if count(old) == 0 && count(new) == 0 {
             return Self::default();
         }
@@ -252,8 +264,17 @@ pub struct AllMoves {
     pub exacts_v6: Moves<u64>,
 }
 
-/// The moves from `old` to `new`; the hints' only where they are in use (`hinted`).
-pub fn moves(old: &Plan, new: &Plan, hinted: bool) -> AllMoves {
+/// What the maps' arrays look like: whether the IPv4 hints are in use (created at full size),
+/// and the words of the IPv4 exact-address prefilter (sized by the exact table's capacity).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub hinted: bool,
+    pub exact_words: u32,
+}
+
+/// The moves from `old` to `new` in arrays of `shape`; the hints' only where they are in use.
+pub fn moves(old: &Plan, new: &Plan, shape: Shape) -> AllMoves {
+    let words = shape.exact_words;
     let lens = || {
         let v4 = Moves::of(&old.v4, &new.v4, lens_entries, lens_of);
         (v4, Moves::of(&old.v6, &new.v6, lens_entries, lens_of))
@@ -265,11 +286,11 @@ pub fn moves(old: &Plan, new: &Plan, hinted: bool) -> AllMoves {
         allowed_v6: Moves::of(&old.v6, &new.v6, |t| t.allow.len(), allowed_of),
         prefixed_v4: Moves::of(&old.v4, &new.v4, |t| t.prefix.len(), prefixed_of),
         prefixed_v6: Moves::of(&old.v6, &new.v6, |t| t.prefix.len(), prefixed_of),
-        exacts_v4: Moves::of(&old.v4, &new.v4, |t| t.exact.len(), exacts_of),
-        exacts_v6: Moves::of(&old.v6, &new.v6, |t| t.exact.len(), exacts_of),
+        exacts_v4: Moves::of(&old.v4, &new.v4, |t| t.exact.len(), |t| exacts_of(t, words)),
+        exacts_v6: Moves::of(&old.v6, &new.v6, |t| t.exact.len(), |t| exacts_of(t, words)),
         ..Default::default()
     };
-    let hints = || match hinted {
+    let hints = || match shape.hinted {
         true => Moves::of(&old.v4, &new.v4, entries, hints_of),
         false => Moves::default(),
     };
@@ -325,7 +346,8 @@ pub fn cover_entry<const N: usize>(maps: EntryArrays<'_>, len: u8, addr: &[u8; N
     if usize::from(len) < N * 8 {
         add(maps.prefixed, &bits)?;
     } else {
-        add(maps.exacts, &exacts_of_addrs([*addr].iter()))?;
+        let words = maps.exacts.capacity()?;
+        add(maps.exacts, &exacts_of_addrs([*addr].iter(), words))?;
     }
     if usize::from(len) < N * 8 || N == 4 {
         let mut l = Dense::empty(LENS_SLOTS);

@@ -40,7 +40,7 @@ pub fn fill(maps: &mut AddressMaps, plan: &Plan) -> Result<()> {
 /// [`fill`] with a chosen [`WriteMode`]: the moves from no plan, the entries written
 /// straight from the plan (no diff: a million entries are not copied first).
 pub fn fill_with(maps: &mut AddressMaps, plan: &Plan, mode: WriteMode) -> Result<()> {
-    let arrays = prefilter::moves(&Plan::default(), plan, hinted(maps));
+    let arrays = prefilter::moves(&Plan::default(), plan, shape(maps)?);
     set_flags(maps, config_flags(plan))?;
     put_arrays(maps, &arrays, Step::During)?;
     fill_family(&mut maps.v4, &plan.v4, mode)?;
@@ -140,7 +140,7 @@ fn move_with(
     mode: WriteMode,
     caps: Option<&Capacities>,
 ) -> Result<Applied> {
-    let (diff, arrays) = diff_and_moves(old, new, hinted(maps));
+    let (diff, arrays) = diff_and_moves(old, new, shape(maps)?);
     if let Some(o) = caps.and_then(|c| c.overflow(old, &diff)) {
         return Ok(Applied::Overflow(o));
     }
@@ -163,20 +163,22 @@ fn set_flags(maps: &mut AddressMaps, flags: u32) -> Result<()> {
 
 /// The diff between `old` and `new`, and the prefilter moves between them (for large plans,
 /// on two threads).
-fn diff_and_moves(old: &Plan, new: &Plan, hinted: bool) -> (Diff, prefilter::AllMoves) {
+fn diff_and_moves(old: &Plan, new: &Plan, shape: prefilter::Shape) -> (Diff, prefilter::AllMoves) {
     if old.len().max(new.len()) < crate::parallel::LARGE {
-        return (Diff::between(old, new), prefilter::moves(old, new, hinted));
+        return (Diff::between(old, new), prefilter::moves(old, new, shape));
     }
     std::thread::scope(|s| {
-        let moves = s.spawn(|| prefilter::moves(old, new, hinted));
+        let moves = s.spawn(|| prefilter::moves(old, new, shape));
         (Diff::between(old, new), moves.join().expect("prefilter moves"))
     })
 }
 
-/// True when the maps' IPv4 prefix hints are in use (created at full size).
-fn hinted(maps: &AddressMaps) -> bool {
+/// The shape of the maps' arrays: whether the IPv4 prefix hints are in use (created at full
+/// size), and the words of the IPv4 exact-address prefilter.
+fn shape(maps: &AddressMaps) -> Result<prefilter::Shape> {
     let hints = maps.v4.hints.as_deref();
-    hints.is_some_and(|h| h.capacity().is_ok_and(|c| c >= HINT_WORDS))
+    let hinted = hints.is_some_and(|h| h.capacity().is_ok_and(|c| c >= HINT_WORDS));
+    Ok(prefilter::Shape { hinted, exact_words: maps.v4.exacts.capacity()? })
 }
 
 /// Writes one step of the prefilters' and lengths' moves.

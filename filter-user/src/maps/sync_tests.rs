@@ -63,9 +63,13 @@ impl<V> MapInfo for MemWords<V> {
     fn name(&self) -> &'static str {
         self.0
     }
-    /// As large as any array map in use (the hints, the largest).
+    /// As large as any array map in use (the hints, the largest); the IPv4 exact-address
+    /// prefilter as the smallest exact table's.
     fn capacity(&self) -> Result<u32> {
-        Ok(filter_common::HINT_WORDS)
+        Ok(match self.0 {
+            "x4e" => filter_common::v4_exacts_words(1 << 14),
+            _ => filter_common::HINT_WORDS,
+        })
     }
     fn pin(&self, _: &crate::maps::pins::Pins) -> Result<()> {
         Ok(())
