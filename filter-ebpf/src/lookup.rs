@@ -1,12 +1,13 @@
 //! One lookup for both address families. A [`Family`] names its maps and key layout; `matched`
 //! is written once: first a prefilter (one array load: no entry near this address, no lookup:
 //! a miss costs the same whatever the lists hold; without prefixes loaded, IPv4 uses the
-//! exact-address one, a bit per hash of the address, so that a miss next to a listed address
-//! costs no more), then the exact entry if it has one of the wanted directions, else (when the
-//! loader says prefixes are loaded) the longest prefix if it does ([`Family::listed`]: for
-//! IPv4 see `lookup4`; for IPv6, where the prefix prefilter says a prefix may cover the
-//! address, trying only the lengths present in the slot of its /32); never an allowlisted
-//! address (the allowlist is consulted only for a listed address, so misses never pay for it).
+//! exact-address one, four bits of a word by hashes of the address, so that a miss next to a
+//! listed address costs no more), then the exact entry if it has one of the wanted directions,
+//! else (when the loader says prefixes are loaded) the longest prefix if it does
+//! ([`Family::listed`]: for IPv4 see `lookup4`; for IPv6, where the prefix prefilter says a
+//! prefix may cover the address, trying only the lengths its slots in `TD_V6_LENS`' five tiers
+//! hold); never an allowlisted address (the allowlist is consulted only for a listed address,
+//! so misses never pay for it).
 
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, maps::Array};
