@@ -32,7 +32,7 @@ pub fn release() -> Result<PathBuf> {
 
 /// `cargo xtask bench [--peers]`: the benchmark binary of the integration-test crate, in release
 /// mode, running the release `takedown` binary.
-pub fn bench(peers: bool, per_packet: bool, journal: bool) -> Result<()> {
+pub fn bench(peers: bool, per_packet: bool, journal: bool, only: Option<String>) -> Result<()> {
     setup::ensure()?;
     let bin = release()?;
     let mut cmd = Command::new("cargo");
@@ -53,6 +53,9 @@ pub fn bench(peers: bool, per_packet: bool, journal: bool) -> Result<()> {
     }
     if journal {
         cmd.arg("--journal");
+    }
+    if let Some(only) = only {
+        cmd.args(["--only", &only]);
     }
     run_ok(&mut cmd)
 }

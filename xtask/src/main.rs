@@ -57,6 +57,9 @@ enum Cmd {
         /// Only the connection journal's section (per packet, into disk, `exposed`).
         #[arg(long, conflicts_with = "per_packet")]
         journal: bool,
+        /// Only the list mixes whose name holds TEXT (e.g. `IPv6`), to try a change quickly.
+        #[arg(long, value_name = "TEXT")]
+        only: Option<String>,
     },
 }
 
@@ -70,7 +73,9 @@ fn main() -> ExitCode {
         Cmd::Test { args, .. } => test::run(&args).and_then(|_| kernels::run()),
         Cmd::Fuzz { cases } => test::fuzz(cases),
         Cmd::Package => package::run().map(|_| ()),
-        Cmd::Bench { peers, per_packet, journal } => build::bench(peers, per_packet, journal),
+        Cmd::Bench { peers, per_packet, journal, only } => {
+            build::bench(peers, per_packet, journal, only)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
