@@ -205,6 +205,31 @@ fn pins_of_another_contract_layout_move_to_new_maps_without_a_gap() {
 }
 
 #[kernel_test]
+fn an_add_with_no_daemon_leaves_pins_of_another_layout_to_the_next_start() {
+    let place = PinPlace::new("addlayout");
+    let pa = place.args();
+    let dir = TempDir::new("pin-addlayout");
+    let list = dir.file("list.txt", "203.0.113.7\n");
+    let topo = Topology::new("pa").unwrap();
+    Running::start(&topo.gateway, &run_args(&list, &pa)).unwrap().stop().unwrap();
+    let pins = Pins::new(place.pin_dir());
+    let other = LAYOUT_VERSION + 1;
+    FilterMaps::open(&pins).unwrap().addr.settings.set(CFG_LAYOUT, other).unwrap();
+    // This build's bits in another layout's prefilters could hide the entry from its program.
+    let out = cli(&topo, &["add", "203.0.113.9"], &pa);
+    let said = format!(
+        "the pinned filter was made by another takedown (layout {other}, this is {LAYOUT_VERSION}): the next `takedown run` applies it"
+    );
+    assert!(out.status.success() && text(&out).contains(&said), "{}", text(&out));
+    let held = FilterMaps::open(&pins).unwrap().plan().unwrap();
+    assert_eq!(held.v4.exact.len(), 1, "the pinned maps are left as they were");
+    // The next start moves to new maps, the added entry in them.
+    let run = Running::start(&topo.gateway, &run_args(&list, &pa)).unwrap();
+    assert_eq!(FilterMaps::open(&pins).unwrap().plan().unwrap().v4.exact.len(), 2);
+    run.stop().unwrap();
+}
+
+#[kernel_test]
 fn pinned_maps_too_small_for_the_lists_grow_without_a_gap() {
     let place = PinPlace::new("grow");
     let pa = place.args();

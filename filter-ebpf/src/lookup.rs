@@ -84,8 +84,9 @@ impl Family for V4 {
             crate::lookup4::index(&TD_V4_BUCKETS, v4_word(a), crate::config(CFG_V4_BUCKETS))?;
         TD_V4_EXACT.get_ptr_mut(index)
     }
-    /// Without prefixes, the exact-address prefilter in `exact` is the only one: a bit per
-    /// hash of the address, which an address next to a listed one finds clear.
+    /// Without prefixes, the exact-address prefilter in `exact` is the only one: four bits of
+    /// a word by hashes of the address, which an address next to a listed one finds not all
+    /// set (but for one address in a hundred or more).
     #[inline(always)]
     fn unprefixed(a: &V4Key) -> Option<*mut EntryValue> {
         V4::exact(a)

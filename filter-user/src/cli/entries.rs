@@ -8,6 +8,7 @@ use std::{net::IpAddr, time::Duration};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use filter_common::LAYOUT_VERSION;
 use ipnet::IpNet;
 use takedown::{
     daemon::{
@@ -18,6 +19,7 @@ use takedown::{
     maps::{
         AddressMaps, FilterMaps,
         sync::{self, Edit},
+        version::{self, Pinned},
     },
     plan::guards::{self, GuardOptions, Verdict},
 };
@@ -175,8 +177,18 @@ fn apply(
         return Ok((format!("applied by the daemon (pid {pid})"), None));
     }
     let pins = places.pins();
-    if !pins.has_maps() {
-        return Ok(("no filter runs: it is enforced when `takedown run` starts".into(), None));
+    match version::pinned(&pins) {
+        Pinned::Nothing => {
+            return Ok(("no filter runs: it is enforced when `takedown run` starts".into(), None));
+        }
+        // Written by this build, its entry could be one the program pinned there cannot find.
+        Pinned::Other(layout) => {
+            let why = format!(
+                "the pinned filter was made by another takedown (layout {layout}, this is {LAYOUT_VERSION}): the next `takedown run` applies it"
+            );
+            return Ok((why, None));
+        }
+        Pinned::Current => {}
     }
     let mut maps = FilterMaps::open(&pins)?;
     let edit = direct(&mut maps.addr).context(

@@ -17,6 +17,7 @@ pub mod hints;
 pub mod hits;
 pub mod interface;
 pub mod journal;
+mod lengths;
 pub mod lookup;
 mod mapped;
 pub mod pins;
@@ -102,7 +103,8 @@ pub struct FamilyMaps<const N: usize> {
     pub allowed: Box<dyn prefilter::Words<u64>>,
     /// The prefixes' prefilter: which addresses a prefix may cover.
     pub prefixed: Box<dyn prefilter::Words<u64>>,
-    /// The prefix lengths present near each address (IPv4: per /16; IPv6: per hash of a /32).
+    /// The prefix lengths present near each address (IPv4: per /16; IPv6: per key of each of
+    /// its tiers, `V6_TIERS`).
     pub lens: Box<dyn prefilter::Words<LenMask>>,
     /// The prefix length that covers each /24 (IPv4 only).
     pub hints: Option<Box<dyn prefilter::Words<hints::Hints>>>,

@@ -2,13 +2,12 @@
 //! hash of an IPv6 /32, set when some entry may cover an address there. The kernel skips every
 //! lookup for an address whose bit is clear, so a miss costs one array load whatever the lists
 //! hold; the same for the prefixes alone (`TD_V4_PREFIXED`, `TD_V6_PREFIXED`: no prefix near,
-//! no prefix search) and for the allowlist (`TD_V4_ALLOWED`, `TD_V6_ALLOWED`), so that a listed
-//! address far from every allowlist entry is dropped without a trie lookup. And the IPv4 prefix
-//! lengths (`TD_V4_LENS`): per /16, which lengths its prefixes have (and 32 when it holds an
-//! exact address), so that the kernel tries only those. Here: what a plan needs, the writes that move a map
-//! from one plan's content to another's, and the kernel arrays they go to. `sync` sets bits
-//! before the entries that need them are written, and clears them only after those entries are
-//! gone.
+//! no prefix search), for the exact addresses (`TD_V4_EXACTS`, `TD_V6_EXACTS`) and for the
+//! allowlist (`TD_V4_ALLOWED`, `TD_V6_ALLOWED`), so that a listed address far from every
+//! allowlist entry is dropped without a trie lookup. Here: what a plan needs, the writes that
+//! move a map (these, the lengths of `lengths` and the hints of `hints`) from one plan's content
+//! to another's, and the kernel arrays they go to. `sync` sets bits before the entries that
+//! need them are written, and clears them only after those entries are gone.
 
 use std::{ops::BitOr, os::fd::AsFd};
 
@@ -18,14 +17,14 @@ use aya::{
     maps::{Map, MapData},
 };
 use filter_common::{
-    ALLOWED_SHIFT, ALLOWED_WORDS, FILTER_WORDS, LENS_SLOTS, LenMask, V6_EXACTS_WORDS, V6_TIERS,
-    v4_exacts_of, v4_filter_bit, v4_lens_slot, v6_exacts_bit_of, v6_filter_bit_of, v6_lens_slot,
-    v6_tier,
+    ALLOWED_SHIFT, ALLOWED_WORDS, FILTER_WORDS, LENS_SLOTS, LenMask, V6_EXACTS_WORDS, v4_exacts_of,
+    v4_filter_bit, v6_exacts_bit_of, v6_filter_bit_of,
 };
 
 use super::{
     MapInfo,
     hints::{Hints, hints_of, hints_of_entries},
+    lengths::{lengths, lens_entries, lens_of},
     mapped::Mapping,
     raw,
 };
@@ -39,7 +38,7 @@ const V6_EVERY_BIT: u8 = 8;
 pub struct Dense<V>(Vec<V>);
 
 impl<V: Copy + Default + PartialEq + BitOr<Output = V>> Dense<V> {
-    fn empty(len: u32) -> Self {
+    pub(super) fn empty(len: u32) -> Self {
         Self(vec![V::default(); len as usize])
     }
 
@@ -59,7 +58,7 @@ impl<V: Copy + Default + PartialEq + BitOr<Output = V>> Dense<V> {
         self.0.len()
     }
 
-    fn or(&mut self, i: u32, v: V) {
+    pub(super) fn or(&mut self, i: u32, v: V) {
         self.0[i as usize] = self.0[i as usize] | v;
     }
 
@@ -86,28 +85,6 @@ fn cover<const N: usize>(bits: &mut Dense<u64>, len: u8, addr: &[u8; N]) {
     }
 }
 
-/// The length of a prefix (`len`, `addr`), set in the slot of everything it overlaps: every /16
-/// (IPv4; an address, length 32, in its own), or (IPv6) of every key of its tier it covers
-/// (`V6_TIERS`; every slot when that is more keys than slots).
-fn lengths<const N: usize>(lens: &mut Dense<LenMask>, len: u8, addr: &[u8; N]) {
-    let bit = if N == 4 { LenMask::of(len) } else { LenMask::of_v6(len) };
-    let mut set = |slot: u32| lens.or(slot, bit);
-    if N == 4 {
-        let first = v4_lens_slot(&[addr[0], addr[1], addr[2], addr[3]]);
-        (first..first + (1 << 16u8.saturating_sub(len))).for_each(set);
-        return;
-    }
-    let hi = u64::from_be_bytes(std::array::from_fn(|i| addr[i]));
-    let t = v6_tier(len);
-    let shift = 64 - u32::from(V6_TIERS[t]);
-    let keys = 1u64 << V6_TIERS[t].saturating_sub(len).min(32);
-    if keys >= u64::from(LENS_SLOTS) {
-        (0..LENS_SLOTS).for_each(set);
-    } else {
-        (0..keys).for_each(|i| set(v6_lens_slot(hi + (i << shift), t)));
-    }
-}
-
 /// The prefilter bits the entries (not the allowlist) of `tables` need.
 pub fn bits_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
     let mut bits = Dense::empty(FILTER_WORDS);
@@ -126,12 +103,13 @@ pub fn prefixed_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
 }
 
 /// The exact-address prefilter bits (`TD_V4_EXACTS`, `TD_V6_EXACTS`) of exact addresses
-/// `addrs`, in an IPv4 filter of `words` words (IPv6's has [`V6_EXACTS_WORDS`]).
+/// `addrs`, in a filter of `words` words (IPv4: sized by the exact table; IPv6:
+/// [`V6_EXACTS_WORDS`]).
 fn exacts_of_addrs<'a, const N: usize>(
     addrs: impl Iterator<Item = &'a [u8; N]>,
     words: u32,
 ) -> Dense<u64> {
-    let mut bits = Dense::empty(if N == 4 { words } else { V6_EXACTS_WORDS });
+    let mut bits = Dense::empty(words);
     for a in addrs {
         let top = [a[0], a[1], a[2], a[3]];
         let (word, set) = if N == 4 {
@@ -145,7 +123,7 @@ fn exacts_of_addrs<'a, const N: usize>(
     bits
 }
 
-/// The exact-address prefilter bits of `tables`' exact addresses (IPv4: in `words` words).
+/// The exact-address prefilter bits of `tables`' exact addresses, in a filter of `words` words.
 pub fn exacts_of<const N: usize>(tables: &Tables<N>, words: u32) -> Dense<u64> {
     exacts_of_addrs(tables.exact.iter().map(|(a, _)| a), words)
 }
@@ -167,25 +145,9 @@ pub fn allowed_of<const N: usize>(tables: &Tables<N>) -> Dense<u64> {
     bits
 }
 
-/// The prefix lengths near each address, of `tables`' prefixes; for IPv4, length 32 in the
-/// slot of every exact address too.
-pub fn lens_of<const N: usize>(tables: &Tables<N>) -> Dense<LenMask> {
-    let mut lens = Dense::empty(LENS_SLOTS);
-    tables.prefix.iter().for_each(|((len, addr), _)| lengths(&mut lens, *len, addr));
-    if N == 4 {
-        tables.exact.iter().for_each(|(addr, _)| lengths(&mut lens, 32, addr));
-    }
-    lens
-}
-
 /// Entries `bits_of` is made of.
 fn entries<const N: usize>(tables: &Tables<N>) -> usize {
     tables.exact.len() + tables.prefix.len()
-}
-
-/// Entries `lens_of` is made of.
-fn lens_entries<const N: usize>(tables: &Tables<N>) -> usize {
-    tables.prefix.len() + if N == 4 { tables.exact.len() } else { 0 }
 }
 
 /// The writes that move one array from one plan to the next.
@@ -287,7 +249,12 @@ pub fn moves(old: &Plan, new: &Plan, shape: Shape) -> AllMoves {
         prefixed_v4: Moves::of(&old.v4, &new.v4, |t| t.prefix.len(), prefixed_of),
         prefixed_v6: Moves::of(&old.v6, &new.v6, |t| t.prefix.len(), prefixed_of),
         exacts_v4: Moves::of(&old.v4, &new.v4, |t| t.exact.len(), |t| exacts_of(t, words)),
-        exacts_v6: Moves::of(&old.v6, &new.v6, |t| t.exact.len(), |t| exacts_of(t, words)),
+        exacts_v6: Moves::of(
+            &old.v6,
+            &new.v6,
+            |t| t.exact.len(),
+            |t| exacts_of(t, V6_EXACTS_WORDS),
+        ),
         ..Default::default()
     };
     let hints = || match shape.hinted {
@@ -400,7 +367,8 @@ impl<V: Pod + Sync> Words<V> for KernelWords<V> {
         found.ok_or_else(|| anyhow!("cannot read slot {slot} of {}", self.name))
     }
 
-    /// Through a mapping of the array (at most 16 MiB, most 2 MiB or less): a store a slot,
+    /// Through a mapping of the array (16 MiB for the hints, the exact-address filter 14 bits a
+    /// slot of the exact table, most 2 MiB or less): a store a slot,
     /// no system call (a batched update copies each slot in on its own), each `u64` whole.
     fn put(&mut self, slots: &[(u32, V)]) -> Result<()> {
         let mut m = Mapping::<V>::all(self.name, &self.data)?;

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::plan::{Meta, PrefixKey};
-use filter_common::{v4_exacts_words, v6_tier_lengths};
+use filter_common::{V6_TIERS, v4_exacts_words, v4_lens_slot, v6_lens_slot, v6_tier_lengths};
 
 fn tables<const N: usize>(exact: &[[u8; N]], prefix: &[PrefixKey<N>]) -> Tables<N> {
     let m = Meta::default();

@@ -64,7 +64,7 @@ impl<V> MapInfo for MemWords<V> {
         self.0
     }
     /// As large as any array map in use (the hints, the largest); the IPv4 exact-address
-    /// prefilter as the smallest exact table's.
+    /// prefilter as a start makes it for an exact table of 2^14 entries.
     fn capacity(&self) -> Result<u32> {
         Ok(match self.0 {
             "x4e" => filter_common::v4_exacts_words(1 << 14),
@@ -84,6 +84,8 @@ impl<V: Copy + Default> prefilter::Words<V> for MemWords<V> {
         Ok(self.1.get(&word).copied().unwrap_or_default())
     }
     fn put(&mut self, words: &[(u32, V)]) -> Result<()> {
+        let size = self.capacity()?;
+        assert!(words.iter().all(|(i, _)| *i < size), "{}: a slot past its size", self.0);
         self.2.borrow_mut().push(format!("put {} {}", self.0, words.len()));
         self.1.extend(words.iter().copied());
         Ok(())
