@@ -162,7 +162,20 @@ pub fn measure(prog: std::os::fd::BorrowedFd<'_>, frames: &[Vec<u8>]) -> Result<
         one.push(crate::median(&mut o));
         all.push(crate::median(&mut a));
     }
+    if std::env::var_os("TAKEDOWN_BENCH_SLOWEST").is_some() {
+        slowest(frames, &one);
+    }
     Ok([stats(one), stats(all)])
+}
+
+/// Prints (stderr) the slowest tenth of `frames` by `ns` on one CPU, to see what a tail is
+/// made of (`TAKEDOWN_BENCH_SLOWEST=1`).
+fn slowest(frames: &[Vec<u8>], ns: &[f64]) {
+    let mut order: Vec<usize> = (0..frames.len()).collect();
+    order.sort_by(|a, b| ns[*b].total_cmp(&ns[*a]));
+    for i in order.into_iter().take(frames.len().div_ceil(10)) {
+        eprintln!("{:.1} ns: {}", ns[i], show(&frames[i]));
+    }
 }
 
 /// A frame's addresses, for a message.
