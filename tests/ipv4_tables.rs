@@ -5,7 +5,10 @@
 
 use std::{collections::HashSet, net::Ipv4Addr, path::PathBuf};
 
-use filter_common::{EntryValue, FLAG_BOTH, MAP_V4_EXACT, MAP_V4_PREFIX};
+use filter_common::{
+    CFG_FLAGS, EntryValue, FLAG_BOTH, MAP_V4_EXACT, MAP_V4_PREFIX, v4_exacts_words,
+    v4_exacts_words_in,
+};
 use integration_tests::{
     frames, kernel_test,
     loaded::{Loaded, XDP_DROP, XDP_PASS, sized},
@@ -71,6 +74,11 @@ fn a_table_filled_to_capacity_drops_every_address_and_refuses_one_more() {
     let plan = plan_of(&addrs[..N]);
     let mut filter = Filter::load(&exactly(&plan, N as u32)).unwrap();
     sync::fill(&mut filter.maps_mut().addr, &plan).unwrap();
+    // The exact-address filter is sized by the table, and the flags tell the kernel its size.
+    let addr = &filter.maps_mut().addr;
+    let words = addr.v4.exacts.capacity().unwrap();
+    assert_eq!(words, v4_exacts_words(N as u32));
+    assert_eq!(v4_exacts_words_in(addr.settings.get(CFG_FLAGS).unwrap()), words);
     let mut l = Loaded { filter };
     let listed: HashSet<[u8; 4]> = addrs[..N].iter().copied().collect();
     let missed = wrong(&l, &addrs[..N], XDP_DROP);

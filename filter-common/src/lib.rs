@@ -89,7 +89,7 @@ pub const MAP_V4_HINTS: &str = "TD_V4_HINTS";
 /// IPv6 prefix prefilter.
 pub const MAP_V6_PREFIXED: &str = "TD_V6_PREFIXED";
 /// IPv4 exact-address prefilter: [`v4_exacts_words`] of the exact table's capacity `u64`s (the
-/// count in [`CFG_V4_EXACTS`]), four bits per address in one word ([`v4_exacts_of`]), set for
+/// count in the config flags' top bits, [`v4_exacts_in_flags`]), four bits per address in one word ([`v4_exacts_of`]), set for
 /// every exact address: an address with any of its four bits clear is not looked up in the
 /// exact table (a miss next to a listed address costs one load more than a miss, not a table
 /// probe).
@@ -357,7 +357,8 @@ pub const CNT_NAMES: [&str; CNT_COUNT as usize] = [
     "events_suppressed",
 ];
 
-/// Index of the flags word in [`MAP_CONFIG`].
+/// Index of the flags word in [`MAP_CONFIG`]: the `CFG_*` flags below in its low 16 bits, the
+/// word count of [`MAP_V4_EXACTS`] in its top 16 ([`v4_exacts_in_flags`]).
 pub const CFG_FLAGS: u32 = 0;
 /// Index of the bucket count of [`MAP_V6_BUCKETS`] in [`MAP_CONFIG`].
 pub const CFG_V6_BUCKETS: u32 = 1;
@@ -377,10 +378,8 @@ pub const CFG_V4_PREFIX_BUCKETS: u32 = 5;
 /// by putting a token of its own here, so that a daemon tells when another process wrote its
 /// maps. The kernel never reads it.
 pub const CFG_WRITER: u32 = 6;
-/// Index of the word count of [`MAP_V4_EXACTS`] in [`MAP_CONFIG`].
-pub const CFG_V4_EXACTS: u32 = 7;
 /// Number of slots in [`MAP_CONFIG`].
-pub const CFG_COUNT: u32 = 8;
+pub const CFG_COUNT: u32 = 7;
 /// The IPv4 prefix table holds entries: search it.
 pub const CFG_V4_PREFIXES: u32 = 1;
 /// The IPv6 prefix map holds entries: search it.

@@ -35,10 +35,32 @@ pub const ALLOWED_WORDS: u32 = FILTER_WORDS >> ALLOWED_SHIFT;
 pub const V4_EXACTS_BITS_PER_ENTRY: u64 = 14;
 
 /// Words of [`MAP_V4_EXACTS`](crate::MAP_V4_EXACTS) for an exact-address table of `capacity`
-/// entries (at least 1024: 8 KiB); its loader writes the count to `CFG_V4_EXACTS`.
+/// entries: [`V4_EXACTS_BITS_PER_ENTRY`] a slot, in whole units of 1024 words (8 KiB; at
+/// least one, at most 0xFFFF), the unit the config flags carry the count in
+/// ([`v4_exacts_in_flags`]).
 pub const fn v4_exacts_words(capacity: u32) -> u32 {
-    let words = (capacity as u64 * V4_EXACTS_BITS_PER_ENTRY).div_ceil(64);
-    if words < 1024 { 1024 } else { words as u32 }
+    let units = (capacity as u64 * V4_EXACTS_BITS_PER_ENTRY).div_ceil(64 * 1024);
+    let units = if units < 1 {
+        1
+    } else if units > 0xFFFF {
+        0xFFFF
+    } else {
+        units
+    };
+    (units * 1024) as u32
+}
+
+/// The config flags' bits that carry the word count `words` (a multiple of 1024) of
+/// [`MAP_V4_EXACTS`](crate::MAP_V4_EXACTS): their top 16 bits, the count in units of 1024
+/// words. The kernel reads the flags once a packet anyway: the count costs no load of its own.
+pub const fn v4_exacts_in_flags(words: u32) -> u32 {
+    (words >> 10) << 16
+}
+
+/// The word count of [`MAP_V4_EXACTS`](crate::MAP_V4_EXACTS) that config flags `flags` carry
+/// (0: none said; the kernel then probes the exact table without the filter).
+pub const fn v4_exacts_words_in(flags: u32) -> u32 {
+    (flags >> 16) << 10
 }
 
 /// The [`MAP_V4_EXACTS`](crate::MAP_V4_EXACTS) word of an IPv4 address in a filter of `words`
@@ -226,6 +248,22 @@ pub const fn v6_tier_lengths(t: usize) -> LenMask {
 mod tests {
     use super::{LenMask, V6Probe};
     use crate::table4::v6_tag;
+
+    #[test]
+    fn the_flags_carry_the_exact_address_filters_size_above_every_flag() {
+        use super::{v4_exacts_in_flags, v4_exacts_words, v4_exacts_words_in};
+        use crate::{CFG_JOURNAL, CFG_V4_ALLOW, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES};
+        let flags = CFG_V4_PREFIXES | CFG_V6_PREFIXES | CFG_V4_ALLOW | CFG_V6_ALLOW | CFG_JOURNAL;
+        assert!(flags < 1 << 16);
+        for capacity in [0, 1 << 14, 1_395_000, 5_625_000, 16 << 20, u32::MAX] {
+            let words = v4_exacts_words(capacity);
+            assert!(words >= 1024 && words.is_multiple_of(1024), "{capacity}");
+            let carried = v4_exacts_in_flags(words) | flags;
+            assert_eq!(v4_exacts_words_in(carried), words, "{capacity}");
+            assert_eq!(carried & 0xffff, flags);
+        }
+        assert_eq!(v4_exacts_words(1_395_000), 306_176, "14 bits a slot, in 8 KiB units");
+    }
 
     #[test]
     fn every_ipv6_length_lies_in_the_one_tier_that_notes_it() {

@@ -13,8 +13,8 @@ use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, maps::Array};
 use filter_common::{
     ALLOWED_SHIFT, AT_V4_EXACT, AT_V4_PREFIX, AT_V6_EXACT, AT_V6_PREFIX, CFG_FLAGS, CFG_V4_ALLOW,
-    CFG_V4_BUCKETS, CFG_V4_EXACTS, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue,
-    LenMask, V4Key, V6Key, entry_at, table4::v4_word, v4_exacts_of, v4_filter_bit,
+    CFG_V4_BUCKETS, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue, LenMask, V4Key,
+    V6Key, entry_at, table4::v4_word, v4_exacts_of, v4_exacts_words_in, v4_filter_bit,
     v6_exacts_bit_of, v6_filter_bit, v6_lens_slot, v6_tier_lengths,
 };
 
@@ -35,15 +35,16 @@ pub trait Family {
     const ALLOW: u32;
     /// False when no entry can cover `a` (its prefilter bit is clear).
     fn near(a: &Self::Addr) -> bool;
-    fn exact(a: &Self::Addr) -> Option<*mut EntryValue>;
+    /// The exact entry holding `a` (the config flags `cfg` say the IPv4 filter's size).
+    fn exact(a: &Self::Addr, cfg: u32) -> Option<*mut EntryValue>;
     /// Without prefixes loaded: the exact entry holding `a`, behind the prefilter.
     #[inline(always)]
-    fn unprefixed(a: &Self::Addr) -> Option<*mut EntryValue> {
-        if Self::near(a) { Self::exact(a) } else { None }
+    fn unprefixed(a: &Self::Addr, cfg: u32) -> Option<*mut EntryValue> {
+        if Self::near(a) { Self::exact(a, cfg) } else { None }
     }
     /// With prefixes loaded: the exact entry holding `a` if it has a direction of `want`,
     /// else the longest prefix holding `a` if it does.
-    fn listed(a: &Self::Addr, want: u32) -> Option<*mut EntryValue>;
+    fn listed(a: &Self::Addr, want: u32, cfg: u32) -> Option<*mut EntryValue>;
     fn allowed(a: &Self::Addr) -> bool;
     /// The address in 16 bytes (IPv4 in the first 4), as events carry it.
     fn wide(a: &Self::Addr) -> [u8; 16];
@@ -74,10 +75,12 @@ impl Family for V4 {
     }
     /// The address's two buckets scanned, slot by slot; its value by the index the slot holds.
     #[inline(always)]
-    fn exact(a: &V4Key) -> Option<*mut EntryValue> {
-        // The exact-address prefilter (four bits of a word, by hashes of the address) first.
-        let (word, bits) = v4_exacts_of(a, crate::config(CFG_V4_EXACTS));
-        if !TD_V4_EXACTS.get(word).is_some_and(|w| w & bits == bits) {
+    fn exact(a: &V4Key, cfg: u32) -> Option<*mut EntryValue> {
+        // The exact-address prefilter (four bits of a word, by hashes of the address) first,
+        // of the size the flags carry (none said: the table is probed).
+        let words = v4_exacts_words_in(cfg);
+        let (word, bits) = v4_exacts_of(a, words);
+        if words != 0 && !TD_V4_EXACTS.get(word).is_some_and(|w| w & bits == bits) {
             return None;
         }
         let index =
@@ -88,12 +91,12 @@ impl Family for V4 {
     /// a word by hashes of the address, which an address next to a listed one finds not all
     /// set (but for one address in a hundred or more).
     #[inline(always)]
-    fn unprefixed(a: &V4Key) -> Option<*mut EntryValue> {
-        V4::exact(a)
+    fn unprefixed(a: &V4Key, cfg: u32) -> Option<*mut EntryValue> {
+        V4::exact(a, cfg)
     }
     #[inline(always)]
-    fn listed(a: &V4Key, want: u32) -> Option<*mut EntryValue> {
-        crate::lookup4::listed(a, want)
+    fn listed(a: &V4Key, want: u32, cfg: u32) -> Option<*mut EntryValue> {
+        crate::lookup4::listed(a, want, cfg)
     }
     #[inline(always)]
     fn allowed(a: &V4Key) -> bool {
@@ -128,18 +131,18 @@ impl Family for V6 {
         bit(&TD_V6_FILTER, v6_filter_bit(a))
     }
     #[inline(always)]
-    fn exact(a: &V6Key) -> Option<*mut EntryValue> {
+    fn exact(a: &V6Key, _: u32) -> Option<*mut EntryValue> {
         let (hi, lo) = halves(a);
         crate::lookup6::exact(hi, lo)
     }
     /// The exact address looked up only where the exact-address prefilter says one may lie.
     #[inline(always)]
-    fn listed(a: &V6Key, want: u32) -> Option<*mut EntryValue> {
+    fn listed(a: &V6Key, want: u32, cfg: u32) -> Option<*mut EntryValue> {
         // One prefix search, written once: inlined twice, it was a second copy for the
         // verifier to walk.
         let top = u32::from_be_bytes([a[0], a[1], a[2], a[3]]);
         let exact = match bit(&TD_V6_EXACTS, v6_exacts_bit_of(top)) {
-            true => V6::exact(a).filter(|e| wanted(*e, want)),
+            true => V6::exact(a, cfg).filter(|e| wanted(*e, want)),
             false => None,
         };
         exact.or_else(|| V6::prefix(a).filter(|e| wanted(*e, want)))
@@ -306,9 +309,9 @@ pub fn matched<F: Family>(addr: &F::Addr, want: u32, cfg: &mut u32) -> Option<En
     }
     let cfg = *cfg;
     let hit = if cfg & F::PREFIXES == 0 {
-        F::unprefixed(addr).filter(|e| wanted(*e, want))
+        F::unprefixed(addr, cfg).filter(|e| wanted(*e, want))
     } else if F::near(addr) {
-        F::listed(addr, want)
+        F::listed(addr, want, cfg)
     } else {
         None
     }?;

@@ -22,7 +22,7 @@ use crate::{
 /// The exact entry holding `a` if it has a direction of `want`, else the longest prefix
 /// holding `a` if it does.
 #[inline(always)]
-pub fn listed(a: &V4Key, want: u32) -> Option<*mut EntryValue> {
+pub fn listed(a: &V4Key, want: u32, cfg: u32) -> Option<*mut EntryValue> {
     let slot = v4_filter_bit(a);
     let (word, shift) = v4_hint_at(slot);
     let hint = match TD_V4_HINTS.get(word) {
@@ -30,7 +30,7 @@ pub fn listed(a: &V4Key, want: u32) -> Option<*mut EntryValue> {
         None => unhinted(a, slot),
     };
     if hint & HINT_EXACT != 0
-        && let Some(e) = V4::exact(a).filter(|e| wanted(*e, want))
+        && let Some(e) = V4::exact(a, cfg).filter(|e| wanted(*e, want))
     {
         return Some(e);
     }

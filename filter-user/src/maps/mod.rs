@@ -154,7 +154,8 @@ pub struct AddressMaps {
     pub v6: FamilyMaps<16>,
     pub settings: Box<dyn Settings>,
     pub writer: writer::Writer,
-    /// Config flags that come from no plan (the journal's), kept by every write of the flags.
+    /// Config flags that come from no plan (the journal's, the exact-address filter's size),
+    /// kept by every write of the flags.
     pub extra_flags: u32,
 }
 
@@ -271,12 +272,15 @@ impl FilterMaps {
     pub fn new(mut maps: Named) -> Result<Self> {
         let hits =
             Arc::new(Hits::of(maps.get(MAP_HITS).context("the filter has no map TD_HITS")?)?);
+        let v4 = v4(&mut maps, &hits)?;
+        // The size of the IPv4 exact-address filter rides in the flags every write sets.
+        let extra_flags = filter_common::v4_exacts_in_flags(v4.exacts.capacity()?);
         let addr = AddressMaps {
-            v4: v4(&mut maps, &hits)?,
+            v4,
             v6: v6(&mut maps, &hits)?,
             settings: Box::new(KernelSettings(take(&mut maps, MAP_CONFIG)?)),
             writer: Default::default(),
-            extra_flags: 0,
+            extra_flags,
         };
         Ok(Self { addr, others: maps })
     }
@@ -382,8 +386,7 @@ impl FilterMaps {
             let buckets = filter_common::v4_bucket_count(self.addr.info(m).capacity()?);
             self.addr.settings.set(table.config, buckets)?;
         }
-        let exacts = self.addr.v4.exacts.capacity()?;
-        self.addr.settings.set(filter_common::CFG_V4_EXACTS, exacts)
+        Ok(())
     }
 
     /// Gives interface index `index` its own counter slot (1..=MAX_IFACES; 0 counts the rest).
