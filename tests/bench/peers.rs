@@ -81,19 +81,31 @@ pub struct Load {
     pub kernel_mb: f64,
 }
 
-/// Runs `cmd` to completion, its output to `out`: (seconds, peak RSS in MiB).
-pub fn timed(mut cmd: Command, out: Stdio) -> Result<(f64, f64)> {
-    let started = Instant::now();
-    let child = cmd.stdout(out).stderr(Stdio::piped()).spawn()?;
-    let pid = child.id() as i32;
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is valid; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child, writing into the locals above.
-    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid || status != 0 {
-        bail!("{cmd:?} failed (status {status})");
+/// Runs `cmd` to completion, its output to `out`: (seconds, peak RSS in MiB). The peak is GNU
+/// time's report of the command's own (`%M`): the rusage of a child of this process would count
+/// this process's RSS (hundreds of MiB of lists) from before the child's exec.
+pub fn timed(cmd: Command, out: Stdio) -> Result<(f64, f64)> {
+    let report = std::env::temp_dir().join(format!("takedown-bench-rss-{}", std::process::id()));
+    let mut wrapped = Command::new("/usr/bin/time");
+    wrapped.args(["-f", "%M", "-o"]).arg(&report).arg(cmd.get_program()).args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
     }
-    Ok((started.elapsed().as_secs_f64(), usage.ru_maxrss as f64 / 1024.0))
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => wrapped.env(key, v),
+            None => wrapped.env_remove(key),
+        };
+    }
+    let started = Instant::now();
+    let done = wrapped.stdout(out).stderr(Stdio::piped()).spawn()?.wait_with_output()?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !done.status.success() {
+        bail!("{cmd:?} failed ({}): {}", done.status, String::from_utf8_lossy(&done.stderr));
+    }
+    let kib: f64 = std::fs::read_to_string(&report)?.lines().last().unwrap_or("").trim().parse()?;
+    let _ = std::fs::remove_file(&report);
+    Ok((seconds, kib / 1024.0))
 }
 
 /// `ipset restore` of a hash:ip set holding `ips`.

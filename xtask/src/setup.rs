@@ -25,8 +25,9 @@ use crate::tools;
 /// against (xdp-filter, ipset, nft), what `test --kernels` boots stock kernels with (QEMU,
 /// a static busybox, cpio), CrowdSec, whose own Local API the CrowdSec tests run, and
 /// python3-venv for the virtual environment of [`python_tools`], curl (tests ask a server
-/// started in a namespace whether it answers yet).
-const PACKAGES: [&str; 22] = [
+/// started in a namespace whether it answers yet), and GNU time (the benchmark's peak RSS of a
+/// command, its own).
+const PACKAGES: [&str; 23] = [
     "iproute2",
     "iputils-ping",
     "procps",
@@ -49,6 +50,7 @@ const PACKAGES: [&str; 22] = [
     "crowdsec",
     "python3-venv",
     "curl",
+    "time",
 ];
 
 /// `cargo xtask setup`.
