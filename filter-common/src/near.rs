@@ -244,6 +244,14 @@ pub const fn v6_tier_lengths(t: usize) -> LenMask {
     m
 }
 
+/// The lengths of tier `t` in `slot`, a [`MAP_V6_LENS`](crate::MAP_V6_LENS) slot's value (which
+/// holds the lengths of every tier whose keys fall in it): what a reader keeps of it.
+#[inline(always)]
+pub const fn v6_tier_lens(slot: LenMask, t: usize) -> LenMask {
+    let own = v6_tier_lengths(t);
+    LenMask { lo: slot.lo & own.lo, hi: slot.hi & own.hi }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{LenMask, V6Probe};
@@ -267,13 +275,10 @@ mod tests {
 
     #[test]
     fn every_ipv6_length_lies_in_the_one_tier_that_notes_it() {
-        use super::{V6_TIERS, v6_tier, v6_tier_lengths};
+        use super::{V6_TIERS, v6_tier, v6_tier_lens};
         for len in 0..=127u8 {
             let t = v6_tier(len);
-            let holds = |u: usize| {
-                let (m, one) = (v6_tier_lengths(u), LenMask::of_v6(len));
-                m.lo & one.lo | m.hi & one.hi != 0
-            };
+            let holds = |u: usize| v6_tier_lens(LenMask::of_v6(len), u) != LenMask::default();
             assert!(holds(t), "/{len}");
             assert_eq!((0..V6_TIERS.len()).filter(|&u| holds(u)).count(), 1, "/{len}");
             assert!(len <= V6_TIERS[t] || t == V6_TIERS.len() - 1, "/{len}");

@@ -15,7 +15,7 @@ use filter_common::{
     ALLOWED_SHIFT, AT_V4_EXACT, AT_V4_PREFIX, AT_V6_EXACT, AT_V6_PREFIX, CFG_FLAGS, CFG_V4_ALLOW,
     CFG_V4_BUCKETS, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue, LenMask, V4Key,
     V6Key, entry_at, table4::v4_word, v4_exacts_of, v4_exacts_words_in, v4_filter_bit,
-    v6_exacts_bit_of, v6_filter_bit, v6_lens_slot, v6_tier_lengths,
+    v6_exacts_bit_of, v6_filter_bit, v6_lens_slot, v6_tier_lens,
 };
 
 use crate::{
@@ -176,11 +176,7 @@ impl V6 {
     /// its limit.)
     #[inline(always)]
     fn lens(hi: u64) -> Option<LenMask> {
-        let tier = |t: usize| -> Option<LenMask> {
-            let slot = TD_V6_LENS.get(v6_lens_slot(hi, t))?;
-            let own = v6_tier_lengths(t);
-            Some(LenMask { lo: slot.lo & own.lo, hi: slot.hi & own.hi })
-        };
+        let tier = |t: usize| Some(v6_tier_lens(*TD_V6_LENS.get(v6_lens_slot(hi, t))?, t));
         const { assert!(filter_common::V6_TIERS.len() == 5) };
         Some(tier(0)? | tier(1)? | tier(2)? | tier(3)? | tier(4)?)
     }

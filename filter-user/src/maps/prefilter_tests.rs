@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::plan::{Meta, PrefixKey};
-use filter_common::{V6_TIERS, v4_exacts_words, v4_lens_slot, v6_lens_slot, v6_tier_lengths};
+use filter_common::{V6_TIERS, v4_exacts_words, v4_lens_slot, v6_lens_slot, v6_tier_lens};
 
 fn tables<const N: usize>(exact: &[[u8; N]], prefix: &[PrefixKey<N>]) -> Tables<N> {
     let m = Meta::default();
@@ -167,10 +167,8 @@ fn the_exact_address_prefilter_lets_one_inside_host_in_a_hundred_through_at_1_24
 /// own, from the tier's slot.
 fn v6_lens_at(lens: &Dense<LenMask>, a: u128) -> LenMask {
     let hi = (a >> 64) as u64;
-    (0..V6_TIERS.len()).fold(LenMask::default(), |m, t| {
-        let (slot, own) = (lens.0[v6_lens_slot(hi, t) as usize], v6_tier_lengths(t));
-        m | LenMask { lo: slot.lo & own.lo, hi: slot.hi & own.hi }
-    })
+    let tier = |t: usize| v6_tier_lens(lens.0[v6_lens_slot(hi, t) as usize], t);
+    (0..V6_TIERS.len()).fold(LenMask::default(), |m, t| m | tier(t))
 }
 
 #[test]
