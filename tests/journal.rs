@@ -98,9 +98,12 @@ fn a_host_that_talked_before_the_listing_is_named_when_the_address_is_added() {
     udp_to_ports(&topo.internet, Addrs::TAKEDOWN_V4, Addrs::CLIENT_V4, 7000..=7002);
     // A flood of one UDP flow: 100,000 datagrams from one socket.
     let (client, srv) = (Addrs::ip(Addrs::CLIENT_V4), Addrs::ip(Addrs::SERVER_V4));
+    let hour = hour_now();
     let got = udp_count(&topo.client, client, &topo.internet, srv, 100_000, Duration::from_secs(3))
         .unwrap();
     assert!(got > 0, "the flood reached the server");
+    // The writer empties the flow slots when the hour turns: then the flood may count twice.
+    let flood_reports = if hour_now() == hour { 1 } else { 2 };
     // The server by `takedown add`, the scanner by a refresh of the list file: the daemon
     // looks each new entry up in the journal in the background.
     let (code, out, err) = place.cli(&topo.gateway, &["add", Addrs::SERVER_V4]);
@@ -124,7 +127,7 @@ fn a_host_that_talked_before_the_listing_is_named_when_the_address_is_added() {
     // 50,000 distinct connections: 50,000 rows.
     let wide = exposed(&place, &topo, &["--entry", "198.51.100.8"]);
     assert_eq!(wide["exposed"][0]["contacts"].as_array().unwrap().len(), 50_000);
-    on_demand(&place, &topo, &dir);
+    on_demand(&place, &topo, &dir, flood_reports);
     watch_shows_it(&place);
     // Now listed: the connection is dropped.
     assert_eq!(connect(&topo, 1), 0, "listed now");
@@ -134,6 +137,12 @@ fn a_host_that_talked_before_the_listing_is_named_when_the_address_is_added() {
     let run = start(&place, &topo, &list, "14");
     assert!(metrics(&topo.gateway).contains("\ntakedown_exposed_hosts 1\n"), "after a restart");
     run.stop().unwrap();
+}
+
+/// The hour of the wall clock (the writer empties the kernel's flow slots when it turns).
+fn hour_now() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.expect("a clock after 1970").as_secs() / 3600
 }
 
 /// `takedown watch` shows the newest exposure under its title.
@@ -209,7 +218,7 @@ fn a_damaged_hour_is_named_and_purge_deletes_the_journal() {
 
 /// `takedown exposed` on the server: the host, its TCP connections (3, one row) and the flood
 /// (one row); every loaded entry; a list file that is not loaded.
-fn on_demand(place: &PinPlace, topo: &Topology, dir: &TempDir) {
+fn on_demand(place: &PinPlace, topo: &Topology, dir: &TempDir, flood_reports: u64) {
     let found = exposed(place, topo, &["--entry", Addrs::SERVER_V4]);
     let hosts = found["exposed"].as_array().unwrap();
     assert_eq!(hosts.len(), 1, "{found}");
@@ -221,11 +230,9 @@ fn on_demand(place: &PinPlace, topo: &Topology, dir: &TempDir) {
     assert!(tcp[0]["first"].as_u64() <= tcp[0]["last"].as_u64());
     let udp: Vec<&Value> = contacts.iter().filter(|c| c["proto"] == "udp").collect();
     assert_eq!(udp.len(), 1, "one row for the flood: {found}");
-    // SAFETY: sysconf has no preconditions. Every CPU that may run the program.
-    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) } as u64;
     assert!(
-        udp[0]["count"].as_u64().unwrap() <= cpus,
-        "a flood of one flow is reported once a CPU: {found}"
+        udp[0]["count"].as_u64().unwrap() <= flood_reports,
+        "a flood of one flow is reported once, whatever CPUs it reached: {found}"
     );
     // The whole loaded list (every entry) finds the same host; a file that is not loaded too.
     assert_eq!(exposed(place, topo, &[])["exposed"].as_array().unwrap().len(), 1);

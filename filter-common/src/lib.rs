@@ -193,7 +193,7 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 
 /// The layout of this contract (maps, layouts, flags, indices), stored at [`CFG_LAYOUT`] so that
 /// a loader of another build tells pins it cannot read. Raised with every change here.
-pub const LAYOUT_VERSION: u32 = 23;
+pub const LAYOUT_VERSION: u32 = 24;
 
 /// An IPv4 address as it appears on the wire (network byte order); an IPv6 one.
 pub type V4Key = [u8; 4];

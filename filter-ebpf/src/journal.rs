@@ -1,8 +1,9 @@
 //! The connection journal (on when the loader sets `CFG_JOURNAL`): each new connection the
 //! filter lets pass goes to user space, which keeps who talked to whom. A TCP SYN without ACK
-//! (either direction) is new; a UDP datagram is new when this CPU's flow slot for it (the same
-//! for both directions) holds another flow. Any other packet costs a flag test (TCP) or one
-//! per-CPU load (UDP). Arriving packets only (XDP): the tc egress program reports nothing.
+//! (either direction) is new; a UDP datagram is new when its flow slot (the same for both
+//! directions, one array for every CPU) holds another flow. Any other packet costs a flag test
+//! (TCP) or its flow's tag and one slot's load (UDP). Arriving packets only (XDP): the tc
+//! egress program reports nothing.
 
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use filter_common::{Connection, flow_slot, flow_tag};
@@ -54,7 +55,7 @@ pub fn note<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>) {
 
 const BPF_RB_NO_WAKEUP: u64 = 1;
 
-/// True when this CPU has not seen the flow of UDP datagram `p` lately (its slot held
+/// True when the filter has not seen the flow of UDP datagram `p` lately (its slot held
 /// another); the slot then holds it. The ports are taken as they lie in the header: the tag
 /// only needs them the same both ways.
 #[inline(always)]
@@ -62,7 +63,8 @@ fn first_of_flow<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>) -> bool {
     let [sport, dport] = parse::raw_ports(ctx, p.l4);
     let tag = flow_tag(F::fold(&p.src), F::fold(&p.dst), sport, dport);
     let Some(slot) = TD_FLOWS.get_ptr_mut(flow_slot(tag)) else { return false };
-    // SAFETY: a per-CPU slot: only this CPU's programs touch it, one at a time.
+    // SAFETY: a slot of an array map, valid for this run; CPUs may race on it, which at worst
+    // reports a flow twice (an aligned word is written whole).
     unsafe {
         if *slot == tag {
             return false;

@@ -104,7 +104,7 @@ static TD_V4_EXACTS: Array<u64> =
 #[map]
 static TD_JOURNAL: RingBuf = RingBuf::with_byte_size(4096, 0);
 #[map]
-static TD_FLOWS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+static TD_FLOWS: Array<u64> = Array::with_max_entries(1, 0);
 
 /// A matched entry: its value in the map, and whether the match was as source.
 pub struct Hit {

@@ -49,16 +49,17 @@ fn main() -> Result<()> {
     }
     let peers = std::env::args().any(|a| a == "--peers");
     println!("# takedown benchmark\n\n{}\n", machine());
-    // `--journal`: the connection journal's section alone.
+    // `--journal`: the connection journal's section alone (with `--per-packet`: its
+    // per-packet tables alone).
     if std::env::args().any(|a| a == "--journal") {
-        return journal::run();
+        return journal::run(!std::env::args().any(|a| a == "--per-packet"));
     }
     per_packet(peers)?;
     // `--per-packet`: that section alone (the floods and loads take minutes).
     if !std::env::args().any(|a| a == "--per-packet") {
         flood_tables::run(peers)?;
         load::run(peers)?;
-        journal::run()?;
+        journal::run(true)?;
     }
     Ok(())
 }

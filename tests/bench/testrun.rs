@@ -32,11 +32,12 @@ pub fn run(prog: BorrowedFd<'_>, frame: &[u8], repeat: u32) -> Result<(u32, f64)
 }
 
 /// Pairs of cases (each pair: a program without and with something), measured in `rounds`
-/// rounds, the two of a pair back to back in turns (first one, then the other first). The
-/// kernel gives whole nanoseconds a packet: for a difference of a few percent, each case's
-/// figure is the mean of its middle half of rounds (a fraction of a nanosecond apart), not a
-/// median. Returns, for each pair, the two figures.
-pub fn paired(pairs: &[[Case<'_>; 2]], rounds: usize) -> Result<Vec<(f64, f64)>> {
+/// rounds, the two of a pair back to back in turns (first one, then the other first).
+/// Returns, for each pair, the two cases' figures a round. The kernel gives whole
+/// nanoseconds a packet: for a difference of a few percent, a case's figure is the mean of
+/// its middle half of rounds ([`middle_mean`]: a fraction of a nanosecond apart), not a
+/// median.
+pub fn paired_samples(pairs: &[[Case<'_>; 2]], rounds: usize) -> Result<Vec<[Vec<f64>; 2]>> {
     for (i, c) in pairs.iter().flatten().enumerate() {
         let (verdict, _) = run(c.prog, &c.frame, 1).with_context(|| format!("case {i}"))?;
         if verdict != c.verdict {
@@ -52,7 +53,7 @@ pub fn paired(pairs: &[[Case<'_>; 2]], rounds: usize) -> Result<Vec<(f64, f64)>>
             }
         }
     }
-    Ok(samples.iter_mut().map(|[a, b]| (middle_mean(a), middle_mean(b))).collect())
+    Ok(samples)
 }
 
 /// The mean of the middle half of `samples`.

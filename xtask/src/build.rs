@@ -39,7 +39,7 @@ pub fn bench(peers: bool, per_packet: bool, journal: bool, only: Option<String>)
     cmd.current_dir(root())
         .args(["run", "--release", "-p", "integration-tests", "--bin", "takedown-bench", "--"])
         .env("TAKEDOWN_BIN", bin);
-    if !per_packet {
+    if !per_packet || journal {
         // The journal's section compares the program with the journal off to a build without
         // its code.
         let baseline = ebpf_build::build(&root(), &["no-journal"]);

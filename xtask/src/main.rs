@@ -54,8 +54,9 @@ enum Cmd {
         /// Only the per-packet tables (one CPU and every CPU at once): seconds, not minutes.
         #[arg(long)]
         per_packet: bool,
-        /// Only the connection journal's section (per packet, into disk, `exposed`).
-        #[arg(long, conflicts_with = "per_packet")]
+        /// Only the connection journal's section (per packet, into disk, `exposed`; with
+        /// `--per-packet`, its per-packet tables alone).
+        #[arg(long)]
         journal: bool,
         /// Only the list mixes whose name holds TEXT (e.g. `IPv6`), to try a change quickly.
         #[arg(long, value_name = "TEXT")]

@@ -1,23 +1,22 @@
 //! The connection journal's kernel side seen from user space: switching it on and off (a bit
 //! of the config flags that no plan sets, kept by every later write of the flags), the ring
-//! buffer its records arrive in, and the per-CPU flow slots (emptied now and then, so that a
+//! buffer its records arrive in, and the flow slots (emptied now and then, so that a
 //! long UDP flow is reported again).
 
 use anyhow::{Result, bail};
-use aya::maps::{Map, MapData, PerCpuArray, PerCpuValues, RingBuf};
+use aya::maps::{Array, Map, MapData, RingBuf};
 use filter_common::{CFG_FLAGS, CFG_JOURNAL, MAP_FLOWS, MAP_JOURNAL};
 
 use super::FilterMaps;
 
 /// The kernel's UDP flow slots, on a descriptor of their own.
-pub struct FlowSlots(PerCpuArray<MapData, u64>);
+pub struct FlowSlots(Array<MapData, u64>);
 
 impl FlowSlots {
-    /// Empties every slot of every CPU.
+    /// Empties every slot.
     pub fn clear(&mut self) -> Result<()> {
-        let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
         for i in 0..self.0.len() {
-            self.0.set(i, PerCpuValues::try_from(vec![0u64; cpus])?, 0)?;
+            self.0.set(i, 0, 0)?;
         }
         Ok(())
     }
@@ -45,8 +44,8 @@ impl FilterMaps {
     /// The kernel's UDP flow slots, on a descriptor of their own.
     pub fn flow_slots(&self) -> Result<FlowSlots> {
         match self.map_copy(MAP_FLOWS)? {
-            m @ Map::PerCpuArray(_) => Ok(FlowSlots(PerCpuArray::try_from(m)?)),
-            _ => bail!("the flow slots are not a per-CPU array"),
+            m @ Map::Array(_) => Ok(FlowSlots(Array::try_from(m)?)),
+            _ => bail!("the flow slots are not an array"),
         }
     }
 }

@@ -342,8 +342,8 @@ impl FilterMaps {
         if let Some(h) = &self.addr.v4.hints {
             caps.hints = h.capacity()? >= filter_common::HINT_WORDS;
         }
-        let Map::PerCpuArray(flows) = self.map(filter_common::MAP_FLOWS)? else {
-            anyhow::bail!("the flow slots are not a per-CPU array");
+        let Map::Array(flows) = self.map(filter_common::MAP_FLOWS)? else {
+            anyhow::bail!("the flow slots are not an array");
         };
         caps.journal = flows.info()?.max_entries() >= filter_common::FLOW_SLOTS;
         Ok(caps)
