@@ -76,26 +76,17 @@ pub fn exposed(args: ExposedArgs) -> Result<()> {
     }
     let since = args.since.map_or(0, |p| now().saturating_sub(p));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (found, problems) = exposure::find(&Store::new(dir), since, &wanted, cores);
-    drop(wanted);
+    let (found, problems) = exposure::find_each(&Store::new(dir), since, &wanted, cores);
     problems.iter().for_each(|p| log::warn!("connection journal: {p}"));
-    // Many contacts can be asked for: written through one buffer, the JSON without a copy.
+    // Many contacts can be asked for: a host at a time, written through one buffer.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = if args.format.json {
-        #[derive(serde::Serialize)]
-        struct Report<'a> {
-            exposed: &'a [Exposed],
-            unreadable: &'a [String],
-        }
-        let report = Report { exposed: &found, unreadable: &problems };
-        serde_json::to_writer_pretty(&mut out, &report)
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(out))
+        json(&mut out, found, &problems)
     } else if args.format.csv {
-        csv(&mut out, &found)
+        super::exposed_csv::write(&mut out, found)
     } else {
         drop(out);
-        print(&found);
+        print(&found.collect::<Vec<_>>());
         return Ok(());
     };
     // A closed pipe (`| head`) ends the output; a full disk is an error.
@@ -105,20 +96,20 @@ pub fn exposed(args: ExposedArgs) -> Result<()> {
     }
 }
 
-fn csv(out: &mut impl Write, found: &[Exposed]) -> std::io::Result<()> {
-    writeln!(out, "host,remote,entry,protocol,port,opened_by,first,last,connections")?;
-    for e in found {
-        for c in &e.contacts {
-            let (f, l, o) = (utc(c.first), utc(c.last), c.opened_by);
-            let (host, remote, entry) = (e.host, c.remote, c.entry);
-            writeln!(
-                out,
-                "{host},{remote},{entry},{},{},{o},{f},{l},{}",
-                c.proto, c.port, c.count
-            )?;
-        }
+/// `{"exposed": [host, ...], "unreadable": [line, ...]}`, a host a line.
+fn json(
+    out: &mut impl Write,
+    found: impl Iterator<Item = Exposed>,
+    problems: &[String],
+) -> std::io::Result<()> {
+    write!(out, "{{\n  \"exposed\": [")?;
+    for (i, e) in found.enumerate() {
+        out.write_all(if i == 0 { b"\n    " } else { b",\n    " })?;
+        serde_json::to_writer(&mut *out, &e)?;
     }
-    Ok(())
+    write!(out, "\n  ],\n  \"unreadable\": ")?;
+    serde_json::to_writer(&mut *out, problems)?;
+    writeln!(out, "\n}}")
 }
 
 /// The networks asked for: `--entry`, `--file`, `--list`, or every loaded entry (each file's

@@ -14,6 +14,7 @@ pub mod check;
 pub mod dns;
 pub mod entries;
 pub mod exposed;
+mod exposed_csv;
 pub mod generate;
 pub mod inspect;
 pub mod lifecycle;

@@ -2,10 +2,7 @@
 //! covers, by inside host. Asked by `takedown exposed`, and by the daemon for the entries each
 //! change adds.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    net::IpAddr,
-};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::Serialize;
@@ -13,10 +10,7 @@ use serde::Serialize;
 use crate::daemon::status::utc;
 
 pub use super::wanted::Wanted;
-use super::{
-    block::{Key, Seen},
-    store::Store,
-};
+use super::{found::Found, store::Store};
 
 /// One contact of an inside host with a wanted address.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -73,85 +67,129 @@ pub fn describe(e: &Exposed) -> String {
     }
 }
 
-/// Remotes whose lookup a reader remembers at most (all are forgotten past it).
-const MEMO: usize = 1 << 17;
-
-/// What one reader found: the wanted rows with the length of the network covering their
-/// remote, and the remotes it looked up (popular ones repeat: each is looked up once). Both
-/// are keyed by remote addresses others choose (a spoofed source reaches the journal): their
-/// hash has a random key.
-#[derive(Default)]
-struct Found {
-    memo: HashMap<IpAddr, Option<u8>>,
-    rows: Rows,
-}
-
-type Rows = HashMap<Key, (Seen, u8)>;
+/// Readers of the journal at most: each reads every hour and keeps the rows of its share of
+/// the inside hosts (no two hold the same row: the rows are held once).
+const READERS: usize = 8;
 
 /// The journal's rows since `since` whose remote `wanted` covers, by inside host (sorted);
-/// and what could not be read. The hours are read by `workers` threads (each holds the hour
-/// it reads).
+/// and what could not be read. Up to `workers` threads read the hours.
 pub fn find(
     store: &Store,
     since: u64,
     wanted: &Wanted,
     workers: usize,
 ) -> (Vec<Exposed>, Vec<String>) {
-    let (found, problems) = store.read_each(since, workers, Found::default, |f, k, s| {
-        if s.last < since {
-            return;
-        }
-        if f.memo.len() >= MEMO {
-            f.memo.clear();
-        }
-        let len = *f.memo.entry(k.remote).or_insert_with(|| wanted.covering_len(k.remote));
-        if let Some(len) = len {
-            add(&mut f.rows, k, s, len);
-        }
-    });
-    let mut rows = Rows::default();
-    for f in found {
-        if f.rows.len() > rows.len() {
-            for (k, (s, len)) in std::mem::replace(&mut rows, f.rows) {
-                add(&mut rows, k, s, len);
+    let (hosts, problems) = find_each(store, since, wanted, workers);
+    (hosts.collect(), problems)
+}
+
+/// [`find`], its hosts given one at a time (a host's contacts are made when it comes).
+pub fn find_each(
+    store: &Store,
+    since: u64,
+    wanted: &Wanted,
+    workers: usize,
+) -> (impl Iterator<Item = Exposed> + use<>, Vec<String>) {
+    let parts = workers.clamp(1, READERS);
+    let (found, problems) = store.read_each(
+        since,
+        parts,
+        |part| (part, Found::default()),
+        |(part, found), k, s| {
+            if s.last >= since && share(k.inside, parts) == *part {
+                found.add(&k, &s, wanted);
             }
-        } else {
-            f.rows.into_iter().for_each(|(k, (s, len))| add(&mut rows, k, s, len));
+        },
+    );
+    let hosts: Vec<_> = found.into_iter().map(|(_, f)| f.into_hosts().peekable()).collect();
+    (by_address(hosts), problems)
+}
+
+/// The reader whose share inside host `a` is, of `parts`.
+fn share(a: IpAddr, parts: usize) -> usize {
+    let bits = match a {
+        IpAddr::V4(a) => u64::from(a.to_bits()),
+        IpAddr::V6(a) => {
+            let b = a.to_bits();
+            (b >> 64) as u64 ^ b as u64
         }
-    }
-    (by_host(rows), problems)
-}
-
-/// Adds row `k` (its remote covered by a network of `len` bits), merged with what it holds.
-fn add(rows: &mut Rows, k: Key, s: Seen, len: u8) {
-    rows.entry(k).and_modify(|(m, _)| m.merge(&s)).or_insert((s, len));
-}
-
-/// The rows as contacts by inside host: those it opened first, then the latest first.
-fn by_host(rows: Rows) -> Vec<Exposed> {
-    let mut hosts: BTreeMap<IpAddr, Vec<Contact>> = BTreeMap::new();
-    for (k, (s, len)) in rows {
-        let Some(entry) = super::wanted::net(k.remote, len) else { continue };
-        let c = Contact {
-            remote: k.remote,
-            entry,
-            proto: crate::daemon::hosts::protocol(k.proto),
-            port: k.port,
-            opened_by: if k.inbound { "remote" } else { "inside" },
-            first: s.first,
-            last: s.last,
-            count: s.count,
-        };
-        hosts.entry(k.inside).or_default().push(c);
-    }
-    let key = |c: &Contact| {
-        (c.opened_by != "inside", std::cmp::Reverse(c.last), c.remote, c.proto, c.port)
     };
-    hosts
-        .into_iter()
-        .map(|(host, mut contacts)| {
-            contacts.sort_by_key(key);
-            Exposed { host, contacts }
-        })
-        .collect()
+    ((bits.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % parts as u64) as usize
+}
+
+/// The hosts of every reader, in the order of their addresses (each reader's are).
+fn by_address<I: Iterator<Item = Exposed>>(
+    mut parts: Vec<std::iter::Peekable<I>>,
+) -> impl Iterator<Item = Exposed> {
+    std::iter::from_fn(move || {
+        let next = parts.iter_mut().enumerate().filter_map(|(i, p)| Some((p.peek()?.host, i)));
+        let (_, i) = next.min()?;
+        parts[i].next()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::journal::block::{self, Key, Seen};
+
+    /// Rows of 40 hosts (IPv4 and IPv6) over 6 hours, each contact seen every hour, twice.
+    fn journal(dir: &std::path::Path) -> Store {
+        let store = Store::new(dir);
+        let hour = 1_800_000_000 / 3600 * 3600;
+        for h in 0..6u64 {
+            let mut rows: Vec<(Key, Seen)> = (0..40u8)
+                .flat_map(|i| {
+                    let v6 = i % 4 == 0;
+                    let inside: IpAddr = match v6 {
+                        true => format!("2001:db8::{i}").parse().unwrap(),
+                        false => IpAddr::from([10, 0, 0, i]),
+                    };
+                    [(7, 443), (9, 53)].map(|(r, port)| {
+                        let remote = match v6 {
+                            true => format!("2001:db8:1::{r}").parse().unwrap(),
+                            false => IpAddr::from([198, 51, 100, r]),
+                        };
+                        let key = Key { inside, remote, proto: 6, port, inbound: i % 5 == 0 };
+                        (
+                            key,
+                            Seen {
+                                first: hour + h * 3600 + 1,
+                                last: hour + h * 3600 + 9,
+                                count: 2,
+                            },
+                        )
+                    })
+                })
+                .collect();
+            store.append(hour + h * 3600, &block::encode(&mut rows).unwrap()).unwrap();
+        }
+        store
+    }
+
+    #[test]
+    fn many_readers_find_what_one_does_merged_across_hours_hosts_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = journal(dir.path());
+        let wanted =
+            Wanted::new(["198.51.100.7/32", "2001:db8:1::/120"].map(|n| n.parse().unwrap()));
+        let (one, problems) = find(&store, 0, &wanted, 1);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(one.len(), 40);
+        assert!(one.windows(2).all(|w| w[0].host < w[1].host), "in the order of addresses");
+        let c = &one[1].contacts;
+        assert_eq!(c.len(), 1, "198.51.100.9 is not wanted");
+        assert_eq!(
+            (c[0].count, c[0].port, c[0].entry.to_string()),
+            (12, 443, "198.51.100.7/32".into())
+        );
+        let hour = 1_800_000_000 / 3600 * 3600;
+        assert_eq!((c[0].first, c[0].last), (hour + 1, hour + 5 * 3600 + 9));
+        for readers in [2, 3, 8, 20] {
+            assert_eq!(find(&store, 0, &wanted, readers).0, one, "{readers} readers");
+        }
+        // Since the fourth hour: three hours' rows.
+        let (late, _) = find(&store, hour + 3 * 3600, &wanted, 3);
+        assert_eq!(late[0].contacts[0].count, 6);
+    }
 }

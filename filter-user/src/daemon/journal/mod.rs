@@ -8,6 +8,7 @@
 
 pub mod block;
 pub mod exposure;
+mod found;
 mod recent;
 pub mod sides;
 pub mod store;

@@ -7,10 +7,7 @@ use std::{
     io::Write as _,
     os::unix::fs::{DirBuilderExt, OpenOptionsExt},
     path::{Path, PathBuf},
-    sync::{
-        Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::Mutex,
 };
 
 use anyhow::{Context, Result};
@@ -86,44 +83,45 @@ impl Store {
         out
     }
 
-    /// Every row of the hours that end after `since`, read by up to `workers` threads at once
-    /// (this one among them; an hour each at a time), each with its own `state` made by
-    /// `init`, given to `row` with the row. Returns the states, and what could not be read, a
-    /// line a file (naming it and the bytes skipped), oldest first.
+    /// Every row of the hours that end after `since`, read by `readers` readers, each in a
+    /// thread of its own where one can be made (else in this one, after the others) and each
+    /// reading every hour, with its own `state` made by `init` from its number, given to `row`
+    /// with each row. Returns the states, and what could not be read, a line a file (naming it
+    /// and the bytes skipped), oldest first.
     pub fn read_each<S: Send>(
         &self,
         since: u64,
-        workers: usize,
-        init: impl Fn() -> S + Sync,
+        readers: usize,
+        init: impl Fn(usize) -> S + Sync,
         row: impl Fn(&mut S, Key, Seen) + Sync,
     ) -> (Vec<S>, Vec<String>) {
         let files: Vec<HourFile> =
             self.files().into_iter().filter(|f| f.hour + HOUR > since).collect();
-        let next = AtomicUsize::new(0);
         let problems = Mutex::new(Vec::new());
-        let work = || {
-            let mut state = init();
+        let work = |n: usize| {
+            let mut state = init(n);
             let mut reader = block::Reader::new();
-            while let Some(f) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+            for f in &files {
                 let read = reader.as_mut().map_err(|e| e.to_string()).and_then(|r| {
                     let bytes = fs::read(&f.path).map_err(|e| e.to_string())?;
                     r.decode_all(&bytes, |k, s| row(&mut state, k, s)).map_or(Ok(()), Err)
                 });
-                if let Err(why) = read {
+                // Every reader meets the same damage: the first says it.
+                if let (Err(why), 0) = (read, n) {
                     let mut p = problems.lock().unwrap_or_else(|e| e.into_inner());
                     p.push((f.hour, format!("{}: {why}", f.path.display())));
                 }
             }
             state
         };
-        let workers = workers.min(files.len());
         let states = std::thread::scope(|s| {
-            // A thread that cannot be made (a limit on tasks) leaves the work to the others,
-            // or to this one.
-            let spawn = |_| std::thread::Builder::new().spawn_scoped(s, work).ok();
-            let handles: Vec<_> = (1..workers).filter_map(spawn).collect();
-            let mut states = vec![work()];
-            let joined = handles.into_iter().map(|h| h.join());
+            let spawn =
+                |n| std::thread::Builder::new().spawn_scoped(s, move || work(n)).map_err(|_| n);
+            let (spawned, left): (Vec<_>, Vec<_>) =
+                (1..readers.max(1)).map(spawn).partition(Result::is_ok);
+            let mut states: Vec<S> =
+                [0].into_iter().chain(left.into_iter().filter_map(Result::err)).map(work).collect();
+            let joined = spawned.into_iter().filter_map(Result::ok).map(|h| h.join());
             states.extend(joined.map(|j| j.unwrap_or_else(|e| std::panic::resume_unwind(e))));
             states
         });
