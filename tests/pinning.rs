@@ -218,7 +218,7 @@ fn an_add_with_no_daemon_leaves_pins_of_another_layout_to_the_next_start() {
     // This build's bits in another layout's prefilters could hide the entry from its program.
     let out = cli(&topo, &["add", "203.0.113.9"], &pa);
     let said = format!(
-        "the pinned filter was made by another takedown (layout {other}, this is {LAYOUT_VERSION}): the next `takedown run` applies it"
+        "the pinned maps have contract layout {other}, this build uses {LAYOUT_VERSION}: the next `takedown run` applies it"
     );
     assert!(out.status.success() && text(&out).contains(&said), "{}", text(&out));
     let held = FilterMaps::open(&pins).unwrap().plan().unwrap();

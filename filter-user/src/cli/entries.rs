@@ -8,7 +8,6 @@ use std::{net::IpAddr, time::Duration};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use filter_common::LAYOUT_VERSION;
 use ipnet::IpNet;
 use takedown::{
     daemon::{
@@ -183,9 +182,8 @@ fn apply(
         }
         // Written by this build, its entry could be one the program pinned there cannot find.
         Pinned::Other(layout) => {
-            let why = format!(
-                "the pinned filter was made by another takedown (layout {layout}, this is {LAYOUT_VERSION}): the next `takedown run` applies it"
-            );
+            let why =
+                format!("{}: the next `takedown run` applies it", version::other_layout(layout));
             return Ok((why, None));
         }
         Pinned::Current => {}

@@ -59,6 +59,11 @@ impl Capacities {
         Ok(caps)
     }
 
+    /// The capacity of the address map named `name` (0 for no address map).
+    pub fn of(&self, name: &str) -> u32 {
+        ADDRESS_MAPS.iter().position(|m| m.name == name).map_or(0, |i| self.tables[i])
+    }
+
     /// The same sizes, with the connection journal's maps full size when `on`.
     pub fn with_journal(self, on: bool) -> Self {
         Self { journal: on, ..self }
@@ -376,8 +381,7 @@ fn create(object: &[u8], caps: &Capacities, reuse: Option<&Pins>) -> Result<Ebpf
         }
     }
     loader.map_max_entries(MAP_V4_HINTS, if caps.hints { HINT_WORDS } else { 1 });
-    let exact_v4 = ADDRESS_MAPS.iter().position(|m| m.name == filter_common::MAP_V4_EXACT);
-    let exact_v4 = caps.tables[exact_v4.expect("the exact IPv4 map")];
+    let exact_v4 = caps.of(filter_common::MAP_V4_EXACT);
     loader.map_max_entries(filter_common::MAP_V4_EXACTS, filter_common::v4_exacts_words(exact_v4));
     // SAFETY: sysconf has no preconditions. A ring is a whole number of pages.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;

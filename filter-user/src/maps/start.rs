@@ -49,13 +49,7 @@ pub fn start(pins: Option<&Pins>, plan: &Plan, max: u32, journal: bool) -> Resul
     };
     let (why, held) = match version::pinned(pins) {
         Pinned::Nothing => (None, None),
-        Pinned::Other(v) => (
-            Some(format!(
-                "the pinned maps have contract layout {v}, this build uses {}",
-                filter_common::LAYOUT_VERSION
-            )),
-            None,
-        ),
+        Pinned::Other(v) => (Some(version::other_layout(v)), None),
         Pinned::Current => {
             let filter = Filter::adopt(&sizes, pins)?;
             let held = filter.maps().plan()?;

@@ -18,6 +18,11 @@ pub enum Pinned {
     Other(u32),
 }
 
+/// What is said of maps pinned by a build of layout `v`, not this one's.
+pub fn other_layout(v: u32) -> String {
+    format!("the pinned maps have contract layout {v}, this build uses {LAYOUT_VERSION}")
+}
+
 /// The layout of the maps pinned at `pins`.
 pub fn pinned(pins: &Pins) -> Pinned {
     if !pins.has_maps() {
