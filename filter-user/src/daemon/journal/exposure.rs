@@ -90,18 +90,17 @@ pub fn find_each(
     wanted: &Wanted,
     workers: usize,
 ) -> (impl Iterator<Item = Exposed> + use<>, Vec<String>) {
-    let parts = workers.clamp(1, READERS);
     let (found, problems) = store.read_each(
         since,
-        parts,
-        |part| (part, Found::default()),
-        |(part, found), k, s| {
-            if s.last >= since && share(k.inside, parts) == *part {
+        workers.clamp(1, READERS),
+        |part, parts| (part, parts, Found::default()),
+        |(part, parts, found), k, s| {
+            if s.last >= since && share(k.inside, *parts) == *part {
                 found.add(&k, &s, wanted);
             }
         },
     );
-    let hosts: Vec<_> = found.into_iter().map(|(_, f)| f.into_hosts().peekable()).collect();
+    let hosts: Vec<_> = found.into_iter().map(|(_, _, f)| f.into_hosts().peekable()).collect();
     (by_address(hosts), problems)
 }
 
@@ -188,8 +187,26 @@ mod tests {
         for readers in [2, 3, 8, 20] {
             assert_eq!(find(&store, 0, &wanted, readers).0, one, "{readers} readers");
         }
+        // The hosts are shared among the readers.
+        let shares: std::collections::HashSet<_> = one.iter().map(|e| share(e.host, 3)).collect();
+        assert_eq!(shares.len(), 3);
         // Since the fourth hour: three hours' rows.
         let (late, _) = find(&store, hour + 3 * 3600, &wanted, 3);
         assert_eq!(late[0].contacts[0].count, 6);
+    }
+
+    #[test]
+    fn a_damaged_hour_is_named_once_whatever_the_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = journal(dir.path());
+        let damaged = &store.files()[2].path;
+        let mut bytes = std::fs::read(damaged).unwrap();
+        bytes[20] ^= 0xff;
+        std::fs::write(damaged, bytes).unwrap();
+        let wanted = Wanted::new(["198.51.100.7/32".parse().unwrap()]);
+        let (one, problems) = find(&store, 0, &wanted, 1);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(one[1].contacts[0].count, 10, "the five other hours");
+        assert_eq!(find(&store, 0, &wanted, 4), (one, problems));
     }
 }

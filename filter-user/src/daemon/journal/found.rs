@@ -1,6 +1,6 @@
 //! What one reader of the journal found for `exposure::find`, held small: a table a host, and
 //! each wanted remote numbered once, so that a row is its remote's number, the protocol, the
-//! port and its times in 20 bytes (a row with its addresses and times took about 72 in one
+//! port and its times in 24 bytes (a row with its addresses and times took about 72 in one
 //! table, and every host's contacts were then built at once: 1.9 GB for 6.5 million contacts).
 //! The hosts come out one at a time, each with its contacts.
 
@@ -29,18 +29,20 @@ struct Row {
     inbound: bool,
 }
 
-/// A row's times (seconds since 1970, as the journal keeps them) and count.
+/// A row's times, in seconds since 1970 in 32 bits as the journal's rows hold their first (a
+/// last second past 2106-02-07T06:28:15Z, which only a forged row can have, is cut to it), and
+/// its count.
 #[derive(Clone, Copy)]
 struct When {
     first: u32,
     last: u32,
-    count: u32,
+    count: u64,
 }
 
 impl When {
     fn of(s: &Seen) -> Self {
         let small = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-        Self { first: small(s.first), last: small(s.last), count: small(s.count) }
+        Self { first: small(s.first), last: small(s.last), count: s.count }
     }
 
     fn merge(&mut self, o: &When) {
@@ -67,7 +69,7 @@ impl<T> Numbers<T> {
     fn number(&mut self, a: IpAddr, item: impl FnOnce() -> T) -> u32 {
         *self.of.entry(a).or_insert_with(|| {
             self.items.push(item());
-            (self.items.len() - 1) as u32
+            u32::try_from(self.items.len() - 1).expect("fewer than 2^32 addresses")
         })
     }
 }
@@ -144,7 +146,7 @@ fn contact(r: &Row, w: &When, remotes: &[(IpAddr, u8)]) -> Option<Contact> {
         opened_by: if r.inbound { "remote" } else { "inside" },
         first: w.first.into(),
         last: w.last.into(),
-        count: w.count.into(),
+        count: w.count,
     })
 }
 

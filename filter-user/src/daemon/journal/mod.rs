@@ -9,6 +9,7 @@
 pub mod block;
 pub mod exposure;
 mod found;
+mod hours;
 mod recent;
 pub mod sides;
 pub mod store;

@@ -7,12 +7,15 @@ use std::{
     io::Write as _,
     os::unix::fs::{DirBuilderExt, OpenOptionsExt},
     path::{Path, PathBuf},
-    sync::Mutex,
+    sync::{Mutex, OnceLock, mpsc},
 };
 
 use anyhow::{Context, Result};
 
-use super::block::{self, Key, Seen};
+use super::{
+    block::{self, Key, Seen},
+    hours::Hours,
+};
 
 const HOUR: u64 = 3600;
 
@@ -83,30 +86,35 @@ impl Store {
         out
     }
 
-    /// Every row of the hours that end after `since`, read by `readers` readers, each in a
-    /// thread of its own where one can be made (else in this one, after the others) and each
-    /// reading every hour, with its own `state` made by `init` from its number, given to `row`
-    /// with each row. Returns the states, and what could not be read, a line a file (naming it
-    /// and the bytes skipped), oldest first.
+    /// Every row of the hours that end after `since`, read by up to `readers` readers, each
+    /// in a thread of its own (as many as can be made, this one among them) and each reading
+    /// every hour (see `hours`), with its own `state` made by `init` from its number and the
+    /// number of readers, given to `row` with each row. Returns the states, and what could not
+    /// be read, a line a file (naming it and the bytes skipped), oldest first.
     pub fn read_each<S: Send>(
         &self,
         since: u64,
         readers: usize,
-        init: impl Fn(usize) -> S + Sync,
+        init: impl Fn(usize, usize) -> S + Sync,
         row: impl Fn(&mut S, Key, Seen) + Sync,
     ) -> (Vec<S>, Vec<String>) {
         let files: Vec<HourFile> =
             self.files().into_iter().filter(|f| f.hour + HOUR > since).collect();
         let problems = Mutex::new(Vec::new());
-        let work = |n: usize| {
-            let mut state = init(n);
+        let hours = OnceLock::new();
+        let work = |n: usize, readers: usize| {
+            let hours: &Hours = hours.get_or_init(|| Hours::new(files.len(), readers));
+            let mut state = init(n, readers);
             let mut reader = block::Reader::new();
-            for f in &files {
+            for (i, f) in files.iter().enumerate() {
+                let bytes = hours.take(i, &f.path);
                 let read = reader.as_mut().map_err(|e| e.to_string()).and_then(|r| {
-                    let bytes = fs::read(&f.path).map_err(|e| e.to_string())?;
-                    r.decode_all(&bytes, |k, s| row(&mut state, k, s)).map_or(Ok(()), Err)
+                    let bytes = bytes.as_deref().map_err(Clone::clone)?;
+                    r.decode_all(bytes, |k, s| row(&mut state, k, s)).map_or(Ok(()), Err)
                 });
-                // Every reader meets the same damage: the first says it.
+                drop(bytes);
+                // Every reader decodes the same bytes and meets the same damage: the first
+                // says it.
                 if let (Err(why), 0) = (read, n) {
                     let mut p = problems.lock().unwrap_or_else(|e| e.into_inner());
                     p.push((f.hour, format!("{}: {why}", f.path.display())));
@@ -115,14 +123,21 @@ impl Store {
             state
         };
         let states = std::thread::scope(|s| {
-            let spawn =
-                |n| std::thread::Builder::new().spawn_scoped(s, move || work(n)).map_err(|_| n);
-            let (spawned, left): (Vec<_>, Vec<_>) =
-                (1..readers.max(1)).map(spawn).partition(Result::is_ok);
-            let mut states: Vec<S> =
-                [0].into_iter().chain(left.into_iter().filter_map(Result::err)).map(work).collect();
-            let joined = spawned.into_iter().filter_map(Result::ok).map(|h| h.join());
-            states.extend(joined.map(|j| j.unwrap_or_else(|e| std::panic::resume_unwind(e))));
+            // The threads first, each waiting to be told its number and how many read.
+            let spawn = |_| {
+                let (tell, told) = mpsc::channel::<(usize, usize)>();
+                let thread = move || told.recv().ok().map(|(n, all)| work(n, all));
+                std::thread::Builder::new().spawn_scoped(s, thread).ok().map(|h| (h, tell))
+            };
+            let threads: Vec<_> = (1..readers.max(1)).filter_map(spawn).collect();
+            let all = threads.len() + 1;
+            for (n, (_, tell)) in threads.iter().enumerate() {
+                let _ = tell.send((n + 1, all));
+            }
+            let mut states = vec![work(0, all)];
+            let joined = threads.into_iter().map(|(h, _)| h.join());
+            let joined = joined.map(|j| j.unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            states.extend(joined.flatten());
             states
         });
         let mut problems = problems.into_inner().unwrap_or_else(|e| e.into_inner());
