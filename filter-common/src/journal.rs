@@ -7,15 +7,16 @@
 /// Ring buffer of [`Connection`] records (its size set by the loader: [`RING_BYTES`] with the
 /// journal on, a page without).
 pub const MAP_JOURNAL: &str = "TD_JOURNAL";
-/// Array of [`FLOW_SLOTS`] flow tags (one slot without the journal): the UDP flows reported
-/// lately, direct-mapped by the flow's hash. A flood of one flow reports once. One array for
-/// every CPU, not one a CPU: a datagram of a known flow only reads its slot (with a per-CPU
-/// array it cost about 1 ns more of a 36 ns miss: its slot's address is one more load away),
-/// and a flow whose datagrams reach several CPUs is reported once.
-pub const MAP_FLOWS: &str = "TD_FLOWS";
+/// The program's zeroed data, which holds nothing but `TD_FLOW_TAGS`, [`FLOW_SLOTS`] flow tags:
+/// the UDP flows reported lately, direct-mapped by the flow's hash. A flood of one flow
+/// reports once. Not a map of its own: the program finds a slot by its address, without a
+/// lookup (a map's lookup cost a datagram of a known flow about 1 ns more of a 36 ns miss;
+/// a per-CPU map's, 2 ns); one array for every CPU, so a flow whose datagrams reach several
+/// CPUs is reported once. Each load of the program has its own, empty; it is never pinned.
+pub const MAP_FLOW_TAGS: &str = ".bss";
 /// The journal's bit in the config flags word (`CFG_FLAGS`).
 pub const CFG_JOURNAL: u32 = 1 << 4;
-/// Slots of [`MAP_FLOWS`] with the journal on (a power of two).
+/// Slots of [`MAP_FLOW_TAGS`] (a power of two).
 pub const FLOW_SLOTS: u32 = 1 << 16;
 /// Bytes of [`MAP_JOURNAL`] with the journal on (without: a page).
 pub const RING_BYTES: u32 = 4 << 20;
@@ -55,7 +56,7 @@ const fn flow_end(addr: u64, port: u16) -> u64 {
     addr ^ ((port as u64) << 32)
 }
 
-/// The slot of [`MAP_FLOWS`] a tag lives in.
+/// The slot of [`MAP_FLOW_TAGS`] a tag lives in.
 #[inline(always)]
 pub const fn flow_slot(tag: u64) -> u32 {
     (tag >> 40) as u32 & (FLOW_SLOTS - 1)

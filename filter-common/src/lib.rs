@@ -105,10 +105,9 @@ pub const PROGRAM_EGRESS: &str = "takedown_egress";
 pub const PROGRAM_BASELINE: &str = "takedown_baseline";
 
 /// Every map the program defines, for load-time checks.
-pub const ALL_MAPS: [&str; 32] = [
+pub const ALL_MAPS: [&str; 31] = [
     MAP_HITS,
     MAP_JOURNAL,
-    MAP_FLOWS,
     MAP_V4_EXACT,
     MAP_V4_BUCKETS,
     MAP_V6_EXACT,
@@ -193,7 +192,7 @@ pub const ADDRESS_MAPS: [AddressMap; 6] = [
 
 /// The layout of this contract (maps, layouts, flags, indices), stored at [`CFG_LAYOUT`] so that
 /// a loader of another build tells pins it cannot read. Raised with every change here.
-pub const LAYOUT_VERSION: u32 = 24;
+pub const LAYOUT_VERSION: u32 = 25;
 
 /// An IPv4 address as it appears on the wire (network byte order); an IPv6 one.
 pub type V4Key = [u8; 4];

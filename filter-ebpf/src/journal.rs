@@ -9,7 +9,7 @@ use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use filter_common::{Connection, flow_slot, flow_tag};
 
 use crate::{
-    TD_FLOWS, TD_JOURNAL,
+    TD_FLOW_TAGS, TD_JOURNAL,
     lookup::Family,
     parse::{self, Frame, Packet},
 };
@@ -62,14 +62,15 @@ const BPF_RB_NO_WAKEUP: u64 = 1;
 fn first_of_flow<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>) -> bool {
     let [sport, dport] = parse::raw_ports(ctx, p.l4);
     let tag = flow_tag(F::fold(&p.src), F::fold(&p.dst), sport, dport);
-    let Some(slot) = TD_FLOWS.get_ptr_mut(flow_slot(tag)) else { return false };
-    // SAFETY: a slot of an array map, valid for this run; CPUs may race on it, which at worst
-    // reports a flow twice (an aligned word is written whole).
+    // SAFETY: `flow_slot` is below FLOW_SLOTS, the array's length; the program's data lives
+    // as long as it. CPUs may race on a slot, which at worst reports a flow twice (an aligned
+    // word is written whole); volatile: another CPU may have written it.
     unsafe {
-        if *slot == tag {
+        let slot = (&raw mut TD_FLOW_TAGS as *mut u64).add(flow_slot(tag) as usize);
+        if slot.read_volatile() == tag {
             return false;
         }
-        *slot = tag;
+        slot.write_volatile(tag);
     }
     true
 }

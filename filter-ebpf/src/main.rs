@@ -103,8 +103,11 @@ static TD_V4_EXACTS: Array<u64> =
     Array::with_max_entries(filter_common::v4_exacts_words(0), BPF_F_MMAPABLE);
 #[map]
 static TD_JOURNAL: RingBuf = RingBuf::with_byte_size(4096, 0);
-#[map]
-static TD_FLOWS: Array<u64> = Array::with_max_entries(1, 0);
+/// The UDP flows reported lately (filter-common's `MAP_FLOW_TAGS`): in the zeroed data, where
+/// the program finds a slot by its address, with no map lookup.
+#[unsafe(no_mangle)]
+static mut TD_FLOW_TAGS: [u64; filter_common::FLOW_SLOTS as usize] =
+    [0; filter_common::FLOW_SLOTS as usize];
 
 /// A matched entry: its value in the map, and whether the match was as source.
 pub struct Hit {

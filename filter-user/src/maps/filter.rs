@@ -15,7 +15,7 @@ use aya::{
     },
 };
 use filter_common::{
-    ADDRESS_MAPS, ALL_MAPS, FLOW_SLOTS, Family, HINT_WORDS, MAP_FLOWS, MAP_JOURNAL, MAP_V4_HINTS,
+    ADDRESS_MAPS, ALL_MAPS, Family, HINT_WORDS, MAP_FLOW_TAGS, MAP_JOURNAL, MAP_V4_HINTS,
     PROGRAM_BASELINE, PROGRAM_NAME, RING_BYTES, table4::TABLES, v4_bucket_count,
 };
 
@@ -28,7 +28,7 @@ use crate::plan::{Plan, diff::Diff};
 pub struct Capacities {
     pub tables: [u32; ADDRESS_MAPS.len()],
     pub hints: bool,
-    /// The connection journal's ring and flow slots are full size.
+    /// The connection journal's ring is full size.
     pub journal: bool,
 }
 
@@ -352,7 +352,12 @@ fn load_object(
     fill: impl FnOnce(&mut FilterMaps) -> Result<()>,
 ) -> Result<(Ebpf, FilterMaps)> {
     let mut ebpf = create(object, caps, reuse)?;
-    let mut maps = FilterMaps::new(super::take_all(&mut ebpf)?)?;
+    let mut maps = super::take_all(&mut ebpf)?;
+    // The program's zeroed data: the journal's flow tags (none in a build without the journal).
+    if let Some(tags) = ebpf.take_map(MAP_FLOW_TAGS) {
+        maps.insert(MAP_FLOW_TAGS, tags);
+    }
+    let mut maps = FilterMaps::new(maps)?;
     maps.set_geometry()?;
     let (verified, filled) = std::thread::scope(|s| {
         let verifier = s.spawn(|| verify(&mut ebpf));
@@ -386,7 +391,6 @@ fn create(object: &[u8], caps: &Capacities, reuse: Option<&Pins>) -> Result<Ebpf
     // SAFETY: sysconf has no preconditions. A ring is a whole number of pages.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
     loader.map_max_entries(MAP_JOURNAL, if caps.journal { RING_BYTES.max(page) } else { page });
-    loader.map_max_entries(MAP_FLOWS, if caps.journal { FLOW_SLOTS } else { 1 });
     loader.load(object).map_err(|e| anyhow!("cannot create the filter's maps ({caps:?}): {e}"))
 }
 

@@ -5,20 +5,22 @@
 
 use anyhow::{Result, bail};
 use aya::maps::{Array, Map, MapData, RingBuf};
-use filter_common::{CFG_FLAGS, CFG_JOURNAL, MAP_FLOWS, MAP_JOURNAL};
+use filter_common::{CFG_FLAGS, CFG_JOURNAL, FLOW_SLOTS, MAP_FLOW_TAGS, MAP_JOURNAL};
 
 use super::FilterMaps;
 
-/// The kernel's UDP flow slots, on a descriptor of their own.
-pub struct FlowSlots(Array<MapData, u64>);
+/// The kernel's UDP flow slots (the program's zeroed data), on a descriptor of their own.
+pub struct FlowSlots(Array<MapData, Tags>);
+
+/// Every flow slot.
+type Tags = [u64; FLOW_SLOTS as usize];
 
 impl FlowSlots {
     /// Empties every slot.
+    #[allow(clippy::needless_borrows_for_generic_args, reason = "not 512 KiB through the stack")]
     pub fn clear(&mut self) -> Result<()> {
-        for i in 0..self.0.len() {
-            self.0.set(i, 0, 0)?;
-        }
-        Ok(())
+        let empty: Box<Tags> = vec![0; FLOW_SLOTS as usize].try_into().expect("FLOW_SLOTS words");
+        Ok(self.0.set(0, &*empty, 0)?)
     }
 }
 
@@ -43,7 +45,7 @@ impl FilterMaps {
 
     /// The kernel's UDP flow slots, on a descriptor of their own.
     pub fn flow_slots(&self) -> Result<FlowSlots> {
-        match self.map_copy(MAP_FLOWS)? {
+        match self.map_copy(MAP_FLOW_TAGS)? {
             m @ Map::Array(_) => Ok(FlowSlots(Array::try_from(m)?)),
             _ => bail!("the flow slots are not an array"),
         }

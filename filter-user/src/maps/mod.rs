@@ -293,7 +293,8 @@ impl FilterMaps {
     /// Pins every map at `pins` (replacing what is pinned under their names).
     pub fn pin(&self, pins: &pins::Pins) -> Result<()> {
         pins.prepare()?;
-        for (name, map) in &self.others {
+        // Not the program's own data (the flow tags): each load has its own.
+        for (name, map) in self.others.iter().filter(|(n, _)| **n != filter_common::MAP_FLOW_TAGS) {
             pin_map(name, map, &pins.map(name))?;
         }
         for m in &filter_common::ADDRESS_MAPS {
@@ -342,10 +343,10 @@ impl FilterMaps {
         if let Some(h) = &self.addr.v4.hints {
             caps.hints = h.capacity()? >= filter_common::HINT_WORDS;
         }
-        let Map::Array(flows) = self.map(filter_common::MAP_FLOWS)? else {
-            anyhow::bail!("the flow slots are not an array");
+        let Map::RingBuf(ring) = self.map(filter_common::MAP_JOURNAL)? else {
+            anyhow::bail!("the journal's ring is not a ring buffer");
         };
-        caps.journal = flows.info()?.max_entries() >= filter_common::FLOW_SLOTS;
+        caps.journal = ring.info()?.max_entries() >= filter_common::RING_BYTES;
         Ok(caps)
     }
 
