@@ -1,6 +1,6 @@
-//! The UDP flows the journal saw lately, whichever CPU reported them and in either direction:
-//! a reply that another CPU's flow slots did not know (the request came in by another NIC
-//! queue) is not a new connection, and keeps the direction of the first datagram.
+//! The UDP flows the journal saw lately, in either direction: a datagram the kernel reported
+//! again (its flow slot was taken by another flow, or emptied on the hour) is no new
+//! connection, and keeps the direction of the first datagram.
 
 use std::{collections::HashMap, net::IpAddr};
 
