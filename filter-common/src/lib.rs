@@ -90,9 +90,9 @@ pub const MAP_V4_HINTS: &str = "TD_V4_HINTS";
 pub const MAP_V6_PREFIXED: &str = "TD_V6_PREFIXED";
 /// IPv4 exact-address prefilter: [`v4_exacts_words`] of the exact table's capacity `u64`s (the
 /// count in the config flags' top bits, [`v4_exacts_in_flags`]), four bits per address in one
-/// word ([`v4_exacts_of`]), set for every exact address: an address with any of its four bits clear is not looked up in the
-/// exact table (a miss next to a listed address costs one load more than a miss, not a table
-/// probe).
+/// word ([`v4_exacts_of`]), set for every exact address: an address with any of its four bits
+/// clear is not looked up in the exact table (a miss next to a listed address costs one load
+/// more than a miss, not a table probe).
 pub const MAP_V4_EXACTS: &str = "TD_V4_EXACTS";
 /// IPv6 exact-address prefilter: [`V6_EXACTS_WORDS`] `u64`s, a bit per 16 hashes of a /32
 /// ([`v6_exacts_bit_of`]): with IPv6 prefixes loaded, no probe of [`MAP_V6_EXACT`] where clear.

@@ -64,7 +64,7 @@ impl Capacities {
         ADDRESS_MAPS.iter().position(|m| m.name == name).map_or(0, |i| self.tables[i])
     }
 
-    /// The same sizes, with the connection journal's maps full size when `on`.
+    /// The same sizes, with the connection journal's ring full size when `on`.
     pub fn with_journal(self, on: bool) -> Self {
         Self { journal: on, ..self }
     }
