@@ -12,7 +12,7 @@ use takedown::{
         hosts::HostTable,
         journal::{
             dir_of,
-            exposure::{self, Exposed, Wanted},
+            exposure::{self, Exposed, Findings, Wanted},
             store::Store,
         },
         state::StateDir,
@@ -23,7 +23,7 @@ use takedown::{
 
 use super::{
     entries::parse_net,
-    inspect,
+    exposed_csv, inspect,
     observe::{Format, parse_period},
     places::Places,
 };
@@ -78,16 +78,23 @@ pub fn exposed(args: ExposedArgs) -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (found, problems) = exposure::find_each(&Store::new(dir), since, &wanted, cores);
     problems.iter().for_each(|p| log::warn!("connection journal: {p}"));
-    // Many contacts can be asked for: a host at a time, written through one buffer.
+    if !args.format.json && !args.format.csv {
+        print(&found.all());
+        return Ok(());
+    }
+    // Many contacts can be asked for: each host's lines are made apart (by the threads that
+    // read its share), then written in order through one buffer.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = if args.format.json {
         json(&mut out, found, &problems)
-    } else if args.format.csv {
-        super::exposed_csv::write(&mut out, found)
     } else {
-        drop(out);
-        print(&found.collect::<Vec<_>>());
-        return Ok(());
+        writeln!(out, "{}", exposed_csv::HEADER).and_then(|()| {
+            let lines = || {
+                let mut lines = exposed_csv::Lines::default();
+                move |e: Exposed| lines.of(&e)
+            };
+            found.each(lines, |l| out.write_all(&l))
+        })
     };
     // A closed pipe (`| head`) ends the output; a full disk is an error.
     match written.and_then(|()| out.flush()) {
@@ -97,16 +104,17 @@ pub fn exposed(args: ExposedArgs) -> Result<()> {
 }
 
 /// `{"exposed": [host, ...], "unreadable": [line, ...]}`, a host a line.
-fn json(
-    out: &mut impl Write,
-    found: impl Iterator<Item = Exposed>,
-    problems: &[String],
-) -> std::io::Result<()> {
+fn json(out: &mut impl Write, found: Findings, problems: &[String]) -> std::io::Result<()> {
     write!(out, "{{\n  \"exposed\": [")?;
-    for (i, e) in found.enumerate() {
-        out.write_all(if i == 0 { b"\n    " } else { b",\n    " })?;
-        serde_json::to_writer(&mut *out, &e)?;
-    }
+    let mut first = true;
+    found.each(
+        || |e: Exposed| serde_json::to_vec(&e),
+        |e| {
+            out.write_all(if first { b"\n    " } else { b",\n    " })?;
+            first = false;
+            out.write_all(&e?)
+        },
+    )?;
     write!(out, "\n  ],\n  \"unreadable\": ")?;
     serde_json::to_writer(&mut *out, problems)?;
     writeln!(out, "\n}}")

@@ -2,46 +2,47 @@
 //! most of the Internet): each line is put together in one buffer, the numbers by `itoa` and
 //! each day's date by jiff once, not through `format!` (which took half of the command's time).
 
-use std::{
-    io::{self, Write},
-    net::IpAddr,
-};
+use std::{io::Write, net::IpAddr};
 
 use takedown::{clock::utc, daemon::journal::exposure::Exposed};
 
-const HEADER: &str = "host,remote,entry,protocol,port,opened_by,first,last,connections";
+pub const HEADER: &str = "host,remote,entry,protocol,port,opened_by,first,last,connections";
 
-pub fn write(out: &mut impl Write, found: impl Iterator<Item = Exposed>) -> io::Result<()> {
-    writeln!(out, "{HEADER}")?;
-    let (mut line, mut host, mut times) = (Vec::with_capacity(160), Vec::new(), Times::default());
-    let mut n = itoa::Buffer::new();
-    for e in found {
-        host.clear();
+/// Makes hosts into lines.
+#[derive(Default)]
+pub struct Lines {
+    times: Times,
+}
+
+impl Lines {
+    /// Host `e`'s lines, a contact a line.
+    pub fn of(&mut self, e: &Exposed) -> Vec<u8> {
+        let mut host = Vec::new();
         ip(&mut host, e.host);
+        let mut lines = Vec::with_capacity(e.contacts.len() * 100);
+        let mut n = itoa::Buffer::new();
         for c in &e.contacts {
-            line.clear();
-            line.extend_from_slice(&host);
-            line.push(b',');
-            ip(&mut line, c.remote);
-            line.push(b',');
-            ip(&mut line, c.entry.addr());
-            line.push(b'/');
-            line.extend_from_slice(n.format(c.entry.prefix_len()).as_bytes());
+            lines.extend_from_slice(&host);
+            lines.push(b',');
+            ip(&mut lines, c.remote);
+            lines.push(b',');
+            ip(&mut lines, c.entry.addr());
+            lines.push(b'/');
+            lines.extend_from_slice(n.format(c.entry.prefix_len()).as_bytes());
             for field in [c.proto, n.format(c.port), c.opened_by] {
-                line.push(b',');
-                line.extend_from_slice(field.as_bytes());
+                lines.push(b',');
+                lines.extend_from_slice(field.as_bytes());
             }
-            line.push(b',');
-            times.put(&mut line, c.first);
-            line.push(b',');
-            times.put(&mut line, c.last);
-            line.push(b',');
-            line.extend_from_slice(n.format(c.count).as_bytes());
-            line.push(b'\n');
-            out.write_all(&line)?;
+            lines.push(b',');
+            self.times.put(&mut lines, c.first);
+            lines.push(b',');
+            self.times.put(&mut lines, c.last);
+            lines.push(b',');
+            lines.extend_from_slice(n.format(c.count).as_bytes());
+            lines.push(b'\n');
         }
+        lines
     }
-    Ok(())
 }
 
 /// Address `a` as `Display` writes it.

@@ -79,29 +79,82 @@ pub fn find(
     wanted: &Wanted,
     workers: usize,
 ) -> (Vec<Exposed>, Vec<String>) {
-    let (hosts, problems) = find_each(store, since, wanted, workers);
-    (hosts.collect(), problems)
+    let (found, problems) = find_each(store, since, wanted, workers);
+    (found.all(), problems)
 }
 
-/// [`find`], its hosts given one at a time (a host's contacts are made when it comes).
+/// [`find`], what was found given as [`Findings`] (each host's contacts are made when it
+/// comes).
 pub fn find_each(
     store: &Store,
     since: u64,
     wanted: &Wanted,
     workers: usize,
-) -> (impl Iterator<Item = Exposed> + use<>, Vec<String>) {
+) -> (Findings, Vec<String>) {
+    // Times are packed from a day before the oldest hour read: its rows are later (one that
+    // is not, a forged one say, is held apart in full: see `found`).
+    let oldest = store.files().first().map_or(since, |f| f.hour.max(since));
+    let base = oldest.saturating_sub(24 * 3600);
     let (found, problems) = store.read_each(
         since,
         workers.clamp(1, READERS),
-        |part, parts| (part, parts, Found::default()),
+        |part, parts| (part, parts, Found::new(base)),
         |(part, parts, found), k, s| {
             if s.last >= since && share(k.inside, *parts) == *part {
                 found.add(&k, &s, wanted);
             }
         },
     );
-    let hosts: Vec<_> = found.into_iter().map(|(_, _, f)| f.into_hosts().peekable()).collect();
-    (by_address(hosts), problems)
+    (Findings(found.into_iter().map(|(_, _, f)| f).collect()), problems)
+}
+
+/// What the readers found, a share of the inside hosts each.
+pub struct Findings(Vec<Found>);
+
+/// Hosts made into output a reader's share holds back at most, waiting for the others'.
+const HELD: usize = 4;
+
+impl Findings {
+    /// Each host found, made into an `R` by a maker `maker` makes (one a share, each in a
+    /// thread of its own, while the others make theirs), given to `take` in the order of the
+    /// hosts' addresses; stops at `take`'s first error and returns it.
+    pub fn each<R: Send, M: FnMut(Exposed) -> R, E>(
+        self,
+        maker: impl Fn() -> M + Sync,
+        take: impl FnMut(R) -> Result<(), E>,
+    ) -> Result<(), E> {
+        std::thread::scope(|s| {
+            let parts: Vec<_> = (self.0.into_iter())
+                .map(|found| {
+                    let (tell, told) = std::sync::mpsc::sync_channel(HELD);
+                    let maker = &maker;
+                    s.spawn(move || {
+                        let mut make = maker();
+                        for e in found.into_hosts() {
+                            if tell.send((e.host, make(e))).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    told.into_iter().peekable()
+                })
+                .collect();
+            by_address(parts).try_for_each(take)
+        })
+    }
+
+    /// Every host found, in the order of their addresses.
+    pub fn all(self) -> Vec<Exposed> {
+        let mut hosts = Vec::new();
+        let Ok(()) = self.each(
+            || |e| e,
+            |e| {
+                hosts.push(e);
+                Ok::<_, std::convert::Infallible>(())
+            },
+        );
+        hosts
+    }
 }
 
 /// The reader whose share inside host `a` is, of `parts`.
@@ -116,14 +169,14 @@ fn share(a: IpAddr, parts: usize) -> usize {
     ((bits.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % parts as u64) as usize
 }
 
-/// The hosts of every reader, in the order of their addresses (each reader's are).
-fn by_address<I: Iterator<Item = Exposed>>(
+/// What every share made, in the order of the hosts' addresses (each share's are).
+fn by_address<R, I: Iterator<Item = (IpAddr, R)>>(
     mut parts: Vec<std::iter::Peekable<I>>,
-) -> impl Iterator<Item = Exposed> {
+) -> impl Iterator<Item = R> {
     std::iter::from_fn(move || {
-        let next = parts.iter_mut().enumerate().filter_map(|(i, p)| Some((p.peek()?.host, i)));
+        let next = parts.iter_mut().enumerate().filter_map(|(i, p)| Some((p.peek()?.0, i)));
         let (_, i) = next.min()?;
-        parts[i].next()
+        parts[i].next().map(|(_, r)| r)
     })
 }
 

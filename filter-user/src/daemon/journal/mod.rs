@@ -7,9 +7,11 @@
 //! block every few seconds into the hour's file (`store`, `block`). No payload is ever kept.
 
 pub mod block;
+mod contacts;
 pub mod exposure;
 mod found;
 mod hours;
+mod packed;
 mod recent;
 pub mod sides;
 pub mod store;
