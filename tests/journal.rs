@@ -10,7 +10,7 @@ use std::{
 };
 
 use filter_common::{CFG_FLAGS, CFG_JOURNAL};
-use integration_tests::{PinPlace, TempDir, kernel_test, process::Running, tmux::Tmux};
+use integration_tests::{PinPlace, TempDir, frames, kernel_test, process::Running, tmux::Tmux};
 use serde_json::Value;
 use takedown::maps::{FilterMaps, pins::Pins};
 use td_netns::{Addrs, Topology, in_netns, udp_count};
@@ -361,4 +361,12 @@ fn a_udp_flow_is_reported_once_either_way_until_the_slots_are_emptied() {
     assert_eq!(records(&datagram(inside, 40001, remote, 443), 10), 1, "another source port");
     slots.clear().unwrap();
     assert_eq!(records(&out, 10), 1, "after the slots were emptied");
+    // A fragment after the first has no UDP or TCP header (its payload starts like one here):
+    // no flow, no SYN. The first fragment of a new flow has it.
+    let fresh = datagram(inside, 40002, remote, 443);
+    assert_eq!(records(&frames::later_fragment(fresh.clone()), 10), 0, "later fragments");
+    let syn = frames::tcp([10, 0, 0, 2].into(), [192, 0, 2, 80].into(), true);
+    assert_eq!(records(&frames::later_fragment(syn.clone()), 10), 0, "a later fragment like a SYN");
+    assert_eq!(records(&syn, 1), 1, "the SYN");
+    assert_eq!(records(&frames::first_fragment(fresh), 10), 1, "the first fragment");
 }

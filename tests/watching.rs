@@ -139,6 +139,11 @@ fn events_name_the_inside_host_and_the_rate_limit_caps_a_flood() {
     assert_eq!(ev[1].kind, EV_DROPPED, "the listed address was the source");
     assert_eq!(&ev[1].inside[..4], &INSIDE);
     assert_eq!(ev[0].lists, 1);
+    // A later fragment has no UDP header: no port (its payload's first bytes are not one).
+    let later = frames::later_fragment(frames::v4(INSIDE, [203, 0, 113, 7]));
+    assert_eq!(l.verdict(&later), XDP_DROP);
+    let ev = events(&mut l);
+    assert_eq!((ev.len(), ev[0].proto, ev[0].remote_port), (1, 17, 0));
     // A flood of 200,000 hits: at most the burst plus 1,000 a second get through; every other
     // one is counted as suppressed.
     let frame = frames::v4(INSIDE, [203, 0, 113, 7]);
@@ -153,7 +158,7 @@ fn events_name_the_inside_host_and_the_rate_limit_caps_a_flood() {
     let sent = events(&mut l).len() as u64;
     let p = l.packets();
     let (events_total, suppressed) = (p[CNT_EVENTS as usize], p[CNT_SUPPRESSED as usize]);
-    assert_eq!(events_total, 2 + sent);
+    assert_eq!(events_total, 3 + sent);
     assert_eq!(sent + suppressed, 200_000, "every hit is either sent or counted as suppressed");
     assert!(sent as f64 <= 5.0 + 1000.0 * secs + 1.0, "{sent} events in {secs:.3} s");
     assert!(suppressed >= 150_000, "{suppressed}");

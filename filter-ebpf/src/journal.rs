@@ -22,7 +22,8 @@ const ACK: u8 = 0x10;
 /// Reports `p` when it opens a connection.
 #[inline(always)]
 pub fn note<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>) {
-    if C::EGRESS || p.later_fragment {
+    // (A later IPv4 fragment has no transport header: neither a SYN nor a flow's ports.)
+    if C::EGRESS {
         return;
     }
     match p.proto {
@@ -57,10 +58,10 @@ const BPF_RB_NO_WAKEUP: u64 = 1;
 
 /// True when the filter has not seen the flow of UDP datagram `p` lately (its slot held
 /// another); the slot then holds it. The ports are taken as they lie in the header: the tag
-/// only needs them the same both ways.
+/// only needs them the same both ways. A datagram without ports is no flow's.
 #[inline(always)]
 fn first_of_flow<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>) -> bool {
-    let [sport, dport] = parse::raw_ports(ctx, p.l4);
+    let Some([sport, dport]) = parse::raw_ports(ctx, p.l4) else { return false };
     let tag = flow_tag(F::fold(&p.src), F::fold(&p.dst), sport, dport);
     // SAFETY: `flow_slot` is below FLOW_SLOTS, the array's length; the program's data lives
     // as long as it. CPUs may race on a slot, which at worst reports a flow twice (an aligned

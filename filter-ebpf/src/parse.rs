@@ -30,13 +30,17 @@ pub enum Addresses {
 /// default layout, an IPv6 address landed next to the enum's tag and was copied byte by byte).
 #[repr(C)]
 pub struct Packet<A> {
+    /// Where the transport header starts: [`NO_TRANSPORT`] in an IPv4 fragment after the
+    /// first, which has none (its ports and flags then read as absent, with no test of their
+    /// own on the journal's path).
     pub l4: usize,
     pub src: A,
     pub dst: A,
     pub proto: u8,
-    /// An IPv4 fragment after the first: no transport header at `l4`.
-    pub later_fragment: bool,
 }
+
+/// The `l4` of a packet without a transport header: past any that is read.
+pub const NO_TRANSPORT: usize = usize::MAX;
 
 /// What the parser reads: the packet's bytes and the interface it is on.
 pub trait Frame {
@@ -140,12 +144,17 @@ fn ipv4<C: Frame>(ctx: &C, l3: usize) -> Addresses {
     if version != 4 || ihl < IPV4_MIN_HLEN || ctx.start() + l3 + ihl > ctx.end() {
         return Addresses::Malformed;
     }
+    // In one load: a fragment after the first has a fragment offset.
+    // SAFETY: `at` checked that the 20-byte header lies inside the packet; read unaligned.
+    let flags_and_offset = unsafe { (hdr.as_ptr().add(6) as *const u16).read_unaligned() };
     Addresses::V4(Packet {
         src: [hdr[12], hdr[13], hdr[14], hdr[15]],
         dst: [hdr[16], hdr[17], hdr[18], hdr[19]],
         proto: hdr[9],
-        l4: l3 + ihl,
-        later_fragment: (u16::from_be_bytes([hdr[6], hdr[7]]) & 0x1fff) != 0,
+        l4: match u16::from_be(flags_and_offset) & 0x1fff {
+            0 => l3 + ihl,
+            _ => NO_TRANSPORT,
+        },
     })
 }
 
@@ -168,7 +177,7 @@ fn ipv6<C: Frame>(ctx: &C, l3: usize) -> Addresses {
     let addr = |hi: u64, lo: u64| unsafe { core::mem::transmute::<[u64; 2], V6Key>([hi, lo]) };
     let (src, dst) = (addr(w[1], w[2]), addr(w[3], w[4]));
     // Fragments carry a fragment header (proto 44): neither TCP nor UDP to the journal.
-    Addresses::V6(Packet { src, dst, proto: hdr[6], l4: l3 + IPV6_HLEN, later_fragment: false })
+    Addresses::V6(Packet { src, dst, proto: hdr[6], l4: l3 + IPV6_HLEN })
 }
 
 /// The source and destination ports at `l4` for TCP and UDP (0, 0 otherwise or if cut short).
@@ -177,24 +186,20 @@ pub fn ports<C: Frame>(ctx: &C, proto: u8, l4: usize) -> (u16, u16) {
     if proto != 6 && proto != 17 {
         return (0, 0);
     }
-    let [s, d] = raw_ports(ctx, l4);
-    (u16::from_be(s), u16::from_be(d))
+    raw_ports(ctx, l4).map_or((0, 0), |[s, d]| (u16::from_be(s), u16::from_be(d)))
 }
 
-/// The two ports of the TCP or UDP header at `l4` as they lie in it, network order (0 if cut
-/// short).
+/// The two ports of the TCP or UDP header at `l4` as they lie in it, network order (none if
+/// cut short, or if there is no such header).
 #[inline(always)]
-pub fn raw_ports<C: Frame>(ctx: &C, l4: usize) -> [u16; 2] {
+pub fn raw_ports<C: Frame>(ctx: &C, l4: usize) -> Option<[u16; 2]> {
     if l4 > 128 {
-        return [0, 0];
+        return None;
     }
-    // Both ports in one checked read: no value of a failed read is ever looked at (an
-    // `Option` of each could leave an undefined register the verifier refuses).
-    match at::<C, [u16; 2]>(ctx, l4) {
-        // SAFETY: `at` checked that the 4 bytes lie inside the packet; read unaligned.
-        Some(p) => unsafe { p.read_unaligned() },
-        None => [0, 0],
-    }
+    // Both ports in one checked read (an `Option` of each could leave an undefined register
+    // the verifier refuses).
+    // SAFETY: `at` checked that the 4 bytes lie inside the packet; read unaligned.
+    at::<C, [u16; 2]>(ctx, l4).map(|p| unsafe { p.read_unaligned() })
 }
 
 /// The TCP flags byte of the header at `l4` (0 if cut short).

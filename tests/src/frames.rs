@@ -42,6 +42,19 @@ pub fn tcp(src: std::net::IpAddr, dst: std::net::IpAddr, syn: bool) -> Vec<u8> {
     out
 }
 
+/// `frame` (an untagged IPv4 one) made a fragment after the first (at offset 128): its
+/// payload starts with what was its transport header, which a later fragment does not have.
+pub fn later_fragment(mut frame: Vec<u8>) -> Vec<u8> {
+    frame[14 + 6..14 + 8].copy_from_slice(&16u16.to_be_bytes());
+    frame
+}
+
+/// `frame` (an untagged IPv4 one) made the first fragment of several (more to come).
+pub fn first_fragment(mut frame: Vec<u8>) -> Vec<u8> {
+    frame[14 + 6..14 + 8].copy_from_slice(&0x2000u16.to_be_bytes());
+    frame
+}
+
 /// A 64-byte UDP frame between two addresses of one family ("203.0.113.7", "2001:db8::7").
 pub fn ip(src: &str, dst: &str) -> Vec<u8> {
     use std::net::IpAddr;
