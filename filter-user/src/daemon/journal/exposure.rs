@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::daemon::status::utc;
 
+pub use super::findings::Findings;
 pub use super::wanted::Wanted;
 use super::{found::Found, store::Store};
 
@@ -91,10 +92,14 @@ pub fn find_each(
     wanted: &Wanted,
     workers: usize,
 ) -> (Findings, Vec<String>) {
-    // Times are packed from a day before the oldest hour read: its rows are later (one that
-    // is not, a forged one say, is held apart in full: see `found`).
-    let oldest = store.files().first().map_or(since, |f| f.hour.max(since));
-    let base = oldest.saturating_sub(24 * 3600);
+    // Times are packed from a day before the oldest hour read, its rows being later, or 700
+    // days before the newest if that is later (a stray hour from long ago must not leave
+    // every other row out of the 776 days that pack). A row from before is held apart in
+    // full (see `found`).
+    let (files, day) = (store.files(), 24 * 3600);
+    let oldest = files.first().map_or(since, |f| f.hour.max(since));
+    let newest = files.last().map_or(since, |f| f.hour);
+    let base = oldest.saturating_sub(day).max(newest.saturating_sub(700 * day));
     let (found, problems) = store.read_each(
         since,
         workers.clamp(1, READERS),
@@ -108,55 +113,6 @@ pub fn find_each(
     (Findings(found.into_iter().map(|(_, _, f)| f).collect()), problems)
 }
 
-/// What the readers found, a share of the inside hosts each.
-pub struct Findings(Vec<Found>);
-
-/// Hosts made into output a reader's share holds back at most, waiting for the others'.
-const HELD: usize = 4;
-
-impl Findings {
-    /// Each host found, made into an `R` by a maker `maker` makes (one a share, each in a
-    /// thread of its own, while the others make theirs), given to `take` in the order of the
-    /// hosts' addresses; stops at `take`'s first error and returns it.
-    pub fn each<R: Send, M: FnMut(Exposed) -> R, E>(
-        self,
-        maker: impl Fn() -> M + Sync,
-        take: impl FnMut(R) -> Result<(), E>,
-    ) -> Result<(), E> {
-        std::thread::scope(|s| {
-            let parts: Vec<_> = (self.0.into_iter())
-                .map(|found| {
-                    let (tell, told) = std::sync::mpsc::sync_channel(HELD);
-                    let maker = &maker;
-                    s.spawn(move || {
-                        let mut make = maker();
-                        for e in found.into_hosts() {
-                            if tell.send((e.host, make(e))).is_err() {
-                                return;
-                            }
-                        }
-                    });
-                    told.into_iter().peekable()
-                })
-                .collect();
-            by_address(parts).try_for_each(take)
-        })
-    }
-
-    /// Every host found, in the order of their addresses.
-    pub fn all(self) -> Vec<Exposed> {
-        let mut hosts = Vec::new();
-        let Ok(()) = self.each(
-            || |e| e,
-            |e| {
-                hosts.push(e);
-                Ok::<_, std::convert::Infallible>(())
-            },
-        );
-        hosts
-    }
-}
-
 /// The reader whose share inside host `a` is, of `parts`.
 fn share(a: IpAddr, parts: usize) -> usize {
     let bits = match a {
@@ -167,17 +123,6 @@ fn share(a: IpAddr, parts: usize) -> usize {
         }
     };
     ((bits.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % parts as u64) as usize
-}
-
-/// What every share made, in the order of the hosts' addresses (each share's are).
-fn by_address<R, I: Iterator<Item = (IpAddr, R)>>(
-    mut parts: Vec<std::iter::Peekable<I>>,
-) -> impl Iterator<Item = R> {
-    std::iter::from_fn(move || {
-        let next = parts.iter_mut().enumerate().filter_map(|(i, p)| Some((p.peek()?.0, i)));
-        let (_, i) = next.min()?;
-        parts[i].next().map(|(_, r)| r)
-    })
 }
 
 #[cfg(test)]
@@ -246,6 +191,26 @@ mod tests {
         // Since the fourth hour: three hours' rows.
         let (late, _) = find(&store, hour + 3 * 3600, &wanted, 3);
         assert_eq!(late[0].contacts[0].count, 6);
+    }
+
+    #[test]
+    fn output_comes_in_order_and_stops_at_the_first_error_of_its_taker() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = journal(dir.path());
+        let wanted = Wanted::new(["198.51.100.0/24".parse().unwrap()]);
+        for readers in [1, 2, 4] {
+            let (found, _) = find_each(&store, 0, &wanted, readers);
+            let mut hosts = Vec::new();
+            let stopped = found.each(
+                || |e: Exposed| e.host,
+                |host| {
+                    hosts.push(host);
+                    if hosts.len() == 25 { Err("full") } else { Ok(()) }
+                },
+            );
+            assert_eq!((stopped, hosts.len()), (Err("full"), 25), "{readers} readers");
+            assert!(hosts.windows(2).all(|w| w[0] < w[1]), "in the order of addresses");
+        }
     }
 
     #[test]

@@ -186,10 +186,12 @@ fn contact(r: &Row, s: &Seen, remotes: &Remotes) -> Option<Contact> {
     })
 }
 
-/// Host `host` with `contacts`: those it opened first, then the latest first.
+/// Host `host` with `contacts`: those it opened first, then the latest first (then by every
+/// other field: two protocols whose names are the same are in the same order every time).
 fn sorted(host: IpAddr, mut contacts: Vec<Contact>) -> Exposed {
     let key = |c: &Contact| {
-        (c.opened_by != "inside", std::cmp::Reverse(c.last), c.remote, c.proto, c.port)
+        let order = (c.opened_by != "inside", std::cmp::Reverse(c.last), c.remote);
+        (order, c.proto, c.port, c.first, c.count)
     };
     contacts.sort_by_key(key);
     Exposed { host, contacts }

@@ -9,6 +9,7 @@
 pub mod block;
 mod contacts;
 pub mod exposure;
+mod findings;
 mod found;
 mod hours;
 mod packed;
