@@ -57,7 +57,11 @@ fn main() -> Result<()> {
     per_packet(peers)?;
     // `--per-packet`: that section alone (the floods and loads take minutes).
     if !std::env::args().any(|a| a == "--per-packet") {
-        flood_tables::run(peers)?;
+        // The floods need BPF_PROG_TEST_RUN's live frames, which a kernel can refuse (6.18
+        // here once, EPERM): the loads and the journal are measured all the same.
+        if let Err(e) = flood_tables::run(peers) {
+            println!("\n**The floods could not be measured in this run**: {e:#}\n");
+        }
         load::run(peers)?;
         journal::run(true)?;
     }
