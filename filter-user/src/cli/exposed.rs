@@ -78,15 +78,13 @@ pub fn exposed(args: ExposedArgs) -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (found, problems) = exposure::find_each(&Store::new(dir), since, &wanted, cores);
     problems.iter().for_each(|p| log::warn!("connection journal: {p}"));
-    if !args.format.json && !args.format.csv {
-        print(&found.all());
-        return Ok(());
-    }
     // Many contacts can be asked for: each host's lines are made apart (by the threads that
     // read its share), then written in order through one buffer.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = if args.format.json {
         json(&mut out, found, &problems)
+    } else if !args.format.csv {
+        text(&mut out, found)
     } else {
         writeln!(out, "{}", exposed_csv::HEADER).and_then(|()| {
             let lines = || {
@@ -143,32 +141,43 @@ fn wanted(args: &ExposedArgs) -> Result<Wanted> {
     Ok(wanted)
 }
 
-fn print(found: &[Exposed]) {
-    if found.is_empty() {
-        say!("no inside host contacted these addresses in the journal");
-        return;
+/// The text form: each host as it comes (its lines made by the threads that read its share),
+/// then how many opened connections and how many were only reached.
+fn text(out: &mut impl Write, found: Findings) -> std::io::Result<()> {
+    let (mut hosts, mut talked) = (0, 0);
+    found.each(
+        || |e: Exposed| (e.talked(), host_lines(&e)),
+        |(opened, lines)| {
+            hosts += 1;
+            talked += usize::from(opened);
+            out.write_all(&lines)
+        },
+    )?;
+    if hosts == 0 {
+        return writeln!(out, "no inside host contacted these addresses in the journal");
     }
-    let talked = found.iter().filter(|e| e.talked()).count();
-    say!(
+    writeln!(
+        out,
         "{talked} inside host(s) opened connections to these addresses; {} were only reached by them",
-        found.len() - talked
-    );
-    for e in found {
-        let only = if e.talked() { "" } else { " (only reached: not a sign of infection)" };
-        say!("{}{only}", e.host);
-        for c in &e.contacts {
-            let by = if c.opened_by == "inside" { "the host" } else { "the remote" };
-            let (first, last) = (utc(c.first), utc(c.last));
-            say!(
-                "  {} ({}) {}/{}, opened by {by}: {} connection(s), first {first}, last {last}",
-                c.remote,
-                c.entry,
-                c.proto,
-                c.port,
-                c.count
-            );
-        }
+        hosts - talked
+    )
+}
+
+/// Host `e` and its contacts, a line each.
+fn host_lines(e: &Exposed) -> Vec<u8> {
+    let mut out = Vec::new();
+    let only = if e.talked() { "" } else { " (only reached: not a sign of infection)" };
+    let _ = writeln!(out, "{}{only}", e.host);
+    for c in &e.contacts {
+        let by = if c.opened_by == "inside" { "the host" } else { "the remote" };
+        let (first, last) = (utc(c.first), utc(c.last));
+        let _ = writeln!(
+            out,
+            "  {} ({}) {}/{}, opened by {by}: {} connection(s), first {first}, last {last}",
+            c.remote, c.entry, c.proto, c.port, c.count
+        );
     }
+    out
 }
 
 /// What a daemon does for each entry it adds, done by `takedown add` when none runs: `net` is
