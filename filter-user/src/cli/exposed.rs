@@ -146,7 +146,7 @@ fn wanted(args: &ExposedArgs) -> Result<Wanted> {
 fn text(out: &mut impl Write, found: Findings) -> std::io::Result<()> {
     let (mut hosts, mut talked) = (0, 0);
     found.each(
-        || |e: Exposed| (e.talked(), host_lines(&e)),
+        || |e: Exposed| host_lines(&e),
         |(opened, lines)| {
             hosts += 1;
             talked += usize::from(opened);
@@ -163,10 +163,11 @@ fn text(out: &mut impl Write, found: Findings) -> std::io::Result<()> {
     )
 }
 
-/// Host `e` and its contacts, a line each.
-fn host_lines(e: &Exposed) -> Vec<u8> {
+/// Whether host `e` opened a connection, and its lines: its own, then a contact a line.
+fn host_lines(e: &Exposed) -> (bool, Vec<u8>) {
     let mut out = Vec::new();
-    let only = if e.talked() { "" } else { " (only reached: not a sign of infection)" };
+    let opened = e.talked();
+    let only = if opened { "" } else { " (only reached: not a sign of infection)" };
     let _ = writeln!(out, "{}{only}", e.host);
     for c in &e.contacts {
         let by = if c.opened_by == "inside" { "the host" } else { "the remote" };
@@ -177,7 +178,7 @@ fn host_lines(e: &Exposed) -> Vec<u8> {
             c.remote, c.entry, c.proto, c.port, c.count
         );
     }
-    out
+    (opened, out)
 }
 
 /// What a daemon does for each entry it adds, done by `takedown add` when none runs: `net` is

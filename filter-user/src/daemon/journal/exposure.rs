@@ -96,12 +96,12 @@ pub fn find_each(
     // days before the newest if that is later (a stray hour from long ago must not leave
     // every other row out of the 776 days that pack). A row from before is held apart in
     // full (see `found`).
-    let (files, day) = (store.files(), 24 * 3600);
-    let oldest = files.first().map_or(since, |f| f.hour.max(since));
+    let (files, day) = (store.files_since(since), 24 * 3600);
+    let oldest = files.first().map_or(since, |f| f.hour);
     let newest = files.last().map_or(since, |f| f.hour);
     let base = oldest.saturating_sub(day).max(newest.saturating_sub(700 * day));
-    let (found, problems) = store.read_each(
-        since,
+    let (found, problems) = Store::read_each(
+        &files,
         workers.clamp(1, READERS),
         |part, parts| (part, parts, Found::new(base)),
         |(part, parts, found), k, s| {

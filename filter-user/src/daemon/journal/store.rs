@@ -86,20 +86,22 @@ impl Store {
         out
     }
 
-    /// Every row of the hours that end after `since`, read by up to `readers` readers, each
-    /// in a thread of its own (as many as can be made, this one among them) and each reading
-    /// every hour (see `hours`), with its own `state` made by `init` from its number and the
-    /// number of readers, given to `row` with each row. Returns the states, and what could not
-    /// be read, a line a file (naming it and the bytes skipped), oldest first.
+    /// The hour files that end after `since`, oldest first.
+    pub fn files_since(&self, since: u64) -> Vec<HourFile> {
+        self.files().into_iter().filter(|f| f.hour + HOUR > since).collect()
+    }
+
+    /// Every row of `files` (see [`Store::files_since`]), read by up to `readers` readers,
+    /// each in a thread of its own (as many as can be made, this one among them) and each
+    /// reading every hour (see `hours`), with its own `state` made by `init` from its number
+    /// and the number of readers, given to `row` with each row. Returns the states, and what
+    /// could not be read, a line a file (naming it and the bytes skipped), oldest first.
     pub fn read_each<S: Send>(
-        &self,
-        since: u64,
+        files: &[HourFile],
         readers: usize,
         init: impl Fn(usize, usize) -> S + Sync,
         row: impl Fn(&mut S, Key, Seen) + Sync,
     ) -> (Vec<S>, Vec<String>) {
-        let files: Vec<HourFile> =
-            self.files().into_iter().filter(|f| f.hour + HOUR > since).collect();
         let problems = Mutex::new(Vec::new());
         let hours = OnceLock::new();
         let work = |n: usize, readers: usize| {
