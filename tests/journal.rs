@@ -10,7 +10,7 @@ use std::{
 };
 
 use filter_common::{CFG_FLAGS, CFG_JOURNAL};
-use integration_tests::{PinPlace, TempDir, frames, kernel_test, process::Running, tmux::Tmux};
+use integration_tests::{PinPlace, TempDir, kernel_test, process::Running, tmux::Tmux};
 use serde_json::Value;
 use takedown::maps::{FilterMaps, pins::Pins};
 use td_netns::{Addrs, Topology, in_netns, udp_count};
@@ -314,59 +314,4 @@ fn a_crowdsec_decision_finds_the_host_that_talked_to_its_address_before() {
     assert_eq!(connect(&topo, 1), 0, "banned now");
     drop(listener);
     run.stop().unwrap();
-}
-
-/// A UDP datagram `src:sport -> dst:dport` (IPv4).
-fn datagram(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
-    let b =
-        etherparse::PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4(src, dst, 64).udp(sport, dport);
-    let mut out = Vec::new();
-    b.write(&mut out, &[0u8; 22]).unwrap();
-    out
-}
-
-/// The kernel's flow slots (BPF_PROG_TEST_RUN on a loaded program, its records drained from
-/// the ring): a flow's datagrams, either way, are one record; another port is another flow;
-/// emptied by the writer's hourly call, the slots report the flow again.
-#[kernel_test]
-fn a_udp_flow_is_reported_once_either_way_until_the_slots_are_emptied() {
-    use takedown::{
-        maps::{
-            filter::{Capacities, Filter},
-            sync,
-        },
-        plan::Plan,
-    };
-    let plan = Plan::build(std::iter::empty(), &[]);
-    let caps = Capacities::for_plan(&plan, u32::MAX).unwrap().with_journal(true);
-    let mut filter = Filter::load(&caps).unwrap();
-    sync::fill(&mut filter.maps_mut().addr, &plan).unwrap();
-    filter.maps_mut().set_journal(true).unwrap();
-    let (mut ring, mut slots) =
-        (filter.maps().journal_ring().unwrap(), filter.maps().flow_slots().unwrap());
-    let (inside, remote) = ([10, 0, 0, 2], [192, 0, 2, 80]);
-    let mut records = |frame: &[u8], times: u32| {
-        let opts = aya::programs::TestRunOptions {
-            data_in: Some(frame),
-            repeat: times,
-            ..Default::default()
-        };
-        let run = aya::programs::TestRun::test_run(filter.program(), opts).unwrap();
-        assert_eq!(run.return_value, 2, "passed");
-        std::iter::from_fn(|| ring.next().map(|_| ())).count()
-    };
-    let out = datagram(inside, 40000, remote, 443);
-    assert_eq!(records(&out, 1000), 1, "a flood of one flow");
-    assert_eq!(records(&datagram(remote, 443, inside, 40000), 10), 0, "its replies");
-    assert_eq!(records(&datagram(inside, 40001, remote, 443), 10), 1, "another source port");
-    slots.clear().unwrap();
-    assert_eq!(records(&out, 10), 1, "after the slots were emptied");
-    // A fragment after the first has no UDP or TCP header (its payload starts like one here):
-    // no flow, no SYN. The first fragment of a new flow has it.
-    let fresh = datagram(inside, 40002, remote, 443);
-    assert_eq!(records(&frames::later_fragment(fresh.clone()), 10), 0, "later fragments");
-    let syn = frames::tcp([10, 0, 0, 2].into(), [192, 0, 2, 80].into(), true);
-    assert_eq!(records(&frames::later_fragment(syn.clone()), 10), 0, "a later fragment like a SYN");
-    assert_eq!(records(&syn, 1), 1, "the SYN");
-    assert_eq!(records(&frames::first_fragment(fresh), 10), 1, "the first fragment");
 }

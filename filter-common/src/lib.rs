@@ -66,7 +66,7 @@ pub const MAP_CONFIG: &str = "TD_CONFIG";
 /// IPv4 prefilter: array of [`FILTER_WORDS`] `u64`s, one bit per /24 ([`v4_filter_bit`]). A
 /// clear bit means no entry covers any address of that /24: the lookups are skipped.
 pub const MAP_V4_FILTER: &str = "TD_V4_FILTER";
-/// IPv6 prefilter: the same, one bit per hash of the /32 ([`v6_filter_bit`]).
+/// IPv6 prefilter: the same, one bit per hash of the /32 ([`v6_filter_bit_of`]).
 pub const MAP_V6_FILTER: &str = "TD_V6_FILTER";
 /// IPv4 allowlist prefilter: [`ALLOWED_WORDS`] `u64`s, a bit per /20 (a prefilter bit shifted
 /// by [`ALLOWED_SHIFT`]), set where an allowlist entry may cover an address. A clear bit: a

@@ -1,6 +1,6 @@
 //! The prefilters and the prefix-length sets: which bit or slot an address falls in.
 
-use crate::{V4Key, V6Key};
+use crate::V4Key;
 
 /// Words of a prefilter map: 2^24 bits (2 MiB).
 pub const FILTER_WORDS: u32 = 1 << 18;
@@ -10,13 +10,8 @@ pub const fn v4_filter_bit(a: &V4Key) -> u32 {
     (a[0] as u32) << 16 | (a[1] as u32) << 8 | a[2] as u32
 }
 
-/// The prefilter bit of an IPv6 address: a multiplicative hash of its /32 (a collision only
-/// costs a lookup that finds nothing).
-pub const fn v6_filter_bit(a: &V6Key) -> u32 {
-    v6_filter_bit_of(u32::from_be_bytes([a[0], a[1], a[2], a[3]]))
-}
-
-/// The prefilter bit of the IPv6 /32 whose first 32 bits are `top`.
+/// The prefilter bit of the IPv6 /32 whose first 32 bits are `top`: a multiplicative hash of
+/// it (a collision only costs a lookup that finds nothing).
 pub const fn v6_filter_bit_of(top: u32) -> u32 {
     top.wrapping_mul(0x9E37_79B1) >> 8
 }

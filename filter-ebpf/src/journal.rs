@@ -61,7 +61,14 @@ const BPF_RB_NO_WAKEUP: u64 = 1;
 /// only needs them the same both ways. A datagram without ports is no flow's.
 #[inline(always)]
 fn first_of_flow<F: Family, C: Frame>(ctx: &C, p: &Packet<F::Addr>) -> bool {
-    let Some([sport, dport]) = parse::raw_ports(ctx, p.l4) else { return false };
+    let Some(ports) = parse::ports_at(ctx, p.l4) else { return false };
+    // Each port a load of its own (volatile: loaded as one word, each took a shift and a
+    // 64-bit mask to take out of it).
+    // SAFETY: `ports_at` checked that both lie inside the packet; a port is 2-aligned there.
+    let [sport, dport] = unsafe {
+        let p = ports as *const u16;
+        [p.read_volatile(), p.add(1).read_volatile()]
+    };
     let tag = flow_tag(F::fold(&p.src), F::fold(&p.dst), sport, dport);
     // SAFETY: `flow_slot` is below FLOW_SLOTS, the array's length; the program's data lives
     // as long as it. CPUs may race on a slot, which at worst reports a flow twice (an aligned

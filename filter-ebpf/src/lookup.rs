@@ -15,13 +15,13 @@ use filter_common::{
     ALLOWED_SHIFT, AT_V4_EXACT, AT_V4_PREFIX, AT_V6_EXACT, AT_V6_PREFIX, CFG_FLAGS, CFG_V4_ALLOW,
     CFG_V4_BUCKETS, CFG_V4_PREFIXES, CFG_V6_ALLOW, CFG_V6_PREFIXES, EntryValue, LenMask, V4Key,
     V6Key, entry_at, table4::v4_word, v4_exacts_of, v4_exacts_words_in, v4_filter_bit,
-    v6_exacts_bit_of, v6_filter_bit, v6_lens_slot, v6_tier_lens,
+    v6_exacts_bit_of, v6_filter_bit_of, v6_lens_slot, v6_tier_lens,
 };
 
 use crate::{
     TD_V4_ALLOW, TD_V4_ALLOWED, TD_V4_BUCKETS, TD_V4_EXACT, TD_V4_EXACTS, TD_V4_FILTER,
     TD_V4_PREFIX, TD_V6_ALLOW, TD_V6_ALLOWED, TD_V6_EXACT, TD_V6_EXACTS, TD_V6_FILTER, TD_V6_LENS,
-    TD_V6_PREFIX, TD_V6_PREFIXED, lookup6,
+    TD_V6_PREFIX, TD_V6_PREFIXED, lookup6, parse::V6Addr,
 };
 
 /// An address family: its maps, its key layout and its `CFG_*` flags.
@@ -122,25 +122,25 @@ impl Family for V4 {
 }
 
 impl Family for V6 {
-    type Addr = V6Key;
+    type Addr = V6Addr;
     const VERSION: u8 = 6;
     const PREFIXES: u32 = CFG_V6_PREFIXES;
     const ALLOW: u32 = CFG_V6_ALLOW;
     #[inline(always)]
-    fn near(a: &V6Key) -> bool {
-        bit(&TD_V6_FILTER, v6_filter_bit(a))
+    fn near(a: &V6Addr) -> bool {
+        bit(&TD_V6_FILTER, v6_filter_bit_of(top32(a)))
     }
     #[inline(always)]
-    fn exact(a: &V6Key, _: u32) -> Option<*mut EntryValue> {
+    fn exact(a: &V6Addr, _: u32) -> Option<*mut EntryValue> {
         let (hi, lo) = halves(a);
         crate::lookup6::exact(hi, lo)
     }
     /// The exact address looked up only where the exact-address prefilter says one may lie.
     #[inline(always)]
-    fn listed(a: &V6Key, want: u32, cfg: u32) -> Option<*mut EntryValue> {
+    fn listed(a: &V6Addr, want: u32, cfg: u32) -> Option<*mut EntryValue> {
         // One prefix search, written once: inlined twice, it was a second copy for the
         // verifier to walk.
-        let top = u32::from_be_bytes([a[0], a[1], a[2], a[3]]);
+        let top = top32(a);
         let exact = match bit(&TD_V6_EXACTS, v6_exacts_bit_of(top)) {
             true => V6::exact(a, cfg).filter(|e| wanted(*e, want)),
             false => None,
@@ -148,18 +148,17 @@ impl Family for V6 {
         exact.or_else(|| V6::prefix(a).filter(|e| wanted(*e, want)))
     }
     #[inline(always)]
-    fn allowed(a: &V6Key) -> bool {
-        bit(&TD_V6_ALLOWED, v6_filter_bit(a) >> ALLOWED_SHIFT) && v6_allowlisted(a)
+    fn allowed(a: &V6Addr) -> bool {
+        bit(&TD_V6_ALLOWED, v6_filter_bit_of(top32(a)) >> ALLOWED_SHIFT) && v6_allowlisted(a)
     }
     #[inline(always)]
-    fn wide(a: &V6Key) -> [u8; 16] {
-        *a
+    fn wide(a: &V6Addr) -> [u8; 16] {
+        // SAFETY: [u64; 2] and [u8; 16] have the same size; every bit pattern is valid.
+        unsafe { core::mem::transmute::<V6Addr, [u8; 16]>(*a) }
     }
     #[inline(always)]
-    fn fold(a: &V6Key) -> u64 {
-        // SAFETY: [u8; 16] and [u64; 2] have the same size; every bit pattern is valid.
-        let w = unsafe { core::mem::transmute::<[u8; 16], [u64; 2]>(*a) };
-        w[0] ^ w[1]
+    fn fold(a: &V6Addr) -> u64 {
+        a[0] ^ a[1]
     }
     #[inline(always)]
     fn at(e: Entry) -> u32 {
@@ -184,8 +183,8 @@ impl V6 {
     /// length inline, the others (up to 127) in `bpf_loop`, one step a length present, which
     /// the verifier checks once.
     #[inline(always)]
-    fn prefix(a: &V6Key) -> Option<*mut EntryValue> {
-        if !bit(&TD_V6_PREFIXED, v6_filter_bit(a)) {
+    fn prefix(a: &V6Addr) -> Option<*mut EntryValue> {
+        if !bit(&TD_V6_PREFIXED, v6_filter_bit_of(top32(a))) {
             return None;
         }
         let (hi, lo) = halves(a);
@@ -257,28 +256,34 @@ extern "C" fn v6_step(_: u64, ctx: *mut c_void) -> i64 {
 
 /// True when the allowlist trie holds `a`: looked up by a key of length 128, written in 4-byte words,
 /// each with a store of its own: the address lies 4 bytes into the key, and 8-byte stores
-/// there (which LLVM would merge the bytes into, the target allowing misaligned access) are
+/// there (which LLVM would merge the words into, the target allowing misaligned access) are
 /// misaligned stack stores the verifier refuses.
 #[inline(always)]
-fn v6_allowlisted(a: &V6Key) -> bool {
-    let word = |i: usize| u32::from_ne_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
+fn v6_allowlisted(a: &V6Addr) -> bool {
+    let (w0, w1) = (a[0], a[1]);
     let mut key = [0u32; 5];
-    for (i, w) in [128, word(0), word(4), word(8), word(12)].into_iter().enumerate() {
+    let words = [128, w0 as u32, (w0 >> 32) as u32, w1 as u32, (w1 >> 32) as u32];
+    for (i, w) in words.into_iter().enumerate() {
         // SAFETY: `i` < 5, inside `key`.
         unsafe { core::ptr::write_volatile(key.as_mut_ptr().add(i), w) };
     }
     // SAFETY: `Key<V6Key>` is `repr(C)` { u32, [u8; 16] }: 20 bytes aligned to 4, every bit
-    // pattern valid, the layout of [u32; 5]; read in place (a copy would merge the stores).
+    // pattern valid, the layout of [u32; 5] (the words hold the address's bytes in order: the
+    // target is little-endian); read in place (a copy would merge the stores).
     let key = unsafe { &*(key.as_ptr() as *const Key<V6Key>) };
     TD_V6_ALLOW.get(key).is_some()
 }
 
 /// An IPv6 address in two big-endian halves.
 #[inline(always)]
-fn halves(a: &V6Key) -> (u64, u64) {
-    let hi = u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]);
-    let lo = u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]);
-    (hi, lo)
+fn halves(a: &V6Addr) -> (u64, u64) {
+    (u64::from_be(a[0]), u64::from_be(a[1]))
+}
+
+/// The address's first 32 bits, big-endian (its prefilter bits' input).
+#[inline(always)]
+fn top32(a: &V6Addr) -> u32 {
+    u32::from_be(a[0] as u32)
 }
 
 /// True when the entry `e` has a direction of `want`.

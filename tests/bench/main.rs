@@ -3,6 +3,7 @@
 //! and `nft` measured in the same run, printed as ratios. Asserts nothing about speed.
 
 mod cpus;
+mod dispatcher;
 mod flood;
 mod flood_tables;
 mod journal;

@@ -27,16 +27,19 @@ pub fn v6(src: [u8; 16], dst: [u8; 16]) -> Vec<u8> {
     out
 }
 
-/// A 64-byte TCP/IPv4 frame from port 40000 to 443: a SYN when `syn`, else an ACK.
+/// A TCP frame from port 40000 to 443 (64 bytes over IPv4, 74 over IPv6): a SYN when `syn`,
+/// else an ACK.
 pub fn tcp(src: std::net::IpAddr, dst: std::net::IpAddr, syn: bool) -> Vec<u8> {
-    let (std::net::IpAddr::V4(s), std::net::IpAddr::V4(d)) = (src, dst) else {
-        panic!("IPv4 only")
+    use std::net::IpAddr::{V4, V6};
+    let eth = PacketBuilder::ethernet2(SRC_MAC, DST_MAC);
+    let ip = match (src, dst) {
+        (V4(s), V4(d)) => eth.ipv4(s.octets(), d.octets(), 64),
+        (V6(s), V6(d)) => eth.ipv6(s.octets(), d.octets(), 64),
+        _ => panic!("two addresses of one family"),
     };
-    let b = PacketBuilder::ethernet2(SRC_MAC, DST_MAC)
-        .ipv4(s.octets(), d.octets(), 64)
-        .tcp(40000, 443, 1, 64240);
+    let b = ip.tcp(40000, 443, 1, 64240);
     let b = if syn { b.syn() } else { b.ack(1) };
-    let payload = vec![0u8; FRAME_LEN - 14 - 20 - 20];
+    let payload = vec![0u8; FRAME_LEN.saturating_sub(b.size(0))];
     let mut out = Vec::with_capacity(b.size(payload.len()));
     b.write(&mut out, &payload).unwrap();
     out
