@@ -128,7 +128,7 @@ impl Family for V6 {
     const ALLOW: u32 = CFG_V6_ALLOW;
     #[inline(always)]
     fn near(a: &V6Addr) -> bool {
-        bit(&TD_V6_FILTER, v6_filter_bit_of(top32(a)))
+        bit(&TD_V6_FILTER, v6_bit(a))
     }
     #[inline(always)]
     fn exact(a: &V6Addr, _: u32) -> Option<*mut EntryValue> {
@@ -149,7 +149,7 @@ impl Family for V6 {
     }
     #[inline(always)]
     fn allowed(a: &V6Addr) -> bool {
-        bit(&TD_V6_ALLOWED, v6_filter_bit_of(top32(a)) >> ALLOWED_SHIFT) && v6_allowlisted(a)
+        bit(&TD_V6_ALLOWED, v6_bit(a) >> ALLOWED_SHIFT) && v6_allowlisted(a)
     }
     #[inline(always)]
     fn wide(a: &V6Addr) -> [u8; 16] {
@@ -184,7 +184,7 @@ impl V6 {
     /// the verifier checks once.
     #[inline(always)]
     fn prefix(a: &V6Addr) -> Option<*mut EntryValue> {
-        if !bit(&TD_V6_PREFIXED, v6_filter_bit_of(top32(a))) {
+        if !bit(&TD_V6_PREFIXED, v6_bit(a)) {
             return None;
         }
         let (hi, lo) = halves(a);
@@ -284,6 +284,12 @@ fn halves(a: &V6Addr) -> (u64, u64) {
 #[inline(always)]
 fn top32(a: &V6Addr) -> u32 {
     u32::from_be(a[0] as u32)
+}
+
+/// The address's bit in the IPv6 prefilters (the allowlist's: shifted).
+#[inline(always)]
+fn v6_bit(a: &V6Addr) -> u32 {
+    v6_filter_bit_of(top32(a))
 }
 
 /// True when the entry `e` has a direction of `want`.

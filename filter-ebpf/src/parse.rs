@@ -190,20 +190,11 @@ pub fn ports<C: Frame>(ctx: &C, proto: u8, l4: usize) -> (u16, u16) {
     if proto != 6 && proto != 17 {
         return (0, 0);
     }
-    raw_ports(ctx, l4).map_or((0, 0), |[s, d]| (u16::from_be(s), u16::from_be(d)))
-}
-
-/// The two ports of the TCP or UDP header at `l4` as they lie in it, network order (none if
-/// cut short, or if there is no such header).
-#[inline(always)]
-pub fn raw_ports<C: Frame>(ctx: &C, l4: usize) -> Option<[u16; 2]> {
-    if l4 > 128 {
-        return None;
-    }
     // Both ports in one checked read (an `Option` of each could leave an undefined register
     // the verifier refuses).
-    // SAFETY: `at` checked that the 4 bytes lie inside the packet; read unaligned.
-    at::<C, [u16; 2]>(ctx, l4).map(|p| unsafe { p.read_unaligned() })
+    // SAFETY: `ports_at` checked that the 4 bytes lie inside the packet; read unaligned.
+    let raw = ports_at(ctx, l4).map(|p| unsafe { p.read_unaligned() });
+    raw.map_or((0, 0), |[s, d]| (u16::from_be(s), u16::from_be(d)))
 }
 
 /// Where the two ports of the TCP or UDP header at `l4` lie (none if cut short, or if there
