@@ -2,6 +2,9 @@
 //! (its records drained from the ring): a UDP flow's datagrams, either way, are one record,
 //! over IPv4 and IPv6; a later fragment is no flow and no SYN.
 
+use std::net::IpAddr;
+
+use filter_common::{Connection, Record};
 use integration_tests::{frames, kernel_test};
 use takedown::{
     maps::{
@@ -22,26 +25,26 @@ fn journaling() -> Filter {
 }
 
 /// Runs `filter` on `frame` `times` times (each passed); returns the records it reported.
-fn records(filter: &Filter, frame: &[u8], times: u32) -> Vec<filter_common::Connection> {
+fn records(filter: &Filter, frame: &[u8], times: u32) -> Vec<Connection> {
     let mut ring = filter.maps().journal_ring().unwrap();
     let opts =
         aya::programs::TestRunOptions { data_in: Some(frame), repeat: times, ..Default::default() };
     let run = aya::programs::TestRun::test_run(filter.program(), opts).unwrap();
     assert_eq!(run.return_value, 2, "passed");
-    std::iter::from_fn(|| {
-        let r = ring.next()?;
-        // SAFETY: the kernel writes a whole `Connection` (plain integers) a record.
-        Some(unsafe { (r.as_ptr() as *const filter_common::Connection).read_unaligned() })
-    })
-    .collect()
+    std::iter::from_fn(|| ring.next().map(|r| Connection::read(&r).expect("a whole record")))
+        .collect()
 }
 
-/// A UDP datagram `src:sport -> dst:dport` (IPv4).
-fn datagram(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
-    let b =
-        etherparse::PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4(src, dst, 64).udp(sport, dport);
+/// A UDP datagram `src:sport -> dst:dport` ("192.0.2.80", "2001:db8::80").
+fn datagram(src: &str, sport: u16, dst: &str, dport: u16) -> Vec<u8> {
+    let eth = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6]);
+    let ip = match (src.parse().unwrap(), dst.parse().unwrap()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), 64),
+        (IpAddr::V6(s), IpAddr::V6(d)) => eth.ipv6(s.octets(), d.octets(), 64),
+        _ => panic!("two addresses of one family"),
+    };
     let mut out = Vec::new();
-    b.write(&mut out, &[0u8; 22]).unwrap();
+    ip.udp(sport, dport).write(&mut out, &[0u8; 22]).unwrap();
     out
 }
 
@@ -52,7 +55,7 @@ fn datagram(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
 fn a_udp_flow_is_reported_once_either_way_until_the_slots_are_emptied() {
     let filter = journaling();
     let mut slots = filter.maps().flow_slots().unwrap();
-    let (inside, remote) = ([10, 0, 0, 2], [192, 0, 2, 80]);
+    let (inside, remote) = ("10.0.0.2", "192.0.2.80");
     let records = |frame: &[u8], times: u32| records(&filter, frame, times).len();
     let out = datagram(inside, 40000, remote, 443);
     assert_eq!(records(&out, 1000), 1, "a flood of one flow");
@@ -64,7 +67,7 @@ fn a_udp_flow_is_reported_once_either_way_until_the_slots_are_emptied() {
     // no flow, no SYN. The first fragment of a new flow has it.
     let fresh = datagram(inside, 40002, remote, 443);
     assert_eq!(records(&frames::later_fragment(fresh.clone()), 10), 0, "later fragments");
-    let syn = frames::tcp([10, 0, 0, 2].into(), [192, 0, 2, 80].into(), true);
+    let syn = frames::tcp(inside.parse().unwrap(), remote.parse().unwrap(), true);
     assert_eq!(records(&frames::later_fragment(syn.clone()), 10), 0, "a later fragment like a SYN");
     assert_eq!(records(&syn, 1), 1, "the SYN");
     assert_eq!(records(&frames::first_fragment(fresh), 10), 1, "the first fragment");
@@ -76,21 +79,17 @@ fn a_udp_flow_is_reported_once_either_way_until_the_slots_are_emptied() {
 #[kernel_test]
 fn an_ipv6_udp_flow_is_reported_once_either_way_with_its_addresses() {
     let filter = journaling();
-    let inside: std::net::Ipv6Addr = "fd00::2".parse().unwrap();
-    let remote: std::net::Ipv6Addr = "2001:db8:4860::8888".parse().unwrap();
-    let out = frames::v6(inside.octets(), remote.octets());
-    let got = records(&filter, &out, 1000);
+    let (inside, remote) = ("fd00::2", "2001:db8:4860::8888");
+    let got = records(&filter, &datagram(inside, 40000, remote, 53), 1000);
     assert_eq!(got.len(), 1, "a flood of one flow");
     let c = got[0];
     assert_eq!((c.family, c.proto), (6, 17));
-    assert_eq!((c.src, c.dst), (inside.octets(), remote.octets()), "the addresses, in order");
+    let octets = |a: &str| a.parse::<std::net::Ipv6Addr>().unwrap().octets();
+    assert_eq!((c.src, c.dst), (octets(inside), octets(remote)), "the addresses, in order");
     assert_eq!((c.sport, c.dport), (40000, 53), "the ports");
-    let reply = frames::v6(remote.octets(), inside.octets());
-    let reply = [&reply[..54], &[0, 53, 0x9c, 0x40], &reply[58..]].concat(); // 53 -> 40000
-    assert_eq!(records(&filter, &reply, 10).len(), 0, "its replies");
+    assert_eq!(records(&filter, &datagram(remote, 53, inside, 40000), 10).len(), 0, "its replies");
     for other in ["2001:db8:4860::8844", "2001:db9:4860::8888"] {
-        let other: std::net::Ipv6Addr = other.parse().unwrap();
-        let frame = frames::v6(inside.octets(), other.octets());
+        let frame = datagram(inside, 40000, other, 53);
         assert_eq!(records(&filter, &frame, 10).len(), 1, "{other} is a flow of its own");
     }
 }

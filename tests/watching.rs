@@ -5,7 +5,7 @@
 use aya::maps::{MapData, RingBuf};
 use filter_common::{
     CNT_DROP_DST, CNT_EVENTS, CNT_MONITORED, CNT_SUPPRESSED, EV_DROPPED, EV_DST, Event, MAP_EVENTS,
-    MAP_LIST_COUNTERS,
+    MAP_LIST_COUNTERS, Record,
 };
 use integration_tests::{
     TempDir, frames, kernel_test,
@@ -118,8 +118,7 @@ fn events(l: &mut Loaded) -> Vec<Event> {
         RingBuf::try_from(l.filter.maps_mut().map_mut(MAP_EVENTS).unwrap()).unwrap();
     let mut out = Vec::new();
     while let Some(item) = ring.next() {
-        // SAFETY: the program writes whole `Event`s.
-        out.push(unsafe { std::ptr::read_unaligned(item.as_ptr() as *const Event) });
+        out.push(Event::read(&item).expect("a whole event"));
     }
     out
 }

@@ -7,10 +7,12 @@
 mod hits;
 mod journal;
 mod near;
+mod record;
 pub mod table4;
 pub use hits::*;
 pub use journal::*;
 pub use near::*;
+pub use record::Record;
 pub use table4::{Bucket, v4_bucket_count};
 
 /// Exact IPv4 addresses' values: array of [`EntryValue`] (mmapable), by the index a slot of

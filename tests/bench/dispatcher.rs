@@ -13,7 +13,7 @@ use td_netns::{NetNs, in_netns};
 use crate::testrun;
 
 /// The dispatcher's room (BPF_DISPATCHER_MAX): programs beyond it are called without it.
-pub const ROOM: usize = 48;
+const ROOM: usize = 48;
 
 /// Programs attached to the veths of a namespace of their own, while this lives.
 pub struct Held {

@@ -9,6 +9,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
+use filter_common::{Event, Record};
 use tokio::{
     io::AsyncReadExt,
     io::unix::AsyncFd,
@@ -190,12 +191,7 @@ fn read_events(
 ) {
     let mut batch = Vec::new();
     while let Some(item) = guard.get_inner_mut().next() {
-        if item.len() >= size_of::<filter_common::Event>() {
-            // SAFETY: the program writes whole `Event`s; the length was checked.
-            batch.push(unsafe {
-                std::ptr::read_unaligned(item.as_ptr() as *const filter_common::Event)
-            });
-        }
+        batch.extend(Event::read(&item));
     }
     guard.clear_ready();
     d.record_events(&batch);

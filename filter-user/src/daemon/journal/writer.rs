@@ -16,7 +16,7 @@ use std::{
 };
 
 use aya::maps::{MapData, RingBuf};
-use filter_common::Connection;
+use filter_common::{Connection, Record};
 
 use super::{
     JournalConfig,
@@ -201,11 +201,7 @@ impl Run {
                 self.ring_empty = true;
                 break;
             };
-            if item.len() < size_of::<Connection>() {
-                continue;
-            }
-            // SAFETY: the kernel wrote a `Connection` there; read without alignment.
-            let c = unsafe { (item.as_ptr() as *const Connection).read_unaligned() };
+            let Some(c) = Connection::read(&item) else { continue };
             let t = wall.saturating_sub(mono.saturating_sub(c.ts_ns) / 1_000_000_000);
             let Some(k) = self.sides.key(&c) else {
                 unsided += 1;
