@@ -55,6 +55,10 @@ fn main() -> Result<()> {
     if std::env::args().any(|a| a == "--journal") {
         return journal::run(!std::env::args().any(|a| a == "--per-packet"));
     }
+    // `--floods`: the flood tables alone.
+    if std::env::args().any(|a| a == "--floods") {
+        return flood_tables::run(peers);
+    }
     per_packet(peers)?;
     // `--per-packet`: that section alone (the floods and loads take minutes).
     if !std::env::args().any(|a| a == "--per-packet") {

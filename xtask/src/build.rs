@@ -30,16 +30,25 @@ pub fn release() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// What `cargo xtask bench` was asked to measure.
+pub struct Bench {
+    pub peers: bool,
+    pub per_packet: bool,
+    pub journal: bool,
+    pub floods: bool,
+    pub only: Option<String>,
+}
+
 /// `cargo xtask bench [--peers]`: the benchmark binary of the integration-test crate, in release
 /// mode, running the release `takedown` binary.
-pub fn bench(peers: bool, per_packet: bool, journal: bool, only: Option<String>) -> Result<()> {
+pub fn bench(&Bench { peers, per_packet, journal, floods, ref only }: &Bench) -> Result<()> {
     setup::ensure()?;
     let bin = release()?;
     let mut cmd = Command::new("cargo");
     cmd.current_dir(root())
         .args(["run", "--release", "-p", "integration-tests", "--bin", "takedown-bench", "--"])
         .env("TAKEDOWN_BIN", bin);
-    if !per_packet || journal {
+    if !(per_packet || floods) || journal {
         // The journal's section compares the program with the journal off to a build without
         // its code.
         let baseline = ebpf_build::build(&root(), &["no-journal"]);
@@ -54,8 +63,11 @@ pub fn bench(peers: bool, per_packet: bool, journal: bool, only: Option<String>)
     if journal {
         cmd.arg("--journal");
     }
+    if floods {
+        cmd.arg("--floods");
+    }
     if let Some(only) = only {
-        cmd.args(["--only", &only]);
+        cmd.args(["--only", only]);
     }
     run_ok(&mut cmd)
 }

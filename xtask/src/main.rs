@@ -58,6 +58,9 @@ enum Cmd {
         /// `--per-packet`, its per-packet tables alone).
         #[arg(long)]
         journal: bool,
+        /// Only the flood tables (one listed source, 64k sources, misses next to listed ones).
+        #[arg(long)]
+        floods: bool,
         /// Only the list mixes whose name holds TEXT (e.g. `IPv6`), to try a change quickly.
         #[arg(long, value_name = "TEXT")]
         only: Option<String>,
@@ -74,8 +77,8 @@ fn main() -> ExitCode {
         Cmd::Test { args, .. } => test::run(&args).and_then(|_| kernels::run()),
         Cmd::Fuzz { cases } => test::fuzz(cases),
         Cmd::Package => package::run().map(|_| ()),
-        Cmd::Bench { peers, per_packet, journal, only } => {
-            build::bench(peers, per_packet, journal, only)
+        Cmd::Bench { peers, per_packet, journal, floods, only } => {
+            build::bench(&build::Bench { peers, per_packet, journal, floods, only })
         }
     };
     match result {
