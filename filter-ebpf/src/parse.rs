@@ -153,9 +153,12 @@ fn ipv4<C: Frame>(ctx: &C, l3: usize) -> Addresses {
     // In one load: a fragment after the first has a fragment offset.
     // SAFETY: `at` checked that the 20-byte header lies inside the packet; read unaligned.
     let flags_and_offset = unsafe { (hdr.as_ptr().add(6) as *const u16).read_unaligned() };
+    // The addresses as two 4-byte loads (byte by byte, they took 8 loads and 14 shifts and ors).
+    // SAFETY: as above; bytes 12 to 19 are the source and destination, in order.
+    let [src, dst] = unsafe { (hdr.as_ptr().add(12) as *const [[u8; 4]; 2]).read_unaligned() };
     Addresses::V4(Packet {
-        src: [hdr[12], hdr[13], hdr[14], hdr[15]],
-        dst: [hdr[16], hdr[17], hdr[18], hdr[19]],
+        src,
+        dst,
         proto: hdr[9],
         l4: match u16::from_be(flags_and_offset) & 0x1fff {
             0 => l3 + ihl,
