@@ -1,8 +1,9 @@
 //! The connection journal's cost: per packet with the journal on and off (BPF_PROG_TEST_RUN,
-//! the 1.24M-address list: a UDP datagram of a known flow, a TCP ACK, a hit; and a new TCP
-//! connection, whose records are drained between samples), the writer's rate into disk on one
-//! core and its bytes a connection on a mix like a gateway's, and the time of `exposed` over 14
-//! days of journal (the release binary) against 1.24M addresses + CIDRs.
+//! the 1.24M-address list and IPv6 prefixes: a UDP datagram of a known flow, a TCP ACK, a hit,
+//! over IPv4 and IPv6; and a new TCP connection, whose records are drained between samples),
+//! the writer's rate into disk on one core and its bytes a connection on a mix like a
+//! gateway's, and the time of `exposed` over 14 days of journal (the release binary) against
+//! 1.24M addresses + CIDRs.
 
 use std::{net::IpAddr, os::fd::AsFd, time::Instant};
 
@@ -50,13 +51,14 @@ fn per_packet() -> Result<()> {
     let remote = real::uncovered(&plan, "11.7.3.9".parse()?).expect("an unlisted address");
     let (inside6, remote6): (IpAddr, IpAddr) = ("fd00:77::2".parse()?, "2a0f:7::9".parse()?);
     let remote6 = real::uncovered(&plan, remote6).expect("an unlisted IPv6 address");
-    let listed = big[big.len() / 10].addr();
+    let (listed, listed6) = (big[big.len() / 10].addr(), real::inside(&v6, 7));
     let frames = [
         ("UDP, a known flow (miss)", crate::frame(inside, remote), 2),
         ("TCP ACK (miss)", tcp(inside, remote, false), 2),
         ("hit", crate::frame(inside, listed), 1),
         ("IPv6: UDP, a known flow (miss)", crate::frame(inside6, remote6), 2),
         ("IPv6: TCP ACK (miss)", tcp(inside6, remote6, false), 2),
+        ("IPv6: hit (a prefix)", crate::frame(inside6, listed6), 1),
     ];
     let mut loaded =
         (0..LOADS).map(|_| crate::loaded(&plan, false, true)).collect::<Result<Vec<_>>>()?;
