@@ -168,6 +168,9 @@ fn a_damaged_hour_is_named_and_purge_deletes_the_journal() {
     std::fs::create_dir_all(&journal).unwrap();
     std::fs::write(journal.join("2020-01-01T00.tdj"), b"").unwrap();
     let run = start(&place, &topo, &list, "1");
+    // The directory was there with the umask's mode: the journal makes it private.
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(journal.metadata().unwrap().permissions().mode() & 0o777, 0o700);
     assert_eq!(connect(&topo, 2), 2);
     // SIGKILL once a block is written: what the writer held is lost (its last seconds at
     // most), not what it wrote.
@@ -187,6 +190,8 @@ fn a_damaged_hour_is_named_and_purge_deletes_the_journal() {
     assert!(out.contains(&said) && out.contains("no daemon runs"), "{out}{err}");
     let (_, out, _) = place.cli(&topo.gateway, &["hosts"]);
     assert!(out.contains("; contacted before it was listed: 2 connection(s)"), "{out}");
+    // Found only in the journal: no events, and no empty fields for them.
+    assert!(!out.contains(" []") && !out.contains(" via  on"), "{out}");
     // The newest hour gets a block cut short (a crash in the middle of a write) followed by
     // a copy of its good blocks (written after a restart); an old hour is junk.
     let newest = hours().pop().unwrap();
@@ -206,13 +211,21 @@ fn a_damaged_hour_is_named_and_purge_deletes_the_journal() {
     let name = newest.file_name().unwrap().to_str().unwrap();
     assert!(unreadable.contains(name) && unreadable.contains("cut short"), "{unreadable}");
     assert!(unreadable.contains("2026-01-01T00.tdj"), "{unreadable}");
+    // An hour that cannot be deleted (a directory of its name) stays and is named; the
+    // others still go.
     let kept = hours().len();
-    let (code, out, _) = place.cli(&topo.gateway, &["journal", "purge"]);
-    assert_eq!(code, Some(0));
+    let stuck = journal.join("2026-01-02T00.tdj");
+    std::fs::create_dir(&stuck).unwrap();
+    let (code, out, err) = place.cli(&topo.gateway, &["journal", "purge"]);
+    assert_eq!(code, Some(1), "{out}{err}");
     assert!(out.contains(&format!("deleted {kept} hour(s)")), "{out}");
+    assert!(err.contains("1 hour file(s) could not be deleted: ") && err.contains("T00.tdj"));
+    std::fs::remove_dir(&stuck).unwrap();
+    // Nothing left to read: said, not taken for an all-clear.
     a.truncate(4);
-    let (_, out, _) = place.cli(&topo.gateway, &a);
-    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["exposed"], serde_json::json!([]));
+    let (code, out, err) = place.cli(&topo.gateway, &a);
+    assert_eq!((code, out.as_str()), (Some(1), ""), "{err}");
+    assert!(err.contains("the connection journal in ") && err.contains(" holds no hour"), "{err}");
     drop(listener);
 }
 
@@ -239,6 +252,16 @@ fn on_demand(place: &PinPlace, topo: &Topology, dir: &TempDir, flood_reports: u6
     let other = dir.file("other.txt", &format!("# not loaded\n{}/24\n", Addrs::SERVER_V4));
     let by_file = exposed(place, topo, &["--file", &other]);
     assert_eq!(by_file["exposed"][0]["contacts"][0]["entry"], "198.51.100.0/24");
+    // A bad line is named and the good ones looked for; a file of no address is refused
+    // (not taken for every loaded entry).
+    let mixed = dir.file("mixed.txt", &format!("{}\nbogus line\n", Addrs::SERVER_V4));
+    let (code, out, err) = place.cli(&topo.gateway, &["exposed", "--json", "--file", &mixed]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(err.contains("mixed.txt:2: skipped: "), "{err}");
+    let none = dir.file("none.txt", "# comments only\nexample.com\nnot an address\n");
+    let (code, out, err) = place.cli(&topo.gateway, &["exposed", "--file", &none]);
+    assert_eq!((code, out.as_str()), (Some(1), ""), "{err}");
+    assert!(err.contains("none.txt holds no address (1 line(s) skipped, 1 domain(s))"), "{err}");
     // The CSV to mail: a header, then a line a contact.
     let (code, out, err) =
         place.cli(&topo.gateway, &["exposed", "--csv", "--entry", Addrs::SERVER_V4]);
@@ -269,9 +292,10 @@ fn with_the_journal_off_the_kernel_reports_nothing_and_nothing_is_written() {
     let journal = std::path::Path::new(&place.state_dir()).join("journal");
     assert!(!journal.exists(), "no journal is written");
     assert!(!run.stderr().contains("exposed host"), "{}", run.stderr());
-    let (code, out, _) = place.cli(&topo.gateway, &["exposed", "--entry", Addrs::SERVER_V4]);
-    assert_eq!(code, Some(0));
-    assert!(out.contains("no inside host contacted these addresses"), "{out}");
+    // No journal is no all-clear: `exposed` says there is none.
+    let (code, out, err) = place.cli(&topo.gateway, &["exposed", "--entry", Addrs::SERVER_V4]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("there is no connection journal in "), "{err}");
     drop(listener);
     run.stop().unwrap();
 }

@@ -70,13 +70,15 @@ pub fn exposed(args: ExposedArgs) -> Result<()> {
     let state = args.places.state();
     let dir = dir_of(&state);
     super::places::root_only("takedown exposed", &dir, &dir, "")?;
+    let store = Store::new(dir);
+    let since = args.since.map_or(0, |p| now().saturating_sub(p));
+    readable(&store, since)?;
     let wanted = wanted(&args)?;
     if wanted.is_empty() {
         bail!("no address to look for: the list, entries or files hold none");
     }
-    let since = args.since.map_or(0, |p| now().saturating_sub(p));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (found, problems) = exposure::find_each(&Store::new(dir), since, &wanted, cores);
+    let (found, problems) = exposure::find_each(&store, since, &wanted, cores);
     problems.iter().for_each(|p| log::warn!("connection journal: {p}"));
     // Many contacts can be asked for: each host's lines are made apart (by the threads that
     // read its share), then written in order through one buffer.
@@ -94,6 +96,13 @@ pub fn exposed(args: ExposedArgs) -> Result<()> {
             found.each(lines, |l| out.write_all(&l))
         })
     };
+    let written =
+        written.and_then(|()| match (problems.len(), args.format.json || args.format.csv) {
+            (0, _) | (_, true) => Ok(()),
+            (n, false) => {
+                writeln!(out, "({n} hour file(s) could not be read in full: see the warnings)")
+            }
+        });
     // A closed pipe (`| head`) ends the output; a full disk is an error.
     match written.and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
@@ -124,6 +133,17 @@ fn wanted(args: &ExposedArgs) -> Result<Wanted> {
     let mut wanted = Wanted::new(args.entries.iter().copied());
     for f in &args.files {
         let parsed = lists::parse_file(f, &ListOptions::default())?;
+        let notes = parsed.skipped.iter().map(|n| ("skipped", n));
+        for (what, n) in notes.chain(parsed.warnings.iter().map(|n| ("note", n))).take(10) {
+            log::warn!("{}:{}: {what}: {}", f.display(), n.line, n.reason);
+        }
+        if parsed.entries.is_empty() {
+            let (skipped, domains) = (parsed.skipped.len(), parsed.domains.len());
+            bail!(
+                "{} holds no address ({skipped} line(s) skipped, {domains} domain(s))",
+                f.display()
+            );
+        }
         wanted.merge(Wanted::new(parsed.entries.iter().map(|e| e.net)));
     }
     if args.list.is_some() || wanted.is_empty() {
@@ -210,7 +230,49 @@ pub fn journal(args: JournalArgs) -> Result<()> {
     let JournalCommand::Purge { before, places } = args.command;
     let store = Store::new(dir_of(&places.state()));
     super::places::root_only("takedown journal purge", store.dir(), store.dir(), "")?;
-    let n = store.purge(before.map(|p| now().saturating_sub(p)))?;
+    if !store.dir().is_dir() {
+        bail!(no_journal(&store));
+    }
+    let (n, failed) = store.purge(before.map(|p| now().saturating_sub(p)));
     say!("deleted {n} hour(s) of the connection journal in {}", store.dir().display());
+    if !failed.is_empty() {
+        bail!("{} hour file(s) could not be deleted: {}", failed.len(), failed.join("; "));
+    }
     Ok(())
+}
+
+/// An error when the journal cannot answer: there is none, it holds no hour, or none of its
+/// hours since `since` can be opened (an answer from it would be no answer, not an
+/// all-clear).
+fn readable(store: &Store, since: u64) -> Result<()> {
+    if store.files().is_empty() {
+        bail!(no_journal(store));
+    }
+    let files = store.files_since(since);
+    let shut: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            std::fs::File::open(&f.path).err().map(|e| format!("{}: {e}", f.path.display()))
+        })
+        .collect();
+    if !files.is_empty() && shut.len() == files.len() {
+        let dir = store.dir().display();
+        bail!(
+            "none of the {} hour file(s) of the connection journal in {dir} can be opened ({})",
+            shut.len(),
+            shut[0]
+        );
+    }
+    Ok(())
+}
+
+/// Why a journal `store` holds nothing to read: no directory, or no hour yet.
+fn no_journal(store: &Store) -> String {
+    let dir = store.dir().display();
+    match store.dir().is_dir() {
+        true => format!("the connection journal in {dir} holds no hour yet"),
+        false => format!(
+            "there is no connection journal in {dir} (`takedown run` keeps one with --journal DAYS or a [journal] table; --state-dir names another state directory)"
+        ),
+    }
 }

@@ -63,7 +63,8 @@ pub fn parse_period(s: &str) -> Result<u64, String> {
         "d" => 86_400,
         _ => return Err(format!("not a period: {s:?} (e.g. 30m, 1h, 2d)")),
     };
-    Ok(n * mult)
+    // (A period past u64's seconds would wrap to a short one: `purge` would delete recent hours.)
+    n.checked_mul(mult).ok_or_else(|| format!("not a period: {s:?} is too long"))
 }
 
 fn set(items: &std::collections::BTreeSet<String>, sep: &str) -> String {
@@ -89,25 +90,7 @@ pub fn hosts(args: HostsArgs) -> Result<()> {
         say!("no inside host has contacted takedown infrastructure{when}");
     }
     for h in &infected {
-        let ago = now().saturating_sub(h.last_seen);
-        let before = h.before_listed.as_ref().map_or(String::new(), |b| {
-            format!(
-                "; contacted before it was listed: {} connection(s), first {}, last {}",
-                b.connections,
-                utc(b.first),
-                utc(b.last)
-            )
-        });
-        say!(
-            "{}  last seen {ago}s ago, {} events ({} dropped): {} [{}] via {} on {}{before}",
-            h.address,
-            h.events,
-            h.dropped,
-            set(&h.contacted, ", "),
-            set(&h.lists, ", "),
-            set(&h.services, " "),
-            set(&h.interfaces, ", ")
-        );
+        say!("{}", host_line(h));
     }
     if !reached.is_empty() {
         let who: Vec<&str> = reached.iter().map(|h| h.address.as_str()).collect();
@@ -117,6 +100,32 @@ pub fn hosts(args: HostsArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// An infected host's line: its counts, then what is known of it (a host found only in the
+/// connection journal has no events: no empty brackets for them).
+fn host_line(h: &Host) -> String {
+    let ago = now().saturating_sub(h.last_seen);
+    let mut line =
+        format!("{}  last seen {ago}s ago, {} events ({} dropped)", h.address, h.events, h.dropped);
+    let fields = [
+        (": ", set(&h.contacted, ", "), ""),
+        (" [", set(&h.lists, ", "), "]"),
+        (" via ", set(&h.services, " "), ""),
+        (" on ", set(&h.interfaces, ", "), ""),
+    ];
+    for (lead, text, end) in fields.iter().filter(|(_, text, _)| !text.is_empty()) {
+        line += &format!("{lead}{text}{end}");
+    }
+    if let Some(b) = &h.before_listed {
+        line += &format!(
+            "; contacted before it was listed: {} connection(s), first {}, last {}",
+            b.connections,
+            utc(b.first),
+            utc(b.last)
+        );
+    }
+    line
 }
 
 fn hosts_csv<'a>(hosts: impl Iterator<Item = &'a Host>) {
@@ -184,4 +193,18 @@ pub fn top(args: TopArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_period;
+
+    #[test]
+    fn a_period_too_long_is_refused_not_wrapped() {
+        assert_eq!(parse_period("2d"), Ok(172_800));
+        // 94368760191893771 days wraps to 128 seconds in u64 arithmetic.
+        assert!(parse_period("94368760191893771d").unwrap_err().contains("too long"));
+        assert!(parse_period("213503982334602d").is_err());
+        assert_eq!(parse_period("213503982334601d"), Ok(213_503_982_334_601 * 86_400));
+    }
 }

@@ -97,6 +97,7 @@ impl Daemon {
             "the connection journal needs a state directory (it is kept there), which this run has not",
         )?;
         let store = Store::new(dir_of(state));
+        store.make_private()?;
         let sides = match &self.journal {
             Some(j) => j.sides.clone(),
             None => Sides {

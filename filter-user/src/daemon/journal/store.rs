@@ -5,7 +5,7 @@
 use std::{
     fs,
     io::Write as _,
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     sync::{Mutex, OnceLock, mpsc},
 };
@@ -50,6 +50,18 @@ impl Store {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Makes the directory, mode 0700, or makes it so if it was not (it holds who talked to
+    /// whom: for root alone).
+    pub fn make_private(&self) -> Result<()> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} private (mode 0700)", self.dir.display()))
     }
 
     /// Appends `block` to the file of the hour holding `at` (made, mode 0600, if new).
@@ -148,14 +160,14 @@ impl Store {
     }
 
     /// Deletes the hours older than `days` before `now`, then the oldest until the journal
-    /// holds at most `max_bytes` (the current hour is kept).
-    pub fn clean(&self, now: u64, days: u64, max_bytes: u64) -> Result<Removed> {
+    /// holds at most `max_bytes` (the current hour is kept). A file that cannot be deleted is
+    /// logged and passed over: the others still go.
+    pub fn clean(&self, now: u64, days: u64, max_bytes: u64) -> Removed {
         let mut removed = Removed::default();
         let mut files = self.files();
         let keep_from = now.saturating_sub(days * 24 * HOUR);
         for f in files.iter().filter(|f| f.hour + HOUR <= keep_from) {
-            remove(&f.path)?;
-            removed.by_age += 1;
+            removed.by_age += usize::from(remove_logged(&f.path));
         }
         files.retain(|f| f.hour + HOUR > keep_from);
         let mut total: u64 = files.iter().map(|f| f.bytes).sum();
@@ -163,28 +175,35 @@ impl Store {
             if total <= max_bytes {
                 break;
             }
-            remove(&f.path)?;
-            total -= f.bytes;
-            removed.by_size += 1;
+            if remove_logged(&f.path) {
+                total -= f.bytes;
+                removed.by_size += 1;
+            }
         }
         removed.full = total > max_bytes;
-        Ok(removed)
+        removed
     }
 
-    /// Deletes every hour that ends before `before` (all of them: None); returns how many.
-    pub fn purge(&self, before: Option<u64>) -> Result<usize> {
+    /// Deletes every hour that ends before `before` (all of them: None): how many went, and
+    /// why each that could not be deleted stayed (the others still go).
+    pub fn purge(&self, before: Option<u64>) -> (usize, Vec<String>) {
         let old = self.files().into_iter().filter(|f| before.is_none_or(|b| f.hour + HOUR <= b));
-        let mut n = 0;
+        let (mut n, mut failed) = (0, Vec::new());
         for f in old {
-            remove(&f.path)?;
-            n += 1;
+            match fs::remove_file(&f.path) {
+                Ok(()) => n += 1,
+                Err(e) => failed.push(format!("{}: {e}", f.path.display())),
+            }
         }
-        Ok(n)
+        (n, failed)
     }
 }
 
-fn remove(path: &Path) -> Result<()> {
-    fs::remove_file(path).with_context(|| format!("cannot delete {}", path.display()))
+/// Deletes `path`; true if it went (else the reason is logged).
+fn remove_logged(path: &Path) -> bool {
+    fs::remove_file(path)
+        .map_err(|e| log::warn!("connection journal: cannot delete {}: {e}", path.display()))
+        .is_ok()
 }
 
 /// The file name of the hour starting at `hour`.
@@ -215,17 +234,17 @@ mod tests {
         for h in 0..30 * 24 {
             store.append(now - h * HOUR, &[0u8; 100]).unwrap();
         }
-        let removed = store.clean(now, 14, 100 * 24 * 10).unwrap();
+        let removed = store.clean(now, 14, 100 * 24 * 10);
         // The current hour and 14 days before it stay; then the oldest go, down to 10 days.
         let by_size = 14 * 24 + 1 - 240;
         assert_eq!(removed, Removed { by_age: 30 * 24 - 14 * 24 - 1, by_size, full: false });
         assert_eq!(store.files().len(), 24 * 10);
         assert_eq!(store.files().last().unwrap().hour, now);
-        assert_eq!(store.purge(Some(now - 3600)).unwrap(), 24 * 10 - 2);
+        assert_eq!(store.purge(Some(now - 3600)), (24 * 10 - 2, vec![]));
         // The current hour alone over max_bytes: it stays, and says so.
-        assert!(store.clean(now, 14, 99).unwrap().full);
+        assert!(store.clean(now, 14, 99).full);
         assert_eq!(store.files().len(), 1);
-        assert_eq!(store.purge(None).unwrap(), 1);
+        assert_eq!(store.purge(None), (1, vec![]));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

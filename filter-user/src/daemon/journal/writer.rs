@@ -253,29 +253,24 @@ impl Run {
 
     fn clean(&mut self) {
         self.recent.expire(now());
-        let done = self.store.clean(now(), self.cfg.days, self.cfg.max_bytes);
+        let r = self.store.clean(now(), self.cfg.days, self.cfg.max_bytes);
         let mut s = self.shared.stats.lock().expect("journal stats");
-        match done {
-            Ok(r) => {
-                if r.by_size > 0 {
-                    log::warn!(
-                        "the connection journal reached max_bytes ({} bytes): deleted its {} oldest hours",
-                        self.cfg.max_bytes,
-                        r.by_size
-                    );
-                }
-                if r.full && !self.full {
-                    log::error!(
-                        "the connection journal's current hour alone reached max_bytes ({} \
-                         bytes): nothing more is written until the next hour",
-                        self.cfg.max_bytes
-                    );
-                }
-                self.full = r.full;
-                s.removed.by_age += r.by_age;
-                s.removed.by_size += r.by_size;
-            }
-            Err(e) => s.error = Some(format!("{e:#}")),
+        if r.by_size > 0 {
+            log::warn!(
+                "the connection journal reached max_bytes ({} bytes): deleted its {} oldest hours",
+                self.cfg.max_bytes,
+                r.by_size
+            );
         }
+        if r.full && !self.full {
+            log::error!(
+                "the connection journal's current hour alone reached max_bytes ({} \
+                 bytes): nothing more is written until the next hour",
+                self.cfg.max_bytes
+            );
+        }
+        self.full = r.full;
+        s.removed.by_age += r.by_age;
+        s.removed.by_size += r.by_size;
     }
 }
