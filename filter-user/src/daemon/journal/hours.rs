@@ -39,13 +39,28 @@ impl Hours {
     pub fn take(&self, i: usize, path: &Path) -> Bytes {
         let slot = &self.slots[i];
         let mut held = slot.bytes.lock().unwrap_or_else(|e| e.into_inner());
-        let bytes =
-            held.get_or_insert_with(|| Arc::new(fs::read(path).map_err(|e| e.to_string()))).clone();
+        let bytes = held
+            .get_or_insert_with(|| Arc::new(read_hour(path).map_err(|e| e.to_string())))
+            .clone();
         if slot.left.fetch_sub(1, Ordering::AcqRel) == 1 {
             *held = None;
         }
         bytes
     }
+}
+
+/// An hour file's bytes; anything else of its name (a FIFO would block the reader for ever, a
+/// link could lead outside the journal) is refused.
+fn read_hour(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::{io::Read as _, os::unix::fs::OpenOptionsExt as _};
+    let flags = libc::O_NONBLOCK | libc::O_NOFOLLOW;
+    let mut f = fs::OpenOptions::new().read(true).custom_flags(flags).open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -64,5 +79,17 @@ mod tests {
         let last = hours.take(0, &path);
         assert_eq!(last.as_deref(), Ok(&b"rows"[..]));
         assert!(hours.slots[0].bytes.lock().unwrap().is_none(), "let go after the last reader");
+    }
+
+    #[test]
+    fn a_fifo_or_a_directory_of_an_hours_name_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let hours = Hours::new(2, 1);
+        assert_eq!(hours.take(0, &fifo).as_deref(), Err(&"not a regular file".to_string()));
+        assert!(hours.take(1, dir.path()).is_err(), "a directory");
     }
 }
