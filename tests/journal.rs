@@ -250,6 +250,11 @@ fn on_demand(place: &PinPlace, topo: &Topology, dir: &TempDir, flood_reports: u6
     // The whole loaded list (every entry) finds the same host; a file that is not loaded too.
     assert_eq!(exposed(place, topo, &[])["exposed"].as_array().unwrap().len(), 1);
     let other = dir.file("other.txt", &format!("# not loaded\n{}/24\n", Addrs::SERVER_V4));
+    // An entry with host bits set is looked for as its network, and said so.
+    let wide = format!("{}/24", Addrs::SERVER_V4);
+    let (code, out, err) = place.cli(&topo.gateway, &["exposed", "--json", "--entry", &wide]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(err.contains("has host bits set: looking for 198.51.100.0/24"), "{err}");
     let by_file = exposed(place, topo, &["--file", &other]);
     assert_eq!(by_file["exposed"][0]["contacts"][0]["entry"], "198.51.100.0/24");
     // A bad line is named and the good ones looked for; a file of no address is refused

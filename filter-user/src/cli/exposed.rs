@@ -130,6 +130,9 @@ fn json(out: &mut impl Write, found: Findings, problems: &[String]) -> std::io::
 /// The networks asked for: `--entry`, `--file`, `--list`, or every loaded entry (each file's
 /// taken in as it is read: no list of them all).
 fn wanted(args: &ExposedArgs) -> Result<Wanted> {
+    for e in args.entries.iter().filter(|e| e.trunc() != **e) {
+        log::warn!("{e} has host bits set: looking for {}", e.trunc());
+    }
     let mut wanted = Wanted::new(args.entries.iter().copied());
     for f in &args.files {
         let parsed = lists::parse_file(f, &ListOptions::default())?;
