@@ -127,6 +127,9 @@ fn json(out: &mut impl Write, found: Findings, problems: &[String]) -> std::io::
     writeln!(out, "\n}}")
 }
 
+/// A `--file`'s skipped lines and notes shown (`check` shows them all).
+const SHOWN_NOTES: usize = 10;
+
 /// The networks asked for: `--entry`, `--file`, `--list`, or every loaded entry (each file's
 /// taken in as it is read: no list of them all).
 fn wanted(args: &ExposedArgs) -> Result<Wanted> {
@@ -137,8 +140,16 @@ fn wanted(args: &ExposedArgs) -> Result<Wanted> {
     for f in &args.files {
         let parsed = lists::parse_file(f, &ListOptions::default())?;
         let notes = parsed.skipped.iter().map(|n| ("skipped", n));
-        for (what, n) in notes.chain(parsed.warnings.iter().map(|n| ("note", n))).take(10) {
+        let notes: Vec<_> = notes.chain(parsed.warnings.iter().map(|n| ("note", n))).collect();
+        for (what, n) in notes.iter().take(SHOWN_NOTES) {
             log::warn!("{}:{}: {what}: {}", f.display(), n.line, n.reason);
+        }
+        if notes.len() > SHOWN_NOTES {
+            log::warn!(
+                "{}: ... and {} more (`takedown check` shows all)",
+                f.display(),
+                notes.len() - SHOWN_NOTES
+            );
         }
         if parsed.entries.is_empty() {
             let (skipped, domains) = (parsed.skipped.len(), parsed.domains.len());

@@ -55,22 +55,14 @@ impl Store {
     /// Makes the directory, mode 0700, or makes it so if it was not (it holds who talked to
     /// whom: for root alone).
     pub fn make_private(&self) -> Result<()> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        self.create_dir()?;
         fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
             .with_context(|| format!("cannot make {} private (mode 0700)", self.dir.display()))
     }
 
     /// Appends `block` to the file of the hour holding `at` (made, mode 0600, if new).
     pub fn append(&self, at: u64, block: &[u8]) -> Result<()> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        self.create_dir()?;
         let path = self.dir.join(name(at - at % HOUR));
         let mut f = fs::OpenOptions::new()
             .create(true)
@@ -82,6 +74,15 @@ impl Store {
         f.write_all(block)
             .and_then(|()| f.sync_data())
             .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Makes the directory (mode 0700) if it is not there.
+    fn create_dir(&self) -> Result<()> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))
     }
 
     /// The hour files, oldest first.
@@ -190,20 +191,23 @@ impl Store {
         let old = self.files().into_iter().filter(|f| before.is_none_or(|b| f.hour + HOUR <= b));
         let (mut n, mut failed) = (0, Vec::new());
         for f in old {
-            match fs::remove_file(&f.path) {
+            match remove(&f.path) {
                 Ok(()) => n += 1,
-                Err(e) => failed.push(format!("{}: {e}", f.path.display())),
+                Err(why) => failed.push(why),
             }
         }
         (n, failed)
     }
 }
 
-/// Deletes `path`; true if it went (else the reason is logged).
+/// Deletes `path`, or says why it could not (naming it).
+fn remove(path: &Path) -> Result<(), String> {
+    fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Deletes `path`; true if it went (else why is logged).
 fn remove_logged(path: &Path) -> bool {
-    fs::remove_file(path)
-        .map_err(|e| log::warn!("connection journal: cannot delete {}: {e}", path.display()))
-        .is_ok()
+    remove(path).map_err(|why| log::warn!("connection journal: cannot delete {why}")).is_ok()
 }
 
 /// The file name of the hour starting at `hour`.
